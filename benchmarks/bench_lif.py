@@ -1,0 +1,394 @@
+"""Forward+backward time of a 700-256-256-20 LIF network (B=32, T=100, surrogate BPTT with ATan), per backend.
+
+Variants (each timed in its own subprocess, then measured for memory in another one):
+
+- ``floor``: the same network's matmuls and spike function (ATan surrogate) with no recurrence: the cost no
+  LIF implementation can go below;
+- ``ns_fused``: neurosynth ``LIF(backend="fused")`` with the C++ kernel (built on first use, cached);
+- ``ns_fused_torch``: the fused backend with its pure-torch loops (``NEUROSYNTH_NO_CEXT=1``);
+- ``ns_python``: neurosynth ``LIF(backend="python")``: a loop over the pure step function, autograd;
+- ``snntorch``: snnTorch ``Leaky``, stepped over time tutorial-style (Linear inside the time loop);
+- ``snntorch_hoisted``: snnTorch ``Leaky`` with each Linear hoisted out of the loop (one GEMM per layer);
+- ``spikingjelly``: SpikingJelly 2.0 ``LIFNode(step_mode="m")`` (its default CPU op), one GEMM per layer.
+
+All variants use the same weights, input (Bernoulli(0.05) spikes) and labels; loss is cross-entropy of the
+output spike counts. LIF: beta 0.9, threshold 1, reset by subtraction, detached reset, ATan(alpha=2).
+Timing: ``--warmup`` iterations, then ``--rounds`` x ``--iters`` timed iterations; we report the median of
+all timed iterations (and the spread of the round medians). Memory: MB saved for backward (unique storages,
+through ``saved_tensors_hooks``) and the peak RSS growth during one iteration, sampled every 0.2 ms in a
+process where glibc returns freed memory to the OS.
+
+Usage::
+
+    python benchmarks/bench_lif.py                      # full run, prints a table
+    python benchmarks/bench_lif.py --quick --json out.json
+    python benchmarks/bench_lif.py --threads 2 --variants floor,ns_fused,snntorch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "floor": "GEMMs + spike fn, no recurrence (floor)",
+    "ns_fused": "neurosynth fused, C++ kernel",
+    "ns_fused_torch": "neurosynth fused, pure-torch loop",
+    "ns_python": "neurosynth python backend (autograd)",
+    "snntorch": "snnTorch Leaky, step loop (tutorial)",
+    "snntorch_hoisted": "snnTorch Leaky, Linear hoisted",
+    "spikingjelly": "SpikingJelly LIFNode 'm' (CPU op)",
+}
+SIZES = (700, 256, 256, 20)
+
+
+# ------------------------------------------------------------------------------------------ worker side
+def _build(variant: str, batch: int, steps: int):
+    """Return ``(step_fn, params, info)``: ``step_fn()`` runs one forward+backward and returns the loss."""
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(steps, batch, SIZES[0], generator=g) < 0.05).float()
+    labels = torch.randint(0, SIZES[-1], (batch,), generator=g)
+    torch.manual_seed(0)  # same Linear initialisation in every variant
+    fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(SIZES[:-1], SIZES[1:]))
+    with torch.no_grad():
+        for fc in fcs:
+            fc.weight.mul_(4.0)  # enough drive for a few % firing in every layer
+    params = list(fcs.parameters())
+    T, B = steps, batch
+    info = {}
+
+    def gemm(fc, inp):
+        return fc(inp.reshape(T * B, -1)).reshape(T, B, -1)
+
+    def loss_of(out):
+        return nn.functional.cross_entropy(out.sum(0), labels)
+
+    if variant == "floor":
+        from neurosynth.surrogate import ATan
+
+        spike = ATan(alpha=2.0)
+
+        def forward():
+            h = x
+            for fc in fcs:
+                h = spike(gemm(fc, h) - 1.0)
+            return h
+
+    elif variant in ("ns_fused", "ns_fused_torch", "ns_python"):
+        from neurosynth import _cext
+        from neurosynth.neurons import LIF
+
+        backend = "python" if variant == "ns_python" else "fused"
+        lifs = [LIF(beta=0.9, threshold=1.0, reset="subtract", surrogate={"name": "atan", "alpha": 2.0},
+                    backend=backend) for _ in fcs]
+        if variant == "ns_fused":
+            st = _cext.status()
+            if not st["available"]:
+                raise RuntimeError(f"C++ kernel unavailable: {st['reason']}")
+        info["cext"] = _cext.available(x)
+
+        def forward():
+            h = x
+            for fc, lif in zip(fcs, lifs):
+                h = lif(gemm(fc, h))
+            return h
+
+    elif variant in ("snntorch", "snntorch_hoisted"):
+        import snntorch
+        from snntorch import surrogate
+
+        lifs = [snntorch.Leaky(beta=0.9, threshold=1.0, spike_grad=surrogate.atan(alpha=2.0),
+                               reset_mechanism="subtract") for _ in fcs]
+        if variant == "snntorch":
+            def forward():
+                mems = [lif.init_leaky() for lif in lifs]
+                out = []
+                for t in range(T):
+                    h = x[t]
+                    for i, (fc, lif) in enumerate(zip(fcs, lifs)):
+                        h, mems[i] = lif(fc(h), mems[i])
+                    out.append(h)
+                return torch.stack(out)
+        else:
+            def forward():
+                h = x
+                for fc, lif in zip(fcs, lifs):
+                    cur = gemm(fc, h)
+                    mem = lif.init_leaky()
+                    spk = []
+                    for t in range(T):
+                        s, mem = lif(cur[t], mem)
+                        spk.append(s)
+                    h = torch.stack(spk)
+                return h
+
+    elif variant == "spikingjelly":
+        from spikingjelly.activation_based import functional, neuron, surrogate
+
+        lifs = nn.ModuleList(
+            neuron.LIFNode(tau=10.0, decay_input=False, v_threshold=1.0, v_reset=None,
+                           surrogate_function=surrogate.ATan(alpha=2.0), detach_reset=True, step_mode="m")
+            for _ in fcs)
+
+        def forward():
+            functional.reset_net(lifs)
+            h = x
+            for fc, lif in zip(fcs, lifs):
+                h = lif(gemm(fc, h))
+            return h
+
+    else:
+        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
+
+    def step():
+        for p in params:
+            p.grad = None
+        out = forward()
+        loss = loss_of(out)
+        loss.backward()
+        return loss, out
+
+    return step, info
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _worker(args) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    step, info = _build(args.worker, args.batch, args.steps)
+    res = {"variant": args.worker, **info}
+    t0 = time.perf_counter()
+    loss, out = step()
+    res["first_iter_ms"] = (time.perf_counter() - t0) * 1e3
+    res["loss"] = float(loss)
+    res["output_rate"] = float(out.detach().mean())
+    if args.measure == "memory":
+        for _ in range(2):
+            step()
+        saved = {}
+
+        def pack(t):
+            try:
+                st = t.untyped_storage()
+                saved[st.data_ptr()] = st.nbytes()
+            except Exception:  # noqa: BLE001 - non-storage tensors do not count
+                pass
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            step()
+        res["saved_mb"] = sum(saved.values()) / 2**20
+        peak, stop = [0], threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss_bytes())
+                time.sleep(0.0002)
+
+        base = _rss_bytes()
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        step()
+        stop.set()
+        th.join()
+        res["peak_rss_mb"] = max(0, peak[0] - base) / 2**20
+        return res
+    for _ in range(args.warmup - 1):
+        step()
+    rounds = []
+    for _ in range(args.rounds):
+        times = []
+        for _ in range(args.iters):
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1e3)
+        rounds.append(times)
+    flat = [t for r in rounds for t in r]
+    res["median_ms"] = statistics.median(flat)
+    res["round_medians_ms"] = [statistics.median(r) for r in rounds]
+    res["min_ms"] = min(flat)
+    return res
+
+
+# ------------------------------------------------------------------------------------------ parent side
+def _run_worker(variant: str, args, measure: str) -> dict:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(args.threads)
+    env.setdefault("PYTHONPATH", str(ROOT))
+    if variant == "ns_fused_torch":
+        env["NEUROSYNTH_NO_CEXT"] = "1"
+    else:
+        env.pop("NEUROSYNTH_NO_CEXT", None)
+    if measure == "memory":  # glibc hands freed blocks back, so RSS follows live memory
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        env["MALLOC_TRIM_THRESHOLD_"] = "0"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--measure", measure,
+           "--threads", str(args.threads), "--batch", str(args.batch), "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--iters", str(args.iters)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(ROOT))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"variant": variant, "error": " | ".join(tail) or f"exit code {proc.returncode}"}
+    return json.loads(lines[-1])
+
+
+def _machine() -> dict:
+    import torch
+
+    model = platform.processor() or ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for ln in out.splitlines():
+            if ln.startswith("Model name:"):
+                model = ln.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    versions = {"torch": torch.__version__, "python": platform.python_version()}
+    for mod in ("snntorch", "spikingjelly"):
+        try:
+            from importlib.metadata import version
+
+            versions[mod] = version(mod)
+        except Exception:  # noqa: BLE001
+            versions[mod] = None
+    return {"cpu": model, "cores": os.cpu_count(), "loadavg_start": load, "versions": versions,
+            "platform": platform.platform()}
+
+
+def _ratios(results: dict) -> dict:
+    def med(v):
+        r = results.get(v, {})
+        return r.get("median_ms")
+
+    out = {}
+    floor, fused = med("floor"), med("ns_fused")
+    for v in results:
+        m = med(v)
+        if m is not None and floor:
+            out[f"{v}/floor"] = m / floor
+    if fused:
+        for ref in ("snntorch", "snntorch_hoisted", "spikingjelly", "ns_python", "ns_fused_torch"):
+            if med(ref):
+                out[f"{ref}/ns_fused"] = med(ref) / fused
+    return out
+
+
+def _goals(ratios: dict) -> dict:
+    goals = {}
+    if "ns_fused/floor" in ratios:
+        goals["fused within 1.25x of floor"] = ratios["ns_fused/floor"] <= 1.25
+    if "snntorch/ns_fused" in ratios:
+        goals[">= 4x faster than snnTorch"] = ratios["snntorch/ns_fused"] >= 4.0
+    if "spikingjelly/ns_fused" in ratios:
+        goals[">= 2x faster than SpikingJelly"] = ratios["spikingjelly/ns_fused"] >= 2.0
+    return goals
+
+
+def _table(results: dict) -> str:
+    floor = results.get("floor", {}).get("median_ms")
+    fused = results.get("ns_fused", {}).get("median_ms")
+    rows = ["| variant | median ms | round medians ms | x floor | x ns_fused | 1st iter ms | saved MB "
+            "| peak RSS delta MB | loss |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for v, r in results.items():
+        if "error" in r:
+            rows.append(f"| {VARIANTS.get(v, v)} | error: {r['error']} | | | | | | | |")
+            continue
+        m = r["median_ms"]
+        rm = "/".join(f"{x:.1f}" for x in r["round_medians_ms"])
+        rows.append(
+            f"| {VARIANTS.get(v, v)} | {m:.1f} | {rm} | {m / floor:.2f} | {m / fused:.2f} | "
+            f"{r['first_iter_ms']:.0f} | {r.get('saved_mb', float('nan')):.1f} | "
+            f"{r.get('peak_rss_mb', float('nan')):.1f} | {r['loss']:.4f} |"
+            if floor and fused else
+            f"| {VARIANTS.get(v, v)} | {m:.1f} | {rm} | | | {r['first_iter_ms']:.0f} | | | {r['loss']:.4f} |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", type=Path, help="write results, ratios and the machine to this JSON file")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--measure", default="time", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(args)))
+        return 0
+    if args.quick:
+        args.warmup, args.rounds, args.iters = 2, 2, 3
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    if "ns_fused" in variants:  # build the C++ kernel once, outside the timed workers
+        subprocess.run([sys.executable, "-c", "from neurosynth import _cext; print(_cext.status())"],
+                       cwd=str(ROOT), env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))},
+                       check=False, capture_output=True)
+    machine = _machine()
+    results = {}
+    for v in variants:
+        print(f"[bench_lif] {v} ...", file=sys.stderr, flush=True)
+        r = _run_worker(v, args, "time")
+        if "error" not in r and not args.no_memory:
+            mem = _run_worker(v, args, "memory")
+            r["saved_mb"], r["peak_rss_mb"] = mem.get("saved_mb"), mem.get("peak_rss_mb")
+        results[v] = r
+    ratios = _ratios(results)
+    goals = _goals(ratios)
+    try:
+        machine["loadavg_end"] = os.getloadavg()
+    except OSError:
+        pass
+    config = {"sizes": SIZES, "batch": args.batch, "steps": args.steps, "threads": args.threads,
+              "warmup": args.warmup, "rounds": args.rounds, "iters": args.iters,
+              "command": " ".join([Path(sys.executable).name, *sys.argv])}
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['versions']['torch']}, "
+          f"threads {args.threads}, load {machine['loadavg_start']} -> {machine.get('loadavg_end')}")
+    print(_table(results))
+    for k, v in ratios.items():
+        print(f"  {k}: {v:.2f}")
+    for k, ok in goals.items():
+        print(f"  goal {k}: {'met' if ok else 'NOT met'}")
+    if args.json:
+        sys.path.insert(0, str(ROOT))
+        from neurosynth.io import write_json
+
+        write_json(args.json, {"machine": machine, "config": config, "results": results, "ratios": ratios,
+                               "goals": goals})
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

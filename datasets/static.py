@@ -1,0 +1,148 @@
+"""Static-image datasets, optionally spike-encoded over ``T`` steps: CIFAR-10/100 (torchvision) and the
+scikit-learn ``digits`` set (8x8, 1,797 images, bundled with scikit-learn: no download).
+
+Without ``T`` a sample is the image in ``[0, 1]`` (``[C, H, W]``, or ``[64]`` for flattened digits). With
+``T`` it is ``[T, ...]``: ``encoding="direct"`` repeats the image every step, and any encoder registered
+in ``neurosynth.encoding.ENCODERS`` (``rate``, ``latency``) spike-encodes it. The random encoders draw
+from a ``torch.Generator`` seeded with ``(seed, index)``, so ``ds[i]`` is the same on every call and in
+every worker process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import CorruptFileError, DatasetNotFoundError
+
+CIFAR_URLS = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+}
+
+
+def encode_static(x: torch.Tensor, T: int | None, encoding: str, generator: torch.Generator | None,
+                  **kw) -> torch.Tensor:
+    """``x`` in [0, 1] -> ``[T, *x.shape]`` (or ``x`` itself when ``T`` is None)."""
+    if T is None:
+        return x
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive number of time steps, got {T!r}")
+    if encoding == "direct":
+        return x.unsqueeze(0).expand(T, *x.shape).clone()
+    from neurosynth.encoding import encode
+
+    return encode(encoding, x, T, generator=generator, **kw).to(torch.float32)
+
+
+class EncodedImages(torch.utils.data.Dataset):
+    """Images ``[N, ...]`` in [0, 1] with labels, spike-encoded on access."""
+
+    def __init__(self, name: str, split: str, images: torch.Tensor, labels: torch.Tensor, classes: list[str],
+                 T: int | None = None, encoding: str = "rate", seed: int = 0, encoder_kwargs: dict | None = None):
+        if encoding != "direct":
+            from neurosynth.encoding import ENCODERS
+
+            ENCODERS.get(encoding)  # unknown -> ValueError listing the encoders
+        self.name, self.split, self.images, self.targets = name, split, images, labels
+        self.classes, self.T, self.encoding, self.seed = list(classes), T, encoding, int(seed)
+        self.encoder_kwargs = dict(encoder_kwargs or {})
+        self.step_shape = tuple(images.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        index = int(index)
+        x = self.images[index]
+        g = None
+        if self.T is not None and self.encoding != "direct":
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        return encode_static(x, self.T, self.encoding, g, **self.encoder_kwargs), int(self.targets[index])
+
+    def labels(self) -> list[int]:
+        return [int(v) for v in self.targets]
+
+
+def load_digits(root=None, split: str = "train", *, T: int | None = 20, encoding: str = "rate", seed: int = 0,
+                flatten: bool = True, download: bool = False, cache=None, **encoder_kwargs) -> EncodedImages:
+    """scikit-learn ``load_digits`` (offline). Deterministic split: every 5th image (index % 5 == 0) is test
+    (360 images), the rest train (1,437). Pixels are scaled from 0..16 to [0, 1]."""
+    from sklearn.datasets import load_digits as sk_load
+
+    if split not in ("train", "test"):
+        raise ValueError(f"dataset 'digits' has splits ['train', 'test'], not '{split}'")
+    d = sk_load()
+    idx = np.arange(len(d.target))
+    keep = idx % 5 == 0 if split == "test" else idx % 5 != 0
+    images = torch.as_tensor(d.images[keep] / 16.0, dtype=torch.float32)
+    images = images.reshape(len(images), 64) if flatten else images.unsqueeze(1)
+    labels = torch.as_tensor(d.target[keep], dtype=torch.int64)
+    return EncodedImages("digits", split, images, labels, [str(i) for i in range(10)], T, encoding, seed,
+                         encoder_kwargs)
+
+
+def _offline_cifar(name: str):
+    import torchvision.datasets as tvd
+
+    base = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+
+    def _check_integrity(self):  # presence is checked (with a helpful error) before; content errors below
+        return True
+
+    def _load_meta(self):
+        import pickle
+
+        path = Path(self.root) / self.base_folder / self.meta["filename"]
+        with open(path, "rb") as f:
+            data = pickle.load(f, encoding="latin1")
+        self.classes = data[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    return type(base.__name__, (base,), {"_check_integrity": _check_integrity, "_load_meta": _load_meta})
+
+
+def load_cifar(name: str, root, split: str = "train", *, T: int | None = None, encoding: str = "direct",
+               seed: int = 0, download: bool = False, cache=None, **encoder_kwargs) -> EncodedImages:
+    """CIFAR-10/100 through torchvision; ``[3, 32, 32]`` images in [0, 1] (or ``[T, 3, 32, 32]``)."""
+    try:
+        import torchvision.datasets as tvd
+    except ImportError as e:  # pragma: no cover
+        from neurosynth.errors import MissingExtraError
+
+        raise MissingExtraError("torchvision", "data", f"dataset '{name}'") from e
+    if split not in ("train", "test"):
+        raise ValueError(f"dataset '{name}' has splits ['train', 'test'], not '{split}'")
+    base = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+    folder = Path(root) / base.base_folder
+    files = [f for f, _ in (base.train_list if split == "train" else base.test_list)] + [base.meta["filename"]]
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing and download:
+        base(str(root), train=split == "train", download=True)
+        missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        raise DatasetNotFoundError(
+            f"dataset '{name}' split '{split}' not found: expected {folder} containing {', '.join(files)} "
+            f"(missing: {', '.join(missing)}). Get it with neurosynth.datasets.load('{name}', '{root}', "
+            f"'{split}', download=True) or download {CIFAR_URLS[name]} and extract it into {root}."
+        )
+    try:
+        ds = _offline_cifar(name)(str(root), train=split == "train")
+    except Exception as e:  # torchvision unpickles; anything wrong in a batch file lands here
+        raise CorruptFileError(
+            f"dataset '{name}': could not read the batch files in {folder} ({type(e).__name__}: {e}); they are "
+            f"truncated or corrupt: delete {folder} and download again ({CIFAR_URLS[name]})"
+        ) from e
+    data = np.asarray(ds.data)
+    if data.dtype != np.uint8 or data.ndim != 4 or data.shape[1:] != (32, 32, 3):
+        raise CorruptFileError(f"dataset '{name}': images in {folder} have dtype {data.dtype} and shape "
+                               f"{data.shape}; expected uint8 [N, 32, 32, 3]")
+    images = torch.from_numpy(data).permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    return EncodedImages(name, split, images, labels, list(ds.classes), T, encoding, seed, encoder_kwargs)

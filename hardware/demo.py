@@ -1,0 +1,55 @@
+"""The Loihi stage of ``neurosynth demo``: export the trained digits model, run it in Lava fixed point and
+report Lava's accuracy next to torch's.
+
+``stage(ctx)`` reads ``ctx["run_dir"]`` (a digits run trained with the Loihi family, e.g.
+``neurosynth train --loihi``), writes ``ctx["out"] / "loihi" / {net.h5, net.manifest.json, net.png}`` and
+appends lines to ``ctx["report"]``. ``ctx["quick"]`` verifies on 40 test samples instead of 200.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+QUICK_SAMPLES = 40
+FULL_SAMPLES = 200
+
+
+def stage(ctx: dict) -> None:
+    import argparse
+
+    from .lava.cli import _first, _run_config, verification_data
+    from .lava.compat import import_lava
+    from .lava.ir import LoihiExportError, check_fixed, extract
+    from .lava.netx import read_netx, write_netx
+    from .lava.verify import verify
+
+    from neurosynth.io import write_json
+    from neurosynth.rundir import load_run, manifest
+
+    report: list[str] = ctx.setdefault("report", [])
+    run_dir = Path(ctx["run_dir"])
+    out_dir = Path(ctx["out"]) / "loihi"
+    n = QUICK_SAMPLES if ctx.get("quick") else FULL_SAMPLES
+    model, spec, _ = load_run(run_dir)
+    input_shape = tuple(spec.get("input_shape") or ()) or None
+    try:
+        net = extract(model, input_shape)
+        check_fixed(net)
+    except LoihiExportError as e:
+        report.append(f"Loihi export: skipped, the model cannot run on Loihi exactly: {e}")
+        return
+    import_lava("the Loihi demo stage")
+    path = write_netx(net, out_dir / "net.h5")
+    cfg = _run_config(run_dir)
+    steps = int(_first(cfg, ("T", "steps", "time_steps", "num_steps"), 20))
+    encoder = _first(cfg, ("encoder", "encoding"), "rate")
+    seed = int(ctx.get("seed", 0))
+    x, y = verification_data(net.input_shape, n, dataset="digits", steps=steps, encoder=encoder, seed=seed)
+    rep = verify(model, x, y, input_shape=input_shape, net=read_netx(path), modes=("fixed",), progress=True)
+    args = argparse.Namespace(run_dir=str(run_dir), samples=n, steps=steps, encoder=encoder)
+    write_json(out_dir / "net.manifest.json", manifest("neurosynth demo (loihi stage)", vars(args), seed, rep))
+    report.append(f"Loihi 2 (Lava {'fixed point'}, netx {path}): {len(net.stages)} layers, {n} digits test samples")
+    if "accuracy_torch" in rep:
+        report.append(f"  accuracy: torch float {rep['accuracy_torch']:.4f} | Lava fixed point "
+                      f"{rep['accuracy_lava_fixed']:.4f} (gap {rep['accuracy_gap_pp']:+.2f} pp)")
+    report.append(f"  Lava fixed point == NeuroSynth integer reference bit for bit: {rep['fixed_exact']}")

@@ -1,0 +1,263 @@
+"""Build and run the Lava process graph of a trained model in Lava's CPU simulator (``Loihi2SimCfg``).
+
+The graph is ``RingBuffer`` (input spikes) -> ``Dense``/``Conv`` -> ``LIF`` -> ... with a sink
+``RingBuffer`` recording the spikes of every LIF layer. ``mode='float'`` selects Lava's floating-point
+process models (``select_tag='floating_pt'``) with the model's float weights; ``mode='fixed'`` the
+bit-accurate Loihi models (``'fixed_pt'``) with the exported integers (``64 w``, ``vThMant``,
+``iDecay - 1``, ``vDecay``).
+
+Batches: a Lava network has one state, so :func:`run_lava` runs the samples of a batch one after the
+other in a single run, using ``LIFReset`` to clear each layer between samples. Sample ``k`` occupies
+steps ``k P + 1 .. k P + T`` with ``P = T + L + 1`` (``L`` stages); stage ``l`` resets at step
+``k P + T + l + 1``, after the input has been silent long enough that nothing of sample ``k`` is still
+in flight towards it, so every sample starts from the zero state exactly as in the torch model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .compat import import_lava
+from .ir import LoihiLayer, LoihiNet, check_fixed, extract
+
+MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
+
+
+def _lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Torch ``(C, H, W)`` -> Lava ``(W, H, C)``; ``(N,)`` unchanged."""
+    return tuple(shape[::-1])
+
+
+def _to_lava_order(x: np.ndarray) -> np.ndarray:
+    """``[T, *torch_shape]`` -> ``[*lava_shape, T]``."""
+    return np.transpose(x, tuple(range(x.ndim - 1, -1, -1)))
+
+
+def _from_lava_order(x: np.ndarray) -> np.ndarray:
+    return np.transpose(x, tuple(range(x.ndim - 1, -1, -1)))
+
+
+def lava_conv_weight(w: np.ndarray) -> np.ndarray:
+    """Torch ``(C_out, C_in, kH, kW)`` cross-correlation kernel -> Lava ``(C_out, kW, kH, C_in)``, spatially
+    flipped because Lava's ``Conv`` performs a true convolution."""
+    return np.ascontiguousarray(np.transpose(w, (0, 3, 2, 1))[:, ::-1, ::-1])
+
+
+@dataclass
+class LavaGraph:
+    """The Lava processes of one network (keep a reference while it runs)."""
+
+    net: LoihiNet
+    mode: str
+    num_steps: int
+    source: Any
+    synapses: list = field(default_factory=list)
+    neurons: list = field(default_factory=list)
+    sinks: list = field(default_factory=list)
+
+    def run(self) -> list[np.ndarray]:
+        """Run ``num_steps`` steps; return per stage the spikes ``[num_steps, *out_shape]`` (torch order)."""
+        import_lava()
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        proc = self.neurons[-1]
+        try:
+            proc.run(condition=RunSteps(num_steps=self.num_steps), run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode]))
+            out = [_from_lava_order(np.asarray(s.data.get())) > 0 for s in self.sinks]
+        finally:
+            proc.stop()
+        return out
+
+
+def _synapse_process(layer: LoihiLayer, mode: str, in_shape_lava):
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+
+    if layer.kind == "dense":
+        w = layer.weight.astype(np.float64) if mode == "float" else layer.int_weight()
+        kw = {} if mode == "float" else {"num_weight_bits": 8, "weight_exp": 0}
+        return Dense(weights=w, num_message_bits=0, name=f"dense:{layer.name}", **kw)
+    w = layer.weight if mode == "float" else layer.int_weight()
+    return Conv(weight=lava_conv_weight(w), input_shape=in_shape_lava, padding=layer.padding[::-1],
+                stride=layer.stride[::-1], dilation=layer.dilation[::-1], groups=layer.groups, weight_exp=0,
+                num_weight_bits=8, num_message_bits=0, name=f"conv:{layer.name}")
+
+
+def _neuron_process(layer: LoihiLayer, mode: str, reset: tuple[int, int] | None):
+    from lava.proc.lif.process import LIF, LIFReset
+
+    p = layer.neuron
+    kw = p.lava_float() if mode == "float" else p.lava_fixed()
+    shape = _lava_shape(layer.out_shape)
+    if reset is None:
+        return LIF(shape=shape, bias_mant=0, bias_exp=0, name=f"lif:{layer.name}", **kw)
+    return LIFReset(shape=shape, bias_mant=0, bias_exp=0, reset_interval=reset[0], reset_offset=reset[1],
+                    name=f"lif:{layer.name}", **kw)
+
+
+def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
+                reset_interval: int | None = None, window: int | None = None) -> LavaGraph:
+    """Build the processes of ``net`` fed with ``data [num_steps, *input_shape]`` (torch order, binary).
+
+    With ``reset_interval=P`` and ``window=T`` every stage is a ``LIFReset`` that clears stage ``l``
+    (1-based) at steps ``k P + T + l + 1`` (see the module docstring).
+    """
+    import_lava()
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'float' or 'fixed'; got {mode!r}")
+    steps = int(data.shape[0])
+    source = Source(data=_to_lava_order(data.astype(np.float64 if mode == "float" else np.int32)))
+    graph = LavaGraph(net=net, mode=mode, num_steps=steps, source=source)
+    port, shape = source.s_out, tuple(net.input_shape)
+    stage = 0
+    for layer in net.layers:
+        if layer.kind == "flatten":
+            if len(shape) > 1:
+                port = port.transpose(list(range(len(shape) - 1, -1, -1))).flatten()
+            shape = layer.out_shape
+            continue
+        stage += 1
+        if layer.kind == "dense" and len(shape) > 1:  # implicit flatten in torch order
+            port = port.transpose(list(range(len(shape) - 1, -1, -1))).flatten()
+        syn = _synapse_process(layer, mode, _lava_shape(shape))
+        reset = None
+        if reset_interval is not None:
+            reset = (reset_interval, (window + stage + 1) % reset_interval)
+        lif = _neuron_process(layer, mode, reset)
+        port.connect(syn.s_in)
+        syn.a_out.connect(lif.a_in)
+        sink = Sink(shape=_lava_shape(layer.out_shape), buffer=steps)
+        lif.s_out.connect(sink.a_in)
+        graph.synapses.append(syn)
+        graph.neurons.append(lif)
+        graph.sinks.append(sink)
+        port, shape = lif.s_out, layer.out_shape
+    return graph
+
+
+def _as_net(model, input_shape=None, mode: str = "fixed") -> LoihiNet:
+    net = model if isinstance(model, LoihiNet) else extract(model, input_shape)
+    if mode == "fixed":
+        check_fixed(net)
+    return net
+
+
+def to_lava(model: nn.Module | LoihiNet, inputs=None, *, mode: str = "fixed", input_shape=None,
+            num_steps: int | None = None) -> LavaGraph:
+    """Build the Lava process graph of ``model`` (a torch model or a :class:`LoihiNet`).
+
+    ``inputs``: one sample's spikes ``[T, *input_shape]`` (torch order) for the source ``RingBuffer``;
+    without it the source plays ``num_steps`` (default 1) silent steps. Refuses models Loihi cannot run
+    (:class:`~.ir.LoihiExportError`).
+    """
+    net = _as_net(model, input_shape, mode)
+    if inputs is None:
+        data = np.zeros((num_steps or 1, *net.input_shape))
+    else:
+        data = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    return build_graph(net, data, mode)
+
+
+@dataclass(frozen=True)
+class LavaResult:
+    spikes: tuple[np.ndarray, ...]  # per stage [T, B, *out_shape] bool, aligned with the torch time axis
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.spikes[-1]
+
+    def counts(self) -> np.ndarray:
+        """Output spike counts ``[B, n_out]``."""
+        return self.output.sum(0).reshape(self.output.shape[1], -1)
+
+    def predictions(self) -> np.ndarray:
+        return self.counts().argmax(-1)
+
+
+def replicate(net: LoihiNet, copies: int) -> LoihiNet:
+    """``copies`` independent copies of ``net`` side by side in one network of the same layer types:
+    block-diagonal ``Dense`` weights, ``Conv`` with ``groups * copies`` (copies stacked along channels), so one
+    Lava run advances ``copies`` samples per step. Copy ``r`` owns features ``r*N .. (r+1)*N - 1`` (channels
+    ``r*C .. (r+1)*C - 1``) of every layer; nothing connects different copies."""
+    if copies == 1:
+        return net
+
+    def rep(shape):
+        return (shape[0] * copies, *shape[1:])
+
+    layers = []
+    for layer in net.layers:
+        if layer.kind == "dense":
+            w = np.zeros((copies * layer.weight.shape[0], copies * layer.weight.shape[1]), dtype=layer.weight.dtype)
+            n_out, n_in = layer.weight.shape
+            for r in range(copies):
+                w[r * n_out:(r + 1) * n_out, r * n_in:(r + 1) * n_in] = layer.weight
+            layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape), weight=w))
+        elif layer.kind == "conv":
+            layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape),
+                                  weight=np.concatenate([layer.weight] * copies, 0), groups=layer.groups * copies))
+        else:
+            layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape)))
+    return LoihiNet(input_shape=rep(net.input_shape), layers=tuple(layers))
+
+
+def auto_copies(net: LoihiNet, batch: int, max_weights: int = 2_000_000) -> int:
+    """How many copies :func:`replicate` may stack: the largest block-diagonal dense matrix stays below
+    ``max_weights`` entries (at most 64 copies, at most ``batch``)."""
+    biggest = max([layer.weight.size for layer in net.stages if layer.kind == "dense"] + [1])
+    return int(max(1, min(batch, 64, int(np.sqrt(max_weights / biggest)))))
+
+
+def run_lava(model: nn.Module | LoihiNet, inputs, mode: str = "fixed", *, input_shape=None,
+             copies: int | None = None, slots: int = 16, progress: bool = False) -> LavaResult:
+    """Run ``model`` in Lava's simulator on binary spikes ``inputs [T, B, *input_shape]``.
+
+    Returns the spikes of every LIF stage as Lava produced them (Lava's per-synapse delay included:
+    compare with a torch model without :class:`~neurosynth.layers.Delay` after shifting, see
+    :meth:`LoihiNet.torch_shifts`). Every sample starts from the zero state. Batching: each Lava run holds
+    ``copies`` replicas of the network side by side (:func:`replicate`; default :func:`auto_copies`) and
+    plays ``slots`` groups of samples one after the other, separated by ``LIFReset`` resets (module docstring).
+    """
+    net = _as_net(model, input_shape, mode)
+    x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    if x.ndim < 3 or tuple(x.shape[2:]) != tuple(net.input_shape):
+        raise ValueError(f"inputs must be [T, B, {', '.join(map(str, net.input_shape))}]; got {x.shape}")
+    if not np.isin(x, (0, 1)).all():
+        raise ValueError("Loihi inputs must be binary spikes (0/1); encode the data first (e.g. rate coding)")
+    T, B = x.shape[:2]
+    R = copies or auto_copies(net, B)
+    big = replicate(net, R)
+    L = len(net.stages)
+    per_run = R * max(1, slots)
+    per_stage: list[list[np.ndarray]] = [[] for _ in range(L)]
+    starts = range(0, B, per_run)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=f"lava {mode}", unit="run")
+    for b0 in starts:
+        xb = x[:, b0:b0 + per_run]
+        nb = xb.shape[1]
+        S = -(-nb // R)  # sequential slots in this run
+        if nb < S * R:  # pad with silent samples
+            xb = np.concatenate([xb, np.zeros((T, S * R - nb, *net.input_shape), dtype=xb.dtype)], 1)
+        P = T if S == 1 else T + L + 1
+        data = np.zeros((S * P, *big.input_shape), dtype=x.dtype)
+        for k in range(S):
+            group = xb[:, k * R:(k + 1) * R]  # [T, R, *in]
+            data[k * P:k * P + T] = group.reshape(T, R * net.input_shape[0], *net.input_shape[1:])
+        graph = build_graph(big, data, mode) if S == 1 else build_graph(big, data, mode, reset_interval=P, window=T)
+        for i, (s, layer) in enumerate(zip(graph.run(), net.stages)):
+            s = s.reshape(S, P, R, *layer.out_shape)[:, :T]  # [S, T, R, ...]
+            s = np.moveaxis(s, 1, 0).reshape(T, S * R, *layer.out_shape)[:, :nb]
+            per_stage[i].append(s)
+    return LavaResult(spikes=tuple(np.concatenate(p, axis=1) for p in per_stage))

@@ -1,0 +1,182 @@
+"""``neurosynth export loihi --model RUN_DIR --out net.h5 [--verify N]``.
+
+1. Loads the run directory (``arch.json`` + ``model.pt``, no code executed) and checks that Loihi can run
+   the model exactly; anything it cannot (subtract reset, ALIF, pooling, biases, out-of-range weights...)
+   is refused *before any file is written*, with the layer and the fix (exit status 2).
+2. Writes the lava-dl netx HDF5 file (atomically) and reads it back.
+3. With ``--verify N``: runs N test samples (digits, spike-encoded as in training) through the torch model,
+   Lava float (spikes must equal torch's, layer by layer) and Lava fixed point built *from the written file*
+   (spikes must equal our integer reference bit for bit) and reports the accuracies. A failed check removes
+   the HDF5 file and exits with status 1.
+4. Writes ``<out>.manifest.json`` (command, config, seed, versions, results) and ``<out>.png`` (spike counts
+   per layer, torch vs Lava).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "loihi", help="export a run to a Loihi 2 netx HDF5 file and verify it in Lava's simulator",
+        description="Export a trained run directory to lava-dl netx HDF5 (Loihi 2) and verify it in Lava.")
+    p.add_argument("--model", required=True, help="run directory (arch.json + model.pt)")
+    p.add_argument("--out", required=True, help="netx HDF5 file to write (e.g. net.h5)")
+    p.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="verify on N test samples in Lava float and fixed point (default 0: no verification)")
+    p.add_argument("--dataset", default=None, help="dataset of the verification samples (default: the run's, "
+                                                   "else digits; other names verify on random spikes)")
+    p.add_argument("--steps", type=int, default=None, help="time steps per sample (default: the run's, else 20)")
+    p.add_argument("--encoder", default=None, help="spike encoder (default: the run's, else rate)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split and the spike encoding")
+    p.add_argument("--modes", default="float,fixed", help="Lava modes to verify (default float,fixed)")
+    return p
+
+
+def _run_config(run_dir: Path) -> dict:
+    from neurosynth.io import read_json
+
+    cfg: dict = {}
+    man = run_dir / "manifest.json"
+    if man.exists():
+        cfg = dict(read_json(man).get("config") or {})
+    return cfg
+
+
+def _first(cfg: dict, keys: tuple[str, ...], default):
+    for k in keys:
+        if cfg.get(k) is not None:
+            return cfg[k]
+    return default
+
+
+def verification_data(input_shape: tuple[int, ...], n: int, *, dataset: str = "digits", steps: int = 20,
+                      encoder: str = "rate", seed: int = 0):
+    """``(spikes [T, N, *input_shape], labels or None)``: the first ``n`` digits test samples encoded with a
+    generator seeded with ``seed``; for other datasets (or shapes), Bernoulli(0.2) spikes and no labels."""
+    import torch
+
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    shape = tuple(input_shape)
+    if dataset == "digits" and shape in ((64,), (1, 8, 8)):
+        from neurosynth.digits import load_digits_split
+        from neurosynth.encoding import encode
+
+        _, _, xte, yte = load_digits_split(seed=seed, image=len(shape) == 3)
+        xte, yte = xte[:n], yte[:n]
+        if encoder == "current":
+            raise ValueError("Loihi inputs are spikes: the run used analog 'current' input; retrain with a spike "
+                             "encoder (e.g. --encoder rate)")
+        return encode(encoder, xte, int(steps), generator=g).float(), yte
+    return (torch.rand((int(steps), n, *shape), generator=g) < 0.2).float(), None
+
+
+def _plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurosynth.rundir import save_figure
+
+    names = report.get("layers", [])
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    if "float_spikes" in report:
+        ax.bar(range(len(names)), [report["float_spikes"][n] for n in names], color="tab:blue", label="torch spikes")
+    agree = report.get("fixed_vs_torch_spike_agreement", {})
+    ax2 = ax.twinx()
+    ax2.plot(range(len(names)), [agree.get(n, float("nan")) for n in names], "o-", color="tab:red",
+             label="Lava fixed = torch (fraction)")
+    ax2.set_ylim(0, 1.05)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("spikes (torch = Lava float)")
+    ax2.set_ylabel("fixed-point spike agreement")
+    acc = [f"{k.replace('accuracy_', '')}={v:.3f}" for k, v in report.items() if k.startswith("accuracy_") and
+           isinstance(v, float)]
+    ax.set_title("Loihi export check  " + " ".join(acc), fontsize=8)
+    fig.legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+class _Discard(Exception):
+    pass
+
+
+def run(args) -> int:
+    import torch
+
+    from neurosynth.errors import UserError
+    from neurosynth.io import atomic_path, write_json
+    from neurosynth.rundir import load_run, manifest
+
+    from .compat import import_lava
+    from .ir import LoihiExportError, check_fixed, extract
+    from .netx import read_netx, write_netx
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+    run_dir, out = Path(args.model), Path(args.out)
+    if args.verify < 0:
+        raise UserError(f"--verify must be >= 0; got {args.verify}")
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if not set(modes) <= {"float", "fixed"}:
+        raise UserError(f"--modes takes 'float' and/or 'fixed'; got {args.modes!r}")
+    model, spec, _ = load_run(run_dir)
+    input_shape = tuple(spec.get("input_shape") or ()) or None
+    try:
+        net = extract(model, input_shape)
+        check_fixed(net)
+    except LoihiExportError as e:
+        raise UserError(f"{run_dir} cannot be exported to Loihi: {e}") from e
+    if args.verify:
+        import_lava("neurosynth export loihi --verify")
+    cfg = _run_config(run_dir)
+    dataset = args.dataset or _first(cfg, ("dataset", "data"), "digits")
+    steps = args.steps or int(_first(cfg, ("T", "steps", "time_steps", "num_steps"), 20))
+    encoder = args.encoder or _first(cfg, ("encoder", "encoding"), "rate")
+    config = {"model": str(run_dir), "out": str(out), "verify": args.verify, "dataset": dataset, "steps": steps,
+              "encoder": encoder, "modes": list(modes)}
+    results: dict = {"layers": [{"name": s.name, "kind": s.kind, "in": list(s.in_shape), "out": list(s.out_shape),
+                                 "iDecay": s.neuron.i_decay, "vDecay": s.neuron.v_decay, "vThMant": s.neuron.vth_mant}
+                                for s in net.stages]}
+    failed = False
+    try:
+        with atomic_path(out) as tmp:
+            write_netx(net, tmp)
+            if args.verify:
+                from .verify import verify
+
+                try:
+                    x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,
+                                             encoder=encoder, seed=args.seed)
+                except ValueError as e:
+                    raise UserError(str(e)) from e
+                rep = verify(model, x, y, input_shape=input_shape, net=read_netx(tmp), modes=modes, progress=True)
+                results["verification"] = rep
+                failed = not rep["passed"]
+                if failed:
+                    raise _Discard
+    except _Discard:
+        pass
+    man_path = out.with_name(out.stem + ".manifest.json")
+    write_json(man_path, manifest(None, config, args.seed, results))
+    rep = results.get("verification")
+    if rep:
+        _plot(rep, out.with_suffix(".png"))
+        print(f"float: Lava spikes == torch spikes on every layer: {rep.get('float_exact')}  "
+              f"(mismatches {rep.get('float_mismatches')})")
+        print(f"fixed: Lava == integer reference bit for bit: {rep.get('fixed_exact')}  "
+              f"(mismatches {rep.get('fixed_mismatches')})")
+        if "accuracy_torch" in rep:
+            print(f"accuracy on {rep['samples']} samples: torch {rep['accuracy_torch']:.4f}  "
+                  f"Lava float {rep.get('accuracy_lava_float', float('nan')):.4f}  "
+                  f"Lava fixed {rep.get('accuracy_lava_fixed', float('nan')):.4f}")
+    if failed:
+        print(f"verification FAILED; {out} was not written (details in {man_path})")
+        return 1
+    print(f"wrote {out} ({len(net.stages)} layers) and {man_path}")
+    return 0

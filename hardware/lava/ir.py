@@ -1,0 +1,311 @@
+"""The Loihi network description every backend reads (Lava builder, integer reference, netx writer).
+
+:func:`extract` walks a trained torch model and returns a :class:`LoihiNet`, a frozen list of
+``dense`` / ``conv`` / ``flatten`` layers with their (float) weights and neuron parameters, or raises
+:class:`LoihiExportError` naming the first layer Loihi cannot run exactly and the fix. Nothing is
+written anywhere before this check passes.
+
+Supported torch modules (inside ``neurosynth.SNN`` / ``nn.Sequential``, nested or not):
+``nn.Linear``/``QLinear`` and ``nn.Conv2d``/``QConv2d`` without bias, ``nn.Flatten``, a one-step
+``Delay`` after a synapse, ``LIF(reset='zero')`` / ``IF(reset='zero')`` / ``CubaLIF`` with shared
+(per-layer) parameters, and ``Dropout``/``Identity`` (no-ops at inference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import qat
+
+
+class LoihiExportError(ValueError):
+    """The model contains something Loihi 2 cannot run exactly; the message names the layer and the fix."""
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """One layer of Lava ``LIF`` neurons (zero reset): float factors and their Loihi integers."""
+
+    alpha: float  # current decay factor (0: no current state, i.e. plain LIF)
+    beta: float  # voltage decay factor
+    threshold: float
+
+    @property
+    def i_decay(self) -> int:
+        return qat.i_decay(self.alpha)
+
+    @property
+    def v_decay(self) -> int:
+        return qat.v_decay(self.beta)
+
+    @property
+    def vth_mant(self) -> int:
+        return qat.threshold_mant(self.threshold)
+
+    # Lava LIF process arguments
+    def lava_float(self) -> dict:
+        return {"du": 1.0 - self.alpha, "dv": 1.0 - self.beta, "vth": self.threshold}
+
+    def lava_fixed(self) -> dict:
+        return {"du": self.i_decay - 1, "dv": self.v_decay, "vth": self.vth_mant}
+
+
+@dataclass(frozen=True)
+class LoihiLayer:
+    """A synapse + neuron stage (``dense``/``conv``) or a ``flatten``.
+
+    Shapes are torch order: ``(N,)`` or ``(C, H, W)``. ``delayed`` says whether the *torch* model
+    already delays this stage's synaptic output by one step (Lava always does).
+    """
+
+    kind: str
+    name: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    weight: np.ndarray | None = None  # dense (N_out, N_in), conv (C_out, C_in/groups, kH, kW); float64
+    neuron: NeuronParams | None = None
+    delayed: bool = False
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def int_weight(self) -> np.ndarray:
+        """The exported integer weight ``64 w`` (even, in [-256, 254]); see :func:`check_fixed`."""
+        w = np.round(self.weight * (qat.W_SCALE / qat.W_STEP)) * qat.W_STEP
+        return np.clip(w, qat.W_MIN, qat.W_MAX).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LoihiNet:
+    input_shape: tuple[int, ...]
+    layers: tuple[LoihiLayer, ...] = field(default_factory=tuple)
+
+    @property
+    def stages(self) -> list[LoihiLayer]:
+        """The layers that have neurons (dense/conv), in order."""
+        return [layer for layer in self.layers if layer.kind in ("dense", "conv")]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.stages[-1].out_shape
+
+    def torch_shifts(self) -> list[int]:
+        """Per stage: how many steps the Lava spikes lag the torch spikes (delays torch lacks, cumulative)."""
+        out, lag = [], 0
+        for s in self.stages:
+            lag += 0 if s.delayed else 1
+            out.append(lag)
+        return out
+
+
+# ----------------------------------------------------------------------------- extraction
+_REFUSE = {
+    "MaxPool1d": "replace MaxPool with a strided convolution (Loihi/netx has no max-pooling)",
+    "MaxPool2d": "replace MaxPool2d with a strided convolution (Loihi/netx has no max-pooling)",
+    "AvgPool2d": "replace AvgPool2d with a strided QConv2d (netx cannot load pooling layers)",
+    "AdaptiveAvgPool2d": "replace the adaptive pooling with a strided QConv2d or a QLinear",
+    "BatchNorm1d": "fold BatchNorm into the weights and retrain with QAT, or remove it",
+    "BatchNorm2d": "fold BatchNorm into the weights and retrain with QAT, or remove it",
+    "ALIF": "Loihi's LIF has a fixed threshold: retrain with LIF(reset='zero') or CubaLIF",
+    "LI": "Loihi's output layer must spike: use a LIF(reset='zero') output read out by spike count",
+    "Conv1d": "use Conv2d (Lava's Conv process is 2-D)",
+}
+_SKIP = (nn.Dropout, nn.Dropout2d, nn.Identity)
+
+
+def _leaves(model: nn.Module, prefix: str = ""):
+    """Modules in execution order, descending into Sequential containers (and SNN)."""
+    children = list(model.named_children())
+    if isinstance(model, nn.Sequential) or (children and type(model).__name__ == "SNN"):
+        for name, child in children:
+            yield from _leaves(child, f"{prefix}{name}.")
+    else:
+        yield prefix.rstrip("."), model
+
+
+def _is_delay(m: nn.Module) -> bool:
+    return type(m).__name__ == "Delay" and hasattr(m, "steps")
+
+
+def _scalar(t: torch.Tensor, what: str, name: str) -> float:
+    flat = t.detach().double().flatten()
+    if flat.numel() == 0:
+        raise LoihiExportError(f"layer {name}: empty {what}")
+    if not bool((flat == flat[0]).all()):
+        raise LoihiExportError(
+            f"layer {name} ({what}): Lava's LIF process takes one {what} per layer but this layer has per-neuron "
+            f"values ({flat.min().item():.4g}..{flat.max().item():.4g}); retrain with a shared {what}")
+    return float(flat[0])
+
+
+def _neuron_params(m: nn.Module, name: str) -> NeuronParams:
+    from neurosynth import neurons as N
+
+    cls = type(m).__name__
+    if cls in _REFUSE:
+        raise LoihiExportError(f"layer {name} ({cls}) cannot run on Loihi: {_REFUSE[cls]}")
+    if not isinstance(m, (N.LIF, N.CubaLIF)):
+        raise LoihiExportError(
+            f"layer {name} ({cls}) cannot run on Loihi: only LIF/IF (reset='zero') and CubaLIF map onto Lava's LIF; "
+            "retrain with one of them")
+    if m.reset != "zero":
+        raise LoihiExportError(
+            f"layer {name} ({cls}, reset={m.reset!r}): Loihi resets the membrane to zero; retrain with reset='zero'")
+    if getattr(m, "reset_delay", False):
+        pass  # identical to the immediate convention for reset='zero'
+    beta = _scalar(m.beta, "beta", name)
+    alpha = _scalar(m.alpha, "alpha", name) if isinstance(m, N.CubaLIF) else 0.0
+    thr = _scalar(m.threshold, "threshold", name)
+    if not 0.0 <= beta <= 1.0 or not 0.0 <= alpha <= 1.0:
+        raise LoihiExportError(f"layer {name}: decays must lie in [0, 1]; got alpha={alpha}, beta={beta}")
+    if thr <= 0:
+        raise LoihiExportError(f"layer {name}: threshold {thr} must be positive on Loihi; retrain with threshold > 0")
+    return NeuronParams(alpha=alpha, beta=beta, threshold=thr)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _conv_out(shape, conv: nn.Conv2d) -> tuple[int, int, int]:
+    _, h, w = shape
+    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+    if isinstance(conv.padding, str):
+        raise LoihiExportError("conv padding must be given as integers (not 'same'/'valid')")
+    ph, pw = conv.padding
+    return (conv.out_channels, (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+
+
+def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = None) -> LoihiNet:
+    """Describe ``model`` as a :class:`LoihiNet`, refusing anything Loihi cannot run exactly.
+
+    ``input_shape`` is the per-step feature shape (``(N,)`` or ``(C, H, W)``); for an MLP it defaults to
+    the first layer's ``in_features``; a conv network needs it (``arch.json``'s ``input_shape``).
+    """
+    mods = [(n, m) for n, m in _leaves(model) if not isinstance(m, _SKIP)]
+    if input_shape is None:
+        first = next((m for _, m in mods if isinstance(m, (nn.Linear, nn.Conv2d))), None)
+        if isinstance(first, nn.Linear):
+            input_shape = (first.in_features,)
+        else:
+            raise LoihiExportError("pass input_shape=(C, H, W) for a network that starts with a convolution")
+    shape = tuple(int(s) for s in input_shape)
+    layers: list[LoihiLayer] = []
+    from neurosynth.neurons import NeuronModel
+
+    pending = None  # synapse waiting for its neuron: dict
+    for name, m in mods:
+        cls = type(m).__name__
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            if pending is not None:
+                raise LoihiExportError(
+                    f"layer {name} ({cls}) follows synapse {pending['name']} with no neuron in between; Loihi needs "
+                    "a LIF layer after every Dense/Conv (merge the two linear maps or insert a neuron)")
+            if m.bias is not None and bool((m.bias != 0).any()):
+                raise LoihiExportError(
+                    f"layer {name} ({cls}) has a bias; Loihi adds biases to the voltage, not the synaptic current, "
+                    "so it is not reproduced exactly with the synaptic delay: retrain with bias=False (QLinear/QConv2d)")
+            w = qat.effective_weight(m).detach().double().cpu().numpy()
+            if isinstance(m, nn.Linear):
+                n_in = int(np.prod(shape))
+                if len(shape) != 1 or n_in != m.in_features:
+                    raise LoihiExportError(
+                        f"layer {name} ({cls}) expects {m.in_features} inputs but receives shape {shape}; "
+                        "insert nn.Flatten() before it" if len(shape) != 1 else
+                        f"layer {name} ({cls}) expects {m.in_features} inputs but receives {n_in}")
+                pending = dict(kind="dense", name=name, in_shape=shape, out_shape=(m.out_features,), weight=w)
+            else:
+                if len(shape) != 3 or shape[0] != m.in_channels:
+                    raise LoihiExportError(f"layer {name} ({cls}) expects input (C={m.in_channels}, H, W); got {shape}")
+                if m.padding_mode != "zeros":
+                    raise LoihiExportError(f"layer {name}: padding_mode={m.padding_mode!r} is not supported; use zeros")
+                pending = dict(kind="conv", name=name, in_shape=shape, out_shape=_conv_out(shape, m), weight=w,
+                               stride=_pair(m.stride), padding=_pair(m.padding), dilation=_pair(m.dilation),
+                               groups=int(m.groups))
+            pending["delay"] = 0
+        elif _is_delay(m):
+            steps = int(m.steps)
+            if pending is None:
+                raise LoihiExportError(f"layer {name} (Delay) must follow a Linear/Conv synapse")
+            pending["delay"] += steps
+            if pending["delay"] > 1:
+                raise LoihiExportError(
+                    f"layer {name}: {pending['delay']} steps of delay after synapse {pending['name']}; Lava's Dense/Conv "
+                    "delay by exactly one step: use Delay(1)")
+        elif isinstance(m, nn.Flatten):
+            if pending is not None:
+                raise LoihiExportError(f"layer {name} (Flatten) sits between synapse {pending['name']} and its neuron")
+            if m.start_dim not in (1, -len(shape) - 1) or m.end_dim != -1:
+                raise LoihiExportError(f"layer {name}: only nn.Flatten() over all feature dimensions is supported")
+            new = (int(np.prod(shape)),)
+            layers.append(LoihiLayer("flatten", name, shape, new))
+            shape = new
+        elif isinstance(m, NeuronModel):
+            if pending is None:
+                raise LoihiExportError(
+                    f"layer {name} ({cls}) has no synapse before it; Loihi neurons receive input through Dense/Conv")
+            p = _neuron_params(m, name)
+            shp = getattr(m, "shape", None)
+            if shp is not None and tuple(shp) != tuple(pending["out_shape"]):
+                raise LoihiExportError(f"layer {name}: neuron shape {tuple(shp)} != synapse output {pending['out_shape']}")
+            delay = pending.pop("delay")
+            layers.append(LoihiLayer(neuron=p, delayed=bool(delay), **pending))
+            shape = pending["out_shape"]
+            pending = None
+        else:
+            hint = _REFUSE.get(cls, "supported layers are Linear/QLinear, Conv2d/QConv2d, Flatten, Delay(1), "
+                                    "LIF/IF(reset='zero'), CubaLIF, Dropout")
+            raise LoihiExportError(f"layer {name} ({cls}) cannot run on Loihi: {hint}")
+    if pending is not None:
+        raise LoihiExportError(
+            f"the model ends with synapse {pending['name']} without a neuron; end with a spiking LIF(reset='zero') "
+            "layer read out by spike count")
+    if not any(layer.kind != "flatten" for layer in layers):
+        raise LoihiExportError("the model has no Linear/Conv + neuron layer to export")
+    return LoihiNet(input_shape=tuple(int(s) for s in input_shape), layers=tuple(layers))
+
+
+def check_fixed(net: LoihiNet) -> None:
+    """Refuse values that leave Loihi's integer ranges after quantisation (weights, thresholds, decays)."""
+    for layer in net.stages:
+        wi = np.round(layer.weight * (qat.W_SCALE / qat.W_STEP)) * qat.W_STEP
+        lo, hi = float(wi.min()), float(wi.max())
+        if lo < qat.W_MIN or hi > qat.W_MAX:
+            raise LoihiExportError(
+                f"layer {layer.name}: weights span [{layer.weight.min():.4g}, {layer.weight.max():.4g}], i.e. "
+                f"[{lo:.0f}, {hi:.0f}] on Loihi's 64x grid, outside the 8-bit range [{qat.W_MIN}, {qat.W_MAX}] "
+                f"(float [-4, 3.97]); retrain with QAT layers (qlinear/qconv2d) or a larger threshold")
+        p = layer.neuron
+        if not 1 <= p.vth_mant <= qat.VTH_MAX:
+            raise LoihiExportError(
+                f"layer {layer.name}: threshold {p.threshold} gives vThMant={p.vth_mant}, outside 1..{qat.VTH_MAX} "
+                f"(17-bit); use a threshold in [{1 / qat.TH_SCALE}, {qat.VTH_MAX / qat.TH_SCALE}]")
+        if not 1 <= p.i_decay <= qat.DECAY_UNITY:
+            raise LoihiExportError(
+                f"layer {layer.name}: alpha={p.alpha} gives iDecay={p.i_decay}; Loihi's current decay must be in "
+                f"1..4096 (alpha <= {1 - 1 / qat.DECAY_UNITY:.6f})")
+        if not 0 <= p.v_decay <= qat.DECAY_UNITY - 1:
+            raise LoihiExportError(
+                f"layer {layer.name}: beta={p.beta} gives vDecay={p.v_decay}; Loihi's 12-bit voltage decay must be "
+                f"in 0..4095 (beta >= {1 / qat.DECAY_UNITY:.6f})")
+
+
+def quantisation_report(net: LoihiNet) -> list[dict]:
+    """Per stage: whether weights/threshold/decays already sit on Loihi's grids (QAT) and the largest error."""
+    rows = []
+    for layer in net.stages:
+        wq = layer.int_weight() / qat.W_SCALE
+        p = layer.neuron
+        rows.append({
+            "layer": layer.name,
+            "weight_max_abs_err": float(np.abs(wq - layer.weight).max()),
+            "threshold_err": abs(p.vth_mant / qat.TH_SCALE - p.threshold),
+            "beta_err": abs(1 - p.v_decay / qat.DECAY_UNITY - p.beta),
+            "alpha_err": abs(1 - p.i_decay / qat.DECAY_UNITY - p.alpha),
+        })
+    return rows

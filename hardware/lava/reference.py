@@ -1,0 +1,162 @@
+r"""Our own reference of what Lava (and Loihi) compute for a :class:`~.ir.LoihiNet`, batched in numpy.
+
+Both modes reproduce Lava 0.10.0's process models step for step, including the one-step delay of every
+``Dense``/``Conv`` (the synaptic output computed at step ``t`` reaches the neurons at ``t + 1``):
+
+``float`` (``PyLifModelFloat``, ``PyDenseModelFloat``), per step::
+
+    a_t = W s_{t-1}            (binary input spikes)
+    u_t = u_{t-1} (1 - du) + a_t           du = 1 - alpha
+    v_t = v_{t-1} (1 - dv) + u_t           dv = 1 - beta
+    s_t = v_t > vth;  v_t[s_t] = 0
+
+``fixed`` (``PyLifModelBitAcc``, ``PyDenseModelBitAcc``, ``PyConvModelFixed``), integers::
+
+    a_t = W_int s_{t-1}                                     W_int = 64 w (even, 8-bit)
+    u_t = wrap24( sgn(u) (|u (4096 - iDecay)| >> 12) + (a_t << 6) )
+    v_t = clip24( sgn(v) (|v (4096 - vDecay)| >> 12) + u_t )
+    s_t = v_t > (vThMant << 6);  v_t[s_t] = 0
+
+Inputs are binary spike trains ``[T, B, *input_shape]`` (torch order). The result lists, per
+dense/conv stage, the spikes ``[T, B, *out_shape]`` (bool) and the final-step ``v`` and ``u``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .ir import LoihiLayer, LoihiNet
+
+UV_MAX = 1 << 23  # 24-bit state
+
+
+@dataclass(frozen=True)
+class RefResult:
+    spikes: tuple[np.ndarray, ...]  # per stage [T, B, *out_shape] bool
+    v: tuple[np.ndarray, ...]  # per stage, membrane after the last step [B, *out_shape]
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.spikes[-1]
+
+
+def hw_dense_weights(w_int: np.ndarray) -> np.ndarray:
+    """Lava ``PyDenseModelBitAcc``'s clip + truncation of 8-bit weights (sign mode from the weights)."""
+    w = w_int.astype(np.int64)
+    if w.min() >= 0:  # excitatory: [0, 255], no truncation at 8 bits
+        return np.clip(w, 0, 255)
+    if w.max() <= 0:  # inhibitory: [-255, 0]
+        return np.clip(w, -255, 0)
+    return (np.clip(w, -256, 255) >> 1) << 1  # mixed: one LSB truncated
+
+
+def _synapse(layer: LoihiLayer, s: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+    """Synaptic input of all steps at once: ``[T, B, *in] -> [T, B, *out]`` (no delay yet)."""
+    T, B = s.shape[:2]
+    if layer.kind == "dense":
+        return s.reshape(T, B, -1).astype(dtype) @ w.T.astype(dtype)
+    x = torch.from_numpy(s.reshape(T * B, *layer.in_shape).astype(np.float64))
+    out = F.conv2d(x, torch.from_numpy(w.astype(np.float64)), stride=layer.stride, padding=layer.padding,
+                   dilation=layer.dilation, groups=layer.groups).numpy()
+    out = out.reshape(T, B, *layer.out_shape)
+    return np.rint(out).astype(np.int64) if dtype == np.int64 else out
+
+
+def _delay(a: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(a)
+    out[1:] = a[:-1]
+    return out
+
+
+def _trunc_decay(x: np.ndarray, decay: int) -> np.ndarray:
+    prod = x.astype(np.int64) * (4096 - decay)
+    return np.sign(prod) * (np.abs(prod) >> 12)
+
+
+def simulate(net: LoihiNet, x, mode: str = "fixed") -> RefResult:
+    """Run ``net`` on binary spikes ``x [T, B, *input_shape]`` as Lava does (``mode`` 'float' or 'fixed')."""
+    if mode not in ("float", "fixed"):
+        raise ValueError(f"mode must be 'float' or 'fixed'; got {mode!r}")
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.ndim < 3 or tuple(x.shape[2:]) != tuple(net.input_shape):
+        raise ValueError(f"input must be [T, B, {', '.join(map(str, net.input_shape))}]; got {x.shape}")
+    if not np.isin(x, (0, 1)).all():
+        raise ValueError("Loihi inputs must be binary spikes (0/1); encode the data first (e.g. rate coding)")
+    s = x.astype(bool)
+    spikes, vs = [], []
+    for layer in net.layers:
+        if layer.kind == "flatten":
+            s = s.reshape(s.shape[0], s.shape[1], -1)
+            continue
+        p = layer.neuron
+        if mode == "float":
+            a = _delay(_synapse(layer, s, layer.weight, np.float64))
+            f = p.lava_float()
+            ku, kv, vth = 1 - f["du"], 1 - f["dv"], f["vth"]
+            u = np.zeros(a.shape[1:])
+            v = np.zeros(a.shape[1:])
+            out = np.zeros(a.shape, dtype=bool)
+            for t in range(a.shape[0]):
+                u = u * ku + a[t]
+                v = v * kv + u + 0.0
+                st = v > vth
+                v[st] = 0
+                out[t] = st
+        else:
+            w = layer.int_weight()
+            if layer.kind == "dense":
+                w = hw_dense_weights(w)
+            a = _synapse(layer, s, w, np.int64)
+            if layer.kind == "conv":  # PyConvModelFixed saturates the synaptic sum to 24 bits
+                a = np.clip(a, -(UV_MAX - 1), UV_MAX - 1)
+            a = _delay(a)
+            di, dv, vth = p.i_decay, p.v_decay, p.vth_mant << 6
+            u = np.zeros(a.shape[1:], dtype=np.int64)
+            v = np.zeros(a.shape[1:], dtype=np.int64)
+            out = np.zeros(a.shape, dtype=bool)
+            for t in range(a.shape[0]):
+                u = _trunc_decay(u, di) + (a[t] << 6)
+                u = np.where(u > UV_MAX, u - 2 * UV_MAX, u)
+                u = np.where(u <= -UV_MAX, u + 2 * UV_MAX, u)
+                v = np.clip(_trunc_decay(v, dv) + u, -(UV_MAX - 1), UV_MAX - 1)
+                st = v > vth
+                v[st] = 0
+                out[t] = st
+        spikes.append(out)
+        vs.append(v)
+        s = out
+    return RefResult(spikes=tuple(spikes), v=tuple(vs))
+
+
+def torch_layer_spikes(model: torch.nn.Module, x: torch.Tensor, dtype=torch.float64) -> list[np.ndarray]:
+    """Spikes of every neuron layer of a sequential torch model, ``[T, B, ...]`` each (evaluated in
+    ``dtype`` on a copy, so the float comparison with Lava's float64 models is exact)."""
+    import copy
+
+    from neurosynth.neurons import NeuronModel
+
+    from .ir import _leaves
+
+    m = copy.deepcopy(model).to(dtype).eval()
+    outs: list[np.ndarray] = []
+    hooks = [mod.register_forward_hook(lambda _m, _i, o: outs.append(o.detach().cpu().numpy() > 0))
+             for _, mod in _leaves(m) if isinstance(mod, NeuronModel)]
+    try:
+        with torch.no_grad():
+            m(x.to(dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+    return outs
+
+
+def align(lava_spikes: np.ndarray, torch_spikes: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Compare Lava spikes with torch spikes lagging ``shift`` steps: ``lava[shift:]`` vs ``torch[:T-shift]``."""
+    T = torch_spikes.shape[0]
+    return lava_spikes[shift:T], torch_spikes[: T - shift]

@@ -1,0 +1,237 @@
+"""ArchSpec: a JSON document that rebuilds a model without running code.
+
+``{"format": "neurosynth.arch/1", "kind": "sequential", "input_shape": [64], "layers": [...]}`` where each layer
+is ``{"type": <registered type>, ...constructor fields}``; ``{"type": "neuron", "neuron": "lif", "params": {...}}``
+builds any registered neuron. :func:`build` validates and builds; :func:`to_spec` inverts it for the layer
+types registered here (and for models that provide ``to_spec()``).
+
+Other whole-model kinds (e.g. the MSE-NAS DAG) register a builder in :data:`ARCH_KINDS`; their specs name the
+module that registers it in ``"plugin"``. Only modules of this project's packages are importable that way.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from typing import Any, Callable
+
+from torch import nn
+
+from .layers import SNN, Delay, MeanOverTime, Recurrent, SumPool2d
+from .neurons import NeuronModel, build_neuron
+from .registry import Registry
+
+FORMAT = "neurosynth.arch/1"
+PLUGIN_PREFIXES = ("neurosynth.", "snn_nas.")
+
+LAYERS: Registry[Callable[[dict], nn.Module]] = Registry("layer type")
+ARCH_KINDS: Registry[Callable[[dict], nn.Module]] = Registry("architecture kind")
+# module class -> function(module) -> layer dict
+SPEC_OF: dict[type, Callable[[nn.Module], dict]] = {}
+
+
+def layer_type(name: str, cls: type | None = None, to_dict: Callable[[nn.Module], dict] | None = None):
+    """Register a builder ``fn(cfg) -> module`` for layer ``type`` ``name`` (and its inverse for ``cls``)."""
+
+    def deco(fn):
+        LAYERS.register(name)(fn)
+        if cls is not None and to_dict is not None:
+            SPEC_OF[cls] = lambda m: {"type": name, **to_dict(m)}
+        return fn
+
+    return deco
+
+
+def _fields(cfg: dict, required: tuple[str, ...], optional: dict[str, Any]) -> dict:
+    kind = cfg.get("type")
+    missing = [k for k in required if k not in cfg]
+    if missing:
+        raise ValueError(f"layer type '{kind}' needs fields {list(required)}; missing {missing} in {cfg}")
+    extra = set(cfg) - set(required) - set(optional) - {"type", "name"}
+    if extra:
+        raise ValueError(f"layer type '{kind}' has no fields {sorted(extra)}; allowed: {list(required) + list(optional)}")
+    return {**optional, **{k: cfg[k] for k in cfg if k not in ("type", "name")}}
+
+
+@layer_type("linear", nn.Linear, lambda m: {"in_features": m.in_features, "out_features": m.out_features,
+                                             "bias": m.bias is not None})
+def _linear(cfg):
+    f = _fields(cfg, ("in_features", "out_features"), {"bias": True})
+    return nn.Linear(int(f["in_features"]), int(f["out_features"]), bias=bool(f["bias"]))
+
+
+def _conv_dict(m: nn.Conv2d) -> dict:
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels, "kernel_size": list(m.kernel_size),
+            "stride": list(m.stride), "padding": list(m.padding), "dilation": list(m.dilation), "groups": m.groups,
+            "bias": m.bias is not None}
+
+
+@layer_type("conv2d", nn.Conv2d, _conv_dict)
+def _conv2d(cfg):
+    f = _fields(cfg, ("in_channels", "out_channels", "kernel_size"),
+                {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True})
+    tup = (lambda v: tuple(v) if isinstance(v, (list, tuple)) else int(v))
+    return nn.Conv2d(int(f["in_channels"]), int(f["out_channels"]), tup(f["kernel_size"]), stride=tup(f["stride"]),
+                     padding=tup(f["padding"]), dilation=tup(f["dilation"]), groups=int(f["groups"]), bias=bool(f["bias"]))
+
+
+@layer_type("flatten", nn.Flatten, lambda m: {})
+def _flatten(cfg):
+    _fields(cfg, (), {})
+    return nn.Flatten()
+
+
+@layer_type("avgpool2d", nn.AvgPool2d, lambda m: {"kernel_size": m.kernel_size, "stride": m.stride})
+def _avgpool(cfg):
+    f = _fields(cfg, ("kernel_size",), {"stride": None})
+    return nn.AvgPool2d(f["kernel_size"], f["stride"])
+
+
+@layer_type("maxpool2d", nn.MaxPool2d, lambda m: {"kernel_size": m.kernel_size, "stride": m.stride})
+def _maxpool(cfg):
+    f = _fields(cfg, ("kernel_size",), {"stride": None})
+    return nn.MaxPool2d(f["kernel_size"], f["stride"])
+
+
+@layer_type("sumpool2d", SumPool2d, lambda m: {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding})
+def _sumpool(cfg):
+    f = _fields(cfg, ("kernel_size",), {"stride": None, "padding": 0})
+    return SumPool2d(f["kernel_size"], f["stride"], f["padding"])
+
+
+@layer_type("dropout", nn.Dropout, lambda m: {"p": m.p})
+def _dropout(cfg):
+    return nn.Dropout(float(_fields(cfg, (), {"p": 0.5})["p"]))
+
+
+@layer_type("batchnorm1d", nn.BatchNorm1d, lambda m: {"num_features": m.num_features})
+def _bn1(cfg):
+    return nn.BatchNorm1d(int(_fields(cfg, ("num_features",), {})["num_features"]))
+
+
+@layer_type("batchnorm2d", nn.BatchNorm2d, lambda m: {"num_features": m.num_features})
+def _bn2(cfg):
+    return nn.BatchNorm2d(int(_fields(cfg, ("num_features",), {})["num_features"]))
+
+
+@layer_type("relu", nn.ReLU, lambda m: {})
+def _relu(cfg):
+    _fields(cfg, (), {})
+    return nn.ReLU()
+
+
+@layer_type("delay", Delay, lambda m: {"steps": m.steps})
+def _delay(cfg):
+    return Delay(int(_fields(cfg, (), {"steps": 1})["steps"]))
+
+
+@layer_type("mean_over_time", MeanOverTime, lambda m: {})
+def _mean(cfg):
+    return MeanOverTime()
+
+
+@layer_type("recurrent", Recurrent, lambda m: {"size": m.size, "bias": m.rec.bias is not None, **m.neuron.config()})
+def _recurrent(cfg):
+    cfg = dict(cfg)
+    cfg.pop("type")
+    size = cfg.pop("size")
+    bias = cfg.pop("bias", False)
+    name = cfg.pop("neuron", "lif")
+    return Recurrent(int(size), build_neuron(name, **cfg), bias=bias)
+
+
+@layer_type("neuron")
+def _neuron(cfg):
+    cfg = dict(cfg)
+    cfg.pop("type")
+    cfg.pop("name", None)
+    if "neuron" not in cfg:
+        raise ValueError(f"a 'neuron' layer needs a 'neuron' field naming a registered neuron; got {cfg}")
+    return build_neuron(cfg.pop("neuron"), **cfg)
+
+
+def _layer_dict(m: nn.Module) -> dict:
+    if isinstance(m, NeuronModel):
+        return {"type": "neuron", **m.config()}
+    fn = SPEC_OF.get(type(m))
+    if fn is None:
+        raise ValueError(f"no ArchSpec layer type for {type(m).__name__}; known: {sorted(c.__name__ for c in SPEC_OF)}")
+    return fn(m)
+
+
+def validate(spec: Any) -> dict:
+    """Check the top-level structure; raise ``ValueError`` naming the problem."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"an ArchSpec must be a JSON object; got {type(spec).__name__}")
+    if spec.get("format") != FORMAT:
+        raise ValueError(f"unsupported ArchSpec format {spec.get('format')!r}; expected {FORMAT!r}")
+    kind = spec.get("kind", "sequential")
+    if kind == "sequential":
+        layers = spec.get("layers")
+        if not isinstance(layers, list) or not layers:
+            raise ValueError("a sequential ArchSpec needs a non-empty 'layers' list")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, dict) or "type" not in layer:
+                raise ValueError(f"layer {i} must be an object with a 'type' field; got {layer!r}")
+            LAYERS.get(layer["type"])
+    return spec
+
+
+def _import_plugin(spec: dict) -> None:
+    plugin = spec.get("plugin")
+    if not plugin:
+        return
+    if not isinstance(plugin, str) or not plugin.startswith(PLUGIN_PREFIXES):
+        raise ValueError(f"ArchSpec plugin {plugin!r} is not a module of this project ({', '.join(PLUGIN_PREFIXES)}*)")
+    try:
+        importlib.import_module(plugin)
+    except ModuleNotFoundError as e:
+        from .errors import UserError
+
+        raise UserError(f"ArchSpec needs module {plugin!r}, which is not importable ({e})") from e
+
+
+def build(spec: dict) -> nn.Module:
+    """Build a model from an ArchSpec dict (see module docstring)."""
+    validate(spec)
+    _import_plugin(spec)
+    kind = spec.get("kind", "sequential")
+    if kind != "sequential":
+        model = ARCH_KINDS.get(kind)(spec)
+    else:
+        model = SNN(*[LAYERS.get(layer["type"])(layer) for layer in spec["layers"]])
+    model.arch_spec = copy.deepcopy(spec)
+    return model
+
+
+def to_spec(model: nn.Module, input_shape: list[int] | tuple[int, ...] | None = None, **extra) -> dict:
+    """The ArchSpec of a model (an :class:`SNN` of registered layer types, or any model with ``to_spec()``)."""
+    if hasattr(model, "to_spec"):
+        spec = model.to_spec()
+    else:
+        layers = [_layer_dict(m) for m in model.children()] if isinstance(model, nn.Sequential) else [_layer_dict(model)]
+        spec = {"format": FORMAT, "kind": "sequential", "layers": layers}
+    if input_shape is not None:
+        spec["input_shape"] = list(input_shape)
+    spec.update(extra)
+    return spec
+
+
+def mlp_spec(n_in: int, hidden: list[int], n_out: int, neuron: str = "lif", readout: str = "spiking",
+             neuron_params: dict | None = None, **neuron_kw) -> dict:
+    """A spiking MLP: Linear + neuron per hidden layer, then Linear + spiking neuron (``readout='spiking'``) or an
+    ``LI`` membrane readout (``readout='li'``)."""
+    neuron_params = neuron_params or {}
+    layers: list[dict] = []
+    sizes = [n_in, *hidden]
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [{"type": "linear", "in_features": a, "out_features": b},
+                   {"type": "neuron", "neuron": neuron, "params": dict(neuron_params), **neuron_kw}]
+    layers.append({"type": "linear", "in_features": sizes[-1], "out_features": n_out})
+    if readout == "li":
+        layers.append({"type": "neuron", "neuron": "li", "params": {"beta": neuron_params.get("beta", 0.9)}})
+    elif readout == "spiking":
+        layers.append({"type": "neuron", "neuron": neuron, "params": dict(neuron_params), **neuron_kw})
+    else:
+        raise ValueError(f"readout must be 'spiking' or 'li'; got {readout!r}")
+    return {"format": FORMAT, "kind": "sequential", "input_shape": [n_in], "layers": layers}

@@ -1,0 +1,158 @@
+"""``neurosynth energy --model RUN_DIR``: operation counts and energy per inference, SNN vs the equivalent ANN.
+
+Counts follow NeuroBench's definitions (``neurosynth.hardware.energy.counters``); energies use published
+per-operation costs (``neurosynth.hardware.energy.cost_models``). Inputs are the run's own test data when
+its manifest names the ``digits`` dataset, else a tensor file given with ``--inputs``. Writes
+``RUN_DIR/energy.json`` (or ``--out``) with the counts, every estimate, the cost models with their sources and
+a manifest, plus ``plots/energy.png`` next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "energy", help="count synaptic ops / neuron updates and estimate energy per inference (SNN vs ANN)",
+        description="Count operations per inference (NeuroBench definitions) on real inputs and price them: the "
+                    "SNN on Loihi vs the same network as a dense ANN at a 45 nm FP32 MAC cost.")
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory (arch.json + model.pt)")
+    p.add_argument("--samples", type=int, default=256, help="number of inputs to average over (default 256)")
+    p.add_argument("--inputs", default=None,
+                   help="tensor file [T, N, ...] (torch.save, or a dict with key 'x'); default: the run's test set")
+    p.add_argument("--out", default=None, help="JSON file to write (default RUN_DIR/energy.json)")
+    p.add_argument("--snn-cost", default="loihi", help="cost model for the SNN (loihi, loihi2, cmos45_fp32, ...)")
+    p.add_argument("--ann-cost", default="cmos45_fp32", help="cost model for the equivalent ANN")
+    p.add_argument("--seed", type=int, default=None, help="input encoding seed (default: the run's seed)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _inputs(args, run_path, manifest: dict):
+    import torch
+
+    from ..errors import UserError
+
+    if args.inputs:
+        try:
+            obj = torch.load(args.inputs, map_location="cpu", weights_only=True)
+        except FileNotFoundError as e:
+            raise UserError(f"--inputs {args.inputs} does not exist") from e
+        except Exception as e:
+            raise UserError(f"cannot load --inputs {args.inputs} ({e}); save a tensor [T, N, ...] with torch.save") from e
+        x = obj.get("x") if isinstance(obj, dict) else obj
+        if not isinstance(x, torch.Tensor) or x.dim() < 3:
+            raise UserError(f"--inputs must hold a time-first tensor [T, N, ...] (or a dict with key 'x'); "
+                            f"got {type(x).__name__}{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}")
+        return [(x.float(),)], f"file {args.inputs}"
+    cfg = manifest.get("config") or {}
+    if cfg.get("dataset") == "digits":
+        from ..digits import digits_loaders
+
+        seed = int(args.seed if args.seed is not None else manifest.get("seed") or 0)
+        _, test = digits_loaders(T=int(cfg.get("T", 20)), batch_size=64, seed=seed,
+                                 encoder=cfg.get("encoder", "rate"))
+        return test, f"digits test split, encoder={cfg.get('encoder', 'rate')}, T={cfg.get('T', 20)}"
+    raise UserError(f"{run_path} does not say which dataset it was trained on (no digits config in manifest.json); "
+                    "pass --inputs FILE with a time-first tensor [T, N, ...] of representative inputs")
+
+
+def _fmt_j(j: float) -> str:
+    for unit, scale in (("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
+        if abs(j) >= scale:
+            return f"{j / scale:.3g} {unit}"
+    return f"{j:.3g} J"
+
+
+def _table(report: dict, samples: int, source: str) -> str:
+    c = report["counts"]
+    lines = [f"per inference, mean over {samples} samples ({source}), T={c['timesteps']} steps", ""]
+    rows = [("synaptic ops (spike-triggered ACs)", f"{c['syn_ops']:,.0f}"),
+            ("effective MACs (real-valued inputs)", f"{c['eff_macs']:,.0f}"),
+            ("dense synaptic ops (all T steps)", f"{c['dense_ops']:,.0f}"),
+            ("equivalent ANN MACs (one pass)", f"{c['ann_macs']:,}"),
+            ("neuron updates", f"{c['neuron_updates']:,.0f}"),
+            ("spikes", f"{c['spikes']:,.1f}"),
+            ("activation sparsity", f"{c['activation_sparsity']:.4f}"),
+            ("connection sparsity", f"{c['connection_sparsity']:.4f}"),
+            ("parameter memory", f"{c['param_bytes']:,} B")]
+    lines += [f"  {k:<38}{v:>16}" for k, v in rows]
+    lines += ["", f"  {'system':<22}{'cost model':<14}{'energy/inference':>18}  note"]
+    for est, label in [(report["snn"], "SNN"), *[(o, "SNN") for o in report["snn_other_cost_models"]],
+                       (report["ann"], "ANN (dense, 1 pass)")]:
+        if est["complete"]:
+            val, note = _fmt_j(est["total_j"]), ""
+        elif not est["terms_j"]:
+            val, note = "n/a", "no published per-op energy"
+        else:
+            val, note = ">= " + _fmt_j(est["total_j"]), "unpriced: " + ", ".join(est["unpriced"])
+        lines.append(f"  {label:<22}{est['cost_model']:<14}{val:>18}  {note}")
+    if report["ann_over_snn"] is not None:
+        lines.append(f"\n  ANN / SNN energy ratio ({report['ann']['cost_model']} vs {report['snn']['cost_model']}): "
+                     f"{report['ann_over_snn']:.3g}x")
+    return "\n".join(lines)
+
+
+def _plot(report: dict, counts, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..rundir import save_figure
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    syn = [layer for layer in counts.layers if layer.kind == "synapse"]
+    names = [f"{layer.name}\n{layer.type}" for layer in syn]
+    a.bar(names, [(layer.ac_ops + layer.mac_ops) / counts.samples for layer in syn], label="effective (SNN)")
+    a.bar(names, [layer.dense_ops_per_step for layer in syn], alpha=0.5, label="ANN MACs (1 pass)")
+    a.set_ylabel("operations per inference")
+    a.set_title("synaptic operations per layer")
+    a.legend(fontsize=8)
+    ests = [report["snn"], *report["snn_other_cost_models"], report["ann"]]
+    ests = [e for e in ests if e["terms_j"]]
+    b.bar([f"{e['system'].upper()}\n{e['cost_model']}" for e in ests], [e["total_j"] * 1e9 for e in ests],
+          color=["C0" if e["system"] == "snn" else "C1" for e in ests])
+    b.set_ylabel("nJ per inference (priced terms)")
+    b.set_title("energy estimate")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import UserError
+    from ..hardware.energy import COST_MODELS, compare, count_ops_loader
+    from ..io import read_json, write_json
+    from ..rundir import load_run, manifest
+
+    if args.samples < 1:
+        raise UserError(f"--samples must be >= 1; got {args.samples}")
+    for name in (args.snn_cost, args.ann_cost):
+        if name not in COST_MODELS:
+            raise UserError(f"unknown cost model {name!r}; choose from {', '.join(COST_MODELS.names())}")
+    torch.set_num_threads(1)
+    run_path = Path(args.model)
+    model, spec, _ = load_run(run_path)
+    man = read_json(run_path / "manifest.json") if (run_path / "manifest.json").exists() else {}
+    loader, source = _inputs(args, run_path, man)
+    try:
+        counts = count_ops_loader(model, loader, max_samples=args.samples, progress=not args.no_progress)
+    except ValueError as e:
+        raise UserError(f"cannot count operations of {run_path}: {e}") from e
+    report = compare(counts, args.snn_cost, args.ann_cost)
+    out = Path(args.out) if args.out else run_path / "energy.json"
+    config = {k: v for k, v in vars(args).items() if not k.startswith("_") and not callable(v)}
+    doc = {**report, "inputs": source, "layers": counts.to_dict()["layers"],
+           "manifest": manifest(None, config, args.seed, {"ann_over_snn": report["ann_over_snn"]})}
+    write_json(out, doc)
+    plot = out.parent / "plots" / "energy.png"
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    _plot(report, counts, plot)
+    print(_table(report, counts.samples, source))
+    print(f"\nwrote {out} and {plot}")
+    return 0

@@ -1,0 +1,17 @@
+"""``neurosynth export loihi|nir``: deploy a trained run directory."""
+
+from . import add_group
+
+EXPORTERS = {
+    "loihi": "neurosynth.hardware.lava.cli",
+    "nir": "neurosynth.hardware.nir.cli",
+}
+
+
+def register(subparsers):
+    return add_group(subparsers, "export", "export a trained model: Loihi 2 netx HDF5 via Lava (loihi) or NIR (nir)",
+                     EXPORTERS)
+
+
+def run(args) -> int:
+    return 2

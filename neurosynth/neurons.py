@@ -1,0 +1,403 @@
+r"""Spiking neurons: pure step functions under thin ``nn.Module`` wrappers.
+
+Every neuron is a :class:`NeuronModel`: a frozen-dataclass parameter set (``Params``), a NamedTuple state
+(``State``) and a pure ``step(x_t, state, params) -> (out_t, state, h_t)`` built from three overridable
+pieces:
+
+- ``charge(x, state, p) -> state``: integrate the input; ``state.v`` becomes the pre-spike membrane ``h``;
+- fire: ``s = Θ(h - threshold_of(state, p))`` with the neuron's surrogate gradient (strict ``>``);
+- reset (``RESETS``: ``subtract``, ``zero``, ``none``) and ``after_fire(s, state, p) -> state``.
+
+Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.engine` owns the time loop.
+Parameters are ``nn.Parameter`` when learnable (``learn_beta=True``, ``learn=("beta",)``) and buffers
+otherwise, so ``.to()``, ``state_dict()`` and export see them.
+
+A custom neuron is one decorator and a ``charge`` method::
+
+    @register_neuron("quadratic_lif")
+    class QuadraticLIF(NeuronModel):
+        defaults = {"beta": 0.9, "threshold": 1.0, "a": 0.05}
+
+        def charge(self, x, state, p):
+            return state._replace(v=p.beta * state.v + p.a * state.v ** 2 + x)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from . import engine
+from .registry import Registry
+from .surrogate import Surrogate, get_surrogate
+from .utils import check_time_first
+
+NEURONS: Registry[type[NeuronModel]] = Registry("neuron")
+RESETS: Registry = Registry("reset")
+
+
+@RESETS.register("subtract")
+def reset_subtract(h: torch.Tensor, s: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
+    """Reset by subtraction: ``v = h - threshold * s`` (keeps the residual charge)."""
+    return h - thr * s
+
+
+@RESETS.register("zero")
+def reset_zero(h: torch.Tensor, s: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
+    """Reset to zero: ``v = h * (1 - s)`` (Loihi's reset)."""
+    return h * (1 - s)
+
+
+@RESETS.register("none")
+def reset_none(h: torch.Tensor, s: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
+    """No reset: ``v = h``."""
+    return h
+
+
+def register_neuron(name: str):
+    """Class decorator: register a :class:`NeuronModel` subclass under ``name`` (selectable everywhere by name)."""
+
+    def deco(cls):
+        cls.neuron_name = name.lower()
+        return NEURONS.register(name)(cls)
+
+    return deco
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().float()
+    return torch.as_tensor(value, dtype=torch.float32)
+
+
+class NeuronModel(nn.Module):
+    """Base class of every neuron. Subclasses set ``defaults`` (and ``state_vars`` if more than ``v``)
+    and override ``charge``; optionally ``threshold_of`` and ``after_fire``.
+
+    Args:
+        shape: per-neuron feature shape (e.g. ``128`` or ``(16, 8, 8)``); parameters are expanded to it.
+            ``None`` keeps scalar (shared) parameters.
+        reset: ``"subtract"``, ``"zero"`` or ``"none"`` (see :data:`RESETS`).
+        surrogate: a name, dict or :class:`~neurosynth.surrogate.Surrogate`.
+        learn: names of parameters to train; ``learn_<name>=True`` is the same.
+        detach_reset: stop gradients through the reset (default, as snnTorch).
+        backend: ``"auto"`` (fused where the neuron supports it), ``"fused"`` or ``"python"``.
+        **params: values for the entries of ``defaults`` (scalars, lists or tensors).
+    """
+
+    defaults: ClassVar[dict[str, float]] = {"beta": 0.9, "threshold": 1.0}
+    state_vars: ClassVar[tuple[str, ...]] = ("v",)
+    default_reset: ClassVar[str] = "subtract"
+    spiking: ClassVar[bool] = True
+    neuron_name: ClassVar[str] = "custom"
+    Params: ClassVar[type]
+    State: ClassVar[type]
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "Params" not in cls.__dict__:
+            cls.Params = dataclasses.make_dataclass(
+                f"{cls.__name__}Params", [(k, Any) for k in cls.defaults], frozen=True
+            )
+        if "State" not in cls.__dict__:
+            cls.State = NamedTuple(f"{cls.__name__}State", [(k, torch.Tensor) for k in cls.state_vars])
+
+    def __init__(
+        self,
+        *,
+        shape: int | tuple[int, ...] | None = None,
+        reset: str | None = None,
+        surrogate: str | dict | Surrogate | None = "atan",
+        learn: tuple[str, ...] | list[str] = (),
+        detach_reset: bool = True,
+        backend: str = "auto",
+        **params: Any,
+    ):
+        super().__init__()
+        learn = set(learn)
+        for key in list(params):
+            if key.startswith("learn_"):
+                if params.pop(key):
+                    learn.add(key[len("learn_"):])
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no parameter(s) {sorted(unknown)}; its parameters are "
+                f"{sorted(self.defaults)} (plus shape, reset, surrogate, learn, detach_reset, backend)"
+            )
+        bad_learn = learn - set(self.defaults)
+        if bad_learn:
+            raise ValueError(f"cannot learn {sorted(bad_learn)}: {type(self).__name__} parameters are {sorted(self.defaults)}")
+        if isinstance(shape, int):
+            shape = (shape,)
+        self.shape = tuple(shape) if shape is not None else None
+        self.reset = (reset or self.default_reset).lower()
+        self._reset_fn = RESETS.get(self.reset)
+        self.surrogate = get_surrogate(surrogate)
+        self.detach_reset = bool(detach_reset)
+        if backend not in ("auto", "fused", "python"):
+            raise ValueError(f"backend must be 'auto', 'fused' or 'python'; got {backend!r}")
+        self.backend = backend
+        self.learn = tuple(sorted(learn))
+        for name, default in self.defaults.items():
+            value = _as_tensor(params.get(name, default))
+            if self.shape is not None and value.dim() == 0:
+                value = value.expand(self.shape).clone()
+            if name in learn:
+                setattr(self, name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
+        self._validate()
+
+    # ----------------------------------------------------------------- parameters
+    def _validate(self) -> None:
+        """Subclasses check parameter ranges here (raise ValueError)."""
+
+    def params(self) -> Any:
+        """The parameters as a frozen dataclass of tensors (what the pure step function takes)."""
+        return self.Params(**{k: getattr(self, k) for k in self.defaults})
+
+    @classmethod
+    def from_tau(cls, tau: float, dt: float = 1.0, **kw) -> NeuronModel:
+        """Build from a membrane time constant: ``beta = exp(-dt / tau)`` (same units for ``tau`` and ``dt``)."""
+        if tau <= 0 or dt <= 0:
+            raise ValueError(f"tau and dt must be positive; got tau={tau}, dt={dt}")
+        return cls(beta=math.exp(-dt / tau), **kw)
+
+    # ----------------------------------------------------------------- dynamics (pure)
+    def charge(self, x: torch.Tensor, state, p):
+        """Integrate input ``x`` into the state; return the state with ``v`` = pre-spike membrane ``h``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement charge(x, state, p)")
+
+    def threshold_of(self, state, p) -> torch.Tensor:
+        return p.threshold
+
+    def after_fire(self, s: torch.Tensor, state, p):
+        return state
+
+    def step(self, x: torch.Tensor, state, p):
+        """One time step: ``(out, new_state, h)``. Pure given ``p`` (no module state is touched)."""
+        state = self.charge(x, state, p)
+        h = state.v
+        if not self.spiking:
+            return h, state, h
+        thr = self.threshold_of(state, p)
+        s = self.surrogate(h - thr)
+        s_r = s.detach() if self.detach_reset else s
+        v = self._reset_fn(h, s_r, thr)
+        state = self.after_fire(s, state._replace(v=v), p)
+        return s, state, h
+
+    def initial_state(self, x0: torch.Tensor):
+        """Zero state shaped like one time step of input ``x0 [B, ...]``."""
+        return self.State(*(torch.zeros_like(x0) for _ in self.state_vars))
+
+    # ----------------------------------------------------------------- execution
+    def _use_fused(self, state) -> bool:
+        return False
+
+    def run(self, x: torch.Tensor, state=None):
+        """Run over a sequence. Returns ``(out [T, B, ...], final_state, trace [T, B, ...])`` where ``out`` is the
+        spike train (membrane for non-spiking neurons) and ``trace`` the pre-reset membrane."""
+        check_time_first(x, f"{type(self).__name__} input")
+        if self.shape is not None and tuple(x.shape[2:]) != self.shape:
+            raise ValueError(
+                f"{type(self).__name__} was built for feature shape {self.shape} (layout [T, B, "
+                f"{', '.join(map(str, self.shape))}]) but got input of shape {tuple(x.shape)}"
+            )
+        if state is None:
+            state = self.initial_state(x[0])
+        p = self.params()
+        if self._use_fused(state):
+            return self._run_fused(x, state, p)
+        return engine.scan(self, x, state, p)
+
+    def forward(self, x: torch.Tensor, state=None) -> torch.Tensor:
+        return self.run(x, state)[0]
+
+    # ----------------------------------------------------------------- serialisation
+    def config(self) -> dict:
+        """JSON-serialisable constructor arguments (the ArchSpec ``neuron`` entry)."""
+        def val(t: torch.Tensor):
+            t = t.detach().cpu()
+            if t.dim() == 0:
+                return float(t)
+            flat = t.flatten()
+            if bool((flat == flat[0]).all()):
+                return float(flat[0])
+            return t.tolist()
+
+        cfg = {
+            "neuron": self.neuron_name,
+            "params": {k: val(getattr(self, k)) for k in self.defaults},
+            "reset": self.reset,
+            "surrogate": self.surrogate.to_dict(),
+            "learn": list(self.learn),
+            "detach_reset": self.detach_reset,
+        }
+        if self.shape is not None:
+            cfg["shape"] = list(self.shape)
+        return cfg
+
+    def extra_repr(self) -> str:
+        ps = ", ".join(f"{k}={self.config()['params'][k]}" for k in self.defaults)
+        return f"{ps}, reset={self.reset!r}, surrogate={self.surrogate.name}, shape={self.shape}"
+
+
+NeuronBase = NeuronModel
+
+
+def build_neuron(name: str, **config: Any) -> NeuronModel:
+    """Build a registered neuron by name, from a :meth:`NeuronModel.config` dict or keyword arguments."""
+    cls = NEURONS.get(name)
+    config = dict(config)
+    params = config.pop("params", {}) or {}
+    config.pop("neuron", None)
+    if isinstance(config.get("shape"), (list, tuple)):
+        config["shape"] = tuple(config["shape"])
+    return cls(**config, **params)
+
+
+# ===================================================================== built-in neurons
+
+
+@register_neuron("lif")
+class LIF(NeuronModel):
+    r"""Leaky integrate-and-fire: :math:`h_t = \beta v_{t-1} + x_t`, spike if :math:`h_t > \vartheta`, then reset.
+
+    ``reset_delay=True`` reproduces snnTorch ``Leaky``'s convention for ``reset='subtract'``: the threshold is
+    subtracted on the step after the spike and is not decayed
+    (:math:`h_t = \beta h_{t-1} + x_t - \vartheta s_{t-1}`). For ``reset='zero'`` both conventions coincide.
+    SpikingJelly ``LIFNode(tau, decay_input, v_threshold, v_reset)`` maps to ``beta = 1 - 1/tau`` with the
+    input scaled by ``1/tau`` when ``decay_input=True`` (see :func:`from_spikingjelly`).
+    """
+
+    defaults = {"beta": 0.9, "threshold": 1.0}
+
+    def __init__(self, beta=0.9, threshold=1.0, *, reset_delay: bool = False, **kw):
+        self.reset_delay = bool(reset_delay)
+        super().__init__(beta=beta, threshold=threshold, **kw)
+        if self.reset_delay and self.reset == "subtract" and not self.detach_reset:
+            raise ValueError("reset_delay=True (snnTorch convention) requires detach_reset=True")
+
+    def _validate(self):
+        b = self.beta.detach()
+        if bool(((b < 0) | (b > 1)).any()):
+            raise ValueError(f"beta must lie in [0, 1] (beta = exp(-dt/tau)); got {b.min().item()}..{b.max().item()}")
+
+    def charge(self, x, state, p):
+        return state._replace(v=p.beta * state.v + x)
+
+    def step(self, x, state, p):
+        if self.reset_delay and self.reset == "subtract":  # snnTorch: state holds the un-reset membrane
+            h = p.beta * state.v + x - p.threshold * (state.v > p.threshold).to(x.dtype)
+            s = self.surrogate(h - p.threshold)
+            return s, state._replace(v=h), h
+        return super().step(x, state, p)
+
+    def _use_fused(self, state) -> bool:
+        # the fused kernel implements exactly LIF.charge/step; subclasses that change them run the reference loop
+        return self.backend != "python" and type(self).charge is LIF.charge and type(self).step is LIF.step
+
+    def _fused_mode(self) -> str:
+        if self.reset_delay and self.reset == "subtract":
+            return "subtract_delayed"
+        return self.reset
+
+    def _run_fused(self, x, state, p):
+        v0 = state.v.expand_as(x[0]).to(x.dtype)
+        s, h, v = engine.fused_lif(x, v0, p.beta.to(x.dtype), p.threshold.to(x.dtype), self._fused_mode(),
+                                   self.detach_reset, self.surrogate)
+        if self._fused_mode() == "subtract_delayed":
+            v = h[-1]
+        return s, state._replace(v=v), h
+
+    def config(self):
+        cfg = super().config()
+        if self.reset_delay:
+            cfg["reset_delay"] = True
+        return cfg
+
+
+def from_spikingjelly(tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
+                      decay_input: bool = True, **kw) -> tuple[LIF, float]:
+    """Map SpikingJelly ``LIFNode(tau, decay_input, v_threshold, v_reset)`` (``v_reset=None``: soft reset) onto
+    :class:`LIF`. Returns ``(neuron, input_scale)``: feed ``input_scale * x`` to reproduce SpikingJelly exactly
+    (``input_scale = 1/tau`` when ``decay_input`` else 1). Only ``v_reset`` in ``{None, 0}`` maps exactly."""
+    if v_reset not in (None, 0, 0.0):
+        raise ValueError("only v_reset=None (subtract) or v_reset=0 (zero) map onto LIF")
+    neuron = LIF(beta=1 - 1 / tau, threshold=v_threshold, reset="subtract" if v_reset is None else "zero", **kw)
+    return neuron, (1 / tau if decay_input else 1.0)
+
+
+@register_neuron("if")
+class IF(LIF):
+    r"""Integrate-and-fire (no leak, :math:`\beta = 1`); reset by subtraction by default (ANN→SNN conversion)."""
+
+    defaults = {"beta": 1.0, "threshold": 1.0}
+
+    def __init__(self, threshold=1.0, **kw):
+        kw.setdefault("beta", 1.0)
+        super().__init__(threshold=threshold, **kw)
+
+
+@register_neuron("cubalif")
+class CubaLIF(NeuronModel):
+    r"""Current-based LIF (Loihi's neuron): :math:`i_t = \alpha i_{t-1} + x_t`, :math:`h_t = \beta v_{t-1} + i_t`,
+    spike if :math:`h_t > \vartheta`, reset ``v`` to zero (``i`` is not reset).
+
+    Lava's ``LIF`` process with ``du = 1 - alpha`` and ``dv = 1 - beta`` computes exactly this (floating point).
+    """
+
+    defaults = {"alpha": 0.8, "beta": 0.9, "threshold": 1.0}
+    state_vars = ("i", "v")
+    default_reset = "zero"
+
+    def __init__(self, alpha=0.8, beta=0.9, threshold=1.0, **kw):
+        super().__init__(alpha=alpha, beta=beta, threshold=threshold, **kw)
+
+    def charge(self, x, state, p):
+        i = p.alpha * state.i + x
+        return state._replace(i=i, v=p.beta * state.v + i)
+
+
+@register_neuron("alif")
+class ALIF(NeuronModel):
+    r"""Adaptive-threshold LIF (Bellec et al. 2018): :math:`h_t = \beta v_{t-1} + x_t`, threshold
+    :math:`\vartheta + b\,a_{t-1}`, adaptation :math:`a_t = \rho\,a_{t-1} + s_t` (``adapt_decay`` = ρ,
+    ``adapt_scale`` = b)."""
+
+    defaults = {"beta": 0.9, "threshold": 1.0, "adapt_decay": 0.95, "adapt_scale": 0.2}
+    state_vars = ("v", "a")
+
+    def __init__(self, beta=0.9, threshold=1.0, adapt_decay=0.95, adapt_scale=0.2, **kw):
+        super().__init__(beta=beta, threshold=threshold, adapt_decay=adapt_decay, adapt_scale=adapt_scale, **kw)
+
+    def charge(self, x, state, p):
+        return state._replace(v=p.beta * state.v + x)
+
+    def threshold_of(self, state, p):
+        return p.threshold + p.adapt_scale * state.a
+
+    def after_fire(self, s, state, p):
+        return state._replace(a=p.adapt_decay * state.a + s)
+
+
+@register_neuron("li")
+class LI(NeuronModel):
+    r"""Leaky integrator (non-spiking readout): :math:`v_t = \beta v_{t-1} + x_t`; outputs the membrane."""
+
+    defaults = {"beta": 0.9}
+    spiking = False
+    default_reset = "none"
+
+    def __init__(self, beta=0.9, **kw):
+        kw.setdefault("surrogate", None)
+        super().__init__(beta=beta, **kw)
+
+    def charge(self, x, state, p):
+        return state._replace(v=p.beta * state.v + x)

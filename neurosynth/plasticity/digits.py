@@ -1,0 +1,295 @@
+"""Unsupervised STDP feature learning on scikit-learn digits, Diehl & Cook (2015) style.
+
+Network: 64 Poisson (Bernoulli-rate) inputs -> ``n_neurons`` excitatory neurons with hard winner-take-all
+(the limit of strong lateral inhibition), adaptive thresholds (homeostasis) and per-neuron weight
+normalisation. Weights learn by pair STDP with soft bounds (:func:`~neurosynth.plasticity.stdp_step`),
+with no labels. Afterwards each neuron is assigned the class it responds to most on the training set, and a
+test digit is classified by the class whose assigned neurons spike most (Diehl & Cook's readout).
+
+:func:`train_stdp_digits` writes a full run directory (``neurosynth train --method stdp`` calls it).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .connections import Dense
+from .schedule import LRSchedule, lr_at
+from .stdp import STDPParams, apply_update, stdp_init, stdp_step
+from .unsupervised import (
+    HomeostasisParams,
+    LIFWTAParams,
+    adaptive_threshold_step,
+    lif_wta_init,
+    lif_wta_step,
+    normalize_weights,
+)
+
+FORMAT_KIND = "stdp_wta"
+
+
+@dataclass(frozen=True)
+class DigitsSTDPConfig:
+    n_neurons: int = 100
+    T: int = 40  # time steps per presentation (training and inference)
+    rate: float = 0.25  # spike probability per step of a fully-on pixel
+    batch_size: int = 16
+    a_plus: float = 0.05
+    a_minus: float = 0.005
+    tau_plus: float = 10.0
+    tau_minus: float = 10.0
+    lr: float = 1.0
+    lr_final: float = 0.1  # linear decay of the STDP learning rate over training
+    w_sum: float = 12.0  # per-neuron sum of incoming weights after normalisation
+    beta: float = 0.95
+    threshold: float = 1.0
+    refractory: int = 2
+    theta_plus: float = 0.05
+    tau_theta: float = 1e5
+    test_size: float = 0.25
+    wta_reset: str = "all"  # "all": a winner's spike resets the whole layer (strong inhibition) | "zero"
+    reduce: str = "sum"  # batch reduction of the STDP update ("sum": every sample's winner learns fully)
+
+    def __post_init__(self) -> None:
+        if self.n_neurons < 10 or self.T < 1 or self.batch_size < 1 or not 0 < self.rate <= 1:
+            raise ValueError("need n_neurons >= 10, T >= 1, batch_size >= 1 and 0 < rate <= 1")
+
+
+class STDPWTANet(nn.Module):
+    """The learned network: weights ``w [N, 64]``, threshold offsets ``theta [N]``, neuron labels ``assignments [N]``.
+
+    ``forward(x [T, B, 64] spikes) -> spike counts [B, N]``; :meth:`predict` -> class per sample.
+    """
+
+    def __init__(self, n_in: int = 64, n_neurons: int = 100, n_classes: int = 10, beta: float = 0.95,
+                 threshold: float = 1.0, refractory: int = 2, wta_reset: str = "all"):
+        super().__init__()
+        self.register_buffer("w", torch.zeros(n_neurons, n_in))
+        self.register_buffer("theta", torch.zeros(n_neurons))
+        self.register_buffer("assignments", torch.zeros(n_neurons, dtype=torch.long))
+        self.n_in, self.n_neurons, self.n_classes = n_in, n_neurons, n_classes
+        self.neuron = LIFWTAParams(beta=beta, threshold=threshold, refractory=refractory, reset=wta_reset)
+
+    def forward(self, x: Tensor) -> Tensor:
+        state = lif_wta_init(x.shape[1], self.n_neurons, x.dtype, x.device)
+        counts = torch.zeros(x.shape[1], self.n_neurons, dtype=x.dtype, device=x.device)
+        for t in range(x.shape[0]):
+            s, state = lif_wta_step(x[t] @ self.w.T, state, self.theta, self.neuron)
+            counts += s
+        return counts
+
+    def predict(self, x: Tensor) -> Tensor:
+        return classify(self(x), self.assignments, self.n_classes)
+
+    def to_spec(self) -> dict:
+        return {"format": "neurosynth.arch/1", "kind": FORMAT_KIND, "plugin": "neurosynth.plasticity.digits",
+                "n_in": self.n_in, "n_neurons": self.n_neurons, "n_classes": self.n_classes,
+                "neuron": asdict(self.neuron)}
+
+
+def _build_from_spec(spec: dict) -> STDPWTANet:
+    n = spec.get("neuron", {})
+    return STDPWTANet(int(spec["n_in"]), int(spec["n_neurons"]), int(spec.get("n_classes", 10)),
+                      beta=float(n.get("beta", 0.95)), threshold=float(n.get("threshold", 1.0)),
+                      refractory=int(n.get("refractory", 2)), wta_reset=str(n.get("reset", "all")))
+
+
+try:  # make run directories of this model loadable with neurosynth.rundir.load_run
+    from ..arch import ARCH_KINDS
+
+    if FORMAT_KIND not in ARCH_KINDS:
+        ARCH_KINDS.add(FORMAT_KIND, _build_from_spec)
+except ImportError:  # pragma: no cover - core without arch
+    pass
+
+
+def assign_labels(counts: Tensor, labels: Tensor, n_classes: int = 10) -> Tensor:
+    """Neuron -> class with the highest mean response over the samples of that class (Diehl & Cook)."""
+    mean = torch.stack([counts[labels == c].mean(0) if bool((labels == c).any()) else
+                        torch.zeros(counts.shape[1]) for c in range(n_classes)])  # [C, N]
+    return mean.argmax(0)
+
+
+def classify(counts: Tensor, assignments: Tensor, n_classes: int = 10) -> Tensor:
+    """Class whose assigned neurons have the highest mean spike count (classes without neurons score -1)."""
+    scores = torch.full((counts.shape[0], n_classes), -1.0)
+    for c in range(n_classes):
+        m = assignments == c
+        if bool(m.any()):
+            scores[:, c] = counts[:, m].mean(1)
+    return scores.argmax(1)
+
+
+def _encode(x: Tensor, T: int, rate: float, g: torch.Generator) -> Tensor:
+    from ..encoding import encode
+
+    return encode("rate", x, T, generator=g, gain=rate)
+
+
+def fit_stdp(x: Tensor, cfg: DigitsSTDPConfig, epochs: int, generator: torch.Generator,
+             progress: bool = False) -> tuple[STDPWTANet, dict]:
+    """Unsupervised training on ``x [N, 64]`` in [0, 1]; returns the net (assignments unset) and a history."""
+    net = STDPWTANet(x.shape[1], cfg.n_neurons, beta=cfg.beta, threshold=cfg.threshold, refractory=cfg.refractory,
+                     wta_reset=cfg.wta_reset)
+    w = torch.rand(cfg.n_neurons, x.shape[1], generator=generator) * 0.3 + 0.1
+    w = normalize_weights(w, cfg.w_sum)
+    theta = torch.zeros(cfg.n_neurons)
+    stdp = STDPParams(a_plus=cfg.a_plus, a_minus=cfg.a_minus, tau_plus=cfg.tau_plus, tau_minus=cfg.tau_minus,
+                      w_min=0.0, w_max=1.0, weight_dependence="multiplicative")
+    homeo = HomeostasisParams(theta_plus=cfg.theta_plus, tau_theta=cfg.tau_theta)
+    n_batches = (len(x) + cfg.batch_size - 1) // cfg.batch_size
+    sched = LRSchedule("linear", lr=cfg.lr, lr_final=cfg.lr_final, total_steps=max(1, epochs * n_batches))
+    conn = Dense(cfg.reduce)
+    history: dict[str, list] = {"spikes_per_sample": [], "theta_mean": []}
+    step = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs * n_batches, desc="stdp", unit="batch")
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=generator)
+        total_spikes = 0.0
+        for i in range(0, len(x), cfg.batch_size):
+            xb = x[perm[i:i + cfg.batch_size]]
+            s_in = _encode(xb, cfg.T, cfg.rate, generator)
+            state = lif_wta_init(len(xb), cfg.n_neurons)
+            tr = stdp_init(s_in[0], state.v)
+            lr = lr_at(sched, step)
+            for t in range(cfg.T):
+                s, state = lif_wta_step(s_in[t] @ w.T, state, theta, net.neuron)
+                dw, tr = stdp_step(s_in[t], s, tr, w, stdp, conn)
+                if bool(s.any()) or cfg.a_minus > 0:
+                    w = normalize_weights(apply_update(w, dw, lr, stdp), cfg.w_sum).clamp(0.0, 1.0)
+                theta = adaptive_threshold_step(theta, s, homeo, batch_reduce="sum")
+                total_spikes += float(s.sum())
+            step += 1
+            if bar is not None:
+                bar.update(1)
+        history["spikes_per_sample"].append(total_spikes / len(x))
+        history["theta_mean"].append(float(theta.mean()))
+    if bar is not None:
+        bar.close()
+    net.w.copy_(w)
+    net.theta.copy_(theta)
+    return net, history
+
+
+@torch.no_grad()
+def spike_counts(net: STDPWTANet, x: Tensor, cfg: DigitsSTDPConfig, generator: torch.Generator,
+                 batch_size: int = 256, min_spikes: int = 5, max_boosts: int = 3) -> Tensor:
+    """Spike counts ``[N, n_neurons]``. As in Diehl & Cook, samples with fewer than ``min_spikes`` spikes are
+    presented again with the input rate doubled (at most ``max_boosts`` times)."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        c = net(_encode(xb, cfg.T, cfg.rate, generator))
+        rate = cfg.rate
+        for _ in range(max_boosts):
+            low = c.sum(1) < min_spikes
+            if not bool(low.any()) or rate >= 1.0:
+                break
+            rate = min(1.0, 2 * rate)
+            c[low] = net(_encode(xb[low], cfg.T, rate, generator))
+        out.append(c)
+    return torch.cat(out)
+
+
+def plot_receptive_fields(w: Tensor, assignments: Tensor | None, path: Path, shape=(8, 8)) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..rundir import save_figure
+
+    n = w.shape[0]
+    cols = min(20, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.9), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(w[i].reshape(shape).numpy(), cmap="hot", interpolation="nearest")
+            if assignments is not None:
+                ax.set_title(str(int(assignments[i])), fontsize=7, pad=1)
+    fig.suptitle("STDP receptive fields (title: assigned class)", fontsize=9)
+    return save_figure(fig, path)
+
+
+def train_stdp_digits(out_dir: Path, seed: int, epochs: int, progress: bool = True, **options: Any) -> dict:
+    """Learn digit features without labels, assign labels, evaluate; write a run directory; return metrics.
+
+    ``options``: any field of :class:`DigitsSTDPConfig` (e.g. ``n_neurons=100``, ``T=40``); ``command``
+    (for the manifest). Writes ``manifest.json``, ``metrics.json``, ``arch.json``, ``model.pt``,
+    ``plots/receptive_fields.png``, ``plots/confusion.png``.
+    """
+    from ..digits import load_digits_split
+    from ..rundir import RunDir
+
+    command = options.pop("command", None)
+    known = {f.name for f in fields(DigitsSTDPConfig)}
+    bad = sorted(set(options) - known)
+    if bad:
+        raise ValueError(f"unknown STDP digits option(s) {bad}; known: {sorted(known)}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    cfg = DigitsSTDPConfig(**options)
+    run = RunDir(out_dir)
+    t0 = time.perf_counter()
+    xtr, ytr, xte, yte = load_digits_split(test_size=cfg.test_size, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        net, history = fit_stdp(xtr, cfg, epochs, g, progress)
+        c_train = spike_counts(net, xtr, cfg, g)
+        net.assignments.copy_(assign_labels(c_train, ytr))
+        train_acc = float((classify(c_train, net.assignments) == ytr).float().mean())
+        c_test = spike_counts(net, xte, cfg, g)
+        pred = classify(c_test, net.assignments)
+    test_acc = float((pred == yte).float().mean())
+    metrics = {
+        "method": "stdp",
+        "test_accuracy": test_acc,
+        "train_accuracy": train_acc,
+        "n_train": len(xtr),
+        "n_test": len(xte),
+        "epochs": epochs,
+        "classes_covered": int(torch.unique(net.assignments).numel()),
+        "spikes_per_sample_test": float(c_test.sum(1).mean()),
+        "silent_test_samples": int((c_test.sum(1) == 0).sum()),
+        "history": history,
+        "train_seconds": round(time.perf_counter() - t0, 2),
+    }
+    run.save_model(net, net.to_spec())
+    run.write_json("metrics.json", metrics)
+    plot_receptive_fields(net.w, net.assignments, run.plot_path("receptive_fields"))
+    _plot_confusion(yte, pred, run.plot_path("confusion"))
+    config = {"method": "stdp", "dataset": "digits", "epochs": epochs, **asdict(cfg)}
+    run.write_manifest(command, config, seed, {k: v for k, v in metrics.items() if k != "history"})
+    return copy.deepcopy(metrics)
+
+
+def _plot_confusion(y: Tensor, pred: Tensor, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..rundir import save_figure
+
+    cm = torch.zeros(10, 10)
+    for a, b in zip(y.tolist(), pred.tolist()):
+        cm[a, b] += 1
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(cm.numpy(), cmap="Blues")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"STDP digits: test accuracy {float((y == pred).float().mean()):.3f}", fontsize=9)
+    return save_figure(fig, path)

@@ -1,0 +1,55 @@
+"""Input validation and seeding helpers shared by every part."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def check_time_first(x: torch.Tensor, name: str = "input", min_rank: int = 3, feature_shape=None) -> None:
+    """Raise ``ValueError`` unless ``x`` is a time-first tensor ``[T, B, ...]`` of finite values.
+
+    ``feature_shape`` (optional) is the expected shape after ``[T, B]``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor in time-first layout [T, B, ...]; got {type(x).__name__}")
+    if x.dim() < min_rank:
+        raise ValueError(
+            f"{name} must be time-first [T, B, ...] with at least {min_rank} dimensions "
+            f"(e.g. [T, B, N]); got shape {tuple(x.shape)}. "
+            "Add a time axis with x.unsqueeze(0).expand(T, ...) or encode it with neurosynth.encoding."
+        )
+    if feature_shape is not None and tuple(x.shape[2:]) != tuple(feature_shape):
+        raise ValueError(
+            f"{name} has feature shape {tuple(x.shape[2:])} but this layer expects {tuple(feature_shape)} "
+            f"(full layout [T, B, {', '.join(map(str, feature_shape))}]); got shape {tuple(x.shape)}"
+        )
+    check_finite(x, name)
+
+
+def check_finite(x: torch.Tensor, name: str = "input") -> None:
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} inf values; clean or clip the input first")
+
+
+def seed_all(seed: int) -> torch.Generator:
+    """Seed torch/numpy/random for weight initialisation in entry points (CLI, examples) and return a
+    ``torch.Generator`` seeded with ``seed`` for explicit use. Library code never calls this."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def derive_seed(*parts) -> int:
+    """A stable 63-bit seed derived from any mix of ints and strings (e.g. run seed + spec hash)."""
+    import hashlib
+
+    h = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)

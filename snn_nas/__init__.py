@@ -1,0 +1,1 @@
+"""snn_nas package."""

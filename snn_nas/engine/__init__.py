@@ -1,0 +1,20 @@
+"""The search engine shared by MSE-NAS, BioNAS and EvoSearch.
+
+Roles are separate (see docs/msenas.md):
+
+* :mod:`.space` -- ``SearchSpace`` (data: ``sample(rng)``, ``validate(spec)``, ``mutate``, ``crossover``),
+  ``canonical_json``, ``spec_hash``, ``derive_seed``;
+* :mod:`.strategy` -- ask/tell ``Strategy`` and the ``STRATEGIES`` registry (random, ga, nsga2);
+* :mod:`.evaluator` -- ``Evaluator`` and the ``EVALUATORS`` registry, ``evaluate_safely``;
+* :mod:`.archive` -- ``Archive``, the SQLite record of a search;
+* :mod:`.runner` -- ``Runner``, the loop (budget, workers / Ray, progress, checkpoints, resume).
+"""
+
+from .archive import Archive
+from .evaluator import EVALUATORS, Evaluator, evaluate_safely
+from .runner import Runner
+from .space import GridSpace, SearchSpace, canonical_json, derive_seed, spec_hash
+from .strategy import STRATEGIES, HallOfFame, Strategy
+
+__all__ = ["Archive", "EVALUATORS", "Evaluator", "evaluate_safely", "Runner", "GridSpace", "SearchSpace",
+           "canonical_json", "derive_seed", "spec_hash", "STRATEGIES", "HallOfFame", "Strategy"]

@@ -1,0 +1,160 @@
+"""The search archive: an SQLite database in the run directory.
+
+Tables
+------
+``evaluations``: one row per evaluated architecture, keyed by ``hash`` (``spec_hash`` of the canonical
+JSON): ``spec`` (canonical JSON), ``fitness`` (NULL for NaN), ``objectives`` (JSON list), ``metrics``
+(JSON), ``status`` (``ok``/``failed``), ``error``, ``seconds``, ``generation``, ``seed``, ``created``.
+
+``strategy_state``: the strategy's ``state_dict()`` (JSON) after every completed generation, plus a
+per-generation summary. ``meta``: run configuration (checked on resume).
+
+Every insert is its own committed transaction, so a ``kill -9`` loses at most the evaluations in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from .space import canonical_json, spec_hash
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    hash TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    fitness REAL,
+    objectives TEXT,
+    metrics TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    seconds REAL,
+    generation INTEGER NOT NULL,
+    seed INTEGER,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS strategy_state (
+    generation INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _nan_to_none(x):
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+class Archive:
+    """SQLite archive of a search. ``Archive(path)`` creates or opens the file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30.0)
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+        except sqlite3.DatabaseError as e:
+            raise ValueError(f"{self.path} is not a usable search archive ({e}); "
+                             "remove it or choose another output directory") from e
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- evaluations --------------------------------------------------------------------------------
+    def add(self, spec: dict, record: dict, *, generation: int, seed: int | None = None) -> str:
+        """Insert one evaluation (``record`` as returned by ``evaluate_safely``); returns the hash.
+
+        Inserting an existing hash is a no-op (first result wins)."""
+        h = spec_hash(spec)
+        obj = record.get("objectives")
+        self._db.execute(
+            "INSERT OR IGNORE INTO evaluations VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (h, canonical_json(spec), _nan_to_none(record.get("fitness")),
+             None if obj is None else json.dumps([_nan_to_none(o) for o in obj]),
+             json.dumps(record.get("metrics") or {}, sort_keys=True, default=_default),
+             record["status"], record.get("error"), record.get("seconds"), int(generation),
+             None if seed is None else int(seed), time.time()),
+        )
+        self._db.commit()
+        return h
+
+    def get(self, h: str) -> dict | None:
+        """The stored record for hash ``h`` (same keys as ``evaluate_safely`` returns, plus extras)."""
+        row = self._db.execute("SELECT * FROM evaluations WHERE hash=?", (h,)).fetchone()
+        return None if row is None else self._row(row)
+
+    def __contains__(self, h: str) -> bool:
+        return self._db.execute("SELECT 1 FROM evaluations WHERE hash=?", (h,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
+
+    def records(self, status: str | None = None) -> list[dict]:
+        """All evaluations in insertion order (optionally only ``ok`` or ``failed``)."""
+        q, args = "SELECT * FROM evaluations", ()
+        if status:
+            q, args = q + " WHERE status=?", (status,)
+        return [self._row(r) for r in self._db.execute(q + " ORDER BY rowid", args).fetchall()]
+
+    def best(self, k: int = 1) -> list[dict]:
+        rows = self._db.execute("SELECT * FROM evaluations WHERE status='ok' AND fitness IS NOT NULL "
+                                "ORDER BY fitness DESC, rowid ASC LIMIT ?", (int(k),)).fetchall()
+        return [self._row(r) for r in rows]
+
+    @staticmethod
+    def _row(r) -> dict:
+        (h, spec, fitness, obj, metrics, status, error, seconds, gen, seed, created) = r
+        return {"hash": h, "spec": json.loads(spec), "fitness": math.nan if fitness is None else fitness,
+                "objectives": None if obj is None else [math.inf if o is None else o for o in json.loads(obj)],
+                "metrics": json.loads(metrics), "status": status, "error": error, "seconds": seconds,
+                "generation": gen, "seed": seed, "created": created}
+
+    # ---- strategy state -----------------------------------------------------------------------------
+    def save_state(self, generation: int, state: dict, summary: dict | None = None) -> None:
+        self._db.execute("INSERT OR REPLACE INTO strategy_state VALUES (?,?,?,?)",
+                         (int(generation), json.dumps(state, default=_default),
+                          json.dumps(summary or {}, default=_default), time.time()))
+        self._db.commit()
+
+    def last_state(self) -> tuple[int, dict] | None:
+        """``(generation, state)`` of the last completed generation, or None."""
+        row = self._db.execute(
+            "SELECT generation, state FROM strategy_state ORDER BY generation DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), json.loads(row[1]))
+
+    def summaries(self) -> list[dict]:
+        rows = self._db.execute("SELECT generation, summary FROM strategy_state ORDER BY generation").fetchall()
+        return [{"generation": g, **json.loads(s)} for g, s in rows]
+
+    # ---- meta ---------------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, json.dumps(value, default=_default)))
+        self._db.commit()
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+
+def _default(o):
+    from neurosynth.io import _json_default
+
+    return _json_default(o)

@@ -1,0 +1,211 @@
+"""Build an MSE-NAS ArchSpec (``"kind": "mse"``) into a spiking network; registered in ``ARCH_KINDS``.
+
+``neurosynth.arch.build(spec)`` imports this module (the spec's ``"plugin"``) and calls :func:`build_mse`.
+
+Network (time-first ``[T, B, ...]`` throughout):
+
+* stem: conv 3x3 (conv mode) or linear (dense mode), batch norm, a spiking neuron;
+* cells in order; output ``k`` is the stem (``k = 0``) or cell ``k-1``. Cell ``i``'s input (motif node 0) is
+  ``sum_{j in inputs} adapt_j(out_j)``, where ``adapt_j`` is identity when shapes agree, else a 1x1 conv /
+  linear + batch norm (trained with the network) after 2x2 average pooling down to the cell's resolution;
+  ``downsample`` pools the cell input by 2;
+* motif nodes ``1..n``: ``s_d = neuron_d( sum_{(s, d, ff|lat)} sign * relu(BN(W * x_s)) + sum_{(s, d, skip)} x_s )``
+  where ``sign = +1`` for an excitatory source (``-1`` inhibitory, and always ``-1`` on a ``lat`` edge);
+  then, in order of the source node, within-step feedback ``x_d <- x_d + sign_s * relu(BN(W * s_s))`` for each
+  ``(s, d, fb)``; the cell output is ``sum_{o in outputs} x_o``;
+* head: global average pooling (conv), linear to ``num_classes``, then an ``LI`` membrane readout
+  (``readout: "li"``, train with ``mean_membrane_ce``) or a spiking LIF (``"spiking"``, ``rate_ce``).
+
+``forward(x, record=True)`` returns ``(out, records)`` with every spiking layer's spike train
+(``stem``, ``cell{i}.n{j}``), which the training-free fitness reads.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from neurosynth.arch import ARCH_KINDS
+from neurosynth.layers import apply_flat
+from neurosynth.neurons import build_neuron
+from neurosynth.utils import check_time_first
+
+from .space import validate_spec
+
+
+def _shape_after(spec: dict) -> list[tuple[int, int]]:
+    """(width, spatial side) of every output k (0 = stem, k = cell k-1); side 0 in dense mode."""
+    shape = spec["input_shape"]
+    conv = len(shape) == 3
+    sides = [(shape[1], shape[2])] if conv else [(0, 0)]
+    out = [(spec["stem"]["width"], sides[0])]
+    cur = sides[0]
+    for cell in spec["cells"]:
+        if conv and cell["downsample"]:
+            cur = (cur[0] // 2, cur[1] // 2)
+        out.append((cell["width"], cur))
+    return out
+
+
+class EdgeOp(nn.Module):
+    """Synapse ``sign * relu(BN(W x))`` (conv k x k or linear); ``sign`` fixed at build time."""
+
+    def __init__(self, conv: bool, cin: int, cout: int, kernel: int, sign: float):
+        super().__init__()
+        if conv:
+            self.w = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
+            self.bn = nn.BatchNorm2d(cout)
+        else:
+            self.w = nn.Linear(cin, cout, bias=False)
+            self.bn = nn.BatchNorm1d(cout)
+        self.sign = float(sign)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.w(x)))
+        return y if self.sign > 0 else -y
+
+
+class Adapter(nn.Module):
+    """Bring an earlier output to this cell's width / resolution (identity when they already agree)."""
+
+    def __init__(self, conv: bool, cin: int, cout: int, pool: int):
+        super().__init__()
+        self.pool = nn.AvgPool2d(pool) if conv and pool > 1 else None
+        self.proj = None
+        if cin != cout:
+            self.proj = (nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)) if conv
+                         else nn.Sequential(nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout)))
+
+    def forward(self, x):
+        if self.pool is not None:
+            x = self.pool(x)
+        if self.proj is not None:
+            x = self.proj(x)
+        return x
+
+
+class MotifCell(nn.Module):
+    def __init__(self, conv: bool, width: int, motif: dict):
+        super().__init__()
+        self.motif = copy.deepcopy(motif)
+        nodes = motif["nodes"]
+        self.neurons = nn.ModuleList([build_neuron(nd["neuron"]) for nd in nodes])
+        self.ops = nn.ModuleDict()
+        self.edges = []
+        for s, d, t in motif["edges"]:
+            key = f"{s}_{d}_{t}"
+            if t != "skip":
+                src_sign = 1.0 if s == 0 or nodes[s - 1]["sign"] == "exc" else -1.0
+                sign = -1.0 if t == "lat" else src_sign
+                kernel = nodes[d - 1]["kernel"] if t != "fb" else nodes[s - 1]["kernel"]
+                self.ops[key] = EdgeOp(conv, width, width, kernel if conv else 1, sign)
+            self.edges.append((s, d, t, key))
+        self.outputs = list(motif["outputs"])
+
+    def forward(self, x0, records: dict | None, prefix: str):
+        xs = {0: x0}
+        n = len(self.neurons)
+        for d in range(1, n + 1):
+            cur = None
+            for s, dd, t, key in self.edges:
+                if dd != d or t == "fb":
+                    continue
+                y = xs[s] if t == "skip" else apply_flat(self.ops[key], xs[s])
+                cur = y if cur is None else cur + y
+            spikes = self.neurons[d - 1](cur)
+            if records is not None:
+                records[f"{prefix}.n{d}"] = spikes
+            xs[d] = spikes
+            for s, dd, t, key in self.edges:  # within-step feedback from the node just computed
+                if t == "fb" and s == d:
+                    xs[dd] = xs[dd] + apply_flat(self.ops[key], spikes)
+        out = xs[self.outputs[0]]
+        for o in self.outputs[1:]:
+            out = out + xs[o]
+        return out
+
+
+class MSENet(nn.Module):
+    """The network an MSE spec describes (see module docstring)."""
+
+    def __init__(self, spec: dict):
+        super().__init__()
+        validate_spec(spec)
+        self.spec = copy.deepcopy(spec)
+        shape = spec["input_shape"]
+        self.conv = len(shape) == 3
+        sw = spec["stem"]["width"]
+        if self.conv:
+            self.stem = nn.Sequential(nn.Conv2d(shape[0], sw, 3, padding=1, bias=False), nn.BatchNorm2d(sw))
+        else:
+            self.stem = nn.Sequential(nn.Linear(shape[0], sw, bias=False), nn.BatchNorm1d(sw))
+        self.stem_neuron = build_neuron(spec["stem"].get("neuron", "lif"))
+        shapes = _shape_after(spec)
+        self.adapters = nn.ModuleList()
+        self.cells = nn.ModuleList()
+        self.pools = []
+        for i, cell in enumerate(spec["cells"]):
+            w, side = shapes[i + 1]
+            ad = nn.ModuleDict()
+            for j in cell["inputs"]:
+                wj, sj = shapes[j]
+                pool = (sj[0] // side[0]) if self.conv else 1
+                ad[str(j)] = Adapter(self.conv, wj, w, pool)
+            self.adapters.append(ad)
+            self.cells.append(MotifCell(self.conv, w, cell["motif"]))
+        wl = shapes[-1][0]
+        self.head = nn.Linear(wl, spec["num_classes"])
+        self.readout = (build_neuron("li", params={"beta": 0.9}) if spec.get("readout", "li") == "li"
+                        else build_neuron("lif"))
+        self.arch_spec = copy.deepcopy(spec)
+
+    def forward(self, x: torch.Tensor, record: bool = False):
+        check_time_first(x, "MSENet input", min_rank=3)
+        want = tuple(self.spec["input_shape"])
+        if tuple(x.shape[2:]) != want:
+            raise ValueError(f"MSENet expects input [T, B, {', '.join(map(str, want))}]; got {tuple(x.shape)}")
+        records: dict[str, torch.Tensor] | None = {} if record else None
+        s = self.stem_neuron(apply_flat(self.stem, x))
+        if records is not None:
+            records["stem"] = s
+        outs = [s]
+        for i, (ad, cell) in enumerate(zip(self.adapters, self.cells)):
+            inp = None
+            for j, a in ad.items():
+                y = apply_flat(a, outs[int(j)])
+                inp = y if inp is None else inp + y
+            outs.append(cell(inp, records, f"cell{i}"))
+        z = outs[-1]
+        if self.conv:
+            z = z.mean(dim=(-1, -2))
+        out = self.readout(apply_flat(self.head, z))
+        return (out, records) if record else out
+
+    def to_spec(self) -> dict:
+        return copy.deepcopy(self.spec)
+
+
+def build_mse(spec: dict) -> MSENet:
+    """ArchSpec builder for ``"kind": "mse"``."""
+    return MSENet(spec)
+
+
+ARCH_KINDS.register("mse", overwrite=True)(build_mse)
+
+
+def count_params(spec: dict) -> int:
+    """Trainable parameters of the network ``spec`` describes (builds it on the CPU)."""
+    return sum(p.numel() for p in MSENet(spec).parameters() if p.requires_grad)
+
+
+def synops_per_step(model: MSENet, records: dict[str, torch.Tensor]) -> float:
+    """Approximate synaptic operations per sample per step: spikes of each recorded layer times the
+    fan-out weights they drive is not tracked per edge; as a cheap proxy we use
+    ``sum_layers spikes * mean fan-out`` with fan-out = parameters / neurons (documented approximation)."""
+    n_spk = sum(float(r.detach().float().sum()) for r in records.values())
+    n_neu = sum(r[0, 0].numel() for r in records.values())
+    T, B = next(iter(records.values())).shape[:2]
+    params = sum(p.numel() for p in model.parameters())
+    return n_spk / (T * B) * params / max(n_neu, 1)

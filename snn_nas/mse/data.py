@@ -1,0 +1,96 @@
+"""Data for MSE-NAS: a dataset materialised once as time-first tensors, reproducible batches and loaders.
+
+``load_task("digits", T=8)`` uses :func:`neurosynth.datasets.load` (scikit-learn digits, offline) as 1x8x8
+images (``conv=True``) or 64 features (``conv=False``). Other registered datasets (``shd``, ``dvs_gesture``,
+...) load from ``root``; ``limit`` caps the number of samples kept in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Task:
+    name: str
+    x_train: torch.Tensor  # [T, N, ...]
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> list[int]:
+        return list(self.x_train.shape[2:])
+
+    @property
+    def T(self) -> int:
+        return int(self.x_train.shape[0])
+
+
+def _materialise(ds, limit: int | None, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    from neurosynth.datasets import collate_time_first
+
+    idx = np.arange(len(ds))
+    if limit is not None and limit < len(ds):
+        idx = np.sort(rng.choice(len(ds), size=int(limit), replace=False))
+    x, y, _ = collate_time_first([ds[int(i)] for i in idx])
+    return x.float(), y
+
+
+def load_task(name: str = "digits", root=None, *, T: int = 8, conv: bool = True, seed: int = 0,
+              limit: int | None = None, encoding: str = "rate", **kw) -> Task:
+    """Load ``name`` as a :class:`Task` (train/test tensors ``[T, N, ...]``)."""
+    from neurosynth.datasets import load
+
+    rng = np.random.default_rng(seed)
+    if name == "digits":
+        kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv, **kw}
+    else:
+        kw = {"T": T, **kw}
+    tr = load(name, root, "train", **kw)
+    te = load(name, root, "test", **kw)
+    xtr, ytr = _materialise(tr, limit, rng)
+    xte, yte = _materialise(te, limit, rng)
+    if not conv and xtr.dim() > 3:
+        xtr, xte = xtr.flatten(2), xte.flatten(2)
+    n_classes = int(getattr(tr, "n_classes", 0) or (int(max(ytr.max(), yte.max())) + 1))
+    return Task(name, xtr, ytr, xte, yte, n_classes)
+
+
+class TensorLoader:
+    """Batches ``(x [T, B, ...], y [B])`` of in-memory tensors; shuffling draws from its own generator."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64, shuffle: bool = True, seed: int = 0):
+        if x.shape[1] != len(y):
+            raise ValueError(f"x has {x.shape[1]} samples (dim 1) but y has {len(y)}")
+        self.x, self.y, self.batch_size, self.shuffle = x, y, int(batch_size), shuffle
+        self._gen = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return (len(self.y) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = len(self.y)
+        idx = torch.randperm(n, generator=self._gen) if self.shuffle else torch.arange(n)
+        for i in range(0, n, self.batch_size):
+            j = idx[i:i + self.batch_size]
+            yield self.x[:, j], self.y[j]
+
+
+def fitness_batch(task: Task, n: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed class-balanced batch of ``n`` training samples (the same for every candidate of a run)."""
+    rng = np.random.default_rng(seed)
+    y = task.y_train.numpy()
+    classes = np.unique(y)
+    per = max(1, n // len(classes))
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), size=min(per, int((y == c).sum())), replace=False)
+                          for c in classes])
+    if len(idx) < n:
+        rest = np.setdiff1d(np.arange(len(y)), idx)
+        idx = np.concatenate([idx, rng.choice(rest, size=min(n - len(idx), len(rest)), replace=False)])
+    idx = np.sort(idx[:n])
+    return task.x_train[:, idx].contiguous(), task.y_train[idx].contiguous()

@@ -1,0 +1,514 @@
+"""The MSE-NAS search space: micro (neuron operation), meso (circuit motifs), macro (wiring of motifs).
+
+A candidate is an ArchSpec (``"kind": "mse"``) that :func:`neurosynth.arch.build` rebuilds::
+
+    {"format": "neurosynth.arch/1", "kind": "mse", "plugin": "snn_nas.mse.builder",
+     "input_shape": [1, 8, 8] | [64], "num_classes": 10,
+     "stem": {"width": 16, "neuron": "lif"},
+     "cells": [                                   # macro: motif instances in order
+        {"width": 16,                             # stage width (channels or units)
+         "inputs": [0],                           # which earlier outputs feed it (0 = stem, k = cell k-1)
+         "downsample": false,                     # 2x2 average pooling of the cell input (conv only)
+         "motif": {                               # meso: a small DAG with typed edges
+            "template": "ff_chain" | "lateral_inhibition" | "feedback" | "skip" | "composed",
+            "nodes": [{"neuron": "lif", "sign": "exc", "kernel": 3}, ...],   # micro, nodes 1..n
+            "edges": [[0, 1, "ff"], [1, 2, "ff"], [2, 1, "fb"], [1, 2, "lat"], [0, 2, "skip"]],
+            "outputs": [2]}}, ...],
+     "readout": "li"}
+
+Node 0 of a motif is the cell input (sum of its adapted inputs); nodes 1..n are spiking neurons.
+
+Edge types (``src -> dst``):
+    ``ff``   feed-forward synapse ``src < dst``: conv k x k (k = dst's kernel) or linear, batch norm, then the
+             source's sign: excitatory keeps the positive part, inhibitory contributes minus it (Dale's law).
+    ``lat``  lateral inhibition between two neurons of the motif (``src, dst >= 1``, ``src < dst``): always
+             inhibitory, whatever the source's sign.
+    ``fb``   within-step feedback ``src > dst >= 1``: after ``src`` has fired, its (signed) synaptic output is
+             added to ``dst``'s output in the same time step (BrainCog's ``*_back`` operations).
+    ``skip`` identity ``src < dst``, no weights.
+
+The space itself is data (:class:`MSESpaceConfig`, a JSON-able frozen dataclass), sampled with an explicit
+``numpy.random.Generator`` and validated on load.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..engine.space import SearchSpace, canonical_json
+
+FORMAT = "neurosynth.arch/1"
+PLUGIN = "snn_nas.mse.builder"
+EDGE_TYPES = ("ff", "lat", "fb", "skip")
+SIGNS = ("exc", "inh")
+TEMPLATES = ("ff_chain", "lateral_inhibition", "feedback", "skip")
+
+
+def spiking_neurons() -> list[str]:
+    """Names of the registered spiking neurons (LIF, CubaLIF, ALIF, IF and any custom one)."""
+    from neurosynth.neurons import NEURONS
+
+    return [n for n in NEURONS.names() if getattr(NEURONS.get(n), "spiking", True)]
+
+
+@dataclass(frozen=True)
+class MSESpaceConfig:
+    """The search space as data. ``input_shape`` of rank 1 gives dense networks, rank 3 (C, H, W) conv ones.
+
+    ``neurons=None`` means every registered spiking neuron at construction time (stored explicitly).
+    """
+
+    input_shape: tuple[int, ...] = (1, 8, 8)
+    num_classes: int = 10
+    neurons: tuple[str, ...] | None = None
+    signs: tuple[str, ...] = SIGNS
+    kernels: tuple[int, ...] = (1, 3, 5)
+    widths: tuple[int, ...] = (8, 16, 32)
+    stem_widths: tuple[int, ...] = (8, 16)
+    depth: tuple[int, int] = (2, 4)
+    max_nodes: int = 4
+    templates: tuple[str, ...] = TEMPLATES
+    p_composed: float = 0.3
+    max_inputs: int = 3
+    max_downsample: int | None = None
+    p_inhibitory: float = 0.25
+    readout: str = "li"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def conv(self) -> bool:
+        return len(self.input_shape) == 3
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MSESpaceConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown MSE space fields {sorted(unknown)}; known: {sorted(known)}")
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**kw)
+
+
+def _downsample_limit(cfg: MSESpaceConfig) -> int:
+    if not cfg.conv:
+        return 0
+    side = min(cfg.input_shape[1:])
+    lim = max(0, int(math.floor(math.log2(max(side, 1)))) - 1)  # keep the feature map >= 2x2
+    return lim if cfg.max_downsample is None else min(lim, int(cfg.max_downsample))
+
+
+class MSESpace(SearchSpace):
+    """Multi-scale search space (see module docstring). ``MSESpace(MSESpaceConfig(...))`` or ``MSESpace(dict)``."""
+
+    name = "mse"
+
+    def __init__(self, config: MSESpaceConfig | dict | None = None):
+        if config is None:
+            config = MSESpaceConfig()
+        if isinstance(config, dict):
+            config = MSESpaceConfig.from_dict(config)
+        if config.neurons is None:
+            config = MSESpaceConfig(**{**asdict(config), "neurons": tuple(spiking_neurons())})
+        self.cfg = config
+        self._check_config()
+
+    # ------------------------------------------------------------------------------------------------
+    def _check_config(self) -> None:
+        c = self.cfg
+        if len(c.input_shape) not in (1, 3) or any(int(s) < 1 for s in c.input_shape):
+            raise ValueError(f"input_shape must be [features] or [C, H, W] of positive ints; got {list(c.input_shape)}")
+        if c.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2; got {c.num_classes}")
+        known = set(spiking_neurons())
+        bad = [n for n in c.neurons if n not in known]
+        if not c.neurons or bad:
+            raise ValueError(f"neurons {bad or '[]'} are not registered spiking neurons; choose from {sorted(known)}")
+        if not c.signs or set(c.signs) - set(SIGNS):
+            raise ValueError(f"signs must be a non-empty subset of {list(SIGNS)}; got {list(c.signs)}")
+        if not c.kernels or any(k < 1 or k % 2 == 0 for k in c.kernels):
+            raise ValueError(f"kernels must be odd positive ints; got {list(c.kernels)}")
+        if not c.widths or not c.stem_widths or min(c.widths + c.stem_widths) < 1:
+            raise ValueError("widths and stem_widths must be non-empty lists of positive ints")
+        if not (1 <= c.depth[0] <= c.depth[1]):
+            raise ValueError(f"depth must be [min, max] with 1 <= min <= max; got {list(c.depth)}")
+        if c.max_nodes < 2:
+            raise ValueError(f"max_nodes must be >= 2; got {c.max_nodes}")
+        if set(c.templates) - set(TEMPLATES):
+            raise ValueError(f"unknown templates {sorted(set(c.templates) - set(TEMPLATES))}; known: {list(TEMPLATES)}")
+        if not c.templates and c.p_composed <= 0:
+            raise ValueError("no templates and p_composed=0: the space has no motifs")
+        if c.max_inputs < 1:
+            raise ValueError(f"max_inputs must be >= 1; got {c.max_inputs}")
+        if c.readout not in ("li", "spiking"):
+            raise ValueError(f"readout must be 'li' or 'spiking'; got {c.readout!r}")
+
+    def describe(self) -> dict:
+        return {"name": self.name, **self.cfg.to_dict()}
+
+    # ---- micro --------------------------------------------------------------------------------------
+    def _node(self, rng: np.random.Generator, sign: str | None = None) -> dict:
+        c = self.cfg
+        if sign is None:
+            sign = "inh" if ("inh" in c.signs and rng.random() < c.p_inhibitory) else "exc"
+            if sign not in c.signs:
+                sign = c.signs[0]
+        return {"neuron": str(c.neurons[int(rng.integers(len(c.neurons)))]), "sign": sign,
+                "kernel": int(c.kernels[int(rng.integers(len(c.kernels)))]) if c.conv else 1}
+
+    # ---- meso ---------------------------------------------------------------------------------------
+    def template(self, name: str, rng: np.random.Generator) -> dict:
+        """A motif from the library with freshly drawn micro genes."""
+        n = self._node
+        if name == "ff_chain":
+            nodes, edges, outs = [n(rng, "exc"), n(rng, "exc")], [[0, 1, "ff"], [1, 2, "ff"]], [2]
+        elif name == "lateral_inhibition":
+            nodes = [n(rng, "exc"), n(rng, "exc")]
+            edges, outs = [[0, 1, "ff"], [0, 2, "ff"], [1, 2, "lat"]], [1, 2]
+        elif name == "feedback":
+            nodes = [n(rng, "exc"), n(rng, "inh" if "inh" in self.cfg.signs else "exc")]
+            edges, outs = [[0, 1, "ff"], [1, 2, "ff"], [2, 1, "fb"]], [1]
+        elif name == "skip":
+            nodes, edges, outs = [n(rng, "exc"), n(rng, "exc")], [[0, 1, "ff"], [1, 2, "ff"], [0, 2, "skip"]], [2]
+        else:
+            raise ValueError(f"unknown motif template {name!r}; known: {list(TEMPLATES)}")
+        for nd in nodes:
+            if nd["sign"] not in self.cfg.signs:
+                nd["sign"] = self.cfg.signs[0]
+        return {"template": name, "nodes": nodes, "edges": edges, "outputs": outs}
+
+    def composed(self, rng: np.random.Generator) -> dict:
+        """A motif composed by the search: a random DAG of 2..max_nodes neurons with typed edges."""
+        k = int(rng.integers(2, self.cfg.max_nodes + 1))
+        nodes = [self._node(rng) for _ in range(k)]
+        edges = []
+        for dst in range(1, k + 1):
+            srcs = [s for s in range(dst) if rng.random() < 0.5]
+            if not srcs:
+                srcs = [int(rng.integers(dst))]
+            for s in srcs:
+                etype = "skip" if (s == 0 and dst > 1 and rng.random() < 0.2) else "ff"
+                if s >= 1 and rng.random() < 0.25:
+                    etype = "lat"
+                edges.append([s, dst, etype])
+            if dst >= 2 and rng.random() < 0.3:
+                edges.append([dst, int(rng.integers(1, dst)), "fb"])
+        motif = {"template": "composed", "nodes": nodes, "edges": edges, "outputs": []}
+        motif["outputs"] = _sinks(motif)
+        return _repair_motif(motif)
+
+    def random_motif(self, rng: np.random.Generator) -> dict:
+        c = self.cfg
+        if not c.templates or rng.random() < c.p_composed:
+            return self.composed(rng)
+        return self.template(str(c.templates[int(rng.integers(len(c.templates)))]), rng)
+
+    # ---- macro --------------------------------------------------------------------------------------
+    def _inputs(self, i: int, rng: np.random.Generator) -> list[int]:
+        """Inputs of cell i: always the previous output (i), plus long-range skips from earlier ones."""
+        ins = {i}
+        for j in range(i):
+            if len(ins) < self.cfg.max_inputs and rng.random() < 0.3:
+                ins.add(j)
+        return sorted(ins)
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        c = self.cfg
+        depth = int(rng.integers(c.depth[0], c.depth[1] + 1))
+        ds_lim = _downsample_limit(c)
+        ds = set()
+        if ds_lim:
+            n_ds = int(rng.integers(0, min(ds_lim, depth) + 1))
+            ds = set(int(p) for p in rng.choice(depth, size=n_ds, replace=False))
+        cells = [{"width": int(c.widths[int(rng.integers(len(c.widths)))]), "inputs": self._inputs(i, rng),
+                  "downsample": i in ds, "motif": self.random_motif(rng)} for i in range(depth)]
+        return self.make_spec(int(c.stem_widths[int(rng.integers(len(c.stem_widths)))]), cells,
+                              stem_neuron=str(c.neurons[int(rng.integers(len(c.neurons)))]))
+
+    def make_spec(self, stem_width: int, cells: list[dict], stem_neuron: str = "lif") -> dict:
+        c = self.cfg
+        return {"format": FORMAT, "kind": "mse", "plugin": PLUGIN, "input_shape": list(c.input_shape),
+                "num_classes": int(c.num_classes), "stem": {"width": int(stem_width), "neuron": stem_neuron},
+                "cells": cells, "readout": c.readout}
+
+    # ---- validation ---------------------------------------------------------------------------------
+    def validate(self, spec: dict) -> dict:
+        """Structural validation (:func:`validate_spec`) plus membership of this space's choices."""
+        validate_spec(spec)
+        c = self.cfg
+        if list(spec["input_shape"]) != list(c.input_shape):
+            raise ValueError(f"spec input_shape {spec['input_shape']} != space input_shape {list(c.input_shape)}")
+        if spec["num_classes"] != c.num_classes:
+            raise ValueError(f"spec num_classes {spec['num_classes']} != space num_classes {c.num_classes}")
+        if not (c.depth[0] <= len(spec["cells"]) <= c.depth[1]):
+            raise ValueError(f"spec has {len(spec['cells'])} cells; the space allows {list(c.depth)}")
+        if sum(bool(cell["downsample"]) for cell in spec["cells"]) > _downsample_limit(c):
+            raise ValueError(f"spec downsamples more than {_downsample_limit(c)} times for input {list(c.input_shape)}")
+        for i, cell in enumerate(spec["cells"]):
+            if len(cell["inputs"]) > c.max_inputs:
+                raise ValueError(f"cells[{i}].inputs has {len(cell['inputs'])} entries; max_inputs is {c.max_inputs}")
+            for j, nd in enumerate(cell["motif"]["nodes"]):
+                if nd["neuron"] not in c.neurons:
+                    raise ValueError(f"cells[{i}].motif.nodes[{j}].neuron {nd['neuron']!r} not in {list(c.neurons)}")
+        return spec
+
+    # ---- evolutionary operators ---------------------------------------------------------------------
+    def mutate(self, spec: dict, rng: np.random.Generator) -> dict:
+        """One mutation at a randomly chosen scale: micro (a node's neuron/sign/kernel), meso (swap the motif,
+        add/remove/retype an edge) or macro (width, an input connection, downsampling, depth)."""
+        s = copy.deepcopy(spec)
+        cells = s["cells"]
+        scale = ("micro", "meso", "macro")[int(rng.integers(3))]
+        i = int(rng.integers(len(cells)))
+        cell = cells[i]
+        c = self.cfg
+        if scale == "micro":
+            nd = cell["motif"]["nodes"][int(rng.integers(len(cell["motif"]["nodes"])))]
+            what = int(rng.integers(3 if c.conv else 2))
+            if what == 0:
+                nd["neuron"] = str(c.neurons[int(rng.integers(len(c.neurons)))])
+            elif what == 1:
+                nd["sign"] = str(c.signs[int(rng.integers(len(c.signs)))])
+            else:
+                nd["kernel"] = int(c.kernels[int(rng.integers(len(c.kernels)))])
+        elif scale == "meso":
+            if rng.random() < 0.5:
+                cell["motif"] = self.random_motif(rng)
+            else:
+                cell["motif"] = _mutate_edges(cell["motif"], rng)
+        else:
+            what = int(rng.integers(4))
+            if what == 0:
+                cell["width"] = int(c.widths[int(rng.integers(len(c.widths)))])
+            elif what == 1 and i > 0:
+                j = int(rng.integers(i))  # toggle a long-range skip from output j
+                ins = set(cell["inputs"])
+                if j in ins:
+                    ins.discard(j)
+                elif len(ins) < c.max_inputs:
+                    ins.add(j)
+                cell["inputs"] = sorted(ins | {i}) if len(ins) == 0 else sorted(ins)
+            elif what == 2 and _downsample_limit(c):
+                cell["downsample"] = not cell["downsample"]
+            else:
+                if len(cells) < c.depth[1] and (rng.random() < 0.5 or len(cells) <= c.depth[0]):
+                    k = int(rng.integers(len(cells) + 1))
+                    cells.insert(k, {"width": int(c.widths[int(rng.integers(len(c.widths)))]), "inputs": [k],
+                                     "downsample": False, "motif": self.random_motif(rng)})
+                    _shift_inputs(cells, k, +1)
+                elif len(cells) > c.depth[0]:
+                    k = int(rng.integers(len(cells)))
+                    del cells[k]
+                    _shift_inputs(cells, k, -1)
+        return self.repair(s)
+
+    def crossover(self, a: dict, b: dict, rng: np.random.Generator) -> dict:
+        """One-point crossover on the cell list (macro) with uniform exchange of motifs (meso), then repair."""
+        ca, cb = a["cells"], b["cells"]
+        ka = int(rng.integers(1, len(ca) + 1))
+        kb = int(rng.integers(0, len(cb)))
+        cells = copy.deepcopy(ca[:ka] + cb[kb:])
+        lo, hi = self.cfg.depth
+        cells = cells[:hi]
+        while len(cells) < lo:
+            cells.append(copy.deepcopy(cb[len(cells) % len(cb)]))
+        for i, cell in enumerate(cells):  # inputs of transplanted cells index the other parent: keep valid ones
+            cell["inputs"] = sorted({j for j in cell["inputs"] if j <= i} | {i})[-self.cfg.max_inputs:]
+            if i in range(min(len(ca), len(cb))) and rng.random() < 0.2:
+                cell["motif"] = copy.deepcopy((cb if rng.random() < 0.5 else ca)[i]["motif"])
+        stem = a["stem"] if rng.random() < 0.5 else b["stem"]
+        s = self.make_spec(stem["width"], cells, stem.get("neuron", "lif"))
+        return self.repair(s)
+
+    def repair(self, spec: dict) -> dict:
+        """Make a spec valid for this space (input indices, downsample budget, motif DAG)."""
+        s = copy.deepcopy(spec)
+        lim = _downsample_limit(self.cfg)
+        n_ds = 0
+        for i, cell in enumerate(s["cells"]):
+            ins = sorted({int(j) for j in cell["inputs"] if 0 <= int(j) <= i})
+            if i not in ins:
+                ins.append(i)
+            ins = sorted(ins)
+            if len(ins) > self.cfg.max_inputs:
+                ins = ins[-self.cfg.max_inputs:]
+            cell["inputs"] = ins
+            if cell["downsample"]:
+                n_ds += 1
+                if n_ds > lim:
+                    cell["downsample"] = False
+            cell["motif"] = _repair_motif(cell["motif"])
+        return s
+
+    def cost(self, spec: dict) -> float:
+        """Parameter count of the built model (the second objective of NSGA-II by default)."""
+        from .builder import count_params
+
+        return float(count_params(spec))
+
+
+# ---------------------------------------------------------------------------------------------------------
+def _shift_inputs(cells: list[dict], k: int, delta: int) -> None:
+    """After inserting (+1) / deleting (-1) cell k, renumber references to outputs > k."""
+    for i, cell in enumerate(cells):
+        if delta > 0 and i == k:
+            continue
+        new = []
+        for j in cell["inputs"]:
+            if delta > 0:
+                new.append(j + 1 if j > k or (j == k and i > k) else j)
+            else:
+                new.append(j - 1 if j > k else j)
+        cell["inputs"] = new
+
+
+def _sinks(motif: dict) -> list[int]:
+    n = len(motif["nodes"])
+    has_out = {s for s, d, t in motif["edges"] if t in ("ff", "skip", "lat") and s < d}
+    sinks = [v for v in range(1, n + 1) if v not in has_out]
+    return sinks or [n]
+
+
+def _repair_motif(motif: dict) -> dict:
+    """Drop invalid edges, make every neuron reachable from the input, keep outputs valid."""
+    m = copy.deepcopy(motif)
+    n = len(m["nodes"])
+    seen, edges = set(), []
+    for e in m["edges"]:
+        s, d, t = int(e[0]), int(e[1]), str(e[2])
+        ok = (t in ("ff", "skip") and 0 <= s < d <= n) or (t == "lat" and 1 <= s < d <= n) or \
+             (t == "fb" and 1 <= d < s <= n)
+        if ok and (s, d, t) not in seen:
+            seen.add((s, d, t))
+            edges.append([s, d, t])
+    # reachability through forward (ff/skip) edges
+    for d in range(1, n + 1):
+        if not any(e[1] == d and e[2] in ("ff", "skip") for e in edges):
+            edges.append([d - 1, d, "ff"])
+    edges.sort(key=lambda e: (e[1], e[0], e[2]))
+    m["edges"] = edges
+    outs = sorted({int(o) for o in m.get("outputs", []) if 1 <= int(o) <= n})
+    m["outputs"] = outs or _sinks(m)
+    return m
+
+
+def _mutate_edges(motif: dict, rng: np.random.Generator) -> dict:
+    m = copy.deepcopy(motif)
+    n = len(m["nodes"])
+    op = int(rng.integers(3))
+    if op == 0 and len(m["edges"]) > 1:  # remove
+        del m["edges"][int(rng.integers(len(m["edges"])))]
+    elif op == 1:  # add
+        t = EDGE_TYPES[int(rng.integers(len(EDGE_TYPES)))]
+        if t == "fb" and n >= 2:
+            s = int(rng.integers(2, n + 1))
+            m["edges"].append([s, int(rng.integers(1, s)), "fb"])
+        elif t == "lat" and n >= 2:
+            s = int(rng.integers(1, n))
+            m["edges"].append([s, int(rng.integers(s + 1, n + 1)), "lat"])
+        else:
+            d = int(rng.integers(1, n + 1))
+            m["edges"].append([int(rng.integers(d)), d, "ff" if t in ("fb", "lat") else t])
+    else:  # retype a forward edge between neurons (ff <-> lat) or from the input (ff <-> skip)
+        e = m["edges"][int(rng.integers(len(m["edges"])))]
+        if e[2] == "ff":
+            e[2] = "lat" if e[0] >= 1 else "skip"
+        elif e[2] in ("lat", "skip"):
+            e[2] = "ff"
+    m["template"] = "composed"
+    m["outputs"] = [o for o in m["outputs"] if 1 <= o <= n] or _sinks(m)
+    return _repair_motif(m)
+
+
+def _need(d: dict, key: str, where: str, types) -> object:
+    if not isinstance(d, dict) or key not in d:
+        raise ValueError(f"{where} is missing the field '{key}'")
+    v = d[key]
+    if not isinstance(v, types) or (isinstance(v, bool) and types is not bool):
+        raise ValueError(f"{where}.{key} must be {types.__name__}, got {type(v).__name__} {v!r}")
+    return v
+
+
+def validate_spec(spec: dict) -> dict:
+    """Structural validation of an MSE ArchSpec; raises ``ValueError`` naming the bad field and the fix."""
+    from neurosynth.neurons import NEURONS
+
+    if not isinstance(spec, dict):
+        raise ValueError(f"an MSE spec must be a JSON object; got {type(spec).__name__}")
+    if spec.get("format") != FORMAT:
+        raise ValueError(f"spec.format must be {FORMAT!r}; got {spec.get('format')!r}")
+    if spec.get("kind") != "mse":
+        raise ValueError(f"spec.kind must be 'mse'; got {spec.get('kind')!r}")
+    shape = _need(spec, "input_shape", "spec", list)
+    if len(shape) not in (1, 3) or not all(isinstance(v, int) and v >= 1 for v in shape):
+        raise ValueError(f"spec.input_shape must be [features] or [C, H, W]; got {shape}")
+    ncls = _need(spec, "num_classes", "spec", int)
+    if ncls < 2:
+        raise ValueError(f"spec.num_classes must be >= 2; got {ncls}")
+    stem = _need(spec, "stem", "spec", dict)
+    if _need(stem, "width", "spec.stem", int) < 1:
+        raise ValueError("spec.stem.width must be >= 1")
+    if stem.get("neuron", "lif") not in NEURONS:
+        raise ValueError(f"spec.stem.neuron {stem.get('neuron')!r} is not registered; known: {NEURONS.names()}")
+    if spec.get("readout", "li") not in ("li", "spiking"):
+        raise ValueError(f"spec.readout must be 'li' or 'spiking'; got {spec.get('readout')!r}")
+    cells = _need(spec, "cells", "spec", list)
+    if not cells:
+        raise ValueError("spec.cells must hold at least one cell")
+    side = min(shape[1:]) if len(shape) == 3 else None
+    for i, cell in enumerate(cells):
+        w = f"spec.cells[{i}]"
+        if _need(cell, "width", w, int) < 1:
+            raise ValueError(f"{w}.width must be >= 1")
+        ins = _need(cell, "inputs", w, list)
+        if not ins or not all(isinstance(j, int) and 0 <= j <= i for j in ins) or len(set(ins)) != len(ins):
+            raise ValueError(f"{w}.inputs must be distinct indices of earlier outputs in [0, {i}] "
+                             f"(0 = stem, k = cell k-1); got {ins}")
+        ds = _need(cell, "downsample", w, bool)
+        if ds:
+            if side is None:
+                raise ValueError(f"{w}.downsample is true but the network is dense (1-D input); set it to false")
+            side //= 2
+            if side < 1:
+                raise ValueError(f"{w}.downsample shrinks the feature map below 1x1; remove a downsampling")
+        m = _need(cell, "motif", w, dict)
+        nodes = _need(m, "nodes", f"{w}.motif", list)
+        if not nodes:
+            raise ValueError(f"{w}.motif.nodes must hold at least one neuron")
+        for j, nd in enumerate(nodes):
+            wn = f"{w}.motif.nodes[{j}]"
+            if _need(nd, "neuron", wn, str) not in NEURONS or not getattr(NEURONS.get(nd["neuron"]), "spiking", True):
+                raise ValueError(f"{wn}.neuron {nd['neuron']!r} is not a registered spiking neuron; "
+                                 f"known: {[n for n in NEURONS.names() if getattr(NEURONS.get(n), 'spiking', True)]}")
+            if _need(nd, "sign", wn, str) not in SIGNS:
+                raise ValueError(f"{wn}.sign must be one of {list(SIGNS)}; got {nd['sign']!r}")
+            k = _need(nd, "kernel", wn, int)
+            if k < 1 or k % 2 == 0:
+                raise ValueError(f"{wn}.kernel must be an odd positive int; got {k}")
+        n = len(nodes)
+        edges = _need(m, "edges", f"{w}.motif", list)
+        for e in edges:
+            if not (isinstance(e, list) and len(e) == 3 and isinstance(e[0], int) and isinstance(e[1], int)
+                    and e[2] in EDGE_TYPES):
+                raise ValueError(f"{w}.motif.edges entry {e!r} must be [src, dst, type] with type in {list(EDGE_TYPES)}")
+            s, d, t = e
+            ok = (t in ("ff", "skip") and 0 <= s < d <= n) or (t == "lat" and 1 <= s < d <= n) or \
+                 (t == "fb" and 1 <= d < s <= n)
+            if not ok:
+                raise ValueError(f"{w}.motif edge {e!r} is invalid: ff/skip need 0 <= src < dst <= {n}, lat needs "
+                                 f"1 <= src < dst, fb needs 1 <= dst < src (within-step feedback)")
+        for d in range(1, n + 1):
+            if not any(e[1] == d and e[2] in ("ff", "skip") for e in edges):
+                raise ValueError(f"{w}.motif node {d} has no ff/skip input; every neuron must be fed")
+        outs = _need(m, "outputs", f"{w}.motif", list)
+        if not outs or not all(isinstance(o, int) and 1 <= o <= n for o in outs):
+            raise ValueError(f"{w}.motif.outputs must list neuron indices in [1, {n}]; got {outs}")
+    canonical_json(spec)
+    return spec
