@@ -50,7 +50,8 @@ def main(argv=None) -> int:
             ds[i]
         cached = (time.perf_counter() - t0) / len(ds)
         x, _ = ds[0]
-    print(json.dumps({"dataset": args.dataset, "samples": args.samples, "mean_events_per_sample": n_events / len(ds),
+        n = len(ds)
+    print(json.dumps({"dataset": args.dataset, "samples": n, "mean_events_per_sample": n_events / n,
                       "sample_shape": list(x.shape), "ms_per_sample_read_bin_cache": round(first * 1e3, 2),
                       "ms_per_sample_from_cache": round(cached * 1e3, 2)}))
     return 0

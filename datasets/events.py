@@ -289,13 +289,14 @@ class EventFrames(torch.utils.data.Dataset):
         self.step_shape: tuple[int, ...] = (shape[0] * shape[1],) if not spec.has_y else shape
         self.classes = list(spec.classes)
         self.name = spec.name
+        self._len = len(source)  # tonic's SHD opens the HDF5 file on every len(); ask once
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
 
     def __len__(self) -> int:
-        return len(self.source)
+        return self._len
 
     def _file_of(self, index: int) -> str:
         data = getattr(self.source, "data", None)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -70,7 +71,8 @@ def _conv_dict(m: nn.Conv2d) -> dict:
 def _conv2d(cfg):
     f = _fields(cfg, ("in_channels", "out_channels", "kernel_size"),
                 {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True})
-    tup = (lambda v: tuple(v) if isinstance(v, (list, tuple)) else int(v))
+    def tup(v):
+        return (tuple(v) if isinstance(v, (list, tuple)) else int(v))
     return nn.Conv2d(int(f["in_channels"]), int(f["out_channels"]), tup(f["kernel_size"]), stride=tup(f["stride"]),
                      padding=tup(f["padding"]), dilation=tup(f["dilation"]), groups=int(f["groups"]), bias=bool(f["bias"]))
 
@@ -218,20 +220,27 @@ def to_spec(model: nn.Module, input_shape: list[int] | tuple[int, ...] | None = 
 
 
 def mlp_spec(n_in: int, hidden: list[int], n_out: int, neuron: str = "lif", readout: str = "spiking",
-             neuron_params: dict | None = None, **neuron_kw) -> dict:
+             neuron_params: dict | None = None, per_neuron: bool = False, **neuron_kw) -> dict:
     """A spiking MLP: Linear + neuron per hidden layer, then Linear + spiking neuron (``readout='spiking'``) or an
-    ``LI`` membrane readout (``readout='li'``)."""
+    ``LI`` membrane readout (``readout='li'``). ``per_neuron``: one parameter value per neuron (needed to learn
+    them per neuron); ``neuron_kw`` (reset, surrogate, learn, ...) goes to every spiking neuron."""
     neuron_params = neuron_params or {}
     layers: list[dict] = []
     sizes = [n_in, *hidden]
+
+    def neuron_layer(size: int) -> dict:
+        d = {"type": "neuron", "neuron": neuron, "params": dict(neuron_params), **neuron_kw}
+        if per_neuron:
+            d["shape"] = [size]
+        return d
+
     for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [{"type": "linear", "in_features": a, "out_features": b},
-                   {"type": "neuron", "neuron": neuron, "params": dict(neuron_params), **neuron_kw}]
+        layers += [{"type": "linear", "in_features": a, "out_features": b}, neuron_layer(b)]
     layers.append({"type": "linear", "in_features": sizes[-1], "out_features": n_out})
     if readout == "li":
         layers.append({"type": "neuron", "neuron": "li", "params": {"beta": neuron_params.get("beta", 0.9)}})
     elif readout == "spiking":
-        layers.append({"type": "neuron", "neuron": neuron, "params": dict(neuron_params), **neuron_kw})
+        layers.append(neuron_layer(n_out))
     else:
         raise ValueError(f"readout must be 'spiking' or 'li'; got {readout!r}")
     return {"format": FORMAT, "kind": "sequential", "input_shape": [n_in], "layers": layers}

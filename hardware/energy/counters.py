@@ -24,7 +24,7 @@ call. All counts are exact integers summed over the batch; :class:`OpCounts` div
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

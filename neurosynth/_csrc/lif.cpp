@@ -21,19 +21,6 @@ namespace {
 
 constexpr int64_t kGrain = 512;
 
-// Per-neuron values: one shared value (stride 0) or M values (stride 1).
-template <typename scalar_t>
-struct PerNeuron {
-  const scalar_t* p;
-  int64_t stride;
-  inline scalar_t operator[](int64_t i) const { return p[i * stride]; }
-};
-
-template <typename scalar_t>
-PerNeuron<scalar_t> per_neuron(const at::Tensor& t) {
-  return PerNeuron<scalar_t>{t.const_data_ptr<scalar_t>(), t.numel() == 1 ? 0 : 1};
-}
-
 void check(const at::Tensor& t, at::ScalarType dtype, int64_t numel, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "neurosynth_lif: ", name, " must be a CPU tensor");
   TORCH_CHECK(t.scalar_type() == dtype, "neurosynth_lif: ", name, " has the wrong dtype");
@@ -41,13 +28,9 @@ void check(const at::Tensor& t, at::ScalarType dtype, int64_t numel, const char*
   TORCH_CHECK(t.numel() == numel, "neurosynth_lif: ", name, " has ", t.numel(), " elements, expected ", numel);
 }
 
-void check_param(const at::Tensor& t, at::ScalarType dtype, int64_t M, const char* name) {
-  check(t, dtype, t.numel() == 1 ? 1 : M, name);
-}
-
 template <typename scalar_t, int MODE>
-void lif_forward_kernel(const scalar_t* x, const scalar_t* v0, PerNeuron<scalar_t> beta,
-                        PerNeuron<scalar_t> thr, scalar_t* s, scalar_t* h, scalar_t* v, int64_t T,
+void lif_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ v0,
+                        const scalar_t* __restrict__ beta, const scalar_t* __restrict__ thr, scalar_t* s, scalar_t* h, scalar_t* v, int64_t T,
                         int64_t M) {
   at::parallel_for(0, M, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) v[i] = v0[i];
@@ -80,7 +63,7 @@ void lif_forward_kernel(const scalar_t* x, const scalar_t* v0, PerNeuron<scalar_
   });
 }
 
-// x [T, M], v0 [M], beta/thr [M] or [1]; writes s, h [T, M] and v [M] (the final membrane).
+// x [T, M], v0 [M], beta/thr [M] (broadcast by the caller); writes s, h [T, M] and v [M] (the final membrane).
 void lif_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& beta, const at::Tensor& thr,
                  int64_t mode, const at::Tensor& s, const at::Tensor& h, const at::Tensor& v) {
   TORCH_CHECK(x.dim() >= 1, "neurosynth_lif: x must be [T, ...]");
@@ -95,11 +78,11 @@ void lif_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& be
   check(h, dtype, N, "h");
   check(v0, dtype, M, "v0");
   check(v, dtype, M, "v");
-  check_param(beta, dtype, M, "beta");
-  check_param(thr, dtype, M, "threshold");
+  check(beta, dtype, M, "beta");
+  check(thr, dtype, M, "threshold");
   AT_DISPATCH_FLOATING_TYPES(dtype, "neurosynth_lif_forward", [&] {
-    auto bp = per_neuron<scalar_t>(beta);
-    auto tp = per_neuron<scalar_t>(thr);
+    const scalar_t* bp = beta.const_data_ptr<scalar_t>();
+    const scalar_t* tp = thr.const_data_ptr<scalar_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* v0p = v0.const_data_ptr<scalar_t>();
     scalar_t* sp = s.mutable_data_ptr<scalar_t>();

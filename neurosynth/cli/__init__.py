@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spiking neural networks: train, search, export to Loihi 2 / NIR, estimate energy.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for _name, module in COMMANDS.items():
         mod = _load(module)
         if mod is None:
             continue
@@ -52,7 +52,7 @@ def add_group(subparsers, name: str, help: str, table: dict[str, str]) -> argpar
     """A command with sub-commands, each a module exposing ``register``/``run`` (used by search, export)."""
     p = subparsers.add_parser(name, help=help, description=help)
     inner = p.add_subparsers(dest=f"{name}_command", metavar="KIND")
-    for sub_name, module in table.items():
+    for _sub_name, module in table.items():
         mod = _load(module)
         if mod is None:
             continue

@@ -42,8 +42,9 @@ def run(args) -> int:
         raise UserError(f"`neurosynth train` supports --dataset digits; for {args.dataset!r} use the example scripts "
                         "in examples/ (train_shd.py, train_dvs_gesture.py)")
     if args.method == "stdp":
-        from ..plasticity.digits import train_stdp_digits
         from pathlib import Path
+
+        from ..plasticity.digits import train_stdp_digits
 
         metrics = train_stdp_digits(Path(args.out), seed=args.seed, epochs=args.epochs, progress=not args.no_progress)
         print(f"STDP on digits: test accuracy {metrics.get('test_accuracy', float('nan')):.4f}; run directory {args.out}")

@@ -111,7 +111,7 @@ def _synops_per_T(snn: nn.Module, x: torch.Tensor, Ts: list[int], batch_size: in
 
 
 def convert_run(ann_dir: Path, out_dir: Path, calib_batches: int, Ts: list[int] | tuple[int, ...] = DEFAULT_TS, *,
-                percentile: float = 99.9, v_init: float = 0.5, batch_size: int = 64, count_synops: bool = True,
+                percentile: float = 99.9, v_init: float = 0.5, batch_size: int = 64, synops_samples: int = 128,
                 progress: bool = True, command: Any = None) -> dict:
     """Convert the ANN of run directory ``ann_dir``; write the SNN run to ``out_dir``; return metrics."""
     from ..arch import to_spec
@@ -143,7 +143,7 @@ def convert_run(ann_dir: Path, out_dir: Path, calib_batches: int, Ts: list[int] 
     with torch.no_grad():
         ann_acc = float((ann_forward(ann, xte).argmax(-1) == yte).float().mean())
     acc = accuracy_vs_T(snn, xte, yte, Ts)
-    synops = _synops_per_T(snn, xte, Ts) if count_synops else None
+    synops = _synops_per_T(snn, xte[:synops_samples], Ts) if synops_samples > 0 else None
     metrics = {
         "method": "ann2snn", "ann_accuracy": ann_acc, "snn_accuracy": {str(T): a for T, a in acc.items()},
         "gap_pp": {str(T): round(100 * (ann_acc - a), 3) for T, a in acc.items()},
@@ -151,8 +151,8 @@ def convert_run(ann_dir: Path, out_dir: Path, calib_batches: int, Ts: list[int] 
         "test_accuracy": acc[max(Ts)], "n_test": len(xte), "calib_samples": len(calib),
         "scales": list(report.scales), "percentile": percentile, "v_init": v_init,
         "synops": {str(T): v for T, v in synops.items()} if synops else None,
-        "synops_source": "neurosynth.hardware.energy.count_ops (NeuroBench effective ACs per sample)"
-        if synops else None,
+        "synops_source": f"neurosynth.hardware.energy.count_ops (NeuroBench effective ACs per sample, first "
+        f"{min(synops_samples, len(xte))} test samples; eff_macs = analog first-layer MACs)" if synops else None,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     run = RunDir(out_dir)
@@ -173,6 +173,7 @@ def convert_run(ann_dir: Path, out_dir: Path, calib_batches: int, Ts: list[int] 
                     f"{s.get('spikes', '')}\n")
     _plot(ann_acc, acc, synops, run.plot_path("accuracy_vs_T"))
     config = {"method": "ann2snn", "ann_run": str(ann_dir), "calib_batches": calib_batches, "batch_size": batch_size,
+              "synops_samples": synops_samples,
               "Ts": Ts, "percentile": percentile, "v_init": v_init, "dataset": "digits", **{
                   k: cfg[k] for k in ("test_size", "split_seed") if k in cfg}}
     run.write_manifest(command, config, cfg.get("split_seed"), {k: metrics[k] for k in (

@@ -33,7 +33,7 @@ The space itself is data (:class:`MSESpaceConfig`, a JSON-able frozen dataclass)
 
 from __future__ import annotations
 
-import copy
+import json
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -263,7 +263,7 @@ class MSESpace(SearchSpace):
     def mutate(self, spec: dict, rng: np.random.Generator) -> dict:
         """One mutation at a randomly chosen scale: micro (a node's neuron/sign/kernel), meso (swap the motif,
         add/remove/retype an edge) or macro (width, an input connection, downsampling, depth)."""
-        s = copy.deepcopy(spec)
+        s = _clone(spec)
         cells = s["cells"]
         scale = ("micro", "meso", "macro")[int(rng.integers(3))]
         i = int(rng.integers(len(cells)))
@@ -314,22 +314,22 @@ class MSESpace(SearchSpace):
         ca, cb = a["cells"], b["cells"]
         ka = int(rng.integers(1, len(ca) + 1))
         kb = int(rng.integers(0, len(cb)))
-        cells = copy.deepcopy(ca[:ka] + cb[kb:])
+        cells = [_clone(c) for c in ca[:ka] + cb[kb:]]
         lo, hi = self.cfg.depth
         cells = cells[:hi]
         while len(cells) < lo:
-            cells.append(copy.deepcopy(cb[len(cells) % len(cb)]))
+            cells.append(_clone(cb[len(cells) % len(cb)]))
         for i, cell in enumerate(cells):  # inputs of transplanted cells index the other parent: keep valid ones
             cell["inputs"] = sorted({j for j in cell["inputs"] if j <= i} | {i})[-self.cfg.max_inputs:]
             if i in range(min(len(ca), len(cb))) and rng.random() < 0.2:
-                cell["motif"] = copy.deepcopy((cb if rng.random() < 0.5 else ca)[i]["motif"])
+                cell["motif"] = _clone((cb if rng.random() < 0.5 else ca)[i]["motif"])
         stem = a["stem"] if rng.random() < 0.5 else b["stem"]
         s = self.make_spec(stem["width"], cells, stem.get("neuron", "lif"))
         return self.repair(s)
 
     def repair(self, spec: dict) -> dict:
         """Make a spec valid for this space (input indices, downsample budget, motif DAG)."""
-        s = copy.deepcopy(spec)
+        s = _clone(spec)
         lim = _downsample_limit(self.cfg)
         n_ds = 0
         for i, cell in enumerate(s["cells"]):
@@ -355,6 +355,11 @@ class MSESpace(SearchSpace):
 
 
 # ---------------------------------------------------------------------------------------------------------
+def _clone(obj):
+    """Deep copy through JSON: never aliases (deepcopy would keep a cell listed twice shared)."""
+    return json.loads(json.dumps(obj))
+
+
 def _shift_inputs(cells: list[dict], k: int, delta: int) -> None:
     """After inserting (+1) / deleting (-1) cell k, renumber references to outputs > k."""
     for i, cell in enumerate(cells):
@@ -378,7 +383,7 @@ def _sinks(motif: dict) -> list[int]:
 
 def _repair_motif(motif: dict) -> dict:
     """Drop invalid edges, make every neuron reachable from the input, keep outputs valid."""
-    m = copy.deepcopy(motif)
+    m = _clone(motif)
     n = len(m["nodes"])
     seen, edges = set(), []
     for e in m["edges"]:
@@ -400,7 +405,7 @@ def _repair_motif(motif: dict) -> dict:
 
 
 def _mutate_edges(motif: dict, rng: np.random.Generator) -> dict:
-    m = copy.deepcopy(motif)
+    m = _clone(motif)
     n = len(m["nodes"])
     op = int(rng.integers(3))
     if op == 0 and len(m["edges"]) > 1:  # remove

@@ -58,7 +58,9 @@ def test_learnable_parameters_and_buffers():
     lif2 = ns.LIF(learn=("threshold",))
     assert set(dict(lif2.named_parameters())) == {"threshold"}
     p = lif.params()
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         p.beta = 1.0  # frozen dataclass
 
 

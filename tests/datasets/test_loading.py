@@ -116,7 +116,11 @@ def test_corrupt_cache_entry_names_the_file(shd_root, tmp_path):
     ds = load("shd", root, "train", T=10, cache=tmp_path)
     ds[0]
     p = ds.cache.path(0)
-    p.write_bytes(p.read_bytes()[:20])  # truncate
+    good = p.read_bytes()
+    p.write_bytes(good[: len(good) - 9])  # truncate
+    with pytest.raises(CorruptFileError, match=str(p)):
+        ds[0]
+    np.save(p, np.arange(10, dtype=np.float64))  # a valid .npy of the wrong dtype
     with pytest.raises(CorruptFileError, match=str(p)):
         ds[0]
 
@@ -287,11 +291,11 @@ def test_interrupted_cache_write_leaves_nothing(shd_root, tmp_path, monkeypatch)
     root, _ = shd_root
     ds = load("shd", root, "train", T=10, cache=tmp_path)
 
-    def boom(f, **arrays):
-        f.write(b"PK\x03\x04partial")
+    def boom(f, arr, **kw):
+        f.write(b"\x93NUMPY partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "savez", boom)
+    monkeypatch.setattr(np, "save", boom)
     with pytest.raises(KeyboardInterrupt):
         ds[2]
     assert not ds.cache.path(2).exists()

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
+from neurosynth.hardware.distributed import ShardedLoader, main
 
 from neurosynth.arch import build, mlp_spec
-from neurosynth.hardware.distributed import ShardedLoader, main
 from neurosynth.io import write_json
 
 
@@ -41,7 +41,8 @@ def test_sharded_loader_splits_global_batches():
 
 def test_torchrun_two_gloo_processes_match_single_process(tmp_path):
     common = _setup(tmp_path)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    # NEUROSYNTH_NO_CEXT: the workers use the pure-torch LIF loop (bit-identical) instead of loading the C++ kernel
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "NEUROSYNTH_NO_CEXT": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "neurosynth.hardware.distributed", "--out", str(tmp_path / "ddp"), *common]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)

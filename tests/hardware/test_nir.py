@@ -13,6 +13,7 @@ from torch import nn
 nir = pytest.importorskip("nir")
 
 from neurosynth.hardware.nir import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir  # noqa: E402
+
 from neurosynth.layers import SNN, SumPool2d  # noqa: E402
 from neurosynth.neurons import ALIF, IF, LI, LIF, CubaLIF  # noqa: E402
 
@@ -210,3 +211,29 @@ def test_unreadable_files_give_clear_errors(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="not a readable NIR file"):
         read_nir(bad)
+
+
+@pytest.mark.slow
+def test_trained_digits_model_keeps_its_accuracy_in_snntorch(tmp_path):
+    """Train on digits (zero reset), export to a NIR file, run it in snnTorch: identical test predictions."""
+    from neurosynth.cli.train import train_digits
+    from neurosynth.digits import digits_loaders
+    from neurosynth.rundir import load_run
+
+    metrics = train_digits({"out": str(tmp_path / "run"), "epochs": 3, "hidden": "64", "reset": "zero",
+                            "no_progress": True, "seed": 0, "T": 20})
+    model, _, _ = load_run(tmp_path / "run")
+    graph = read_nir(write_nir(to_nir(model), tmp_path / "digits.nir"))
+    _, test = digits_loaders(T=20, seed=0)
+    ours, theirs, labels = [], [], []
+    for x, y in test:
+        with torch.no_grad():
+            ours.append(model(x).sum(0).argmax(1))
+        theirs.append(_snntorch_run(graph, x).sum(0).argmax(1))
+        labels.append(y)
+    ours, theirs, labels = torch.cat(ours), torch.cat(theirs), torch.cat(labels)
+    acc_ours = (ours == labels).float().mean().item()
+    acc_theirs = (theirs == labels).float().mean().item()
+    print(f"digits test accuracy: neurosynth {acc_ours:.4f}, snnTorch via NIR {acc_theirs:.4f}")
+    assert acc_ours == pytest.approx(metrics["test_accuracy"]) and acc_ours > 0.7
+    assert torch.equal(ours, theirs)

@@ -1,0 +1,199 @@
+"""``neurosynth search bio``: BioNAS search over (operation, learning rule) cells.
+
+    neurosynth search bio --method darts|eg|evo --space darts|nb201 --dataset digits|cifar10 --seed S --out DIR
+                          [--train-best EPOCHS]
+
+Writes into ``DIR``: ``manifest.json``, ``archive.sqlite`` (the engine's archive: one record per search
+epoch for darts/eg, one per evaluated genotype for evo), ``search.json`` (history, logits), ``genotype.json``,
+``plots/cell.png`` (op and rule on every edge) and ``plots/search.png``; with ``--train-best`` a run
+directory ``DIR/best`` (``model.pt`` + ``arch.json`` rebuildable by ``neurosynth.rundir.load_run``,
+``metrics.json``, ``manifest.json``, ``plots/training.png``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers):
+    p = subparsers.add_parser("bio", help="BioNAS: search operations x bio-inspired learning rules",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--method", choices=["darts", "eg", "evo"], default="darts",
+                   help="darts: first-order BioNAS-DARTS; eg: BioNAS-EG (CMA-ES on logits); evo: EvoSearch GP")
+    p.add_argument("--space", choices=["darts", "nb201"], default="nb201", help="cell family (nb201 is CPU-sized)")
+    p.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
+    p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (cifar10 only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--epochs", type=int, default=6, help="search epochs (darts/eg)")
+    p.add_argument("--warmup", type=int, default=2, help="epochs of weight-only training before alpha moves")
+    p.add_argument("--C", type=int, default=8, help="initial channels")
+    p.add_argument("--layers", type=int, default=None,
+                   help="search network depth (darts: cells, default 3; nb201: cells per stage, default 1)")
+    p.add_argument("--eval-layers", type=int, default=None,
+                   help="derived network depth (darts default 5, nb201 default 1)")
+    p.add_argument("--rules", default="fa,usf,brsf,frsf", help="comma-separated learning rules of the edges")
+    p.add_argument("--extra-ops", default="", help="comma-separated local ops: hebbian_conv_3x3,pc_conv_3x3")
+    p.add_argument("--frame-rule", default="bp", help="rule of stem/preprocess/classifier (bp as in the paper)")
+    p.add_argument("--max-skip", type=int, default=2, help="max skip_connect edges per normal cell (-1: no cap)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--generations", type=int, default=5, help="evo: generations")
+    p.add_argument("--population", type=int, default=8, help="evo: population size")
+    p.add_argument("--eval-epochs", type=int, default=2, help="evo: training epochs per evaluated genotype")
+    p.add_argument("--cma-generations", type=int, default=2, help="eg: CMA-ES generations per epoch")
+    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--train-best", type=int, default=0, metavar="EPOCHS",
+                   help="train the derived genotype for EPOCHS and save a run directory in OUT/best")
+    p.add_argument("--resume", action="store_true", help="evo: continue the search stored in OUT")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _parse_list(s: str) -> tuple[str, ...]:
+    return tuple(x.strip().lower() for x in s.split(",") if x.strip())
+
+
+def run(args) -> int:
+    import torch
+
+    from neurosynth.errors import UserError
+    from neurosynth.rundir import RunDir
+    from neurosynth.utils import seed_all
+
+    from .data import load_image_data
+    from .space import CellSpace
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    try:
+        space = CellSpace(args.space, _parse_list(args.rules), _parse_list(args.extra_ops))
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    for name in ("epochs", "C", "generations", "population", "eval_epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.train_best < 0:
+        raise UserError("--train-best must be >= 0")
+    layers = args.layers or (3 if args.space == "darts" else 1)
+    eval_layers = args.eval_layers or (5 if args.space == "darts" else 1)
+    max_skip = None if args.max_skip is not None and args.max_skip < 0 else args.max_skip
+    data = load_image_data(args.dataset, args.data_root, limit_train=args.limit_train)
+    rd = RunDir(args.out)
+    config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    config.update({"layers": layers, "eval_layers": eval_layers, "space_description": space.describe()})
+    seed_all(args.seed)
+    progress = not args.no_progress
+
+    if args.method in ("darts", "eg"):
+        result = _gradient_or_eg(args, space, data, rd, layers, max_skip, progress)
+    else:
+        result = _evo(args, space, data, rd, layers, max_skip, progress, config)
+    genotype = result["genotype"]
+    rd.write_json("genotype.json", genotype)
+    rd.write_json("search.json", result)
+    from .plot import plot_genotype, plot_search_history
+
+    plot_genotype(genotype, rd.plot_path("cell"), f"BioNAS-{args.method} on {args.dataset} ({args.space}, seed "
+                                                   f"{args.seed})")
+    if result.get("history") and "train_loss" in result["history"][0]:
+        plot_search_history(result["history"], rd.plot_path("search"), f"BioNAS-{args.method} search")
+    results = {"genotype": genotype}
+    if args.train_best:
+        results["best"] = _train_best(args, genotype, data, rd, eval_layers, progress)
+    rd.write_manifest(["neurosynth", *sys.argv[1:]] if sys.argv else None, config, args.seed, results)
+    print(f"genotype: {rd.file('genotype.json')}")
+    print(f"cell picture: {rd.plot_path('cell')}")
+    if args.train_best:
+        print(f"trained model: {rd.file('best')} (test accuracy {results['best']['test_accuracy']:.4f})")
+    return 0
+
+
+def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
+    from snn_nas.engine.archive import Archive
+    from snn_nas.engine.space import spec_hash
+
+    from .search import darts_search, eg_search
+
+    archive_path = rd.file("archive.sqlite")
+    if archive_path.exists():
+        archive_path.unlink()  # darts/eg searches are not resumable: start a fresh archive
+    archive = Archive(archive_path)
+    archive.set_meta("config", {"method": args.method, "space": args.space, "seed": args.seed})
+
+    def on_epoch(log):
+        g = log["genotype"]
+        archive.add(g, {"status": "ok", "fitness": log["val_accuracy"], "objectives": None,
+                        "metrics": {k: v for k, v in log.items() if k != "genotype"}, "error": None, "seconds": None},
+                    generation=log["epoch"], seed=args.seed)
+        archive.save_state(log["epoch"], {"genotype_hash": spec_hash(g)},
+                           {"generation": log["epoch"], "best": log["val_accuracy"], "mean": log["val_accuracy"]})
+
+    kw = dict(epochs=args.epochs, C=args.C, layers=layers, batch_size=args.batch_size, warmup=args.warmup,
+              max_skip=max_skip, seed=args.seed, frame_rule=args.frame_rule, progress=progress, callback=on_epoch)
+    try:
+        if args.method == "darts":
+            return darts_search(space, data, **kw)
+        return eg_search(space, data, generations=args.cma_generations, **kw)
+    finally:
+        archive.close()
+
+
+def _evo(args, space, data, rd, layers, max_skip, progress, config) -> dict:
+    import numpy as np
+
+    import snn_nas.evo  # noqa: F401  (registers the strategies)
+    from snn_nas.engine import STRATEGIES, Archive, Runner
+
+    from .engine_space import BioNASEvaluator, BioNASSearchSpace
+
+    sp = BioNASSearchSpace(args.space, space.rules, space.extra_ops, max_skip=max_skip)
+    strategy = STRATEGIES.get("evo")(sp, np.random.default_rng(args.seed))
+    evaluator = BioNASEvaluator(args.dataset, epochs=args.eval_epochs, C=args.C, layers=layers,
+                                batch_size=args.batch_size, frame_rule=args.frame_rule, data_root=args.data_root,
+                                limit_train=args.limit_train)
+    evaluator._data = data
+    with Archive(rd.file("archive.sqlite")) as archive:
+        try:
+            summary = Runner(sp, strategy, evaluator, archive, generations=args.generations,
+                             population=args.population, seed=args.seed, progress=progress, resume=args.resume,
+                             config={"method": "evo", "eval_epochs": args.eval_epochs}).run()
+        except ValueError as e:
+            from neurosynth.errors import UserError
+
+            raise UserError(str(e)) from e
+    best = summary["best"]
+    if best is None:
+        from neurosynth.errors import UserError
+
+        raise UserError("every evaluation failed; see archive.sqlite for the errors")
+    return {"method": "evo", "genotype": best["spec"], "fitness": best["fitness"],
+            "hall_of_fame": [{"fitness": f, "genotype": s} for f, s in strategy.hall_of_fame],
+            "history": summary["history"], "evaluations": summary["evaluations"]}
+
+
+def _train_best(args, genotype, data, rd, eval_layers, progress) -> dict:
+    import torch
+
+    from neurosynth.rules import alignment_angles
+    from neurosynth.rundir import RunDir
+
+    from .model import build_model, make_spec
+    from .plot import plot_curves
+    from .train import train_model
+
+    torch.manual_seed(args.seed)
+    spec = make_spec(genotype, C=args.C, layers=eval_layers, num_classes=data.num_classes,
+                     input_shape=data.input_shape, frame_rule=args.frame_rule)
+    model = build_model(spec)
+    hist = train_model(model, data.x_train, data.y_train, data.x_test, data.y_test, epochs=args.train_best,
+                       batch_size=args.batch_size, seed=args.seed, progress=progress, desc="train best")
+    best = RunDir(rd.file("best"))
+    best.save_model(model, spec)
+    metrics = {"test_accuracy": hist["test_accuracy"][-1], "train_accuracy": hist["train_accuracy"][-1],
+               "history": hist, "alignment_angles": alignment_angles(model),
+               "params": sum(p.numel() for p in model.parameters())}
+    best.write_json("metrics.json", metrics)
+    plot_curves({"test accuracy": [hist["test_accuracy"]]}, best.plot_path("training"), "test accuracy",
+                "derived BioNAS model")
+    best.write_manifest(["neurosynth", *sys.argv[1:]], {"genotype": genotype, "epochs": args.train_best,
+                                                        "spec": spec}, args.seed, {"test_accuracy": metrics["test_accuracy"]})
+    return {"test_accuracy": metrics["test_accuracy"], "run_dir": str(best.path), "params": metrics["params"]}

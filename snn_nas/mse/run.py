@@ -1,0 +1,269 @@
+"""Orchestration of an MSE-NAS search (used by ``neurosynth search mse`` and the demo stage).
+
+:func:`run_search` loads the data, builds the space, strategy, evaluator and archive, runs the
+:class:`~snn_nas.engine.runner.Runner`, and writes into ``out``::
+
+    archive.sqlite        every evaluated architecture (+ strategy state per generation)
+    best.json             the best spec (an ArchSpec: neurosynth.arch.build(best) rebuilds it)
+    hall_of_fame.json     the 10 best (fitness, spec)
+    summary.json          per-generation best/mean, counts, timings
+    manifest.json         command, config, seed, versions, hardware, git commit, results
+    plots/fitness.png     fitness of every evaluation and the per-generation best/mean
+    plots/pareto.png      fitness vs cost (params or SynOps) with the non-dominated front
+    best_model/           with train_best > 0: a run directory like `neurosynth train` writes
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class SearchConfig:
+    out: str
+    dataset: str = "digits"
+    data_root: str | None = None
+    T: int = 4
+    dense: bool = False
+    limit: int | None = None
+    population: int = 8
+    generations: int = 5
+    strategy: str = "ga"
+    fitness: str = "rdm"
+    reference: str = "labels"  # labels | input | a run directory
+    cost: str = "params"
+    batch: int = 64
+    seed: int = 0
+    workers: int = 0
+    ray: str | None = None
+    resume: bool = False
+    train_best: int = 0
+    train_lr: float = 5e-3
+    progress: bool = True
+    space: dict = field(default_factory=dict)  # MSESpaceConfig overrides (JSON)
+
+
+def _user_error(msg: str):
+    from neurosynth.errors import UserError
+
+    return UserError(msg)
+
+
+def check_config(cfg: SearchConfig) -> None:
+    from ..engine.strategy import STRATEGIES
+    from .fitness import FITNESSES
+
+    if cfg.population < 1 or cfg.generations < 1:
+        raise _user_error(f"--population and --generations must be >= 1 (got {cfg.population}, {cfg.generations})")
+    if cfg.strategy not in STRATEGIES:
+        raise _user_error(f"unknown --strategy {cfg.strategy!r}; choose from {STRATEGIES.names()}")
+    if cfg.fitness not in FITNESSES:
+        raise _user_error(f"unknown --fitness {cfg.fitness!r}; choose from {FITNESSES.names()}")
+    if cfg.workers < 0:
+        raise _user_error(f"--workers must be >= 0 (got {cfg.workers})")
+    if cfg.T < 1 or cfg.batch < 4:
+        raise _user_error(f"--T must be >= 1 and --batch >= 4 (got {cfg.T}, {cfg.batch})")
+    if cfg.strategy == "nsga2" and cfg.population < 4:
+        raise _user_error("--strategy nsga2 needs --population >= 4")
+    out = Path(cfg.out)
+    if (out / "archive.sqlite").exists() and not cfg.resume:
+        raise _user_error(f"{out} already holds a search (archive.sqlite); pass --resume to continue it "
+                          "or choose another --out")
+
+
+def _reference(cfg: SearchConfig):
+    if cfg.reference in ("labels", "input"):
+        return {"reference": cfg.reference}, None, None
+    import torch
+
+    from neurosynth.io import read_json
+
+    run = Path(cfg.reference)
+    if not (run / "arch.json").exists() or not (run / "model.pt").exists():
+        raise _user_error(f"--reference {cfg.reference!r} is neither 'labels', 'input' nor a run directory "
+                          "holding arch.json and model.pt")
+    spec = read_json(run / "arch.json")
+    state = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
+    return {}, spec, state
+
+
+def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dict:
+    """Run (or resume) a search; returns the summary (also written to ``summary.json``)."""
+    import torch
+
+    from neurosynth.io import write_json
+    from neurosynth.rundir import RunDir
+
+    from ..engine import STRATEGIES, Archive, Runner
+    from . import builder  # noqa: F401  (registers the "mse" ArchSpec kind)
+    from .data import fitness_batch, load_task
+    from .evaluator import RDMFitnessEvaluator
+    from .space import MSESpace, MSESpaceConfig
+
+    check_config(cfg)
+    torch.set_num_threads(1)
+    rd = RunDir(cfg.out)
+    t0 = time.perf_counter()
+    try:
+        task = load_task(cfg.dataset, cfg.data_root, T=cfg.T, conv=not cfg.dense, seed=cfg.seed, limit=cfg.limit)
+    except (ValueError, FileNotFoundError) as e:
+        raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
+    try:
+        space = MSESpace(MSESpaceConfig.from_dict({"input_shape": task.input_shape,
+                                                   "num_classes": task.num_classes, **cfg.space}))
+    except (ValueError, TypeError) as e:
+        raise _user_error(f"invalid search space: {e}") from e
+    x, y = fitness_batch(task, cfg.batch, cfg.seed)
+    ref_kw, ref_spec, ref_state = _reference(cfg)
+    evaluator = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost=cfg.cost, fitness_kw=ref_kw,
+                                    reference_spec=ref_spec, reference_state=ref_state)
+    strategy = STRATEGIES.get(cfg.strategy)(space, np.random.default_rng(cfg.seed))
+    config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "progress", "workers", "ray")}
+    config["space"] = space.describe()
+    archive = Archive(Path(cfg.out) / "archive.sqlite")
+    try:
+        runner = Runner(space, strategy, evaluator, archive, generations=cfg.generations, population=cfg.population,
+                        seed=cfg.seed, workers=cfg.workers, ray=cfg.ray, progress=cfg.progress, resume=cfg.resume,
+                        config={"dataset": cfg.dataset, "fitness": cfg.fitness, "T": cfg.T, "batch": cfg.batch,
+                                "dense": cfg.dense, "reference": cfg.reference, "cost": cfg.cost})
+        try:
+            summary = runner.run()
+        except ValueError as e:
+            raise _user_error(str(e)) from e
+        records = archive.records()
+        summary["search_seconds"] = time.perf_counter() - t0
+        if summary["best"] is None:
+            raise _user_error("every candidate failed; see the 'error' column of archive.sqlite")
+        best = summary["best"]
+        write_json(rd.file("best.json"), best["spec"])
+        write_json(rd.file("hall_of_fame.json"), [{"fitness": f, "spec": s} for f, s in strategy.hall_of_fame])
+        plot_fitness(records, summary["history"], rd.plot_path("fitness"), cfg.fitness)
+        front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, cfg.cost)
+        summary["pareto_front"] = front
+        results = {"best_fitness": best["fitness"], "best_hash": best["hash"], "best_metrics": best["metrics"],
+                   "evaluations": summary["evaluations"], "failed": summary["failed"],
+                   "search_seconds": summary["search_seconds"], "pareto_front": front}
+        if cfg.train_best > 0:
+            results["best_model"] = train_best(best["spec"], task, cfg, Path(cfg.out) / "best_model", command)
+        summary["results"] = results
+        write_json(rd.file("summary.json"), {k: v for k, v in summary.items() if k != "best"} | {"best": best})
+        rd.write_manifest(command, config, cfg.seed, results)
+    finally:
+        archive.close()
+    return summary
+
+
+def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> dict:
+    """Train ``spec`` for ``cfg.train_best`` epochs and write a run directory (model.pt, arch.json,
+    metrics.json, manifest.json, plots/training.png) that `neurosynth export` can read."""
+    import torch
+
+    from neurosynth.rundir import RunDir
+    from neurosynth.training import evaluate, fit
+
+    from .data import TensorLoader
+    from .evaluator import build_seeded, seeded
+
+    loss = "mean_membrane_ce" if spec.get("readout", "li") == "li" else "rate_ce"
+    model = build_seeded(spec, cfg.seed)
+    train = TensorLoader(task.x_train, task.y_train, 64, True, cfg.seed)
+    test = TensorLoader(task.x_test, task.y_test, 256, False, 0)
+    t0 = time.perf_counter()
+    with seeded(cfg.seed):
+        hist = fit(model, train, epochs=cfg.train_best, lr=cfg.train_lr, loss=loss, val_loader=test,
+                   progress=cfg.progress)
+    secs = time.perf_counter() - t0
+    ev = evaluate(model, test, loss=loss, record_rates=True)
+    rd = RunDir(out)
+    rd.save_model(model, spec)
+    metrics = {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_samples": ev["samples"],
+               "firing_rates": ev.get("firing_rates", {}), "train_seconds": secs, "epochs": cfg.train_best,
+               "loss": loss, "history": hist, "params": int(sum(p.numel() for p in model.parameters()))}
+    rd.write_json("metrics.json", metrics)
+    _plot_history(hist, rd.plot_path("training"))
+    rd.write_manifest(command, {"spec": spec, "dataset": cfg.dataset, "T": cfg.T, "epochs": cfg.train_best,
+                                "lr": cfg.train_lr, "loss": loss}, cfg.seed,
+                      {k: v for k, v in metrics.items() if k != "history"})
+    del torch
+    return {k: v for k, v in metrics.items() if k != "history"} | {"dir": str(out)}
+
+
+# ---- plots ---------------------------------------------------------------------------------------------
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fitness(records: list[dict], history: list[dict], path: Path, fitness: str) -> Path:
+    from neurosynth.rundir import save_figure
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ok = [r for r in records if r["status"] == "ok"]
+    ax.scatter([r["generation"] for r in ok], [r["fitness"] for r in ok], s=10, alpha=0.4, label="evaluations")
+    g = [h["generation"] for h in history]
+    ax.plot(g, [h["best"] for h in history], "o-", label="generation best")
+    ax.plot(g, [h["mean"] for h in history], "s--", label="generation mean")
+    best_so_far = np.maximum.accumulate([h["best"] if math.isfinite(h["best"]) else -np.inf for h in history]) \
+        if history else []
+    ax.plot(g, best_so_far, "k-", lw=1, label="best so far")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(f"fitness ({fitness})")
+    ax.set_title("MSE-NAS search")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def pareto_indices(F: np.ndarray) -> list[int]:
+    """Indices of the non-dominated rows of ``F`` (all objectives minimised)."""
+    keep = []
+    for i in range(len(F)):
+        dominated = np.any(np.all(F <= F[i], axis=1) & np.any(F < F[i], axis=1))
+        if not dominated:
+            keep.append(i)
+    return keep
+
+
+def plot_pareto(records: list[dict], path: Path, fitness: str, cost: str) -> list[dict]:
+    from neurosynth.rundir import save_figure
+
+    plt = _plt()
+    ok = [r for r in records if r["status"] == "ok" and r["objectives"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    front = []
+    if ok:
+        F = np.array([r["objectives"] for r in ok], dtype=float)
+        idx = pareto_indices(F)
+        ax.scatter(F[:, 1], -F[:, 0], s=10, alpha=0.4, label="evaluations")
+        fi = sorted(idx, key=lambda i: F[i, 1])
+        ax.plot(F[fi, 1], -F[fi, 0], "ro-", label="Pareto front")
+        front = [{"hash": ok[i]["hash"], "fitness": float(-F[i, 0]), cost: float(F[i, 1])} for i in fi]
+    ax.set_xscale("log")
+    ax.set_xlabel(cost)
+    ax.set_ylabel(f"fitness ({fitness})")
+    ax.set_title("fitness vs cost")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return front
+
+
+def _plot_history(hist: dict, path: Path) -> Path:
+    from neurosynth.rundir import save_figure
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(hist["epoch"], hist["train_accuracy"], "o-", label="train")
+    ax.plot(hist["epoch"], hist["val_accuracy"], "s-", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.legend()
+    return save_figure(fig, path)

@@ -1,0 +1,56 @@
+"""``neurosynth export nir``: writes a verified file and a manifest, refuses what NIR cannot express."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("nir")
+
+from neurosynth.hardware.nir import from_nir, read_nir  # noqa: E402
+
+from neurosynth.arch import build, mlp_spec  # noqa: E402
+from neurosynth.cli import main  # noqa: E402
+from neurosynth.rundir import RunDir  # noqa: E402
+
+
+def _run_dir(path, reset="zero"):
+    torch.manual_seed(0)
+    spec = mlp_spec(16, [12], 4, neuron="cubalif" if reset == "zero" else "lif", reset=reset)
+    model = build(spec)
+    RunDir(path).save_model(model, spec)
+    return model
+
+
+def test_export_nir_writes_a_verified_file_and_manifest(tmp_path, capsys):
+    model = _run_dir(tmp_path / "run")
+    out = tmp_path / "exp" / "net.nir"
+    assert main(["export", "nir", "--model", str(tmp_path / "run"), "--out", str(out), "--verify", "4"]) == 0
+    assert "Input -> Affine -> CubaLIF -> Affine -> CubaLIF -> Output" in capsys.readouterr().out
+    back = from_nir(read_nir(out))
+    x = (torch.rand(10, 3, 16, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))
+    man = json.loads((tmp_path / "exp" / "net.nir.manifest.json").read_text())
+    assert man["results"]["verify"] == {"samples": 4, "T": 20, "identical": True, "max_abs_diff": 0.0}
+    assert man["results"]["dt"] == 1e-4 and man["config"]["model"] == str(tmp_path / "run")
+    assert {"versions", "hardware", "timestamp", "git_commit"} <= set(man)
+
+
+def test_export_nir_refuses_subtract_reset_and_writes_nothing(tmp_path, capsys):
+    _run_dir(tmp_path / "run", reset="subtract")
+    out = tmp_path / "net.nir"
+    assert main(["export", "nir", "--model", str(tmp_path / "run"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--allow-nonstandard-reset" in err
+    assert not out.exists()
+    assert main(["export", "nir", "--model", str(tmp_path / "run"), "--out", str(out),
+                 "--allow-nonstandard-reset"]) == 0
+    assert read_nir(out).nodes["1"].metadata["reset"] == "subtract"
+
+
+def test_export_nir_reports_a_missing_run(tmp_path, capsys):
+    assert main(["export", "nir", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x.nir")]) == 2
+    assert "does not exist" in capsys.readouterr().err
