@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	# its real dependencies come with the [lava] extra above. neurosynth.hardware.lava_compat patches
 	# its one Python-3.11 incompatibility at import time.
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0
+	# NeuroBench is only the reference of an op-count cross-check test; its metadata pins heavy extras.
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps neurobench==2.3.0
 	touch $(STAMP)
 
 lint: $(STAMP)

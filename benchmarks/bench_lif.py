@@ -13,14 +13,18 @@ Variants (each timed in its own subprocess, then measured for memory in another 
 
 All variants use the same weights, input (Bernoulli(0.05) spikes) and labels; loss is cross-entropy of the
 output spike counts. LIF: beta 0.9, threshold 1, reset by subtraction, detached reset, ATan(alpha=2).
-Timing: ``--warmup`` iterations, then ``--rounds`` x ``--iters`` timed iterations; we report the median of
-all timed iterations (and the spread of the round medians). Memory: MB saved for backward (unique storages,
+Timing: ``--warmup`` iterations, then ``--rounds`` x ``--iters`` timed iterations; a worker reports the median
+of its timed iterations (wall clock; also the median CPU time of the process, which a busy shared machine
+disturbs less). ``--runs N`` repeats the set of workers N times, interleaved so that a change of machine load
+hits every variant, and reports the median over runs; ratios use these medians. Memory: MB saved for backward (unique storages,
 through ``saved_tensors_hooks``) and the peak RSS growth during one iteration, sampled every 0.2 ms in a
-process where glibc returns freed memory to the OS.
+process where glibc maps every block over 4 KiB separately and returns it on free (so RSS follows live
+memory; the sampler can miss short peaks, so treat it as approximate).
 
 Usage::
 
     python benchmarks/bench_lif.py                      # full run, prints a table
+    python benchmarks/bench_lif.py --runs 3 --json benchmarks/results/bench_lif.json
     python benchmarks/bench_lif.py --quick --json out.json
     python benchmarks/bench_lif.py --threads 2 --variants floor,ns_fused,snntorch
 """
@@ -202,6 +206,7 @@ def _worker(args) -> dict:
                 peak[0] = max(peak[0], _rss_bytes())
                 time.sleep(0.0002)
 
+        sys.setswitchinterval(1e-4)  # let the sampler in between the many small ops of per-step loops
         base = _rss_bytes()
         th = threading.Thread(target=sample, daemon=True)
         th.start()
@@ -212,18 +217,20 @@ def _worker(args) -> dict:
         return res
     for _ in range(args.warmup - 1):
         step()
-    rounds = []
+    rounds, cpu = [], []
     for _ in range(args.rounds):
         times = []
         for _ in range(args.iters):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step()
             times.append((time.perf_counter() - t0) * 1e3)
+            cpu.append((time.process_time() - c0) * 1e3)
         rounds.append(times)
     flat = [t for r in rounds for t in r]
     res["median_ms"] = statistics.median(flat)
     res["round_medians_ms"] = [statistics.median(r) for r in rounds]
     res["min_ms"] = min(flat)
+    res["cpu_median_ms"] = statistics.median(cpu)  # CPU time of this process: robust to a shared machine
     return res
 
 
@@ -237,8 +244,9 @@ def _run_worker(variant: str, args, measure: str) -> dict:
     else:
         env.pop("NEUROSYNTH_NO_CEXT", None)
     if measure == "memory":  # glibc hands freed blocks back, so RSS follows live memory
-        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        env["MALLOC_MMAP_THRESHOLD_"] = "4096"
         env["MALLOC_TRIM_THRESHOLD_"] = "0"
+        env["MALLOC_TOP_PAD_"] = "0"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", variant, "--measure", measure,
            "--threads", str(args.threads), "--batch", str(args.batch), "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--iters", str(args.iters)]
@@ -278,9 +286,15 @@ def _machine() -> dict:
 
 
 def _ratios(results: dict) -> dict:
+    out = _ratios_of(results, "median_ms")
+    out.update({f"cpu:{k}": v for k, v in _ratios_of(results, "cpu_median_ms").items()})
+    return out
+
+
+def _ratios_of(results: dict, key: str) -> dict:
     def med(v):
         r = results.get(v, {})
-        return r.get("median_ms")
+        return r.get(key)
 
     out = {}
     floor, fused = med("floor"), med("ns_fused")
@@ -309,21 +323,22 @@ def _goals(ratios: dict) -> dict:
 def _table(results: dict) -> str:
     floor = results.get("floor", {}).get("median_ms")
     fused = results.get("ns_fused", {}).get("median_ms")
-    rows = ["| variant | median ms | round medians ms | x floor | x ns_fused | 1st iter ms | saved MB "
+    rows = ["| variant | median ms | round medians ms | x floor | x ns_fused | CPU ms | 1st iter ms | saved MB "
             "| peak RSS delta MB | loss |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for v, r in results.items():
         if "error" in r:
-            rows.append(f"| {VARIANTS.get(v, v)} | error: {r['error']} | | | | | | | |")
+            rows.append(f"| {VARIANTS.get(v, v)} | error: {r['error']} | | | | | | | | |")
             continue
         m = r["median_ms"]
         rm = "/".join(f"{x:.1f}" for x in r["round_medians_ms"])
         rows.append(
             f"| {VARIANTS.get(v, v)} | {m:.1f} | {rm} | {m / floor:.2f} | {m / fused:.2f} | "
-            f"{r['first_iter_ms']:.0f} | {r.get('saved_mb', float('nan')):.1f} | "
+            f"{r['cpu_median_ms']:.1f} | {r['first_iter_ms']:.0f} | {r.get('saved_mb', float('nan')):.1f} | "
             f"{r.get('peak_rss_mb', float('nan')):.1f} | {r['loss']:.4f} |"
             if floor and fused else
-            f"| {VARIANTS.get(v, v)} | {m:.1f} | {rm} | | | {r['first_iter_ms']:.0f} | | | {r['loss']:.4f} |")
+            f"| {VARIANTS.get(v, v)} | {m:.1f} | {rm} | | | {r['cpu_median_ms']:.1f} | {r['first_iter_ms']:.0f} "
+            f"| | | {r['loss']:.4f} |")
     return "\n".join(rows)
 
 
@@ -338,6 +353,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--runs", type=int, default=1,
+                   help="repeat the whole set of workers, interleaved; report the median over runs")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--measure", default="time", help=argparse.SUPPRESS)
@@ -356,11 +373,25 @@ def main(argv=None) -> int:
                        cwd=str(ROOT), env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))},
                        check=False, capture_output=True)
     machine = _machine()
+    per_run = {v: [] for v in variants}
+    for run in range(args.runs):  # variants interleaved, so a change in machine load hits all of them
+        for v in variants:
+            print(f"[bench_lif] run {run + 1}/{args.runs}: {v} ...", file=sys.stderr, flush=True)
+            per_run[v].append(_run_worker(v, args, "time"))
     results = {}
     for v in variants:
-        print(f"[bench_lif] {v} ...", file=sys.stderr, flush=True)
-        r = _run_worker(v, args, "time")
-        if "error" not in r and not args.no_memory:
+        ok = [r for r in per_run[v] if "error" not in r]
+        if not ok:
+            results[v] = per_run[v][0]
+            continue
+        r = dict(ok[0])
+        r["run_medians_ms"] = [x["median_ms"] for x in ok]
+        r["round_medians_ms"] = [m for x in ok for m in x["round_medians_ms"]]
+        r["median_ms"] = statistics.median(r["run_medians_ms"])
+        r["cpu_median_ms"] = statistics.median(x["cpu_median_ms"] for x in ok)
+        r["min_ms"] = min(x["min_ms"] for x in ok)
+        r["first_iter_ms"] = statistics.median(x["first_iter_ms"] for x in ok)
+        if not args.no_memory:
             mem = _run_worker(v, args, "memory")
             r["saved_mb"], r["peak_rss_mb"] = mem.get("saved_mb"), mem.get("peak_rss_mb")
         results[v] = r
@@ -371,14 +402,14 @@ def main(argv=None) -> int:
     except OSError:
         pass
     config = {"sizes": SIZES, "batch": args.batch, "steps": args.steps, "threads": args.threads,
-              "warmup": args.warmup, "rounds": args.rounds, "iters": args.iters,
+              "warmup": args.warmup, "rounds": args.rounds, "iters": args.iters, "runs": args.runs,
               "command": " ".join([Path(sys.executable).name, *sys.argv])}
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['versions']['torch']}, "
           f"threads {args.threads}, load {machine['loadavg_start']} -> {machine.get('loadavg_end')}")
     print(_table(results))
     for k, v in ratios.items():
         print(f"  {k}: {v:.2f}")
-    for k, ok in goals.items():
+    for k, ok in goals.items():  # judged on wall-clock medians
         print(f"  goal {k}: {'met' if ok else 'NOT met'}")
     if args.json:
         sys.path.insert(0, str(ROOT))

@@ -51,6 +51,9 @@ class EventSpec:
     options: dict = field(default_factory=dict)  # extra keyword options accepted by load(), with defaults
     has_y: bool = True
 
+    def __reduce__(self):  # pickle by registry name (the spec holds functions)
+        return (_spec_by_name, (self.name,))
+
     def missing_error(self, root: Path, split: str, loc: Location) -> DatasetNotFoundError:
         return DatasetNotFoundError(
             f"dataset '{self.name}' split '{split}' not found: expected {loc.path} "
@@ -149,6 +152,10 @@ SHD_BINNING = Binning(T=100, dt=14_000.0, origin="zero")
 EVENT_SPECS: dict[str, EventSpec] = {}
 
 
+def _spec_by_name(name: str) -> EventSpec:
+    return EVENT_SPECS[name]
+
+
 def _add(spec: EventSpec) -> EventSpec:
     EVENT_SPECS[spec.name] = spec
     return spec
@@ -198,8 +205,17 @@ def _offline_class(name: str):
     def download(self):  # pragma: no cover - guarded by the presence check
         raise RuntimeError(f"{name}: download requested on the offline path")
 
-    # the class name must stay the same: tonic stores files under save_to/<ClassName>
-    return type(name, (base,), {"_check_exists": _check_exists, "download": download})
+    # the class name must stay the same: tonic stores files under save_to/<ClassName>; the qualified name
+    # points at this module's __getattr__ so that datasets pickle (DataLoader workers with spawn)
+    cls = type(name, (base,), {"_check_exists": _check_exists, "download": download, "__module__": __name__})
+    cls.__qualname__ = f"_offline_{name}"
+    return cls
+
+
+def __getattr__(attr: str):
+    if attr.startswith("_offline_"):
+        return _offline_class(attr[len("_offline_"):])
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def _require(spec: EventSpec) -> None:
@@ -288,6 +304,9 @@ class EventFrames(torch.utils.data.Dataset):
         shape = frame_shape(self.sensor_size, spec.has_y)
         self.step_shape: tuple[int, ...] = (shape[0] * shape[1],) if not spec.has_y else shape
         self.classes = list(spec.classes)
+        keys = getattr(source, "classes", None)
+        if not spec.has_y and keys is not None and len(keys):  # SHD/SSC: class names from extra/keys
+            self.classes = [k.decode() if isinstance(k, bytes) else str(k) for k in np.asarray(keys).tolist()]
         self.name = spec.name
         self._len = len(source)  # tonic's SHD opens the HDF5 file on every len(); ask once
 

@@ -30,8 +30,12 @@ SHD_KEYS = [f"english {w}" for w in "zero one two three four five six seven eigh
 
 def write_fake_shd(root, n_train: int = 8, n_test: int = 4, seed: int = 0, *, prefix: str = "shd",
                    n_channels: int = 700, n_classes: int = 20, max_events: int = 300,
-                   duration_s: float = 1.0) -> dict:
-    """SHD-layout HDF5 files (``prefix="ssc"`` with splits train/valid/test writes SSC's)."""
+                   duration_s: float = 1.0, informative: bool = False) -> dict:
+    """SHD-layout HDF5 files (``prefix="ssc"`` with splits train/valid/test writes SSC's).
+
+    ``informative=True`` makes the label learnable: 80% of a sample's spikes fall in the channel band
+    ``[label * n_channels // n_classes, (label + 1) * n_channels // n_classes)``.
+    """
     import h5py
 
     rng = np.random.default_rng(seed)
@@ -46,10 +50,15 @@ def write_fake_shd(root, n_train: int = 8, n_test: int = 4, seed: int = 0, *, pr
         times, units, n_events = [], [], []
         labels = (np.arange(n) % n_classes).astype(np.uint16)
         rng.shuffle(labels)
-        for _ in range(n):
+        for j in range(n):
             k = int(rng.integers(1, max_events + 1))
             times.append(np.sort(rng.uniform(0.0, duration_s, k)).astype(np.float32))
-            units.append(rng.integers(0, n_channels, k).astype(np.uint16))
+            u = rng.integers(0, n_channels, k)
+            if informative:
+                band = n_channels // n_classes
+                inside = rng.random(k) < 0.8
+                u[inside] = int(labels[j]) * band + rng.integers(0, band, int(inside.sum()))
+            units.append(u.astype(np.uint16))
             n_events.append(k)
         with h5py.File(path, "w") as f:
             spikes = f.create_group("spikes")

@@ -90,7 +90,7 @@ def main(argv=None) -> int:
                               collate_fn=collate_time_first)
     test_loader = DataLoader(test, batch_size=args.batch_size, collate_fn=collate_time_first)
 
-    model = build_model(args.size, args.channels, args.hidden)
+    model = build_model_from(args)
     loss = "mean_membrane_ce"
     t0 = time.perf_counter()
     hist = fit(model, train_loader, epochs=args.epochs, lr=args.lr, loss=loss, val_loader=test_loader,

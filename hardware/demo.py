@@ -17,14 +17,14 @@ FULL_SAMPLES = 200
 def stage(ctx: dict) -> None:
     import argparse
 
+    from neurosynth.io import write_json
+    from neurosynth.rundir import load_run, manifest
+
     from .lava.cli import _first, _run_config, verification_data
     from .lava.compat import import_lava
     from .lava.ir import LoihiExportError, check_fixed, extract
     from .lava.netx import read_netx, write_netx
     from .lava.verify import verify
-
-    from neurosynth.io import write_json
-    from neurosynth.rundir import load_run, manifest
 
     report: list[str] = ctx.setdefault("report", [])
     run_dir = Path(ctx["run_dir"])
@@ -48,7 +48,7 @@ def stage(ctx: dict) -> None:
     rep = verify(model, x, y, input_shape=input_shape, net=read_netx(path), modes=("fixed",), progress=True)
     args = argparse.Namespace(run_dir=str(run_dir), samples=n, steps=steps, encoder=encoder)
     write_json(out_dir / "net.manifest.json", manifest("neurosynth demo (loihi stage)", vars(args), seed, rep))
-    report.append(f"Loihi 2 (Lava {'fixed point'}, netx {path}): {len(net.stages)} layers, {n} digits test samples")
+    report.append(f"Loihi 2 via Lava fixed point (netx file {path}): {len(net.stages)} layers, {n} digits test samples")
     if "accuracy_torch" in rep:
         report.append(f"  accuracy: torch float {rep['accuracy_torch']:.4f} | Lava fixed point "
                       f"{rep['accuracy_lava_fixed']:.4f} (gap {rep['accuracy_gap_pp']:+.2f} pp)")

@@ -190,14 +190,20 @@ def distributed_loader(dataset, batch_size: int, info: DistInfo, *, shuffle: boo
 
 
 def fit_distributed(model: nn.Module, train_loader: Iterable, info: DistInfo, **fit_kw) -> tuple[nn.Module, dict]:
-    """:func:`neurosynth.training.fit` on this rank's shards of ``train_loader``'s global batches.
+    """:func:`neurosynth.training.fit` on this rank's shards of ``train_loader``'s global batches (a
+    ``DataLoader`` with a ``DistributedSampler``, e.g. from :func:`distributed_loader`, is used as is).
 
     Returns ``(unwrapped model, history)``; the history's losses/accuracies are this rank's (rank 0's shard).
     """
+    from torch.utils.data.distributed import DistributedSampler
+
     from neurosynth.training import fit
 
     ddp = wrap_model(model, info)
-    loader: Iterable = ShardedLoader(train_loader, info.rank, info.world_size) if info.distributed else train_loader
+    already_sharded = isinstance(getattr(train_loader, "sampler", None), DistributedSampler)
+    loader: Iterable = train_loader
+    if info.distributed and not already_sharded:
+        loader = ShardedLoader(train_loader, info.rank, info.world_size)
     if info.device.startswith("cuda"):
         loader = PinnedLoader(loader)
     fit_kw.setdefault("progress", info.is_main)
@@ -254,28 +260,35 @@ def main(argv: list[str] | None = None) -> int:
         model = build(spec)
         if args.init:
             model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
+        test = None
         if args.data:
             train = _tensor_batches(args.data, args.batch_size)
         else:
             from neurosynth.digits import digits_loaders
 
-            train, _ = digits_loaders(T=args.T, batch_size=args.batch_size, seed=args.seed)
+            train, test = digits_loaders(T=args.T, batch_size=args.batch_size, seed=args.seed)
         t0 = time.perf_counter()
         model, hist = fit_distributed(model, train, info, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
                                       loss=args.loss, amp=args.amp,
                                       scheduler=None if args.scheduler == "none" else args.scheduler)
         seconds = time.perf_counter() - t0
         if info.is_main:
+            results = {"world_size": info.world_size, "backend": info.backend, "device": info.device,
+                       "global_batch_size": args.batch_size, "train_seconds": seconds, "history": hist}
+            if test is not None:
+                from neurosynth.training import evaluate
+
+                ev = evaluate(model, test, args.loss, device=info.device)
+                results.update(dataset="digits", test_accuracy=ev["accuracy"], test_loss=ev["loss"])
             run = RunDir(Path(args.out))
             run.save_model(model.cpu(), spec)
-            results = {"world_size": info.world_size, "backend": info.backend, "device": info.device,
-                       "train_seconds": seconds, "history": hist}
             run.write_json("metrics.json", results)
             config = {k: v for k, v in vars(args).items()}
             run.write_manifest([sys.executable, "-m", "neurosynth.hardware.distributed", *(argv or sys.argv[1:])],
-                               config, args.seed, {"world_size": info.world_size, "train_seconds": seconds})
+                               config, args.seed, {k: v for k, v in results.items() if k != "history"})
+            acc = f"; digits test accuracy {results['test_accuracy']:.4f}" if "test_accuracy" in results else ""
             print(f"trained on {info.world_size} process(es) ({info.backend or 'single'}, {info.device}) in "
-                  f"{seconds:.1f} s; run directory {args.out}")
+                  f"{seconds:.1f} s{acc}; run directory {args.out}")
     finally:
         cleanup(info)
     return 0

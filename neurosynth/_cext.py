@@ -1,10 +1,13 @@
 """Optional compiled kernels for the fused backend (C++ via ``torch.utils.cpp_extension``, built on first use).
 
-The kernel source is ``neurosynth/_csrc/lif.cpp``: the LIF forward recurrence and the reverse-time scan of its
-backward, for float32/float64 CPU tensors, parallelised over neurons with ``at::parallel_for`` (the time loop
-runs inside each chunk). It is compiled the first time a fused LIF runs on a CPU tensor (about 30-60 s; the
-build is cached, so later processes only load it) into ``$TORCH_EXTENSIONS_DIR`` when that is set, else
-``~/.cache/neurosynth/torch_extensions``.
+The kernel source is ``neurosynth/_csrc/lif.cpp``: the LIF forward recurrence, the whole backward in one pass
+for the built-in surrogates, and the generic reverse-time scan of the backward, for float32/float64 CPU
+tensors, parallelised over neurons with ``at::parallel_for`` (the time loop runs inside each chunk). The ops
+are registered with ``TORCH_LIBRARY`` (``torch.ops.neurosynth_lif``) using light headers, so the build is
+about 20 s of CPU time. It happens the first time a fused LIF runs on a CPU tensor, at most once per process
+(thread-safe; concurrent processes wait on torch's file lock), and is cached: later processes only load the
+library (~0.1 s). The cache is ``$TORCH_EXTENSIONS_DIR`` when that is set, else
+``~/.cache/neurosynth/torch_extensions``; torch rebuilds it when the source or the flags change.
 
 Nothing here ever fails an import or a forward pass: if the compiler is missing or the build fails, the
 failure is logged once (debug level) and :mod:`neurosynth.engine` uses its pure-torch loops, which give
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -26,7 +30,7 @@ import torch
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).parent / "_csrc" / "lif.cpp"
-_NAME = "neurosynth_lif_v1"
+_NAME = "neurosynth_lif_v2"
 _LOCK = threading.Lock()
 _module = None  # the loaded extension once built
 _tried = False  # a build/load was attempted in this process (at most once)
@@ -64,7 +68,9 @@ def _build():
     load(
         name=_NAME,
         sources=[str(_SOURCE)],
-        extra_cflags=["-O3", "-ffp-contract=off", "-fno-fast-math", "-fopenmp"],
+        # no FMA contraction (bit-identical spikes); no trapping math: lets the compiler if-convert and vectorise
+        # the spike selects without changing any result
+        extra_cflags=["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"],
         extra_ldflags=["-fopenmp"],
         build_directory=str(path),
         is_python_module=False,
@@ -123,11 +129,8 @@ def available(x: torch.Tensor) -> bool:
 
 
 def _per_neuron(p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    """A parameter broadcast to one time step and made contiguous (one element stays one element)."""
-    p = p.to(step.dtype)
-    if p.numel() == 1:
-        return p.reshape(1).contiguous()
-    return p.expand_as(step).contiguous()
+    """A parameter broadcast to one time step, contiguous (plain unit-stride loads keep the loops vectorised)."""
+    return p.to(step.dtype).expand_as(step).contiguous()
 
 
 def lif_forward(x, v0, beta, thr, mode: int):
@@ -141,6 +144,54 @@ def lif_forward(x, v0, beta, thr, mode: int):
     v = torch.empty_like(step)
     _module.lif_forward(x, v0, _per_neuron(beta, step), _per_neuron(thr, step), int(mode), s, h, v)
     return s, h, v
+
+
+def _surrogate_code(sur):
+    """``(id, p, c)`` of a built-in surrogate the C++ backward implements, or ``None`` (then Python computes it).
+
+    Only the exact built-in classes qualify: a subclass may override ``grad``.
+    """
+    from . import surrogate as S
+
+    kind = type(sur)
+    if kind is S.ATan:
+        return 0, sur.alpha / 2, math.pi / 2 * sur.alpha
+    if kind is S.FastSigmoid:
+        return 1, 0.0, float(sur.slope)
+    if kind is S.Sigmoid:
+        return 2, 0.0, float(sur.alpha)
+    if kind is S.Triangle:
+        return 3, 0.0, float(sur.width)
+    if kind is S.Rectangular:
+        return 4, sur.width / 2, float(sur.width)
+    if kind is S.StraightThrough:
+        return 5, 0.0, float(sur.scale)
+    return None
+
+
+# how d_t = dv_t/dh_t is formed in the C++ backward, by (mode, detach_reset)
+_DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
+          (3, True): 0, (3, False): 0}
+
+
+def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode: int, detach_reset: bool, surrogate):
+    """``g_h`` (the gradient w.r.t. every pre-reset membrane, i.e. w.r.t. the input) in one C++ pass, or ``None``
+    when the kernel cannot run (device, dtype, disabled) or the surrogate is not a built-in one."""
+    code = _surrogate_code(surrogate)
+    if code is None or not available(h):
+        return None
+    h = h.contiguous()
+    step = h[0]
+
+    def full(t):
+        return None if t is None else t.to(h.dtype).expand_as(h).contiguous()
+
+    gv = torch.zeros_like(step) if g_v is None else g_v.to(h.dtype).expand_as(step).contiguous()
+    gs = torch.zeros_like(h) if g_s is None else full(g_s)
+    g_h = torch.empty_like(h)
+    _module.lif_backward(h, gs, full(g_h_out), gv, _per_neuron(beta, step), _per_neuron(thr, step),
+                         _DKIND[(int(mode), bool(detach_reset))], code[0], float(code[1]), float(code[2]), g_h)
+    return g_h
 
 
 def reverse_scan(a, m, d, g_v, g_h) -> bool:

@@ -195,8 +195,9 @@ def _import_plugin(spec: dict) -> None:
 
 def build(spec: dict) -> nn.Module:
     """Build a model from an ArchSpec dict (see module docstring)."""
+    if isinstance(spec, dict):
+        _import_plugin(spec)  # a plugin may register the layer types the spec uses
     validate(spec)
-    _import_plugin(spec)
     kind = spec.get("kind", "sequential")
     if kind != "sequential":
         model = ARCH_KINDS.get(kind)(spec)

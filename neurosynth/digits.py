@@ -46,6 +46,7 @@ class EncodedLoader:
     seed: int = 0
     encoder: str = "rate"
     encoder_kw: dict | None = None
+    pin_memory: bool = False
 
     def __post_init__(self):
         if len(self.x) != len(self.y):
@@ -66,13 +67,16 @@ class EncodedLoader:
                 s = xb.unsqueeze(0).expand(self.T, *xb.shape).contiguous()
             else:
                 s = encode(self.encoder, xb, self.T, generator=self._gen, **(self.encoder_kw or {}))
-            yield s, self.y[j]
+            yb = self.y[j]
+            if self.pin_memory:  # page-locked host memory: faster, asynchronous copies to a CUDA device
+                s, yb = s.pin_memory(), yb.pin_memory()
+            yield s, yb
 
 
 def digits_loaders(T: int = 20, batch_size: int = 64, seed: int = 0, encoder: str = "rate", image: bool = False,
-                   test_size: float = 0.25):
+                   test_size: float = 0.25, pin_memory: bool = False):
     """Train and test :class:`EncodedLoader` for digits."""
     xtr, ytr, xte, yte = load_digits_split(test_size=test_size, seed=seed, image=image)
-    train = EncodedLoader(xtr, ytr, T, batch_size, True, seed, encoder)
-    test = EncodedLoader(xte, yte, T, 256, False, seed + 1, encoder)
+    train = EncodedLoader(xtr, ytr, T, batch_size, True, seed, encoder, pin_memory=pin_memory)
+    test = EncodedLoader(xte, yte, T, 256, False, seed + 1, encoder, pin_memory=pin_memory)
     return train, test

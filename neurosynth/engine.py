@@ -6,7 +6,11 @@ Two backends run a neuron layer over a whole ``[T, B, ...]`` sequence:
   autograd. It runs every neuron (built-in and custom) and is the reference.
 - ``fused``: :class:`FusedLIF`, one ``autograd.Function`` for the whole sequence of a LIF/IF layer. The forward
   recurrence is a tight loop (a C++ kernel from :mod:`neurosynth._cext` when it compiles, else a pure-torch
-  loop); it saves only the pre-reset membrane ``h`` and the backward is a reverse-time scan.
+  loop of ``out=`` ops); it saves only the pre-reset membrane ``h`` and the backward is a reverse-time scan.
+  With the C++ kernel and a built-in surrogate the whole backward (surrogate, reset derivative, scan) is one
+  pass over ``h``; otherwise the surrogate is evaluated by torch and the scan runs in C++ or torch. Both paths
+  give spikes bit-identical to the ``python`` backend (no fused multiply-add anywhere) and gradients equal to
+  its within float rounding (tests/core/test_fused.py).
 
 LIF dynamics (per element, ``mode`` selects the reset):
 
@@ -122,6 +126,7 @@ class FusedLIF(torch.autograd.Function):
         if out is None:
             out = _forward_torch(x, v0, beta, thr, mode)
         s_all, h_all, v = out
+        ctx.set_materialize_grads(False)  # unused outputs (h, v) get no zero-filled gradient tensors
         ctx.save_for_backward(h_all, v0, beta, thr)
         ctx.mode, ctx.detach_reset, ctx.surrogate = mode, detach_reset, surrogate
         return s_all, h_all, v
@@ -141,24 +146,27 @@ class FusedLIF(torch.autograd.Function):
                 s_all = (h_all > thr).to(h_all.dtype)
             return s_all
 
-        sig = sur.grad(h_all - thr)
-        a = g_s * sig if g_s is not None else torch.zeros_like(h_all)
-        if g_h_out is not None:  # gradient flowing into the recorded membrane trace
-            a = a + g_h_out
-        # d_t = dv_t/dh_t (None: 1 everywhere); m_t = d_t * beta is the factor of the reverse scan
-        if (mode == 0 and detach) or mode in (2, 3):
-            d, m = None, beta
-        else:
-            if mode == 0:
-                d = 1 - thr * sig
-            elif detach:
-                d = 1 - spikes()
+        g_h = _cext.lif_backward(h_all, g_s, g_h_out, g_v, beta, thr, mode, detach, sur)
+        sig = None
+        if g_h is None:
+            sig = sur.grad(h_all - thr)
+            a = g_s * sig if g_s is not None else torch.zeros_like(h_all)
+            if g_h_out is not None:  # gradient flowing into the recorded membrane trace
+                a = a + g_h_out
+            # d_t = dv_t/dh_t (None: 1 everywhere); m_t = d_t * beta is the factor of the reverse scan
+            if (mode == 0 and detach) or mode in (2, 3):
+                d, m = None, beta
             else:
-                d = (1 - spikes()) - h_all * sig
-            m = d * beta
-        g_h = torch.empty(h_all.shape, dtype=h_all.dtype, device=h_all.device)
-        if not _cext.reverse_scan(a, m, d, g_v, g_h):
-            _reverse_scan_torch(a, m, d, g_v, g_h)
+                if mode == 0:
+                    d = 1 - thr * sig
+                elif detach:
+                    d = 1 - spikes()
+                else:
+                    d = (1 - spikes()) - h_all * sig
+                m = d * beta
+            g_h = torch.empty(h_all.shape, dtype=h_all.dtype, device=h_all.device)
+            if not _cext.reverse_scan(a, m, d, g_v, g_h):
+                _reverse_scan_torch(a, m, d, g_v, g_h)
         g_x = g_h
         g_beta = g_v0 = g_thr = None
         if need_beta:
@@ -168,6 +176,8 @@ class FusedLIF(torch.autograd.Function):
             g_v0 = _reduce_to(beta * g_h[0], v0)
         if need_thr:
             s_all = spikes()
+            if sig is None:
+                sig = sur.grad(h_all - thr)
             gt = -(g_s * sig) if g_s is not None else torch.zeros_like(h_all)
             # uses of the threshold in the reset, through g_v_t = beta * g_h_{t+1} (and g_v at the end)
             g_last = (g_v if g_v is not None else torch.zeros_like(h_all[0])).expand_as(h_all[0]).unsqueeze(0)

@@ -28,14 +28,15 @@ def apply_flat(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 class SNN(nn.Sequential):
     """Sequential spiking network over ``[T, B, ...]``. ``forward(x)`` returns the last layer's output;
-    ``forward(x, record=True)`` returns ``(out, records)`` with every neuron layer's output sequence."""
+    ``forward(x, record=True)`` returns ``(out, records)`` with every spiking neuron layer's spike train
+    (keyed by the layer's name in this container)."""
 
     def forward(self, x: torch.Tensor, record: bool = False):
         check_time_first(x, "SNN input")
         records: dict[str, torch.Tensor] = {}
         for name, m in self.named_children():
             x = m(x) if is_time_aware(m) else apply_flat(m, x)
-            if record and is_time_aware(m):
+            if record and isinstance(m, NeuronModel) and m.spiking:
                 records[name] = x
         return (x, records) if record else x
 

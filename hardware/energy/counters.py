@@ -168,6 +168,12 @@ def _weight_stats(w: torch.Tensor) -> tuple[int, int]:
     return w.numel(), int((w == 0).sum())
 
 
+def _weight(m: nn.Module) -> torch.Tensor:
+    """The weight the layer computes with (``effective_weight()`` of quantising layers, else ``weight``)."""
+    fn = getattr(m, "effective_weight", None)
+    return fn() if callable(fn) else m.weight
+
+
 def _synapse(name, m, x, ac: int, dense: int, per_step: int, w: torch.Tensor) -> LayerCounts:
     n_w, zeros = _weight_stats(w)
     binary = is_binary(x)
@@ -180,14 +186,15 @@ def _synapse(name, m, x, ac: int, dense: int, per_step: int, w: torch.Tensor) ->
 def _count_linear(name: str, m: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> LayerCounts:
     rows = x.reshape(-1, m.in_features)
     nz_per_input = (rows != 0).sum(0).to(torch.int64)  # how often each input was active
-    fanout = (m.weight != 0).sum(0).to(torch.int64)  # non-zero synapses leaving each input
+    w = _weight(m)
+    fanout = (w != 0).sum(0).to(torch.int64)  # non-zero synapses leaving each input
     effective = int((nz_per_input * fanout).sum())
     per_step = m.in_features * m.out_features
-    return _synapse(name, m, x, effective, rows.shape[0] * per_step, per_step, m.weight)
+    return _synapse(name, m, x, effective, rows.shape[0] * per_step, per_step, w)
 
 
 def _conv_counts(conv: Callable, m: nn.Module, x: torch.Tensor) -> tuple[int, int, int]:
-    w_nz = (m.weight != 0).to(torch.float64)
+    w_nz = (_weight(m) != 0).to(torch.float64)
     kw = {"stride": m.stride, "padding": m.padding, "dilation": m.dilation, "groups": m.groups}
     with torch.no_grad():
         effective = conv((x != 0).to(torch.float64), w_nz, **kw).sum()
@@ -201,14 +208,14 @@ def _conv_counts(conv: Callable, m: nn.Module, x: torch.Tensor) -> tuple[int, in
 def _count_conv2d(name, m: nn.Conv2d, x, y) -> LayerCounts:
     if m.padding_mode != "zeros" or isinstance(m.padding, str):
         raise ValueError(f"layer {name}: counting supports Conv2d with integer zero padding only")
-    return _synapse(name, m, x, *_conv_counts(F.conv2d, m, x), m.weight)
+    return _synapse(name, m, x, *_conv_counts(F.conv2d, m, x), _weight(m))
 
 
 @COUNT_RULES.register(nn.Conv1d)
 def _count_conv1d(name, m: nn.Conv1d, x, y) -> LayerCounts:
     if m.padding_mode != "zeros" or isinstance(m.padding, str):
         raise ValueError(f"layer {name}: counting supports Conv1d with integer zero padding only")
-    return _synapse(name, m, x, *_conv_counts(F.conv1d, m, x), m.weight)
+    return _synapse(name, m, x, *_conv_counts(F.conv1d, m, x), _weight(m))
 
 
 def _count_neuron(name, m, x, y) -> LayerCounts:
@@ -245,9 +252,11 @@ def param_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
 
 
-def count_ops(model: nn.Module, x: torch.Tensor, *, rules: RuleRegistry | None = None) -> OpCounts:
+def count_ops(model: nn.Module, x: torch.Tensor, *, time_first: bool = True,
+              rules: RuleRegistry | None = None) -> OpCounts:
     """Run ``model`` on ``x [T, B, ...]`` (no gradients) and count operations per layer.
 
+    ``time_first=False`` counts a model that takes ``[B, ...]`` (an ANN; ``timesteps`` is then 1).
     Layers without a rule (pooling, Flatten, Dropout, containers) are not counted; a model with no counted
     layer raises ``ValueError``. Returns :class:`OpCounts` whose properties are per sample.
     """
@@ -255,8 +264,13 @@ def count_ops(model: nn.Module, x: torch.Tensor, *, rules: RuleRegistry | None =
 
     _ensure_core()
     rules = rules or COUNT_RULES
-    check_time_first(x, "count_ops input")
-    T, B = int(x.shape[0]), int(x.shape[1])
+    if time_first:
+        check_time_first(x, "count_ops input")
+        T, B = int(x.shape[0]), int(x.shape[1])
+    else:
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise ValueError(f"count_ops(time_first=False) needs a batch [B, ...]; got {getattr(x, 'shape', x)}")
+        T, B = 1, int(x.shape[0])
     found: dict[str, LayerCounts] = {}
     order: list[str] = []
     handles = []

@@ -13,16 +13,34 @@ Importing this package never imports Lava; the functions that need it import it 
 :mod:`.compat` (and raise ``MissingExtraError`` when lava-nc is not installed).
 """
 
-from .builder import LavaGraph, LavaResult, build_graph, run_lava, to_lava
-from .compat import import_lava, lava_available
-from .ir import LoihiExportError, LoihiLayer, LoihiNet, NeuronParams, check_fixed, extract
-from .netx import read_netx, validate_netx, write_netx
-from .qat import QConv2d, QLinear, loihi_mlp_spec, loihi_neuron_entry, quantize_weight
-from .reference import simulate
-from .verify import verify
+from __future__ import annotations
 
-__all__ = [
-    "LavaGraph", "LavaResult", "LoihiExportError", "LoihiLayer", "LoihiNet", "NeuronParams", "QConv2d", "QLinear",
-    "build_graph", "check_fixed", "extract", "import_lava", "lava_available", "loihi_mlp_spec", "loihi_neuron_entry",
-    "quantize_weight", "read_netx", "run_lava", "simulate", "to_lava", "validate_netx", "verify", "write_netx",
-]
+import importlib
+
+# public name -> submodule; resolved on first access so that `neurosynth --help` (which imports
+# neurosynth.hardware.lava.cli) stays free of torch/numpy/Lava imports.
+_EXPORTS = {
+    "LavaGraph": "builder", "LavaResult": "builder", "build_graph": "builder", "run_lava": "builder",
+    "to_lava": "builder", "replicate": "builder",
+    "import_lava": "compat", "lava_available": "compat",
+    "LoihiExportError": "ir", "LoihiLayer": "ir", "LoihiNet": "ir", "NeuronParams": "ir", "check_fixed": "ir",
+    "extract": "ir",
+    "read_netx": "netx", "validate_netx": "netx", "write_netx": "netx",
+    "QConv2d": "qat", "QLinear": "qat", "loihi_mlp_spec": "qat", "loihi_conv_spec": "qat", "loihi_neuron_entry": "qat",
+    "quantize_weight": "qat",
+    "simulate": "reference",
+    "verify": "verify",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

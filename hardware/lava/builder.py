@@ -6,11 +6,15 @@ process models (``select_tag='floating_pt'``) with the model's float weights; ``
 bit-accurate Loihi models (``'fixed_pt'``) with the exported integers (``64 w``, ``vThMant``,
 ``iDecay - 1``, ``vDecay``).
 
-Batches: a Lava network has one state, so :func:`run_lava` runs the samples of a batch one after the
-other in a single run, using ``LIFReset`` to clear each layer between samples. Sample ``k`` occupies
-steps ``k P + 1 .. k P + T`` with ``P = T + L + 1`` (``L`` stages); stage ``l`` resets at step
-``k P + T + l + 1``, after the input has been silent long enough that nothing of sample ``k`` is still
-in flight towards it, so every sample starts from the zero state exactly as in the torch model.
+Batches: a Lava network has one state and Lava's Python simulator costs milliseconds per step, so
+:func:`run_lava` packs a batch into few runs without changing the process types:
+
+- ``copies`` replicas of the network side by side (:func:`replicate`: block-diagonal ``Dense``
+  weights, ``Conv`` with ``groups * copies``), i.e. ``copies`` samples per step;
+- ``slots`` groups of samples one after the other, every stage a ``LIFReset``: slot ``k`` occupies steps
+  ``k P + 1 .. k P + T`` with ``P = T + L + 1`` (``L`` stages) and stage ``l`` resets at step
+  ``k P + T + l + 1``, when nothing of the previous slot is still in flight towards it, so every sample
+  starts from the zero state exactly as in the torch model (tests compare against single-sample runs).
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def lava_available() -> bool:
     """True if lava-nc can be imported (with the fix)."""
     try:
         import_lava()
-    except MissingExtraError:
+    except (ImportError, RuntimeError):  # MissingExtraError is an ImportError; a broken install counts as absent
         return False
     return True
 

@@ -280,6 +280,10 @@ def check_fixed(net: LoihiNet) -> None:
                 f"layer {layer.name}: weights span [{layer.weight.min():.4g}, {layer.weight.max():.4g}], i.e. "
                 f"[{lo:.0f}, {hi:.0f}] on Loihi's 64x grid, outside the 8-bit range [{qat.W_MIN}, {qat.W_MAX}] "
                 f"(float [-4, 3.97]); retrain with QAT layers (qlinear/qconv2d) or a larger threshold")
+        if layer.kind == "dense" and hi <= 0 and lo < -255:
+            raise LoihiExportError(
+                f"layer {layer.name}: all weights are <= 0 and some equal -4.0 (-256); Loihi stores an all-inhibitory "
+                "layer in [-255, 0]: retrain (QAT) or clip that layer's weights to >= -3.97")
         p = layer.neuron
         if not 1 <= p.vth_mant <= qat.VTH_MAX:
             raise LoihiExportError(

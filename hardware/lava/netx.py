@@ -146,6 +146,10 @@ def validate_netx(path: str | os.PathLike) -> list[str]:
     return problems
 
 
+def _pair(g, key: str) -> tuple[int, int]:
+    return tuple(int(v) for v in np.broadcast_to(np.atleast_1d(g[key][()]), (2,)))
+
+
 def read_netx(path: str | os.PathLike) -> LoihiNet:
     """Rebuild the :class:`LoihiNet` stored in a netx file (weights ``w = W_int / 64``, ``alpha = 1 -
     iDecay/4096``, ``beta = 1 - vDecay/4096``, ``threshold = vThMant / 64``: exact on Loihi's grids)."""
@@ -193,9 +197,9 @@ def read_netx(path: str | os.PathLike) -> LoihiNet:
                 in_shape = shape if len(shape) == 1 else (int(np.prod(shape)),)
                 layers.append(LoihiLayer("dense", name, in_shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed))
             else:
-                pair = (lambda key: tuple(int(v) for v in np.broadcast_to(np.atleast_1d(g[key][()]), (2,))))
                 layers.append(LoihiLayer("conv", name, shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed,
-                                         stride=pair("stride"), padding=pair("padding"), dilation=pair("dilation"),
+                                         stride=_pair(g, "stride"), padding=_pair(g, "padding"),
+                                         dilation=_pair(g, "dilation"),
                                          groups=int(np.atleast_1d(g["groups"][()])[0])))
             shape = out_shape
             stage += 1

@@ -216,6 +216,35 @@ def loihi_mlp_spec(n_in: int, hidden: list[int], n_out: int, *, beta: float = 0.
                                        "delay_per_synapse": 1 if delay else 0}}
 
 
+def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: list[int], n_out: int, *,
+                    kernel_size: int = 3, stride: int = 2, padding: int = 1, beta: float = 0.9, alpha: float = 0.0,
+                    threshold: float = 1.0, delay: bool = True, surrogate: str | dict = "atan") -> dict:
+    """ArchSpec of a Loihi-exact conv net: ``[qconv2d(stride) -> delay -> neuron] * len(channels)``, ``flatten``,
+    ``qlinear -> delay -> neuron``. Strided convolutions replace pooling (netx cannot load pooling layers)."""
+    c, h, w = (int(v) for v in input_shape)
+    neuron = loihi_neuron_entry(beta=beta, alpha=alpha, threshold=threshold, surrogate=surrogate)
+    layers: list[dict[str, Any]] = []
+    for ch in channels:
+        layers.append({"type": "qconv2d", "in_channels": c, "out_channels": int(ch), "kernel_size": kernel_size,
+                       "stride": stride, "padding": padding, "bias": False})
+        if delay:
+            layers.append({"type": "delay", "steps": 1})
+        h = (h + 2 * padding - kernel_size) // stride + 1
+        w = (w + 2 * padding - kernel_size) // stride + 1
+        if h < 1 or w < 1:
+            raise ValueError(f"input {tuple(input_shape)} is too small for {len(channels)} strided convolutions")
+        c = int(ch)
+        layers.append({**neuron, "params": dict(neuron["params"]), "shape": [c, h, w]})
+    layers += [{"type": "flatten"}, {"type": "qlinear", "in_features": c * h * w, "out_features": int(n_out),
+                                     "bias": False}]
+    if delay:
+        layers.append({"type": "delay", "steps": 1})
+    layers.append({**neuron, "params": dict(neuron["params"]), "shape": [int(n_out)]})
+    return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN,
+            "input_shape": [int(v) for v in input_shape], "layers": layers,
+            "meta": {"family": "loihi", "delay_per_synapse": 1 if delay else 0}}
+
+
 def weight_init_scale(fan_in: int, threshold: float = 1.0) -> float:
     """A weight scale that makes a few coincident input spikes cross the threshold (for custom inits)."""
     return threshold * 2.0 / math.sqrt(max(fan_in, 1))

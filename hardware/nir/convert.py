@@ -1,8 +1,9 @@
 r"""NeuroSynth models <-> NIR graphs (Neuromorphic Intermediate Representation, Pedersen et al.,
 Nat. Commun. 2024, https://www.nature.com/articles/s41467-024-52259-9).
 
-Supported layers: ``nn.Linear`` (``nir.Affine`` with bias, ``nir.Linear`` without), ``nn.Conv2d``, ``nn.Flatten``,
-``neurosynth.layers.SumPool2d`` / ``nn.AvgPool2d`` and the neurons ``LIF``, ``CubaLIF``, ``LI``, ``IF``.
+Supported layers: ``nn.Linear`` (``nir.Affine`` with bias, ``nir.Linear`` without), ``nn.Conv2d`` (groups=1),
+``nn.Flatten``, ``neurosynth.layers.SumPool2d`` / ``nn.AvgPool2d``, ``neurosynth.layers.Delay`` (``nir.Delay`` of
+``steps * dt``) and the neurons ``LIF``, ``CubaLIF``, ``LI``, ``IF``.
 Dropout/Identity are skipped. Both directions are registries (:data:`NIR_EXPORTERS` keyed by module type,
 looked up along the MRO; :data:`NIR_IMPORTERS` keyed by NIR node type name), so a new layer is one decorated
 function each way.
@@ -117,6 +118,14 @@ def _np32(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float32).numpy().copy()
 
 
+def _weight(m: nn.Module) -> torch.Tensor:
+    """The weight a synapse computes with: ``m.effective_weight()`` when the layer quantises (QLinear/QConv2d of
+    :mod:`neurosynth.hardware.lava.qat`), else ``m.weight``."""
+    fn = getattr(m, "effective_weight", None)
+    with torch.no_grad():
+        return fn() if callable(fn) else m.weight
+
+
 def _pair(v) -> tuple[int, int]:
     if isinstance(v, np.ndarray):
         v = v.reshape(-1).tolist()
@@ -167,8 +176,8 @@ def _check_reset(module: nn.Module, ctx: ExportContext) -> dict:
 def _export_linear(m: nn.Linear, ctx: ExportContext):
     nir = _nir()
     if m.bias is not None:
-        return nir.Affine(weight=_np32(m.weight), bias=_np32(m.bias))
-    return nir.Linear(weight=_np32(m.weight))
+        return nir.Affine(weight=_np32(_weight(m)), bias=_np32(m.bias))
+    return nir.Linear(weight=_np32(_weight(m)))
 
 
 @NIR_EXPORTERS.register(nn.Conv2d)
@@ -178,11 +187,14 @@ def _export_conv2d(m: nn.Conv2d, ctx: ExportContext):
         raise ValueError(f"layer {ctx.name}: Conv2d padding_mode='{m.padding_mode}' has no NIR equivalent; use 'zeros'")
     if isinstance(m.padding, str):
         raise ValueError(f"layer {ctx.name}: Conv2d padding='{m.padding}' is not exported; give integer padding")
+    if m.groups != 1:
+        raise ValueError(f"layer {ctx.name}: grouped Conv2d (groups={m.groups}) is not exported: nir 1.0.8 infers its "
+                         "input channels as C_in/groups and rejects the graph; use groups=1")
     if len(ctx.input_shape) != 3:
         raise ValueError(f"layer {ctx.name}: Conv2d needs a [C, H, W] input, got per-sample shape {ctx.input_shape}")
     bias = _np32(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
     return nir.Conv2d(
-        input_shape=tuple(int(s) for s in ctx.input_shape[1:]), weight=_np32(m.weight), stride=_pair(m.stride),
+        input_shape=tuple(int(s) for s in ctx.input_shape[1:]), weight=_np32(_weight(m)), stride=_pair(m.stride),
         padding=_pair(m.padding), dilation=_pair(m.dilation), groups=int(m.groups), bias=bias,
         metadata={"bias": int(m.bias is not None)},
     )
@@ -211,8 +223,16 @@ def _export_avgpool(m: nn.AvgPool2d, ctx: ExportContext):
 
 
 def _register_core_layers() -> None:
-    from neurosynth.layers import SumPool2d
+    from neurosynth.layers import Delay, SumPool2d
     from neurosynth.neurons import ALIF, IF, LI, LIF, CubaLIF
+
+    @NIR_EXPORTERS.register(Delay)
+    def _export_delay(m, ctx: ExportContext):
+        nir = _nir()
+        if m.steps == 0:
+            return SKIP
+        return nir.Delay(delay=np.full(ctx.input_shape, m.steps * ctx.dt, dtype=np.float64),
+                         metadata={"dt": float(ctx.dt), "steps": int(m.steps)})
 
     @NIR_EXPORTERS.register(SumPool2d)
     def _export_sumpool(m, ctx: ExportContext):
@@ -293,6 +313,8 @@ def _infer_input_shape(model: nn.Module, layers) -> tuple[int, ...]:
     spec = getattr(model, "arch_spec", None)
     if isinstance(spec, dict) and spec.get("input_shape"):
         return tuple(int(s) for s in spec["input_shape"])
+    if getattr(model, "nir_input_shape", None):
+        return tuple(int(s) for s in model.nir_input_shape)
     for _, m in layers:
         if isinstance(m, nn.Linear):
             return (m.in_features,)
@@ -395,8 +417,16 @@ def _check_leak(node, ctx: ImportContext) -> None:
 
 
 def _register_core_importers() -> None:
-    from neurosynth.layers import SumPool2d
+    from neurosynth.layers import Delay, SumPool2d
     from neurosynth.neurons import IF, LI, LIF, CubaLIF
+
+    @NIR_IMPORTERS.register("Delay")
+    def _import_delay(node, ctx: ImportContext):
+        steps = np.asarray(node.delay, dtype=np.float64) / _node_dt(node, ctx)
+        if steps.size == 0 or not np.allclose(steps, steps.flat[0]) or abs(steps.flat[0] - round(steps.flat[0])) > 1e-6:
+            raise ValueError(f"node {ctx.name}: Delay must be the same whole number of time steps for every neuron; "
+                             f"got delays/dt = {np.unique(steps)[:4]}")
+        return Delay(int(round(steps.flat[0])))
 
     @NIR_IMPORTERS.register("LIF")
     def _import_lif(node, ctx: ImportContext):
@@ -551,6 +581,12 @@ def from_nir(graph, *, dt: float | None = None) -> nn.Module:
     model = SNN(*layers)
     if input_shape is not None:
         model.nir_input_shape = input_shape
+        try:  # an ArchSpec lets RunDir.save_model store the imported model (and to_nir find its input shape)
+            from neurosynth.arch import to_spec
+
+            model.arch_spec = to_spec(model, input_shape)
+        except ValueError:
+            pass
     return model
 
 

@@ -13,7 +13,8 @@ Shapes: ``q [B, H, Lq, D]``, ``k [B, H, Lk, D]``, ``v [B, H, Lk, Dv]`` -> ``[B, 
 * :func:`oscillatory_attention` -- theta-like gating (Lisman & Jensen 2013): a periodic gate
   :math:`e(t) = f + (1-f)\,\sigma(\kappa \cos(\omega t + \phi))` marks encoding phases. Key/value ``j`` is
   written with strength :math:`e(t_j)` (weights :math:`\propto e^{s_{ij}} e(t_j)`) and the output of query
-  ``i`` is read out with the retrieval gate :math:`r(t_i) = f + (1-f) - (e(t_i) - f) = 1 - e(t_i) + f`.
+  ``i`` is read out with the retrieval gate :math:`r(t_i) = 1 + f - e(t_i) \in [f, 1]`, high when the gate is
+  in its retrieval phase.
 * :func:`gain_modulated_attention` -- multiplicative gain (PFC top-down modulation): weights
   :math:`a_{ij} \propto e^{s_{ij}} g_{ij}`, i.e. the softmax weights multiplied by a positive gain and
   renormalised; the gain is computed by the caller (see :class:`~neurosynth.attention.GainModulatedAttention`).

@@ -29,20 +29,27 @@ def register(subparsers):
     plot.add_argument("--out", required=True, help="PNG file to write")
     plot.add_argument("--T", type=int, default=None, help="time steps for the frame plot (default: dataset's)")
     plot.set_defaults(_run=run)
-    p.set_defaults(_run=lambda args: _usage(p))
+    global _PARSER
+    _PARSER = p
     return p
 
 
-def _usage(p: argparse.ArgumentParser) -> int:
+_PARSER: argparse.ArgumentParser | None = None
+
+
+def _usage() -> int:
     import sys
 
-    p.print_help(sys.stderr)
+    if _PARSER is not None:
+        _PARSER.print_help(sys.stderr)
     return 2
 
 
 def run(args) -> int:
     from neurosynth.errors import UserError
 
+    if getattr(args, "data_command", None) not in ("info", "plot"):
+        return _usage()
     try:
         import neurosynth.datasets as nd
 

@@ -15,7 +15,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="surrogate-gradient BPTT or unsupervised STDP (Diehl & Cook style)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--T", type=int, default=20, help="time steps per sample")
-    p.add_argument("--hidden", default="128", help="hidden sizes, comma separated")
+    p.add_argument("--hidden", default="256", help="hidden sizes, comma separated")
     p.add_argument("--neuron", default="lif", help="neuron name from the registry (e.g. lif, cubalif, alif, if)")
     p.add_argument("--beta", type=float, default=0.9)
     p.add_argument("--threshold", type=float, default=1.0)
@@ -75,7 +75,7 @@ def train_digits(cfg: dict) -> dict:
         raise UserError("--device cuda was requested but no CUDA device is available; use --device cpu")
     torch.set_num_threads(max(1, int(cfg.get("threads", 1))))
     try:
-        hidden = [int(h) for h in str(cfg.get("hidden", "128")).split(",") if h]
+        hidden = [int(h) for h in str(cfg.get("hidden", "256")).split(",") if h]
     except ValueError as e:
         raise UserError(f"--hidden must be comma-separated integers, e.g. 128 or 256,128; got {cfg.get('hidden')!r}") from e
     seed = int(cfg.get("seed", 0))
@@ -101,7 +101,8 @@ def train_digits(cfg: dict) -> dict:
         loss = "rate_ce" if cfg.get("readout", "spiking") == "spiking" else "mean_membrane_ce"
     model = build(spec)
     train, test = digits_loaders(T=int(cfg.get("T", 20)), batch_size=int(cfg.get("batch_size", 64)), seed=seed,
-                                 encoder=cfg.get("encoder", "rate"))
+                                 encoder=cfg.get("encoder", "rate"),
+                                 pin_memory=str(cfg.get("device", "cpu")).startswith("cuda"))
     run_dir = RunDir(cfg["out"])
     t0 = time.perf_counter()
     hist = fit(model, train, epochs=int(cfg.get("epochs", 20)), lr=float(cfg.get("lr", 2e-3)), loss=loss,

@@ -203,6 +203,7 @@ def spike_counts(net: STDPWTANet, x: Tensor, cfg: DigitsSTDPConfig, generator: t
 
 
 def plot_receptive_fields(w: Tensor, assignments: Tensor | None, path: Path, shape=(8, 8)) -> Path:
+    """One mosaic image of every neuron's weights (tiles separated by a 1-pixel gap; label = assigned class)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,14 +214,20 @@ def plot_receptive_fields(w: Tensor, assignments: Tensor | None, path: Path, sha
     n = w.shape[0]
     cols = min(20, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.9), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(w[i].reshape(shape).numpy(), cmap="hot", interpolation="nearest")
-            if assignments is not None:
-                ax.set_title(str(int(assignments[i])), fontsize=7, pad=1)
-    fig.suptitle("STDP receptive fields (title: assigned class)", fontsize=9)
+    h, wd = shape
+    mosaic = torch.full((rows * (h + 1) - 1, cols * (wd + 1) - 1), float("nan"))
+    for i in range(n):
+        r, c = divmod(i, cols)
+        tile = w[i].reshape(shape)
+        mosaic[r * (h + 1):r * (h + 1) + h, c * (wd + 1):c * (wd + 1) + wd] = tile / tile.max().clamp_min(1e-12)
+    fig, ax = plt.subplots(figsize=(cols * 0.6, rows * 0.65))
+    ax.imshow(mosaic.numpy(), cmap="hot", interpolation="nearest")
+    if assignments is not None:
+        for i in range(n):
+            r, c = divmod(i, cols)
+            ax.text(c * (wd + 1) + 0.2, r * (h + 1) + 1.0, str(int(assignments[i])), color="cyan", fontsize=6)
+    ax.axis("off")
+    ax.set_title("STDP receptive fields (each tile scaled to its max; number: assigned class)", fontsize=8)
     return save_figure(fig, path)
 
 

@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +41,8 @@ class STDPLearner(nn.Module):
             raise ValueError("pass either params or rule keyword arguments, not both")
         if not isinstance(params, self.rule.params):
             raise ValueError(f"rule {rule!r} needs {self.rule.params.__name__}, got {type(params).__name__}")
-        self.layer = layer
+        # not a registered submodule: the owner of ``layer`` keeps it in its state_dict (no duplicate keys)
+        self.__dict__["layer"] = layer
         self.connection = connection_for(layer, reduce)
         self.params = params
         self.schedule = schedule or LRSchedule()

@@ -37,8 +37,9 @@ Reward-modulated STDP (Izhikevich 2007; Florian 2007) accumulates the pair updat
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor

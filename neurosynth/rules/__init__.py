@@ -20,6 +20,7 @@ from .convert import (
     convert,
     rule_map,
     step,
+    true_gradients,
     weight_ratio,
 )
 from .functional import CaptureError, Conv2dDFA, Conv2dFeedback, DFAContext, LinearDFA, LinearFeedback
@@ -28,6 +29,6 @@ from .local import HebbianConv2d, PredictiveCodingConv2d
 
 __all__ = [
     "RULES", "Rule", "get_rule", "BioLayer", "BioLinear", "BioConv2d", "HebbianConv2d", "PredictiveCodingConv2d",
-    "convert", "assign", "rule_map", "step", "attach", "alignment_angle", "alignment_angles", "weight_ratio",
+    "convert", "assign", "rule_map", "step", "attach", "true_gradients", "alignment_angle", "alignment_angles", "weight_ratio",
     "LinearFeedback", "Conv2dFeedback", "LinearDFA", "Conv2dDFA", "CaptureError", "DFAContext",
 ]

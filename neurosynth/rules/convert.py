@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -134,6 +135,24 @@ def attach(model: nn.Module, optimizer: torch.optim.Optimizer):
     return optimizer.register_step_post_hook(hook)
 
 
+@contextlib.contextmanager
+def true_gradients(model: nn.Module):
+    """Within the block, every rule-carrying layer backpropagates through its true weights ``W``.
+
+    The forward pass is unchanged (rules only change the backward), so this gives the exact input
+    gradient of the trained network, e.g. for honest white-box attacks. Feedback buffers are untouched.
+    """
+    layers = [m for m in model.modules() if isinstance(m, BioLayer)]
+    old = [m.true_gradient for m in layers]
+    for m in layers:
+        m.true_gradient = True
+    try:
+        yield model
+    finally:
+        for m, o in zip(layers, old):
+            m.true_gradient = o
+
+
 def alignment_angle(layer: nn.Module) -> float:
     """Angle in degrees between the feedback matrix ``B`` and the forward weights (``B`` vs ``W^T`` in
     the paper's notation; both are stored with ``W``'s shape). 0 for BP, NaN for DFA (different shape)."""
@@ -163,5 +182,5 @@ def weight_ratio(layer: nn.Module) -> float:
     return float(layer.feedback_matrix().norm() / layer.weight.detach().norm().clamp_min(1e-12))
 
 
-__all__ = ["RULES", "convert", "assign", "rule_map", "step", "attach", "alignment_angle", "alignment_angles",
-           "weight_ratio"]
+__all__ = ["RULES", "convert", "assign", "rule_map", "step", "attach", "true_gradients", "alignment_angle",
+           "alignment_angles", "weight_ratio"]

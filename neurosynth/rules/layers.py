@@ -167,6 +167,11 @@ class BioLayer:
 
     rule: Rule
     _dfa_ctx: DFAContext | None
+    true_gradient: bool = False  # set by neurosynth.rules.true_gradients(): backward through W (plain autograd)
+
+    @property
+    def _plain(self) -> bool:
+        return self.rule.name == "bp" or self.true_gradient
 
     def _setup_rule(self, rule, generator=None, output_dim=None) -> None:
         for name in ("weight_backward", "feedback_magnitude", "feedback_seed", "feedback_step"):
@@ -203,7 +208,7 @@ class BioLinear(BioLayer, nn.Linear):
 
     def forward(self, x):
         r = self.rule
-        if r.name == "bp":
+        if self._plain:
             return F.linear(x, self.weight, self.bias)
         if r.dfa:
             return LinearDFA.apply(x, self.weight, self.bias, self.weight_backward, self._ctx())
@@ -245,7 +250,7 @@ class BioConv2d(BioLayer, nn.Conv2d):
 
     def forward(self, x):
         r = self.rule
-        if r.name == "bp":
+        if self._plain:
             return F.conv2d(x, self.weight, self.bias, self.stride, self._pad, self.dilation, self.groups)
         if r.dfa:
             return Conv2dDFA.apply(x, self.weight, self.bias, self.weight_backward, self._ctx(), self.stride,

@@ -52,7 +52,7 @@ class HebbianConv2d(BioConv2d):
 
     def forward(self, x):
         w = self.effective_weight()
-        if self.rule.name == "bp":
+        if self._plain:
             y = F.conv2d(x, w, self.bias, self.stride, self._pad, self.dilation, 1)
         elif self.rule.dfa:
             raise ValueError("HebbianConv2d does not support the dfa rule")

@@ -46,6 +46,13 @@ from .space import CellSpace
 from .supernet import SuperNet
 
 
+def _supernet(space, data, C, layers, frame_rule, seed, g) -> SuperNet:
+    with torch.random.fork_rng():  # weight init (and feedback buffers) from the search seed only
+        torch.manual_seed(int(seed))
+        return SuperNet(space, C=C, num_classes=data.num_classes, layers=layers, in_channels=data.input_shape[0],
+                        frame_rule=frame_rule, generator=g)
+
+
 def _batches(x, y, batch_size, generator):
     return TensorLoader(x, y, batch_size, shuffle=True, generator=generator)
 
@@ -73,8 +80,7 @@ def darts_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int 
 
     g = torch.Generator().manual_seed(int(seed))
     xa, ya, xb, yb = data.search_split(g)
-    net = SuperNet(space, C=C, num_classes=data.num_classes, layers=layers, in_channels=data.input_shape[0],
-                   frame_rule=frame_rule, generator=g)
+    net = _supernet(space, data, C, layers, frame_rule, seed, g)
     w_params = net.weight_parameters()
     w_opt = torch.optim.SGD(w_params, lr=w_lr, momentum=0.9, weight_decay=3e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, max(epochs, 1), eta_min=w_lr_min)
@@ -171,8 +177,7 @@ def eg_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int = 8
     g = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng(int(seed))
     xa, ya, xb, yb = data.search_split(g)
-    net = SuperNet(space, C=C, num_classes=data.num_classes, layers=layers, in_channels=data.input_shape[0],
-                   frame_rule=frame_rule, generator=g)
+    net = _supernet(space, data, C, layers, frame_rule, seed, g)
     for p in net.arch_parameters():
         p.requires_grad_(False)  # alpha is evolved, never trained by SGD
     w_params = net.weight_parameters()

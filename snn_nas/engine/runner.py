@@ -21,7 +21,8 @@ import logging
 import math
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .archive import Archive
 from .evaluator import Evaluator, evaluate_safely

@@ -30,7 +30,7 @@ def canonical_json(spec: Any) -> str:
     try:
         return json.dumps(spec, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"spec is not JSON-serialisable ({e}); specs must hold only dict/list/str/number/bool")
+        raise ValueError(f"spec is not JSON-serialisable ({e}); specs must hold only dict/list/str/number/bool") from e
 
 
 def spec_hash(spec: Any) -> str:

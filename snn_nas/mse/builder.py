@@ -145,7 +145,6 @@ class MSENet(nn.Module):
         shapes = _shape_after(spec)
         self.adapters = nn.ModuleList()
         self.cells = nn.ModuleList()
-        self.pools = []
         for i, cell in enumerate(spec["cells"]):
             w, side = shapes[i + 1]
             ad = nn.ModuleDict()
@@ -199,13 +198,3 @@ def count_params(spec: dict) -> int:
     """Trainable parameters of the network ``spec`` describes (builds it on the CPU)."""
     return sum(p.numel() for p in MSENet(spec).parameters() if p.requires_grad)
 
-
-def synops_per_step(model: MSENet, records: dict[str, torch.Tensor]) -> float:
-    """Approximate synaptic operations per sample per step: spikes of each recorded layer times the
-    fan-out weights they drive is not tracked per edge; as a cheap proxy we use
-    ``sum_layers spikes * mean fan-out`` with fan-out = parameters / neurons (documented approximation)."""
-    n_spk = sum(float(r.detach().float().sum()) for r in records.values())
-    n_neu = sum(r[0, 0].numel() for r in records.values())
-    T, B = next(iter(records.values())).shape[:2]
-    params = sum(p.numel() for p in model.parameters())
-    return n_spk / (T * B) * params / max(n_neu, 1)

@@ -16,6 +16,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder holding the dataset (not needed for digits)")
     p.add_argument("--limit", type=int, default=None, help="keep at most this many samples per split in memory")
     p.add_argument("--T", type=int, default=4, help="time steps per sample")
+    p.add_argument("--encoding", default="direct", help="static images: direct | rate | latency")
     p.add_argument("--dense", action="store_true", help="flatten inputs and search dense networks (SHD-like)")
     p.add_argument("--population", type=int, default=8)
     p.add_argument("--generations", type=int, default=5)
@@ -53,7 +54,7 @@ def run(args) -> int:
         if not isinstance(space, dict):
             raise UserError(f"--space {args.space} must hold a JSON object of MSESpaceConfig fields")
     seed_all(args.seed)
-    cfg = SearchConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, T=args.T, dense=args.dense,
+    cfg = SearchConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, T=args.T, encoding=args.encoding, dense=args.dense,
                        limit=args.limit, population=args.population, generations=args.generations,
                        strategy=args.strategy, fitness=args.fitness, reference=args.reference, cost=args.cost,
                        batch=args.batch, seed=args.seed, workers=args.workers, ray=args.ray, resume=args.resume,

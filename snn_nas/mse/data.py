@@ -49,6 +49,8 @@ def load_task(name: str = "digits", root=None, *, T: int = 8, conv: bool = True,
     rng = np.random.default_rng(seed)
     if name == "digits":
         kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv, **kw}
+    elif name in ("cifar10", "cifar100"):
+        kw = {"T": T, "encoding": encoding, "seed": seed, **kw}
     else:
         kw = {"T": T, **kw}
     tr = load(name, root, "train", **kw)

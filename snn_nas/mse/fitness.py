@@ -32,7 +32,7 @@ Scores (registered in :data:`FITNESSES`, higher is better):
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

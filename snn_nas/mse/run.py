@@ -29,6 +29,7 @@ class SearchConfig:
     dataset: str = "digits"
     data_root: str | None = None
     T: int = 4
+    encoding: str = "direct"  # static images: direct (analog current every step) | rate | latency
     dense: bool = False
     limit: int | None = None
     population: int = 8
@@ -110,7 +111,9 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     rd = RunDir(cfg.out)
     t0 = time.perf_counter()
     try:
-        task = load_task(cfg.dataset, cfg.data_root, T=cfg.T, conv=not cfg.dense, seed=cfg.seed, limit=cfg.limit)
+        extra = {"encoding": cfg.encoding} if cfg.dataset in ("digits", "cifar10", "cifar100") else {}
+        task = load_task(cfg.dataset, cfg.data_root, T=cfg.T, conv=not cfg.dense, seed=cfg.seed, limit=cfg.limit,
+                         **extra)
     except (ValueError, FileNotFoundError) as e:
         raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
     try:
@@ -118,6 +121,9 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
                                                    "num_classes": task.num_classes, **cfg.space}))
     except (ValueError, TypeError) as e:
         raise _user_error(f"invalid search space: {e}") from e
+    if cfg.fitness == "rdm" and cfg.reference == "labels" and cfg.batch < 2 * task.num_classes:
+        raise _user_error(f"--batch {cfg.batch} is too small for the label RDM of {task.num_classes} classes: "
+                          f"use --batch >= {2 * task.num_classes} so that every class has a same-class pair")
     x, y = fitness_batch(task, cfg.batch, cfg.seed)
     ref_kw, ref_spec, ref_state = _reference(cfg)
     evaluator = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost=cfg.cost, fitness_kw=ref_kw,
@@ -130,6 +136,7 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
         runner = Runner(space, strategy, evaluator, archive, generations=cfg.generations, population=cfg.population,
                         seed=cfg.seed, workers=cfg.workers, ray=cfg.ray, progress=cfg.progress, resume=cfg.resume,
                         config={"dataset": cfg.dataset, "fitness": cfg.fitness, "T": cfg.T, "batch": cfg.batch,
+                                "encoding": cfg.encoding, "limit": cfg.limit, "space_overrides": cfg.space,
                                 "dense": cfg.dense, "reference": cfg.reference, "cost": cfg.cost})
         try:
             summary = runner.run()

@@ -23,8 +23,8 @@ Edge types (``src -> dst``):
              source's sign: excitatory keeps the positive part, inhibitory contributes minus it (Dale's law).
     ``lat``  lateral inhibition between two neurons of the motif (``src, dst >= 1``, ``src < dst``): always
              inhibitory, whatever the source's sign.
-    ``fb``   within-step feedback ``src > dst >= 1``: after ``src`` has fired, its (signed) synaptic output is
-             added to ``dst``'s output in the same time step (BrainCog's ``*_back`` operations).
+    ``fb``   within-step feedback ``src > dst >= 1``: after ``src`` has fired, its (signed) synaptic output
+             (kernel of ``src``) is added to ``dst``'s output in the same time step (BrainCog's ``*_back``).
     ``skip`` identity ``src < dst``, no weights.
 
 The space itself is data (:class:`MSESpaceConfig`, a JSON-able frozen dataclass), sampled with an explicit

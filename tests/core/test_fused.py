@@ -164,3 +164,74 @@ def test_build_failure_falls_back_to_torch(monkeypatch):
 def test_non_cpu_or_integer_tensors_are_not_sent_to_cext():
     assert not _cext.available(torch.zeros(2, 2, 2, dtype=torch.float16))
     assert not _cext.available(torch.zeros(2, 2, 2, device="meta"))
+
+
+SURROGATES = [{"name": "atan", "alpha": 3.0}, {"name": "fast_sigmoid", "slope": 5.0}, {"name": "sigmoid", "alpha": 2.0},
+              {"name": "triangle", "width": 0.7}, {"name": "rectangular", "width": 0.9},
+              {"name": "straight_through", "scale": 0.3}]
+
+
+@pytest.mark.parametrize("sur", SURROGATES, ids=[s["name"] for s in SURROGATES])
+@pytest.mark.parametrize("reset,detach", [("subtract", True), ("subtract", False), ("zero", True), ("zero", False)])
+def test_fused_surrogates_match_python(impl, sur, reset, detach):
+    """The C++ backward computes the built-in surrogates itself; each must give the python gradients."""
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.randn(30, 3, 10, generator=g) * 0.7
+    w = torch.randn(30, 3, 10, generator=g)
+    grads = {}
+    for backend in ("python", "fused"):
+        x = x0.clone().requires_grad_()
+        neuron = LIF(beta=0.85, threshold=0.6, reset=reset, detach_reset=detach, surrogate=sur, backend=backend)
+        (neuron(x) * w).sum().backward()
+        grads[backend] = x.grad
+    assert grads["python"].abs().sum() > 0
+    _assert_close(grads["fused"], grads["python"], 1e-5, f"{sur['name']} input gradient")
+
+
+def test_custom_surrogate_subclass_uses_its_own_grad(impl):
+    """A subclass overriding grad must not be replaced by the C++ built-in formula."""
+    from dataclasses import dataclass
+
+    from neurosynth.surrogate import ATan
+
+    @dataclass(frozen=True)
+    class Doubled(ATan):
+        def grad(self, x):
+            return 2 * super().grad(x)
+
+    x0 = torch.randn(20, 2, 6, generator=torch.Generator().manual_seed(2))
+    grads = {}
+    for sur in (ATan(), Doubled()):
+        x = x0.clone().requires_grad_()
+        LIF(beta=0.9, threshold=0.5, surrogate=sur, backend="fused")(x).sum().backward()
+        grads[type(sur).__name__] = x.grad
+    ref = x0.clone().requires_grad_()
+    LIF(beta=0.9, threshold=0.5, surrogate=Doubled(), backend="python")(ref).sum().backward()
+    _assert_close(grads["Doubled"], ref.grad, 1e-5, "custom surrogate gradient")
+    assert not torch.allclose(grads["Doubled"], grads["ATan"])
+
+
+def test_extension_is_built_at_most_once_across_threads(monkeypatch):
+    import threading
+    import time
+
+    calls = []
+
+    def slow_build():
+        calls.append(1)
+        time.sleep(0.05)
+        return "module"
+
+    monkeypatch.delenv("NEUROSYNTH_NO_CEXT", raising=False)
+    monkeypatch.setattr(_cext, "_build", slow_build)
+    monkeypatch.setattr(_cext, "_module", None)
+    monkeypatch.setattr(_cext, "_tried", False)
+    monkeypatch.setattr(_cext, "_error", None)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(_cext.load_extension())) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert calls == [1]
+    assert got == ["module"] * 8

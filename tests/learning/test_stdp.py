@@ -280,6 +280,7 @@ def test_plastic_layer_learns_only_in_train_mode_and_outside_autograd():
     assert out.sum() > 0
     assert not torch.equal(layer.weight.detach(), torch.full((4, 8), 0.5))
     assert layer.weight.grad is None
+    assert not any(k.startswith("learner.") for k in pl.state_dict())  # the weight is stored once
 
 
 def test_plastic_conv_layer_runs_batched():

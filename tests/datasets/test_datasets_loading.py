@@ -323,3 +323,32 @@ def test_download_only_when_asked(tmp_path, monkeypatch):
     assert calls == [("SHD", tmp_path, {"train": True})] and len(ds) == 3
     load("shd", tmp_path, "test", download=True)  # already present: no second download
     assert len(calls) == 1
+
+
+def test_nmnist_truncated_and_dvs_wrong_dtype_name_the_file(tmp_path):
+    meta = write_fake_nmnist(tmp_path, n_train=2, n_test=2, seed=7, max_events=50)
+    victim = meta["test"]["files"][1]
+    victim.write_bytes(victim.read_bytes()[:-2])  # cut inside the last 5-byte event
+    ds = load("nmnist", tmp_path, "test", cache=False)
+    with pytest.raises(CorruptFileError, match=victim.name):
+        ds[1]
+    write_fake_dvs_gesture(tmp_path, n_train=1, n_test=1, seed=7, max_events=50)
+    bad = tmp_path / "DVSGesture" / "ibmGestureTest" / "user01_fluorescent" / "0.npy"
+    np.save(bad, np.array(["x", "y", "p", "t"]))  # a valid .npy of the wrong dtype and shape
+    with pytest.raises(CorruptFileError, match="0.npy"):
+        load("dvs_gesture", tmp_path, "test", cache=False)[0]
+
+
+def test_ssc_class_names_come_from_the_file(tmp_path):
+    write_fake_shd(tmp_path, n_train=2, n_test=1, seed=8, prefix="ssc", n_classes=35)
+    ds = load("ssc", tmp_path, "train", cache=False)
+    assert ds.n_classes == 35 and ds.classes[:2] == ["word0", "word1"]
+
+
+def test_datasets_pickle_for_worker_processes(shd_root, dvs_root):
+    import pickle
+
+    for ds in (load("shd", shd_root[0], "train", T=10, cache=False),
+               load("dvs_gesture", dvs_root[0], "test", cache=False)):
+        clone = pickle.loads(pickle.dumps(ds))
+        assert len(clone) == len(ds) and torch.equal(clone[1][0], ds[1][0])

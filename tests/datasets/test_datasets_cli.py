@@ -46,3 +46,8 @@ def test_plot_index_out_of_range(root, tmp_path, capsys):
     out = tmp_path / "x.png"
     assert main(["data", "plot", "shd", "--root", str(root), "--index", "99", "--out", str(out)]) == 2
     assert "out of range" in capsys.readouterr().err and not out.exists()
+
+
+def test_bare_data_command_prints_usage(capsys):
+    assert main(["data"]) == 2
+    assert "info" in capsys.readouterr().err

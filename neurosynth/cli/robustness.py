@@ -1,0 +1,151 @@
+"""``neurosynth robustness``: clean and adversarial accuracy of a trained run directory.
+
+    neurosynth robustness --model RUN_DIR --attacks fgsm,pgd,tpgd,apgd,square,onepixel,transfer
+
+Defaults are the BioNAS paper's attack parameters (see ``neurosynth.robustness``); override any of them with
+``--param pgd.steps=20``. White-box attacks use the true input gradient by default (``--gradient true``);
+``--gradient feedback`` attacks through the learning rules' feedback path instead. Writes
+``robustness.json``, ``robustness.md`` and ``plots/robustness.png`` into ``--out`` (default
+``RUN_DIR/robustness``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+ALL = "fgsm,pgd,tpgd,apgd,square,onepixel,transfer"
+
+
+def register(subparsers):
+    p = subparsers.add_parser("robustness", help="adversarial robustness of a trained model (torchattacks)",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="run directory with model.pt + arch.json")
+    p.add_argument("--attacks", default=ALL, help=f"comma-separated attacks (default: {ALL})")
+    p.add_argument("--dataset", choices=["digits", "cifar10"], default=None,
+                   help="test data (default: inferred from the model's input shape)")
+    p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (cifar10 only)")
+    p.add_argument("--n-samples", type=int, default=200, help="number of test images attacked")
+    p.add_argument("--gradient", choices=["true", "feedback"], default="true",
+                   help="white-box gradient: true backprop (honest default) or the rules' feedback path")
+    p.add_argument("--param", action="append", default=[], metavar="ATTACK.KEY=VALUE",
+                   help="override an attack parameter, e.g. --param fgsm.eps=0.1 (repeatable)")
+    p.add_argument("--surrogate", default=None, help="run directory of the transfer attack's source model "
+                                                     "(default: a small BP CNN trained here)")
+    p.add_argument("--surrogate-epochs", type=int, default=3)
+    p.add_argument("--time-steps", type=int, default=None, help="for time-first SNNs: repeat the image T times")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/robustness)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _parse_params(items: list[str]) -> dict[str, dict]:
+    import json
+
+    from ..errors import UserError
+
+    out: dict[str, dict] = {}
+    for item in items:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UserError(f"--param '{item}' must look like ATTACK.KEY=VALUE, e.g. fgsm.eps=0.1")
+        key, value = item.split("=", 1)
+        attack, name = key.split(".", 1)
+        try:
+            v = json.loads(value)
+        except json.JSONDecodeError:
+            v = value
+        out.setdefault(attack.strip().lower(), {})[name.strip()] = v
+    return out
+
+
+def _load_data(name: str, root, n: int):
+    import torch
+
+    from ..errors import UserError
+
+    if name == "digits":
+        from ..digits import load_digits_split
+
+        xtr, ytr, xte, yte = load_digits_split(test_size=0.25, seed=0, image=True)
+        return xtr.float(), ytr.long(), xte[:n].float(), yte[:n].long(), 10
+    if root is None:
+        raise UserError("--dataset cifar10 needs --data-root DIR (the folder holding cifar-10-batches-py)")
+    from neurosynth.datasets import load
+
+    tr, te = load("cifar10", root, "train"), load("cifar10", root, "test")
+    return tr.images, torch.as_tensor(tr.targets), te.images[:n], torch.as_tensor(te.targets[:n]), 10
+
+
+def run(args) -> int:
+    import torch
+
+    from ..errors import UserError
+    from ..io import read_json
+    from ..robustness import PAPER_DEFAULTS, LogitsModel, evaluate_robustness, format_table, train_surrogate
+    from ..rundir import RunDir, load_run, save_figure
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
+    unknown = [a for a in attacks if a not in PAPER_DEFAULTS]
+    if not attacks or unknown:
+        raise UserError(f"unknown attacks {unknown or '(none given)'}; choose from {', '.join(PAPER_DEFAULTS)}")
+    overrides = _parse_params(args.param)
+    bad = [a for a in overrides if a not in PAPER_DEFAULTS]
+    if bad:
+        raise UserError(f"--param names unknown attacks {bad}; choose from {', '.join(PAPER_DEFAULTS)}")
+    if args.n_samples < 1:
+        raise UserError("--n-samples must be >= 1")
+    model, spec, _ = load_run(args.model)
+    shape = spec.get("input_shape")
+    dataset = args.dataset
+    if dataset is None:
+        manifest = read_json(f"{args.model}/manifest.json") if (RunDir(args.model).file("manifest.json")).exists() \
+            else {}
+        dataset = (manifest.get("config") or {}).get("dataset")
+        if dataset not in ("digits", "cifar10"):
+            dataset = "cifar10" if shape and list(shape)[-1] == 32 else "digits"
+    xtr, ytr, x, y, num_classes = _load_data(dataset, args.data_root, args.n_samples)
+    image_shape = tuple(x.shape[1:])
+    wrapped = LogitsModel(model, shape if shape and tuple(shape) != image_shape else None, args.time_steps).eval()
+    surrogate = None
+    if "transfer" in attacks:
+        if args.surrogate:
+            s_model, s_spec, _ = load_run(args.surrogate)
+            s_shape = s_spec.get("input_shape")
+            surrogate = LogitsModel(s_model, s_shape if s_shape and tuple(s_shape) != image_shape else None).eval()
+        else:
+            surrogate = train_surrogate(xtr, ytr, num_classes, epochs=args.surrogate_epochs, seed=args.seed)
+    res = evaluate_robustness(wrapped, x, y, attacks, gradient=args.gradient, overrides=overrides,
+                              surrogate=surrogate, batch_size=args.batch_size, seed=args.seed,
+                              progress=not args.no_progress)
+    res.update({"model": str(args.model), "dataset": dataset,
+                "surrogate": args.surrogate or f"small BP CNN trained {args.surrogate_epochs} epochs (seed {args.seed})"})
+    out = RunDir(args.out or f"{args.model}/robustness")
+    out.write_json("robustness.json", res)
+    table = format_table(res)
+    from ..io import atomic_write
+
+    with atomic_write(out.file("robustness.md")) as f:
+        f.write(f"Robustness of {args.model} on {res['n_samples']} {dataset} test images; white-box gradients: "
+                f"{res['white_box_gradient_source']}.\n\n{table}\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["clean", *res["attacks"]]
+    vals = [res["clean_accuracy"], *[r["robust_accuracy"] for r in res["attacks"].values()]]
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2, 3.5))
+    ax.bar(names, [100 * v for v in vals], color=["gray"] + ["tab:red"] * (len(names) - 1))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"gradient: {args.gradient}")
+    save_figure(fig, out.plot_path("robustness"))
+    out.write_manifest(["neurosynth", *sys.argv[1:]], {k: v for k, v in vars(args).items() if not k.startswith("_")},
+                       args.seed, {"clean_accuracy": res["clean_accuracy"],
+                                   **{k: v["robust_accuracy"] for k, v in res["attacks"].items()}})
+    print(f"white-box gradients: {res['white_box_gradient_source']}")
+    print(table)
+    print(f"wrote {out.file('robustness.json')}")
+    return 0

@@ -1,0 +1,70 @@
+"""BioNAS-DARTS / BioNAS-EG loops, the EG compound fitness and the persistent CMA-ES."""
+
+import numpy as np
+import pytest
+import torch
+
+from snn_nas.bionas.data import ImageData
+from snn_nas.bionas.search import EGExplorer, compound_fitness, darts_search, edge_similarity, eg_search
+from snn_nas.bionas.space import CellSpace
+
+
+def _tiny_data(n=48):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 3
+    x = torch.rand(n, 1, 6, 6, generator=g) * 0.2
+    x[:, 0, :2] += (y == 0).float().view(-1, 1, 1)  # class-dependent stripes: learnable
+    x[:, 0, 4:] += (y == 1).float().view(-1, 1, 1)
+    return ImageData("tiny", x, y, x[:12], y[:12], 3)
+
+
+def test_compound_fitness_signs():
+    # candidate no better than alpha: similarity rewarded (subtracted); otherwise penalised (diversity)
+    assert compound_fitness(1.0, 0.5, acc_ref=0.8, acc_cand=0.5, eta=0.4) == pytest.approx(0.8)
+    assert compound_fitness(1.0, 0.5, acc_ref=0.5, acc_cand=0.8, eta=0.4) == pytest.approx(1.2)
+    p = {"cell": torch.tensor([[1.0, 0.0], [0.5, 0.5]])}
+    assert edge_similarity(p, p) == pytest.approx(1.0)
+    q = {"cell": torch.tensor([[0.0, 1.0], [0.5, 0.5]])}
+    assert edge_similarity(p, q) == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_eg_explorer_state_persists_and_uses_given_rng():
+    state = np.random.get_state()
+    f = lambda x: float(np.sum((x - 1.0) ** 2))  # noqa: E731
+    a = EGExplorer(np.zeros(5), np.random.default_rng(0), sigma0=0.5, popsize=8)
+    b = EGExplorer(np.zeros(5), np.random.default_rng(0), sigma0=0.5, popsize=8)
+    for _ in range(15):
+        a.generation(f)
+        b.generation(f)
+    assert np.array_equal(a.mean, b.mean)  # same generator -> same search
+    assert f(a.mean) < f(np.zeros(5)) / 4  # the mean moved towards the optimum over generations
+    assert a.es.countiter == 15
+    a.cap_sigma(0.01)
+    assert a.sigma == pytest.approx(0.01)
+    assert np.array_equal(np.random.get_state()[1], state[1])  # global numpy RNG untouched
+
+
+def test_darts_search_runs_and_freezes_alpha_in_warmup():
+    data = _tiny_data()
+    sp = CellSpace("nb201", ("fa", "brsf"))
+    res = darts_search(sp, data, epochs=2, C=4, layers=1, batch_size=12, warmup=1, seed=0, a_lr=0.1)
+    sp.validate(res["genotype"])
+    assert [h["alpha_updates"] for h in res["history"]] == [False, True]
+    ent = [h["alpha_entropy"]["cell"] for h in res["history"]]
+    assert abs(ent[0] - np.log(sp.n_columns)) < 1e-3  # untouched during warm-up
+    assert ent[1] < ent[0] - 1e-3
+    again = darts_search(sp, data, epochs=2, C=4, layers=1, batch_size=12, warmup=1, seed=0, a_lr=0.1)
+    assert again["logits"] == res["logits"]  # same seed, same result
+
+
+def test_eg_search_sigma_schedule_and_persistent_cma():
+    data = _tiny_data()
+    sp = CellSpace("nb201", ("fa", "usf"))
+    res = eg_search(sp, data, epochs=4, C=4, layers=1, batch_size=12, warmup=1, generations=2, popsize=6,
+                    eval_batch=12, seed=0)
+    sp.validate(res["genotype"])
+    logs = [h for h in res["history"] if "sigma" in h]
+    assert [h["sigma_cap"] for h in logs] == pytest.approx([1 / 2, 1 / 3, 1 / 4])
+    assert all(h["sigma"] <= h["sigma_cap"] + 1e-12 for h in logs)
+    assert res["cma"]["iterations"] == 2 * 3  # one CMA-ES instance across all epochs
+    assert res["cma"]["evaluations"] == 6 * 2 * 3

@@ -1,0 +1,123 @@
+"""Lava's simulator (Loihi2SimCfg) against the torch model (float) and our integer reference (fixed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import torch
+from lava_helpers import convnet, mlp, spikes
+from neurosynth.hardware.lava import compat
+from neurosynth.hardware.lava.builder import run_lava, to_lava
+from neurosynth.hardware.lava.ir import LoihiExportError, extract
+from neurosynth.hardware.lava.reference import simulate, torch_layer_spikes
+from neurosynth.hardware.lava.verify import verify
+
+from neurosynth.errors import MissingExtraError
+
+needs_lava = pytest.mark.skipif(not compat.lava_available(), reason="lava-nc is not installed")
+
+
+def test_patch_source_fixes_only_byteencoder():
+    src = "@dataclass\nclass ByteEncoder:\n    x: int = 0\n\n@dataclass\nclass Other:\n    y: int = 0\n"
+    out = compat.patch_source(src)
+    assert out.count("@dataclass(unsafe_hash=True)\nclass ByteEncoder:") == 1
+    assert "@dataclass\nclass Other:" in out
+    assert compat.patch_source(out) == out  # idempotent
+
+
+def test_missing_lava_raises_missing_extra(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("lava") else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"neurosynth\[lava\]"):
+        compat.import_lava()
+
+
+@pytest.mark.lava
+@needs_lava
+def test_compat_imports_original_module_with_hashable_byteencoder():
+    compat.import_lava()
+    vm = sys.modules["lava.magma.compiler.var_model"]
+    assert vm.__file__.endswith("lava/magma/compiler/var_model.py") and "site-packages" in vm.__file__
+    assert vm.ByteEncoder.__hash__ is not None
+    assert vm.CoreEncoder().x == vm.ByteEncoder()
+
+
+@pytest.mark.lava
+@needs_lava
+def test_to_lava_builds_the_documented_graph():
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.lif.process import LIF
+
+    m, _ = mlp(alpha=0.5, beta=0.8, threshold=1.25)
+    g = to_lava(m, mode="fixed", num_steps=3)
+    assert isinstance(g.source, RingBuffer)
+    assert [type(p) for p in g.synapses] == [Dense, Dense] and [type(p) for p in g.neurons] == [LIF, LIF]
+    w = g.synapses[0].weights.init
+    np.testing.assert_array_equal(w, extract(m).stages[0].int_weight())
+    lif = g.neurons[0]
+    assert (lif.du.init, lif.dv.init, lif.vth.init) == (2047, round(0.2 * 4096), 80)
+
+
+@pytest.mark.lava
+@needs_lava
+def test_lava_float_equals_torch_and_fixed_equals_reference_mlp():
+    m, _ = mlp(alpha=0.4)
+    x = spikes(12, 5, 20)
+    ts = torch_layer_spikes(m, x)
+    lf = run_lava(m, x, "float", copies=2, slots=3)  # 2 replicas x 3 slots: exercises both batching paths
+    for t_sp, l_sp in zip(ts, lf.spikes):
+        assert t_sp.any()
+        np.testing.assert_array_equal(l_sp, t_sp)
+    ref = simulate(extract(m), x, "fixed")
+    lx = run_lava(m, x, "fixed", copies=2, slots=3)
+    for a, b in zip(lx.spikes, ref.spikes):
+        assert b.any()
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.lava
+@needs_lava
+def test_single_sample_run_equals_batched_run():
+    m, _ = mlp(alpha=0.3)
+    x = spikes(10, 3, 20, seed=4)
+    batched = run_lava(m, x, "fixed", copies=1, slots=8)
+    single = run_lava(m, x[:, 1:2], "fixed")
+    for a, b in zip(single.spikes, batched.spikes):
+        np.testing.assert_array_equal(a[:, 0], b[:, 1])
+
+
+@pytest.mark.lava
+@needs_lava
+def test_conv_network_float_equals_torch():
+    m, _ = convnet()
+    x = spikes(8, 3, 2, 6, 6)
+    ts = torch_layer_spikes(m, x)
+    lf = run_lava(m, x, "float", input_shape=(2, 6, 6))
+    for t_sp, l_sp in zip(ts, lf.spikes):
+        assert t_sp.any()
+        np.testing.assert_array_equal(l_sp, t_sp)
+
+
+@pytest.mark.lava
+@needs_lava
+def test_model_without_delay_matches_after_per_layer_shift():
+    m, _ = mlp(delay=False)
+    x = spikes(10, 2, 20)
+    rep = verify(m, x, modes=("float",))
+    assert rep["lava_lag_steps"] == [1, 2]
+    assert rep["float_exact"] and sum(rep["float_spikes"].values()) > 0
+
+
+@pytest.mark.lava
+@needs_lava
+def test_subtract_reset_is_refused_before_building():
+    from neurosynth.layers import SNN
+    from neurosynth.neurons import LIF
+
+    m = SNN(torch.nn.Linear(3, 2, bias=False), LIF(reset="subtract"))
+    with pytest.raises(LoihiExportError, match="reset='zero'"):
+        to_lava(m)

@@ -1,0 +1,90 @@
+"""Our netx files loaded by lava-dl's own reader (``lava.lib.dl.netx.hdf5.Network``), run in fixed point.
+
+lava-dl cannot be installed next to our torch (it pins torch 2.3), so this test loads its ``netx`` package in
+isolation from a lava-dl source checkout named by ``LAVA_DL_SRC`` (the repository root, holding
+``src/lava/lib/dl/netx``): ``lava.lib`` and ``lava.lib.dl`` are registered as packages pointing into the checkout and the one
+slayer symbol ``netx/hdf5.py`` imports (``slayer.neuron.rf.neuron_params``, used only for resonate-and-fire
+neurons) is stubbed, so no torch-pinned code runs. Skipped without ``LAVA_DL_SRC`` or lava-nc. To run it::
+
+    git clone https://github.com/lava-nc/lava-dl /tmp/lava-dl
+    LAVA_DL_SRC=/tmp/lava-dl python -m pytest tests/hardware/test_netx_lavadl.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lava_helpers import convnet, mlp, spikes
+from neurosynth.hardware.lava import compat
+from neurosynth.hardware.lava.ir import extract
+from neurosynth.hardware.lava.netx import write_netx
+from neurosynth.hardware.lava.reference import simulate
+
+SRC = Path(os.environ.get("LAVA_DL_SRC", "/nonexistent")) / "src" / "lava"
+pytestmark = [
+    pytest.mark.lava,
+    pytest.mark.skipif(not (SRC / "lib" / "dl" / "netx" / "hdf5.py").exists(),
+                       reason="set LAVA_DL_SRC to a lava-dl checkout to test with lava-dl's netx reader"),
+    pytest.mark.skipif(not compat.lava_available(), reason="lava-nc is not installed"),
+]
+_STUBS = ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron", "lava.lib.dl.slayer.neuron.rf")
+
+
+@pytest.fixture(scope="module")
+def netx_hdf5():
+    compat.import_lava()
+    for name, folder in (("lava.lib", SRC / "lib"), ("lava.lib.dl", SRC / "lib" / "dl")):
+        pkg = types.ModuleType(name)
+        pkg.__path__ = [str(folder)]
+        sys.modules[name] = pkg
+    for name in _STUBS:
+        mod = types.ModuleType(name)
+        mod.__path__ = []
+        sys.modules[name] = mod
+
+    def rf_params(*_a, **_k):
+        raise NotImplementedError("resonate-and-fire neurons need lava-dl's slayer")
+
+    sys.modules[_STUBS[-1]].neuron_params = rf_params
+    from lava.lib.dl.netx import hdf5
+
+    yield hdf5
+    for name in [n for n in sys.modules if n == "lava.lib" or n.startswith("lava.lib.")]:
+        del sys.modules[name]
+
+
+def _run_netx(hdf5, path, x):
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer
+
+    net = hdf5.Network(net_config=str(path))
+    src = RingBuffer(data=np.transpose(x, tuple(range(x.ndim - 1, -1, -1))).astype(np.int32))
+    sink = Sink(shape=net.out.shape, buffer=x.shape[0])
+    src.s_out.connect(net.inp)
+    net.out.connect(sink.a_in)
+    try:
+        net.run(condition=RunSteps(num_steps=x.shape[0]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        out = np.asarray(sink.data.get())
+    finally:
+        net.stop()
+    return np.transpose(out, tuple(range(out.ndim - 1, -1, -1))) > 0
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_lavadl_netx_runs_our_file_bit_exact(netx_hdf5, tmp_path, kind):
+    m, _ = mlp(alpha=0.4) if kind == "mlp" else convnet()
+    shape = (20,) if kind == "mlp" else (2, 6, 6)
+    net = extract(m, shape)
+    path = write_netx(net, tmp_path / "net.h5")
+    x = spikes(12, 1, *shape)[:, 0].numpy()
+    out = _run_netx(netx_hdf5, path, x)
+    ref = simulate(net, x[:, None], "fixed").output[:, 0]
+    assert ref.any()
+    np.testing.assert_array_equal(out.reshape(ref.shape), ref)
