@@ -16,10 +16,11 @@ output spike counts. LIF: beta 0.9, threshold 1, reset by subtraction, detached 
 Timing: ``--warmup`` iterations, then ``--rounds`` x ``--iters`` timed iterations; a worker reports the median
 of its timed iterations (wall clock; also the median CPU time of the process, which a busy shared machine
 disturbs less). ``--runs N`` repeats the set of workers N times, interleaved so that a change of machine load
-hits every variant, and reports the median over runs; ratios use these medians. Memory: MB saved for backward (unique storages,
-through ``saved_tensors_hooks``) and the peak RSS growth during one iteration, sampled every 0.2 ms in a
-process where glibc maps every block over 4 KiB separately and returns it on free (so RSS follows live
-memory; the sampler can miss short peaks, so treat it as approximate).
+hits every variant, and reports the median over runs; ratios use these medians.
+Memory: MB saved for backward (unique storages still held by the graph when backward starts, through
+``saved_tensors_hooks``) and the peak RSS growth during one iteration, sampled every 0.2 ms in a process
+where glibc maps every block over 4 KiB separately and returns it on free (so RSS follows live memory; the
+sampler can miss short peaks, so treat it as approximate).
 
 Usage::
 
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +166,12 @@ def _build(variant: str, batch: int, steps: int):
         loss.backward()
         return loss, out
 
+    def forward_only():
+        out = forward()
+        return loss_of(out), out
+
+    step.forward_only = forward_only
+    step.params = params
     return step, info
 
 
@@ -186,18 +194,32 @@ def _worker(args) -> dict:
     if args.measure == "memory":
         for _ in range(2):
             step()
-        saved = {}
+        holders = weakref.WeakSet()
+
+        class Held:  # what autograd keeps; it dies with the graph node that saved it
+            __slots__ = ("t", "__weakref__")
+
+            def __init__(self, t):
+                self.t = t
 
         def pack(t):
+            h = Held(t)
+            holders.add(h)
+            return h
+
+        for p_ in step.params:
+            p_.grad = None
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda h: h.t):
+            loss, out = step.forward_only()
+        saved = {}
+        for h in list(holders):  # only what the graph still holds when backward starts
             try:
-                st = t.untyped_storage()
+                st = h.t.untyped_storage()
                 saved[st.data_ptr()] = st.nbytes()
             except Exception:  # noqa: BLE001 - non-storage tensors do not count
                 pass
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            step()
+        loss.backward()
+        del loss, out
         res["saved_mb"] = sum(saved.values()) / 2**20
         peak, stop = [0], threading.Event()
 

@@ -16,11 +16,11 @@ import argparse
 import sys
 
 import torch
-from neurosynth.hardware.lava import loihi_conv_spec, loihi_mlp_spec
 
 from neurosynth.arch import build
 from neurosynth.cli import main as cli_main
 from neurosynth.digits import digits_loaders
+from neurosynth.hardware.lava import loihi_conv_spec, loihi_mlp_spec
 from neurosynth.rundir import RunDir
 from neurosynth.training import evaluate, fit
 from neurosynth.utils import seed_all

@@ -70,9 +70,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
-    from neurosynth.datasets import collate_time_first, load
     from torch.utils.data import DataLoader, Subset
 
+    from neurosynth.datasets import collate_time_first, load
     from neurosynth.rundir import RunDir, save_figure
     from neurosynth.training import evaluate, fit
     from neurosynth.utils import seed_all

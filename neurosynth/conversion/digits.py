@@ -51,13 +51,12 @@ def train_ann_digits(out_dir: Path, seed: int = 0, epochs: int = 40, lr: float =
     from ..arch import build
     from ..digits import load_digits_split
     from ..rundir import RunDir
-    from ..utils import seed_all
-
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    seed_all(seed)
     spec = digits_cnn_spec()
-    model = build(spec)
+    with torch.random.fork_rng(devices=[]):  # seeded weight init without touching the caller's global RNG
+        torch.manual_seed(seed)
+        model = build(spec)
     xtr, ytr, xte, yte = load_digits_split(test_size=test_size, seed=seed, image=True)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -212,6 +211,6 @@ def _plot(ann_acc: float, acc: dict[int, float], synops: dict | None, path: Path
         ax2 = ax.twinx()
         ax2.plot(Ts, [synops[T]["syn_ops"] / 1e3 for T in Ts], "s:", color="tab:red", label="SynOps")
         ax2.set_ylabel("SynOps per sample (x1000)", color="tab:red")
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="center right", fontsize=7)
     ax.set_title("ANN -> SNN conversion on digits", fontsize=9)
     save_figure(fig, path)

@@ -163,3 +163,23 @@ def test_single_rule_baseline_and_dfa_frame():
     assert x.grad is not None and torch.isfinite(x.grad).all()
     with pytest.raises(ValueError, match="unknown fields"):
         make_spec(g, C=4) | {"bogus": 1} and build_model({**make_spec(g, C=4), "bogus": 1})
+
+
+def test_extra_local_ops_in_the_space():
+    from neurosynth import rules as R
+
+    sp = CellSpace("nb201", ("fa",), ("hebbian_conv_3x3", "pc_conv_3x3"))
+    assert ("hebbian_conv_3x3", None) in sp.columns and ("pc_conv_3x3", None) in sp.columns
+    torch.manual_seed(0)
+    net = SuperNet(sp, C=4, layers=1)
+    opt = torch.optim.SGD(net.weight_parameters(), lr=0.01)
+    R.attach(net, opt)
+    hebb = [m for m in net.modules() if isinstance(m, R.HebbianConv2d)]
+    assert len(hebb) == 3 * 6  # one per edge of each of the 3 stage cells
+    net(torch.rand(4, 1, 8, 8)).sum().backward()
+    opt.step()
+    assert all(int(m.hebbian_steps) == 1 for m in hebb)
+    g = {"space": "nb201", "edges": [{"node": j, "from": i, "op": "hebbian_conv_3x3", "rule": None}
+                                     for j, i in sp.edges]}
+    model = build_model(make_spec(g, C=4, layers=1))
+    assert "cells.0.ops.0.1.hebbian_weight" in model.state_dict()

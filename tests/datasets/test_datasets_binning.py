@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neurosynth.datasets import Binning, bin_events, collate_time_first, downsampled_size, pad_time_first
 
 CAM = np.dtype([("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])

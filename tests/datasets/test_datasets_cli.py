@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from neurosynth.datasets.testing import write_fake_dvs_gesture, write_fake_shd
 
 from neurosynth.cli import main
+from neurosynth.datasets.testing import write_fake_dvs_gesture, write_fake_shd
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from neurosynth.datasets.testing import write_fake_dvs_gesture, write_fake_shd
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+
 from neurosynth.datasets import (
     DATASETS,
     Binning,
@@ -25,7 +26,6 @@ from neurosynth.datasets.testing import (
     write_fake_nmnist,
     write_fake_shd,
 )
-
 from neurosynth.errors import UserError
 
 

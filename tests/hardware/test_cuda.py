@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from neurosynth.hardware.distributed import DistInfo, PinnedLoader, fit_distributed
 
 from neurosynth.arch import build, mlp_spec
+from neurosynth.hardware.distributed import DistInfo, PinnedLoader, fit_distributed
 from neurosynth.training import fit
 
 pytestmark = [pytest.mark.gpu,

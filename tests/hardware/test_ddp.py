@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
-from neurosynth.hardware.distributed import ShardedLoader, main
 
 from neurosynth.arch import build, mlp_spec
+from neurosynth.hardware.distributed import ShardedLoader, main
 from neurosynth.io import write_json
 
 

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from neurosynth.hardware.energy import (
     COST_MODELS,
     ann_energy,
@@ -14,8 +16,6 @@ from neurosynth.hardware.energy import (
     count_ops_loader,
     snn_energy,
 )
-from torch import nn
-
 from neurosynth.layers import SNN
 from neurosynth.neurons import LI, LIF
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-from neurosynth.hardware.energy import count_ops
 
 from neurosynth.arch import build, mlp_spec
 from neurosynth.cli import main
+from neurosynth.hardware.energy import count_ops
 from neurosynth.rundir import RunDir
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 from lava_helpers import mlp
-from neurosynth.hardware.lava import compat, qat
-from neurosynth.hardware.lava.netx import validate_netx
 
 from neurosynth.cli import main
+from neurosynth.hardware.lava import compat, qat
+from neurosynth.hardware.lava.netx import validate_netx
 from neurosynth.rundir import RunDir
 
 needs_lava = pytest.mark.skipif(not compat.lava_available(), reason="lava-nc is not installed")

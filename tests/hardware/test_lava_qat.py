@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 from lava_helpers import convnet, mlp, spikes
-from neurosynth.hardware.lava import qat
-from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
-from neurosynth.hardware.lava.reference import simulate, torch_layer_spikes
 from torch import nn
 
 from neurosynth.arch import build, to_spec
+from neurosynth.hardware.lava import qat
+from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
+from neurosynth.hardware.lava.reference import simulate, torch_layer_spikes
 from neurosynth.layers import SNN, Delay
 from neurosynth.neurons import ALIF, LI, LIF, CubaLIF
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 from lava_helpers import convnet, mlp, spikes
+
+from neurosynth.errors import MissingExtraError
 from neurosynth.hardware.lava import compat
 from neurosynth.hardware.lava.builder import run_lava, to_lava
 from neurosynth.hardware.lava.ir import LoihiExportError, extract
 from neurosynth.hardware.lava.reference import simulate, torch_layer_spikes
 from neurosynth.hardware.lava.verify import verify
-
-from neurosynth.errors import MissingExtraError
 
 needs_lava = pytest.mark.skipif(not compat.lava_available(), reason="lava-nc is not installed")
 

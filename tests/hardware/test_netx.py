@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from lava_helpers import convnet, mlp, spikes
+
 from neurosynth.hardware.lava import compat
 from neurosynth.hardware.lava.ir import LoihiExportError, extract
 from neurosynth.hardware.lava.netx import read_netx, validate_netx, write_netx

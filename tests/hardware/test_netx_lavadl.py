@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from lava_helpers import convnet, mlp, spikes
+
 from neurosynth.hardware.lava import compat
 from neurosynth.hardware.lava.ir import extract
 from neurosynth.hardware.lava.netx import write_netx

@@ -13,7 +13,6 @@ from torch import nn
 nir = pytest.importorskip("nir")
 
 from neurosynth.hardware.nir import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir  # noqa: E402
-
 from neurosynth.layers import SNN, Delay, SumPool2d  # noqa: E402
 from neurosynth.neurons import ALIF, IF, LI, LIF, CubaLIF  # noqa: E402
 

@@ -255,7 +255,6 @@ def test_runner_never_evaluates_twice_and_refuses_silent_overwrite(tmp_path):
     assert s2["evaluated_this_run"] == 0 and s2["evaluations"] == s1["evaluations"]
     s3 = _run(p, resume=True, generations=6)  # extend the budget: continue from generation 4
     assert s3["evaluated_this_run"] > 0 and len(s3["history"]) == 6
-    assert table(p) == {**table(p)}  # still readable
     with pytest.raises(ValueError, match="'seed' was 1"):
         _run(p, resume=True, seed=2)
 
