@@ -13,7 +13,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--method", default="surrogate", choices=["surrogate", "stdp"],
                    help="surrogate-gradient BPTT or unsupervised STDP (Diehl & Cook style)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=None, help="default: 20 (surrogate), 3 (stdp)")
     p.add_argument("--T", type=int, default=20, help="time steps per sample")
     p.add_argument("--hidden", default="256", help="hidden sizes, comma separated")
     p.add_argument("--neuron", default="lif", help="neuron name from the registry (e.g. lif, cubalif, alif, if)")

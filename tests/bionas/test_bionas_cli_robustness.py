@@ -115,3 +115,16 @@ def test_evo_method_through_engine(tmp_path):
     res = json.loads((out / "search.json").read_text())
     assert res["evaluations"] >= 3 and len(res["hall_of_fame"]) >= 1
     assert np.isfinite(res["fitness"])
+
+
+def test_cli_eg_method(tmp_path):
+    from neurosynth.cli import main
+
+    out = tmp_path / "eg"
+    rc = main(["search", "bio", "--method", "eg", "--space", "nb201", "--seed", "0", "--out", str(out), "--epochs", "2",
+               "--warmup", "1", "--cma-generations", "1", "--C", "4", "--limit-train", "48", "--batch-size", "24",
+               "--rules", "fa,brsf", "--no-progress"])
+    assert rc == 0
+    res = json.loads((out / "search.json").read_text())
+    assert res["method"] == "eg" and res["cma"]["iterations"] == 1
+    assert "sigma" in res["history"][1] and "sigma" not in res["history"][0]
