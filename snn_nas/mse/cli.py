@@ -20,7 +20,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dense", action="store_true", help="flatten inputs and search dense networks (SHD-like)")
     p.add_argument("--population", type=int, default=8)
     p.add_argument("--generations", type=int, default=5)
-    p.add_argument("--strategy", default="ga", help="random | ga | nsga2")
+    p.add_argument("--strategy", default="ga", help="random | ga | nsga2 | evo (GP + CMA-ES, EvoSearch) | cmaes")
     p.add_argument("--fitness", default="rdm", help="rdm (agreement with a reference RDM) | dissimilarity | snasnet")
     p.add_argument("--reference", default="labels",
                    help="reference RDM of --fitness rdm: labels | input | a trained run directory")

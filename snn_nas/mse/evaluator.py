@@ -63,6 +63,27 @@ def count_synops(model, x: torch.Tensor) -> float:
     return total[0] / x.shape[1]
 
 
+class readout_input:  # noqa: N801 (a context manager used like a function)
+    """Record the input of ``model.head`` (the linear readout) as ``[T, B, W]`` in ``.value`` while active."""
+
+    def __init__(self, model, x: torch.Tensor):
+        self.model, self.T, self.B, self.value, self._h = model, int(x.shape[0]), int(x.shape[1]), None, None
+
+    def _hook(self, mod, inp, out):
+        self.value = inp[0].detach().reshape(self.T, self.B, -1)
+
+    def __enter__(self):
+        head = getattr(self.model, "head", None)
+        if head is not None:
+            self._h = head.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        if self._h is not None:
+            self._h.remove()
+        return False
+
+
 @EVALUATORS.register("mse_rdm")
 class RDMFitnessEvaluator(Evaluator):
     """Training-free fitness (``fitness`` in :data:`~snn_nas.mse.fitness.FITNESSES`) on a fixed batch.
@@ -103,10 +124,12 @@ class RDMFitnessEvaluator(Evaluator):
         t0 = time.perf_counter()
         model = build_seeded(spec, seed)
         model.train()  # batch norm on batch statistics, as at the start of training
-        with synops_counter(model) as ops, torch.no_grad():
+        readout = readout_input(model, self.x)
+        with synops_counter(model) as ops, torch.no_grad(), readout:
             out, rec = model(self.x, record=True)
         synops = ops[0] / self.x.shape[1]
-        kw = {"y": self.y, "x": self.x, "reference_records": self._reference_records(), **self.fitness_kw}
+        kw = {"y": self.y, "x": self.x, "readout": readout.value, "reference_records": self._reference_records(),
+              **self.fitness_kw}
         names = FITNESSES.names() if self.all_scores else [self.fitness]
         scores = {n: float(FITNESSES.get(n)(rec, **kw)) for n in names}
         seconds = time.perf_counter() - t0

@@ -10,7 +10,26 @@ batch of ``B`` inputs, and every spiking layer ``l`` (stem and each motif neuron
 
 Scores (registered in :data:`FITNESSES`, higher is better):
 
-``rdm`` (default) -- agreement with a reference RDM :math:`R`:
+``rdm`` (default) -- label-RDM agreement of the readout representation times its effective dimensionality:
+    let :math:`z_i = \sum_t z_i^t \in \mathbb{R}^W` be the input of the linear readout for sample ``i`` (the
+    last cell's output after global average pooling, summed over time), :math:`D^z_{ij} = \lVert z_i - z_j
+    \rVert_2^2` its (squared Euclidean) RDM, :math:`H = I - \frac{1}{B}\mathbf{1}\mathbf{1}^\top` and
+    :math:`K = -\tfrac12 H D^z H` (the centred Gram matrix, classical MDS). With the reference kernel
+    :math:`G = -\tfrac12 H R H` of the label RDM :math:`R_{ij} = [y_i \ne y_j]` (i.e. :math:`H Y Y^\top H`
+    for one-hot :math:`Y`),
+    :math:`F = \mathrm{CKA}(K, G) \cdot \mathrm{PR}(K)`, with linear CKA
+    :math:`\mathrm{CKA}(K, G) = \langle K, G\rangle_F / (\lVert K\rVert_F \lVert G\rVert_F)` and the
+    participation ratio :math:`\mathrm{PR}(K) = (\mathrm{tr}\,K)^2 / \lVert K\rVert_F^2
+    = (\sum_k \lambda_k)^2 / \sum_k \lambda_k^2 \in [1, \min(B-1, W)]` (effective number of dimensions of the
+    representational geometry). The first factor asks that the RDM already reflect the classes; the second
+    that the geometry the readout sees be high-dimensional (a network that collapses its inputs onto few
+    directions, or is silent, cannot learn quickly). A silent / constant readout input scores 0.
+    ``reference="input"`` replaces :math:`G` by the centred Gram of the raw (time-summed) input; a model
+    reference uses :math:`G = -\tfrac12 H D H` from that model's network RDM ``D`` below (Hamming distance of
+    binary patterns is their squared Euclidean distance, so this is a Gram matrix). Needs ``readout`` (the
+    evaluator records the readout input).
+
+``rdm_spikes`` (the former default) -- agreement of the spike-pattern RDM with a reference RDM :math:`R`:
     :math:`F = \mathrm{corr}(\{D_{ij}\}_{i<j}, \{R_{ij}\}_{i<j})` (Pearson; ``method="spearman"`` ranks first).
     ``reference="labels"`` (default) uses the label RDM :math:`R_{ij} = [y_i \ne y_j]`, so ``F`` is the
     point-biserial correlation: large when different classes are far apart and same-class samples close;
@@ -111,16 +130,17 @@ def rdm_correlation(a: torch.Tensor, b: torch.Tensor, method: str = "pearson") -
     return 0.0 if den == 0.0 else float((x @ y) / den)
 
 
-@FITNESSES.register("rdm")
+@FITNESSES.register("rdm_spikes")
 def rdm_agreement(records, *, y=None, x=None, reference="labels", method: str = "pearson",
                   reference_records=None, **_) -> float:
-    """Option (a): agreement of the network RDM with a reference RDM (module docstring)."""
+    """Option (a), former default: agreement of the spike-pattern network RDM with a reference RDM (module
+    docstring, ``rdm_spikes``)."""
     D = network_rdm(records)
     if reference_records is not None:
         R = network_rdm(reference_records)
     elif reference == "labels":
         if y is None:
-            raise ValueError("the 'rdm' fitness with reference='labels' needs the labels of the batch")
+            raise ValueError("the 'rdm_spikes' fitness with reference='labels' needs the labels of the batch")
         R = label_rdm(y)
     elif reference == "input":
         if x is None:
@@ -129,6 +149,58 @@ def rdm_agreement(records, *, y=None, x=None, reference="labels", method: str = 
     else:
         raise ValueError(f"reference must be 'labels', 'input' or a reference model; got {reference!r}")
     return rdm_correlation(D, R, method)
+
+
+def centred_gram_from_rdm(D: torch.Tensor) -> torch.Tensor:
+    """``K = -1/2 H D H`` (classical MDS) for a squared-Euclidean RDM ``D [B, B]``; ``H`` is the centring matrix."""
+    D = D.double()
+    B = D.shape[0]
+    H = torch.eye(B, dtype=D.dtype) - 1.0 / B
+    return -0.5 * H @ D @ H
+
+
+def linear_cka(K: torch.Tensor, G: torch.Tensor) -> float:
+    """``<K, G>_F / (|K|_F |G|_F)`` of two centred Gram matrices; 0 when either is zero."""
+    den = float(K.norm() * G.norm())
+    return 0.0 if den == 0.0 else float((K * G).sum() / den)
+
+
+def participation_ratio(K: torch.Tensor) -> float:
+    """Effective dimensionality ``(tr K)^2 / |K|_F^2`` of a centred Gram matrix (0 when ``K = 0``)."""
+    den = float(K.norm()) ** 2
+    return 0.0 if den == 0.0 else float(torch.trace(K)) ** 2 / den
+
+
+def readout_features(readout: torch.Tensor) -> torch.Tensor:
+    """``[B, W]`` time-summed readout input from ``[T, B, W]`` (or ``[T, B, ...]``, flattened)."""
+    if readout.dim() < 3:
+        raise ValueError(f"readout must be time-first [T, B, W]; got shape {tuple(readout.shape)}")
+    return readout.detach().double().sum(0).reshape(readout.shape[1], -1)
+
+
+@FITNESSES.register("rdm")
+def readout_rdm_capacity(records, *, y=None, x=None, readout=None, reference="labels",
+                         reference_records=None, **_) -> float:
+    """Option (a), default: ``CKA(K, G) * PR(K)`` of the readout representation (module docstring, ``rdm``)."""
+    if readout is None:
+        raise ValueError("the 'rdm' fitness needs the readout input [T, B, W] (pass readout=...; "
+                         "RDMFitnessEvaluator records it), or use fitness 'rdm_spikes'")
+    z = readout_features(readout)
+    K = centred_gram_from_rdm(torch.cdist(z, z).pow(2))
+    if reference_records is not None:
+        G = centred_gram_from_rdm(network_rdm(reference_records))
+    elif reference == "labels":
+        if y is None:
+            raise ValueError("the 'rdm' fitness with reference='labels' needs the labels of the batch")
+        G = centred_gram_from_rdm(label_rdm(y))
+    elif reference == "input":
+        if x is None:
+            raise ValueError("the 'rdm' fitness with reference='input' needs the input batch")
+        v = x.detach().double().sum(0).reshape(x.shape[1], -1)
+        G = centred_gram_from_rdm(torch.cdist(v, v).pow(2))
+    else:
+        raise ValueError(f"reference must be 'labels', 'input' or a reference model; got {reference!r}")
+    return linear_cka(K, G) * participation_ratio(K)
 
 
 @FITNESSES.register("dissimilarity")
