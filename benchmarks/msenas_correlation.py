@@ -1,7 +1,8 @@
 """Does the training-free fitness predict trained accuracy? Kendall tau over random MSE architectures on digits.
 
 For ``--n-archs`` random architectures of the MSE space (seeded), compute every training-free score
-(``rdm`` = agreement with the label RDM, ``dissimilarity``, ``snasnet``) on one fixed batch, and the test
+(``rdm`` = CKA x participation ratio of the readout RDM, ``rdm_spikes``, ``dissimilarity``, ``snasnet``) on
+one fixed batch, and the test
 accuracy after ``--epochs`` epochs of surrogate-gradient training. Reports Kendall tau of each score (and of
 the parameter count, as a naive baseline) with test accuracy, and the cost of one fitness evaluation vs one
 training epoch. Results are appended to ``OUT/results.jsonl`` as they come (re-running resumes).

@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
     if args.time_epochs:
         tr = TrainEvaluator(task, epochs=1)
         ep, ratios = [], {}
-        for i, r in enumerate(rows[: args.time_epochs]):
+        for r in rows[: args.time_epochs]:
             ep.append(tr.evaluate(r["spec"], derive_seed(args.seed, r["hash"]))["epoch_seconds"])
         for b, pb in res["per_batch"].items():
             ratios[b] = float(np.median([e / s for e, s in zip(ep, pb["fitness_seconds"])]))

@@ -7,7 +7,8 @@ are registered with ``TORCH_LIBRARY`` (``torch.ops.neurosynth_lif``) using light
 about 20 s of CPU time. It happens the first time a fused LIF runs on a CPU tensor, at most once per process
 (thread-safe; concurrent processes wait on torch's file lock), and is cached: later processes only load the
 library (~0.1 s). The cache is ``$TORCH_EXTENSIONS_DIR`` when that is set, else
-``~/.cache/neurosynth/torch_extensions``; torch rebuilds it when the source or the flags change.
+``~/.cache/neurosynth/torch_extensions``, in a sub-directory keyed by a hash of interpreter, torch, compiler,
+flags and source (so a changed source, or another set-up sharing the cache, never rebuilds over a library in use).
 
 Nothing here ever fails an import or a forward pass: if the compiler is missing or the build fails, the
 failure is logged once (debug level) and :mod:`neurosynth.engine` uses its pure-torch loops, which give
@@ -18,6 +19,7 @@ bit-identical spikes. Set ``NEUROSYNTH_NO_CEXT=1`` to skip the kernel (no compil
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -45,12 +47,28 @@ def env_disabled() -> bool:
     return os.environ.get("NEUROSYNTH_NO_CEXT", "").strip().lower() not in ("", "0", "false", "no")
 
 
+_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"]
+
+
+def _config_key() -> str:
+    """Hash of everything that changes the build command or its output: interpreter, torch, compiler, flags,
+    source. Processes with different set-ups (another venv, ``CXX``) then use different directories instead of
+    rebuilding over each other's library."""
+    parts = [sys.prefix, torch.__file__, torch.__version__, os.environ.get("CXX", ""), " ".join(_CFLAGS)]
+    h = hashlib.sha256("|".join(parts).encode())
+    try:
+        h.update(_SOURCE.read_bytes())
+    except OSError:
+        pass
+    return h.hexdigest()[:12]
+
+
 def build_dir() -> Path:
     """Where the extension is compiled and cached."""
     base = os.environ.get("TORCH_EXTENSIONS_DIR")
     root = Path(base) if base else Path.home() / ".cache" / "neurosynth" / "torch_extensions"
     tag = f"py{sys.version_info.major}{sys.version_info.minor}_torch{torch.__version__.replace('+', '_')}"
-    return root / tag / _NAME
+    return root / tag / f"{_NAME}_{_config_key()}"
 
 
 def _build():
@@ -70,7 +88,7 @@ def _build():
         sources=[str(_SOURCE)],
         # no FMA contraction (bit-identical spikes); no trapping math: lets the compiler if-convert and vectorise
         # the spike selects without changing any result
-        extra_cflags=["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"],
+        extra_cflags=_CFLAGS,
         extra_ldflags=["-fopenmp"],
         build_directory=str(path),
         is_python_module=False,

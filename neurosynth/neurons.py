@@ -327,7 +327,10 @@ def from_spikingjelly(tau: float = 2.0, v_threshold: float = 1.0, v_reset: float
                       decay_input: bool = True, **kw) -> tuple[LIF, float]:
     """Map SpikingJelly ``LIFNode(tau, decay_input, v_threshold, v_reset)`` (``v_reset=None``: soft reset) onto
     :class:`LIF`. Returns ``(neuron, input_scale)``: feed ``input_scale * x`` to reproduce SpikingJelly exactly
-    (``input_scale = 1/tau`` when ``decay_input`` else 1). Only ``v_reset`` in ``{None, 0}`` maps exactly."""
+    (``input_scale = 1/tau`` when ``decay_input`` else 1). Only ``v_reset`` in ``{None, 0}`` maps exactly.
+
+    Spike trains are identical except when a membrane lands exactly on the threshold: SpikingJelly fires on
+    ``h >= threshold``, NeuroSynth (like snnTorch and Lava) on ``h > threshold``."""
     if v_reset not in (None, 0, 0.0):
         raise ValueError("only v_reset=None (subtract) or v_reset=0 (zero) map onto LIF")
     neuron = LIF(beta=1 - 1 / tau, threshold=v_threshold, reset="subtract" if v_reset is None else "zero", **kw)

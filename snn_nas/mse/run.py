@@ -56,6 +56,7 @@ def _user_error(msg: str):
 
 
 def check_config(cfg: SearchConfig) -> None:
+    from .. import evo  # noqa: F401  (registers the EvoSearch strategies "evo" and "cmaes")
     from ..engine.strategy import STRATEGIES
     from .fitness import FITNESSES
 
@@ -128,8 +129,6 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     ref_kw, ref_spec, ref_state = _reference(cfg)
     evaluator = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost=cfg.cost, fitness_kw=ref_kw,
                                     reference_spec=ref_spec, reference_state=ref_state)
-    import snn_nas.evo  # noqa: F401  (registers the EvoSearch strategies "evo" and "cmaes")
-
     strategy = STRATEGIES.get(cfg.strategy)(space, np.random.default_rng(cfg.seed))
     config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "progress", "workers", "ray")}
     config["space"] = space.describe()

@@ -22,6 +22,7 @@ from snn_nas.mse.fitness import (
     pattern_dissimilarity,
     rdm_agreement,
     rdm_correlation,
+    readout_rdm_capacity,
     snasnet_logdet,
 )
 from snn_nas.mse.space import MSESpace, MSESpaceConfig, validate_spec
@@ -218,6 +219,49 @@ def test_rdm_agreement_is_one_for_a_label_code_and_zero_for_silence():
         rdm_agreement(_records_from(onehot))
 
 
+
+def _readout(z: torch.Tensor) -> torch.Tensor:
+    """[B, W] -> a [T=2, B, W] readout whose time sum is z (split unevenly over the steps)."""
+    return torch.stack([0.25 * z, 0.75 * z])
+
+
+def test_readout_rdm_capacity_golden():
+    y = torch.tensor([0, 0, 1, 1])
+    # two clean class clusters on one axis: CKA = 1, one dimension (PR = 1)
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert readout_rdm_capacity({}, y=y, readout=_readout(z)) == pytest.approx(1.0)
+    # a square: K = Z Z^T (already centred), PR = (tr K)^2/|K|^2 = 16/8 = 2; <K, G> = 4, |K| = sqrt 8,
+    # |G| = 2 (G_ij = +-1/2) so CKA = 1/sqrt 2 and F = sqrt 2
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    assert readout_rdm_capacity({}, y=y, readout=_readout(z)) == pytest.approx(2 ** 0.5)
+    assert FITNESSES.get("rdm") is readout_rdm_capacity and FITNESSES.get("rdm_spikes") is rdm_agreement
+
+
+def test_readout_rdm_capacity_invariances_and_edge_cases():
+    g = torch.Generator().manual_seed(5)
+    y = torch.arange(12) % 3
+    z = torch.rand(12, 6, generator=g) + y[:, None] * torch.rand(1, 6, generator=g)
+    f = readout_rdm_capacity({}, y=y, readout=_readout(z))
+    assert 0 < f <= 6
+    perm = torch.randperm(12, generator=g)
+    assert readout_rdm_capacity({}, y=y[perm], readout=_readout(z[perm])) == pytest.approx(f)  # samples
+    assert readout_rdm_capacity({}, y=y, readout=_readout(3 * z + 2)) == pytest.approx(f)  # scale, shift
+    assert readout_rdm_capacity({}, y=y, readout=_readout(z[:, torch.randperm(6, generator=g)])) == pytest.approx(f)
+    # relabelling the classes does not matter; shuffling labels against the samples lowers the score
+    assert readout_rdm_capacity({}, y=(y + 1) % 3, readout=_readout(z)) == pytest.approx(f)
+    assert readout_rdm_capacity({}, y=y[perm], readout=_readout(z)) < f
+    # independent numpy formula: CKA from features (HSIC), PR from singular values
+    zc = z.double().numpy() - z.double().numpy().mean(0)
+    yc = np.eye(3)[y.numpy()] - np.eye(3)[y.numpy()].mean(0)
+    cka = np.linalg.norm(yc.T @ zc) ** 2 / (np.linalg.norm(zc.T @ zc) * np.linalg.norm(yc.T @ yc))
+    sv = np.linalg.svd(zc, compute_uv=False)
+    assert f == pytest.approx(cka * sv.dot(sv) ** 2 / (sv ** 4).sum())
+    assert readout_rdm_capacity({}, y=y, readout=torch.zeros(2, 12, 6)) == 0.0  # silent readout
+    with pytest.raises(ValueError, match="needs the readout"):
+        readout_rdm_capacity({}, y=y)
+    with pytest.raises(ValueError, match="needs the labels"):
+        readout_rdm_capacity({}, readout=_readout(z))
+
 def test_rdm_correlation_matches_scipy():
     stats = pytest.importorskip("scipy.stats")
     g = torch.Generator().manual_seed(1)
@@ -253,7 +297,7 @@ def test_snasnet_matches_the_released_formula():
             K += np.full((6, 6), n) - 0.5 / (norm + 1e-3) * (x @ (1 - x.T) + (1 - x) @ x.T)
             calls += 1
     assert snasnet_logdet(rec) == pytest.approx(np.linalg.slogdet(K / calls)[1])
-    assert set(FITNESSES.names()) >= {"rdm", "dissimilarity", "snasnet"}
+    assert set(FITNESSES.names()) >= {"rdm", "rdm_spikes", "dissimilarity", "snasnet"}
 
 
 def test_label_rdm():
@@ -310,7 +354,9 @@ def test_mse_search_serial_and_two_workers_agree(tmp_path):
     x, y = fitness_batch(task, 16, 0)
     tables = []
     for w in (0, 2):
-        sp = space(num_classes=4)
+        # built-in neurons only: neurons that other tests register in this process do not exist in the
+        # spawned workers, so sampling them would make every worker evaluation fail
+        sp = space(num_classes=4, neurons=["lif", "cubalif", "alif", "if"])
         st = STRATEGIES.get("ga")(sp, np.random.default_rng(0))
         with Archive(tmp_path / f"{w}.sqlite") as a:
             Runner(sp, st, RDMFitnessEvaluator(x, y), a, generations=2, population=4, seed=0, workers=w,
