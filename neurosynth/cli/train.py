@@ -41,11 +41,16 @@ def run(args) -> int:
     if args.dataset != "digits":
         raise UserError(f"`neurosynth train` supports --dataset digits; for {args.dataset!r} use the example scripts "
                         "in examples/ (train_shd.py, train_dvs_gesture.py)")
+    if args.epochs is None:
+        args.epochs = 3 if args.method == "stdp" else 20
     if args.method == "stdp":
         from pathlib import Path
 
+        import torch
+
         from ..plasticity.digits import train_stdp_digits
 
+        torch.set_num_threads(max(1, args.threads))
         metrics = train_stdp_digits(Path(args.out), seed=args.seed, epochs=args.epochs, progress=not args.no_progress)
         print(f"STDP on digits: test accuracy {metrics.get('test_accuracy', float('nan')):.4f}; run directory {args.out}")
         return 0

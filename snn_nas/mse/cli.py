@@ -21,7 +21,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--population", type=int, default=8)
     p.add_argument("--generations", type=int, default=5)
     p.add_argument("--strategy", default="ga", help="random | ga | nsga2 | evo (GP + CMA-ES, EvoSearch) | cmaes")
-    p.add_argument("--fitness", default="rdm", help="rdm (agreement with a reference RDM) | dissimilarity | snasnet")
+    p.add_argument("--fitness", default="rdm", help="rdm (default: CKA of the readout RDM with a reference RDM x its participation ratio) | "
+                        "rdm_spikes (agreement of the per-step spike-pattern RDMs) | dissimilarity | snasnet")
     p.add_argument("--reference", default="labels",
                    help="reference RDM of --fitness rdm: labels | input | a trained run directory")
     p.add_argument("--cost", default="params", choices=["params", "synops"], help="second objective for nsga2")
