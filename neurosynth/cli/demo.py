@@ -42,8 +42,8 @@ def train_stage(ctx: dict) -> None:
     ctx["torch_accuracy"] = metrics["test_accuracy"]
     rates = ", ".join(f"layer {k}: {v:.3f}" for k, v in metrics["firing_rates"].items())
     ctx["report"] += [
-        f"trained {'Loihi-compatible CubaLIF' if loihi else 'LIF'} MLP 64-128-10 on digits for {cfg['epochs']} epochs "
-        f"in {metrics['train_seconds']:.1f} s",
+        f"trained {'Loihi-compatible (8-bit QAT, zero reset, one-step delay) LIF' if loihi else 'LIF'} MLP 64-128-10 "
+        f"on digits for {cfg['epochs']} epochs in {metrics['train_seconds']:.1f} s",
         f"  test accuracy (torch, float): {metrics['test_accuracy']:.4f} on {metrics['test_samples']} test images",
         f"  firing rates (spikes/neuron/step): {rates}",
         f"  run directory: {ctx['run_dir']} (model.pt, arch.json, metrics.json, manifest.json, plots/)",

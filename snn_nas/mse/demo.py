@@ -25,7 +25,7 @@ def stage(ctx: dict) -> None:
     ctx.setdefault("report", []).extend([
         f"MSE-NAS search (GA, training-free RDM fitness) on digits: {s['evaluations']} architectures in "
         f"{s['search_seconds']:.1f} s",
-        f"  best fitness (RDM-label agreement) {best['fitness']:.4f}, {best['metrics']['params']} parameters, "
+        f"  best fitness (readout RDM-label CKA × participation ratio) {best['fitness']:.4f}, {best['metrics']['params']} parameters, "
         f"motifs: {motifs}",
         f"  search directory: {out} (best.json, archive.sqlite, plots/fitness.png, plots/pareto.png)",
     ])
