@@ -40,23 +40,6 @@ def _shape(text: str | None):
         raise UserError(f"--input-shape must be comma-separated integers like 1,8,8; got {text!r}") from e
 
 
-def _load_run(path):
-    """``load_run`` that first imports the ArchSpec's plugin (e.g. the Loihi QAT layers): ``arch.build`` validates
-    layer types before importing the plugin, so plugin layers are unknown in a fresh process otherwise."""
-    from pathlib import Path
-
-    from neurosynth import arch
-    from neurosynth.io import read_json
-    from neurosynth.rundir import load_run
-
-    spec_path = Path(path) / "arch.json"
-    if spec_path.exists():
-        spec = read_json(spec_path)
-        if isinstance(spec, dict) and spec.get("plugin"):
-            arch._import_plugin(spec)
-    return load_run(path)
-
-
 def run(args) -> int:
     from pathlib import Path
 
@@ -64,7 +47,7 @@ def run(args) -> int:
 
     from neurosynth.errors import UserError
     from neurosynth.io import write_json
-    from neurosynth.rundir import manifest
+    from neurosynth.rundir import load_run, manifest
 
     from .convert import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir
 
@@ -72,7 +55,7 @@ def run(args) -> int:
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name such as {out / 'net.nir'}")
     dt = DEFAULT_DT if args.dt is None else float(args.dt)
-    model, spec, _ = _load_run(args.model)
+    model, spec, _ = load_run(args.model)
     shape = _shape(args.input_shape) or (tuple(spec["input_shape"]) if spec.get("input_shape") else None)
     try:
         graph = to_nir(model, shape, dt=dt, allow_nonstandard_reset=args.allow_nonstandard_reset)

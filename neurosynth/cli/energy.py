@@ -120,23 +120,6 @@ def _plot(report: dict, counts, path) -> None:
     save_figure(fig, path)
 
 
-def _load_run(path):
-    """``load_run`` that first imports the ArchSpec's plugin (e.g. the Loihi QAT layers): ``arch.build`` validates
-    layer types before importing the plugin, so plugin layers are unknown in a fresh process otherwise."""
-    from pathlib import Path
-
-    from neurosynth import arch
-    from neurosynth.io import read_json
-    from neurosynth.rundir import load_run
-
-    spec_path = Path(path) / "arch.json"
-    if spec_path.exists():
-        spec = read_json(spec_path)
-        if isinstance(spec, dict) and spec.get("plugin"):
-            arch._import_plugin(spec)
-    return load_run(path)
-
-
 def run(args) -> int:
     from pathlib import Path
 
@@ -145,7 +128,7 @@ def run(args) -> int:
     from ..errors import UserError
     from ..hardware.energy import COST_MODELS, compare, count_ops_loader
     from ..io import read_json, write_json
-    from ..rundir import manifest
+    from ..rundir import load_run, manifest
 
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1; got {args.samples}")
@@ -154,7 +137,7 @@ def run(args) -> int:
             raise UserError(f"unknown cost model {name!r}; choose from {', '.join(COST_MODELS.names())}")
     torch.set_num_threads(1)
     run_path = Path(args.model)
-    model, spec, _ = _load_run(run_path)
+    model, spec, _ = load_run(run_path)
     man = read_json(run_path / "manifest.json") if (run_path / "manifest.json").exists() else {}
     loader, source = _inputs(args, run_path, man)
     try:

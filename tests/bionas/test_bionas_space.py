@@ -100,11 +100,16 @@ def test_nb201_argmax_and_validation_errors():
 
 
 def test_sampled_genotypes_validate_and_build():
+    from snn_nas.bionas.model import build_model, make_spec
+
     rng = np.random.default_rng(0)
     for kind in ("darts", "nb201"):
         sp = CellSpace(kind)
         for _ in range(5):
-            sp.validate(sp.sample(rng))
+            g = sp.sample(rng)
+            assert sp.validate(g) == g
+        model = build_model(make_spec(g, C=4, layers=2))
+        assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_supernet_masks_and_external_probabilities():
