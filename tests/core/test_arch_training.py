@@ -144,3 +144,14 @@ def test_folders_install_under_the_neurosynth_namespace():
     code = "import importlib.util as u; s = u.find_spec('hardware'); print(s is None)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
     assert r.stdout.strip() == "True", "the bare name 'hardware' must not be installed"
+
+
+def test_demo_quick_runs_every_stage(tmp_path):
+    r = _cli("demo", "--quick", "--out", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout
+    assert "MSE-NAS search" in out and "test accuracy (torch, float)" in out
+    assert "Lava fixed point == NeuroSynth integer reference bit for bit: True" in out
+    man = json.loads((tmp_path / "demo" / "manifest.json").read_text())
+    assert set(man["results"]["stage_seconds"]) == {"search", "train", "loihi"}
+    assert (tmp_path / "demo" / "train" / "model.pt").exists()
