@@ -301,7 +301,11 @@ class LIF(NeuronModel):
 
     def _use_fused(self, state) -> bool:
         # the fused kernel implements exactly LIF.charge/step; subclasses that change them run the reference loop
-        return self.backend != "python" and type(self).charge is LIF.charge and type(self).step is LIF.step
+        if self.backend == "python" or type(self).charge is not LIF.charge or type(self).step is not LIF.step:
+            return False
+        # the delayed (snnTorch) reset carries a pending subtraction in a supra-threshold initial state, which the
+        # kernel's first step does not model: such a continuation runs the reference loop
+        return not (self._fused_mode() == "subtract_delayed" and bool((state.v > self.threshold.detach()).any()))
 
     def _fused_mode(self) -> str:
         if self.reset_delay and self.reset == "subtract":

@@ -151,3 +151,14 @@ def test_to_device_and_dtype_move_parameters():
     assert lif.beta.dtype == torch.float64
     out = lif(torch.rand(4, 2, 3, dtype=torch.float64))
     assert out.dtype == torch.float64
+
+
+def test_snntorch_convention_continues_a_sequence_exactly_across_calls():
+    x = _x(T=40, N=6) * 2.5
+    whole = ns.LIF(beta=0.8, reset="subtract", reset_delay=True)
+    s_all, _, _ = whole.run(x)
+    for backend in ("fused", "python"):
+        lif = ns.LIF(beta=0.8, reset="subtract", reset_delay=True, backend=backend)
+        s1, st, _ = lif.run(x[:17])
+        s2, _, _ = lif.run(x[17:], st)
+        assert torch.equal(torch.cat([s1, s2]), s_all), backend
