@@ -36,7 +36,7 @@ class SNN(nn.Sequential):
         records: dict[str, torch.Tensor] = {}
         for name, m in self.named_children():
             x = m(x) if is_time_aware(m) else apply_flat(m, x)
-            if record and isinstance(m, NeuronModel) and m.spiking:
+            if record and ((isinstance(m, NeuronModel) and m.spiking) or isinstance(m, Recurrent)):
                 records[name] = x
         return (x, records) if record else x
 
