@@ -107,7 +107,17 @@ def run(args) -> int:
             dataset = "cifar10" if shape and list(shape)[-1] == 32 else "digits"
     xtr, ytr, x, y, num_classes = _load_data(dataset, args.data_root, args.n_samples)
     image_shape = tuple(x.shape[1:])
-    wrapped = LogitsModel(model, shape if shape and tuple(shape) != image_shape else None, args.time_steps).eval()
+    time_steps = args.time_steps
+    from ..layers import SNN
+
+    if time_steps is None and isinstance(model, SNN):
+        # a time-first spiking network: present the image as a constant input current for T steps (the attacks need
+        # a differentiable input path, which a random spike encoder does not give)
+        manifest = read_json(f"{args.model}/manifest.json") if RunDir(args.model).file("manifest.json").exists() else {}
+        time_steps = int((manifest.get("config") or {}).get("T") or 20)
+        print(f"time-first spiking model: the image is repeated as input current over T={time_steps} steps "
+              "(set --time-steps to change)")
+    wrapped = LogitsModel(model, shape if shape and tuple(shape) != image_shape else None, time_steps).eval()
     surrogate = None
     if "transfer" in attacks:
         if args.surrogate:

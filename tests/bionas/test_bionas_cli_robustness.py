@@ -128,3 +128,15 @@ def test_cli_eg_method(tmp_path):
     res = json.loads((out / "search.json").read_text())
     assert res["method"] == "eg" and res["cma"]["iterations"] == 1
     assert "sigma" in res["history"][1] and "sigma" not in res["history"][0]
+
+
+def test_cli_robustness_on_a_time_first_spiking_run(tmp_path, capsys):
+    from neurosynth.cli import main
+
+    run = tmp_path / "snn"
+    assert main(["train", "--out", str(run), "--epochs", "1", "--hidden", "16", "--T", "4", "--no-progress"]) == 0
+    assert main(["robustness", "--model", str(run), "--attacks", "fgsm", "--n-samples", "16", "--no-progress"]) == 0
+    assert "input current over T=4 steps" in capsys.readouterr().out
+    res = json.loads((run / "robustness" / "robustness.json").read_text())
+    assert res["n_samples"] == 16
+    assert res["attacks"]["fgsm"]["robust_accuracy"] <= res["clean_accuracy"]
