@@ -98,11 +98,11 @@ def run(args) -> int:
         raise UserError("--n-samples must be >= 1")
     model, spec, _ = load_run(args.model)
     shape = spec.get("input_shape")
+    manifest_path = RunDir(args.model).file("manifest.json")
+    run_config = (read_json(manifest_path).get("config") or {}) if manifest_path.exists() else {}
     dataset = args.dataset
     if dataset is None:
-        manifest = read_json(f"{args.model}/manifest.json") if (RunDir(args.model).file("manifest.json")).exists() \
-            else {}
-        dataset = (manifest.get("config") or {}).get("dataset")
+        dataset = run_config.get("dataset")
         if dataset not in ("digits", "cifar10"):
             dataset = "cifar10" if shape and list(shape)[-1] == 32 else "digits"
     xtr, ytr, x, y, num_classes = _load_data(dataset, args.data_root, args.n_samples)
@@ -113,8 +113,7 @@ def run(args) -> int:
     if time_steps is None and isinstance(model, SNN):
         # a time-first spiking network: present the image as a constant input current for T steps (the attacks need
         # a differentiable input path, which a random spike encoder does not give)
-        manifest = read_json(f"{args.model}/manifest.json") if RunDir(args.model).file("manifest.json").exists() else {}
-        time_steps = int((manifest.get("config") or {}).get("T") or 20)
+        time_steps = int(run_config.get("T") or 20)
         print(f"time-first spiking model: the image is repeated as input current over T={time_steps} steps "
               "(set --time-steps to change)")
     wrapped = LogitsModel(model, shape if shape and tuple(shape) != image_shape else None, time_steps).eval()
