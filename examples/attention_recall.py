@@ -97,6 +97,17 @@ def saved_activation_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -
     return sum(seen.values())
 
 
+def train_step(model: nn.Module, opt, sched, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One clipped optimiser step on cross-entropy, then the learning-rate schedule; returns the loss."""
+    loss = nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def run_one(variant: str, seed: int, args) -> dict:
     torch.manual_seed(seed)
     length = 2 * args.pairs + args.gap + 2
@@ -107,12 +118,7 @@ def run_one(variant: str, seed: int, args) -> dict:
     t0 = time.perf_counter()
     for _ in range(args.steps):
         x, y = make_batch(args.batch, args.pairs, args.gap, g)
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        loss = train_step(model, opt, sched, x, y)
     train_s = time.perf_counter() - t0
     model.eval()
     gt = torch.Generator().manual_seed(10_000 + seed)  # same test set for every variant of a seed
@@ -125,7 +131,7 @@ def run_one(variant: str, seed: int, args) -> dict:
     model.train()
     x, y = make_batch(args.batch, args.pairs, args.gap, torch.Generator().manual_seed(7))
     mem = saved_activation_bytes(model, x, y)
-    return {"variant": variant, "seed": seed, "accuracy": correct / n, "final_loss": float(loss.detach()),
+    return {"variant": variant, "seed": seed, "accuracy": correct / n, "final_loss": loss,
             "saved_activation_MiB": mem / 2**20, "train_seconds": round(train_s, 1)}
 
 
@@ -144,19 +150,14 @@ def run_digits(variant: str, seed: int, args) -> dict:
         perm = torch.randperm(len(xtr), generator=g)
         for i in range(0, len(xtr), args.batch):
             j = perm[i:i + args.batch]
-            loss = nn.functional.cross_entropy(model(xtr[j]), ytr[j])
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+            loss = train_step(model, opt, sched, xtr[j], ytr[j])
     train_s = time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
         acc = float((model(xte).argmax(-1) == yte).float().mean())
     model.train()
     mem = saved_activation_bytes(model, xtr[: args.batch], ytr[: args.batch])
-    return {"variant": variant, "seed": seed, "accuracy": acc, "final_loss": float(loss.detach()),
+    return {"variant": variant, "seed": seed, "accuracy": acc, "final_loss": loss,
             "saved_activation_MiB": mem / 2**20, "train_seconds": round(train_s, 1)}
 
 
