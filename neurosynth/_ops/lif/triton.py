@@ -275,9 +275,9 @@ def _acc(dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-def lif_forward(x, v0, beta, thr, mode, h_dtype=None):
-    """``(s [T, ...] in x.dtype, h [T, ...] in h_dtype or x.dtype, v_T [...] in x.dtype)``; ``None`` when the
-    kernel cannot run on ``x`` (see :func:`usable`). ``mode``: 0..3 or a name of :data:`MODES`."""
+def lif_forward(x, v0, beta, thr, mode, h_dtype=None, v_dtype=None):
+    """``(s [T, ...] in x.dtype, h [T, ...] in h_dtype or x.dtype, v_T [...] in v_dtype or x.dtype)``; ``None``
+    when the kernel cannot run on ``x`` (see :func:`usable`). ``mode``: 0..3 or a name of :data:`MODES`."""
     if not usable(x) or x.dim() < 1:
         return None
     mode = MODES[mode] if isinstance(mode, str) else int(mode)
@@ -287,15 +287,16 @@ def lif_forward(x, v0, beta, thr, mode, h_dtype=None):
     M = step.numel()
     s = torch.empty_like(x)
     h = torch.empty(x.shape, dtype=h_dtype or x.dtype, device=x.device)
-    v = torch.empty_like(step)
-    v0c = v0.to(x.dtype).expand_as(step).contiguous()
+    v = torch.empty(step.shape, dtype=v_dtype or x.dtype, device=x.device)
+    v0c = v0.to(v.dtype).expand_as(step).contiguous()
     if T == 0 or M == 0:
         v.copy_(v0c)
         return s, h, v
-    b, t, ps = _params(beta.to(x.dtype), thr.to(x.dtype), step)
+    acc = compute_dtype(x.dtype)
+    b, t, ps = _params(beta.to(acc), thr.to(acc), step)
     BLOCK, warps = block_for(M)
     grid = (triton.cdiv(M, BLOCK),)
-    _lif_fwd_kernel[grid](x, v0c, b, t, s, h, v, T, M, P_STRIDE=ps, MODE=mode, ACC=_acc(x.dtype),
+    _lif_fwd_kernel[grid](x, v0c, b, t, s, h, v, T, M, P_STRIDE=ps, MODE=mode, ACC=_acc(acc),
                           BLOCK=BLOCK, num_warps=warps, **launch_opts())
     return s, h, v
 
@@ -347,3 +348,20 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, surrogate,
         HAS_GHO=gho is not None, HAS_GV=gv is not None, PGRAD=bool(param_grads), ACC=_acc(pdt), BLOCK=BLOCK,
         num_warps=warps, **launch_opts())
     return (gh, gbeta, gthr) if param_grads else gh
+
+
+# ----------------------------------------------------------------------------------- the operator contract
+def available(x: torch.Tensor) -> bool:
+    """The dispatcher's question: can :func:`forward` run on ``x``?"""
+    return usable(x)
+
+
+def forward(x, v0, beta, thr, mode: int):
+    """``(s in x.dtype, h in acc, v in acc)`` per ``neurosynth/_ops/lif/reference.py``, or ``None``."""
+    acc = compute_dtype(x.dtype)
+    return lif_forward(x, v0, beta, thr, mode, h_dtype=acc, v_dtype=acc)
+
+
+def backward(h, g_s, g_h_out, g_v, beta, thr, mode: int, detach_reset: bool, sur):
+    """``g_h`` in ``h.dtype`` (acc) per the reference contract, or ``None`` (not a built-in surrogate, device)."""
+    return lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, sur)
