@@ -19,6 +19,7 @@ from ..lif.triton import (
     compute_dtype,
     interpret_env,
     launch_opts,
+    on_device,
     surrogate_code,
     surrogate_grad,
     tl,
@@ -162,9 +163,10 @@ def forward(x, v0, a0, beta, thr, rho, b, mode: int):
     step = torch.empty(shape, dtype=acc, device=dev)
     (b_, t_, r_, k_), ps = _per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
     BLOCK, warps = block_for(M)
-    _alif_fwd_kernel[(triton.cdiv(M, BLOCK),)](
-        x, v, a, b_, t_, r_, k_, s, h, a_seq, v, a, T, M, P_STRIDE=ps, MODE=int(mode), ACC=_acc(acc),
-        BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    with on_device(x):
+        _alif_fwd_kernel[(triton.cdiv(M, BLOCK),)](
+            x, v, a, b_, t_, r_, k_, s, h, a_seq, v, a, T, M, P_STRIDE=ps, MODE=int(mode), ACC=_acc(acc),
+            BLOCK=BLOCK, num_warps=warps, **launch_opts())
     return s, h, a_seq, v, a
 
 
@@ -196,11 +198,12 @@ def backward(h, a_seq, a0, g_s, g_h_out, g_v, g_a, beta, thr, rho, b, mode: int,
 
     gs, gho, gv, ga = full(g_s), full(g_h_out), one(g_v), one(g_a)
     BLOCK, warps = block_for(M)
-    _alif_bwd_kernel[(triton.cdiv(M, BLOCK),)](
-        h, a_seq, a0c, gs if gs is not None else h, gho if gho is not None else h, gv if gv is not None else step,
-        ga if ga is not None else step, b_, t_, r_, k_, g_h, g_th if need_param else g_h,
-        g_as if need_param else g_h, M, T, (T - 1) * M, float(code[1]), float(code[2]), P_STRIDE=ps,
-        MODE=int(mode), DETACH=bool(detach_reset), SUR=int(code[0]), HAS_GS=gs is not None,
-        HAS_GHO=gho is not None, HAS_GV=gv is not None, HAS_GA=ga is not None, NEED_PARAM=bool(need_param),
-        ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    with on_device(h):
+        _alif_bwd_kernel[(triton.cdiv(M, BLOCK),)](
+            h, a_seq, a0c, gs if gs is not None else h, gho if gho is not None else h, gv if gv is not None else step,
+            ga if ga is not None else step, b_, t_, r_, k_, g_h, g_th if need_param else g_h,
+            g_as if need_param else g_h, M, T, (T - 1) * M, float(code[1]), float(code[2]), P_STRIDE=ps,
+            MODE=int(mode), DETACH=bool(detach_reset), SUR=int(code[0]), HAS_GS=gs is not None,
+            HAS_GHO=gho is not None, HAS_GV=gv is not None, HAS_GA=ga is not None, NEED_PARAM=bool(need_param),
+            ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
     return g_h, g_th, g_as

@@ -18,6 +18,7 @@ from ..lif.triton import (
     compute_dtype,
     interpret_env,
     launch_opts,
+    on_device,
     surrogate_code,
     surrogate_grad,
     tl,
@@ -148,9 +149,10 @@ def forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
     step = torch.empty(shape, dtype=acc, device=dev)
     (a_, b_, t_), ps = _per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
     BLOCK, warps = block_for(M)
-    _cuba_fwd_kernel[(triton.cdiv(M, BLOCK),)](
-        x, i, v, a_, b_, t_, s, h, i_seq if save_i else h, i, v, T, M, P_STRIDE=ps, MODE=int(mode),
-        SAVE_I=bool(save_i), ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    with on_device(x):
+        _cuba_fwd_kernel[(triton.cdiv(M, BLOCK),)](
+            x, i, v, a_, b_, t_, s, h, i_seq if save_i else h, i, v, T, M, P_STRIDE=ps, MODE=int(mode),
+            SAVE_I=bool(save_i), ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
     return s, h, i_seq, i, v
 
 
@@ -182,10 +184,11 @@ def backward(h, g_s, g_h_out, g_v, g_i, alpha, beta, thr, mode: int, detach_rese
 
     gs, gho, gv, gi = full(g_s), full(g_h_out), one(g_v), one(g_i)
     BLOCK, warps = block_for(M)
-    _cuba_bwd_kernel[(triton.cdiv(M, BLOCK),)](
-        h, gs if gs is not None else h, gho if gho is not None else h, gv if gv is not None else step,
-        gi if gi is not None else step, a_, b_, t_, g_x, g_h if need_gh else g_x, M, T, (T - 1) * M,
-        float(code[1]), float(code[2]), P_STRIDE=ps, DK=DKIND[(int(mode), bool(detach_reset))], SUR=int(code[0]),
-        HAS_GS=gs is not None, HAS_GHO=gho is not None, HAS_GV=gv is not None, HAS_GI=gi is not None,
-        NEED_GH=bool(need_gh), ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    with on_device(h):
+        _cuba_bwd_kernel[(triton.cdiv(M, BLOCK),)](
+            h, gs if gs is not None else h, gho if gho is not None else h, gv if gv is not None else step,
+            gi if gi is not None else step, a_, b_, t_, g_x, g_h if need_gh else g_x, M, T, (T - 1) * M,
+            float(code[1]), float(code[2]), P_STRIDE=ps, DK=DKIND[(int(mode), bool(detach_reset))], SUR=int(code[0]),
+            HAS_GS=gs is not None, HAS_GHO=gho is not None, HAS_GV=gv is not None, HAS_GI=gi is not None,
+            NEED_GH=bool(need_gh), ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
     return g_x, g_h

@@ -92,6 +92,12 @@ def block_for(m: int) -> tuple[int, int]:
     return 128, 4
 
 
+def on_device(x: torch.Tensor):
+    """The context a launch runs in: ``x``'s CUDA device (so kernels land on the right GPU), nothing in the
+    interpreter."""
+    return contextlib.nullcontext() if INTERPRET else torch.cuda.device(x.device)
+
+
 def launch_opts() -> dict:
     """Keyword options for every launch: no FMA contraction (bit-identical spikes)."""
     return {} if INTERPRET else {"enable_fp_fusion": False}
@@ -296,8 +302,9 @@ def lif_forward(x, v0, beta, thr, mode, h_dtype=None, v_dtype=None):
     b, t, ps = _params(beta.to(acc), thr.to(acc), step)
     BLOCK, warps = block_for(M)
     grid = (triton.cdiv(M, BLOCK),)
-    _lif_fwd_kernel[grid](x, v0c, b, t, s, h, v, T, M, P_STRIDE=ps, MODE=mode, ACC=_acc(acc),
-                          BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    with on_device(x):
+        _lif_fwd_kernel[grid](x, v0c, b, t, s, h, v, T, M, P_STRIDE=ps, MODE=mode, ACC=_acc(acc),
+                              BLOCK=BLOCK, num_warps=warps, **launch_opts())
     return s, h, v
 
 
@@ -339,14 +346,15 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, surrogate,
     dummy = b
     BLOCK, warps = block_for(M)
     grid = (triton.cdiv(M, BLOCK),)
-    _lif_bwd_kernel[grid](
-        h, gs if gs is not None else dummy, gho if gho is not None else dummy, gv if gv is not None else dummy,
-        b, t, v0c if v0c is not None else dummy, gh,
-        gbeta if param_grads else dummy, gthr if param_grads else dummy, T, M, (T - 1) * M,
-        float(code[1]), float(code[2]),
-        P_STRIDE=ps, MODE=mode, DK=DKIND[(mode, bool(detach_reset))], SUR=int(code[0]), HAS_GS=gs is not None,
-        HAS_GHO=gho is not None, HAS_GV=gv is not None, PGRAD=bool(param_grads), ACC=_acc(pdt), BLOCK=BLOCK,
-        num_warps=warps, **launch_opts())
+    with on_device(h):
+        _lif_bwd_kernel[grid](
+            h, gs if gs is not None else dummy, gho if gho is not None else dummy, gv if gv is not None else dummy,
+            b, t, v0c if v0c is not None else dummy, gh,
+            gbeta if param_grads else dummy, gthr if param_grads else dummy, T, M, (T - 1) * M,
+            float(code[1]), float(code[2]),
+            P_STRIDE=ps, MODE=mode, DK=DKIND[(mode, bool(detach_reset))], SUR=int(code[0]), HAS_GS=gs is not None,
+            HAS_GHO=gho is not None, HAS_GV=gv is not None, PGRAD=bool(param_grads), ACC=_acc(pdt), BLOCK=BLOCK,
+            num_warps=warps, **launch_opts())
     return (gh, gbeta, gthr) if param_grads else gh
 
 
