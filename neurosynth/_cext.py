@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import sys
 import threading
@@ -167,24 +166,12 @@ def lif_forward(x, v0, beta, thr, mode: int):
 def _surrogate_code(sur):
     """``(id, p, c)`` of a built-in surrogate the C++ backward implements, or ``None`` (then Python computes it).
 
-    Only the exact built-in classes qualify: a subclass may override ``grad``.
+    Only the exact built-in classes qualify (a subclass may override ``grad``); a code triple passes through.
+    See :func:`neurosynth._ops.common.surrogate_code`.
     """
-    from . import surrogate as S
+    from ._ops.common import surrogate_code
 
-    kind = type(sur)
-    if kind is S.ATan:
-        return 0, sur.alpha / 2, math.pi / 2 * sur.alpha
-    if kind is S.FastSigmoid:
-        return 1, 0.0, float(sur.slope)
-    if kind is S.Sigmoid:
-        return 2, 0.0, float(sur.alpha)
-    if kind is S.Triangle:
-        return 3, 0.0, float(sur.width)
-    if kind is S.Rectangular:
-        return 4, sur.width / 2, float(sur.width)
-    if kind is S.StraightThrough:
-        return 5, 0.0, float(sur.scale)
-    return None
+    return surrogate_code(sur)
 
 
 # how d_t = dv_t/dh_t is formed in the C++ backward, by (mode, detach_reset)

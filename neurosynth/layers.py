@@ -84,7 +84,7 @@ class Recurrent(nn.Module):
         s = torch.zeros_like(x[0])
         outs = []
         for t in range(x.shape[0]):
-            s, state, _ = self.neuron.step(x[t] + self.rec(s), state, p)
+            s, state, _ = self.neuron.dynamics(x[t] + self.rec(s), state, p)
             outs.append(s)
         return torch.stack(outs)
 

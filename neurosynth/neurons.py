@@ -1,14 +1,17 @@
 r"""Spiking neurons: pure step functions under thin ``nn.Module`` wrappers.
 
 Every neuron is a :class:`NeuronModel`: a frozen-dataclass parameter set (``Params``), a NamedTuple state
-(``State``) and a pure ``step(x_t, state, params) -> (out_t, state, h_t)`` built from three overridable
-pieces:
+(``State``) and a pure ``dynamics(x_t, state, params) -> (out_t, state, h_t)`` (the built-in neurons call the
+functional core, :mod:`neurosynth.functional`) built from three overridable pieces:
 
 - ``charge(x, state, p) -> state``: integrate the input; ``state.v`` becomes the pre-spike membrane ``h``;
 - fire: ``s = Θ(h - threshold_of(state, p))`` with the neuron's surrogate gradient (strict ``>``);
 - reset (``RESETS``: ``subtract``, ``zero``, ``none``) and ``after_fire(s, state, p) -> state``.
 
-Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.engine` owns the time loop.
+Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.engine` owns the time loop and
+:mod:`neurosynth._ops` the fused whole-sequence kernels. One step at a time (snnTorch style)::
+
+    spk, state = neuron.step(x_t, state)      # state=None starts from rest
 Parameters are ``nn.Parameter`` when learnable (``learn_beta=True``, ``learn=("beta",)``) and buffers
 otherwise, so ``.to()``, ``state_dict()`` and export see them.
 
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 
 from . import engine
+from . import functional as F
 from .registry import Registry
 from .surrogate import Surrogate, get_surrogate
 from .utils import check_time_first
@@ -179,8 +183,9 @@ class NeuronModel(nn.Module):
     def after_fire(self, s: torch.Tensor, state, p):
         return state
 
-    def step(self, x: torch.Tensor, state, p):
-        """One time step: ``(out, new_state, h)``. Pure given ``p`` (no module state is touched)."""
+    def dynamics(self, x: torch.Tensor, state, p):
+        """One time step: ``(out, new_state, h)``. Pure given ``p`` (no module state is touched); what the
+        reference loop (:func:`neurosynth.engine.scan`) and the recurrent layer iterate."""
         state = self.charge(x, state, p)
         h = state.v
         if not self.spiking:
@@ -195,6 +200,16 @@ class NeuronModel(nn.Module):
     def initial_state(self, x0: torch.Tensor):
         """Zero state shaped like one time step of input ``x0 [B, ...]``."""
         return self.State(*(torch.zeros_like(x0) for _ in self.state_vars))
+
+    def step(self, x: torch.Tensor, state=None):
+        """One time step, snnTorch style: ``spk, state = neuron.step(x_t, state)`` (``state=None``: from rest).
+
+        Returns the spikes (the membrane for non-spiking neurons) and the new state (a NamedTuple with the
+        fields ``state_vars``). Differentiable; equal to :meth:`run` over the same steps."""
+        if state is None:
+            state = self.initial_state(x)
+        out, state, _ = self.dynamics(x, state, self.params())
+        return out, state
 
     # ----------------------------------------------------------------- execution
     def _use_fused(self, state) -> bool:
@@ -292,16 +307,18 @@ class LIF(NeuronModel):
     def charge(self, x, state, p):
         return state._replace(v=p.beta * state.v + x)
 
-    def step(self, x, state, p):
-        if self.reset_delay and self.reset == "subtract":  # snnTorch: state holds the un-reset membrane
-            h = p.beta * state.v + x - p.threshold * (state.v > p.threshold).to(x.dtype)
-            s = self.surrogate(h - p.threshold)
-            return s, state._replace(v=h), h
-        return super().step(x, state, p)
+    def dynamics(self, x, state, p):
+        if type(self).charge is not LIF.charge:  # a subclass with its own charge: the generic composition
+            return super().dynamics(x, state, p)
+        s, v, h = F.lif_step(x, state.v, p.beta, p.threshold, reset_mode=self.reset, detach_reset=self.detach_reset,
+                             surrogate=self.surrogate, reset_delay=self.reset_delay)
+        return s, state._replace(v=v), h
 
     def _use_fused(self, state) -> bool:
-        # the fused kernel implements exactly LIF.charge/step; subclasses that change them run the reference loop
-        if self.backend == "python" or type(self).charge is not LIF.charge or type(self).step is not LIF.step:
+        # the fused kernel implements exactly LIF.charge/dynamics; subclasses that change them run the reference loop
+        if (self.backend == "python" or type(self).charge is not LIF.charge or type(self).dynamics is not LIF.dynamics
+                or type(self).threshold_of is not NeuronModel.threshold_of
+                or type(self).after_fire is not NeuronModel.after_fire):
             return False
         # the delayed (snnTorch) reset carries a pending subtraction in a supra-threshold initial state, which the
         # kernel's first step does not model: such a continuation runs the reference loop
@@ -313,11 +330,8 @@ class LIF(NeuronModel):
         return self.reset
 
     def _run_fused(self, x, state, p):
-        v0 = state.v.expand_as(x[0]).to(x.dtype)
-        s, h, v = engine.fused_lif(x, v0, p.beta.to(x.dtype), p.threshold.to(x.dtype), self._fused_mode(),
-                                   self.detach_reset, self.surrogate)
-        if self._fused_mode() == "subtract_delayed":
-            v = h[-1]
+        s, h, v = engine.fused_lif(x, state.v, p.beta, p.threshold, self._fused_mode(), self.detach_reset,
+                                   self.surrogate)
         return s, state._replace(v=v), h
 
     def config(self):
@@ -371,6 +385,25 @@ class CubaLIF(NeuronModel):
         i = p.alpha * state.i + x
         return state._replace(i=i, v=p.beta * state.v + i)
 
+    def dynamics(self, x, state, p):
+        if type(self).charge is not CubaLIF.charge:
+            return super().dynamics(x, state, p)
+        s, i, v, h = F.cubalif_step(x, state.i, state.v, p.alpha, p.beta, p.threshold, reset_mode=self.reset,
+                                    detach_reset=self.detach_reset, surrogate=self.surrogate)
+        return s, state._replace(i=i, v=v), h
+
+    def _use_fused(self, state) -> bool:
+        return (self.backend != "python" and type(self).charge is CubaLIF.charge
+                and type(self).dynamics is CubaLIF.dynamics and type(self).threshold_of is NeuronModel.threshold_of
+                and type(self).after_fire is NeuronModel.after_fire)
+
+    def _run_fused(self, x, state, p):
+        from ._ops.cubalif.autograd import cubalif
+
+        s, h, _, i, v = cubalif(x, state.i, state.v, p.alpha, p.beta, p.threshold, self.reset, self.detach_reset,
+                                self.surrogate)
+        return s, state._replace(i=i, v=v), h
+
 
 @register_neuron("alif")
 class ALIF(NeuronModel):
@@ -392,6 +425,25 @@ class ALIF(NeuronModel):
 
     def after_fire(self, s, state, p):
         return state._replace(a=p.adapt_decay * state.a + s)
+
+    def dynamics(self, x, state, p):
+        if (type(self).charge is not ALIF.charge or type(self).threshold_of is not ALIF.threshold_of
+                or type(self).after_fire is not ALIF.after_fire):
+            return super().dynamics(x, state, p)
+        s, v, a, h = F.alif_step(x, state.v, state.a, p.beta, p.threshold, p.adapt_decay, p.adapt_scale,
+                                 reset_mode=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate)
+        return s, state._replace(v=v, a=a), h
+
+    def _use_fused(self, state) -> bool:
+        return (self.backend != "python" and type(self).charge is ALIF.charge and type(self).dynamics is ALIF.dynamics
+                and type(self).threshold_of is ALIF.threshold_of and type(self).after_fire is ALIF.after_fire)
+
+    def _run_fused(self, x, state, p):
+        from ._ops.alif.autograd import alif
+
+        s, h, _, v, a = alif(x, state.v, state.a, p.beta, p.threshold, p.adapt_decay, p.adapt_scale, self.reset,
+                             self.detach_reset, self.surrogate)
+        return s, state._replace(v=v, a=a), h
 
 
 @register_neuron("li")

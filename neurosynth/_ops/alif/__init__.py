@@ -1,0 +1,1 @@
+"""ALIF fused operator (see ``reference.py`` for the contract)."""

@@ -1,0 +1,1 @@
+"""CubaLIF fused operator (see ``reference.py`` for the contract)."""

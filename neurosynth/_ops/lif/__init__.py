@@ -1,0 +1,1 @@
+"""LIF / IF fused operator (see ``reference.py`` for the contract)."""

@@ -1,0 +1,114 @@
+r"""The functional core: every built-in neuron's dynamics as pure functions of ``(x, state, params)``.
+
+Two levels, both pure (no module state is read or written):
+
+- **one step** (``*_step``): autograd-differentiable torch expressions, used by the python reference loop
+  (:func:`neurosynth.engine.scan`), the modules' ``step`` API, the recurrent layer's reference path, plasticity
+  and the Loihi reference; their arithmetic (order of every product and sum) is the contract the fused kernels
+  reproduce bit for bit in float32;
+- **a whole sequence** (:func:`lif`, :func:`cubalif`, :func:`alif`): the fused operators of
+  :mod:`neurosynth._ops` (C++ on CPU, Triton on CUDA, pure torch elsewhere) with hand-written backward.
+
+Conventions: time-first ``x [T, B, ...]`` for sequences, ``x [B, ...]`` for one step; spikes are
+:math:`\mathbb{1}[h > \vartheta]` with the surrogate gradient of ``surrogate`` (an object from
+:mod:`neurosynth.surrogate`); ``reset`` is ``"subtract"``, ``"zero"`` or ``"none"``; ``detach_reset`` stops the
+gradient through the spike inside the reset.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .surrogate import ATan, Surrogate
+
+_ATAN = ATan()
+
+
+def fire(h: Tensor, threshold: Tensor, surrogate: Surrogate = _ATAN) -> Tensor:
+    """``s = 1[h > threshold]`` with the surrogate gradient (computed as ``surrogate(h - threshold)``)."""
+    return surrogate(h - threshold)
+
+
+def reset(h: Tensor, s: Tensor, threshold: Tensor, mode: str = "subtract") -> Tensor:
+    """Membrane after the spike: ``h - threshold*s`` | ``h*(1 - s)`` | ``h`` for ``subtract`` | ``zero`` | ``none``."""
+    if mode == "subtract":
+        return h - threshold * s
+    if mode == "zero":
+        return h * (1 - s)
+    if mode == "none":
+        return h
+    raise ValueError(f"reset must be 'subtract', 'zero' or 'none'; got {mode!r}")
+
+
+def lif_step(x: Tensor, v: Tensor, beta: Tensor, threshold: Tensor, *, reset_mode: str = "subtract",
+             detach_reset: bool = True, surrogate: Surrogate = _ATAN, reset_delay: bool = False):
+    r"""One LIF step: ``(s, v_next, h)`` with :math:`h = \beta v + x`.
+
+    ``reset_delay=True`` with ``reset_mode="subtract"`` is snnTorch's convention: ``v`` holds the un-reset
+    membrane and the threshold is subtracted one step later, :math:`h = \beta v + x - \vartheta 1[v > \vartheta]`,
+    and ``v_next = h``."""
+    if reset_delay and reset_mode == "subtract":
+        h = beta * v + x - threshold * (v > threshold).to(x.dtype)
+        return fire(h, threshold, surrogate), h, h
+    h = beta * v + x
+    s = fire(h, threshold, surrogate)
+    return s, reset(h, s.detach() if detach_reset else s, threshold, reset_mode), h
+
+
+def cubalif_step(x: Tensor, i: Tensor, v: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor, *,
+                 reset_mode: str = "zero", detach_reset: bool = True, surrogate: Surrogate = _ATAN):
+    r"""One CubaLIF step: ``(s, i_next, v_next, h)`` with :math:`i' = \alpha i + x`, :math:`h = \beta v + i'`."""
+    i = alpha * i + x
+    h = beta * v + i
+    s = fire(h, threshold, surrogate)
+    return s, i, reset(h, s.detach() if detach_reset else s, threshold, reset_mode), h
+
+
+def alif_step(x: Tensor, v: Tensor, a: Tensor, beta: Tensor, threshold: Tensor, adapt_decay: Tensor,
+              adapt_scale: Tensor, *, reset_mode: str = "subtract", detach_reset: bool = True,
+              surrogate: Surrogate = _ATAN):
+    r"""One ALIF step: ``(s, v_next, a_next, h)``: :math:`h = \beta v + x`, threshold
+    :math:`\vartheta + b a`, :math:`a' = \rho a + s` (the spike keeps its surrogate gradient in ``a``)."""
+    h = beta * v + x
+    thr = threshold + adapt_scale * a
+    s = fire(h, thr, surrogate)
+    v = reset(h, s.detach() if detach_reset else s, thr, reset_mode)
+    return s, v, adapt_decay * a + s, h
+
+
+def li_step(x: Tensor, v: Tensor, beta: Tensor) -> Tensor:
+    """One leaky-integrator step (non-spiking readout): ``beta * v + x``."""
+    return beta * v + x
+
+
+# ------------------------------------------------------------------------------- whole sequences (fused ops)
+def lif(x: Tensor, v0: Tensor, beta: Tensor, threshold: Tensor, *, reset_mode: str = "subtract",
+        detach_reset: bool = True, surrogate: Surrogate = _ATAN, reset_delay: bool = False):
+    """LIF over ``x [T, ...]`` (fused op): ``(spikes, h [T, ...], v_final)``; ``h`` and ``v`` accumulate in float32
+    (float64 for float64 input). Equal to looping :func:`lif_step` (spikes bit-identical in float32)."""
+    from ._ops.lif.autograd import lif as op
+
+    mode = "subtract_delayed" if (reset_delay and reset_mode == "subtract") else reset_mode
+    return op(x, v0, beta, threshold, mode, detach_reset, surrogate)
+
+
+def cubalif(x: Tensor, i0: Tensor, v0: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor, *,
+            reset_mode: str = "zero", detach_reset: bool = True, surrogate: Surrogate = _ATAN):
+    """CubaLIF over ``x [T, ...]`` (fused op): ``(spikes, h, i_final, v_final)``."""
+    from ._ops.cubalif.autograd import cubalif as op
+
+    s, h, _, i, v = op(x, i0, v0, alpha, beta, threshold, reset_mode, detach_reset, surrogate)
+    return s, h, i, v
+
+
+def alif(x: Tensor, v0: Tensor, a0: Tensor, beta: Tensor, threshold: Tensor, adapt_decay: Tensor,
+         adapt_scale: Tensor, *, reset_mode: str = "subtract", detach_reset: bool = True,
+         surrogate: Surrogate = _ATAN):
+    """ALIF over ``x [T, ...]`` (fused op): ``(spikes, h, v_final, a_final)``."""
+    from ._ops.alif.autograd import alif as op
+
+    s, h, _, v, a = op(x, v0, a0, beta, threshold, adapt_decay, adapt_scale, reset_mode, detach_reset, surrogate)
+    return s, h, v, a
+
+
+__all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "li_step", "lif", "cubalif", "alif"]
