@@ -8,10 +8,12 @@ or convolution for all time steps).
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import torch
 from torch import nn
 
-from .neurons import NeuronModel, build_neuron
+from .neurons import ALIF, LIF, CubaLIF, NeuronModel, build_neuron
 from .utils import check_time_first
 
 
@@ -62,11 +64,24 @@ class Delay(nn.Module):
         return f"steps={self.steps}"
 
 
+class RecurrentState(NamedTuple):
+    """State of a :class:`Recurrent` layer: the last spikes ``s [B, N]`` and the neuron's own state."""
+
+    s: torch.Tensor
+    neuron: Any
+
+
 class Recurrent(nn.Module):
     """A recurrently connected spiking layer: ``x_t + W_rec s_{t-1}`` feeds any registered neuron.
 
-    ``input`` is the already-projected feed-forward current ``[T, B, N]``. Runs the neuron's pure step in the
-    reference time loop (recurrence prevents the fused whole-sequence kernel).
+    ``input`` is the already-projected feed-forward current ``[T, B, N]``; the current at step t is
+    ``x[t] + rec(s[t-1])`` (``rec`` is an ``nn.Linear``; its bias is added at every step).
+
+    Two paths, with bit-identical spikes in float32: for the fused neurons (LIF, IF, CubaLIF, ALIF with the
+    built-in dynamics and ``backend != "python"``) the fast path :mod:`neurosynth._ops.recurrent` runs one GEMM
+    plus one fused elementwise kernel per step and a hand-written reverse-scan backward; every other neuron
+    (custom ``charge``, ``reset_delay``), ``backend="python"`` and a ``rec`` Linear with forward hooks (energy
+    counters see every step) run the reference loop over the neuron's pure ``dynamics``.
     """
 
     time_aware = True
@@ -77,16 +92,59 @@ class Recurrent(nn.Module):
         self.rec = nn.Linear(size, size, bias=bias)
         self.neuron = neuron if isinstance(neuron, NeuronModel) else build_neuron(neuron, **neuron_kw)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def initial_state(self, x0: torch.Tensor) -> RecurrentState:
+        """Rest: no previous spikes, the neuron's initial state (``x0``: one step ``[B, N]``)."""
+        return RecurrentState(torch.zeros_like(x0), self.neuron.initial_state(x0))
+
+    def _fast_op(self, neuron_state) -> tuple[str, list, list] | None:
+        n = self.neuron
+        if self.rec._forward_hooks or self.rec._forward_pre_hooks or _has_global_hooks():
+            return None
+        if not n._use_fused(neuron_state):
+            return None
+        p = n.params()
+        if isinstance(n, LIF):
+            if n._fused_mode() == "subtract_delayed":
+                return None
+            return "lif", [neuron_state.v], [p.beta, p.threshold]
+        if isinstance(n, CubaLIF):
+            return "cubalif", [neuron_state.i, neuron_state.v], [p.alpha, p.beta, p.threshold]
+        if isinstance(n, ALIF):
+            return "alif", [neuron_state.v, neuron_state.a], [p.beta, p.threshold, p.adapt_decay, p.adapt_scale]
+        return None
+
+    def run(self, x: torch.Tensor, state: RecurrentState | None = None):
+        """``(spikes [T, B, N], final state, membrane trace [T, B, N])``; ``state`` continues a sequence."""
         check_time_first(x, "Recurrent input", feature_shape=(self.size,))
-        state = self.neuron.initial_state(x[0])
+        if state is None:
+            state = self.initial_state(x[0])
+        fast = self._fast_op(state.neuron)
+        if fast is not None:
+            from ._ops.recurrent.autograd import recurrent
+
+            name, states0, params = fast
+            out = recurrent(name, x, self.rec.weight, self.rec.bias, state.s, states0, params, self.neuron.reset,
+                            self.neuron.detach_reset, self.neuron.surrogate)
+            s, h = out[0], out[1]
+            nstate = self.neuron.State(*out[3:])
+            return s, RecurrentState(s[-1], nstate), h
         p = self.neuron.params()
-        s = torch.zeros_like(x[0])
-        outs = []
+        s_prev, nstate = state
+        outs, trace = [], []
         for t in range(x.shape[0]):
-            s, state, _ = self.neuron.dynamics(x[t] + self.rec(s), state, p)
-            outs.append(s)
-        return torch.stack(outs)
+            s_prev, nstate, h = self.neuron.dynamics(x[t] + self.rec(s_prev.to(x.dtype)), nstate, p)
+            outs.append(s_prev)
+            trace.append(h)
+        return torch.stack(outs), RecurrentState(s_prev, nstate), torch.stack(trace)
+
+    def forward(self, x: torch.Tensor, state: RecurrentState | None = None) -> torch.Tensor:
+        return self.run(x, state)[0]
+
+
+def _has_global_hooks() -> bool:
+    from torch.nn.modules import module as _m
+
+    return bool(getattr(_m, "_global_forward_hooks", None) or getattr(_m, "_global_forward_pre_hooks", None))
 
 
 class MeanOverTime(nn.Module):

@@ -84,9 +84,14 @@ def name_of(op: str, x: torch.Tensor) -> str:
     return implementation(op, x).__name__.rsplit(".", 1)[-1]
 
 
+def _first_tensor(args) -> torch.Tensor:
+    return next(a for a in args if isinstance(a, torch.Tensor))
+
+
 def forward(op: str, *args):
-    """Run ``op``'s forward on the dispatched implementation (the reference when that one declines)."""
-    out = implementation(op, args[0]).forward(*args)
+    """Run ``op``'s forward on the dispatched implementation (the reference when that one declines); the first
+    tensor argument decides the device and dtype."""
+    out = implementation(op, _first_tensor(args)).forward(*args)
     if out is None:
         out = _module(op, "reference").forward(*args)
     return out
@@ -94,7 +99,7 @@ def forward(op: str, *args):
 
 def backward(op: str, *args):
     """Run ``op``'s backward on the dispatched implementation (the reference when that one declines)."""
-    out = implementation(op, args[0]).backward(*args)
+    out = implementation(op, _first_tensor(args)).backward(*args)
     if out is None:
         out = _module(op, "reference").backward(*args)
     return out

@@ -145,3 +145,66 @@ def test_dispatcher_picks_by_device_and_dtype():
         assert _ops.name_of("alif", x) == "reference"
     with pytest.raises(ValueError):
         _ops.implementation("nope", x)
+
+
+REC_CASES = [("lif", "subtract"), ("lif", "zero"), ("lif", "none"), ("cubalif", "zero"), ("cubalif", "subtract"),
+             ("alif", "subtract"), ("alif", "zero")]
+
+
+@pytest.mark.parametrize("name,reset", REC_CASES)
+@pytest.mark.parametrize("shape", [(1, 2, 3), (17, 3, 9)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("learn", [True, False], ids=["learn", "fixed"])
+def test_recurrent_fast_path_equals_python_loop(impl, name, reset, shape, bias, learn):
+    from neurosynth.layers import Recurrent, RecurrentState
+
+    T, B, N = shape
+    gen = torch.Generator().manual_seed(N + T)
+    x0 = torch.randn(T, B, N, generator=gen) * 0.8 + 0.3
+    w0 = torch.randn(N, N, generator=gen) * 0.6
+    out = {}
+    for backend in ("python", "fused"):
+        neuron = _make(name if name != "lif" else "lif", {"reset": reset}, N, backend, learn, detach=(reset != "zero"))
+        layer = Recurrent(N, neuron, bias=bias)
+        with torch.no_grad():
+            layer.rec.weight.copy_(w0)
+            if bias:
+                layer.rec.bias.fill_(0.05)
+        x = x0.clone().requires_grad_()
+        st = RecurrentState((torch.rand(B, N, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+                            .requires_grad_(), _state0(neuron, x, grad=True))
+        with _ops.forced(impl if backend == "fused" else None):
+            assert (layer._fast_op(st.neuron) is not None) == (backend == "fused")
+            s, state, h = layer.run(x, st)
+            g = torch.Generator().manual_seed(3)
+            loss = (s * torch.randn(s.shape, generator=g)).sum() + 0.1 * (h * torch.randn(h.shape, generator=g)).sum()
+            for v in state.neuron:
+                loss = loss + (v * torch.randn(v.shape, generator=g)).sum()
+            loss.backward()
+        grads = {"x": x.grad, "s0": st.s.grad, **{f"state0.{k}": v.grad for k, v in zip(neuron.state_vars, st.neuron)},
+                 **{k: p.grad for k, p in layer.named_parameters()}}
+        out[backend] = (s, h, state, grads)
+    (s_r, h_r, st_r, g_r), (s_f, h_f, st_f, g_f) = out["python"], out["fused"]
+    assert torch.equal(s_f, s_r), f"{int((s_f != s_r).sum())} spikes differ"
+    assert torch.equal(h_f, h_r), "membrane trace differs"
+    for a, b in zip(st_f.neuron, st_r.neuron):
+        assert torch.equal(a, b), "final state differs"
+    for k in g_r:
+        assert (g_f[k] is None) == (g_r[k] is None), k
+        if g_r[k] is not None:
+            _close(g_f[k], g_r[k], 1e-5, k)
+
+
+def test_recurrent_with_hooks_or_custom_neuron_runs_the_python_loop():
+    from neurosynth.layers import Recurrent
+
+    layer = Recurrent(4, "lif")
+    x = torch.rand(3, 2, 4)
+    assert layer._fast_op(layer.neuron.initial_state(x[0])) is not None
+    calls = []
+    handle = layer.rec.register_forward_hook(lambda *a: calls.append(1))
+    assert layer._fast_op(layer.neuron.initial_state(x[0])) is None
+    layer(x)
+    handle.remove()
+    assert len(calls) == 3
+    assert Recurrent(4, "lif", reset_delay=True)._fast_op(layer.neuron.initial_state(x[0])) is None

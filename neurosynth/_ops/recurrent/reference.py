@@ -3,11 +3,13 @@ r"""Recurrent spiking layer: the operator contract and its reference implementat
 The layer computes, for a fused neuron ``neuron`` in ``("lif", "cubalif", "alif")``:
 
 .. math::
-    c_t = x_t + s_{t-1} W^\top + b,\qquad (s_t, \text{state}_t) = \text{neuron}(c_t, \text{state}_{t-1}),
+    c_t = x_t + (s_{t-1} W^\top + b),\qquad (s_t, \text{state}_t) = \text{neuron}(c_t, \text{state}_{t-1}),
 
 with :math:`s_{-1}` = ``s0`` (zeros for a fresh sequence; the bias is added at every step, also at t = 0).
+Arithmetic: ``c = x[t] + torch.nn.functional.linear(s_prev, weight, bias)`` (so the python loop of
+:class:`neurosynth.layers.Recurrent`, which calls its ``rec`` Linear, gives bit-identical currents).
 
-This file orchestrates: one GEMM per step (``torch.addmm``) plus the neuron operator's own forward/backward on
+This file orchestrates: one GEMM per step plus the neuron operator's own forward/backward on
 the one-step slice ``[1, B, N]``, so whichever neuron kernel the dispatcher picks (C++ on CPU, Triton on CUDA,
 torch elsewhere) runs the elementwise update. A device-specific ``recurrent/<impl>.py`` may replace the whole
 loop (e.g. a persistent kernel) with the same contract.
@@ -36,6 +38,7 @@ sur) -> (g_c, g_s_tot, g_h, g_theta, g_a_seq)``
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ... import _ops
 from ..common import acc_dtype
@@ -52,16 +55,16 @@ def forward(neuron, x, weight, bias, s0, states0, params, mode: int):
         raise ValueError(f"recurrent neuron must be one of {NEURONS}; got {neuron!r}")
     T = x.shape[0]
     acc = acc_dtype(x.dtype)
-    w_t = weight.to(x.dtype).t()
+    w = weight.to(x.dtype)
+    b = None if bias is None else bias.to(x.dtype)
     c = torch.empty(x.shape[1:], dtype=x.dtype, device=x.device)
     s_all = torch.empty_like(x)
     h_all = torch.empty(x.shape, dtype=acc, device=x.device)
     aux = torch.empty(x.shape if neuron != "lif" else (0,), dtype=acc, device=x.device)
     states = [_expand(st, h_all[0]) for st in states0]
-    s_prev = s0.to(x.dtype).expand_as(c)
-    base = x if bias is None else x + bias.to(x.dtype)
+    s_prev = s0.to(x.dtype).expand_as(c).contiguous()
     for t in range(T):
-        torch.addmm(base[t], s_prev, w_t, out=c)
+        torch.add(x[t], F.linear(s_prev, w, b), out=c)
         c1 = c.unsqueeze(0)
         if neuron == "lif":
             s, h, v = _ops.forward("lif", c1, states[0], params[0], params[1], mode)
@@ -76,7 +79,9 @@ def forward(neuron, x, weight, bias, s0, states0, params, mode: int):
             states = [v, a]
         s_all[t] = s[0]
         h_all[t] = h[0]
-        s_prev = s_all[t]
+        # the kernel's fresh (64-byte aligned) output, not a view into s_all: CPU GEMMs round differently
+        # for differently aligned operands, and the python loop multiplies fresh tensors
+        s_prev = s[0]
     return s_all, h_all, aux, [st.contiguous() for st in states]
 
 
