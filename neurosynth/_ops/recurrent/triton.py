@@ -1,8 +1,9 @@
 r"""Triton implementation of the recurrent layer (contract: ``neurosynth/_ops/recurrent/reference.py``).
 
-Per time step the recurrent GEMM stays in cuBLAS (``torch.addmm`` into one preallocated ``[B, N]`` buffer) and the
-neuron update is ONE Triton launch that reads that buffer and the neuron state (kept in place in float32
-buffers) and writes ``s[t]``, ``h[t]`` (and ``i_seq[t]`` / ``a_seq[t]``) directly into the sequence outputs.
+Per time step the recurrent GEMM stays in cuBLAS (``F.linear(s_{t-1}, W, b)``, the contract's own call) and the
+rest is ONE Triton launch: it adds ``x_t`` (rounded to x's dtype, as ``torch.add``), runs the neuron update on
+the state kept in place in float32 buffers, and writes ``s[t]``, ``h[t]`` (and ``i_seq[t]`` / ``a_seq[t]``)
+directly into the sequence outputs.
 The backward is the reverse scan of the contract with, per step, one Triton launch for the whole elementwise
 part (spike-gradient sum ``g_s[t] + g_{c_{t+1}} W``, surrogate, reset derivative, the neuron's carried state
 gradients, updated in place) and one ``torch.mm`` for ``g_{c_t} W``. That is 2 launches per step in each
@@ -17,14 +18,13 @@ needs a grid-wide barrier per step).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from ..alif.triton import _alif_fwd_kernel
-from ..cubalif.triton import _cuba_fwd_kernel, _per_neuron
+from ..cubalif.triton import _per_neuron
 from ..lif.triton import (
     DKIND,
     INTERPRET,
     _acc,
-    _lif_fwd_kernel,
     block_for,
     compute_dtype,
     interpret_env,
@@ -44,6 +44,78 @@ _KIND = {"lif": 0, "cubalif": 1, "alif": 2}
 
 if triton is not None:
     with interpret_env():
+
+        @triton.jit
+        def _rec_fwd_step_kernel(x_ptr, r_ptr, st1_ptr, st2_ptr, p0_ptr, p1_ptr, p2_ptr, p3_ptr, s_ptr, h_ptr,
+                                 aux_ptr, sbuf_ptr, M, P_STRIDE: tl.constexpr, KIND: tl.constexpr,
+                                 MODE: tl.constexpr, X_BF16: tl.constexpr, ACC: tl.constexpr,
+                                 BLOCK: tl.constexpr):
+            """One forward step: ``c = x_t + r`` (``r = s_{t-1} W^T + b`` from cuBLAS; the sum rounded to x's
+            dtype, as ``torch.add``), then the neuron update with its state in place (lif: st1 = v; cubalif:
+            st1 = i, st2 = v; alif: st1 = v, st2 = a); writes s_t, h_t and aux_t (i_t / a_t), and s_t again into
+            ``sbuf``, the next step's GEMM operand."""
+            pid = tl.program_id(0)
+            offs = pid * BLOCK + tl.arange(0, BLOCK)
+            mask = offs < M
+            poffs = offs * P_STRIDE
+            xr = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC) + tl.load(r_ptr + offs, mask=mask,
+                                                                              other=0.0).to(ACC)
+            if X_BF16:
+                # round to nearest even by hand: the Triton interpreter truncates float32 -> bfloat16 casts
+                # (compiled code rounds to nearest even, as torch does); NaN passes through
+                bits = xr.to(tl.float32).to(tl.uint32, bitcast=True)
+                bits = bits + (0x7FFF + ((bits >> 16) & 1))
+                bits = (bits >> 16) << 16
+                c = tl.where(xr == xr, bits.to(tl.float32, bitcast=True), xr).to(ACC)
+            else:
+                c = xr.to(x_ptr.dtype.element_ty).to(ACC)
+            if KIND == 1:
+                alpha = tl.load(p0_ptr + poffs, mask=mask, other=0.0).to(ACC)
+                beta = tl.load(p1_ptr + poffs, mask=mask, other=0.0).to(ACC)
+                thr = tl.load(p2_ptr + poffs, mask=mask, other=0.0).to(ACC)
+                cur = tl.load(st1_ptr + offs, mask=mask, other=0.0).to(ACC)
+                v = tl.load(st2_ptr + offs, mask=mask, other=0.0).to(ACC)
+                ai = alpha * cur
+                cur = ai + c
+                tl.store(aux_ptr + offs, cur, mask=mask)
+                tl.store(st1_ptr + offs, cur, mask=mask)
+                bv = beta * v
+                h = bv + cur
+                th = thr
+            else:
+                beta = tl.load(p0_ptr + poffs, mask=mask, other=0.0).to(ACC)
+                thr = tl.load(p1_ptr + poffs, mask=mask, other=0.0).to(ACC)
+                v = tl.load(st1_ptr + offs, mask=mask, other=0.0).to(ACC)
+                bv = beta * v
+                h = c + bv
+                if KIND == 2:
+                    rho = tl.load(p2_ptr + poffs, mask=mask, other=0.0).to(ACC)
+                    b = tl.load(p3_ptr + poffs, mask=mask, other=0.0).to(ACC)
+                    ad = tl.load(st2_ptr + offs, mask=mask, other=0.0).to(ACC)
+                    ba = b * ad
+                    th = thr + ba
+                else:
+                    th = thr
+            s = tl.where(h > th, 1.0, 0.0).to(ACC)
+            tl.store(h_ptr + offs, h.to(h_ptr.dtype.element_ty), mask=mask)
+            tl.store(s_ptr + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
+            tl.store(sbuf_ptr + offs, s.to(sbuf_ptr.dtype.element_ty), mask=mask)
+            if MODE == 0:
+                r = th * s
+                v = h - r
+            elif MODE == 1:
+                v = h * (1.0 - s)
+            else:
+                v = h
+            if KIND == 1:
+                tl.store(st2_ptr + offs, v, mask=mask)
+            else:
+                tl.store(st1_ptr + offs, v, mask=mask)
+            if KIND == 2:
+                ra = rho * ad
+                ad = ra + s
+                tl.store(aux_ptr + offs, ad, mask=mask)
+                tl.store(st2_ptr + offs, ad, mask=mask)
 
         @triton.jit
         def _rec_bwd_step_kernel(grec_ptr, gs_ptr, h_ptr, gho_ptr, aprev_ptr, c1_ptr, c2_ptr, p0_ptr, p1_ptr,
@@ -151,33 +223,35 @@ def forward(neuron, x, weight, bias, s0, states0, params, mode: int):
     M = B * N
     acc = compute_dtype(x.dtype)
     dev = x.device
-    w_t = weight.to(x.dtype).t()
-    s_all = torch.empty_like(x, memory_format=torch.contiguous_format)
+    w = weight.to(x.dtype)
+    b = None if bias is None else bias.to(x.dtype)
+    x = x.contiguous()
+    s_all = torch.empty_like(x)
     h_all = torch.empty(x.shape, dtype=acc, device=dev)
     aux = torch.empty(x.shape if neuron != "lif" else (0,), dtype=acc, device=dev)
     states = [st.to(acc).expand(B, N).contiguous().clone() for st in states0]
     if T == 0 or M == 0:
         return s_all, h_all, aux, states
-    step = states[0]
-    ps, stride = _per_neuron([p.to(acc) for p in params], step)
-    c = torch.empty((B, N), dtype=x.dtype, device=dev)
-    s_prev = s0.to(x.dtype).expand(B, N)
-    base = x if bias is None else x + bias.to(x.dtype)
+    ps, stride = _per_neuron([p.to(acc) for p in params], states[0])
+    while len(ps) < 4:
+        ps.append(ps[0])
+    st1, st2 = states[0], states[-1]
+    s_prev = s0.to(x.dtype).expand(B, N).contiguous()
+    # the GEMM operand of the next step: one freshly allocated (aligned) buffer rather than the view s_all[t],
+    # because GEMMs may round differently for differently aligned operands (the reference multiplies fresh
+    # tensors). Stream order makes reusing it safe: step t+1's GEMM reads it before step t+1's kernel writes it.
+    s_buf = torch.empty((B, N), dtype=x.dtype, device=dev)
     BLOCK, warps = block_for(M)
     grid = (triton.cdiv(M, BLOCK),)
-    opts = dict(P_STRIDE=stride, MODE=int(mode), ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    opts = dict(P_STRIDE=stride, KIND=_KIND[neuron], MODE=int(mode), X_BF16=x.dtype == torch.bfloat16,
+                ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
     with on_device(x):
         for t in range(T):
-            torch.addmm(base[t], s_prev, w_t, out=c)
-            if neuron == "lif":
-                _lif_fwd_kernel[grid](c, states[0], ps[0], ps[1], s_all[t], h_all[t], states[0], 1, M, **opts)
-            elif neuron == "cubalif":
-                _cuba_fwd_kernel[grid](c, states[0], states[1], ps[0], ps[1], ps[2], s_all[t], h_all[t], aux[t],
-                                       states[0], states[1], 1, M, SAVE_I=True, **opts)
-            else:
-                _alif_fwd_kernel[grid](c, states[0], states[1], ps[0], ps[1], ps[2], ps[3], s_all[t], h_all[t],
-                                       aux[t], states[0], states[1], 1, M, **opts)
-            s_prev = s_all[t]
+            # the contract's arithmetic: c = x[t] + F.linear(s_prev, w, b) (the GEMM stays in cuBLAS)
+            rec = F.linear(s_prev, w, b)
+            _rec_fwd_step_kernel[grid](x[t], rec, st1, st2, ps[0], ps[1], ps[2], ps[3], s_all[t], h_all[t],
+                                       aux[t] if neuron != "lif" else h_all[t], s_buf, M, **opts)
+            s_prev = s_buf
     return s_all, h_all, aux, states
 
 
