@@ -121,3 +121,41 @@ def test_triton_really_runs_under_forced(monkeypatch):
     with _ops.forced("triton"):
         n(torch.randn(3, 2, 4, device=DEV))
     assert calls, "the Triton LIF forward was not called"
+    from neurosynth._ops.recurrent import triton as tri_rec
+    from neurosynth.layers import Recurrent
+
+    real_rec = tri_rec.forward
+    monkeypatch.setattr(tri_rec, "forward", lambda *a: calls.append(2) or real_rec(*a))
+    with _ops.forced("triton"):
+        Recurrent(4, "lif").to(DEV)(torch.randn(3, 2, 4, device=DEV))
+    assert 2 in calls, "the Triton recurrent forward was not called"
+
+
+@pytest.mark.parametrize("name,kw", [CASES[1], CASES[6], CASES[8]], ids=[IDS[1], IDS[6], IDS[8]])
+@pytest.mark.parametrize("learn", [True, False], ids=["learn", "fixed"])
+def test_recurrent_layer_through_triton_equals_python(name, kw, learn):
+    """``Recurrent`` (fast path: custom op + recurrent/triton.py) against its python loop: spikes, membrane,
+    and the gradients of the input, the recurrent weight and bias and the learnable neuron parameters."""
+    from neurosynth.layers import Recurrent
+
+    T, B, N = 7, 3, 9
+    x0 = (torch.randn(T, B, N, generator=torch.Generator().manual_seed(2)) * 0.8 + 0.4).to(DEV)
+    out = {}
+    for backend in ("python", "fused"):
+        torch.manual_seed(0)
+        layer = Recurrent(N, _make(name, kw, N, backend, learn, detach=False), bias=True).to(DEV)
+        x = x0.clone().requires_grad_()
+        with _ops.forced("triton" if backend == "fused" else None):
+            s, _, h = layer.run(x)
+            g = torch.Generator().manual_seed(4)
+            loss = (s * torch.randn(s.shape, generator=g).to(DEV)).sum() + 0.1 * (h * torch.randn(
+                h.shape, generator=g).to(DEV)).sum()
+            loss.backward()
+        out[backend] = (s, h, {"x": x.grad, **{k: p.grad for k, p in layer.named_parameters()}})
+    (s_r, h_r, g_r), (s_f, h_f, g_f) = out["python"], out["fused"]
+    assert 0 < float(s_r.detach().mean()) < 0.9
+    assert torch.equal(s_f, s_r) and torch.equal(h_f, h_r)
+    for k in g_r:
+        assert (g_f[k] is None) == (g_r[k] is None), k
+        if g_r[k] is not None:
+            _close(g_f[k], g_r[k], 1e-5, k)
