@@ -236,10 +236,11 @@ def bench_layer(args, kind: str, variant: str, n: int, dtype: str, timer: Timer,
     def step():
         for p in lin.parameters():
             p.grad = None
-        with pin(), _autocast(dev, dtype):
-            out = neuron(lin(x))
-            loss = out.float().sum()
-        loss.backward()
+        with pin():
+            with _autocast(dev, dtype):
+                out = neuron(lin(x))
+                loss = out.float().sum()
+            loss.backward()
 
     res = timer.measure(step, args.warmup, args.iters)
     res.update(timer.peak(step))
@@ -274,10 +275,11 @@ def bench_shd(args, backend: str, dtype: str, timer: Timer, pin) -> dict:
 
     def step():
         model.zero_grad(set_to_none=True)
-        with pin(), _autocast(dev, dtype):
-            out = model(x)
-            loss = nn.functional.cross_entropy(out.float().amax(0), y)
-        loss.backward()
+        with pin():
+            with _autocast(dev, dtype):
+                out = model(x)
+                loss = nn.functional.cross_entropy(out.float().amax(0), y)
+            loss.backward()
 
     res = timer.measure(step, args.warmup, args.iters)
     res.update(timer.peak(step))
