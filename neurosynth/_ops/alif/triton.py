@@ -45,8 +45,10 @@ if triton is not None:
             rho = tl.load(rho_ptr + poffs, mask=mask, other=0.0).to(ACC)
             b = tl.load(b_ptr + poffs, mask=mask, other=0.0).to(ACC)
             ptr_off = offs.to(tl.int64)
+            x_nxt = tl.load(x_ptr + ptr_off, mask=mask, other=0.0)  # one step of lookahead
             for _t in range(T):
-                x = tl.load(x_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                x = x_nxt.to(ACC)
+                x_nxt = tl.load(x_ptr + ptr_off + M, mask=mask & (_t + 1 < T), other=0.0)
                 bv = beta * v
                 h = x + bv
                 ba = b * ad
@@ -93,18 +95,26 @@ if triton is not None:
             else:
                 ga = tl.full([BLOCK], 0.0, ACC)
             ptr_off = offs.to(tl.int64) + LAST
+            # one step of lookahead; a_{t-1} is the saved a_seq of the previous step, a0 at t = 0
+            h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)
+            ap_nxt = tl.load(aseq_ptr + ptr_off - M, mask=mask & (T > 1), other=0.0)
+            if HAS_GS:
+                gs_nxt = tl.load(gs_ptr + ptr_off, mask=mask, other=0.0)
+            if HAS_GHO:
+                gho_nxt = tl.load(gho_ptr + ptr_off, mask=mask, other=0.0)
             for _i in range(T):
-                hh = tl.load(h_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
-                # a_{t-1}: the saved a_seq of the previous step, a0 at t = 0
-                prev_ok = mask & (_i < T - 1)
-                a_prev = tl.load(aseq_ptr + ptr_off - M, mask=prev_ok, other=0.0).to(ACC)
-                a_prev = tl.where(_i < T - 1, a_prev, a_init)
+                more = mask & (_i + 1 < T)
+                hh = h_nxt.to(ACC)
+                h_nxt = tl.load(h_ptr + ptr_off - M, mask=more, other=0.0)
+                a_prev = tl.where(_i < T - 1, ap_nxt.to(ACC), a_init)
+                ap_nxt = tl.load(aseq_ptr + ptr_off - 2 * M, mask=mask & (_i + 2 < T), other=0.0)
                 ba = b * a_prev
                 th = thr + ba
                 sg = surrogate_grad(hh - th, sp, sc, SUR).to(ACC)
                 s = tl.where(hh > th, 1.0, 0.0).to(ACC)
                 if HAS_GS:
-                    gsum = tl.load(gs_ptr + ptr_off, mask=mask, other=0.0).to(ACC) + ga
+                    gsum = gs_nxt.to(ACC) + ga
+                    gs_nxt = tl.load(gs_ptr + ptr_off - M, mask=more, other=0.0)
                 else:
                     gsum = ga
                 if not DETACH:
@@ -114,7 +124,8 @@ if triton is not None:
                         gsum = gsum - hh * gv
                 gss = gsum * sg
                 if HAS_GHO:
-                    gh = gss + tl.load(gho_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                    gh = gss + gho_nxt.to(ACC)
+                    gho_nxt = tl.load(gho_ptr + ptr_off - M, mask=more, other=0.0)
                 else:
                     gh = gss
                 if MODE == 1:

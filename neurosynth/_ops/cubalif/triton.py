@@ -43,8 +43,10 @@ if triton is not None:
             beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
             thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
             ptr_off = offs.to(tl.int64)
+            x_nxt = tl.load(x_ptr + ptr_off, mask=mask, other=0.0)  # one step of lookahead
             for _t in range(T):
-                x = tl.load(x_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                x = x_nxt.to(ACC)
+                x_nxt = tl.load(x_ptr + ptr_off + M, mask=mask & (_t + 1 < T), other=0.0)
                 ai = alpha * cur
                 cur = ai + x
                 if SAVE_I:
@@ -87,15 +89,24 @@ if triton is not None:
             else:
                 gi = tl.full([BLOCK], 0.0, ACC)
             ptr_off = offs.to(tl.int64) + LAST
+            h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)  # one step of lookahead
+            if HAS_GS:
+                gs_nxt = tl.load(gs_ptr + ptr_off, mask=mask, other=0.0)
+            if HAS_GHO:
+                gho_nxt = tl.load(gho_ptr + ptr_off, mask=mask, other=0.0)
             for _i in range(T):
-                hh = tl.load(h_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                more = mask & (_i + 1 < T)
+                hh = h_nxt.to(ACC)
+                h_nxt = tl.load(h_ptr + ptr_off - M, mask=more, other=0.0)
                 sg = surrogate_grad(hh - thr, sp, sc, SUR).to(ACC)
                 if HAS_GS:
-                    a = tl.load(gs_ptr + ptr_off, mask=mask, other=0.0).to(ACC) * sg
+                    a = gs_nxt.to(ACC) * sg
+                    gs_nxt = tl.load(gs_ptr + ptr_off - M, mask=more, other=0.0)
                 else:
                     a = tl.full([BLOCK], 0.0, ACC)
                 if HAS_GHO:
-                    a = a + tl.load(gho_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                    a = a + gho_nxt.to(ACC)
+                    gho_nxt = tl.load(gho_ptr + ptr_off - M, mask=more, other=0.0)
                 if DK == 0:
                     gh = a + gv
                 else:

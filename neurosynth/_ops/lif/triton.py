@@ -85,11 +85,12 @@ def block_for(m: int) -> tuple[int, int]:
     Python-level loop, fewer programs are faster)."""
     if INTERPRET:
         return max(16, min(4096, triton.next_power_of_2(max(m, 1)))), 4
-    if m >= 1 << 18:
-        return 512, 4
-    if m >= 1 << 16:
-        return 256, 4
-    return 128, 4
+    # one neuron per thread: the time loop is latency-bound, so more resident warps (programs) is what helps
+    if m >= 1 << 15:
+        return 128, 4
+    if m >= 1 << 12:
+        return 64, 2
+    return 32, 1
 
 
 def on_device(x: torch.Tensor):
@@ -158,8 +159,11 @@ if triton is not None:
             thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
             s_prev = tl.full([BLOCK], 0.0, ACC)
             ptr_off = offs.to(tl.int64)
+            # one step of lookahead: the load of x[t+1] is issued before step t computes (latency hiding)
+            x_nxt = tl.load(x_ptr + ptr_off, mask=mask, other=0.0)
             for _t in range(T):
-                x = tl.load(x_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                x = x_nxt.to(ACC)
+                x_nxt = tl.load(x_ptr + ptr_off + M, mask=mask & (_t + 1 < T), other=0.0)
                 bv = beta * v
                 h = x + bv
                 if MODE == 3:
@@ -203,17 +207,27 @@ if triton is not None:
             gb = tl.full([BLOCK], 0.0, ACC)  # sum_t g_h[t] * v[t-1]
             gt = tl.full([BLOCK], 0.0, ACC)  # sum_t dL/dthr (firing and reset uses)
             ptr_off = offs.to(tl.int64) + LAST  # offset of step T-1
+            # one step of lookahead (loads of step t-1 issued before step t computes)
+            h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)
+            if HAS_GS:
+                gs_nxt = tl.load(gs_ptr + ptr_off, mask=mask, other=0.0)
+            if HAS_GHO:
+                gho_nxt = tl.load(gho_ptr + ptr_off, mask=mask, other=0.0)
             for _i in range(T):
-                hh = tl.load(h_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                more = mask & (_i + 1 < T)
+                hh = h_nxt.to(ACC)
+                h_nxt = tl.load(h_ptr + ptr_off - M, mask=more, other=0.0)
                 sg = surrogate_grad(hh - thr, sp, sc, SUR).to(ACC)
                 if HAS_GS:
-                    gs = tl.load(gs_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                    gs = gs_nxt.to(ACC)
+                    gs_nxt = tl.load(gs_ptr + ptr_off - M, mask=more, other=0.0)
                     a = gs * sg
                 else:
                     gs = tl.full([BLOCK], 0.0, ACC)
                     a = tl.full([BLOCK], 0.0, ACC)
                 if HAS_GHO:
-                    a = a + tl.load(gho_ptr + ptr_off, mask=mask, other=0.0).to(ACC)
+                    a = a + gho_nxt.to(ACC)
+                    gho_nxt = tl.load(gho_ptr + ptr_off - M, mask=more, other=0.0)
                 spk = hh > thr
                 s = tl.where(spk, 1.0, 0.0).to(ACC)
                 if DK == 0:
@@ -242,7 +256,7 @@ if triton is not None:
                     gt += tgrad
                     # v_{t-1} from the saved h of the previous step (v0 at t = 0)
                     if _i < T - 1:
-                        hp = tl.load(h_ptr + ptr_off - M, mask=mask, other=0.0).to(ACC)
+                        hp = h_nxt.to(ACC)  # h[t-1], already loaded
                         sprev = tl.where(hp > thr, 1.0, 0.0).to(ACC)
                         if MODE == 0:
                             vp = hp - thr * sprev
