@@ -31,7 +31,7 @@ import torch
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).parent / "_csrc" / "lif.cpp"
-_NAME = "neurosynth_lif_v2"
+_NAME = "neurosynth_lif_v3"
 _LOCK = threading.Lock()
 _module = None  # the loaded extension once built
 _tried = False  # a build/load was attempted in this process (at most once)
@@ -220,3 +220,76 @@ def reverse_scan(a, m, d, g_v, g_h) -> bool:
     gv = None if g_v is None else g_v.to(a.dtype).expand_as(step).contiguous()
     _module.reverse_scan(a, prep(m), prep(d), gv, g_h)
     return True
+
+
+def _opt(t, like):
+    return None if t is None else t.to(like.dtype).expand_as(like).contiguous()
+
+
+def cubalif_forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
+    """``(s, h, i_seq, i, v)`` per :mod:`neurosynth._ops.cubalif.reference` from the C++ kernel (float32/64), or
+    ``None`` when it cannot run."""
+    if not available(x):
+        return None
+    x = x.contiguous()
+    step = x[0] if x.shape[0] > 0 else x.new_empty(x.shape[1:])
+    s, h = torch.empty_like(x), torch.empty_like(x)
+    i_seq = torch.empty_like(x) if save_i else x.new_empty(0)
+    i = i0.to(x.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
+    v = v0.to(x.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
+    _module.cubalif_forward(x, _per_neuron(alpha, step), _per_neuron(beta, step), _per_neuron(thr, step), int(mode),
+                            s, h, i_seq if save_i else None, i, v)
+    return s, h, i_seq, i, v
+
+
+def cubalif_backward(h, g_s, g_h_out, g_v, g_i, alpha, beta, thr, mode: int, detach_reset: bool, code,
+                     need_gh: bool):
+    """``(g_x, g_h)`` per :mod:`neurosynth._ops.cubalif.reference` from the C++ kernel, or ``None``."""
+    if code is None or not available(h):
+        return None
+    h = h.contiguous()
+    step = h[0]
+    gs = torch.zeros_like(h) if g_s is None else _opt(g_s, h)
+    gv = torch.zeros_like(step) if g_v is None else _opt(g_v, step)
+    gi = torch.zeros_like(step) if g_i is None else _opt(g_i, step)
+    g_x = torch.empty_like(h)
+    g_h = torch.empty_like(h) if need_gh else None
+    _module.cubalif_backward(h, gs, _opt(g_h_out, h), gv, gi, _per_neuron(alpha, step), _per_neuron(beta, step),
+                             _per_neuron(thr, step), _DKIND[(int(mode), bool(detach_reset))], int(code[0]),
+                             float(code[1]), float(code[2]), g_x, g_h)
+    return g_x, (g_h if need_gh else h.new_empty(0))
+
+
+def alif_forward(x, v0, a0, beta, thr, rho, b, mode: int):
+    """``(s, h, a_seq, v, a)`` per :mod:`neurosynth._ops.alif.reference` from the C++ kernel, or ``None``."""
+    if not available(x):
+        return None
+    x = x.contiguous()
+    step = x[0] if x.shape[0] > 0 else x.new_empty(x.shape[1:])
+    s, h, a_seq = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    v = v0.to(x.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
+    a = a0.to(x.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
+    _module.alif_forward(x, _per_neuron(beta, step), _per_neuron(thr, step), _per_neuron(rho, step),
+                         _per_neuron(b, step), int(mode), s, h, a_seq, v, a)
+    return s, h, a_seq, v, a
+
+
+def alif_backward(h, a_seq, a0, g_s, g_h_out, g_v, g_a, beta, thr, rho, b, mode: int, detach_reset: bool, code,
+                  need_param: bool):
+    """``(g_h, g_theta, g_a_seq)`` per :mod:`neurosynth._ops.alif.reference` from the C++ kernel, or ``None``."""
+    if code is None or not available(h):
+        return None
+    h = h.contiguous()
+    step = h[0]
+    gs = torch.zeros_like(h) if g_s is None else _opt(g_s, h)
+    gv = torch.zeros_like(step) if g_v is None else _opt(g_v, step)
+    ga = torch.zeros_like(step) if g_a is None else _opt(g_a, step)
+    g_h = torch.empty_like(h)
+    g_th = torch.empty_like(h) if need_param else None
+    g_as = torch.empty_like(h) if need_param else None
+    _module.alif_backward(h, a_seq.to(h.dtype).contiguous(), _opt(a0, step), gs, _opt(g_h_out, h), gv, ga,
+                          _per_neuron(beta, step), _per_neuron(thr, step), _per_neuron(rho, step),
+                          _per_neuron(b, step), int(mode), not bool(detach_reset), int(code[0]), float(code[1]),
+                          float(code[2]), g_h, g_th, g_as)
+    empty = h.new_empty(0)
+    return g_h, (g_th if need_param else empty), (g_as if need_param else empty)

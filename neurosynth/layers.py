@@ -28,19 +28,70 @@ def apply_flat(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y.reshape(T, B, *y.shape[1:])
 
 
-class SNN(nn.Sequential):
-    """Sequential spiking network over ``[T, B, ...]``. ``forward(x)`` returns the last layer's output;
-    ``forward(x, record=True)`` returns ``(out, records)`` with every spiking neuron layer's spike train
-    (keyed by the layer's name in this container)."""
+RECORD_MODES = ("spikes", "membrane", "all")
 
-    def forward(self, x: torch.Tensor, record: bool = False):
+
+def _record_mode(record) -> str | None:
+    if record is None or record is False:
+        return None
+    if record is True:
+        return "spikes"
+    if record not in RECORD_MODES:
+        raise ValueError(f"record must be False, True, 'spikes', 'membrane' or 'all'; got {record!r}")
+    return record
+
+
+class SNN(nn.Sequential):
+    """Sequential spiking network over ``[T, B, ...]``.
+
+    ``forward(x)`` returns the last layer's output. Options:
+
+    - ``record="spikes"`` (or ``True``) / ``"membrane"`` / ``"all"``: also return the records, keyed by the
+      layer's name in this container: every spiking neuron layer's (and ``Recurrent`` layer's) spike train for
+      ``"spikes"``; every neuron layer's pre-reset membrane trace (the membrane itself for a non-spiking
+      readout such as ``LI``) for ``"membrane"``; ``{"spikes": {...}, "membrane": {...}}`` for ``"all"``.
+    - ``state`` / ``return_state=True``: chunked streaming. ``state`` is the dict returned by a previous call
+      (``None``: every layer at rest) holding each stateful layer's state (neurons, ``Recurrent``, ``Delay``);
+      running a sequence in chunks gives the same output as running it whole::
+
+          out1, st = net(x[:50], return_state=True)
+          out2, st = net(x[50:], state=st, return_state=True)
+
+    Returns ``out``, ``(out, records)``, ``(out, state)`` or ``(out, records, state)``. With ``record`` or a state
+    the stateful layers are run through their ``run`` method, so module forward hooks on those layers do not fire
+    (energy counters and the Loihi comparison use the plain call).
+    """
+
+    def forward(self, x: torch.Tensor, state: dict | None = None, record: bool | str = False,
+                return_state: bool = False):
         check_time_first(x, "SNN input")
-        records: dict[str, torch.Tensor] = {}
+        mode = _record_mode(record)
+        if mode is None and state is None and not return_state:
+            for m in self.children():
+                x = m(x) if is_time_aware(m) else apply_flat(m, x)
+            return x
+        state = dict(state or {})
+        new_state: dict = {}
+        spikes: dict[str, torch.Tensor] = {}
+        membrane: dict[str, torch.Tensor] = {}
         for name, m in self.named_children():
-            x = m(x) if is_time_aware(m) else apply_flat(m, x)
-            if record and ((isinstance(m, NeuronModel) and m.spiking) or isinstance(m, Recurrent)):
-                records[name] = x
-        return (x, records) if record else x
+            trace = None
+            if hasattr(m, "run") and is_time_aware(m):
+                x, new_state[name], trace = m.run(x, state.get(name))
+            else:
+                x = m(x) if is_time_aware(m) else apply_flat(m, x)
+            neuron_like = isinstance(m, (NeuronModel, Recurrent))
+            if neuron_like and getattr(m, "spiking", True):
+                spikes[name] = x
+            if neuron_like and trace is not None:
+                membrane[name] = trace
+        out: tuple = (x,)
+        if mode is not None:
+            out += ({"spikes": spikes, "membrane": membrane}[mode] if mode != "all"
+                    else {"spikes": spikes, "membrane": membrane},)
+        if return_state:
+            out += (new_state,)
+        return out if len(out) > 1 else out[0]
 
 
 class Delay(nn.Module):
@@ -59,6 +110,16 @@ class Delay(nn.Module):
             return x
         pad = torch.zeros_like(x[: self.steps])
         return torch.cat([pad, x[: x.shape[0] - self.steps]], 0)[: x.shape[0]]
+
+    def run(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        """``(delayed x, state, None)``; ``state`` holds the last ``steps`` inputs of the previous chunk."""
+        if self.steps == 0:
+            return x, x[:0], None
+        if state is None:
+            state = torch.zeros((self.steps, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        full = torch.cat([state.to(x.dtype), x], 0)
+        T = x.shape[0]
+        return full[:T], full[T:], None
 
     def extra_repr(self) -> str:
         return f"steps={self.steps}"
