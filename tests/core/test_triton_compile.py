@@ -95,6 +95,8 @@ def _compile_all(quick: bool) -> int:  # runs in the subprocess
                 for detach in (True, False):
                     tl_.backward(h, full, full, st, p, p, mode, detach, sur)
             tl_.backward(h, None, None, None, p, p, mode, True, surs[0])
+            tl_.backward(h, torch.ones(()).expand(h.shape), torch.ones(()).expand(h.shape), None, p, p, mode, True,
+                         surs[0])  # broadcast output gradients (out.sum())
             tl_.lif_backward(h, full, None, st, p, p, mode, mode != 3, surs[0], v0=st, param_grads=True)
             if mode == 3:
                 continue

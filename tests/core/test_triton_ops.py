@@ -116,6 +116,23 @@ def test_lif_missing_output_gradients(outs):
     _lif_case((4, 2, 9), 1, False, torch.float32, per_neuron=True, sur=ATAN, seed=9, outs=outs)
 
 
+@pytest.mark.parametrize("mode,detach", [(0, False), (1, True), (3, True)])
+def test_lif_broadcast_output_gradients(mode, detach):
+    """``out.sum()`` hands the backward ``ones.expand(...)`` (all strides 0): the kernel reads the one value
+    instead of materialising the tensor, with the same result."""
+    g = _gen(13)
+    shape = (6, 3, 10)
+    x = _randn(shape, g, 0.8)
+    v0, beta, thr = _rand(shape[1:], g, 0.5), _rand(shape[2:], g, 0.4, 0.5), _rand(shape[2:], g, 0.5, 0.7)
+    h = ref_lif.forward(x, v0, beta, thr, mode)[1]
+    g_s = torch.full((), 0.7, device=DEV).expand(shape)
+    g_h = torch.full((1, 1, 1), -0.2, device=DEV).expand(shape)
+    want = ref_lif.backward(h, g_s.contiguous(), g_h.contiguous(), None, beta, thr, mode, detach, ATAN)
+    _close(tri_lif.backward(h, g_s, g_h, None, beta, thr, mode, detach, ATAN), want, "g_h (broadcast g_s, g_h)")
+    _close(tri_lif.backward(h, g_s, None, None, beta, thr, mode, detach, ATAN),
+           ref_lif.backward(h, g_s.contiguous(), None, None, beta, thr, mode, detach, ATAN), "g_h (broadcast g_s)")
+
+
 def test_lif_fires_and_declines():
     """The cases above are not vacuous (neurons fire, not all of them), and the kernels decline what they
     cannot do (a surrogate that is not built in; a tensor on the other device)."""

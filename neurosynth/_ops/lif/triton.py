@@ -190,8 +190,8 @@ if triton is not None:
                             gbeta_ptr, gthr_ptr, T, M, LAST, sp, sc,
                             P_STRIDE: tl.constexpr, MODE: tl.constexpr, DK: tl.constexpr,
                             SUR: tl.constexpr, HAS_GS: tl.constexpr, HAS_GHO: tl.constexpr,
-                            HAS_GV: tl.constexpr, PGRAD: tl.constexpr, ACC: tl.constexpr,
-                            BLOCK: tl.constexpr):
+                            HAS_GV: tl.constexpr, PGRAD: tl.constexpr, GS_FULL: tl.constexpr,
+                            GHO_FULL: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
             pid = tl.program_id(0)
             offs = pid * BLOCK + tl.arange(0, BLOCK)
             mask = offs < M
@@ -209,10 +209,12 @@ if triton is not None:
             ptr_off = offs.to(tl.int64) + LAST  # offset of step T-1
             # one step of lookahead (loads of step t-1 issued before step t computes)
             h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)
+            # g_s / g_h_out: a full [T, ...] tensor (GS_FULL = 1) or one value broadcast everywhere (0: e.g. the
+            # expanded ones of `out.sum()`, read without materialising them)
             if HAS_GS:
-                gs_nxt = tl.load(gs_ptr + ptr_off, mask=mask, other=0.0)
+                gs_nxt = tl.load(gs_ptr + ptr_off * GS_FULL, mask=mask, other=0.0)
             if HAS_GHO:
-                gho_nxt = tl.load(gho_ptr + ptr_off, mask=mask, other=0.0)
+                gho_nxt = tl.load(gho_ptr + ptr_off * GHO_FULL, mask=mask, other=0.0)
             for _i in range(T):
                 more = mask & (_i + 1 < T)
                 hh = h_nxt.to(ACC)
@@ -220,14 +222,14 @@ if triton is not None:
                 sg = surrogate_grad(hh - thr, sp, sc, SUR).to(ACC)
                 if HAS_GS:
                     gs = gs_nxt.to(ACC)
-                    gs_nxt = tl.load(gs_ptr + ptr_off - M, mask=more, other=0.0)
+                    gs_nxt = tl.load(gs_ptr + (ptr_off - M) * GS_FULL, mask=more, other=0.0)
                     a = gs * sg
                 else:
                     gs = tl.full([BLOCK], 0.0, ACC)
                     a = tl.full([BLOCK], 0.0, ACC)
                 if HAS_GHO:
                     a = a + gho_nxt.to(ACC)
-                    gho_nxt = tl.load(gho_ptr + ptr_off - M, mask=more, other=0.0)
+                    gho_nxt = tl.load(gho_ptr + (ptr_off - M) * GHO_FULL, mask=more, other=0.0)
                 spk = hh > thr
                 s = tl.where(spk, 1.0, 0.0).to(ACC)
                 if DK == 0:
@@ -291,6 +293,18 @@ def _params(beta, thr, step):
     return beta.expand_as(step).contiguous(), thr.expand_as(step).contiguous(), 1
 
 
+def _seq_grad(g, like):
+    """A gradient w.r.t. a ``[T, ...]`` output for a kernel: ``(tensor, 1)`` contiguous and full, or
+    ``(one-element tensor, 0)`` when ``g`` is a single value broadcast to the whole shape (all strides 0, as
+    autograd passes ``ones.expand(...)`` for ``out.sum()``), which the kernel then reads without materialising it;
+    ``(None, 1)`` for ``None``."""
+    if g is None:
+        return None, 1
+    if g.dim() == like.dim() and g.numel() > 0 and all(st == 0 for st in g.stride()):
+        return g.reshape(-1)[:1].contiguous(), 0
+    return g.expand_as(like).contiguous(), 1
+
+
 def _acc(dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
@@ -347,10 +361,8 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, surrogate,
     pdt = acc_dtype
     b, t, ps = _params(beta.to(pdt), thr.to(pdt), step)
 
-    def full(g):
-        return None if g is None else g.expand_as(h).contiguous()
-
-    gs, gho = full(g_s), full(g_h_out)
+    gs, gs_full = _seq_grad(g_s, h)
+    gho, gho_full = _seq_grad(g_h_out, h)
     gv = None if g_v is None else g_v.expand_as(step).contiguous()
     v0c = None
     if param_grads:
@@ -367,8 +379,8 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, surrogate,
             gbeta if param_grads else dummy, gthr if param_grads else dummy, T, M, (T - 1) * M,
             float(code[1]), float(code[2]),
             P_STRIDE=ps, MODE=mode, DK=DKIND[(mode, bool(detach_reset))], SUR=int(code[0]), HAS_GS=gs is not None,
-            HAS_GHO=gho is not None, HAS_GV=gv is not None, PGRAD=bool(param_grads), ACC=_acc(pdt), BLOCK=BLOCK,
-            num_warps=warps, **launch_opts())
+            HAS_GHO=gho is not None, HAS_GV=gv is not None, PGRAD=bool(param_grads), GS_FULL=gs_full,
+            GHO_FULL=gho_full, ACC=_acc(pdt), BLOCK=BLOCK, num_warps=warps, **launch_opts())
     return (gh, gbeta, gthr) if param_grads else gh
 
 
