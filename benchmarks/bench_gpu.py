@@ -50,7 +50,9 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
+try:  # an installed neurosynth (PYTHONPATH) wins; else the checkout this script lives in
+    import neurosynth  # noqa: F401
+except ImportError:
     sys.path.insert(0, str(ROOT))
 
 MARK_START = "<!-- bench_gpu:start -->"

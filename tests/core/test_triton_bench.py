@@ -26,7 +26,10 @@ def _check(tmp_path, argv, rows):
     out = tmp_path / "r.json"
     assert bench.main(["--smoke", "--json", str(out), "--md", str(md), *argv]) == 0
     res = json.loads(out.read_text())
-    assert res["fused_backend"].startswith("triton"), res["fused_backend"]
+    from neurosynth._ops.lif import triton as tri
+
+    if tri.INTERPRET:  # on a CUDA machine the smoke run (CPU) cannot pin the compiled kernels
+        assert res["fused_backend"].startswith("triton"), res["fused_backend"]
     for key, variants in rows.items():
         for v in variants:
             r = res["rows"][key][v]
