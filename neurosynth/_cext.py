@@ -291,5 +291,4 @@ def alif_backward(h, a_seq, a0, g_s, g_h_out, g_v, g_a, beta, thr, rho, b, mode:
                           _per_neuron(beta, step), _per_neuron(thr, step), _per_neuron(rho, step),
                           _per_neuron(b, step), int(mode), not bool(detach_reset), int(code[0]), float(code[1]),
                           float(code[2]), g_h, g_th, g_as)
-    empty = h.new_empty(0)
-    return g_h, (g_th if need_param else empty), (g_as if need_param else empty)
+    return g_h, (g_th if need_param else h.new_empty(0)), (g_as if need_param else h.new_empty(0))

@@ -208,3 +208,19 @@ def test_recurrent_with_hooks_or_custom_neuron_runs_the_python_loop():
     handle.remove()
     assert len(calls) == 3
     assert Recurrent(4, "lif", reset_delay=True)._fast_op(layer.neuron.initial_state(x[0])) is None
+
+
+@pytest.mark.parametrize("name", ["lif", "cubalif", "alif"])
+def test_fused_without_parameter_or_state_gradients(impl, name):
+    """Only the input needs a gradient: the ops skip the parameter-side outputs (distinct empty tensors)."""
+    kw = {"reset": "zero" if name == "cubalif" else "subtract"}
+    x0 = torch.randn(9, 2, 7, generator=torch.Generator().manual_seed(4)) + 0.3
+    grads = []
+    for backend in ("python", "fused"):
+        neuron = _make(name, kw, 7, backend, learn=False, detach=True)
+        x = x0.clone().requires_grad_()
+        with _ops.forced(impl if backend == "fused" else None):
+            s, _, h = neuron.run(x)
+            (s.sum() + h.sum()).backward()
+        grads.append(x.grad)
+    _close(grads[1], grads[0], 1e-5, "x")

@@ -103,7 +103,6 @@ def backward(h, a_seq, a0, g_s, g_h_out, g_v, g_a, beta, thr, rho, b, mode: int,
         g_h[t], g_th[t], g_as[t] = gh, gth, ga
         gv = beta * gh
         ga = rho * ga + b * gth
-    if not need_param:
-        empty = torch.empty(0, dtype=acc, device=h.device)
-        return g_h, empty, empty
+    if not need_param:  # two distinct empty tensors (custom-op outputs must not alias)
+        return g_h, torch.empty(0, dtype=acc, device=h.device), torch.empty(0, dtype=acc, device=h.device)
     return g_h, g_th, g_as

@@ -34,6 +34,22 @@ def _(neuron, x, weight, bias, s0, states0, params, mode, detach, sur_id, sur_p,
             *(x.new_empty(step, dtype=acc) for _ in range(N_STATES[neuron]))]
 
 
+@torch.library.custom_op("neurosynth::recurrent_bwd", mutates_args=())
+def recurrent_bwd(neuron: str, s: Tensor, h: Tensor, aux: Tensor, weight: Tensor, s0: Tensor, states0: list[Tensor],
+                  params: list[Tensor], g_s: Tensor | None, g_h_out: Tensor | None, g_states: list[Tensor | None],
+                  mode: int, detach: bool, sur_id: int, sur_p: float, sur_c: float) -> list[Tensor]:
+    out = _ops.backward("recurrent", neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_states, None,
+                        mode, detach, (sur_id, sur_p, sur_c))
+    return list(out)
+
+
+@recurrent_bwd.register_fake
+def _(neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_states, mode, detach, sur_id, sur_p, sur_c):
+    full = [torch.empty_like(h) for _ in range(3)]
+    extra = [torch.empty_like(h) if neuron == "alif" else h.new_empty((0,)) for _ in range(2)]
+    return full + extra
+
+
 def _grads(ctx, s, h, aux, x_dtype, weight, bias, s0, states0, params, g_s, g_h_out, g_states, bwd):
     neuron, mode, detach, sur = ctx.neuron, ctx.mode, ctx.detach, ctx.sur
     g_c, g_s_tot, g_h, g_th, g_as = bwd(neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_states, None,
@@ -88,8 +104,9 @@ def _backward(ctx, grads):
     g_s, g_h_out = grads[0], grads[1]
     g_states = list(grads[3:])
 
-    def bwd(*args):
-        return _ops.backward("recurrent", *args)
+    def bwd(neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_states, g_s_last, mode, detach, sur):
+        return recurrent_bwd(neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_states, mode, detach,
+                             *sur)
 
     g_x, g_w, g_b, g_s0, g_st, g_p = _grads(ctx, s, h, aux, ctx.x_dtype, weight, bias, s0, states0, params, g_s,
                                             g_h_out, g_states, bwd)
