@@ -1,0 +1,220 @@
+r"""Triton kernels for the ALIF operator (contract: ``neurosynth/_ops/alif/reference.py``).
+
+Forward: the whole sequence in one kernel (membrane ``v`` and adaptation ``a`` in registers, float32 or float64),
+one program per block of neurons. Backward: one reverse-time pass carrying :math:`G^v` and :math:`G^a` in
+registers; ``a_{t-1}`` is read back from the saved ``a_seq`` (``a0`` at ``t = 0``) and the threshold
+:math:`\theta_t` and spike are recomputed from it. Arithmetic order as the reference (``beta * v`` then ``+ x``;
+``b * a`` then ``thr + ...``; ``rho * a`` then ``+ s``; no FMA), so float32 spikes are bit-identical.
+Interpreter/CUDA selection: see :mod:`neurosynth._ops.lif.triton`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..cubalif.triton import _per_neuron
+from ..lif.triton import (
+    _acc,
+    block_for,
+    compute_dtype,
+    interpret_env,
+    launch_opts,
+    on_device,
+    surrogate_code,
+    surrogate_grad,
+    tl,
+    triton,
+    usable,
+)
+
+if triton is not None:
+    with interpret_env():
+
+        @triton.jit
+        def _alif_fwd_kernel(x_ptr, v0_ptr, a0_ptr, beta_ptr, thr_ptr, rho_ptr, b_ptr, s_ptr, h_ptr, aseq_ptr,
+                             v_ptr, a_ptr, T, M, P_STRIDE: tl.constexpr, MODE: tl.constexpr, ACC: tl.constexpr,
+                             BLOCK: tl.constexpr):
+            pid = tl.program_id(0)
+            offs = pid * BLOCK + tl.arange(0, BLOCK)
+            mask = offs < M
+            poffs = offs * P_STRIDE
+            v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(ACC)
+            ad = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(ACC)
+            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            rho = tl.load(rho_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            b = tl.load(b_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            ptr_off = offs.to(tl.int64)
+            x_nxt = tl.load(x_ptr + ptr_off, mask=mask, other=0.0)  # one step of lookahead
+            for _t in range(T):
+                x = x_nxt.to(ACC)
+                x_nxt = tl.load(x_ptr + ptr_off + M, mask=mask & (_t + 1 < T), other=0.0)
+                bv = beta * v
+                h = x + bv
+                ba = b * ad
+                th = thr + ba
+                s = tl.where(h > th, 1.0, 0.0).to(ACC)
+                tl.store(h_ptr + ptr_off, h.to(h_ptr.dtype.element_ty), mask=mask)
+                tl.store(s_ptr + ptr_off, s.to(s_ptr.dtype.element_ty), mask=mask)
+                if MODE == 0:
+                    r = th * s
+                    v = h - r
+                elif MODE == 1:
+                    v = h * (1.0 - s)
+                else:
+                    v = h
+                ra = rho * ad
+                ad = ra + s
+                tl.store(aseq_ptr + ptr_off, ad.to(aseq_ptr.dtype.element_ty), mask=mask)
+                ptr_off += M
+            tl.store(v_ptr + offs, v.to(v_ptr.dtype.element_ty), mask=mask)
+            tl.store(a_ptr + offs, ad.to(a_ptr.dtype.element_ty), mask=mask)
+
+        @triton.jit
+        def _alif_bwd_kernel(h_ptr, aseq_ptr, a0_ptr, gs_ptr, gho_ptr, gv_ptr, ga_ptr, beta_ptr, thr_ptr, rho_ptr,
+                             b_ptr, gh_ptr, gth_ptr, gas_ptr, M, T, LAST, sp, sc, P_STRIDE: tl.constexpr,
+                             MODE: tl.constexpr, DETACH: tl.constexpr, SUR: tl.constexpr,
+                             HAS_GS: tl.constexpr, HAS_GHO: tl.constexpr, HAS_GV: tl.constexpr,
+                             HAS_GA: tl.constexpr, NEED_PARAM: tl.constexpr, ACC: tl.constexpr,
+                             BLOCK: tl.constexpr):
+            pid = tl.program_id(0)
+            offs = pid * BLOCK + tl.arange(0, BLOCK)
+            mask = offs < M
+            poffs = offs * P_STRIDE
+            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            rho = tl.load(rho_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            b = tl.load(b_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            a_init = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(ACC)
+            if HAS_GV:
+                gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(ACC)
+            else:
+                gv = tl.full([BLOCK], 0.0, ACC)
+            if HAS_GA:
+                ga = tl.load(ga_ptr + offs, mask=mask, other=0.0).to(ACC)
+            else:
+                ga = tl.full([BLOCK], 0.0, ACC)
+            ptr_off = offs.to(tl.int64) + LAST
+            # one step of lookahead; a_{t-1} is the saved a_seq of the previous step, a0 at t = 0
+            h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)
+            ap_nxt = tl.load(aseq_ptr + ptr_off - M, mask=mask & (T > 1), other=0.0)
+            if HAS_GS:
+                gs_nxt = tl.load(gs_ptr + ptr_off, mask=mask, other=0.0)
+            if HAS_GHO:
+                gho_nxt = tl.load(gho_ptr + ptr_off, mask=mask, other=0.0)
+            for _i in range(T):
+                more = mask & (_i + 1 < T)
+                hh = h_nxt.to(ACC)
+                h_nxt = tl.load(h_ptr + ptr_off - M, mask=more, other=0.0)
+                a_prev = tl.where(_i < T - 1, ap_nxt.to(ACC), a_init)
+                ap_nxt = tl.load(aseq_ptr + ptr_off - 2 * M, mask=mask & (_i + 2 < T), other=0.0)
+                ba = b * a_prev
+                th = thr + ba
+                sg = surrogate_grad(hh - th, sp, sc, SUR).to(ACC)
+                s = tl.where(hh > th, 1.0, 0.0).to(ACC)
+                if HAS_GS:
+                    gsum = gs_nxt.to(ACC) + ga
+                    gs_nxt = tl.load(gs_ptr + ptr_off - M, mask=more, other=0.0)
+                else:
+                    gsum = ga
+                if not DETACH:
+                    if MODE == 0:
+                        gsum = gsum - th * gv
+                    elif MODE == 1:
+                        gsum = gsum - hh * gv
+                gss = gsum * sg
+                if HAS_GHO:
+                    gh = gss + gho_nxt.to(ACC)
+                    gho_nxt = tl.load(gho_ptr + ptr_off - M, mask=more, other=0.0)
+                else:
+                    gh = gss
+                if MODE == 1:
+                    gh = gh + (1.0 - s) * gv
+                else:
+                    gh = gh + gv
+                if MODE == 0:
+                    gth = -gss - s * gv
+                else:
+                    gth = -gss
+                tl.store(gh_ptr + ptr_off, gh.to(gh_ptr.dtype.element_ty), mask=mask)
+                if NEED_PARAM:
+                    tl.store(gth_ptr + ptr_off, gth.to(gth_ptr.dtype.element_ty), mask=mask)
+                    tl.store(gas_ptr + ptr_off, ga.to(gas_ptr.dtype.element_ty), mask=mask)
+                gv = beta * gh
+                ga = rho * ga + b * gth
+                ptr_off -= M
+
+
+def available(x: torch.Tensor) -> bool:
+    return usable(x)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for k in shape:
+        n *= k
+    return n
+
+
+def forward(x, v0, a0, beta, thr, rho, b, mode: int):
+    """``(s in x.dtype, h, a_seq, v, a)`` (acc dtype) per the reference contract, or ``None`` when not usable."""
+    if not usable(x) or x.dim() < 1:
+        return None
+    acc = compute_dtype(x.dtype)
+    x = x.contiguous()
+    T, shape, dev = x.shape[0], x.shape[1:], x.device
+    M = _numel(shape)
+    s = torch.empty(x.shape, dtype=x.dtype, device=dev)
+    h = torch.empty(x.shape, dtype=acc, device=dev)
+    a_seq = torch.empty(x.shape, dtype=acc, device=dev)
+    v = v0.to(acc).expand(shape).contiguous().clone()
+    a = a0.to(acc).expand(shape).contiguous().clone()
+    if T == 0 or M == 0:
+        return s, h, a_seq, v, a
+    step = torch.empty(shape, dtype=acc, device=dev)
+    (b_, t_, r_, k_), ps = _per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
+    BLOCK, warps = block_for(M)
+    with on_device(x):
+        _alif_fwd_kernel[(triton.cdiv(M, BLOCK),)](
+            x, v, a, b_, t_, r_, k_, s, h, a_seq, v, a, T, M, P_STRIDE=ps, MODE=int(mode), ACC=_acc(acc),
+            BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    return s, h, a_seq, v, a
+
+
+def backward(h, a_seq, a0, g_s, g_h_out, g_v, g_a, beta, thr, rho, b, mode: int, detach_reset: bool, sur,
+             need_param: bool):
+    """``(g_h, g_theta, g_a_seq)`` (the last two empty unless ``need_param``) in acc, or ``None``."""
+    code = surrogate_code(sur)
+    if code is None or not usable(h) or h.dim() < 1:
+        return None
+    acc = h.dtype
+    h = h.contiguous()
+    a_seq = a_seq.to(acc).contiguous()
+    T, shape, dev = h.shape[0], h.shape[1:], h.device
+    M = _numel(shape)
+    g_h = torch.empty(h.shape, dtype=acc, device=dev)
+    g_th = torch.empty(h.shape if need_param else (0,), dtype=acc, device=dev)
+    g_as = torch.empty(h.shape if need_param else (0,), dtype=acc, device=dev)
+    if T == 0 or M == 0:
+        return g_h, g_th, g_as
+    step = torch.empty(shape, dtype=acc, device=dev)
+    (b_, t_, r_, k_), ps = _per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
+    a0c = a0.to(acc).expand(shape).contiguous()
+
+    def full(g):
+        return None if g is None else g.expand(h.shape).contiguous()
+
+    def one(g):
+        return None if g is None else g.expand(shape).contiguous()
+
+    gs, gho, gv, ga = full(g_s), full(g_h_out), one(g_v), one(g_a)
+    BLOCK, warps = block_for(M)
+    with on_device(h):
+        _alif_bwd_kernel[(triton.cdiv(M, BLOCK),)](
+            h, a_seq, a0c, gs if gs is not None else h, gho if gho is not None else h, gv if gv is not None else step,
+            ga if ga is not None else step, b_, t_, r_, k_, g_h, g_th if need_param else g_h,
+            g_as if need_param else g_h, M, T, (T - 1) * M, float(code[1]), float(code[2]), P_STRIDE=ps,
+            MODE=int(mode), DETACH=bool(detach_reset), SUR=int(code[0]), HAS_GS=gs is not None,
+            HAS_GHO=gho is not None, HAS_GV=gv is not None, HAS_GA=ga is not None, NEED_PARAM=bool(need_param),
+            ACC=_acc(acc), BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    return g_h, g_th, g_as

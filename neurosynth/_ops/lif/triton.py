@@ -1,0 +1,401 @@
+r"""Triton kernels for the LIF / IF operator (CUDA; CPU tensors under the Triton interpreter).
+
+Same contract as the reference backend (``neurosynth/_ops/lif/reference.py``; originally
+:func:`neurosynth._cext.lif_forward` / :func:`neurosynth._cext.lif_backward`):
+
+- :func:`lif_forward` ``(x [T, ...], v0, beta, thr, mode) -> (s, h, v_T)``: the whole sequence in one kernel,
+  one program per block of neurons, the time loop inside. The membrane is accumulated in float32 (float64 for
+  float64 input); ``h`` is stored in ``h_dtype`` (default: x's dtype), spikes in x's dtype.
+- :func:`lif_backward` ``(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, surrogate) -> g_h``: the whole
+  backward (surrogate, reset derivative, reverse-time scan) in one kernel; optionally (``param_grads=True``)
+  the same pass also accumulates the per-neuron sums that the gradients of ``beta``, ``thr`` and ``v0`` need.
+
+Arithmetic mirrors the reference op for op (``beta * v`` then ``+ x``, no fused multiply-add:
+``enable_fp_fusion=False``; strict ``>``), so float32 spikes are bit-identical to the reference.
+
+This module also holds what the other ops' Triton modules share: :data:`INTERPRET`, :func:`interpret_env`,
+:func:`surrogate_grad`, :func:`usable`, :func:`block_for`, :func:`compute_dtype`.
+
+Interpreter: kernels are decorated in interpreter mode when ``TRITON_INTERPRET=1`` is set or when no CUDA device
+is present (compiled kernels could not run then anyway); the variable is set only while this module's kernels
+are decorated, so nothing else in the process is affected. Then :func:`usable` accepts CPU tensors only,
+otherwise CUDA tensors only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+try:  # triton is optional (the `gpu` extra); without it every function here reports "not usable"
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - exercised only where triton is missing
+    triton = None
+    tl = None
+
+
+def _env_interpret() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+#: kernels run in the Triton interpreter (CPU tensors) rather than compiled for CUDA
+INTERPRET = triton is not None and (_env_interpret() or not torch.cuda.is_available())
+
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+@contextlib.contextmanager
+def interpret_env():
+    """Set ``TRITON_INTERPRET=1`` while kernels are decorated when :data:`INTERPRET` (restored afterwards)."""
+    if not INTERPRET or _env_interpret():
+        yield
+        return
+    old = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = old
+
+
+def usable(x: torch.Tensor) -> bool:
+    """True when the kernels here can run on ``x``: triton present, a supported float dtype, and CUDA (compiled)
+    or CPU (interpreter)."""
+    if triton is None or x.dtype not in _DTYPES:
+        return False
+    return x.device.type == ("cpu" if INTERPRET else "cuda")
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The accumulation dtype of a kernel for inputs of ``dtype``: float64 stays, everything else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def block_for(m: int) -> tuple[int, int]:
+    """``(BLOCK, num_warps)`` for ``m`` independent neurons.
+
+    On a GPU: small blocks so that even ``B*N = 65536`` neurons give a few hundred programs (the time loop is
+    sequential, the parallelism is across neurons). In the interpreter: one big block (each program is a
+    Python-level loop, fewer programs are faster)."""
+    if INTERPRET:
+        return max(16, min(4096, triton.next_power_of_2(max(m, 1)))), 4
+    # one neuron per thread: the time loop is latency-bound, so more resident warps (programs) is what helps
+    if m >= 1 << 15:
+        return 128, 4
+    if m >= 1 << 12:
+        return 64, 2
+    return 32, 1
+
+
+def on_device(x: torch.Tensor):
+    """The context a launch runs in: ``x``'s CUDA device (so kernels land on the right GPU), nothing in the
+    interpreter."""
+    return contextlib.nullcontext() if INTERPRET else torch.cuda.device(x.device)
+
+
+def launch_opts() -> dict:
+    """Keyword options for every launch: no FMA contraction (bit-identical spikes)."""
+    return {} if INTERPRET else {"enable_fp_fusion": False}
+
+
+MODES = {"subtract": 0, "zero": 1, "none": 2, "subtract_delayed": 3}
+
+# how d_t = dv_t/dh_t is formed, by (mode, detach_reset): 0 d = 1, 1 d = 1 - thr*sg, 2 d = 1 - s,
+# 3 d = (1 - s) - h*sg (same table as neurosynth._cext._DKIND)
+DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
+         (3, True): 0, (3, False): 0}
+
+
+def surrogate_code(surrogate):
+    """``(id, p, c)`` of a built-in surrogate (see :func:`neurosynth._cext._surrogate_code`); a triple passes
+    through; ``None`` when the surrogate is not a built-in one (then the caller uses another backend)."""
+    if isinstance(surrogate, tuple):
+        return surrogate
+    from ... import _cext
+
+    return _cext._surrogate_code(surrogate)
+
+
+if triton is not None:
+    with interpret_env():
+
+        @triton.jit
+        def surrogate_grad(x, p, c, SUR: tl.constexpr):
+            """sigma'(x) of the built-in surrogate ``SUR`` (codes of ``neurosynth._cext._surrogate_code``)."""
+            if SUR == 0:  # atan: (alpha/2) / (1 + (pi/2*alpha*x)^2); p = alpha/2, c = pi/2*alpha
+                u = c * x
+                g = p / (1.0 + u * u)
+            elif SUR == 1:  # fast sigmoid: 1 / (1 + k|x|)^2; c = k
+                u = 1.0 + c * tl.abs(x)
+                g = 1.0 / (u * u)
+            elif SUR == 2:  # sigmoid: alpha * sig(alpha x) * (1 - sig(alpha x)); c = alpha
+                sg = 1.0 / (1.0 + tl.exp(-(c * x)))
+                g = c * sg * (1.0 - sg)
+            elif SUR == 3:  # triangle: max(0, 1 - |x|/w) / w; c = w
+                u = 1.0 - tl.abs(x) / c
+                g = tl.maximum(u, 0.0) / c
+            elif SUR == 4:  # rectangular: 1[|x| < w/2] / w; p = w/2, c = w
+                g = tl.where(tl.abs(x) < p, 1.0, 0.0) / c
+            else:  # straight-through: constant c
+                g = x * 0.0 + c
+            return g
+
+        @triton.jit
+        def _lif_fwd_kernel(x_ptr, v0_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, v_ptr, T, M,
+                            P_STRIDE: tl.constexpr, MODE: tl.constexpr, ACC: tl.constexpr,
+                            BLOCK: tl.constexpr):
+            pid = tl.program_id(0)
+            offs = pid * BLOCK + tl.arange(0, BLOCK)
+            mask = offs < M
+            poffs = offs * P_STRIDE  # P_STRIDE 0: one shared (scalar) parameter
+            v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(ACC)
+            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            s_prev = tl.full([BLOCK], 0.0, ACC)
+            ptr_off = offs.to(tl.int64)
+            # one step of lookahead: the load of x[t+1] is issued before step t computes (latency hiding)
+            x_nxt = tl.load(x_ptr + ptr_off, mask=mask, other=0.0)
+            for _t in range(T):
+                x = x_nxt.to(ACC)
+                x_nxt = tl.load(x_ptr + ptr_off + M, mask=mask & (_t + 1 < T), other=0.0)
+                bv = beta * v
+                h = x + bv
+                if MODE == 3:
+                    r = thr * s_prev
+                    h = h - r
+                spk = h > thr
+                s = tl.where(spk, 1.0, 0.0).to(ACC)
+                tl.store(h_ptr + ptr_off, h.to(h_ptr.dtype.element_ty), mask=mask)
+                tl.store(s_ptr + ptr_off, s.to(s_ptr.dtype.element_ty), mask=mask)
+                if MODE == 0:
+                    r = thr * s
+                    v = h - r
+                elif MODE == 1:
+                    v = h * (1.0 - s)
+                else:
+                    v = h
+                if MODE == 3:
+                    s_prev = s
+                ptr_off += M
+            tl.store(v_ptr + offs, v.to(v_ptr.dtype.element_ty), mask=mask)
+
+        @triton.jit
+        def _lif_bwd_kernel(h_ptr, gs_ptr, gho_ptr, gv_ptr, beta_ptr, thr_ptr, v0_ptr, gh_ptr,
+                            gbeta_ptr, gthr_ptr, T, M, LAST, sp, sc,
+                            P_STRIDE: tl.constexpr, MODE: tl.constexpr, DK: tl.constexpr,
+                            SUR: tl.constexpr, HAS_GS: tl.constexpr, HAS_GHO: tl.constexpr,
+                            HAS_GV: tl.constexpr, PGRAD: tl.constexpr, GS_FULL: tl.constexpr,
+                            GHO_FULL: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+            pid = tl.program_id(0)
+            offs = pid * BLOCK + tl.arange(0, BLOCK)
+            mask = offs < M
+            poffs = offs * P_STRIDE
+            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            if HAS_GV:
+                g_next = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(ACC)
+            else:
+                g_next = tl.full([BLOCK], 0.0, ACC)
+            one = tl.full([BLOCK], 1.0, ACC)
+            f_beta = one  # the last step: g_h[T-1] = a + d * g_v (no beta)
+            gb = tl.full([BLOCK], 0.0, ACC)  # sum_t g_h[t] * v[t-1]
+            gt = tl.full([BLOCK], 0.0, ACC)  # sum_t dL/dthr (firing and reset uses)
+            ptr_off = offs.to(tl.int64) + LAST  # offset of step T-1
+            # one step of lookahead (loads of step t-1 issued before step t computes)
+            h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)
+            # g_s / g_h_out: a full [T, ...] tensor (GS_FULL = 1) or one value broadcast everywhere (0: e.g. the
+            # expanded ones of `out.sum()`, read without materialising them)
+            if HAS_GS:
+                gs_nxt = tl.load(gs_ptr + ptr_off * GS_FULL, mask=mask, other=0.0)
+            if HAS_GHO:
+                gho_nxt = tl.load(gho_ptr + ptr_off * GHO_FULL, mask=mask, other=0.0)
+            for _i in range(T):
+                more = mask & (_i + 1 < T)
+                hh = h_nxt.to(ACC)
+                h_nxt = tl.load(h_ptr + ptr_off - M, mask=more, other=0.0)
+                sg = surrogate_grad(hh - thr, sp, sc, SUR).to(ACC)
+                if HAS_GS:
+                    gs = gs_nxt.to(ACC)
+                    gs_nxt = tl.load(gs_ptr + (ptr_off - M) * GS_FULL, mask=more, other=0.0)
+                    a = gs * sg
+                else:
+                    gs = tl.full([BLOCK], 0.0, ACC)
+                    a = tl.full([BLOCK], 0.0, ACC)
+                if HAS_GHO:
+                    a = a + gho_nxt.to(ACC)
+                    gho_nxt = tl.load(gho_ptr + (ptr_off - M) * GHO_FULL, mask=more, other=0.0)
+                spk = hh > thr
+                s = tl.where(spk, 1.0, 0.0).to(ACC)
+                if DK == 0:
+                    d = one
+                elif DK == 1:
+                    d = 1.0 - thr * sg
+                elif DK == 2:
+                    d = 1.0 - s
+                else:
+                    d = (1.0 - s) - hh * sg
+                f = d * f_beta
+                gh = a + f * g_next
+                tl.store(gh_ptr + ptr_off, gh.to(gh_ptr.dtype.element_ty), mask=mask)
+                if PGRAD:
+                    # g_v_t (the gradient reaching v_t) = f_beta * g_h[t+1]  (g_v at the last step)
+                    gvt = f_beta * g_next
+                    tgrad = -(gs * sg)
+                    if MODE == 0:
+                        if DK == 0:
+                            tgrad += gvt * (-s)
+                        else:
+                            tgrad += gvt * (thr * sg - s)
+                    elif MODE == 1:
+                        if DK == 3:
+                            tgrad += gvt * hh * sg
+                    gt += tgrad
+                    # v_{t-1} from the saved h of the previous step (v0 at t = 0)
+                    if _i < T - 1:
+                        hp = h_nxt.to(ACC)  # h[t-1], already loaded
+                        sprev = tl.where(hp > thr, 1.0, 0.0).to(ACC)
+                        if MODE == 0:
+                            vp = hp - thr * sprev
+                        elif MODE == 1:
+                            vp = hp * (1.0 - sprev)
+                        else:
+                            vp = hp
+                        if MODE == 3:
+                            gt += -(gh * sprev)
+                    else:
+                        vp = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(ACC)
+                    gb += gh * vp
+                g_next = gh
+                f_beta = beta
+                ptr_off -= M
+            if PGRAD:
+                tl.store(gbeta_ptr + offs, gb, mask=mask)
+                tl.store(gthr_ptr + offs, gt, mask=mask)
+
+
+def _param(p: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A parameter as a contiguous per-neuron vector (stride 1) or a 1-element tensor (stride 0)."""
+    if p.numel() == 1:
+        return p.reshape(1).contiguous(), 0
+    return p.expand_as(step).contiguous(), 1
+
+
+def _params(beta, thr, step):
+    """beta and thr with one shared stride (both scalar, or both per neuron)."""
+    if beta.numel() == 1 and thr.numel() == 1:
+        return beta.reshape(1).contiguous(), thr.reshape(1).contiguous(), 0
+    return beta.expand_as(step).contiguous(), thr.expand_as(step).contiguous(), 1
+
+
+def _seq_grad(g, like):
+    """A gradient w.r.t. a ``[T, ...]`` output for a kernel: ``(tensor, 1)`` contiguous and full, or
+    ``(one-element tensor, 0)`` when ``g`` is a single value broadcast to the whole shape (all strides 0, as
+    autograd passes ``ones.expand(...)`` for ``out.sum()``), which the kernel then reads without materialising it;
+    ``(None, 1)`` for ``None``."""
+    if g is None:
+        return None, 1
+    if g.dim() == like.dim() and g.numel() > 0 and all(st == 0 for st in g.stride()):
+        return g.reshape(-1)[:1].contiguous(), 0
+    return g.expand_as(like).contiguous(), 1
+
+
+def _acc(dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def lif_forward(x, v0, beta, thr, mode, h_dtype=None, v_dtype=None):
+    """``(s [T, ...] in x.dtype, h [T, ...] in h_dtype or x.dtype, v_T [...] in v_dtype or x.dtype)``; ``None``
+    when the kernel cannot run on ``x`` (see :func:`usable`). ``mode``: 0..3 or a name of :data:`MODES`."""
+    if not usable(x) or x.dim() < 1:
+        return None
+    mode = MODES[mode] if isinstance(mode, str) else int(mode)
+    x = x.contiguous()
+    T = x.shape[0]
+    step = x[0] if T > 0 else x.new_empty(x.shape[1:])
+    M = step.numel()
+    s = torch.empty_like(x)
+    h = torch.empty(x.shape, dtype=h_dtype or x.dtype, device=x.device)
+    v = torch.empty(step.shape, dtype=v_dtype or x.dtype, device=x.device)
+    v0c = v0.to(v.dtype).expand_as(step).contiguous()
+    if T == 0 or M == 0:
+        v.copy_(v0c)
+        return s, h, v
+    acc = compute_dtype(x.dtype)
+    b, t, ps = _params(beta.to(acc), thr.to(acc), step)
+    BLOCK, warps = block_for(M)
+    grid = (triton.cdiv(M, BLOCK),)
+    with on_device(x):
+        _lif_fwd_kernel[grid](x, v0c, b, t, s, h, v, T, M, P_STRIDE=ps, MODE=mode, ACC=_acc(acc),
+                              BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    return s, h, v
+
+
+def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, surrogate, *, v0=None,
+                 param_grads=False, out_dtype=None):
+    """``g_h`` (gradient w.r.t. every pre-reset membrane = w.r.t. the input), in ``out_dtype`` (default h's),
+    or ``None`` when the kernel cannot run (device/dtype, or a surrogate that is not built in).
+
+    With ``param_grads=True`` (needs ``v0``) returns ``(g_h, g_beta_n, g_thr_n)``: per-neuron (shape of one
+    time step, float32/64) sums over time of the gradients of ``beta`` and ``thr``; the caller reduces them
+    over broadcast dimensions. ``g_v0 = beta * g_h[0]`` needs no kernel."""
+    code = surrogate_code(surrogate)
+    if code is None or not usable(h) or h.dim() < 1:
+        return None
+    mode = MODES[mode] if isinstance(mode, str) else int(mode)
+    h = h.contiguous()
+    T = h.shape[0]
+    step = h[0] if T > 0 else h.new_empty(h.shape[1:])
+    M = step.numel()
+    acc_dtype = compute_dtype(h.dtype)
+    gh = torch.empty(h.shape, dtype=out_dtype or h.dtype, device=h.device)
+    gbeta = torch.zeros(step.shape, dtype=acc_dtype, device=h.device) if param_grads else None
+    gthr = torch.zeros(step.shape, dtype=acc_dtype, device=h.device) if param_grads else None
+    if T == 0 or M == 0:
+        return (gh, gbeta, gthr) if param_grads else gh
+    pdt = acc_dtype
+    b, t, ps = _params(beta.to(pdt), thr.to(pdt), step)
+
+    gs, gs_full = _seq_grad(g_s, h)
+    gho, gho_full = _seq_grad(g_h_out, h)
+    gv = None if g_v is None else g_v.expand_as(step).contiguous()
+    v0c = None
+    if param_grads:
+        if v0 is None:
+            raise ValueError("param_grads=True needs v0")
+        v0c = v0.to(pdt).expand_as(step).contiguous()
+    dummy = b
+    BLOCK, warps = block_for(M)
+    grid = (triton.cdiv(M, BLOCK),)
+    with on_device(h):
+        _lif_bwd_kernel[grid](
+            h, gs if gs is not None else dummy, gho if gho is not None else dummy, gv if gv is not None else dummy,
+            b, t, v0c if v0c is not None else dummy, gh,
+            gbeta if param_grads else dummy, gthr if param_grads else dummy, T, M, (T - 1) * M,
+            float(code[1]), float(code[2]),
+            P_STRIDE=ps, MODE=mode, DK=DKIND[(mode, bool(detach_reset))], SUR=int(code[0]), HAS_GS=gs is not None,
+            HAS_GHO=gho is not None, HAS_GV=gv is not None, PGRAD=bool(param_grads), GS_FULL=gs_full,
+            GHO_FULL=gho_full, ACC=_acc(pdt), BLOCK=BLOCK, num_warps=warps, **launch_opts())
+    return (gh, gbeta, gthr) if param_grads else gh
+
+
+# ----------------------------------------------------------------------------------- the operator contract
+def available(x: torch.Tensor) -> bool:
+    """The dispatcher's question: can :func:`forward` run on ``x``?"""
+    return usable(x)
+
+
+def forward(x, v0, beta, thr, mode: int):
+    """``(s in x.dtype, h in acc, v in acc)`` per ``neurosynth/_ops/lif/reference.py``, or ``None``."""
+    acc = compute_dtype(x.dtype)
+    return lif_forward(x, v0, beta, thr, mode, h_dtype=acc, v_dtype=acc)
+
+
+def backward(h, g_s, g_h_out, g_v, beta, thr, mode: int, detach_reset: bool, sur):
+    """``g_h`` in ``h.dtype`` (acc) per the reference contract, or ``None`` (not a built-in surrogate, device)."""
+    return lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, sur)
