@@ -10,6 +10,15 @@ membrane over time (Cramer et al. 2022 used max-over-time). Standard preprocessi
 
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
 ``manifest.json`` and ``plots/training.png``.
+
+``--loihi`` trains the model Loihi 2 runs exactly (``neurosynth.hardware.lava.qat.loihi_rsnn_spec``): binary input
+spikes, QLinear (8-bit grid) -> Delay(1) -> QRecurrent (LIF, or CubaLIF with ``--alpha``; zero reset; 8-bit
+recurrent weights; one-step recurrent delay) -> QLinear -> Delay(1) -> spiking LIF output read out by spike count.
+Every synapse carries Lava's one-step delay. ``--verify N`` then writes ``loihi.h5`` (netx, ``dense_rec``) into
+the run directory and checks N test samples in Lava's simulator (float spike-exact vs torch, fixed point
+bit-exact vs the integer reference; accuracies side by side) and estimates the energy per inference at ``--T``:
+
+    python examples/train_shd.py --data-root ~/data --loihi --epochs 20 --verify 500 --out runs/shd_loihi
 """
 
 from __future__ import annotations
@@ -33,7 +42,17 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
     )
 
 
+def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
+                      threshold: float = 1.0):
+    from neurosynth.arch import build
+    from neurosynth.hardware.lava.qat import loihi_rsnn_spec
+
+    return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold))
+
+
 def build_model_from(args):
+    if getattr(args, "loihi", False):
+        return build_loihi_model(args.hidden, beta=args.beta, alpha=args.alpha)
     return build_model(args.hidden)
 
 
@@ -53,6 +72,13 @@ def parse_args(argv=None):
     p.add_argument("--out", default="runs/shd")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--loihi", action="store_true",
+                   help="train the Loihi-exact recurrent model (binary spikes, 8-bit QAT, zero reset, one-step "
+                        "synaptic delays, spike-count readout); see the module docstring")
+    p.add_argument("--alpha", type=float, default=0.0, help="--loihi: current decay (0: LIF, > 0: CubaLIF)")
+    p.add_argument("--beta", type=float, default=0.95, help="--loihi: membrane decay")
+    p.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (8156 samples)")
@@ -73,8 +99,11 @@ def main(argv=None) -> int:
     g = seed_all(args.seed)
     if args.benchmark:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 700), 20, 8156, g)
-    train = load("shd", args.data_root, "train", T=args.T, download=args.download)
-    test = load("shd", args.data_root, "test", T=args.T, download=args.download)
+    if args.verify and not args.loihi:
+        raise SystemExit("error: --verify needs --loihi")
+    binning = {"binary": True} if args.loihi else {}  # Loihi's input layer takes binary spikes
+    train = load("shd", args.data_root, "train", T=args.T, download=args.download, **binning)
+    test = load("shd", args.data_root, "test", T=args.T, download=args.download, **binning)
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g,
@@ -83,6 +112,8 @@ def main(argv=None) -> int:
 
     model = build_model_from(args)
     loss = "max_membrane_ce" if args.readout == "max" else "mean_membrane_ce"
+    if args.loihi:
+        loss = "rate_ce"  # Loihi's output neurons spike: read out by spike count
     t0 = time.perf_counter()
     hist = fit(model, train_loader, epochs=args.epochs, lr=args.lr, loss=loss, val_loader=test_loader,
                device=args.device, progress=not args.no_progress)
@@ -95,13 +126,46 @@ def main(argv=None) -> int:
     results = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
                "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
                "n_train": len(train), "n_test": len(test)}
+    if args.loihi and args.verify:
+        results["loihi"] = loihi_check(model, test, args.verify, run.path / "loihi.h5", (700,))
     run.write_json("metrics.json", {"history": hist, "test": final, **results})
-    save_figure(_curves(hist, "SHD recurrent LIF"), run.plot_path("training"))
+    save_figure(_curves(hist, "SHD recurrent LIF" + (" (Loihi-exact)" if args.loihi else "")), run.plot_path("training"))
     config = {k: v for k, v in vars(args).items()} | {"dataset": "shd", "loss": loss}
     run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_shd.py", *argv],
                        config, args.seed, results)
     print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.path}")
     return 0
+
+
+def loihi_check(model, test, n: int, path, input_shape, progress: bool = True) -> dict:
+    """Export ``model`` to ``path`` (netx) and verify it on the first ``n`` test samples in Lava float and fixed
+    point; estimate the energy per inference on the same samples. Prints and returns a summary."""
+    import torch
+
+    from neurosynth.datasets import collate_time_first
+    from neurosynth.hardware.energy import compare, count_ops
+    from neurosynth.hardware.lava.verify import export_verified
+
+    x, y, _ = collate_time_first([test[i] for i in range(min(n, len(test)))])
+    x = (x > 0).float()
+    model.eval()
+    rep = export_verified(model, path, x, y, input_shape=input_shape, progress=progress)
+    with torch.no_grad():
+        energy = compare(count_ops(model, x))
+    keys = ("samples", "steps", "float_exact", "fixed_exact", "float_mismatches", "fixed_mismatches",
+            "fixed_vs_torch_spike_agreement", "accuracy_torch", "accuracy_lava_float", "accuracy_lava_fixed", "passed")
+    out = {k: rep[k] for k in keys if k in rep}
+    out["netx_file"] = str(path) if rep["passed"] else None
+    out["energy"] = {"T": int(x.shape[0]), "syn_ops": energy["counts"]["syn_ops"],
+                     "neuron_updates": energy["counts"]["neuron_updates"],
+                     "loihi_nj": energy["snn"]["total_j"] * 1e9, "ann_nj": energy["ann"]["total_j"] * 1e9,
+                     "ann_cost_model": energy["ann"]["cost_model"]}
+    print(f"Loihi check on {out['samples']} test samples (T={out['steps']}): float spike-exact {out['float_exact']}, "
+          f"fixed bit-exact {out['fixed_exact']}; accuracy torch {out['accuracy_torch']:.4f}, Lava float "
+          f"{out['accuracy_lava_float']:.4f}, Lava fixed {out['accuracy_lava_fixed']:.4f}; Loihi "
+          f"{out['energy']['loihi_nj']:.1f} nJ/inference ({out['energy']['syn_ops']:.0f} synaptic ops, "
+          f"{out['energy']['neuron_updates']:.0f} neuron updates)")
+    return out
 
 
 def benchmark(args, model, shape, n_classes, n_train, g) -> int:

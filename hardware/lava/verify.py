@@ -80,3 +80,35 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
         report["accuracy_gap_pp"] = 100.0 * (report["accuracy_torch"] - report["accuracy_lava_fixed"])
     report["passed"] = bool(report.get("float_exact", True) and report.get("fixed_exact", True))
     return report
+
+
+def export_verified(model: nn.Module, path, inputs, labels=None, *, input_shape=None, copies: int | None = None,
+                    progress: bool = False) -> dict[str, Any]:
+    """Write ``model`` as a netx file at ``path`` and :func:`verify` it on ``inputs`` (Lava fixed point runs the
+    network read back *from the file*). A failed check removes the file (``report["passed"]`` is False); a model
+    Loihi cannot run raises :class:`~.ir.LoihiExportError` before anything is written."""
+    from pathlib import Path
+
+    from neurosynth.io import atomic_path
+
+    from .netx import read_netx, write_netx
+
+    net = extract(model, input_shape)
+    check_fixed(net)
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            write_netx(net, tmp)
+            report = verify(model, inputs, labels, input_shape=input_shape, net=read_netx(tmp), copies=copies,
+                            progress=progress)
+            if not report["passed"]:
+                raise _Failed(report)
+    except _Failed as e:  # atomic_path removed the file
+        return e.report
+    return report
+
+
+class _Failed(Exception):
+    def __init__(self, report):
+        super().__init__("verification failed")
+        self.report = report
