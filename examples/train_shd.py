@@ -127,7 +127,9 @@ def main(argv=None) -> int:
                "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
                "n_train": len(train), "n_test": len(test)}
     if args.loihi and args.verify:
-        results["loihi"] = loihi_check(model, test, args.verify, run.path / "loihi.h5", (700,))
+        from neurosynth.hardware.lava.verify import verify_samples
+
+        results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (700,))
     run.write_json("metrics.json", {"history": hist, "test": final, **results})
     save_figure(_curves(hist, "SHD recurrent LIF" + (" (Loihi-exact)" if args.loihi else "")), run.plot_path("training"))
     config = {k: v for k, v in vars(args).items()} | {"dataset": "shd", "loss": loss}
@@ -135,37 +137,6 @@ def main(argv=None) -> int:
                        config, args.seed, results)
     print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.path}")
     return 0
-
-
-def loihi_check(model, test, n: int, path, input_shape, progress: bool = True) -> dict:
-    """Export ``model`` to ``path`` (netx) and verify it on the first ``n`` test samples in Lava float and fixed
-    point; estimate the energy per inference on the same samples. Prints and returns a summary."""
-    import torch
-
-    from neurosynth.datasets import collate_time_first
-    from neurosynth.hardware.energy import compare, count_ops
-    from neurosynth.hardware.lava.verify import export_verified
-
-    x, y, _ = collate_time_first([test[i] for i in range(min(n, len(test)))])
-    x = (x > 0).float()
-    model.eval()
-    rep = export_verified(model, path, x, y, input_shape=input_shape, progress=progress)
-    with torch.no_grad():
-        energy = compare(count_ops(model, x))
-    keys = ("samples", "steps", "float_exact", "fixed_exact", "float_mismatches", "fixed_mismatches",
-            "fixed_vs_torch_spike_agreement", "accuracy_torch", "accuracy_lava_float", "accuracy_lava_fixed", "passed")
-    out = {k: rep[k] for k in keys if k in rep}
-    out["netx_file"] = str(path) if rep["passed"] else None
-    out["energy"] = {"T": int(x.shape[0]), "syn_ops": energy["counts"]["syn_ops"],
-                     "neuron_updates": energy["counts"]["neuron_updates"],
-                     "loihi_nj": energy["snn"]["total_j"] * 1e9, "ann_nj": energy["ann"]["total_j"] * 1e9,
-                     "ann_cost_model": energy["ann"]["cost_model"]}
-    print(f"Loihi check on {out['samples']} test samples (T={out['steps']}): float spike-exact {out['float_exact']}, "
-          f"fixed bit-exact {out['fixed_exact']}; accuracy torch {out['accuracy_torch']:.4f}, Lava float "
-          f"{out['accuracy_lava_float']:.4f}, Lava fixed {out['accuracy_lava_fixed']:.4f}; Loihi "
-          f"{out['energy']['loihi_nj']:.1f} nJ/inference ({out['energy']['syn_ops']:.0f} synaptic ops, "
-          f"{out['energy']['neuron_updates']:.0f} neuron updates)")
-    return out
 
 
 def benchmark(args, model, shape, n_classes, n_train, g) -> int:
