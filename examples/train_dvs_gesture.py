@@ -61,7 +61,9 @@ def build_loihi_model(size: int = 32, channels: int = 16, hidden: int = 128, n_o
 
 def build_model_from(args):
     if getattr(args, "loihi", False):
-        return build_loihi_model(args.size, args.channels, args.hidden)
+        from neurosynth.hardware.lava.qat import scale_synapses
+
+        return scale_synapses(build_loihi_model(args.size, args.channels, args.hidden), args.init_gain)
     return build_model(args.size, args.channels, args.hidden)
 
 
@@ -85,6 +87,9 @@ def parse_args(argv=None):
     p.add_argument("--loihi", action="store_true",
                    help="train the Loihi-exact conv network (binary frames, 8-bit QAT, zero reset, one-step synaptic "
                         "delays, sum pooling as a fixed strided conv, spike-count readout)")
+    p.add_argument("--init-gain", type=float, default=4.0,
+                   help="--loihi: multiply the initial weights by this (8-bit rounding zeroes small initial weights; "
+                        "default 4.0)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
     p.add_argument("--benchmark", type=int, default=0, metavar="N",

@@ -52,7 +52,9 @@ def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float
 
 def build_model_from(args):
     if getattr(args, "loihi", False):
-        return build_loihi_model(args.hidden, beta=args.beta, alpha=args.alpha)
+        from neurosynth.hardware.lava.qat import scale_synapses
+
+        return scale_synapses(build_loihi_model(args.hidden, beta=args.beta, alpha=args.alpha), args.init_gain)
     return build_model(args.hidden)
 
 
@@ -77,6 +79,9 @@ def parse_args(argv=None):
                         "synaptic delays, spike-count readout); see the module docstring")
     p.add_argument("--alpha", type=float, default=0.0, help="--loihi: current decay (0: LIF, > 0: CubaLIF)")
     p.add_argument("--beta", type=float, default=0.95, help="--loihi: membrane decay")
+    p.add_argument("--init-gain", type=float, default=3.0,
+                   help="--loihi: multiply the initial weights by this (8-bit rounding zeroes small initial weights; "
+                        "default 3.0)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
     p.add_argument("--benchmark", type=int, default=0, metavar="N",

@@ -388,6 +388,17 @@ def loihi_pooled_conv_spec(input_shape: tuple[int, int, int] | list[int], channe
             "meta": {"family": "loihi", "delay_per_synapse": 1, "pooling": "fixed sum-pool conv + LIF"}}
 
 
+def scale_synapses(model: nn.Module, gain: float) -> nn.Module:
+    """Multiply the (trainable) weights of every QLinear/QConv2d/QRecurrent synapse by ``gain`` (not the fixed
+    sum-pooling convolutions): a larger initialisation keeps spikes flowing through deep Loihi networks, whose
+    8-bit grid rounds PyTorch's default small initial weights mostly to 0. Returns ``model``."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (QLinear, QConv2d)) and not isinstance(m, SumPoolConv):
+                m.weight.mul_(float(gain))
+    return model
+
+
 def weight_init_scale(fan_in: int, threshold: float = 1.0) -> float:
     """A weight scale that makes a few coincident input spikes cross the threshold (for custom inits)."""
     return threshold * 2.0 / math.sqrt(max(fan_in, 1))
