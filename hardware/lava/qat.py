@@ -132,17 +132,30 @@ class QRecurrent(_recurrent_base()):
         super().__init__(size, neuron, bias=False, **neuron_kw)
         self.rec = QLinear(size, size, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def run(self, x: torch.Tensor, state=None):
+        """``(spikes [T, B, N], (last spikes, neuron state), membrane [T, B, N])``; ``state`` continues a sequence."""
         if x.dim() != 3 or x.shape[-1] != self.size:
             raise ValueError(f"QRecurrent input must be [T, B, {self.size}]; got {tuple(x.shape)}")
-        state = self.neuron.initial_state(x[0])
+        s, nstate = (torch.zeros_like(x[0]), self.neuron.initial_state(x[0])) if state is None else state
         p = self.neuron.params()
-        s = torch.zeros_like(x[0])
-        outs = []
+        # the neuron's pure one-step function: `dynamics` (engine API) or the older `step(x, state, p)`
+        step = getattr(self.neuron, "dynamics", None) or self.neuron.step
+        outs, trace = [], []
         for t in range(x.shape[0]):
-            s, state, _ = self.neuron.step(x[t] + self.rec(s), state, p)
+            s, nstate, h = step(x[t] + self.rec(s.to(x.dtype)), nstate, p)
             outs.append(s)
-        return torch.stack(outs)
+            trace.append(h)
+        return torch.stack(outs), _recurrent_state(s, nstate), torch.stack(trace)
+
+    def forward(self, x: torch.Tensor, state=None) -> torch.Tensor:
+        return self.run(x, state)[0]
+
+
+def _recurrent_state(s, nstate):
+    from neurosynth import layers
+
+    cls = getattr(layers, "RecurrentState", None)
+    return cls(s, nstate) if cls is not None else (s, nstate)
 
 
 class SumPoolConv(QConv2d):
