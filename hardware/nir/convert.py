@@ -373,7 +373,8 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
 
     ``input_shape`` is the per-sample shape without ``[T, B]`` (default: the model's ArchSpec ``input_shape``,
     else the first Linear's ``in_features``). Nodes are named by their position in the model (``"0"``,
-    ``"1"``... counting exported nodes; Dropout/Identity are skipped), chained ``input -> ... -> output``. Raises ``ValueError`` naming the layer for anything NIR
+    ``"1"``... counting exported nodes, zero-padded from 10 nodes on: ``"00"``, ``"01"``...; Dropout/Identity are
+    skipped), chained ``input -> ... -> output``. Raises ``ValueError`` naming the layer for anything NIR
     cannot express (ALIF, subtract reset unless ``allow_nonstandard_reset``, unsupported module types).
     """
     nir = _nir()
@@ -383,7 +384,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
     layers = _flatten_layers(model)
     shape = tuple(int(s) for s in input_shape) if input_shape is not None else _infer_input_shape(model, layers)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
-    chain = ["input"]
+    exported: list = []
     for name, m in layers:
         exporter = NIR_EXPORTERS.lookup(m)
         if exporter is None:
@@ -395,7 +396,14 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
             shape = _out_shape(m, shape)
         if node is SKIP:
             continue
-        key = str(len(chain) - 1)  # position among exported nodes: stable under NIR -> model -> NIR
+        exported.append(node)
+    # keys: position among exported nodes (stable under NIR -> model -> NIR), zero-padded so that sorted names
+    # are in layer order: nir.read returns nodes sorted by name, and nirtorch (snnTorch's importer) fails on a
+    # recurrent subgraph it meets before the node feeding it
+    width = len(str(max(len(exported) - 1, 0)))
+    chain = ["input"]
+    for i, node in enumerate(exported):
+        key = f"{i:0{width}d}"
         nodes[key] = node
         chain.append(key)
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})

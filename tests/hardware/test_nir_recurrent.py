@@ -197,3 +197,26 @@ def test_loihi_recurrent_model_exports_quantised_weights_and_delay():
     with torch.no_grad():
         assert torch.equal(back(x), m(x))
     assert isinstance(back[1], Delay)
+
+
+def test_deep_recurrent_model_file_imports_into_snntorch(tmp_path):
+    """nir.read sorts nodes by name and nirtorch fails on a recurrent subgraph met before its input: node names are
+    zero-padded ("00".."12") so that the sorted order is the layer order."""
+    from snntorch.import_nir import import_from_nir
+
+    gen = torch.Generator().manual_seed(4)
+    layers = []
+    for _ in range(5):
+        layers += [nn.Linear(8, 8), LIF(beta=0.9, reset="zero")]
+    m = SNN(*layers, nn.Linear(8, 8), Recurrent(8, LIF(beta=0.9, reset="zero")), nn.Linear(8, 3), LIF(reset="zero"))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 1.5)
+    graph = read_nir(write_nir(to_nir(m, input_shape=(8,)), tmp_path / "deep.nir"))
+    assert list(graph.nodes)[:3] == ["00", "01", "02"] and isinstance(graph.nodes["11"], nir.NIRGraph)
+    with contextlib.redirect_stdout(io.StringIO()):
+        net = import_from_nir(graph)
+    x = (torch.rand(30, 2, 8, generator=gen) < 0.5).float()
+    with torch.no_grad():
+        ours = m.eval()(x)
+    assert torch.equal(_run_snntorch_graphmodule(net, x), ours)
