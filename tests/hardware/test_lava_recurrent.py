@@ -174,3 +174,20 @@ def test_pooled_conv_export_verifies_in_lava(tmp_path):
     rep = verify(m, x, torch.tensor([0, 1, 2]), input_shape=shape, net=read_netx(path))
     assert rep["passed"], rep
     assert all(v > 0 for v in rep["float_spikes"].values()), rep["float_spikes"]
+
+
+def test_recurrent_model_without_feed_forward_delay_lags_one_step_per_layer():
+    """Without Delay(1) the torch model runs one step ahead of Lava per synapse; the recurrent path is the same
+    in both (s_{t-1}), so Lava's spikes equal torch's shifted by the cumulative lag."""
+    from neurosynth.layers import SNN
+
+    m, _ = rsnn()
+    nodelay = SNN(m[0], m[2], m[3], m[5]).eval()
+    net = extract(nodelay, (20,))
+    assert net.torch_shifts() == [1, 2]
+    x = spikes(20, 3, 20)
+    ts = torch_layer_spikes(nodelay, x)
+    ref = simulate(net, np.concatenate([x.numpy(), np.zeros((2, 3, 20), np.float32)]), "float")
+    for lava, torch_sp, shift in zip(ref.spikes, ts, net.torch_shifts()):
+        assert torch_sp.any()
+        np.testing.assert_array_equal(lava[shift:shift + 20], torch_sp)
