@@ -8,6 +8,16 @@ a fully connected LIF layer and 11 leaky-integrator readouts scored by their mea
 
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
 ``manifest.json`` and ``plots/training.png``.
+
+``--loihi`` trains the network Loihi 2 runs exactly (``neurosynth.hardware.lava.qat.loihi_pooled_conv_spec``):
+binary event frames, two [QConv2d(3x3) -> Delay(1) -> LIF -> sum pooling -> Delay(1) -> LIF] blocks, where the
+2x2 sum pooling is a fixed depthwise strided convolution (netx has no pooling layer), then QLinear -> Delay(1) ->
+LIF -> QLinear -> Delay(1) -> spiking LIF output read out by spike count; zero reset, 8-bit weights, Lava's
+one-step delay on every synapse. ``--verify N`` writes ``loihi.h5`` (netx) into the run directory, checks N test
+samples in Lava's simulator (float and fixed point) and estimates the energy per inference:
+
+    python examples/train_dvs_gesture.py --data-root ~/data --loihi --size 16 --epochs 20 --verify 450 \
+        --out runs/dvs_loihi
 """
 
 from __future__ import annotations
@@ -40,7 +50,20 @@ def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: in
     )
 
 
+def build_loihi_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: int = 11, beta: float = 0.9):
+    from neurosynth.arch import build
+    from neurosynth.hardware.lava.qat import loihi_pooled_conv_spec
+
+    if size % 4:
+        raise ValueError(f"--size must be a multiple of 4 (two 2x2 poolings); got {size}")
+    return build(loihi_pooled_conv_spec((2, size, size), [channels, 2 * channels], hidden, n_out, beta=beta))
+
+
 def build_model_from(args):
+    if getattr(args, "loihi", False):
+        from neurosynth.hardware.lava.qat import scale_synapses
+
+        return scale_synapses(build_loihi_model(args.size, args.channels, args.hidden), args.init_gain)
     return build_model(args.size, args.channels, args.hidden)
 
 
@@ -61,6 +84,14 @@ def parse_args(argv=None):
     p.add_argument("--out", default="runs/dvs_gesture")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--loihi", action="store_true",
+                   help="train the Loihi-exact conv network (binary frames, 8-bit QAT, zero reset, one-step synaptic "
+                        "delays, sum pooling as a fixed strided conv, spike-count readout)")
+    p.add_argument("--init-gain", type=float, default=4.0,
+                   help="--loihi: multiply the initial weights by this (8-bit rounding zeroes small initial weights; "
+                        "default 4.0)")
+    p.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (1077 samples)")
@@ -81,7 +112,11 @@ def main(argv=None) -> int:
     g = seed_all(args.seed)
     if args.benchmark:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 2, args.size, args.size), 11, 1077, g)
+    if args.verify and not args.loihi:
+        raise SystemExit("error: --verify needs --loihi")
     kw = {"T": args.T, "spatial_factor": args.size / 128, "download": args.download}
+    if args.loihi:
+        kw["binary"] = True  # Loihi's input layer takes binary spikes
     train = load("dvs_gesture", args.data_root, "train", **kw)
     test = load("dvs_gesture", args.data_root, "test", **kw)
     if args.limit:
@@ -91,7 +126,7 @@ def main(argv=None) -> int:
     test_loader = DataLoader(test, batch_size=args.batch_size, collate_fn=collate_time_first)
 
     model = build_model_from(args)
-    loss = "mean_membrane_ce"
+    loss = "rate_ce" if args.loihi else "mean_membrane_ce"  # Loihi's output neurons spike: spike-count readout
     t0 = time.perf_counter()
     hist = fit(model, train_loader, epochs=args.epochs, lr=args.lr, loss=loss, val_loader=test_loader,
                device=args.device, progress=not args.no_progress)
@@ -104,8 +139,13 @@ def main(argv=None) -> int:
     results = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
                "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
                "n_train": len(train), "n_test": len(test)}
+    if args.loihi and args.verify:
+        from neurosynth.hardware.lava.verify import verify_samples
+
+        results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (2, args.size, args.size))
     run.write_json("metrics.json", {"history": hist, "test": final, **results})
-    save_figure(_curves(hist, "DVS128 Gesture conv SNN"), run.plot_path("training"))
+    save_figure(_curves(hist, "DVS128 Gesture conv SNN" + (" (Loihi-exact)" if args.loihi else "")),
+                run.plot_path("training"))
     config = dict(vars(args)) | {"dataset": "dvs_gesture", "loss": loss}
     run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_dvs_gesture.py", *argv],
                        config, args.seed, results)

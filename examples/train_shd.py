@@ -10,6 +10,15 @@ membrane over time (Cramer et al. 2022 used max-over-time). Standard preprocessi
 
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
 ``manifest.json`` and ``plots/training.png``.
+
+``--loihi`` trains the model Loihi 2 runs exactly (``neurosynth.hardware.lava.qat.loihi_rsnn_spec``): binary input
+spikes, QLinear (8-bit grid) -> Delay(1) -> QRecurrent (LIF, or CubaLIF with ``--alpha``; zero reset; 8-bit
+recurrent weights; one-step recurrent delay) -> QLinear -> Delay(1) -> spiking LIF output read out by spike count.
+Every synapse carries Lava's one-step delay. ``--verify N`` then writes ``loihi.h5`` (netx, ``dense_rec``) into
+the run directory and checks N test samples in Lava's simulator (float spike-exact vs torch, fixed point
+bit-exact vs the integer reference; accuracies side by side) and estimates the energy per inference at ``--T``:
+
+    python examples/train_shd.py --data-root ~/data --loihi --epochs 20 --verify 500 --out runs/shd_loihi
 """
 
 from __future__ import annotations
@@ -33,7 +42,19 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
     )
 
 
+def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
+                      threshold: float = 1.0):
+    from neurosynth.arch import build
+    from neurosynth.hardware.lava.qat import loihi_rsnn_spec
+
+    return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold))
+
+
 def build_model_from(args):
+    if getattr(args, "loihi", False):
+        from neurosynth.hardware.lava.qat import scale_synapses
+
+        return scale_synapses(build_loihi_model(args.hidden, beta=args.beta, alpha=args.alpha), args.init_gain)
     return build_model(args.hidden)
 
 
@@ -53,6 +74,16 @@ def parse_args(argv=None):
     p.add_argument("--out", default="runs/shd")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--loihi", action="store_true",
+                   help="train the Loihi-exact recurrent model (binary spikes, 8-bit QAT, zero reset, one-step "
+                        "synaptic delays, spike-count readout); see the module docstring")
+    p.add_argument("--alpha", type=float, default=0.0, help="--loihi: current decay (0: LIF, > 0: CubaLIF)")
+    p.add_argument("--beta", type=float, default=0.95, help="--loihi: membrane decay")
+    p.add_argument("--init-gain", type=float, default=3.0,
+                   help="--loihi: multiply the initial weights by this (8-bit rounding zeroes small initial weights; "
+                        "default 3.0)")
+    p.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (8156 samples)")
@@ -73,8 +104,11 @@ def main(argv=None) -> int:
     g = seed_all(args.seed)
     if args.benchmark:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 700), 20, 8156, g)
-    train = load("shd", args.data_root, "train", T=args.T, download=args.download)
-    test = load("shd", args.data_root, "test", T=args.T, download=args.download)
+    if args.verify and not args.loihi:
+        raise SystemExit("error: --verify needs --loihi")
+    binning = {"binary": True} if args.loihi else {}  # Loihi's input layer takes binary spikes
+    train = load("shd", args.data_root, "train", T=args.T, download=args.download, **binning)
+    test = load("shd", args.data_root, "test", T=args.T, download=args.download, **binning)
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g,
@@ -83,6 +117,8 @@ def main(argv=None) -> int:
 
     model = build_model_from(args)
     loss = "max_membrane_ce" if args.readout == "max" else "mean_membrane_ce"
+    if args.loihi:
+        loss = "rate_ce"  # Loihi's output neurons spike: read out by spike count
     t0 = time.perf_counter()
     hist = fit(model, train_loader, epochs=args.epochs, lr=args.lr, loss=loss, val_loader=test_loader,
                device=args.device, progress=not args.no_progress)
@@ -95,8 +131,12 @@ def main(argv=None) -> int:
     results = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
                "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
                "n_train": len(train), "n_test": len(test)}
+    if args.loihi and args.verify:
+        from neurosynth.hardware.lava.verify import verify_samples
+
+        results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (700,))
     run.write_json("metrics.json", {"history": hist, "test": final, **results})
-    save_figure(_curves(hist, "SHD recurrent LIF"), run.plot_path("training"))
+    save_figure(_curves(hist, "SHD recurrent LIF" + (" (Loihi-exact)" if args.loihi else "")), run.plot_path("training"))
     config = {k: v for k, v in vars(args).items()} | {"dataset": "shd", "loss": loss}
     run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_shd.py", *argv],
                        config, args.seed, results)

@@ -1,7 +1,8 @@
 """Loihi 2 deployment through Lava: train what Loihi runs, export it, verify it in Lava's simulator.
 
-- :mod:`.qat`: Loihi's fixed-point grids, quantisation-aware layers (``qlinear``/``qconv2d``) and
-  :func:`loihi_mlp_spec`, the ArchSpec of the Loihi-exact model family.
+- :mod:`.qat`: Loihi's fixed-point grids, quantisation-aware layers (``qlinear``/``qconv2d``/``qrecurrent``,
+  ``qsumpool``) and the ArchSpecs of the Loihi-exact model family (:func:`loihi_mlp_spec`,
+  :func:`loihi_rsnn_spec` for recurrent networks, :func:`loihi_pooled_conv_spec` for pooled conv networks).
 - :mod:`.ir`: :func:`extract` (torch model -> :class:`LoihiNet`), refusing what Loihi cannot run.
 - :mod:`.reference`: our numpy reference of Lava's float and bit-accurate models.
 - :mod:`.builder`: :func:`to_lava` / :func:`run_lava` (Lava processes, ``Loihi2SimCfg``).
@@ -27,9 +28,10 @@ _EXPORTS = {
     "extract": "ir",
     "read_netx": "netx", "validate_netx": "netx", "write_netx": "netx",
     "QConv2d": "qat", "QLinear": "qat", "loihi_mlp_spec": "qat", "loihi_conv_spec": "qat", "loihi_neuron_entry": "qat",
-    "quantize_weight": "qat",
+    "quantize_weight": "qat", "QRecurrent": "qat", "SumPoolConv": "qat", "loihi_rsnn_spec": "qat",
+    "loihi_pooled_conv_spec": "qat", "scale_synapses": "qat",
     "simulate": "reference",
-    "verify": "verify",
+    "verify": "verify", "export_verified": "verify", "verify_samples": "verify",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -15,6 +15,12 @@ Batches: a Lava network has one state and Lava's Python simulator costs millisec
   ``k P + 1 .. k P + T`` with ``P = T + L + 1`` (``L`` stages) and stage ``l`` resets at step
   ``k P + T + l + 1``, when nothing of the previous slot is still in flight towards it, so every sample
   starts from the zero state exactly as in the torch model (tests compare against single-sample runs).
+  Networks with a recurrent (``dense_rec``) stage use one slot per run: such a layer can keep itself firing
+  after its input stops, and ``LIFReset`` integrates its reset step's input (the layer's own last spikes).
+
+A recurrent stage is ``Dense`` (feed-forward) and ``Dense`` (recurrent, ``lif.s_out -> rec.s_in``, ``rec.a_out
+-> lif.a_in``), both with ``num_message_bits=0`` (binary spikes), as netx's ``RecurrentDense`` block builds it
+when the network input is binary.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class LavaGraph:
     synapses: list = field(default_factory=list)
     neurons: list = field(default_factory=list)
     sinks: list = field(default_factory=list)
+    recurrent: list = field(default_factory=list)  # the recurrent Dense of every dense_rec stage
 
     def run(self) -> list[np.ndarray]:
         """Run ``num_steps`` steps; return per stage the spikes ``[num_steps, *out_shape]`` (torch order)."""
@@ -79,14 +86,19 @@ class LavaGraph:
         return out
 
 
-def _synapse_process(layer: LoihiLayer, mode: str, in_shape_lava):
+def _synapse_process(layer: LoihiLayer, mode: str, in_shape_lava, recurrent: bool = False):
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
 
     if layer.kind == "dense":
-        w = layer.weight.astype(np.float64) if mode == "float" else layer.int_weight()
+        if recurrent:
+            w = layer.weight_rec.astype(np.float64) if mode == "float" else layer.int_weight_rec()
+        else:
+            w = layer.weight.astype(np.float64) if mode == "float" else layer.int_weight()
         kw = {} if mode == "float" else {"num_weight_bits": 8, "weight_exp": 0}
-        return Dense(weights=w, num_message_bits=0, name=f"dense:{layer.name}", **kw)
+        # binary spikes on both connections: num_message_bits=0, also on the recurrent one (lava-dl #372)
+        return Dense(weights=w, num_message_bits=0, name=f"{'dense_rec' if recurrent else 'dense'}:{layer.name}",
+                     **kw)
     w = layer.weight if mode == "float" else layer.int_weight()
     return Conv(weight=lava_conv_weight(w), input_shape=in_shape_lava, padding=layer.padding[::-1],
                 stride=layer.stride[::-1], dilation=layer.dilation[::-1], groups=layer.groups, weight_exp=0,
@@ -139,6 +151,11 @@ def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
         lif = _neuron_process(layer, mode, reset)
         port.connect(syn.s_in)
         syn.a_out.connect(lif.a_in)
+        if layer.recurrent:  # netx dense_rec: the layer's own spikes through a second Dense (one-step delay)
+            rec = _synapse_process(layer, mode, None, recurrent=True)
+            lif.s_out.connect(rec.s_in)
+            rec.a_out.connect(lif.a_in)
+            graph.recurrent.append(rec)
         sink = Sink(shape=_lava_shape(layer.out_shape), buffer=steps)
         lif.s_out.connect(sink.a_in)
         graph.synapses.append(syn)
@@ -187,6 +204,14 @@ class LavaResult:
         return self.counts().argmax(-1)
 
 
+def _block_diag(w: np.ndarray, copies: int) -> np.ndarray:
+    n_out, n_in = w.shape
+    out = np.zeros((copies * n_out, copies * n_in), dtype=w.dtype)
+    for r in range(copies):
+        out[r * n_out:(r + 1) * n_out, r * n_in:(r + 1) * n_in] = w
+    return out
+
+
 def replicate(net: LoihiNet, copies: int) -> LoihiNet:
     """``copies`` independent copies of ``net`` side by side in one network of the same layer types:
     block-diagonal ``Dense`` weights, ``Conv`` with ``groups * copies`` (copies stacked along channels), so one
@@ -201,11 +226,9 @@ def replicate(net: LoihiNet, copies: int) -> LoihiNet:
     layers = []
     for layer in net.layers:
         if layer.kind == "dense":
-            w = np.zeros((copies * layer.weight.shape[0], copies * layer.weight.shape[1]), dtype=layer.weight.dtype)
-            n_out, n_in = layer.weight.shape
-            for r in range(copies):
-                w[r * n_out:(r + 1) * n_out, r * n_in:(r + 1) * n_in] = layer.weight
-            layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape), weight=w))
+            w_rec = _block_diag(layer.weight_rec, copies) if layer.recurrent else None
+            layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape),
+                                  weight=_block_diag(layer.weight, copies), weight_rec=w_rec))
         elif layer.kind == "conv":
             layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape),
                                   weight=np.concatenate([layer.weight] * copies, 0), groups=layer.groups * copies))
@@ -218,6 +241,8 @@ def auto_copies(net: LoihiNet, batch: int, max_weights: int = 2_000_000) -> int:
     """How many copies :func:`replicate` may stack: the largest block-diagonal dense matrix stays below
     ``max_weights`` entries (at most 64 copies, at most ``batch``)."""
     biggest = max([layer.weight.size for layer in net.stages if layer.kind == "dense"] + [1])
+    if any(layer.recurrent for layer in net.stages):  # one slot per run (see run_lava): allow more copies
+        max_weights *= 8
     return int(max(1, min(batch, 64, int(np.sqrt(max_weights / biggest)))))
 
 
@@ -238,6 +263,11 @@ def run_lava(model: nn.Module | LoihiNet, inputs, mode: str = "fixed", *, input_
     if not np.isin(x, (0, 1)).all():
         raise ValueError("Loihi inputs must be binary spikes (0/1); encode the data first (e.g. rate coding)")
     T, B = x.shape[:2]
+    if any(layer.recurrent for layer in net.stages):
+        # a recurrent layer can keep itself firing after its input stops, and LIFReset integrates the input of
+        # its reset step (here: its own spikes of the step before), so samples cannot share a run one after
+        # the other: every run holds one sample per copy, from a freshly built network
+        slots = 1
     R = copies or auto_copies(net, B)
     big = replicate(net, R)
     L = len(net.stages)

@@ -8,7 +8,8 @@ written anywhere before this check passes.
 Supported torch modules (inside ``neurosynth.SNN`` / ``nn.Sequential``, nested or not):
 ``nn.Linear``/``QLinear`` and ``nn.Conv2d``/``QConv2d`` without bias, ``nn.Flatten``, a one-step
 ``Delay`` after a synapse, ``LIF(reset='zero')`` / ``IF(reset='zero')`` / ``CubaLIF`` with shared
-(per-layer) parameters, and ``Dropout``/``Identity`` (no-ops at inference).
+(per-layer) parameters, ``Recurrent`` (``QRecurrent``) after a Linear synapse (one ``dense_rec`` stage:
+feed-forward + recurrent Dense into one LIF layer), and ``Dropout``/``Identity`` (no-ops at inference).
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class NeuronParams:
 class LoihiLayer:
     """A synapse + neuron stage (``dense``/``conv``) or a ``flatten``.
 
+    A ``dense`` stage with ``weight_rec`` is a recurrent layer (netx ``dense_rec``): its neurons also receive
+    ``W_rec s_{t-1}``, their own spikes of the previous step (Lava's recurrent ``Dense`` delays by one step,
+    exactly like :class:`neurosynth.layers.Recurrent`).
+
     Shapes are torch order: ``(N,)`` or ``(C, H, W)``. ``delayed`` says whether the *torch* model
     already delays this stage's synaptic output by one step (Lava always does).
     """
@@ -73,11 +78,24 @@ class LoihiLayer:
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    weight_rec: np.ndarray | None = None  # dense only: recurrent weight (N, N), netx ``dense_rec``
+
+    @property
+    def recurrent(self) -> bool:
+        return self.weight_rec is not None
 
     def int_weight(self) -> np.ndarray:
         """The exported integer weight ``64 w`` (even, in [-256, 254]); see :func:`check_fixed`."""
-        w = np.round(self.weight * (qat.W_SCALE / qat.W_STEP)) * qat.W_STEP
-        return np.clip(w, qat.W_MIN, qat.W_MAX).astype(np.int64)
+        return _int_grid(self.weight)
+
+    def int_weight_rec(self) -> np.ndarray:
+        """The exported integer recurrent weight (netx ``weight_rec``), same grid as :meth:`int_weight`."""
+        return _int_grid(self.weight_rec)
+
+
+def _int_grid(w: np.ndarray) -> np.ndarray:
+    w = np.round(w * (qat.W_SCALE / qat.W_STEP)) * qat.W_STEP
+    return np.clip(w, qat.W_MIN, qat.W_MAX).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -181,6 +199,29 @@ def _conv_out(shape, conv: nn.Conv2d) -> tuple[int, int, int]:
     return (conv.out_channels, (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
 
 
+def _recurrent_stage(name: str, m: nn.Module, pending: dict | None) -> LoihiLayer:
+    """A ``Recurrent`` layer after its feed-forward synapse: one netx ``dense_rec`` stage."""
+    if pending is None or pending["kind"] != "dense":
+        what = "a convolution" if pending is not None else "no synapse"
+        raise LoihiExportError(
+            f"layer {name} (Recurrent) follows {what}; Loihi's recurrent layer (netx dense_rec) is a Dense synapse "
+            "plus a recurrent Dense into one LIF layer: put a Linear/QLinear (then Delay(1)) before it")
+    rec = m.rec
+    if rec.bias is not None and bool((rec.bias != 0).any()):
+        raise LoihiExportError(
+            f"layer {name}.rec (Recurrent) has a bias; Loihi has no synaptic bias: retrain with bias=False "
+            "(qat.QRecurrent / the 'qrecurrent' layer type)")
+    size = int(getattr(m, "size", rec.out_features))
+    if tuple(pending["out_shape"]) != (size,):
+        raise LoihiExportError(f"layer {name} (Recurrent, size {size}) receives {pending['out_shape']} from "
+                               f"synapse {pending['name']}")
+    p = _neuron_params(m.neuron, f"{name}.neuron")
+    w_rec = qat.effective_weight(rec).detach().double().cpu().numpy()
+    pending = dict(pending)
+    delay = pending.pop("delay")
+    return LoihiLayer(neuron=p, delayed=bool(delay), weight_rec=w_rec, **{**pending, "name": name})
+
+
 def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = None) -> LoihiNet:
     """Describe ``model`` as a :class:`LoihiNet`, refusing anything Loihi cannot run exactly.
 
@@ -196,6 +237,7 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
             raise LoihiExportError("pass input_shape=(C, H, W) for a network that starts with a convolution")
     shape = tuple(int(s) for s in input_shape)
     layers: list[LoihiLayer] = []
+    from neurosynth.layers import Recurrent
     from neurosynth.neurons import NeuronModel
 
     pending = None  # synapse waiting for its neuron: dict
@@ -245,6 +287,10 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
             new = (int(np.prod(shape)),)
             layers.append(LoihiLayer("flatten", name, shape, new))
             shape = new
+        elif isinstance(m, Recurrent):
+            layers.append(_recurrent_stage(name, m, pending))
+            shape = pending["out_shape"]
+            pending = None
         elif isinstance(m, NeuronModel):
             if pending is None:
                 raise LoihiExportError(
@@ -273,17 +319,21 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
 def check_fixed(net: LoihiNet) -> None:
     """Refuse values that leave Loihi's integer ranges after quantisation (weights, thresholds, decays)."""
     for layer in net.stages:
-        wi = np.round(layer.weight * (qat.W_SCALE / qat.W_STEP)) * qat.W_STEP
-        lo, hi = float(wi.min()), float(wi.max())
-        if lo < qat.W_MIN or hi > qat.W_MAX:
-            raise LoihiExportError(
-                f"layer {layer.name}: weights span [{layer.weight.min():.4g}, {layer.weight.max():.4g}], i.e. "
-                f"[{lo:.0f}, {hi:.0f}] on Loihi's 64x grid, outside the 8-bit range [{qat.W_MIN}, {qat.W_MAX}] "
-                f"(float [-4, 3.97]); retrain with QAT layers (qlinear/qconv2d) or a larger threshold")
-        if layer.kind == "dense" and hi <= 0 and lo < -255:
-            raise LoihiExportError(
-                f"layer {layer.name}: all weights are <= 0 and some equal -4.0 (-256); Loihi stores an all-inhibitory "
-                "layer in [-255, 0]: retrain (QAT) or clip that layer's weights to >= -3.97")
+        mats = [("weights", layer.weight)]
+        if layer.recurrent:
+            mats.append(("recurrent weights", layer.weight_rec))
+        for what, w in mats:
+            wi = np.round(w * (qat.W_SCALE / qat.W_STEP)) * qat.W_STEP
+            lo, hi = float(wi.min()), float(wi.max())
+            if lo < qat.W_MIN or hi > qat.W_MAX:
+                raise LoihiExportError(
+                    f"layer {layer.name}: {what} span [{w.min():.4g}, {w.max():.4g}], i.e. "
+                    f"[{lo:.0f}, {hi:.0f}] on Loihi's 64x grid, outside the 8-bit range [{qat.W_MIN}, {qat.W_MAX}] "
+                    f"(float [-4, 3.97]); retrain with QAT layers (qlinear/qconv2d/qrecurrent) or a larger threshold")
+            if layer.kind == "dense" and hi <= 0 and lo < -255:
+                raise LoihiExportError(
+                    f"layer {layer.name}: all {what} are <= 0 and some equal -4.0 (-256); Loihi stores an "
+                    "all-inhibitory matrix in [-255, 0]: retrain (QAT) or clip them to >= -3.97")
         p = layer.neuron
         if not 1 <= p.vth_mant <= qat.VTH_MAX:
             raise LoihiExportError(

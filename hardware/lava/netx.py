@@ -3,9 +3,10 @@
 The layout is the one ``lava.lib.dl.netx.hdf5.Network`` reads (lava-dl ``netx/hdf5.py`` / ``utils.py``;
 ``research/lava.md`` section 1). netx reads datasets only, never attributes::
 
-    layer/<i>/type        (1,) S10 bytes: 'input' | 'flatten' | 'dense' | 'conv'
+    layer/<i>/type        (1,) S10 bytes: 'input' | 'flatten' | 'dense' | 'dense_rec' | 'conv'
     layer/<i>/shape       int: (N,) for input/dense, (C, H, W) for conv (netx reverses it to Lava's (W, H, C))
     layer/<i>/weight      int: dense (N_out, N_in); conv (C_out, C_in/groups, kH, kW)  (64 w, even, 8-bit)
+    layer/<i>/weight_rec  int (N, N): dense_rec only, the recurrent weight (same grid)
     layer/<i>/stride, padding, dilation   int (2,) as (y, x);  layer/<i>/groups  int   (conv only)
     layer/<i>/neuron/type    'CUBA' (variable-length string)
     layer/<i>/neuron/iDecay  int 1..4096   (Lava du = iDecay - 1)
@@ -15,6 +16,11 @@ The layout is the one ``lava.lib.dl.netx.hdf5.Network`` reads (lava-dl ``netx/hd
 
 Layer 0 is an ``input`` layer without a neuron (netx then only records the input shape). NeuroSynth
 adds file attributes (ignored by netx) naming the format version and the torch delay convention.
+
+``dense_rec`` (lava-dl >= PR #324) becomes netx's ``RecurrentDense`` block: ``Dense(weight)`` and
+``Dense(weight_rec)`` (fed by the layer's own spikes) into one LIF. lava-dl gives *both* synapses the network's
+``input_message_bits`` (lava-dl #372, fix PR #373 open): correct only for binary input, which is what we write
+and verify (``Network(net_config=path)`` with the default ``input_message_bits=0``; see docs/hardware_lava.md).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from . import qat
 from .ir import LoihiExportError, LoihiLayer, LoihiNet, NeuronParams, check_fixed
 
 FORMAT = "neurosynth.netx/1"
-NETX_TYPES = ("input", "flatten", "dense", "conv")
+NETX_TYPES = ("input", "flatten", "dense", "dense_rec", "conv")
 
 
 def require_h5py():
@@ -62,12 +68,14 @@ def write_netx(net: LoihiNet, path: str | os.PathLike) -> Path:
         g.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
         for i, layer in enumerate(net.layers, start=1):
             g = root.create_group(str(i))
-            _type(g, layer.kind)
+            _type(g, "dense_rec" if layer.recurrent else layer.kind)
             if layer.kind == "flatten":
                 continue
             g.create_dataset("shape", data=np.asarray(layer.out_shape, dtype=np.int64))
             g.create_dataset("weight", data=layer.int_weight().astype(np.int64))
-            if layer.kind == "dense":
+            if layer.recurrent:
+                g.create_dataset("weight_rec", data=layer.int_weight_rec().astype(np.int64))
+            if layer.kind == "dense":  # (also dense_rec)
                 g.create_dataset("inFeatures", data=int(np.prod(layer.in_shape)))
                 g.create_dataset("outFeatures", data=int(layer.out_shape[0]))
             else:
@@ -114,9 +122,22 @@ def validate_netx(path: str | os.PathLike) -> list[str]:
             t = _str(g["type"])
             if t not in NETX_TYPES:
                 problems.append(f"layer/{k}: type {t!r} is not one netx builds ({NETX_TYPES})")
-            if t in ("input", "dense", "conv") and "shape" not in g:
+            if t in ("input", "dense", "dense_rec", "conv") and "shape" not in g:
                 problems.append(f"layer/{k}: 'shape' missing")
-            if t in ("dense", "conv"):
+            if t == "dense_rec":
+                wr = g.get("weight_rec")
+                n_out = int(np.prod(g["shape"][()])) if "shape" in g else -1
+                if wr is None:
+                    problems.append(f"layer/{k}: dense_rec needs 'weight_rec'")
+                else:
+                    wr = wr[()]
+                    if not np.issubdtype(wr.dtype, np.integer):
+                        problems.append(f"layer/{k}: weight_rec must be integers; got {wr.dtype}")
+                    elif wr.size and (wr.min() < qat.W_MIN or wr.max() > qat.W_MAX):
+                        problems.append(f"layer/{k}: weight_rec outside [{qat.W_MIN}, {qat.W_MAX}]")
+                    if wr.shape != (n_out, n_out):
+                        problems.append(f"layer/{k}: weight_rec {wr.shape} must be ({n_out}, {n_out})")
+            if t in ("dense", "dense_rec", "conv"):
                 w = g.get("weight")
                 if w is None:
                     problems.append(f"layer/{k}: 'weight' missing")
@@ -126,7 +147,7 @@ def validate_netx(path: str | os.PathLike) -> list[str]:
                         problems.append(f"layer/{k}: weights must be integers (netx truncates floats); got {w.dtype}")
                     elif w.min() < qat.W_MIN or w.max() > qat.W_MAX:
                         problems.append(f"layer/{k}: weights outside [{qat.W_MIN}, {qat.W_MAX}]")
-                    if t == "dense" and (w.ndim != 2 or w.shape[0] != int(np.prod(g["shape"][()]))):
+                    if t in ("dense", "dense_rec") and (w.ndim != 2 or w.shape[0] != int(np.prod(g["shape"][()]))):
                         problems.append(f"layer/{k}: dense weight {w.shape} does not match shape {g['shape'][()]}")
                     if t == "conv" and w.ndim != 4:
                         problems.append(f"layer/{k}: conv weight must be (C_out, C_in, kH, kW); got {w.shape}")
@@ -175,7 +196,7 @@ def read_netx(path: str | os.PathLike) -> LoihiNet:
                 continue
             if shape is None:  # file starting without an input layer: infer from the first weight
                 w = g["weight"][()]
-                shape = (w.shape[1],) if t == "dense" else None
+                shape = (w.shape[1],) if t in ("dense", "dense_rec") else None
                 if shape is None:
                     raise LoihiExportError(f"{path}: a conv network needs an 'input' layer with its shape")
                 input_shape = shape
@@ -191,11 +212,13 @@ def read_netx(path: str | os.PathLike) -> LoihiNet:
             w = g["weight"][()].astype(np.float64) / qat.W_SCALE
             out_shape = tuple(int(s) for s in np.atleast_1d(g["shape"][()]))
             is_delayed = bool(delayed[stage]) if stage < len(delayed) else True
-            if t == "dense":
+            if t in ("dense", "dense_rec"):
                 if w.ndim == 1:
                     w = w.reshape(out_shape[0], -1)
+                w_rec = g["weight_rec"][()].astype(np.float64) / qat.W_SCALE if t == "dense_rec" else None
                 in_shape = shape if len(shape) == 1 else (int(np.prod(shape)),)
-                layers.append(LoihiLayer("dense", name, in_shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed))
+                layers.append(LoihiLayer("dense", name, in_shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed,
+                                         weight_rec=w_rec))
             else:
                 layers.append(LoihiLayer("conv", name, shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed,
                                          stride=_pair(g, "stride"), padding=_pair(g, "padding"),

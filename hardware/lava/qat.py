@@ -111,6 +111,67 @@ class QConv2d(nn.Conv2d):
         return self._conv_forward(x, self.effective_weight(), self.bias)
 
 
+def _recurrent_base():
+    from neurosynth.layers import Recurrent
+
+    return Recurrent
+
+
+class QRecurrent(_recurrent_base()):
+    r"""Loihi's recurrent layer (netx ``dense_rec``) for training: ``h_t = neuron(x_t + W_rec s_{t-1})``.
+
+    ``x`` is the feed-forward current ``[T, B, N]`` (a :class:`QLinear` followed by ``Delay(1)``: Lava's
+    feed-forward ``Dense`` delays by one step); the recurrent ``Dense`` of Lava delays its input by one step
+    too, which is exactly the ``s_{t-1}`` here, so no extra delay goes on the recurrent path. ``W_rec`` is a
+    bias-free :class:`QLinear` (Loihi's 8-bit grid, straight-through gradient). The time loop is this class's
+    own (it does not use :class:`neurosynth.layers.Recurrent`'s forward, whose fast path may change), so the
+    trained model computes what the exported network computes.
+    """
+
+    def __init__(self, size: int, neuron="lif", **neuron_kw):
+        super().__init__(size, neuron, bias=False, **neuron_kw)
+        self.rec = QLinear(size, size, bias=False)
+
+    def run(self, x: torch.Tensor, state=None):
+        """``(spikes [T, B, N], (last spikes, neuron state), membrane [T, B, N])``; ``state`` continues a sequence."""
+        if x.dim() != 3 or x.shape[-1] != self.size:
+            raise ValueError(f"QRecurrent input must be [T, B, {self.size}]; got {tuple(x.shape)}")
+        s, nstate = (torch.zeros_like(x[0]), self.neuron.initial_state(x[0])) if state is None else state
+        p = self.neuron.params()
+        # the neuron's pure one-step function: `dynamics` (engine API) or the older `step(x, state, p)`
+        step = getattr(self.neuron, "dynamics", None) or self.neuron.step
+        outs, trace = [], []
+        for t in range(x.shape[0]):
+            s, nstate, h = step(x[t] + self.rec(s.to(x.dtype)), nstate, p)
+            outs.append(s)
+            trace.append(h)
+        return torch.stack(outs), _recurrent_state(s, nstate), torch.stack(trace)
+
+    def forward(self, x: torch.Tensor, state=None) -> torch.Tensor:
+        return self.run(x, state)[0]
+
+
+def _recurrent_state(s, nstate):
+    from neurosynth import layers
+
+    cls = getattr(layers, "RecurrentState", None)
+    return cls(s, nstate) if cls is not None else (s, nstate)
+
+
+class SumPoolConv(QConv2d):
+    """Sum pooling as Loihi runs it: a depthwise (``groups = channels``) strided convolution with fixed weights
+    ``weight`` (default 1: the spike count of each ``k x k`` window), not trained. netx has no ``pool``
+    layer (lava-dl raises ``NotImplementedError``), but it runs this ``conv``; follow it with ``Delay(1)`` and a
+    LIF like every Loihi synapse."""
+
+    def __init__(self, channels: int, kernel_size: int = 2, stride: int | None = None, weight: float = 1.0):
+        super().__init__(channels, channels, kernel_size, stride=stride or kernel_size, groups=channels, bias=False)
+        self.pool_weight = float(weight)
+        with torch.no_grad():
+            self.weight.fill_(self.pool_weight)
+        self.weight.requires_grad_(False)
+
+
 def effective_weight(module: nn.Module) -> torch.Tensor:
     """The weight a synapse module computes with (quantised for QLinear/QConv2d, raw otherwise)."""
     fn = getattr(module, "effective_weight", None)
@@ -156,6 +217,34 @@ def build_qconv2d(cfg: dict) -> QConv2d:
                    bias=bool(f["bias"]))
 
 
+def _qrecurrent_fields(m: QRecurrent) -> dict:
+    return {"size": m.size, **m.neuron.config()}
+
+
+def build_qrecurrent(cfg: dict) -> QRecurrent:
+    """ArchSpec builder of ``{"type": "qrecurrent", "size", "neuron": "lif"|"cubalif", "params", "reset", ...}``."""
+    from neurosynth.neurons import build_neuron
+
+    cfg = {k: v for k, v in cfg.items() if k not in ("type", "name")}
+    if "size" not in cfg:
+        raise ValueError(f"layer type 'qrecurrent' needs 'size'; got {cfg}")
+    size = int(cfg.pop("size"))
+    name = cfg.pop("neuron", "lif")
+    return QRecurrent(size, build_neuron(name, **cfg))
+
+
+def _sumpool_fields(m: SumPoolConv) -> dict:
+    return {"channels": m.in_channels, "kernel_size": int(m.kernel_size[0]), "stride": int(m.stride[0]),
+            "weight": m.pool_weight}
+
+
+def build_sumpool(cfg: dict) -> SumPoolConv:
+    """ArchSpec builder of ``{"type": "qsumpool", "channels", "kernel_size": 2, "stride": k, "weight": 1.0}``."""
+    f = _check_fields(cfg, ("channels",), {"kernel_size": 2, "stride": None, "weight": 1.0})
+    return SumPoolConv(int(f["channels"]), int(f["kernel_size"]), None if f["stride"] is None else int(f["stride"]),
+                       float(f["weight"]))
+
+
 def register_layers() -> bool:
     """Register ``qlinear``/``qconv2d`` in ``neurosynth.arch.LAYERS`` (and their inverse for ``to_spec``).
 
@@ -166,7 +255,9 @@ def register_layers() -> bool:
     except ImportError:
         return False
     for name, cls, build, fields in (("qlinear", QLinear, build_qlinear, _qlinear_fields),
-                                     ("qconv2d", QConv2d, build_qconv2d, _qconv2d_fields)):
+                                     ("qconv2d", QConv2d, build_qconv2d, _qconv2d_fields),
+                                     ("qrecurrent", QRecurrent, build_qrecurrent, _qrecurrent_fields),
+                                     ("qsumpool", SumPoolConv, build_sumpool, _sumpool_fields)):
         if name not in arch.LAYERS:
             arch.layer_type(name, cls, fields)(build)
     return True
@@ -243,6 +334,82 @@ def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: lis
     return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN,
             "input_shape": [int(v) for v in input_shape], "layers": layers,
             "meta": {"family": "loihi", "delay_per_synapse": 1 if delay else 0}}
+
+
+def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, alpha: float = 0.0,
+                    threshold: float = 1.0, beta_out: float | None = None, surrogate: str | dict = "atan") -> dict:
+    """ArchSpec of a Loihi-exact recurrent network (the SHD example's ``--loihi`` model)::
+
+        qlinear(n_in, hidden) -> delay(1) -> qrecurrent(hidden, LIF/CubaLIF zero reset)   # netx dense_rec
+        qlinear(hidden, n_out) -> delay(1) -> LIF(zero reset)                             # netx dense
+
+    The output layer spikes (read out by spike count, loss ``rate_ce``): Loihi has no leaky-integrator
+    readout that netx exports. Both feed-forward synapses carry Lava's one-step delay; the recurrent one's is
+    the ``s_{t-1}`` of :class:`QRecurrent`.
+    """
+    if min(n_in, hidden, n_out) <= 0:
+        raise ValueError(f"layer sizes must be positive; got n_in={n_in}, hidden={hidden}, n_out={n_out}")
+    hid = loihi_neuron_entry(beta=beta, alpha=alpha, threshold=threshold, surrogate=surrogate)
+    out = loihi_neuron_entry(beta=beta if beta_out is None else beta_out, threshold=threshold, surrogate=surrogate)
+    rec = {k: v for k, v in hid.items() if k != "type"}
+    layers = [{"type": "qlinear", "in_features": int(n_in), "out_features": int(hidden), "bias": False},
+              {"type": "delay", "steps": 1},
+              {"type": "qrecurrent", "size": int(hidden), **rec, "shape": [int(hidden)]},
+              {"type": "qlinear", "in_features": int(hidden), "out_features": int(n_out), "bias": False},
+              {"type": "delay", "steps": 1},
+              {**out, "shape": [int(n_out)]}]
+    return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN, "input_shape": [int(n_in)],
+            "layers": layers, "meta": {"family": "loihi", "delay_per_synapse": 1, "recurrent": "dense_rec"}}
+
+
+def loihi_pooled_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: list[int], hidden: int,
+                           n_out: int, *, kernel_size: int = 3, pool: int = 2, beta: float = 0.9, alpha: float = 0.0,
+                           threshold: float = 1.0, pool_threshold: float = 0.5, surrogate: str | dict = "atan") -> dict:
+    """ArchSpec of a Loihi-exact conv net with pooling (the DVS example's ``--loihi`` model)::
+
+        [qconv2d(k, pad k//2) -> delay -> LIF -> qsumpool(pool) -> delay -> LIF] * len(channels)
+        flatten -> qlinear(hidden) -> delay -> LIF -> qlinear(n_out) -> delay -> LIF
+
+    Pooling is a fixed depthwise strided convolution with weight 1 (:class:`SumPoolConv`, netx ``conv`` with
+    ``groups = C``) followed by a LIF with threshold ``pool_threshold``: with the default 0.5 a pooling neuron
+    fires when its window received at least one spike (plus what its leak carries over).
+    """
+    c, h, w = (int(v) for v in input_shape)
+    neuron = loihi_neuron_entry(beta=beta, alpha=alpha, threshold=threshold, surrogate=surrogate)
+    pool_neuron = loihi_neuron_entry(beta=beta, threshold=pool_threshold, surrogate=surrogate)
+    layers: list[dict[str, Any]] = []
+    for ch in channels:
+        layers += [{"type": "qconv2d", "in_channels": c, "out_channels": int(ch), "kernel_size": kernel_size,
+                    "padding": kernel_size // 2, "bias": False}, {"type": "delay", "steps": 1}]
+        c = int(ch)
+        h = h + 2 * (kernel_size // 2) - kernel_size + 1
+        w = w + 2 * (kernel_size // 2) - kernel_size + 1
+        layers.append({**neuron, "params": dict(neuron["params"]), "shape": [c, h, w]})
+        h, w = h // pool, w // pool
+        if h < 1 or w < 1:
+            raise ValueError(f"input {tuple(input_shape)} is too small for {len(channels)} poolings by {pool}")
+        layers += [{"type": "qsumpool", "channels": c, "kernel_size": pool, "stride": pool},
+                   {"type": "delay", "steps": 1}, {**pool_neuron, "params": dict(pool_neuron["params"]),
+                                                   "shape": [c, h, w]}]
+    sizes = [c * h * w, int(hidden), int(n_out)]
+    layers.append({"type": "flatten"})
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [{"type": "qlinear", "in_features": a, "out_features": b, "bias": False},
+                   {"type": "delay", "steps": 1}, {**neuron, "params": dict(neuron["params"]), "shape": [b]}]
+    return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN,
+            "input_shape": [int(v) for v in input_shape], "layers": layers,
+            "meta": {"family": "loihi", "delay_per_synapse": 1, "pooling": "fixed sum-pool conv + LIF"}}
+
+
+def scale_synapses(model: nn.Module, gain: float) -> nn.Module:
+    """Multiply the (trainable) weights of every QLinear/QConv2d/QRecurrent synapse by ``gain`` (not the fixed
+    sum-pooling convolutions): a larger initialisation keeps spikes flowing through deep Loihi networks, whose
+    8-bit grid rounds PyTorch's default small initial weights mostly to 0. Returns ``model``."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (QLinear, QConv2d)) and not isinstance(m, SumPoolConv):
+                m.weight.mul_(float(gain))
+    return model
 
 
 def weight_init_scale(fan_in: int, threshold: float = 1.0) -> float:

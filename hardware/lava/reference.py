@@ -5,14 +5,14 @@ Both modes reproduce Lava 0.10.0's process models step for step, including the o
 
 ``float`` (``PyLifModelFloat``, ``PyDenseModelFloat``), per step::
 
-    a_t = W s_{t-1}            (binary input spikes)
+    a_t = W s_{t-1}            (binary input spikes; a recurrent stage adds W_rec z_{t-1}, its own spikes)
     u_t = u_{t-1} (1 - du) + a_t           du = 1 - alpha
     v_t = v_{t-1} (1 - dv) + u_t           dv = 1 - beta
     s_t = v_t > vth;  v_t[s_t] = 0
 
 ``fixed`` (``PyLifModelBitAcc``, ``PyDenseModelBitAcc``, ``PyConvModelFixed``), integers::
 
-    a_t = W_int s_{t-1}                                     W_int = 64 w (even, 8-bit)
+    a_t = W_int s_{t-1} (+ W_rec_int z_{t-1})               W_int = 64 w (even, 8-bit)
     u_t = wrap24( sgn(u) (|u (4096 - iDecay)| >> 12) + (a_t << 6) )
     v_t = clip24( sgn(v) (|v (4096 - vDecay)| >> 12) + u_t )
     s_t = v_t > (vThMant << 6);  v_t[s_t] = 0
@@ -102,8 +102,10 @@ def simulate(net: LoihiNet, x, mode: str = "fixed") -> RefResult:
             u = np.zeros(a.shape[1:])
             v = np.zeros(a.shape[1:])
             out = np.zeros(a.shape, dtype=bool)
+            st = np.zeros(a.shape[1:], dtype=bool)
             for t in range(a.shape[0]):
-                u = u * ku + a[t]
+                a_t = a[t] + st @ layer.weight_rec.T if layer.recurrent else a[t]
+                u = u * ku + a_t
                 v = v * kv + u + 0.0
                 st = v > vth
                 v[st] = 0
@@ -120,8 +122,11 @@ def simulate(net: LoihiNet, x, mode: str = "fixed") -> RefResult:
             u = np.zeros(a.shape[1:], dtype=np.int64)
             v = np.zeros(a.shape[1:], dtype=np.int64)
             out = np.zeros(a.shape, dtype=bool)
+            st = np.zeros(a.shape[1:], dtype=bool)
+            w_rec = hw_dense_weights(layer.int_weight_rec()).T if layer.recurrent else None
             for t in range(a.shape[0]):
-                u = _trunc_decay(u, di) + (a[t] << 6)
+                a_t = a[t] + st.astype(np.int64) @ w_rec if layer.recurrent else a[t]
+                u = _trunc_decay(u, di) + (a_t << 6)
                 u = np.where(u > UV_MAX, u - 2 * UV_MAX, u)
                 u = np.where(u <= -UV_MAX, u + 2 * UV_MAX, u)
                 v = np.clip(_trunc_decay(v, dv) + u, -(UV_MAX - 1), UV_MAX - 1)
@@ -139,6 +144,7 @@ def torch_layer_spikes(model: torch.nn.Module, x: torch.Tensor, dtype=torch.floa
     ``dtype`` on a copy, so the float comparison with Lava's float64 models is exact)."""
     import copy
 
+    from neurosynth.layers import Recurrent
     from neurosynth.neurons import NeuronModel
 
     from .ir import _leaves
@@ -146,7 +152,7 @@ def torch_layer_spikes(model: torch.nn.Module, x: torch.Tensor, dtype=torch.floa
     m = copy.deepcopy(model).to(dtype).eval()
     outs: list[np.ndarray] = []
     hooks = [mod.register_forward_hook(lambda _m, _i, o: outs.append(o.detach().cpu().numpy() > 0))
-             for _, mod in _leaves(m) if isinstance(mod, NeuronModel)]
+             for _, mod in _leaves(m) if isinstance(mod, (NeuronModel, Recurrent))]
     try:
         with torch.no_grad():
             m(x.to(dtype))

@@ -80,3 +80,67 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
         report["accuracy_gap_pp"] = 100.0 * (report["accuracy_torch"] - report["accuracy_lava_fixed"])
     report["passed"] = bool(report.get("float_exact", True) and report.get("fixed_exact", True))
     return report
+
+
+def export_verified(model: nn.Module, path, inputs, labels=None, *, input_shape=None, copies: int | None = None,
+                    progress: bool = False) -> dict[str, Any]:
+    """Write ``model`` as a netx file at ``path`` and :func:`verify` it on ``inputs`` (Lava fixed point runs the
+    network read back *from the file*). A failed check removes the file (``report["passed"]`` is False); a model
+    Loihi cannot run raises :class:`~.ir.LoihiExportError` before anything is written."""
+    from pathlib import Path
+
+    from neurosynth.io import atomic_path
+
+    from .netx import read_netx, write_netx
+
+    net = extract(model, input_shape)
+    check_fixed(net)
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            write_netx(net, tmp)
+            report = verify(model, inputs, labels, input_shape=input_shape, net=read_netx(tmp), copies=copies,
+                            progress=progress)
+            if not report["passed"]:
+                raise _Failed(report)
+    except _Failed as e:  # atomic_path removed the file
+        return e.report
+    return report
+
+
+class _Failed(Exception):
+    def __init__(self, report):
+        super().__init__("verification failed")
+        self.report = report
+
+
+def verify_samples(model: nn.Module, samples, n: int, path, input_shape, *, progress: bool = True) -> dict[str, Any]:
+    """Export ``model`` to ``path`` (netx) and verify it on the first ``n`` of ``samples`` (a sequence of
+    ``(x [T, ...], label)``, e.g. a test ``Dataset``; inputs are clipped to binary spikes) in Lava float and fixed
+    point; add the operation counts and energy per inference (:mod:`neurosynth.hardware.energy`, Loihi cost model)
+    on the same samples. Prints a one-line summary and returns the JSON-able results."""
+    from neurosynth.hardware.energy import compare, count_ops
+
+    n = min(int(n), len(samples))
+    pairs = [samples[i] for i in range(n)]
+    x = (torch.stack([torch.as_tensor(p[0]) for p in pairs], 1) > 0).float()  # [T, n, ...]
+    y = torch.as_tensor([int(p[1]) for p in pairs])
+    model.eval()
+    rep = export_verified(model, path, x, y, input_shape=input_shape, progress=progress)
+    with torch.no_grad():
+        energy = compare(count_ops(model, x))
+    keys = ("samples", "steps", "float_exact", "fixed_exact", "float_mismatches", "fixed_mismatches",
+            "fixed_vs_torch_spike_agreement", "accuracy_torch", "accuracy_lava_float", "accuracy_lava_fixed", "passed")
+    out = {k: rep[k] for k in keys if k in rep}
+    out["netx_file"] = str(path) if rep["passed"] else None
+    out["energy"] = {"T": int(x.shape[0]), "syn_ops": energy["counts"]["syn_ops"],
+                     "neuron_updates": energy["counts"]["neuron_updates"], "ann_macs": energy["counts"]["ann_macs"],
+                     "loihi_nj": energy["snn"]["total_j"] * 1e9, "ann_nj": energy["ann"]["total_j"] * 1e9,
+                     "ann_cost_model": energy["ann"]["cost_model"]}
+    nan = float("nan")
+    print(f"Loihi check on {out['samples']} samples (T={out['steps']}): float spike-exact {out.get('float_exact')}, "
+          f"fixed bit-exact {out.get('fixed_exact')}; accuracy torch {out.get('accuracy_torch', nan):.4f}, Lava float "
+          f"{out.get('accuracy_lava_float', nan):.4f}, Lava fixed {out.get('accuracy_lava_fixed', nan):.4f}; Loihi "
+          f"{out['energy']['loihi_nj']:.1f} nJ/inference ({out['energy']['syn_ops']:.0f} synaptic ops, "
+          f"{out['energy']['neuron_updates']:.0f} neuron updates; one-pass ANN {out['energy']['ann_nj']:.1f} nJ)")
+    return out

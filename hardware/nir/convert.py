@@ -3,7 +3,9 @@ Nat. Commun. 2024, https://www.nature.com/articles/s41467-024-52259-9).
 
 Supported layers: ``nn.Linear`` (``nir.Affine`` with bias, ``nir.Linear`` without), ``nn.Conv2d`` (groups=1),
 ``nn.Flatten``, ``neurosynth.layers.SumPool2d`` / ``nn.AvgPool2d``, ``neurosynth.layers.Delay`` (``nir.Delay`` of
-``steps * dt``) and the neurons ``LIF``, ``CubaLIF``, ``LI``, ``IF``.
+``steps * dt``), the neurons ``LIF``, ``CubaLIF``, ``LI``, ``IF``, and ``neurosynth.layers.Recurrent`` (LIF/CubaLIF/IF)
+as NIR's recurrent subgraph ``input -> lif -> output``, ``lif <-> w_rec`` (snnTorch's RLeaky/RSynaptic structure).
+:func:`from_nir` also reads the flat form ``<name>.lif <-> <name>.w_rec`` that snnTorch's ``export_to_nir`` writes.
 Dropout/Identity are skipped. Both directions are registries (:data:`NIR_EXPORTERS` keyed by module type,
 looked up along the MRO; :data:`NIR_IMPORTERS` keyed by NIR node type name), so a new layer is one decorated
 function each way.
@@ -223,7 +225,7 @@ def _export_avgpool(m: nn.AvgPool2d, ctx: ExportContext):
 
 
 def _register_core_layers() -> None:
-    from neurosynth.layers import Delay, SumPool2d
+    from neurosynth.layers import Delay, Recurrent, SumPool2d
     from neurosynth.neurons import ALIF, IF, LI, LIF, CubaLIF
 
     @NIR_EXPORTERS.register(Delay)
@@ -278,9 +280,41 @@ def _register_core_layers() -> None:
         return nir.LI(tau=tau, r=tau / ctx.dt, v_leak=np.zeros_like(tau),
                       metadata={"dt": float(ctx.dt), "neurosynth_neuron": "li"})
 
+    @NIR_EXPORTERS.register(Recurrent)
+    def _export_recurrent(m, ctx: ExportContext):
+        return _recurrent_subgraph(m, ctx)
+
     @NIR_EXPORTERS.register(ALIF)
     def _export_alif(m, ctx: ExportContext):
         raise ValueError(f"layer {ctx.name}: ALIF (adaptive threshold) has no NIR primitive; use LIF or CubaLIF")
+
+
+def _recurrent_subgraph(m: nn.Module, ctx: ExportContext):
+    """A ``Recurrent`` layer as NIR's recurrent subgraph, the structure snnTorch's ``RLeaky``/``RSynaptic`` use::
+
+        input -> lif -> output,   lif -> w_rec -> lif
+
+    ``lif`` is the neuron node (``LIF``/``CubaLIF``/``IF``), ``w_rec`` a ``Linear`` (``Affine`` with a bias). NIR
+    executes the edge ``w_rec -> lif`` with the previous step's output (nirtorch's recurrent state), which is our
+    ``x_t + W_rec s_{t-1}``.
+    """
+    nir = _nir()
+    n = int(m.size)
+    if tuple(ctx.input_shape) != (n,):
+        raise ValueError(f"layer {ctx.name} (Recurrent, size {n}) receives input of shape {ctx.input_shape}")
+    sub = ExportContext((n,), ctx.dt, ctx.allow_nonstandard_reset, f"{ctx.name}.neuron")
+    neuron_exporter = NIR_EXPORTERS.lookup(m.neuron)
+    if neuron_exporter is None or getattr(m.neuron, "neuron_name", None) not in ("lif", "if", "cubalif"):
+        raise ValueError(f"layer {ctx.name}: a Recurrent layer with a {type(m.neuron).__name__} neuron has no NIR "
+                         "recurrent subgraph (NIR tools take LIF, IF or CubaLIF there)")
+    lif = neuron_exporter(m.neuron, sub)
+    w_rec = _export_linear(m.rec, ExportContext((n,), ctx.dt, ctx.allow_nonstandard_reset, f"{ctx.name}.rec"))
+    shape = {"input": np.array([n])}
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=shape), "lif": lif, "w_rec": w_rec,
+               "output": nir.Output(output_type={"output": np.array([n])})},
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+        metadata={"neurosynth_layer": "recurrent"})
 
 
 @NIR_EXPORTERS.register(nn.Dropout, nn.Identity)
@@ -339,7 +373,8 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
 
     ``input_shape`` is the per-sample shape without ``[T, B]`` (default: the model's ArchSpec ``input_shape``,
     else the first Linear's ``in_features``). Nodes are named by their position in the model (``"0"``,
-    ``"1"``... counting exported nodes; Dropout/Identity are skipped), chained ``input -> ... -> output``. Raises ``ValueError`` naming the layer for anything NIR
+    ``"1"``... counting exported nodes, zero-padded from 10 nodes on: ``"00"``, ``"01"``...; Dropout/Identity are
+    skipped), chained ``input -> ... -> output``. Raises ``ValueError`` naming the layer for anything NIR
     cannot express (ALIF, subtract reset unless ``allow_nonstandard_reset``, unsupported module types).
     """
     nir = _nir()
@@ -349,7 +384,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
     layers = _flatten_layers(model)
     shape = tuple(int(s) for s in input_shape) if input_shape is not None else _infer_input_shape(model, layers)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
-    chain = ["input"]
+    exported: list = []
     for name, m in layers:
         exporter = NIR_EXPORTERS.lookup(m)
         if exporter is None:
@@ -357,11 +392,18 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
                              f"{', '.join(NIR_EXPORTERS.names())}")
         node = exporter(m, ExportContext(shape, float(dt), allow_nonstandard_reset, name))
         is_neuron = getattr(m, "neuron_name", None) is not None and hasattr(m, "defaults")
-        if not is_neuron:
+        if not is_neuron and not isinstance(node, nir.NIRGraph):  # neurons and recurrent layers keep the shape
             shape = _out_shape(m, shape)
         if node is SKIP:
             continue
-        key = str(len(chain) - 1)  # position among exported nodes: stable under NIR -> model -> NIR
+        exported.append(node)
+    # keys: position among exported nodes (stable under NIR -> model -> NIR), zero-padded so that sorted names
+    # are in layer order: nir.read returns nodes sorted by name, and nirtorch (snnTorch's importer) fails on a
+    # recurrent subgraph it meets before the node feeding it
+    width = len(str(max(len(exported) - 1, 0)))
+    chain = ["input"]
+    for i, node in enumerate(exported):
+        key = f"{i:0{width}d}"
         nodes[key] = node
         chain.append(key)
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
@@ -524,6 +566,71 @@ def _import_avgpool(node, ctx: ImportContext):
     return nn.AvgPool2d(k, s, p)
 
 
+_NEURON_NODES = ("LIF", "CubaLIF", "IF")
+_WEIGHT_NODES = ("Linear", "Affine")
+
+
+def _fold_recurrent_cycles(graph):
+    """Replace every flat recurrent cycle ``a -> w -> a`` (``a`` a LIF/CubaLIF/IF node, ``w`` a Linear/Affine whose
+    only edges are these two) by NIR's recurrent subgraph node, as snnTorch's importer does. snnTorch's
+    ``export_to_nir`` writes ``RLeaky``/``RSynaptic`` this way (nodes ``<name>.lif`` and ``<name>.w_rec``); the
+    subgraph is named ``<name>``. Returns a new graph (or the same one when there is no such cycle)."""
+    nir = _nir()
+    edges = [tuple(e) for e in graph.edges]
+    nodes = dict(graph.nodes)
+    changed = False
+    for a, w in list(edges):
+        if (w, a) not in edges or a not in nodes or w not in nodes:
+            continue
+        if type(nodes[a]).__name__ not in _NEURON_NODES or type(nodes[w]).__name__ not in _WEIGHT_NODES:
+            continue
+        if sorted(e for e in edges if w in e) != sorted([(a, w), (w, a)]):
+            continue
+        prefix = a.rsplit(".", 1)[0] if "." in a else a
+        key = prefix if prefix == a or prefix not in nodes else a
+        n = int(np.asarray(nodes[w].weight).shape[0])
+        sub = nir.NIRGraph(
+            nodes={"input": nir.Input(input_type={"input": np.array([n])}), "lif": nodes[a], "w_rec": nodes[w],
+                   "output": nir.Output(output_type={"output": np.array([n])})},
+            edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+        edges = [(key if x == a else x, key if y == a else y) for x, y in edges if (x, y) not in ((a, w), (w, a))]
+        nodes = {(key if k == a else k): (sub if k == a else v) for k, v in nodes.items() if k != w}
+        changed = True
+    if not changed:
+        return graph
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(getattr(graph, "metadata", None) or {}))
+
+
+def _import_recurrent(graph, ctx: ImportContext) -> nn.Module:
+    """NIR's recurrent subgraph (``input -> lif -> output``, ``lif <-> w_rec``) -> ``neurosynth.layers.Recurrent``."""
+    from neurosynth.layers import Recurrent
+
+    kinds = {k: type(v).__name__ for k, v in graph.nodes.items()}
+    by = {t: [k for k, v in kinds.items() if v in ts] for t, ts in
+          (("in", ("Input",)), ("out", ("Output",)), ("neuron", _NEURON_NODES), ("w", _WEIGHT_NODES))}
+    ok = len(graph.nodes) == 4 and all(len(v) == 1 for v in by.values())
+    if ok:
+        i, o, a, w = (by[t][0] for t in ("in", "out", "neuron", "w"))
+        ok = sorted(tuple(e) for e in graph.edges) == sorted([(i, a), (a, w), (w, a), (a, o)])
+    if not ok:
+        raise ValueError(
+            f"node '{ctx.name}' is a subgraph that is not one recurrent layer (from_nir reads subgraphs of exactly "
+            f"input -> LIF/CubaLIF/IF -> output with a Linear/Affine from the neuron back to itself); got nodes "
+            f"{kinds} and edges {sorted(tuple(e) for e in graph.edges)}")
+    weight = np.asarray(graph.nodes[w].weight)
+    n = weight.shape[0]
+    if weight.shape != (n, n):
+        raise ValueError(f"node '{ctx.name}': recurrent weight must be square; got {weight.shape}")
+    neuron = NIR_IMPORTERS.get(kinds[a])(graph.nodes[a], ImportContext(ctx.dt, f"{ctx.name}.{a}"))
+    rec = NIR_IMPORTERS.get(kinds[w])(graph.nodes[w], ImportContext(ctx.dt, f"{ctx.name}.{w}"))
+    layer = Recurrent(n, neuron, bias=rec.bias is not None)
+    with torch.no_grad():
+        layer.rec.weight.copy_(rec.weight)
+        if rec.bias is not None:
+            layer.rec.bias.copy_(rec.bias)
+    return layer
+
+
 def _chain(graph) -> list[str]:
     """The node names of a feed-forward chain input -> ... -> output, or a ValueError."""
     succ: dict[str, list[str]] = {}
@@ -538,10 +645,12 @@ def _chain(graph) -> list[str]:
     while succ.get(order[-1]):
         nxt = succ[order[-1]]
         if len(nxt) != 1 or pred.get(nxt[0], 0) != 1:
-            raise ValueError(f"from_nir supports feed-forward chains only; node '{order[-1]}' -> {nxt} branches or "
-                             "merges (recurrent or residual graphs are not supported)")
+            raise ValueError(f"from_nir supports feed-forward chains of layers only; node '{order[-1]}' -> {nxt} "
+                             "branches or merges (residual graphs are not supported; recurrent layers are read as "
+                             "NIR recurrent subgraphs or LIF <-> Linear cycles)")
         if nxt[0] in order:
-            raise ValueError(f"graph has a cycle through node '{nxt[0]}'; recurrent NIR graphs are not supported")
+            raise ValueError(f"graph has a cycle through node '{nxt[0]}' that is not one recurrent layer (a LIF/CubaLIF/"
+                             "IF node and a Linear/Affine connected only to it, both ways)")
         order.append(nxt[0])
     if len(order) != len(graph.nodes):
         missing = sorted(set(graph.nodes) - set(order))
@@ -561,6 +670,7 @@ def from_nir(graph, *, dt: float | None = None) -> nn.Module:
     _ensure_core()
     if isinstance(graph, (str, Path)):
         graph = read_nir(graph)
+    graph = _fold_recurrent_cycles(graph)
     gmeta = dict(getattr(graph, "metadata", None) or {})
     base_dt = float(dt) if dt is not None else float(np.asarray(gmeta.get("dt", DEFAULT_DT)))
     layers: list[nn.Module] = []
@@ -574,7 +684,10 @@ def from_nir(graph, *, dt: float | None = None) -> nn.Module:
         if kind == "Output":
             continue
         if kind == "NIRGraph":
-            raise ValueError(f"node '{name}' is a subgraph (recurrent layer); from_nir supports feed-forward chains")
+            lif = next((v for v in node.nodes.values() if type(v).__name__ in _NEURON_NODES), None)
+            node_dt = _node_dt(lif, ImportContext(base_dt, name)) if lif is not None else base_dt
+            layers.append(_import_recurrent(node, ImportContext(dt=base_dt if dt is not None else node_dt, name=name)))
+            continue
         importer = NIR_IMPORTERS.get(kind)
         ctx = ImportContext(dt=base_dt if dt is not None else _node_dt(node, ImportContext(base_dt, name)), name=name)
         layers.append(importer(node, ctx))

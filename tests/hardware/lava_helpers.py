@@ -43,3 +43,26 @@ def convnet(*, seed=0, gain=8.0):
 def spikes(T, B, *shape, p=0.35, seed=1):
     g = torch.Generator().manual_seed(seed)
     return (torch.rand((T, B, *shape), generator=g) < p).float()
+
+
+def rsnn(n_in=20, hidden=16, n_out=5, *, alpha=0.3, seed=0, gain=6.0):
+    """A small Loihi-exact recurrent network (qlinear -> delay -> qrecurrent -> qlinear -> delay -> LIF)."""
+    torch.manual_seed(seed)
+    spec = qat.loihi_rsnn_spec(n_in, hidden, n_out, alpha=alpha, beta=0.9)
+    m = build(spec)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(gain)
+    return m.eval(), spec
+
+
+def pooled_convnet(*, seed=0, gain=6.0):
+    """A small Loihi-exact conv network with sum pooling as a fixed strided depthwise conv."""
+    torch.manual_seed(seed)
+    spec = qat.loihi_pooled_conv_spec((2, 8, 8), [4], 12, 5, beta=0.85)
+    m = build(spec)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (qat.QLinear, qat.QConv2d)) and not isinstance(mod, qat.SumPoolConv):
+                mod.weight.mul_(gain)
+    return m.eval(), spec

@@ -91,3 +91,44 @@ def test_spec_plugin_is_importable_by_build():
     from neurosynth.arch import build
 
     assert type(build(json.loads(json.dumps(spec)))[0]).__name__ == "QLinear"
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+@needs_lava
+def test_recurrent_run_exports_dense_rec_and_verifies_on_its_shd_data(tmp_path, capsys):
+    import h5py
+    from lava_helpers import rsnn
+
+    from neurosynth.datasets.testing import write_fake_shd
+
+    write_fake_shd(tmp_path / "data", n_train=2, n_test=4, seed=0, max_events=300, informative=True)
+    m, spec = rsnn(700, 16, 20)
+    rd = RunDir(tmp_path / "run")
+    rd.save_model(m, spec)
+    rd.write_manifest(["test"], {"dataset": "shd", "T": 10, "data_root": str(tmp_path / "data")}, 0, {})
+    out = tmp_path / "net.h5"
+    assert main(["export", "loihi", "--model", str(rd.path), "--out", str(out), "--verify", "4"]) == 0
+    with h5py.File(out) as f:
+        assert f["layer/1/type"][0] == b"dense_rec" and "weight_rec" in f["layer/1"]
+    rep = json.loads((tmp_path / "net.manifest.json").read_text())["results"]["verification"]
+    assert rep["float_exact"] and rep["fixed_exact"] and rep["samples"] == 4 and "accuracy_lava_fixed" in rep
+    assert "accuracy on 4 samples" in capsys.readouterr().out
+
+
+def test_recurrent_run_with_subtract_reset_is_refused(tmp_path, capsys):
+    spec = {"format": "neurosynth.arch/1", "kind": "sequential", "input_shape": [8], "layers": [
+        {"type": "linear", "in_features": 8, "out_features": 4, "bias": False},
+        {"type": "recurrent", "size": 4, "neuron": "lif", "params": {"beta": 0.9, "threshold": 1.0},
+         "reset": "subtract"},
+        {"type": "linear", "in_features": 4, "out_features": 2, "bias": False},
+        {"type": "neuron", "neuron": "lif", "params": {"beta": 0.9, "threshold": 1.0}, "reset": "zero"}]}
+    from neurosynth.arch import build
+
+    rd = RunDir(tmp_path / "run")
+    rd.save_model(build(spec), spec)
+    out = tmp_path / "out" / "net.h5"
+    assert main(["export", "loihi", "--model", str(rd.path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "layer 1.neuron (LIF, reset='subtract')" in err and "retrain with reset='zero'" in err
+    assert not out.exists()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lava_helpers import convnet, mlp, spikes
+from lava_helpers import convnet, mlp, pooled_convnet, rsnn, spikes
 
 from neurosynth.hardware.lava import compat
 from neurosynth.hardware.lava.ir import extract
@@ -59,13 +59,15 @@ def netx_hdf5():
         del sys.modules[name]
 
 
-def _run_netx(hdf5, path, x):
+def _run_netx(hdf5, path, x, check=None):
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer
 
     net = hdf5.Network(net_config=str(path))
+    if check is not None:
+        check(net)
     src = RingBuffer(data=np.transpose(x, tuple(range(x.ndim - 1, -1, -1))).astype(np.int32))
     sink = Sink(shape=net.out.shape, buffer=x.shape[0])
     src.s_out.connect(net.inp)
@@ -78,14 +80,34 @@ def _run_netx(hdf5, path, x):
     return np.transpose(out, tuple(range(out.ndim - 1, -1, -1))) > 0
 
 
-@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def _recurrent_synapses_binary(net):
+    """lava-dl #372: netx gives the recurrent synapse the *network input's* message bits; with binary input
+    (input_message_bits=0, what we verify) it must be 0, i.e. binary spikes, like every other connection."""
+    blocks = [b for b in net.layers if hasattr(b, "synapse_rec")]
+    assert blocks, "no RecurrentDense block was built from the dense_rec layer"
+    for b in blocks:
+        assert int(b.synapse_rec.proc_params["num_message_bits"]) == 0
+        assert int(b.synapse.proc_params["num_message_bits"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv", "recurrent", "pooled"])
 def test_lavadl_netx_runs_our_file_bit_exact(netx_hdf5, tmp_path, kind):
-    m, _ = mlp(alpha=0.4) if kind == "mlp" else convnet()
-    shape = (20,) if kind == "mlp" else (2, 6, 6)
+    m, spec = {"mlp": lambda: mlp(alpha=0.4), "conv": convnet, "recurrent": rsnn, "pooled": pooled_convnet}[kind]()
+    shape = tuple(spec["input_shape"])
     net = extract(m, shape)
     path = write_netx(net, tmp_path / "net.h5")
-    x = spikes(12, 1, *shape)[:, 0].numpy()
-    out = _run_netx(netx_hdf5, path, x)
+    x = spikes(16, 1, *shape)[:, 0].numpy()
+    out = _run_netx(netx_hdf5, path, x, _recurrent_synapses_binary if kind == "recurrent" else None)
     ref = simulate(net, x[:, None], "fixed").output[:, 0]
     assert ref.any()
     np.testing.assert_array_equal(out.reshape(ref.shape), ref)
+
+
+def test_lavadl_372_graded_input_gives_the_recurrent_synapse_graded_message_bits(netx_hdf5, tmp_path):
+    """Documents the trap we avoid: with graded network input lava-dl also makes the *recurrent* synapse of a
+    first hidden dense_rec layer graded (lava-dl #372), although its input are the layer's binary spikes."""
+    m, spec = rsnn()
+    path = write_netx(extract(m, tuple(spec["input_shape"])), tmp_path / "net.h5")
+    net = netx_hdf5.Network(net_config=str(path), input_message_bits=8)
+    block = next(b for b in net.layers if hasattr(b, "synapse_rec"))
+    assert int(block.synapse_rec.proc_params["num_message_bits"]) == 8

@@ -28,6 +28,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="verify on N test samples in Lava float and fixed point (default 0: no verification)")
     p.add_argument("--dataset", default=None, help="dataset of the verification samples (default: the run's, "
                                                    "else digits; other names verify on random spikes)")
+    p.add_argument("--data-root", default=None, help="folder of an event dataset (shd, dvs_gesture, ...) to verify on "
+                                                     "(default: the run's data_root)")
     p.add_argument("--steps", type=int, default=None, help="time steps per sample (default: the run's, else 20)")
     p.add_argument("--encoder", default=None, help="spike encoder (default: the run's, else rate)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data split and the spike encoding")
@@ -53,14 +55,27 @@ def _first(cfg: dict, keys: tuple[str, ...], default):
 
 
 def verification_data(input_shape: tuple[int, ...], n: int, *, dataset: str = "digits", steps: int = 20,
-                      encoder: str = "rate", seed: int = 0):
+                      encoder: str = "rate", seed: int = 0, data_root=None, spatial_factor: float | None = None):
     """``(spikes [T, N, *input_shape], labels or None)``: the first ``n`` digits test samples encoded with a
-    generator seeded with ``seed``; for other datasets (or shapes), Bernoulli(0.2) spikes and no labels."""
+    generator seeded with ``seed``; with ``data_root``, the first ``n`` test samples of that event dataset (``shd``,
+    ``dvs_gesture``, ...) binned into ``steps`` binary frames; otherwise Bernoulli(0.2) spikes and no labels."""
     import torch
 
     g = torch.Generator()
     g.manual_seed(int(seed))
     shape = tuple(input_shape)
+    if data_root is not None and dataset != "digits":
+        from neurosynth.datasets import load
+
+        kw = {"T": int(steps), "binary": True}
+        if spatial_factor is not None:
+            kw["spatial_factor"] = float(spatial_factor)
+        test = load(dataset, data_root, "test", **kw)
+        pairs = [test[i] for i in range(min(int(n), len(test)))]
+        x = torch.stack([torch.as_tensor(p[0]) for p in pairs], 1).float()
+        if tuple(x.shape[2:]) != shape:
+            raise ValueError(f"{dataset} samples have shape {tuple(x.shape[2:])} but the model takes {shape}")
+        return x, torch.as_tensor([int(p[1]) for p in pairs])
     if dataset == "digits" and shape in ((64,), (1, 8, 8)):
         from neurosynth.datasets.digits import load_digits_split
         from neurosynth.encoding import encode
@@ -137,8 +152,10 @@ def run(args) -> int:
     dataset = args.dataset or _first(cfg, ("dataset", "data"), "digits")
     steps = args.steps or int(_first(cfg, ("T", "steps", "time_steps", "num_steps"), 20))
     encoder = args.encoder or _first(cfg, ("encoder", "encoding"), "rate")
+    data_root = args.data_root or cfg.get("data_root")
+    size = cfg.get("size")  # the DVS example's frame side: tonic downsampling 128 -> size
     config = {"model": str(run_dir), "out": str(out), "verify": args.verify, "dataset": dataset, "steps": steps,
-              "encoder": encoder, "modes": list(modes)}
+              "encoder": encoder, "modes": list(modes), "data_root": None if data_root is None else str(data_root)}
     results: dict = {"layers": [{"name": s.name, "kind": s.kind, "in": list(s.in_shape), "out": list(s.out_shape),
                                  "iDecay": s.neuron.i_decay, "vDecay": s.neuron.v_decay, "vThMant": s.neuron.vth_mant}
                                 for s in net.stages]}
@@ -151,8 +168,9 @@ def run(args) -> int:
 
                 try:
                     x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,
-                                             encoder=encoder, seed=args.seed)
-                except ValueError as e:
+                                             encoder=encoder, seed=args.seed, data_root=data_root,
+                                             spatial_factor=None if size is None else int(size) / 128)
+                except (ValueError, OSError) as e:
                     raise UserError(str(e)) from e
                 rep = verify(model, x, y, input_shape=input_shape, net=read_netx(tmp), modes=modes, progress=True)
                 results["verification"] = rep
