@@ -65,7 +65,7 @@ def verification_data(input_shape: tuple[int, ...], n: int, *, dataset: str = "d
         from neurosynth.datasets.digits import load_digits_split
         from neurosynth.encoding import encode
 
-        _, _, xte, yte = load_digits_split(seed=seed, image=len(shape) == 3)
+        _, _, xte, yte = load_digits_split(image=len(shape) == 3)
         xte, yte = xte[:n], yte[:n]
         if encoder == "current":
             raise ValueError("Loihi inputs are spikes: the run used analog 'current' input; retrain with a spike "

@@ -65,7 +65,7 @@ def train_stdp_digits(out_dir: Path, seed: int, epochs: int, progress: bool = Tr
     cfg = DigitsSTDPConfig(**options)
     run = RunDir(out_dir)
     t0 = time.perf_counter()
-    xtr, ytr, xte, yte = load_digits_split(test_size=cfg.test_size, seed=seed)
+    xtr, ytr, xte, yte = load_digits_split(test_size=cfg.test_size)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         net, history = fit_stdp(xtr, cfg, epochs, g, progress)
