@@ -184,9 +184,9 @@ def validate(spec: Any) -> dict:
 
 
 def register_plugin_package(package: str) -> None:
-    """Allow ArchSpec ``"plugin"`` modules under ``package`` (a top-level package name, e.g. ``"snn_nas"``)."""
+    """Allow ArchSpec ``"plugin"`` modules under ``package`` (a top-level package name, e.g. ``"my_nas"``)."""
     if not isinstance(package, str) or not package.isidentifier():
-        raise ValueError(f"a plugin package is a top-level package name like 'snn_nas'; got {package!r}")
+        raise ValueError(f"a plugin package is a top-level package name like 'my_nas'; got {package!r}")
     _PLUGIN_PACKAGES.add(package)
 
 
