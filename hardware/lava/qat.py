@@ -21,7 +21,6 @@ when this module is imported; specs that use them carry ``"plugin": "neurosynth.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -243,11 +242,6 @@ def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: lis
     return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN,
             "input_shape": [int(v) for v in input_shape], "layers": layers,
             "meta": {"family": "loihi", "delay_per_synapse": 1 if delay else 0}}
-
-
-def weight_init_scale(fan_in: int, threshold: float = 1.0) -> float:
-    """A weight scale that makes a few coincident input spikes cross the threshold (for custom inits)."""
-    return threshold * 2.0 / math.sqrt(max(fan_in, 1))
 
 
 register_layers()
