@@ -123,8 +123,6 @@ def _plot(report: dict, counts, path) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    import torch
-
     from neurosynth.errors import UserError
     from neurosynth.hardware.energy import COST_MODELS, compare, count_ops_loader
     from neurosynth.io import read_json, write_json
@@ -135,7 +133,6 @@ def run(args) -> int:
     for name in (args.snn_cost, args.ann_cost):
         if name not in COST_MODELS:
             raise UserError(f"unknown cost model {name!r}; choose from {', '.join(COST_MODELS.names())}")
-    torch.set_num_threads(1)
     run_path = Path(args.model)
     model, spec, _ = load_run(run_path)
     man = read_json(run_path / "manifest.json") if (run_path / "manifest.json").exists() else {}

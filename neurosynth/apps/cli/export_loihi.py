@@ -108,7 +108,6 @@ class _Discard(Exception):
 
 
 def run(args) -> int:
-    import torch
 
     from neurosynth.errors import UserError
     from neurosynth.hardware.lava.compat import import_lava
@@ -117,7 +116,6 @@ def run(args) -> int:
     from neurosynth.io import atomic_path, write_json
     from neurosynth.rundir import load_run, manifest
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     run_dir, out = Path(args.model), Path(args.out)
     if args.verify < 0:
         raise UserError(f"--verify must be >= 0; got {args.verify}")

@@ -78,7 +78,6 @@ def _load_data(name: str, root, n: int):
 
 
 def run(args) -> int:
-    import torch
 
     from neurosynth.errors import UserError
     from neurosynth.io import read_json
@@ -91,7 +90,6 @@ def run(args) -> int:
     )
     from neurosynth.rundir import RunDir, load_run, save_figure
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
     unknown = [a for a in attacks if a not in PAPER_DEFAULTS]
     if not attacks or unknown:
