@@ -128,7 +128,7 @@ def train_digits(cfg: dict) -> dict:
     x, _ = next(iter(test))
     with torch.no_grad():
         _, rec = model(x[:, :1], record=True)
-    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample")
+    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", model=model)
     run_dir.write_manifest(cfg.get("_command") or sys.argv, cfg, seed,
                            {"test_accuracy": ev["accuracy"], "train_seconds": train_seconds})
     return metrics
