@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	$(BIN)/python -m pip install -q --upgrade "pip>=23" "setuptools>=68" wheel
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	# lava-nc 0.10.0 declares python<3.11 and numpy<2: install it without its metadata checks;
-	# its real dependencies come with the [lava] extra above. neurosynth.hardware.lava_compat patches
+	# its real dependencies come with the [lava] extra above. neurosynth.hardware.lava.compat patches
 	# its one Python-3.11 incompatibility at import time.
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps --ignore-requires-python lava-nc==0.10.0
 	# NeuroBench is only the reference of an op-count cross-check test; its metadata pins heavy extras.
@@ -42,12 +42,15 @@ sysdeps:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python tools/lint_imports.py
 
 demo: $(STAMP)
 	$(BIN)/neurosynth demo --out runs/demo
 
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check .
+	# the layering contract (.importlinter): core < datasets, hardware < snn_nas < neurosynth.apps
+	$(BIN)/python tools/lint_imports.py
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # the whole suite takes ~2 min on 2 idle cores, slow-marked tests included; `make test-fast` skips those

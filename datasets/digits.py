@@ -1,7 +1,13 @@
 """sklearn's handwritten digits (8x8, 1,797 images, ships offline): the embedded real dataset.
 
+One split everywhere: a stratified split with 1,347 training and 450 test images, fixed (``random_state=0``)
+and independent of the training seed. :func:`load_digits_split`, :func:`digits_loaders` and
+``neurosynth.datasets.load("digits")`` all use it.
+
 Images are scaled to [0, 1] and encoded to spikes per batch with an explicit generator, so the same seed
-gives the same spike trains.
+gives the same spike trains. Training loaders draw fresh noise every epoch; evaluation loaders
+(``fixed=True``) re-encode with the same generator state on every pass, so evaluating one net twice gives
+the same accuracy.
 """
 
 from __future__ import annotations
@@ -13,11 +19,16 @@ import torch
 
 from neurosynth.encoding import encode
 
+TEST_SIZE = 0.25  # 450 of 1,797 images
+SPLIT_SEED = 0
 
-def load_digits_split(test_size: float = 0.25, seed: int = 0, image: bool = False):
+
+def load_digits_split(test_size: float = TEST_SIZE, seed: int = SPLIT_SEED, image: bool = False):
     """``(x_train, y_train, x_test, y_test)`` as tensors; ``x`` in [0, 1], shape ``[N, 64]`` (or ``[N, 1, 8, 8]``).
 
-    The split is stratified and fixed by ``seed``.
+    The split is stratified. The defaults give the project's one digits split (1,347 train / 450 test), the
+    one every command, recipe and ``datasets.load("digits")`` uses; ``test_size`` and ``seed`` (the *split*
+    seed, not a training seed) exist for resampling experiments only.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -35,7 +46,8 @@ class EncodedLoader:
     """Iterate ``(spikes [T, B, ...], labels)`` batches, encoding static inputs on the fly.
 
     Shuffling and encoding draw from one ``torch.Generator`` seeded with ``seed``: the sequence of batches is
-    reproducible across runs.
+    reproducible across runs. By default each pass continues the generator (fresh noise every epoch, for
+    training); with ``fixed=True`` every pass restarts it, so every pass yields the same spikes (evaluation).
     """
 
     x: torch.Tensor
@@ -47,6 +59,7 @@ class EncodedLoader:
     encoder: str = "rate"
     encoder_kw: dict | None = None
     pin_memory: bool = False
+    fixed: bool = False  # re-seed at every pass: identical batches on every pass (evaluation)
 
     def __post_init__(self):
         if len(self.x) != len(self.y):
@@ -58,6 +71,8 @@ class EncodedLoader:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
+        if self.fixed:
+            self._gen.manual_seed(self.seed)
         n = len(self.x)
         idx = torch.randperm(n, generator=self._gen) if self.shuffle else torch.arange(n)
         for i in range(0, n, self.batch_size):
@@ -74,9 +89,13 @@ class EncodedLoader:
 
 
 def digits_loaders(T: int = 20, batch_size: int = 64, seed: int = 0, encoder: str = "rate", image: bool = False,
-                   test_size: float = 0.25, pin_memory: bool = False):
-    """Train and test :class:`EncodedLoader` for digits."""
-    xtr, ytr, xte, yte = load_digits_split(test_size=test_size, seed=seed, image=image)
+                   test_size: float = TEST_SIZE, pin_memory: bool = False):
+    """Train and test :class:`EncodedLoader` for digits, on the one split (:func:`load_digits_split`).
+
+    ``seed`` drives shuffling and spike encoding, not the split. The training loader draws fresh noise every
+    epoch; the test loader is ``fixed``: every evaluation pass sees the same spike trains.
+    """
+    xtr, ytr, xte, yte = load_digits_split(test_size=test_size, image=image)
     train = EncodedLoader(xtr, ytr, T, batch_size, True, seed, encoder, pin_memory=pin_memory)
-    test = EncodedLoader(xte, yte, T, 256, False, seed + 1, encoder, pin_memory=pin_memory)
+    test = EncodedLoader(xte, yte, T, 256, False, seed + 1, encoder, pin_memory=pin_memory, fixed=True)
     return train, test

@@ -72,18 +72,15 @@ class EncodedImages(torch.utils.data.Dataset):
 
 def load_digits(root=None, split: str = "train", *, T: int | None = 20, encoding: str = "rate", seed: int = 0,
                 flatten: bool = True, download: bool = False, cache=None, **encoder_kwargs) -> EncodedImages:
-    """scikit-learn ``load_digits`` (offline). Deterministic split: every 5th image (index % 5 == 0) is test
-    (360 images), the rest train (1,437). Pixels are scaled from 0..16 to [0, 1]."""
-    from sklearn.datasets import load_digits as sk_load
+    """scikit-learn ``load_digits`` (offline) on the project's one split (see
+    :func:`neurosynth.datasets.digits.load_digits_split`): stratified, 1,347 train / 450 test images, fixed
+    and independent of ``seed`` (which seeds the spike encoding only). Pixels are scaled from 0..16 to [0, 1]."""
+    from .digits import load_digits_split
 
     if split not in ("train", "test"):
         raise ValueError(f"dataset 'digits' has splits ['train', 'test'], not '{split}'")
-    d = sk_load()
-    idx = np.arange(len(d.target))
-    keep = idx % 5 == 0 if split == "test" else idx % 5 != 0
-    images = torch.as_tensor(d.images[keep] / 16.0, dtype=torch.float32)
-    images = images.reshape(len(images), 64) if flatten else images.unsqueeze(1)
-    labels = torch.as_tensor(d.target[keep], dtype=torch.int64)
+    xtr, ytr, xte, yte = load_digits_split(image=not flatten)
+    images, labels = (xte, yte) if split == "test" else (xtr, ytr)
     return EncodedImages("digits", split, images, labels, [str(i) for i in range(10)], T, encoding, seed,
                          encoder_kwargs)
 

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from neurosynth.rundir import load_run
 
     model, _, _ = load_run(ann_dir)
-    xtr, _, xte, yte = load_digits_split(seed=args.seed, image=True)
+    xtr, _, xte, yte = load_digits_split(image=True)
     calib = xtr[: args.calib_batches * 64]
     ablation = {}
     for name, kw in {"p99.9 + v0=0.5 (default)": dict(percentile=99.9, v_init=0.5),

@@ -69,7 +69,7 @@ def build_model_from(args):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-root", required=True, help="folder holding DVSGesture/ibmGesture{Train,Test}/")
+    p.add_argument("--data-root", default=None, help="folder holding DVSGesture/ibmGesture{Train,Test}/ (not needed with --benchmark)")
     p.add_argument("--download", action="store_true", help="download DVS128 Gesture into --data-root if missing")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--T", type=int, default=16, help="frames per recording")
@@ -95,7 +95,10 @@ def parse_args(argv=None):
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (1077 samples)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.data_root and not args.benchmark:
+        p.error("--data-root DIR is required (only --benchmark N runs without data)")
+    return args
 
 
 def main(argv=None) -> int:

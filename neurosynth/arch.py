@@ -6,7 +6,10 @@ builds any registered neuron. :func:`build` validates and builds; :func:`to_spec
 types registered here (and for models that provide ``to_spec()``).
 
 Other whole-model kinds (e.g. the MSE-NAS DAG) register a builder in :data:`ARCH_KINDS`; their specs name the
-module that registers it in ``"plugin"``. Only modules of this project's packages are importable that way.
+module that registers it in ``"plugin"``. Only modules of registered plugin packages are importable that way:
+``neurosynth`` itself, packages that call :func:`register_plugin_package` (``snn_nas`` does on import), and
+installed distributions that declare the package under the ``neurosynth.plugins`` entry-point group (as
+this project's ``pyproject.toml`` does for ``snn_nas``). The core names no package above it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from .neurons import NeuronModel, build_neuron
 from .registry import Registry
 
 FORMAT = "neurosynth.arch/1"
-PLUGIN_PREFIXES = ("neurosynth.", "snn_nas.")
+PLUGIN_ENTRY_POINTS = "neurosynth.plugins"  # entry-point group: value = a top-level package name
+_PLUGIN_PACKAGES: set[str] = {"neurosynth"}
 
 LAYERS: Registry[Callable[[dict], nn.Module]] = Registry("layer type")
 ARCH_KINDS: Registry[Callable[[dict], nn.Module]] = Registry("architecture kind")
@@ -179,12 +183,33 @@ def validate(spec: Any) -> dict:
     return spec
 
 
+def register_plugin_package(package: str) -> None:
+    """Allow ArchSpec ``"plugin"`` modules under ``package`` (a top-level package name, e.g. ``"my_nas"``)."""
+    if not isinstance(package, str) or not package.isidentifier():
+        raise ValueError(f"a plugin package is a top-level package name like 'my_nas'; got {package!r}")
+    _PLUGIN_PACKAGES.add(package)
+
+
+def plugin_packages() -> list[str]:
+    """The packages whose modules an ArchSpec may name as its ``"plugin"``."""
+    from importlib.metadata import entry_points
+
+    found = set(_PLUGIN_PACKAGES)
+    try:
+        found |= {ep.value.split(":")[0].split(".")[0] for ep in entry_points(group=PLUGIN_ENTRY_POINTS)}
+    except Exception:  # pragma: no cover - broken metadata of some unrelated distribution
+        pass
+    return sorted(found)
+
+
 def _import_plugin(spec: dict) -> None:
     plugin = spec.get("plugin")
     if not plugin:
         return
-    if not isinstance(plugin, str) or not plugin.startswith(PLUGIN_PREFIXES):
-        raise ValueError(f"ArchSpec plugin {plugin!r} is not a module of this project ({', '.join(PLUGIN_PREFIXES)}*)")
+    allowed = plugin_packages()
+    if not isinstance(plugin, str) or plugin.split(".")[0] not in allowed:
+        raise ValueError(f"ArchSpec plugin {plugin!r} is not a module of this project or of a registered plugin "
+                         f"package ({', '.join(p + '.*' for p in allowed)}); see neurosynth.arch.register_plugin_package")
     try:
         importlib.import_module(plugin)
     except ModuleNotFoundError as e:

@@ -263,9 +263,6 @@ class NeuronModel(nn.Module):
         return f"{ps}, reset={self.reset!r}, surrogate={self.surrogate.name}, shape={self.shape}"
 
 
-NeuronBase = NeuronModel
-
-
 def build_neuron(name: str, **config: Any) -> NeuronModel:
     """Build a registered neuron by name, from a :meth:`NeuronModel.config` dict or keyword arguments."""
     cls = NEURONS.get(name)

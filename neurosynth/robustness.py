@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -31,13 +30,6 @@ import torch.nn as nn
 from .registry import Registry
 
 ATTACKS: Registry = Registry("attack")  # name -> fn(torchattacks, model, params)
-
-
-@dataclass(frozen=True)
-class AttackConfig:
-    name: str
-    params: dict = field(default_factory=dict)
-    white_box: bool = True
 
 
 PAPER_DEFAULTS: dict[str, dict] = {

@@ -51,11 +51,3 @@ def seed_all(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
-
-
-def derive_seed(*parts) -> int:
-    """A stable 63-bit seed derived from any mix of ints and strings (e.g. run seed + spec hash)."""
-    import hashlib
-
-    h = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)

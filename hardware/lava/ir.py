@@ -347,19 +347,3 @@ def check_fixed(net: LoihiNet) -> None:
             raise LoihiExportError(
                 f"layer {layer.name}: beta={p.beta} gives vDecay={p.v_decay}; Loihi's 12-bit voltage decay must be "
                 f"in 0..4095 (beta >= {1 / qat.DECAY_UNITY:.6f})")
-
-
-def quantisation_report(net: LoihiNet) -> list[dict]:
-    """Per stage: whether weights/threshold/decays already sit on Loihi's grids (QAT) and the largest error."""
-    rows = []
-    for layer in net.stages:
-        wq = layer.int_weight() / qat.W_SCALE
-        p = layer.neuron
-        rows.append({
-            "layer": layer.name,
-            "weight_max_abs_err": float(np.abs(wq - layer.weight).max()),
-            "threshold_err": abs(p.vth_mant / qat.TH_SCALE - p.threshold),
-            "beta_err": abs(1 - p.v_decay / qat.DECAY_UNITY - p.beta),
-            "alpha_err": abs(1 - p.i_decay / qat.DECAY_UNITY - p.alpha),
-        })
-    return rows

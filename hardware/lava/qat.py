@@ -21,7 +21,6 @@ when this module is imported; specs that use them carry ``"plugin": "neurosynth.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -410,11 +409,6 @@ def scale_synapses(model: nn.Module, gain: float) -> nn.Module:
             if isinstance(m, (QLinear, QConv2d)) and not isinstance(m, SumPoolConv):
                 m.weight.mul_(float(gain))
     return model
-
-
-def weight_init_scale(fan_in: int, threshold: float = 1.0) -> float:
-    """A weight scale that makes a few coincident input spikes cross the threshold (for custom inits)."""
-    return threshold * 2.0 / math.sqrt(max(fan_in, 1))
 
 
 register_layers()

@@ -160,9 +160,3 @@ def torch_layer_spikes(model: torch.nn.Module, x: torch.Tensor, dtype=torch.floa
         for h in hooks:
             h.remove()
     return outs
-
-
-def align(lava_spikes: np.ndarray, torch_spikes: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
-    """Compare Lava spikes with torch spikes lagging ``shift`` steps: ``lava[shift:]`` vs ``torch[:T-shift]``."""
-    T = torch_spikes.shape[0]
-    return lava_spikes[shift:T], torch_spikes[: T - shift]

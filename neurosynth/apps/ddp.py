@@ -52,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     import time
     from pathlib import Path
 
+    from neurosynth.apps.cli import apply_threads
     from neurosynth.arch import build, mlp_spec
     from neurosynth.io import read_json
     from neurosynth.rundir import RunDir
     from neurosynth.utils import seed_all
 
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(max(1, args.threads))
+    apply_threads(max(1, args.threads))
     info = init_distributed(args.device)
     try:
         seed_all(args.seed)

@@ -258,11 +258,5 @@ def ann_accuracy(ann: nn.Module, x: Tensor, y: Tensor) -> float:
     return float((h.argmax(-1) == y).float().mean())
 
 
-def relu_ann_forward(layers: list[nn.Module], x: Tensor) -> Tensor:
-    for m in layers:
-        x = m(x)
-    return x
-
-
 __all__ = ["ConversionReport", "FirstStepCharge", "accuracy_vs_T", "activation_scales", "ann_accuracy", "ann_layers",
            "convert", "fold_avgpool", "fold_batchnorm", "repeat_input"]

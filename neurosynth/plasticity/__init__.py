@@ -10,7 +10,7 @@ from .connections import Conv2d, Dense, connection_for
 from .learner import PlasticLayer, STDPLearner
 from .schedule import SCHEDULES, LRSchedule, lr_at
 from .stdp import (
-    RULES,
+    PLASTICITY_RULES,
     RSTDPParams,
     RSTDPState,
     STDPParams,
@@ -40,7 +40,7 @@ from .unsupervised import (
 )
 
 __all__ = [
-    "Conv2d", "Dense", "HomeostasisParams", "LIFWTAParams", "LIFWTAState", "LRSchedule", "PlasticLayer", "RULES",
+    "Conv2d", "Dense", "HomeostasisParams", "LIFWTAParams", "LIFWTAState", "LRSchedule", "PlasticLayer", "PLASTICITY_RULES",
     "RSTDPParams", "RSTDPState", "SCHEDULES", "STDPLearner", "STDPParams", "STDPState", "TripletParams",
     "TripletState", "adaptive_threshold_step", "apply_update", "connection_for", "lateral_inhibition",
     "lif_wta_init", "lif_wta_step", "lr_at", "make_params", "normalize_weights", "pair_window", "rstdp_init",

@@ -19,13 +19,13 @@ from torch import Tensor, nn
 
 from .connections import connection_for
 from .schedule import LRSchedule, lr_at
-from .stdp import RULES, apply_update, make_params
+from .stdp import PLASTICITY_RULES, apply_update, make_params
 
 
 class STDPLearner(nn.Module):
     """Plasticity for the weight of ``layer`` (``nn.Linear`` or ``nn.Conv2d``).
 
-    ``rule``: a name in :data:`neurosynth.plasticity.RULES` (``stdp``, ``triplet``, ``rstdp``);
+    ``rule``: a name in :data:`neurosynth.plasticity.PLASTICITY_RULES` (``stdp``, ``triplet``, ``rstdp``);
     ``params``: that rule's parameter dataclass (or keyword arguments ``**rule_kw``);
     ``schedule``: learning-rate schedule indexed by the number of updates made so far
     (``self.updates``; set it yourself to schedule per sample or per epoch).
@@ -34,7 +34,7 @@ class STDPLearner(nn.Module):
     def __init__(self, layer: nn.Module, rule: str = "stdp", params: Any = None,
                  schedule: LRSchedule | None = None, reduce: str = "mean", **rule_kw: Any):
         super().__init__()
-        self.rule = RULES.get(rule)
+        self.rule = PLASTICITY_RULES.get(rule)
         if params is None:
             params = make_params(rule, **rule_kw)
         elif rule_kw:

@@ -290,15 +290,15 @@ class Rule:
     needs_reward: bool = False
 
 
-RULES: Registry[Rule] = Registry("plasticity rule")
-RULES.add("stdp", Rule("stdp", STDPParams, lambda pre, post, w: stdp_init(pre, post), stdp_step))
-RULES.add("triplet", Rule("triplet", TripletParams, lambda pre, post, w: triplet_init(pre, post), triplet_step))
-RULES.add("rstdp", Rule("rstdp", RSTDPParams, rstdp_init, rstdp_step, needs_reward=True))
+PLASTICITY_RULES: Registry[Rule] = Registry("plasticity rule")
+PLASTICITY_RULES.add("stdp", Rule("stdp", STDPParams, lambda pre, post, w: stdp_init(pre, post), stdp_step))
+PLASTICITY_RULES.add("triplet", Rule("triplet", TripletParams, lambda pre, post, w: triplet_init(pre, post), triplet_step))
+PLASTICITY_RULES.add("rstdp", Rule("rstdp", RSTDPParams, rstdp_init, rstdp_step, needs_reward=True))
 
 
 def make_params(rule: str, **kw) -> STDPParams | TripletParams | RSTDPParams:
     """Build the parameter dataclass of a registered rule from keyword arguments (unknown keys -> error)."""
-    r = RULES.get(rule)
+    r = PLASTICITY_RULES.get(rule)
     if r.params is RSTDPParams:
         tau_e = kw.pop("tau_e", RSTDPParams.tau_e)
         return RSTDPParams(stdp=_build(STDPParams, kw), tau_e=tau_e)
@@ -314,7 +314,7 @@ def _build(cls, kw: dict):
 
 
 __all__ = [
-    "RULES", "Rule", "RSTDPParams", "RSTDPState", "STDPParams", "STDPState", "TripletParams", "TripletState",
+    "PLASTICITY_RULES", "Rule", "RSTDPParams", "RSTDPState", "STDPParams", "STDPState", "TripletParams", "TripletState",
     "add_spikes", "apply_update", "decay_factor", "make_params", "pair_window", "rstdp_init",
     "rstdp_step", "soft_bound_factors", "stdp_init", "stdp_step", "triplet_init", "triplet_step",
 ]

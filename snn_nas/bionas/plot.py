@@ -55,18 +55,13 @@ def _draw_cell(ax, edges: list[dict], kind: str, title: str) -> None:
     ax.axis("off")
 
 
-def plot_genotype(genotype: dict, path, title: str = "") -> None:
+def plot_genotype(genotype: dict, path=None, title: str = ""):
     """Save a PNG of the cell(s): every edge labelled ``op [rule]`` and coloured by rule."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from neurosynth.rundir import save_figure
+    from neurosynth.plots import figure, finish
 
     kind = genotype["space"]
     cells = [("normal", "normal cell"), ("reduce", "reduction cell")] if kind == "darts" else [("edges", "cell")]
-    fig, axes = plt.subplots(1, len(cells), figsize=(9 * len(cells), 5.5))
+    fig, axes = figure(1, len(cells), figsize=(9 * len(cells), 5.5))
     axes = axes if len(cells) > 1 else [axes]
     for ax, (key, name) in zip(axes, cells):
         _draw_cell(ax, genotype[key], kind, name)
@@ -74,43 +69,40 @@ def plot_genotype(genotype: dict, path, title: str = "") -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([0], [0], color=RULE_COLORS.get(r, "gray"), lw=2, label=r or "no weights") for r in used]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     if title:
         fig.suptitle(title)
-    save_figure(fig, path)
+    return finish(fig, path)
 
 
-def plot_search_history(history: list[dict], path, title: str = "") -> None:
-    import matplotlib
+def plot_search_history(history: list[dict], path=None, title: str = ""):
+    from neurosynth.plots import figure, finish
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from neurosynth.rundir import save_figure
-
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, ax = figure(1, 2, figsize=(10, 3.6))
     ep = [h["epoch"] for h in history]
     ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
-    ax[0].set_xlabel("epoch")
-    ax[0].legend()
+    ax[0].set_ylabel("loss")
     ax[1].plot(ep, [h["val_accuracy"] for h in history], "o-", label="supernet val accuracy")
-    ax[1].set_xlabel("epoch")
-    ax[1].legend()
-    fig.suptitle(title)
-    save_figure(fig, path)
+    ax[1].set_ylabel("accuracy")
+    ax[1].set_ylim(0, 1.02)
+    from matplotlib.ticker import MaxNLocator
+
+    for a in ax:
+        a.set_xlabel("epoch")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.legend()
+    if title:
+        fig.suptitle(title)
+    return finish(fig, path)
 
 
-def plot_curves(curves: dict[str, list[list[float]]], path, ylabel: str, title: str = "", log: bool = False) -> None:
+def plot_curves(curves: dict[str, list[list[float]]], path=None, ylabel: str = "", title: str = "", log: bool = False):
     """Mean (line) and min-max band over seeds of per-epoch curves, one per configuration."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from neurosynth.rundir import save_figure
+    from neurosynth.plots import figure, finish
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = figure(figsize=(7, 4.2))
     for name, runs in curves.items():
         a = np.asarray(runs, dtype=float)
         x = np.arange(1, a.shape[1] + 1)
@@ -123,4 +115,4 @@ def plot_curves(curves: dict[str, list[list[float]]], path, ylabel: str, title: 
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    return finish(fig, path)

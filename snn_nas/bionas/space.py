@@ -26,7 +26,6 @@ Genotypes are JSON: ``{"space": "darts", "normal": [edge, ...8], "reduce": [edge
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -265,7 +264,3 @@ def logits_size(space: CellSpace) -> int:
 def split_logits(space: CellSpace, x: np.ndarray) -> dict[str, np.ndarray]:
     x = np.asarray(x, dtype=np.float64).reshape(len(space.cell_types), space.n_edges, space.n_columns)
     return {c: x[k] for k, c in enumerate(space.cell_types)}
-
-
-def _finite(x) -> bool:
-    return all(math.isfinite(v) for v in np.ravel(x))

@@ -202,20 +202,10 @@ def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> 
 
 
 # ---- plots ---------------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
+def plot_fitness(records: list[dict], history: list[dict], path: Path | None, fitness: str):
+    from neurosynth.plots import figure, finish
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_fitness(records: list[dict], history: list[dict], path: Path, fitness: str) -> Path:
-    from neurosynth.rundir import save_figure
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figure(figsize=(6, 4))
     ok = [r for r in records if r["status"] == "ok"]
     ax.scatter([r["generation"] for r in ok], [r["fitness"] for r in ok], s=10, alpha=0.4, label="evaluations")
     g = [h["generation"] for h in history]
@@ -228,7 +218,7 @@ def plot_fitness(records: list[dict], history: list[dict], path: Path, fitness: 
     ax.set_ylabel(f"fitness ({fitness})")
     ax.set_title("MSE-NAS search")
     ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    return finish(fig, path)
 
 
 def pareto_indices(F: np.ndarray) -> list[int]:
@@ -242,11 +232,10 @@ def pareto_indices(F: np.ndarray) -> list[int]:
 
 
 def plot_pareto(records: list[dict], path: Path, fitness: str, cost: str) -> list[dict]:
-    from neurosynth.rundir import save_figure
+    from neurosynth.plots import figure, finish
 
-    plt = _plt()
     ok = [r for r in records if r["status"] == "ok" and r["objectives"] is not None]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figure(figsize=(6, 4))
     front = []
     if ok:
         F = np.array([r["objectives"] for r in ok], dtype=float)
@@ -260,18 +249,17 @@ def plot_pareto(records: list[dict], path: Path, fitness: str, cost: str) -> lis
     ax.set_ylabel(f"fitness ({fitness})")
     ax.set_title("fitness vs cost")
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    finish(fig, path)
     return front
 
 
-def _plot_history(hist: dict, path: Path) -> Path:
-    from neurosynth.rundir import save_figure
+def _plot_history(hist: dict, path: Path | None = None):
+    from neurosynth.plots import figure, finish
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = figure(figsize=(5, 3.5))
     ax.plot(hist["epoch"], hist["train_accuracy"], "o-", label="train")
     ax.plot(hist["epoch"], hist["val_accuracy"], "s-", label="test")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.legend()
-    return save_figure(fig, path)
+    return finish(fig, path)

@@ -42,7 +42,7 @@ def test_spec_errors_are_clear():
     with pytest.raises(ValueError, match="missing"):
         build({"format": "neurosynth.arch/1", "layers": [{"type": "linear", "in_features": 3}]})
     with pytest.raises(ValueError, match="not a module of this project"):
-        build({"format": "neurosynth.arch/1", "kind": "x", "plugin": "os", "layers": []})
+        build({"format": "neurosynth.arch/1", "kind": "x", "plugin": "os", "layers": []})  # registered packages only
     assert "neuron" in LAYERS
 
 

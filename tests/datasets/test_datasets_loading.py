@@ -247,20 +247,57 @@ def test_cifar100_layout(tmp_path):
 
 
 def test_digits_offline_encoded_deterministic():
+    from neurosynth.datasets.digits import load_digits_split
+
     train, test = load("digits", split="train", T=8), load("digits", split="test", T=8)
-    assert len(train) == 1437 and len(test) == 360
+    assert len(train) == 1347 and len(test) == 450
     x, y = train[0]
     assert x.shape == (8, 64) and x.dtype == torch.float32 and set(x.unique().tolist()) <= {0.0, 1.0}
     torch.testing.assert_close(train[0][0], x)  # same sample on every access
     assert not torch.equal(load("digits", split="train", T=8, seed=1)[0][0], x)
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    assert y == int(d.target[1]) and test[0][1] == int(d.target[0])
+    xtr, ytr, xte, yte = load_digits_split()
+    assert y == int(ytr[0]) and test[0][1] == int(yte[0])
     static, _ = load("digits", split="test", T=None)[0]
-    torch.testing.assert_close(static, torch.as_tensor(d.images[0].reshape(64) / 16, dtype=torch.float32))
+    torch.testing.assert_close(static, xte[0])
     with pytest.raises(ValueError, match="unknown encoder"):
         load("digits", T=4, encoding="nope")
+
+
+def test_digits_one_split_everywhere():
+    """datasets.load("digits"), load_digits_split and digits_loaders (any training seed) share one split."""
+    from neurosynth.datasets.digits import digits_loaders, load_digits_split
+
+    xtr, ytr, xte, yte = load_digits_split()
+    assert len(xte) == 450 and len(xtr) == 1347
+    assert torch.bincount(yte).min() >= 43 and torch.bincount(yte).max() <= 46  # stratified: 25% of each class
+    # no image in both parts
+    tr_rows = {tuple(r.tolist()) for r in xtr}
+    assert sum(tuple(r.tolist()) in tr_rows for r in xte) < 10  # sklearn digits has a few exact duplicates
+    for name_split, (x, y) in (("train", (xtr, ytr)), ("test", (xte, yte))):
+        ds = load("digits", split=name_split, T=None)
+        assert torch.equal(ds.images, x) and torch.equal(ds.targets, y)
+        img = load("digits", split=name_split, T=None, flatten=False)
+        assert torch.equal(img.images.reshape(len(x), 64), x)
+    for seed in (0, 3):
+        train, test = digits_loaders(T=4, seed=seed)
+        assert torch.equal(test.x, xte) and torch.equal(train.x, xtr) and torch.equal(test.y, yte)
+
+
+def test_digits_evaluation_is_deterministic():
+    """The test loader encodes the same spikes on every pass; the training loader draws fresh noise."""
+    from neurosynth import LIF, SNN, evaluate
+    from neurosynth.datasets.digits import digits_loaders
+
+    train, test = digits_loaders(T=4, seed=0)
+    first = [s for s, _ in test]
+    second = [s for s, _ in test]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    a, b = next(iter(train))[0], next(iter(train))[0]
+    assert not torch.equal(a, b)
+    torch.manual_seed(0)
+    net = SNN(torch.nn.Linear(64, 16), LIF(), torch.nn.Linear(16, 10), LIF())
+    accs = {evaluate(net, test)["accuracy"] for _ in range(3)}
+    assert len(accs) == 1
 
 
 def test_unknown_dataset_and_split():

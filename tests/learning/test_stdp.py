@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neurosynth.plasticity import (
-    RULES,
+    PLASTICITY_RULES,
     Conv2d,
     Dense,
     LRSchedule,
@@ -51,7 +51,7 @@ def run_pair(rule: str, p, t_pre: int, t_post: int, T: int = 40, w0: float = W0,
     post_seq = torch.zeros(T, *post_shape, dtype=torch.float64)
     pre_seq[(t_pre, *pre_idx)] = 1.0
     post_seq[(t_post, *post_idx)] = 1.0
-    r = RULES.get(rule)
+    r = PLASTICITY_RULES.get(rule)
     state = r.init(pre_seq[0], post_seq[0], w)
     w_start = w.clone()
     for t in range(T):
@@ -193,7 +193,7 @@ def test_weights_stay_within_bounds(variant):
     pre = (torch.rand(T, B, n_in, generator=g) < 0.5).float()
     post = (torch.rand(T, B, n_out, generator=g) < 0.5).float()
     w = torch.rand(n_out, n_in, generator=g) * (p.w_max - p.w_min) + p.w_min
-    r = RULES.get(rule)
+    r = PLASTICITY_RULES.get(rule)
     state = r.init(pre[0], post[0], w)
     for t in range(T):
         kw = {"reward": 3.0 * (1 if t % 2 else -1)} if r.needs_reward else {}
@@ -231,7 +231,7 @@ def test_bad_parameters_raise():
     with pytest.raises(ValueError, match="unknown STDPParams"):
         make_params("stdp", a_pluss=1.0)
     with pytest.raises(ValueError, match="unknown plasticity rule"):
-        RULES.get("bcm")
+        PLASTICITY_RULES.get("bcm")
     s = stdp_init(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="do not match the trace state"):
         stdp_step(torch.zeros(3, 3), torch.zeros(3, 4), s, torch.zeros(4, 3), STDPParams())

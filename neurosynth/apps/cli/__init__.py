@@ -3,12 +3,17 @@
 Each command is a module of this package (or of another NeuroSynth package) exposing
 ``register(subparsers)`` and ``run(args) -> int``. Modules import heavy dependencies (torch models,
 Lava, Ray, tonic, torchattacks) only inside ``run``, so ``neurosynth --help`` stays instant.
+
+What every command shares lives here, once: ``--help`` shows each option's default
+(:class:`DefaultsHelpFormatter`), and every command takes ``--threads N`` (torch CPU threads, default from
+:data:`THREAD_CAPS`), applied by :func:`main` before the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # command name -> module path. Groups (search, export) have their own sub-command tables.
@@ -24,6 +29,51 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# torch CPU threads per command (the default of its --threads): small SNNs on few, shared cores run fastest
+# with 1-2 threads; conversion and the Lava export do larger dense work. Never more than the machine has.
+THREAD_CAPS: dict[str, int] = {
+    "train": 1, "demo": 1, "energy": 1, "search mse": 1, "search bio": 2, "robustness": 2, "convert": 4,
+    "export loihi": 4, "export nir": 1, "data info": 1, "data plot": 1,
+}
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every option's help unless the help already says it or there is none."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if (not action.option_strings or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS or "default" in h
+                or isinstance(action, argparse._HelpAction)):
+            return h
+        return f"{h} (default: %(default)s)" if h else "default: %(default)s"
+
+
+def finish_parser(p: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The options and help layout every command shares (called once per command by the tables below)."""
+    p.formatter_class = DefaultsHelpFormatter
+    for action in p._actions:  # options without help get one, so their default shows
+        if action.help is None and action.option_strings and action.default is not None and action.default is not False:
+            action.help = "default: %(default)s"
+    if not any("--threads" in a.option_strings for a in p._actions):
+        p.add_argument("--threads", type=int, default=max(1, min(THREAD_CAPS.get(command, 1), os.cpu_count() or 1)),
+                       help="torch CPU threads")
+    return p
+
+
+def apply_threads(n: int | None) -> None:
+    """Set torch's CPU thread count (the one place the CLI does it)."""
+    if n is None:
+        return
+    from neurosynth.errors import UserError
+
+    if n < 1:
+        raise UserError(f"--threads must be >= 1, got {n}")
+    import torch
+
+    torch.set_num_threads(int(n))
+
+
 def _load(module: str):
     try:
         return importlib.import_module(module)
@@ -37,20 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurosynth",
         description="Spiking neural networks: train, search, export to Loihi 2 / NIR, estimate energy.",
+        formatter_class=DefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for _name, module in COMMANDS.items():
+    for name, module in COMMANDS.items():
         mod = _load(module)
         if mod is None:
             continue
         p = mod.register(sub)
         p.set_defaults(_run=mod.run)
+        _finish_tree(p, name)
     return parser
+
+
+def _finish_tree(p: argparse.ArgumentParser, name: str) -> None:
+    p.formatter_class = DefaultsHelpFormatter
+    if p._subparsers is None:
+        finish_parser(p, name)
+        return
+    for action in p._subparsers._group_actions:
+        for sub_name, sp in getattr(action, "choices", {}).items():
+            _finish_tree(sp, f"{name} {sub_name}")
 
 
 def add_group(subparsers, name: str, help: str, table: dict[str, str]) -> argparse.ArgumentParser:
     """A command with sub-commands, each a module exposing ``register``/``run`` (used by search, export)."""
-    p = subparsers.add_parser(name, help=help, description=help)
+    p = subparsers.add_parser(name, help=help, description=help, formatter_class=DefaultsHelpFormatter)
     inner = p.add_subparsers(dest=f"{name}_command", metavar="KIND")
     for _sub_name, module in table.items():
         mod = _load(module)
@@ -76,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        apply_threads(getattr(args, "threads", None))
         return int(args._run(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -49,11 +49,8 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    import torch
-
     from neurosynth.errors import UserError
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     if args.calib_batches < 1:
         raise UserError(f"--calib-batches must be >= 1, got {args.calib_batches}")
     if not 0 < args.percentile <= 100:

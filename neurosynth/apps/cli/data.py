@@ -1,8 +1,8 @@
 """``neurosynth data info|plot``: look at a dataset on disk.
 
-``neurosynth data info NAME --root DIR`` prints which splits are present (and where they are expected),
+``neurosynth data info NAME --data-root DIR`` prints which splits are present (and where they are expected),
 sample counts, sensor size, classes and the event statistics of a few samples.
-``neurosynth data plot NAME --root DIR --index I --out x.png`` draws one sample: a spike raster for SHD/SSC,
+``neurosynth data plot NAME --data-root DIR --index I --out x.png`` draws one sample: a spike raster for SHD/SSC,
 binned frames for the cameras, the image (or its spike encoding) for static datasets.
 """
 
@@ -18,12 +18,12 @@ def register(subparsers):
     info = inner.add_parser("info", help="what is present, sample counts, sensor size, classes, event rates")
     info.add_argument("name", help="dataset name (shd, ssc, dvs_gesture, nmnist, cifar10_dvs, cifar10, cifar100, "
                                    "digits)")
-    info.add_argument("--root", default=None, help="folder holding the data (not needed for digits)")
-    info.add_argument("--samples", type=int, default=5, help="samples to compute event statistics on (default 5)")
+    _data_root(info)
+    info.add_argument("--samples", type=int, default=5, help="samples to compute event statistics on")
     info.set_defaults(_run=run)
     plot = inner.add_parser("plot", help="draw one sample to a PNG")
     plot.add_argument("name")
-    plot.add_argument("--root", default=None)
+    _data_root(plot)
     plot.add_argument("--split", default="train")
     plot.add_argument("--index", type=int, default=0)
     plot.add_argument("--out", required=True, help="PNG file to write")
@@ -35,6 +35,12 @@ def register(subparsers):
 
 
 _PARSER: argparse.ArgumentParser | None = None
+
+
+def _data_root(p: argparse.ArgumentParser) -> None:
+    """``--data-root`` (the name every command uses); ``--root`` stays as a hidden alias."""
+    p.add_argument("--data-root", dest="root", default=None, help="folder holding the data (not needed for digits)")
+    p.add_argument("--root", dest="root", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _usage() -> int:
@@ -57,7 +63,7 @@ def run(args) -> int:
     except ValueError as e:
         raise UserError(str(e)) from e
     if entry.name != "digits" and not args.root:
-        raise UserError(f"dataset '{args.name}' needs --root DIR (the folder holding the data)")
+        raise UserError(f"dataset '{args.name}' needs --data-root DIR (the folder holding the data)")
     if args.data_command == "info":
         return _info(nd, entry, args)
     return _plot(nd, entry, args)

@@ -94,36 +94,41 @@ def _table(report: dict, samples: int, source: str) -> str:
     return "\n".join(lines)
 
 
-def _plot(report: dict, counts, path) -> None:
-    import matplotlib
+def plot_energy(report: dict, counts, path=None):
+    """Synaptic operations per layer (SNN effective ops next to the one-pass ANN's MACs) and the energy estimate
+    per system and cost model. Returns the figure; writes a PNG when given ``path``."""
+    import numpy as np
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from neurosynth.plots import figure, finish
 
-    from neurosynth.rundir import save_figure
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = figure(1, 2, figsize=(11, 3.8))
     syn = [layer for layer in counts.layers if layer.kind == "synapse"]
-    names = [f"{layer.name}\n{layer.type}" for layer in syn]
-    a.bar(names, [(layer.ac_ops + layer.mac_ops) / counts.samples for layer in syn], label="effective (SNN)")
-    a.bar(names, [layer.dense_ops_per_step for layer in syn], alpha=0.5, label="ANN MACs (1 pass)")
+    x = np.arange(len(syn))
+    w = 0.38
+    snn = [(layer.ac_ops + layer.mac_ops) / counts.samples for layer in syn]
+    ann = [layer.dense_ops_per_step for layer in syn]
+    a.bar(x - w / 2, snn, w, color="C0", label="SNN: effective ops (all T steps)")
+    a.bar(x + w / 2, ann, w, color="C1", label="ANN: MACs (one pass)")
+    a.set_xticks(x, [f"{layer.name}\n{layer.type}" for layer in syn], fontsize=8)
+    a.set_xlabel("layer")
     a.set_ylabel("operations per inference")
     a.set_title("synaptic operations per layer")
     a.legend(fontsize=8)
     ests = [report["snn"], *report["snn_other_cost_models"], report["ann"]]
     ests = [e for e in ests if e["terms_j"]]
-    b.bar([f"{e['system'].upper()}\n{e['cost_model']}" for e in ests], [e["total_j"] * 1e9 for e in ests],
-          color=["C0" if e["system"] == "snn" else "C1" for e in ests])
+    vals = [e["total_j"] * 1e9 for e in ests]
+    bars = b.bar(range(len(ests)), vals, color=["C0" if e["system"] == "snn" else "C1" for e in ests])
+    b.bar_label(bars, [f"{v:.3g}" for v in vals], fontsize=8)
+    b.set_xticks(range(len(ests)), [f"{e['system'].upper()}\n{e['cost_model']}" for e in ests], fontsize=8)
+    b.set_xlabel("system / cost model")
     b.set_ylabel("nJ per inference (priced terms)")
     b.set_title("energy estimate")
-    fig.tight_layout()
-    save_figure(fig, path)
+    b.margins(y=0.15)
+    return finish(fig, path)
 
 
 def run(args) -> int:
     from pathlib import Path
-
-    import torch
 
     from neurosynth.errors import UserError
     from neurosynth.hardware.energy import COST_MODELS, compare, count_ops_loader
@@ -135,7 +140,6 @@ def run(args) -> int:
     for name in (args.snn_cost, args.ann_cost):
         if name not in COST_MODELS:
             raise UserError(f"unknown cost model {name!r}; choose from {', '.join(COST_MODELS.names())}")
-    torch.set_num_threads(1)
     run_path = Path(args.model)
     model, spec, _ = load_run(run_path)
     man = read_json(run_path / "manifest.json") if (run_path / "manifest.json").exists() else {}
@@ -152,7 +156,7 @@ def run(args) -> int:
     write_json(out, doc)
     plot = out.parent / "plots" / "energy.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
-    _plot(report, counts, plot)
+    plot_energy(report, counts, plot)
     print(_table(report, counts.samples, source))
     print(f"\nwrote {out} and {plot}")
     return 0

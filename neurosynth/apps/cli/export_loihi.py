@@ -80,7 +80,7 @@ def verification_data(input_shape: tuple[int, ...], n: int, *, dataset: str = "d
         from neurosynth.datasets.digits import load_digits_split
         from neurosynth.encoding import encode
 
-        _, _, xte, yte = load_digits_split(seed=seed, image=len(shape) == 3)
+        _, _, xte, yte = load_digits_split(image=len(shape) == 3)
         xte, yte = xte[:n], yte[:n]
         if encoder == "current":
             raise ValueError("Loihi inputs are spikes: the run used analog 'current' input; retrain with a spike "
@@ -89,33 +89,32 @@ def verification_data(input_shape: tuple[int, ...], n: int, *, dataset: str = "d
     return (torch.rand((int(steps), n, *shape), generator=g) < 0.2).float(), None
 
 
-def _plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from neurosynth.rundir import save_figure
+def plot_loihi_check(report: dict, path: Path | None = None):
+    """Spikes per layer (torch = Lava float) and the fraction of Lava fixed-point spikes equal to torch's, per
+    layer. Returns the figure; writes a PNG when given ``path``."""
+    from neurosynth.plots import figure, finish
 
     names = report.get("layers", [])
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = figure(figsize=(6.5, 3.6))
+    x = list(range(len(names)))
+    handles = []
     if "float_spikes" in report:
-        ax.bar(range(len(names)), [report["float_spikes"][n] for n in names], color="tab:blue", label="torch spikes")
+        handles.append(ax.bar(x, [report["float_spikes"][n] for n in names], color="tab:blue",
+                              label="spikes (torch = Lava float)"))
     agree = report.get("fixed_vs_torch_spike_agreement", {})
     ax2 = ax.twinx()
-    ax2.plot(range(len(names)), [agree.get(n, float("nan")) for n in names], "o-", color="tab:red",
-             label="Lava fixed = torch (fraction)")
+    handles += ax2.plot(x, [agree.get(n, float("nan")) for n in names], "o-", color="tab:red",
+                        label="Lava fixed = torch (fraction of spikes)")
     ax2.set_ylim(0, 1.05)
-    ax.set_xticks(range(len(names)), names)
+    ax.set_xticks(x, names)
+    ax.set_xlabel("layer")
     ax.set_ylabel("spikes (torch = Lava float)")
     ax2.set_ylabel("fixed-point spike agreement")
     acc = [f"{k.replace('accuracy_', '')}={v:.3f}" for k, v in report.items() if k.startswith("accuracy_") and
            isinstance(v, float)]
-    ax.set_title("Loihi export check  " + " ".join(acc), fontsize=8)
-    fig.legend(loc="lower left", fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    ax.set_title("Loihi export check" + (": accuracy " + " ".join(acc) if acc else ""), fontsize=9)
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
+    return finish(fig, path)
 
 
 class _Discard(Exception):
@@ -123,7 +122,6 @@ class _Discard(Exception):
 
 
 def run(args) -> int:
-    import torch
 
     from neurosynth.errors import UserError
     from neurosynth.hardware.lava.compat import import_lava
@@ -132,7 +130,6 @@ def run(args) -> int:
     from neurosynth.io import atomic_path, write_json
     from neurosynth.rundir import load_run, manifest
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     run_dir, out = Path(args.model), Path(args.out)
     if args.verify < 0:
         raise UserError(f"--verify must be >= 0; got {args.verify}")
@@ -183,7 +180,7 @@ def run(args) -> int:
     write_json(man_path, manifest(None, config, args.seed, results))
     rep = results.get("verification")
     if rep:
-        _plot(rep, out.with_suffix(".png"))
+        plot_loihi_check(rep, out.with_suffix(".png"))
         print(f"float: Lava spikes == torch spikes on every layer: {rep.get('float_exact')}  "
               f"(mismatches {rep.get('float_mismatches')})")
         print(f"fixed: Lava == integer reference bit for bit: {rep.get('fixed_exact')}  "

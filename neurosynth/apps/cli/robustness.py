@@ -77,8 +77,25 @@ def _load_data(name: str, root, n: int):
     return tr.images, torch.as_tensor(tr.targets), te.images[:n], torch.as_tensor(te.targets[:n]), 10
 
 
+def plot_robustness(res: dict, path=None, title: str = ""):
+    """Clean and robust accuracy per attack (from :func:`neurosynth.robustness.evaluate_robustness`). Returns the
+    figure; writes a PNG when given ``path``."""
+    from neurosynth.plots import figure, finish
+
+    names = ["clean", *res["attacks"]]
+    vals = [100 * res["clean_accuracy"], *[100 * r["robust_accuracy"] for r in res["attacks"].values()]]
+    fig, ax = figure(figsize=(1.1 * len(names) + 2, 3.5))
+    bars = ax.bar(names, vals, color=["gray"] + ["tab:red"] * (len(names) - 1))
+    ax.bar_label(bars, [f"{v:.1f}" for v in vals], fontsize=8)
+    ax.set_xlabel("attack")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    if title:
+        ax.set_title(title)
+    return finish(fig, path)
+
+
 def run(args) -> int:
-    import torch
 
     from neurosynth.errors import UserError
     from neurosynth.io import read_json
@@ -89,9 +106,8 @@ def run(args) -> int:
         format_table,
         train_surrogate,
     )
-    from neurosynth.rundir import RunDir, load_run, save_figure
+    from neurosynth.rundir import RunDir, load_run
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
     unknown = [a for a in attacks if a not in PAPER_DEFAULTS]
     if not attacks or unknown:
@@ -144,19 +160,7 @@ def run(args) -> int:
     with atomic_write(out.file("robustness.md")) as f:
         f.write(f"Robustness of {args.model} on {res['n_samples']} {dataset} test images; white-box gradients: "
                 f"{res['white_box_gradient_source']}.\n\n{table}\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = ["clean", *res["attacks"]]
-    vals = [res["clean_accuracy"], *[r["robust_accuracy"] for r in res["attacks"].values()]]
-    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2, 3.5))
-    ax.bar(names, [100 * v for v in vals], color=["gray"] + ["tab:red"] * (len(names) - 1))
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"gradient: {args.gradient}")
-    save_figure(fig, out.plot_path("robustness"))
+    plot_robustness(res, out.plot_path("robustness"), title=f"gradient: {args.gradient}")
     out.write_manifest(["neurosynth", *sys.argv[1:]], {k: v for k, v in vars(args).items() if not k.startswith("_")},
                        args.seed, {"clean_accuracy": res["clean_accuracy"],
                                    **{k: v["robust_accuracy"] for k, v in res["attacks"].items()}})

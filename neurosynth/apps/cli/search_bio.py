@@ -54,7 +54,6 @@ def _parse_list(s: str) -> tuple[str, ...]:
 
 
 def run(args) -> int:
-    import torch
 
     from neurosynth.errors import UserError
     from neurosynth.rundir import RunDir
@@ -62,7 +61,6 @@ def run(args) -> int:
     from snn_nas.bionas.data import load_image_data
     from snn_nas.bionas.space import CellSpace
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     try:
         space = CellSpace(args.space, _parse_list(args.rules), _parse_list(args.extra_ops))
     except ValueError as e:
@@ -72,6 +70,12 @@ def run(args) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.train_best < 0:
         raise UserError("--train-best must be >= 0")
+    if args.warmup < 0:
+        raise UserError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.method in ("darts", "eg") and args.epochs <= args.warmup:
+        raise UserError(f"--epochs {args.epochs} with --warmup {args.warmup}: the architecture logits (alpha) only "
+                        f"move after the {args.warmup} warm-up epochs, so this search would never search; use "
+                        f"--epochs > {args.warmup} or a smaller --warmup (e.g. --warmup 0)")
     layers = args.layers or (3 if args.space == "darts" else 1)
     eval_layers = args.eval_layers or (5 if args.space == "darts" else 1)
     max_skip = None if args.max_skip is not None and args.max_skip < 0 else args.max_skip

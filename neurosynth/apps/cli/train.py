@@ -28,7 +28,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", default=None, choices=[None, "bf16"], help="bfloat16 autocast")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for small nets on shared CPUs)")
     p.add_argument("--loihi", action="store_true",
                    help="train the Loihi-2-compatible family (CubaLIF, zero reset, per-layer delay, 8-bit QAT)")
     p.add_argument("--no-progress", action="store_true")
@@ -46,11 +45,8 @@ def run(args) -> int:
     if args.method == "stdp":
         from pathlib import Path
 
-        import torch
-
         from neurosynth.apps.recipes.stdp_digits import train_stdp_digits
 
-        torch.set_num_threads(max(1, args.threads))
         metrics = train_stdp_digits(Path(args.out), seed=args.seed, epochs=args.epochs, progress=not args.no_progress)
         print(f"STDP on digits: test accuracy {metrics.get('test_accuracy', float('nan')):.4f}; run directory {args.out}")
         return 0
@@ -78,7 +74,6 @@ def train_digits(cfg: dict) -> dict:
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v)}
     if cfg.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda was requested but no CUDA device is available; use --device cpu")
-    torch.set_num_threads(max(1, int(cfg.get("threads", 1))))
     try:
         hidden = [int(h) for h in str(cfg.get("hidden", "256")).split(",") if h]
     except ValueError as e:
@@ -133,7 +128,7 @@ def train_digits(cfg: dict) -> dict:
     x, _ = next(iter(test))
     with torch.no_grad():
         _, rec = model(x[:, :1], record=True)
-    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample")
+    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", model=model)
     run_dir.write_manifest(cfg.get("_command") or sys.argv, cfg, seed,
                            {"test_accuracy": ev["accuracy"], "train_seconds": train_seconds})
     return metrics

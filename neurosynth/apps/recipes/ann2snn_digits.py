@@ -57,7 +57,7 @@ def train_ann_digits(out_dir: Path, seed: int = 0, epochs: int = 40, lr: float =
     with torch.random.fork_rng(devices=[]):  # seeded weight init without touching the caller's global RNG
         torch.manual_seed(seed)
         model = build(spec)
-    xtr, ytr, xte, yte = load_digits_split(test_size=test_size, seed=seed, image=True)
+    xtr, ytr, xte, yte = load_digits_split(test_size=test_size, image=True)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
@@ -86,7 +86,7 @@ def train_ann_digits(out_dir: Path, seed: int = 0, epochs: int = 40, lr: float =
     run = RunDir(out_dir)
     run.save_model(model, spec)
     run.write_json("metrics.json", metrics)
-    config = {"method": "ann", "dataset": "digits", "test_size": test_size, "split_seed": seed, "epochs": epochs,
+    config = {"method": "ann", "dataset": "digits", "test_size": test_size, "split_seed": 0, "epochs": epochs,
               "lr": lr, "batch_size": batch_size}
     run.write_manifest(command, config, seed, metrics)
     return metrics
@@ -170,7 +170,7 @@ def convert_run(ann_dir: Path, out_dir: Path, calib_batches: int, Ts: list[int] 
             s = (synops or {}).get(T, {})
             f.write(f"{T},{acc[T]:.4f},{ann_acc:.4f},{s.get('syn_ops', '')},{s.get('eff_macs', '')},"
                     f"{s.get('spikes', '')}\n")
-    _plot(ann_acc, acc, synops, run.plot_path("accuracy_vs_T"))
+    plot_accuracy_vs_T(ann_acc, acc, synops, run.plot_path("accuracy_vs_T"))
     config = {"method": "ann2snn", "ann_run": str(ann_dir), "calib_batches": calib_batches, "batch_size": batch_size,
               "synops_samples": synops_samples,
               "Ts": Ts, "percentile": percentile, "v_init": v_init, "dataset": "digits", **{
@@ -191,16 +191,11 @@ def _table(ann_acc: float, acc: dict[int, float], synops: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(ann_acc: float, acc: dict[int, float], synops: dict | None, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from neurosynth.rundir import save_figure
+def plot_accuracy_vs_T(ann_acc: float, acc: dict[int, float], synops: dict | None, path: Path | None = None):
+    from neurosynth.plots import figure, finish
 
     Ts = list(acc)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = figure(figsize=(5, 3.5))
     ax.plot(Ts, [100 * acc[T] for T in Ts], "o-", label="converted SNN (IF, reset by subtraction)")
     ax.axhline(100 * ann_acc, color="k", ls="--", label=f"ANN {100 * ann_acc:.2f}%")
     ax.axhspan(100 * ann_acc - 1, 100 * ann_acc, color="grey", alpha=0.15, label="within 1 pp")
@@ -213,4 +208,4 @@ def _plot(ann_acc: float, acc: dict[int, float], synops: dict | None, path: Path
         ax2.set_ylabel("SynOps per sample (x1000)", color="tab:red")
     ax.legend(loc="center right", fontsize=7)
     ax.set_title("ANN -> SNN conversion on digits", fontsize=9)
-    save_figure(fig, path)
+    return finish(fig, path)

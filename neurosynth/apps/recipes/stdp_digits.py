@@ -16,14 +16,9 @@ from torch import Tensor
 from neurosynth.plasticity.wta import DigitsSTDPConfig, assign_labels, classify, fit_stdp, spike_counts
 
 
-def plot_receptive_fields(w: Tensor, assignments: Tensor | None, path: Path, shape=(8, 8)) -> Path:
+def plot_receptive_fields(w: Tensor, assignments: Tensor | None, path: Path | None = None, shape=(8, 8)):
     """One mosaic image of every neuron's weights (tiles separated by a 1-pixel gap; label = assigned class)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from neurosynth.rundir import save_figure
+    from neurosynth.plots import figure, finish
 
     n = w.shape[0]
     cols = min(20, n)
@@ -34,7 +29,7 @@ def plot_receptive_fields(w: Tensor, assignments: Tensor | None, path: Path, sha
         r, c = divmod(i, cols)
         tile = w[i].reshape(shape)
         mosaic[r * (h + 1):r * (h + 1) + h, c * (wd + 1):c * (wd + 1) + wd] = tile / tile.max().clamp_min(1e-12)
-    fig, ax = plt.subplots(figsize=(cols * 0.6, rows * 0.65))
+    fig, ax = figure(figsize=(cols * 0.6, rows * 0.65))
     ax.imshow(mosaic.numpy(), cmap="hot", interpolation="nearest")
     if assignments is not None:
         for i in range(n):
@@ -42,7 +37,7 @@ def plot_receptive_fields(w: Tensor, assignments: Tensor | None, path: Path, sha
             ax.text(c * (wd + 1) + 0.2, r * (h + 1) + 1.0, str(int(assignments[i])), color="cyan", fontsize=6)
     ax.axis("off")
     ax.set_title("STDP receptive fields (each tile scaled to its max; number: assigned class)", fontsize=8)
-    return save_figure(fig, path)
+    return finish(fig, path)
 
 
 def train_stdp_digits(out_dir: Path, seed: int, epochs: int, progress: bool = True, **options: Any) -> dict:
@@ -65,7 +60,7 @@ def train_stdp_digits(out_dir: Path, seed: int, epochs: int, progress: bool = Tr
     cfg = DigitsSTDPConfig(**options)
     run = RunDir(out_dir)
     t0 = time.perf_counter()
-    xtr, ytr, xte, yte = load_digits_split(test_size=cfg.test_size, seed=seed)
+    xtr, ytr, xte, yte = load_digits_split(test_size=cfg.test_size)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         net, history = fit_stdp(xtr, cfg, epochs, g, progress)
@@ -91,26 +86,21 @@ def train_stdp_digits(out_dir: Path, seed: int, epochs: int, progress: bool = Tr
     run.save_model(net, net.to_spec())
     run.write_json("metrics.json", metrics)
     plot_receptive_fields(net.w, net.assignments, run.plot_path("receptive_fields"))
-    _plot_confusion(yte, pred, run.plot_path("confusion"))
+    plot_confusion(yte, pred, run.plot_path("confusion"))
     config = {"method": "stdp", "dataset": "digits", "epochs": epochs, **asdict(cfg)}
     run.write_manifest(command, config, seed, {k: v for k, v in metrics.items() if k != "history"})
     return copy.deepcopy(metrics)
 
 
-def _plot_confusion(y: Tensor, pred: Tensor, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from neurosynth.rundir import save_figure
+def plot_confusion(y: Tensor, pred: Tensor, path: Path | None = None):
+    from neurosynth.plots import figure, finish
 
     cm = torch.zeros(10, 10)
     for a, b in zip(y.tolist(), pred.tolist()):
         cm[a, b] += 1
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig, ax = figure(figsize=(4, 4))
     ax.imshow(cm.numpy(), cmap="Blues")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"STDP digits: test accuracy {float((y == pred).float().mean()):.3f}", fontsize=9)
-    return save_figure(fig, path)
+    return finish(fig, path)
