@@ -11,6 +11,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def file_mode() -> int:
+    """The mode a new file gets from the user's umask (0o666 & ~umask), as ``open()`` would give it.
+
+    ``tempfile.mkstemp`` creates 0600 files; the atomic writers set this mode before the rename so run files
+    are as readable as anything else the user writes."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temp file next to ``path``; on success fsync and rename it over ``path``.
@@ -22,6 +32,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
@@ -43,6 +54,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.exists(tmp):  # the library may have replaced the file: set the mode on what is there now
+            os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
