@@ -47,15 +47,17 @@ def main(argv=None) -> dict:
     train, test = digits_loaders(T=args.T, seed=args.seed)
     hist = fit(model, train, epochs=args.epochs, lr=2e-3, val_loader=test)
     ev = evaluate(model, test)
-    run = RunDir(args.out)
-    run.save_model(model, spec)
-    metrics = {"test_accuracy": ev["accuracy"], "history": hist, "learned_a_mean": float(model[1].a.detach().mean())}
-    run.write_json("metrics.json", metrics)
-    run.write_manifest(None, vars(args), args.seed, {"test_accuracy": ev["accuracy"]})
-    print(f"quadratic_lif MLP on digits: test accuracy {ev['accuracy']:.4f}; learned a (mean) "
-          f"{metrics['learned_a_mean']:.3f}; run directory {args.out}")
+    with RunDir.create(args.out, kind="example") as run:
+        run.save_model(model, spec)
+        metrics = {"test_accuracy": ev["accuracy"], "history": hist, "learned_a_mean": float(model[1].a.detach().mean())}
+        run.write_json("metrics.json", metrics)
+        run.write_manifest(None, vars(args), args.seed, {"test_accuracy": ev["accuracy"]})
+        print(f"quadratic_lif MLP on digits: test accuracy {ev['accuracy']:.4f}; learned a (mean) "
+              f"{metrics['learned_a_mean']:.3f}; run directory {args.out}")
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(main))

@@ -345,6 +345,7 @@ class RunDir:
 
         spec = spec if spec is not None else getattr(model, "arch_spec", None) or to_spec(model)
         self.write_json("arch.json", spec)
+        kill_point("rundir:after-arch")
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         with atomic_path(self.path / "model.pt") as tmp:
             torch.save(state, tmp)
@@ -355,6 +356,37 @@ class RunDir:
     def plot_path(self, name: str) -> Path:
         (self.path / "plots").mkdir(exist_ok=True)
         return self.path / "plots" / (name if name.endswith(".png") else name + ".png")
+
+
+@contextlib.contextmanager
+def output_file(out: str | os.PathLike, *, force: bool = False, what: str = "--out") -> Iterator[Path]:
+    """Guard a command that writes one output file (``export``): refuse an existing file unless ``force``,
+    refuse a directory, turn an unwritable location into a UserError, and hold an exclusive lock
+    (``.<name>.lock`` beside it) while the block writes. Write the file itself with ``atomic_path``."""
+    out = Path(os.path.abspath(os.fspath(out)))
+    if out.is_dir():
+        raise UserError(f"{what} {out} is a directory; give a file name inside it")
+    if out.exists() and not force:
+        raise UserError(f"{what} {out} already exists; pass --force to overwrite it, or choose another {what}")
+    created = [a for a in [out.parent, *out.parent.parents] if not a.exists()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = _Lock(out.parent / f".{out.name}.lock", out)
+    except OSError as e:
+        _rmdirs(created)
+        raise _writable_error(out, e) from e
+    ok = False
+    try:
+        yield out
+        ok = True
+    except OSError as e:
+        if e.filename and Path(os.path.abspath(os.fspath(e.filename))).parent == out.parent:
+            raise _writable_error(out, e) from e
+        raise
+    finally:
+        lock.release()
+        if not ok:
+            _rmdirs(created)
 
 
 def _rmdirs(dirs: list[Path]) -> None:
