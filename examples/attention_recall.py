@@ -30,6 +30,7 @@ from torch import nn
 
 from neurosynth.attention import MultiHeadAttention
 from neurosynth.rundir import RunDir, save_figure
+from neurosynth.training import clamp_params_
 
 N_KEYS = N_VALUES = 16
 FILL, QUERY = N_KEYS + N_VALUES, N_KEYS + N_VALUES + 1
@@ -104,6 +105,7 @@ def train_step(model: nn.Module, opt, sched, x: torch.Tensor, y: torch.Tensor) -
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
+    clamp_params_(model)  # keep learnable neuron parameters in range
     sched.step()
     return float(loss.detach())
 

@@ -24,9 +24,13 @@ from neurosynth.training import evaluate, fit
 
 @register_neuron("quadratic_lif")
 class QuadraticLIF(NeuronModel):
-    """v <- beta * v + a * v^2 + x, spike when v > threshold, reset by subtraction."""
+    """v <- beta * v + a * v^2 + x, spike when v > threshold, reset to zero (as a quadratic integrate-and-fire
+    neuron does). The reset to zero keeps v <= threshold between steps, so the quadratic term stays bounded;
+    ``param_ranges`` keeps the learnable ``a`` in [0, 1] during training (``fit`` projects it after every step)."""
 
     defaults = {"beta": 0.9, "threshold": 1.0, "a": 0.1}
+    default_reset = "zero"
+    param_ranges = {**NeuronModel.param_ranges, "a": (0.0, 1.0, False)}
 
     def charge(self, x, state, p):
         return state._replace(v=p.beta * state.v + p.a * state.v.clamp(min=0) ** 2 + x)

@@ -26,6 +26,17 @@ def apply_flat(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y.reshape(T, B, *y.shape[1:])
 
 
+def _check_first_layer(net: nn.Module, x: torch.Tensor) -> None:
+    """A clear ValueError when the input's feature size does not fit the first Linear/Conv layer."""
+    first = next(iter(net.children()), None)
+    if isinstance(first, nn.Linear) and x.shape[-1] != first.in_features:
+        raise ValueError(f"SNN input has {x.shape[-1]} features (shape {tuple(x.shape)}) but the first Linear layer "
+                         f"expects {first.in_features}: pass [T, B, {first.in_features}]")
+    if isinstance(first, nn.Conv2d) and (x.dim() != 5 or x.shape[2] != first.in_channels):
+        raise ValueError(f"SNN input has shape {tuple(x.shape)} but the first Conv2d layer expects "
+                         f"[T, B, {first.in_channels}, H, W]")
+
+
 class SNN(nn.Sequential):
     """Sequential spiking network over ``[T, B, ...]``. ``forward(x)`` returns the last layer's output;
     ``forward(x, record=True)`` returns ``(out, records)`` with every spiking neuron layer's spike train
@@ -33,6 +44,7 @@ class SNN(nn.Sequential):
 
     def forward(self, x: torch.Tensor, record: bool = False):
         check_time_first(x, "SNN input")
+        _check_first_layer(self, x)
         records: dict[str, torch.Tensor] = {}
         for name, m in self.named_children():
             x = m(x) if is_time_aware(m) else apply_flat(m, x)

@@ -241,7 +241,7 @@ class RunDir:
         - yields a RunDir on ``.<name>.partial`` (``run.path``; ``run.final`` is ``out``), and when the block
           finishes writes ``run.json`` ({kind, complete: true}) and swaps the partial in place of ``out``
           (atomically on Linux), so an interrupted command leaves the previous run untouched;
-        - on an exception removes the partial (and anything it created), unless ``run.keep_on_error`` was set
+        - on an exception removes the partial it created (and any parent folders), unless ``run.keep_on_error`` was set
           (searches set it once evaluations are archived, so ``--resume`` can continue).
 
         ``resume``: continue from a partial left by an interrupted run, or from a copy of the complete ``out``.
@@ -265,6 +265,7 @@ class RunDir:
         partial = out.parent / f".{out.name}.partial"
         run = None
         in_body = False
+        ours = False  # whether a failure removes the partial: only one this call created (not a resumed one)
         try:
             legacy = out.is_dir() and read_marker(out) is None
             if out.is_dir() and any(out.iterdir()):
@@ -289,6 +290,7 @@ class RunDir:
                 else:
                     shutil.rmtree(partial)
             if not partial.exists():
+                ours = True
                 if resume and out.is_dir() and any(out.iterdir()):
                     shutil.copytree(out, partial, symlinks=True)
                 else:
@@ -317,7 +319,7 @@ class RunDir:
                 os.rename(partial, out)
             _fsync_dir(out.parent)
         except OSError as e:
-            if not (run is not None and run.keep_on_error):
+            if ours and not (run is not None and run.keep_on_error):
                 shutil.rmtree(partial, ignore_errors=True)
             lock.release()
             _rmdirs(created)
@@ -325,7 +327,7 @@ class RunDir:
                 raise
             raise _writable_error(out, e) from e
         except BaseException:
-            if not (run is not None and run.keep_on_error):
+            if ours and not (run is not None and run.keep_on_error):
                 shutil.rmtree(partial, ignore_errors=True)
             lock.release()
             _rmdirs(created)
