@@ -80,8 +80,10 @@ def read_json(path: str | os.PathLike) -> Any:
         raise UserError(f"{path} does not exist")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid JSON ({e}); the file is corrupt or truncated") from e
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from e
 
 
 def _json_default(o: Any) -> Any:

@@ -120,7 +120,9 @@ def read_marker(path: str | os.PathLike) -> dict | None:
         m = read_json(f)
     except UserError:
         return {"kind": None, "complete": False}
-    return m if isinstance(m, dict) else {"kind": None, "complete": False}
+    if not isinstance(m, dict) or not isinstance(m.get("kind"), str) or not isinstance(m.get("complete"), bool):
+        return {"kind": None, "complete": False}  # damaged: never trusted as a complete run
+    return m
 
 
 def run_kind(path: str | os.PathLike) -> str | None:
@@ -417,8 +419,9 @@ def check_run(path: str | os.PathLike, kinds: set[str] | None = None, what: str 
     m = read_marker(path)
     kind = m.get("kind") if m is not None else _legacy_kind(path)
     if m is not None and not m.get("complete"):
-        raise UserError(f"{path} is an incomplete `{kind}` run (the command was interrupted or is still running); "
-                        "run the command again to finish it")
+        what_run = f"`{kind}` run" if isinstance(kind, str) else "run"
+        raise UserError(f"{path} is an incomplete {what_run} (the command was interrupted or is still running, or "
+                        f"its {MARKER} is damaged); run the command again to finish it")
     if kinds is not None and kind is not None and kind not in kinds:
         raise UserError(f"{path} holds a `{kind}` run, not a {' / '.join(f'`{k}`' for k in sorted(kinds))} run; "
                         f"pass a {what} of the right kind")
