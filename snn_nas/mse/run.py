@@ -145,7 +145,7 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
                             config={"dataset": cfg.dataset, "fitness": cfg.fitness, "T": cfg.T, "batch": cfg.batch,
                                     "encoding": cfg.encoding, "limit": cfg.limit, "space_overrides": cfg.space,
                                     "dense": cfg.dense, "reference": cfg.reference, "cost": cfg.cost},
-                            on_generation=lambda _s: setattr(rd, "keep_on_error", True))  # resumable from here
+                            on_generation=lambda s: _generation_done(rd, s))
             try:
                 summary = runner.run()
             except ValueError as e:
@@ -172,6 +172,14 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
         finally:
             archive.close()
     return summary
+
+
+def _generation_done(rd, summary: dict) -> None:
+    """After each archived generation: the partial run is worth keeping for --resume (kill point for tests)."""
+    from neurosynth.rundir import kill_point
+
+    rd.keep_on_error = True
+    kill_point(f"search:generation-{summary.get('generation')}")
 
 
 def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> dict:

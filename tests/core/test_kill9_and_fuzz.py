@@ -143,3 +143,28 @@ def test_fuzz_corrupted_run_directories(tmp_path_factory, trained_run, damage):
         assert [n for n in after if n.startswith(".")] == [], after  # never a partial directory or lock left
         if argv[0] == "search":
             assert rc == 2 and after == before  # a train run is never turned into a search
+
+
+def _archive_table(path: Path):
+    import sqlite3
+
+    with sqlite3.connect(str(path)) as db:
+        return sorted(db.execute("SELECT hash, spec, fitness, status, generation FROM evaluations").fetchall())
+
+
+@pytest.mark.slow
+def test_search_mse_resume_after_kill_9_is_exact(tmp_path):
+    search = ["search", "mse", "--population", "3", "--generations", "3", "--batch", "20", "--T", "2", "--seed", "3",
+              "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), KILL_ENV: "search:generation-0"}
+    killed = tmp_path / "killed"
+    p = subprocess.run([sys.executable, "-m", "neurosynth", *search, "--out", str(killed)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert not killed.exists() and (tmp_path / ".killed.partial" / "archive.sqlite").exists()
+    assert main([*search, "--out", str(killed)]) == 2  # without --resume: refused, the partial is kept
+    assert main([*search, "--out", str(killed), "--resume"]) == 0
+    full = tmp_path / "full"
+    assert main([*search, "--out", str(full)]) == 0
+    assert _archive_table(killed / "archive.sqlite") == _archive_table(full / "archive.sqlite")
+    assert sorted(os.listdir(tmp_path)) == ["full", "killed"]
