@@ -168,3 +168,29 @@ def test_search_mse_resume_after_kill_9_is_exact(tmp_path):
     assert main([*search, "--out", str(full)]) == 0
     assert _archive_table(killed / "archive.sqlite") == _archive_table(full / "archive.sqlite")
     assert sorted(os.listdir(tmp_path)) == ["full", "killed"]
+
+
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(T=NUM, batch=st.sampled_from(["-1", "0", "3", "20", "x"]), limit=st.sampled_from(["-5", "0", "1", "30", None]),
+       population=NUM, generations=NUM)
+def test_fuzz_search_mse_numeric_options(tmp_path_factory, T, batch, limit, population, generations):
+    parent = tmp_path_factory.mktemp("fuzzsearch")
+    out = parent / "search"
+    argv = ["search", "mse", "--out", str(out), "--no-progress", "--T", T, "--batch", batch,
+            "--population", population, "--generations", generations]
+    if limit is not None:
+        argv += ["--limit", limit]
+    for flag, cap in (("--T", 2), ("--population", 2), ("--generations", 1)):  # keep valid runs tiny
+        i = argv.index(flag) + 1
+        try:
+            if float(argv[i]) > cap:
+                argv[i] = str(cap)
+        except ValueError:
+            pass
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    _assert_clean(parent, out, rc)
