@@ -136,19 +136,23 @@ def run_kind(path: str | os.PathLike) -> str | None:
 
 
 def _legacy_kind(path: Path) -> str | None:
+    """The kind of a directory written before run.json existed: from its files, else its manifest's command."""
+    if (path / "archive.sqlite").exists():
+        return "search bio" if (path / "genotype.json").exists() or (path / "search.json").exists() else "search mse"
+    if (path / "robustness.json").exists():
+        return "robustness"
     cmd = ""
     if (path / "manifest.json").is_file():
         with contextlib.suppress(UserError, AttributeError, TypeError):
             cmd = str(read_json(path / "manifest.json").get("command") or "")
-    words = cmd.replace("/", " ").split()
-    for kind in ("search mse", "search bio", "demo", "convert", "robustness", "train"):
-        first, *rest = kind.split()
-        if first in words and (not rest or rest[0] in words[words.index(first) + 1:words.index(first) + 2]):
-            return kind
-    if (path / "archive.sqlite").exists():
-        return "search bio" if (path / "genotype.json").exists() else "search mse"
-    if (path / "robustness.json").exists():
-        return "robustness"
+    words = cmd.split()
+    for i, w in enumerate(words):
+        if w.rsplit("/", 1)[-1] == "neurosynth":  # the sub-command follows the program name
+            sub = words[i + 1:i + 3]
+            for kind in ("search mse", "search bio", "demo", "convert", "robustness", "train"):
+                if sub[:len(kind.split())] == kind.split():
+                    return kind
+            break
     if (path / "arch.json").exists() or (path / "model.pt").exists():
         return "train"
     return None

@@ -88,6 +88,15 @@ def test_legacy_run_directories_get_their_kind_from_the_manifest(tmp_path):
     with pytest.raises(UserError, match="holds a `train` run"):
         with RunDir.create(legacy.path, kind="search mse"):
             pass
+    demo = RunDir(tmp_path / "demo")
+    demo.write_manifest(["/usr/bin/neurosynth", "demo", "--out", "runs/train"], {}, 0)
+    assert run_kind(demo.path) == "demo"
+    trained = RunDir(tmp_path / "t")
+    trained.write_manifest(["neurosynth", "train", "--out", "runs/demo/search"], {}, 0)
+    assert run_kind(trained.path) == "train"
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "archive.sqlite").write_bytes(b"")
+    assert run_kind(tmp_path / "s") == "search mse"
 
 
 def test_second_writer_fails_naming_the_holders_pid(tmp_path):
