@@ -273,6 +273,8 @@ class RunDir:
         in_body = False
         ours = False  # whether a failure removes the partial: only one this call created (not a resumed one)
         try:
+            if not out.exists() and partial.is_dir() and (read_marker(partial) or {}).get("complete"):
+                os.rename(partial, out)  # a kill between the two renames of the non-Linux swap: finish it
             legacy = out.is_dir() and read_marker(out) is None
             if out.is_dir() and any(out.iterdir()):
                 existing = run_kind(out)
