@@ -82,17 +82,14 @@ def check_config(cfg: SearchConfig) -> None:
 def _reference(cfg: SearchConfig):
     if cfg.reference in ("labels", "input"):
         return {"reference": cfg.reference}, None, None
-    import torch
-
-    from neurosynth.io import read_json
+    from neurosynth.rundir import load_run
 
     run = Path(cfg.reference)
     if not (run / "arch.json").exists() or not (run / "model.pt").exists():
         raise _user_error(f"--reference {cfg.reference!r} is neither 'labels', 'input' nor a run directory "
                           "holding arch.json and model.pt")
-    spec = read_json(run / "arch.json")
-    state = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
-    return {}, spec, state
+    model, spec, _ = load_run(run)  # refuses incomplete or damaged runs with a clear error
+    return {}, spec, {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dict:
