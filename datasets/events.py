@@ -72,7 +72,7 @@ def _tonic_folder(root: Path, cls: str) -> Path:
 def _locate_hsd(prefix: str, cls: str):
     def locate(root: Path, split: str) -> Location:
         f = _tonic_folder(root, cls) / f"{prefix}_{split}.h5"
-        return Location(f, (f"{f.name} (HDF5: spikes/times, spikes/units, labels, extra/keys)",),
+        return Location(f, (f"{f.name} (HDF5: spikes/times, spikes/units, labels, extra/keys, extra/speaker)",),
                         f"{SHD_URL}{prefix}_{split}.h5.zip", f.is_file())
     return locate
 
@@ -83,6 +83,11 @@ def _locate_folder(cls: str, folders: dict[str, str], ext: str, what: str, urls:
         present = d.is_dir() and any(d.glob(f"**/*{ext}"))
         return Location(d, (what,), urls[split], present)
     return locate
+
+
+#: every HDF5 key the SHD/SSC reader (tonic) uses; the file check requires all of them
+HSD_KEYS = ("spikes/times", "spikes/units", "labels", "extra/keys", "extra/speaker")
+HSD_CHANNELS = 700
 
 
 def _validate_hsd(loc: Location) -> int:
@@ -98,7 +103,7 @@ def _validate_hsd(loc: Location) -> int:
             f"it again from {loc.url}"
         ) from e
     with f:
-        missing = [k for k in ("spikes/times", "spikes/units", "labels", "extra/keys") if k not in f]
+        missing = [k for k in HSD_KEYS if k not in f]
         if missing:
             raise CorruptFileError(f"{path} lacks the datasets {missing}; it is not an SHD/SSC file ({loc.url})")
         times, units, labels = f["spikes/times"], f["spikes/units"], f["labels"]
@@ -116,6 +121,14 @@ def _validate_hsd(loc: Location) -> int:
                 f"{path}: {len(times)} spike-time arrays, {len(units)} unit arrays and {n} labels; the file "
                 "is truncated or corrupt"
             )
+        if len(f["extra/speaker"]) != n:
+            raise CorruptFileError(f"{path}: {len(f['extra/speaker'])} speaker ids for {n} samples; the file is "
+                                   "truncated or corrupt")
+        top = max((int(u.max()) for u in units[()] if len(u)), default=-1)
+        if top >= HSD_CHANNELS:
+            raise CorruptFileError(f"{path}: 'spikes/units' holds channel id {top}, but SHD/SSC have "
+                                   f"{HSD_CHANNELS} channels (ids 0..{HSD_CHANNELS - 1}); the file is corrupt or "
+                                   f"not an SHD/SSC file ({loc.url})")
         return n
 
 

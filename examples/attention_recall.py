@@ -30,6 +30,7 @@ from torch import nn
 
 from neurosynth.attention import MultiHeadAttention
 from neurosynth.rundir import RunDir, save_figure
+from neurosynth.training import clamp_params_
 
 N_KEYS = N_VALUES = 16
 FILL, QUERY = N_KEYS + N_VALUES, N_KEYS + N_VALUES + 1
@@ -104,6 +105,7 @@ def train_step(model: nn.Module, opt, sched, x: torch.Tensor, y: torch.Tensor) -
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
+    clamp_params_(model)  # keep learnable neuron parameters in range
     sched.step()
     return float(loss.detach())
 
@@ -193,23 +195,23 @@ def main(argv=None) -> int:
         summary[v] = {"accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1
                       else 0.0, "accuracy_per_seed": acc.tolist(), "saved_activation_MiB": float(mem.mean()),
                       "train_seconds_mean": float(secs.mean())}
-    run = RunDir(args.out)
-    task = ({"task": "recall", "pairs": args.pairs, "gap": args.gap, "length": 2 * args.pairs + args.gap + 2,
-             "chance": 1 / N_VALUES} if args.task == "recall" else
-            {"task": "sequential digits (pixel by pixel)", "length": 64, "chance": 0.1})
-    run.write_json("metrics.json", {"summary": summary, "runs": rows, "task": task})
-    table = ["| attention | accuracy (mean ± sd over seeds) | per seed | saved activations (MiB) | train s |",
-             "|---|---:|---|---:|---:|"]
-    for v, s in summary.items():
-        table.append(f"| {v} | {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f}% | "
-                     f"{', '.join(f'{100 * a:.1f}' for a in s['accuracy_per_seed'])} | "
-                     f"{s['saved_activation_MiB']:.2f} | {s['train_seconds_mean']:.0f} |")
-    text = "\n".join(table) + "\n"
-    (args.out / "results.md").write_text(text)
-    print(text)
-    _plot(summary, run.plot_path(f"attention_{args.task}"), task["chance"])
-    run.write_manifest(["python", "examples/attention_recall.py", *(argv if argv is not None else sys.argv[1:])],
-                       vars(args) | {"out": str(args.out)}, args.seeds[0], summary)
+    with RunDir.create(args.out, kind="example") as run:
+        task = ({"task": "recall", "pairs": args.pairs, "gap": args.gap, "length": 2 * args.pairs + args.gap + 2,
+                 "chance": 1 / N_VALUES} if args.task == "recall" else
+                {"task": "sequential digits (pixel by pixel)", "length": 64, "chance": 0.1})
+        run.write_json("metrics.json", {"summary": summary, "runs": rows, "task": task})
+        table = ["| attention | accuracy (mean ± sd over seeds) | per seed | saved activations (MiB) | train s |",
+                 "|---|---:|---|---:|---:|"]
+        for v, s in summary.items():
+            table.append(f"| {v} | {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f}% | "
+                         f"{', '.join(f'{100 * a:.1f}' for a in s['accuracy_per_seed'])} | "
+                         f"{s['saved_activation_MiB']:.2f} | {s['train_seconds_mean']:.0f} |")
+        text = "\n".join(table) + "\n"
+        (args.out / "results.md").write_text(text)
+        print(text)
+        _plot(summary, run.plot_path(f"attention_{args.task}"), task["chance"])
+        run.write_manifest(["python", "examples/attention_recall.py", *(argv if argv is not None else sys.argv[1:])],
+                           vars(args) | {"out": str(args.out)}, args.seeds[0], summary)
     return 0
 
 
@@ -234,4 +236,6 @@ def _plot(summary: dict, path: Path, chance: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(main))

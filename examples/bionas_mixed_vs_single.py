@@ -141,4 +141,6 @@ def report(results: dict, out: str) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(main))

@@ -48,15 +48,17 @@ def main(argv=None) -> int:
     model = build_model(spec)
     hist = train_model(model, data.x_train, data.y_train, data.x_test, data.y_test, epochs=args.epochs,
                        seed=args.seed, progress=True)
-    rd = RunDir(args.out)
-    rd.save_model(model, spec)
-    rd.write_json("metrics.json", {"test_accuracy": hist["test_accuracy"][-1], "history": hist,
-                                   "alignment_angles": alignment_angles(model)})
-    rd.write_manifest(["python", *sys.argv], {**vars(args), "dataset": "digits"}, args.seed,
-                      {"test_accuracy": hist["test_accuracy"][-1]})
-    print(f"test accuracy {hist['test_accuracy'][-1]:.4f}; saved {rd.path}")
+    with RunDir.create(args.out, kind="example") as rd:
+        rd.save_model(model, spec)
+        rd.write_json("metrics.json", {"test_accuracy": hist["test_accuracy"][-1], "history": hist,
+                                       "alignment_angles": alignment_angles(model)})
+        rd.write_manifest(["python", *sys.argv], {**vars(args), "dataset": "digits"}, args.seed,
+                          {"test_accuracy": hist["test_accuracy"][-1]})
+        print(f"test accuracy {hist['test_accuracy'][-1]:.4f}; saved {rd.final}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(main))

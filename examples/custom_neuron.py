@@ -24,9 +24,13 @@ from neurosynth.training import evaluate, fit
 
 @register_neuron("quadratic_lif")
 class QuadraticLIF(NeuronModel):
-    """v <- beta * v + a * v^2 + x, spike when v > threshold, reset by subtraction."""
+    """v <- beta * v + a * v^2 + x, spike when v > threshold, reset to zero (as a quadratic integrate-and-fire
+    neuron does). The reset to zero keeps v <= threshold between steps, so the quadratic term stays bounded;
+    ``param_ranges`` keeps the learnable ``a`` in [0, 1] during training (``fit`` projects it after every step)."""
 
     defaults = {"beta": 0.9, "threshold": 1.0, "a": 0.1}
+    default_reset = "zero"
+    param_ranges = {**NeuronModel.param_ranges, "a": (0.0, 1.0, False)}
 
     def charge(self, x, state, p):
         return state._replace(v=p.beta * state.v + p.a * state.v.clamp(min=0) ** 2 + x)
@@ -47,15 +51,17 @@ def main(argv=None) -> dict:
     train, test = digits_loaders(T=args.T, seed=args.seed)
     hist = fit(model, train, epochs=args.epochs, lr=2e-3, val_loader=test)
     ev = evaluate(model, test)
-    run = RunDir(args.out)
-    run.save_model(model, spec)
-    metrics = {"test_accuracy": ev["accuracy"], "history": hist, "learned_a_mean": float(model[1].a.detach().mean())}
-    run.write_json("metrics.json", metrics)
-    run.write_manifest(None, vars(args), args.seed, {"test_accuracy": ev["accuracy"]})
-    print(f"quadratic_lif MLP on digits: test accuracy {ev['accuracy']:.4f}; learned a (mean) "
-          f"{metrics['learned_a_mean']:.3f}; run directory {args.out}")
+    with RunDir.create(args.out, kind="example") as run:
+        run.save_model(model, spec)
+        metrics = {"test_accuracy": ev["accuracy"], "history": hist, "learned_a_mean": float(model[1].a.detach().mean())}
+        run.write_json("metrics.json", metrics)
+        run.write_manifest(None, vars(args), args.seed, {"test_accuracy": ev["accuracy"]})
+        print(f"quadratic_lif MLP on digits: test accuracy {ev['accuracy']:.4f}; learned a (mean) "
+              f"{metrics['learned_a_mean']:.3f}; run directory {args.out}")
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(main))

@@ -55,15 +55,17 @@ def run(args) -> int:
     train, test = digits_loaders(T=args.T, batch_size=64, seed=args.seed, image=bool(args.conv))
     hist = fit(model, train, epochs=args.epochs, lr=args.lr, val_loader=test)
     metrics = evaluate(model, test)
-    rd = RunDir(args.out)
-    rd.save_model(model, spec)
-    rd.write_json("metrics.json", {**metrics, "history": hist})
-    config = {"dataset": "digits", "T": args.T, "encoder": "rate", **{k: v for k, v in vars(args).items() if k != "T"}}
-    rd.write_manifest(sys.argv, config, args.seed, metrics)
-    print(f"torch test accuracy {metrics['accuracy']:.4f}; run directory {rd.path}")
-    return cli_main(["export", "loihi", "--model", str(rd.path), "--out", str(rd.path / "net.h5"),
+    with RunDir.create(args.out, kind="example") as rd:
+        rd.save_model(model, spec)
+        rd.write_json("metrics.json", {**metrics, "history": hist})
+        config = {"dataset": "digits", "T": args.T, "encoder": "rate", **{k: v for k, v in vars(args).items() if k != "T"}}
+        rd.write_manifest(sys.argv, config, args.seed, metrics)
+        print(f"torch test accuracy {metrics['accuracy']:.4f}; run directory {rd.final}")
+    return cli_main(["export", "loihi", "--model", str(rd.final), "--out", str(rd.final / "net.h5"),
                      "--verify", str(args.verify), "--seed", str(args.seed)])
 
 
 if __name__ == "__main__":
-    sys.exit(run(parse()))
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(lambda: run(parse())))

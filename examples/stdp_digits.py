@@ -37,4 +37,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(main))

@@ -136,23 +136,24 @@ def main(argv=None) -> int:
     final = evaluate(model, test_loader, loss=loss, device=args.device)
     seconds = time.perf_counter() - t0
 
-    run = RunDir(args.out)
-    model.to("cpu")
-    run.save_model(model)
-    results = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
-               "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
-               "n_train": len(train), "n_test": len(test)}
-    if args.loihi and args.verify:
-        from neurosynth.hardware.lava.verify import verify_samples
+    with RunDir.create(args.out, kind="example") as run:
+        model.to("cpu")
+        run.save_model(model)
+        results = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
+                   "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
+                   "n_train": len(train), "n_test": len(test)}
+        if args.loihi and args.verify:
+            from neurosynth.hardware.lava.verify import verify_samples
 
-        results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (2, args.size, args.size))
-    run.write_json("metrics.json", {"history": hist, "test": final, **results})
-    save_figure(_curves(hist, "DVS128 Gesture conv SNN" + (" (Loihi-exact)" if args.loihi else "")),
-                run.plot_path("training"))
-    config = dict(vars(args)) | {"dataset": "dvs_gesture", "loss": loss}
-    run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_dvs_gesture.py", *argv],
-                       config, args.seed, results)
-    print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.path}")
+            results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5",
+                                              (2, args.size, args.size))
+        run.write_json("metrics.json", {"history": hist, "test": final, **results})
+        save_figure(_curves(hist, "DVS128 Gesture conv SNN" + (" (Loihi-exact)" if args.loihi else "")),
+                    run.plot_path("training"))
+        config = dict(vars(args)) | {"dataset": "dvs_gesture", "loss": loss}
+        run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_dvs_gesture.py", *argv],
+                           config, args.seed, results)
+        print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
     return 0
 
 
@@ -203,4 +204,6 @@ def _curves(hist, title):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(main))

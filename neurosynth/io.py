@@ -11,6 +11,27 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def file_mode() -> int:
+    """The mode a new file gets from the user's umask (0o666 & ~umask), as ``open()`` would give it.
+
+    ``tempfile.mkstemp`` creates 0600 files; the atomic writers set this mode before the rename so run files
+    are as readable as anything else the user writes."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask(0) would briefly affect other threads)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temp file next to ``path``; on success fsync and rename it over ``path``.
@@ -22,6 +43,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
@@ -43,6 +65,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.exists(tmp):  # the library may have replaced the file: set the mode on what is there now
+            os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -67,8 +91,10 @@ def read_json(path: str | os.PathLike) -> Any:
         raise UserError(f"{path} does not exist")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid JSON ({e}); the file is corrupt or truncated") from e
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from e
 
 
 def _json_default(o: Any) -> Any:

@@ -28,6 +28,17 @@ def apply_flat(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y.reshape(T, B, *y.shape[1:])
 
 
+def _check_first_layer(net: nn.Module, x: torch.Tensor) -> None:
+    """A clear ValueError when the input's feature size does not fit the first Linear/Conv layer."""
+    first = next(iter(net.children()), None)
+    if isinstance(first, nn.Linear) and x.shape[-1] != first.in_features:
+        raise ValueError(f"SNN input has {x.shape[-1]} features (shape {tuple(x.shape)}) but the first Linear layer "
+                         f"expects {first.in_features}: pass [T, B, {first.in_features}]")
+    if isinstance(first, nn.Conv2d) and (x.dim() != 5 or x.shape[2] != first.in_channels):
+        raise ValueError(f"SNN input has shape {tuple(x.shape)} but the first Conv2d layer expects "
+                         f"[T, B, {first.in_channels}, H, W]")
+
+
 RECORD_MODES = ("spikes", "membrane", "all")
 
 
@@ -65,6 +76,7 @@ class SNN(nn.Sequential):
     def forward(self, x: torch.Tensor, state: dict | None = None, record: bool | str = False,
                 return_state: bool = False):
         check_time_first(x, "SNN input")
+        _check_first_layer(self, x)
         mode = _record_mode(record)
         if mode is None and state is None and not return_state:
             for m in self.children():

@@ -72,6 +72,29 @@ def register_neuron(name: str):
     return deco
 
 
+_OPEN_EPS = 1e-3  # how far inside an open lower bound (threshold > 0) the projection keeps a parameter
+
+
+def _describe(t: torch.Tensor) -> str:
+    flat = t.flatten().float()
+    if flat.numel() == 1:
+        return f"{flat.item()}"
+    return f"values from {flat.min().item()} to {flat.max().item()} ({int((~torch.isfinite(flat)).sum())} non-finite)"
+
+
+def _learn_names(learn: Any) -> set[str]:
+    """``learn`` as a set of parameter names; a bool or a bare string is a clear error or one name."""
+    if isinstance(learn, bool) or learn is None:
+        raise ValueError(f"learn= takes the names of the parameters to train, e.g. learn=('beta',) or "
+                         f"learn_beta=True; got learn={learn!r}")
+    if isinstance(learn, str):
+        return {learn}
+    try:
+        return set(learn)
+    except TypeError:
+        raise ValueError(f"learn= takes a list of parameter names, e.g. learn=('beta',); got {learn!r}") from None
+
+
 def _as_tensor(value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.detach().clone().float()
@@ -122,7 +145,7 @@ class NeuronModel(nn.Module):
         **params: Any,
     ):
         super().__init__()
-        learn = set(learn)
+        learn = _learn_names(learn)
         for key in list(params):
             if key.startswith("learn_"):
                 if params.pop(key):
@@ -158,8 +181,47 @@ class NeuronModel(nn.Module):
         self._validate()
 
     # ----------------------------------------------------------------- parameters
+    #: valid ranges ``name: (low, high, low_open)`` of the parameters a neuron has (checked by ``_validate``, kept
+    #: during training by ``clamp_params_``). Decays are in [0, 1]; thresholds positive and finite. A subclass
+    #: extends it: ``param_ranges = {**NeuronModel.param_ranges, "a": (0.0, 1.0, False)}``.
+    param_ranges: ClassVar[dict[str, tuple[float, float, bool]]] = {
+        "beta": (0.0, 1.0, False), "alpha": (0.0, 1.0, False), "adapt_decay": (0.0, 1.0, False),
+        "threshold": (0.0, math.inf, True), "adapt_scale": (0.0, math.inf, False),
+    }
+
     def _validate(self) -> None:
-        """Subclasses check parameter ranges here (raise ValueError)."""
+        """Check every parameter is finite and inside ``param_ranges`` (raise ValueError naming it).
+        Subclasses add checks by overriding this and calling ``super()._validate()``."""
+        for name in self.defaults:
+            t = getattr(self, name).detach()
+            if not t.is_floating_point():
+                continue
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{type(self).__name__}: {name} must be finite; got {_describe(t)}")
+            rng = self.param_ranges.get(name)
+            if rng is None:
+                continue
+            lo, hi, lo_open = rng
+            bad = (t <= lo) if lo_open else (t < lo)
+            bad = bad | (t > hi)
+            if bool(bad.any()):
+                interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if math.isinf(hi) else ']'}"
+                hint = " (a decay per step, exp(-dt/tau))" if hi == 1.0 else ""
+                raise ValueError(f"{type(self).__name__}: {name} must lie in {interval}{hint}; got {_describe(t)}")
+
+    @torch.no_grad()
+    def clamp_params_(self) -> NeuronModel:
+        """Project the learnable parameters back into ``param_ranges`` (in place). Training loops call this after
+        every optimiser step (``neurosynth.training.clamp_params_(model)``), so a trained model stays loadable."""
+        for name in self.learn:
+            rng = self.param_ranges.get(name)
+            if rng is None:
+                continue
+            lo, hi, lo_open = rng
+            t = getattr(self, name)
+            low = lo + _OPEN_EPS if lo_open else lo
+            t.nan_to_num_(nan=low).clamp_(low, hi if math.isfinite(hi) else None)
+        return self
 
     def params(self) -> Any:
         """The parameters as a frozen dataclass of tensors (what the pure step function takes)."""
@@ -297,9 +359,7 @@ class LIF(NeuronModel):
             raise ValueError("reset_delay=True (snnTorch convention) requires detach_reset=True")
 
     def _validate(self):
-        b = self.beta.detach()
-        if bool(((b < 0) | (b > 1)).any()):
-            raise ValueError(f"beta must lie in [0, 1] (beta = exp(-dt/tau)); got {b.min().item()}..{b.max().item()}")
+        super()._validate()  # beta in [0, 1], threshold > 0, all finite (param_ranges)
 
     def charge(self, x, state, p):
         return state._replace(v=p.beta * state.v + x)

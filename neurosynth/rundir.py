@@ -2,22 +2,43 @@
 
 ``arch.json`` (ArchSpec), ``model.pt`` (a state_dict, loaded with ``weights_only=True``), ``metrics.json``,
 ``manifest.json`` (command, config, seed, package versions, hardware, git commit, timestamp, results) and
-``plots/*.png``. Every file is written atomically.
+``plots/*.png``, and ``run.json`` (kind + completeness marker, written last). Every file is written atomically,
+and a command writes the whole directory atomically with :meth:`RunDir.create`: it builds the new run in
+``.<name>.partial`` beside the target under an exclusive lock (``.<name>.lock``) and swaps it in only when it
+is complete, so an interrupted command (even ``kill -9``) never leaves a mixed or half-written run and never
+destroys the previous one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_path, read_json, write_json
+from .io import atomic_path, file_mode, read_json, write_json
+
+MARKER = "run.json"
+RUN_FORMAT = "neurosynth.run/1"
+#: kinds whose directory holds a model (arch.json + model.pt); legacy model dirs are compatible with these
+MODEL_KINDS = {"train", "convert", "example"}
+#: the kill point of a test: ``NEUROSYNTH_TEST_KILL=<point>`` makes the process SIGKILL itself there
+KILL_ENV = "NEUROSYNTH_TEST_KILL"
+
+
+def kill_point(name: str) -> None:
+    """Test hook: ``kill -9`` this process at ``name`` when ``$NEUROSYNTH_TEST_KILL`` names it."""
+    if os.environ.get(KILL_ENV) == name:  # pragma: no cover - the process dies here
+        os.kill(os.getpid(), signal.SIGKILL)
 
 PACKAGES = ("neurosynth", "torch", "numpy", "scikit-learn", "tonic", "nir", "lava-nc", "cma", "pymoo", "snntorch",
             "spikingjelly", "torchattacks", "ray")
@@ -86,14 +107,240 @@ def manifest(command: str | list[str] | None, config: dict, seed: int | None, re
     }
 
 
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_marker(path: str | os.PathLike) -> dict | None:
+    """The ``run.json`` marker of a run directory, or None (no marker: not written by RunDir.create)."""
+    f = Path(path) / MARKER
+    if not f.is_file():
+        return None
+    try:
+        m = read_json(f)
+    except UserError:
+        return {"kind": None, "complete": False}
+    if not isinstance(m, dict) or not isinstance(m.get("kind"), str) or not isinstance(m.get("complete"), bool):
+        return {"kind": None, "complete": False}  # damaged: never trusted as a complete run
+    return m
+
+
+def run_kind(path: str | os.PathLike) -> str | None:
+    """The kind of command that wrote ``path`` ("train", "search mse", ...): from ``run.json``, or guessed from
+    the manifest command and the files of a directory written before run.json existed; None if unknown."""
+    path = Path(path)
+    m = read_marker(path)
+    if m is not None:
+        return m.get("kind")
+    return _legacy_kind(path)
+
+
+def _legacy_kind(path: Path) -> str | None:
+    """The kind of a directory written before run.json existed: from its files, else its manifest's command."""
+    if (path / "archive.sqlite").exists():
+        return "search bio" if (path / "genotype.json").exists() or (path / "search.json").exists() else "search mse"
+    if (path / "robustness.json").exists():
+        return "robustness"
+    cmd = ""
+    if (path / "manifest.json").is_file():
+        with contextlib.suppress(UserError, AttributeError, TypeError):
+            cmd = str(read_json(path / "manifest.json").get("command") or "")
+    words = cmd.split()
+    for i, w in enumerate(words):
+        if w.rsplit("/", 1)[-1] == "neurosynth":  # the sub-command follows the program name
+            sub = words[i + 1:i + 3]
+            for kind in ("search mse", "search bio", "demo", "convert", "robustness", "train"):
+                if sub[:len(kind.split())] == kind.split():
+                    return kind
+            break
+    if (path / "arch.json").exists() or (path / "model.pt").exists():
+        return "train"
+    return None
+
+
+def _compatible(existing: str | None, kind: str, legacy: bool) -> bool:
+    if existing == kind:
+        return True
+    return legacy and existing in MODEL_KINDS and kind in MODEL_KINDS
+
+
+class _Lock:
+    """An exclusive ``fcntl.flock`` on ``path`` holding the owner's pid; fails at once if another process has it."""
+
+    def __init__(self, path: Path, what: Path):
+        import fcntl
+
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+                finally:
+                    os.close(fd)
+                raise UserError(f"{what} is being written by another neurosynth process (pid {holder}); wait for "
+                                "it to finish (or stop it), or choose another --out") from None
+            try:  # the file may have been unlinked by its previous holder between our open and flock: retry
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd, self.path = fd, path
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # unlink while still holding the lock, then release
+        os.close(self.fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
+def _writable_error(out: Path, e: OSError) -> UserError:
+    reason = e.strerror or str(e)
+    return UserError(f"cannot write --out {out}: {reason} ({e.filename or out}); choose a directory you can write to")
+
+
 class RunDir:
-    """A run directory (created if missing)."""
+    """A run directory. ``RunDir(path)`` opens (and creates) ``path`` for plain file writes;
+    ``RunDir.create(out, kind=...)`` is how a command writes a whole run atomically (see there)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.final = self.path  # where the run will live once complete (differs while staged)
+        self.kind: str | None = None
+        self.keep_on_error = False
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"{self.path} exists and is not a directory; choose another --out")
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _writable_error(self.path, e) from e
+
+    @classmethod
+    @contextlib.contextmanager
+    def create(cls, out: str | os.PathLike, kind: str, *, resume: bool = False,
+               replace: bool = True) -> Iterator[RunDir]:
+        """Write a whole run directory atomically: ``with RunDir.create(out, kind="train") as run: ...``.
+
+        - takes an exclusive lock on ``out`` (``.<name>.lock`` beside it; a second writer gets a UserError naming
+          the holder's pid);
+        - refuses an ``out`` that holds another kind of run, or that is a non-empty directory not written by
+          neurosynth;
+        - yields a RunDir on ``.<name>.partial`` (``run.path``; ``run.final`` is ``out``), and when the block
+          finishes writes ``run.json`` ({kind, complete: true}) and swaps the partial in place of ``out``
+          (atomically on Linux), so an interrupted command leaves the previous run untouched;
+        - on an exception removes the partial it created (and any parent folders), unless ``run.keep_on_error`` was set
+          (searches set it once evaluations are archived, so ``--resume`` can continue).
+
+        ``resume``: continue from a partial left by an interrupted run, or from a copy of the complete ``out``.
+        ``replace=False``: an existing complete run of this kind is an error unless ``resume`` (searches).
+        """
+        out = Path(os.path.abspath(os.fspath(out)))
+        if not out.name:
+            raise UserError(f"--out {out} cannot be a filesystem root; choose a directory below it")
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a directory; choose another --out")
+        created = [a for a in [out.parent, *out.parent.parents] if not a.exists()]
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            lock = _Lock(out.parent / f".{out.name}.lock", out)
+        except OSError as e:
+            _rmdirs(created)
+            raise _writable_error(out, e) from e
+        except BaseException:
+            _rmdirs(created)
+            raise
+        partial = out.parent / f".{out.name}.partial"
+        run = None
+        in_body = False
+        ours = False  # whether a failure removes the partial: only one this call created (not a resumed one)
+        try:
+            if not out.exists() and partial.is_dir() and (read_marker(partial) or {}).get("complete"):
+                os.rename(partial, out)  # a kill between the two renames of the non-Linux swap: finish it
+            legacy = out.is_dir() and read_marker(out) is None
+            if out.is_dir() and any(out.iterdir()):
+                existing = run_kind(out)
+                if existing is None:
+                    raise UserError(f"--out {out} is a non-empty directory that is not a neurosynth run; choose a "
+                                    "new or empty directory")
+                if not _compatible(existing, kind, legacy):
+                    raise UserError(f"--out {out} holds a `{existing}` run; `{kind}` will not overwrite it. Choose "
+                                    "another --out (or delete that directory first)")
+                if not replace and not resume:
+                    raise UserError(f"--out {out} already holds a `{kind}` run; pass --resume to continue it, or "
+                                    "choose another --out")
+            if partial.exists():
+                m = read_marker(partial)
+                stale = m is None or m.get("complete") or m.get("kind") != kind
+                if resume and not stale:
+                    pass  # continue the interrupted run
+                elif not replace and not resume and not stale:
+                    raise UserError(f"an interrupted `{kind}` run is in {partial}; pass --resume to continue it, or "
+                                    "delete that directory to start over")
+                else:
+                    shutil.rmtree(partial)
+            if not partial.exists():
+                ours = True
+                if resume and out.is_dir() and any(out.iterdir()):
+                    shutil.copytree(out, partial, symlinks=True)
+                else:
+                    partial.mkdir()
+            run = cls(partial)
+            run.final, run.kind = out, kind
+            write_json(partial / MARKER, {"format": RUN_FORMAT, "kind": kind, "complete": False, "pid": os.getpid(),
+                                          "started": _now()})
+            in_body = True
+            yield run
+            in_body = False
+            kill_point("rundir:before-commit")
+            write_json(partial / MARKER, {"format": RUN_FORMAT, "kind": kind, "complete": True, "finished": _now()})
+            _fsync_dir(partial)
+            if out.exists():
+                if not _exchange(partial, out):
+                    old = out.parent / f".{out.name}.old"
+                    if old.exists():
+                        shutil.rmtree(old)
+                    os.rename(out, old)
+                    os.rename(partial, out)
+                    partial = old
+                kill_point("rundir:after-swap")
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                os.rename(partial, out)
+            _fsync_dir(out.parent)
+        except OSError as e:
+            if ours and not (run is not None and run.keep_on_error):
+                shutil.rmtree(partial, ignore_errors=True)
+            lock.release()
+            _rmdirs(created)
+            if in_body:
+                raise
+            raise _writable_error(out, e) from e
+        except BaseException:
+            if ours and not (run is not None and run.keep_on_error):
+                shutil.rmtree(partial, ignore_errors=True)
+            lock.release()
+            _rmdirs(created)
+            raise
+        lock.release()
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -108,6 +355,7 @@ class RunDir:
 
         spec = spec if spec is not None else getattr(model, "arch_spec", None) or to_spec(model)
         self.write_json("arch.json", spec)
+        kill_point("rundir:after-arch")
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         with atomic_path(self.path / "model.pt") as tmp:
             torch.save(state, tmp)
@@ -120,8 +368,77 @@ class RunDir:
         return self.path / "plots" / (name if name.endswith(".png") else name + ".png")
 
 
+@contextlib.contextmanager
+def output_file(out: str | os.PathLike, *, force: bool = False, what: str = "--out") -> Iterator[Path]:
+    """Guard a command that writes one output file (``export``): refuse an existing file unless ``force``,
+    refuse a directory, turn an unwritable location into a UserError, and hold an exclusive lock
+    (``.<name>.lock`` beside it) while the block writes. Write the file itself with ``atomic_path``."""
+    out = Path(os.path.abspath(os.fspath(out)))
+    if out.is_dir():
+        raise UserError(f"{what} {out} is a directory; give a file name inside it")
+    if out.exists() and not force:
+        raise UserError(f"{what} {out} already exists; pass --force to overwrite it, or choose another {what}")
+    created = [a for a in [out.parent, *out.parent.parents] if not a.exists()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = _Lock(out.parent / f".{out.name}.lock", out)
+    except OSError as e:
+        _rmdirs(created)
+        raise _writable_error(out, e) from e
+    ok = False
+    try:
+        yield out
+        ok = True
+    except OSError as e:
+        if e.filename and Path(os.path.abspath(os.fspath(e.filename))).parent == out.parent:
+            raise _writable_error(out, e) from e
+        raise
+    finally:
+        lock.release()
+        if not ok:
+            _rmdirs(created)
+
+
+def _rmdirs(dirs: list[Path]) -> None:
+    """Remove the (empty) parent folders a failed command created, deepest first."""
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_run(path: str | os.PathLike, kinds: set[str] | None = None, what: str = "run directory") -> dict | None:
+    """Refuse an incomplete run directory (one whose ``run.json`` says it was interrupted) or one of the wrong
+    kind (``kinds``: the accepted kinds; None: any). Returns the marker (None for a directory written before
+    run.json existed)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{what} {path} does not exist; pass the --out directory of the command that wrote it")
+    m = read_marker(path)
+    kind = m.get("kind") if m is not None else _legacy_kind(path)
+    if m is not None and not m.get("complete"):
+        what_run = f"`{kind}` run" if isinstance(kind, str) else "run"
+        raise UserError(f"{path} is an incomplete {what_run} (the command was interrupted or is still running, or "
+                        f"its {MARKER} is damaged); run the command again to finish it")
+    if kinds is not None and kind is not None and kind not in kinds:
+        raise UserError(f"{path} holds a `{kind}` run, not a {' / '.join(f'`{k}`' for k in sorted(kinds))} run; "
+                        f"pass a {what} of the right kind")
+    return m
+
+
 def load_run(path: str | os.PathLike, map_location: str = "cpu"):
-    """Load ``(model, spec, metrics)`` from a run directory. Never executes code from the files."""
+    """Load ``(model, spec, metrics)`` from a run directory. Never executes code from the files.
+
+    Refuses incomplete runs and directories without a model (a search or robustness directory) with a
+    UserError that names the problem."""
     import torch
 
     from .arch import build
@@ -129,21 +446,38 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"run directory {path} does not exist; pass the --out directory of `neurosynth train`")
+    m = check_run(path)
     for name in ("arch.json", "model.pt"):
         if not (path / name).exists():
+            kind = m.get("kind") if m else _legacy_kind(path)
+            if kind and kind not in MODEL_KINDS:
+                hint = " (its trained model is in best_model/ or best/ when it was run with --train-best)" \
+                    if kind.startswith("search") else ""
+                raise UserError(f"{path} holds a `{kind}` run, which has no model{hint}; pass a run directory of "
+                                "`neurosynth train` or `neurosynth convert`")
             raise UserError(f"{path} is not a complete run directory: {name} is missing")
     spec = read_json(path / "arch.json")
     try:
         model = build(spec)
-    except ValueError as e:
-        raise UserError(f"{path / 'arch.json'} is not a valid ArchSpec: {e}") from e
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as e:
+        raise UserError(f"{path / 'arch.json'} is not a valid ArchSpec: {e or type(e).__name__}") from e
+    if (path / "model.pt").stat().st_size == 0:
+        raise UserError(f"{path / 'model.pt'} is empty (0 bytes): the run was interrupted while saving; train again")
     try:
         state = torch.load(path / "model.pt", map_location=map_location, weights_only=True)
     except Exception as e:  # truncated / corrupt / not a state dict
-        raise UserError(f"cannot load {path / 'model.pt'}: {e}. The file is corrupt or was not written by neurosynth") from e
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load {path / 'model.pt'}: {reason}. The file is corrupt or was not written by "
+                        "neurosynth") from e
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise UserError(f"{path / 'model.pt'} holds a {type(state).__name__}, not a state_dict (a dict of named "
+                        "tensors); it was not written by neurosynth")
     try:
         model.load_state_dict(state)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         raise UserError(f"{path / 'model.pt'} does not match {path / 'arch.json'}: {e}") from e
     model.eval()
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}

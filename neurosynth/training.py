@@ -38,6 +38,43 @@ def _forward(model, x, want_records: bool):
     return model(x), {}
 
 
+def clamp_params_(model) -> None:
+    """Project every neuron's learnable parameters back into their valid range (``NeuronModel.clamp_params_``).
+
+    ``fit`` calls it after each optimiser step; custom training loops should too (right after
+    ``optimizer.step()``), so that e.g. a learnable ``beta`` stays in [0, 1] and the saved run loads again."""
+    from .neurons import NeuronModel
+
+    for m in model.modules():
+        if isinstance(m, NeuronModel):
+            m.clamp_params_()
+
+
+def nonfinite_error(model, x: torch.Tensor, where: str) -> FloatingPointError:
+    """Say where a NaN/inf came from: the data, the weights/parameters, or the network's dynamics."""
+    with torch.no_grad():
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            return FloatingPointError(f"{where}: the input data contains NaN/inf values; clean or clip the data")
+        bad = [n for n, t in [*model.named_parameters(), *model.named_buffers()]
+               if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
+        return FloatingPointError(
+            f"{where}: the model's weights/parameters became non-finite ({', '.join(bad[:4])}{more}); the data is "
+            "finite. Training diverged: lower the learning rate, clip gradients (grad_clip=1.0) or bound the "
+            "neuron's dynamics")
+    return FloatingPointError(
+        f"{where}: the network produced NaN/inf although the data and all weights/parameters are finite: its "
+        "dynamics diverged (e.g. a membrane growing without bound); bound the neuron's dynamics or lower the "
+        "learning rate")
+
+
+def _check_nonempty(n: int, what: str) -> None:
+    if n == 0:
+        raise ValueError(f"{what} yielded no batches (an empty dataset or loader); pass a loader with at least "
+                         "one (x, y) batch")
+
+
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
     name = name.lower()
     if name == "adam":
@@ -69,6 +106,7 @@ def evaluate(model, loader: Iterable, loss="rate_ce", device="cpu", amp: str | N
         n += y.shape[0]
         for k, v in firing_rates(rec).items():
             rates[k] = rates.get(k, 0.0) + v * y.shape[0]
+    _check_nonempty(n, "evaluate: the loader")
     res = {"loss": total / max(n, 1), "accuracy": correct / max(n, 1), "samples": n}
     if record_rates:
         res["firing_rates"] = {k: v / max(n, 1) for k, v in rates.items()}
@@ -106,22 +144,29 @@ def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimiz
         for batch in train_loader:
             x, y = _unpack(batch)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with _autocast(device, amp):
-                out, rec = _forward(model, x, bool(reg))
-                out = out.float()
-                L = loss_fn(out, y)
-                if reg:
-                    L = L + firing_rate_regularizer(rec, **reg)
+            try:
+                with _autocast(device, amp):
+                    out, rec = _forward(model, x, bool(reg))
+                    out = out.float()
+                    L = loss_fn(out, y)
+                    if reg:
+                        L = L + firing_rate_regularizer(rec, **reg)
+            except ValueError as e:
+                if "NaN" in str(e) or " inf " in str(e):
+                    raise nonfinite_error(model, x, f"epoch {epoch + 1}") from e
+                raise
             if not torch.isfinite(L):
-                raise FloatingPointError(f"loss became {float(L)} at epoch {epoch}; lower the learning rate")
+                raise nonfinite_error(model, x, f"the loss became {float(L)} at epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
             L.backward()
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
+            clamp_params_(model)  # keep learnable neuron parameters (beta, threshold, ...) in their valid range
             tot += float(L.detach()) * y.shape[0]
             correct += int((loss_fn.predict(out.detach()) == y).sum())
             n += y.shape[0]
+        _check_nonempty(n, "fit: the train loader")
         if sched:
             sched.step()
         hist["epoch"].append(epoch + 1)
@@ -142,4 +187,4 @@ def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimiz
     return hist
 
 
-__all__ = ["fit", "evaluate", "accuracy", "make_optimizer"]
+__all__ = ["fit", "evaluate", "accuracy", "make_optimizer", "clamp_params_"]

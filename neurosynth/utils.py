@@ -21,6 +21,9 @@ def check_time_first(x: torch.Tensor, name: str = "input", min_rank: int = 3, fe
             f"(e.g. [T, B, N]); got shape {tuple(x.shape)}. "
             "Add a time axis with x.unsqueeze(0).expand(T, ...) or encode it with neurosynth.encoding."
         )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} has shape {tuple(x.shape)}: it needs at least one time step (T >= 1) and one sample "
+                         "(B >= 1) in the time-first layout [T, B, ...]")
     if feature_shape is not None and tuple(x.shape[2:]) != tuple(feature_shape):
         raise ValueError(
             f"{name} has feature shape {tuple(x.shape[2:])} but this layer expects {tuple(feature_shape)} "
@@ -39,7 +42,9 @@ def check_finite(x: torch.Tensor, name: str = "input") -> None:
     if not ok:
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
-        raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} inf values; clean or clip the input first")
+        raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} inf values. If this is the network's input, clean "
+                         "or clip the data; if the data is finite, an earlier layer produced them (non-finite "
+                         "weights/parameters or diverging dynamics: lower the learning rate or clip gradients)")
 
 
 def seed_all(seed: int) -> torch.Generator:

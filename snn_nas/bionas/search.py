@@ -40,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neurosynth import rules
+from neurosynth.training import clamp_params_
 
 from .data import ImageData, TensorLoader
 from .space import CellSpace
@@ -106,6 +107,7 @@ def darts_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int 
                 loss.backward()
                 nn.utils.clip_grad_norm_(w_params, grad_clip)
                 w_opt.step()
+                clamp_params_(net)  # keep learnable neuron parameters in range
                 loss_sum += float(loss.detach()) * len(y)
                 n += len(y)
             sched.step()
@@ -239,6 +241,7 @@ def eg_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int = 8
                 loss.backward()
                 nn.utils.clip_grad_norm_(w_params, grad_clip)
                 w_opt.step()
+                clamp_params_(net)  # keep learnable neuron parameters in range
                 loss_sum += float(loss.detach()) * len(y)
                 n += len(y)
             sched.step()

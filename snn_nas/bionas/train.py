@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neurosynth import rules
+from neurosynth.training import clamp_params_
 
 from .data import TensorLoader
 
@@ -99,6 +100,7 @@ def train_model(model: nn.Module, x_train, y_train, x_test, y_test, *, epochs: i
                 stats.update()
                 norm_sum += float(nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else float("inf")))
                 opt.step()
+                clamp_params_(model)  # keep learnable neuron parameters in range
                 loss_sum += float(loss.detach()) * len(y)
                 correct += int((out.argmax(1) == y).sum())
                 tot += len(y)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,17 +82,14 @@ def check_config(cfg: SearchConfig) -> None:
 def _reference(cfg: SearchConfig):
     if cfg.reference in ("labels", "input"):
         return {"reference": cfg.reference}, None, None
-    import torch
-
-    from neurosynth.io import read_json
+    from neurosynth.rundir import load_run
 
     run = Path(cfg.reference)
     if not (run / "arch.json").exists() or not (run / "model.pt").exists():
         raise _user_error(f"--reference {cfg.reference!r} is neither 'labels', 'input' nor a run directory "
                           "holding arch.json and model.pt")
-    spec = read_json(run / "arch.json")
-    state = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
-    return {}, spec, state
+    model, spec, _ = load_run(run)  # refuses incomplete or damaged runs with a clear error
+    return {}, spec, {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dict:
@@ -109,61 +107,76 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
 
     check_config(cfg)
     torch.set_num_threads(1)
-    rd = RunDir(cfg.out)
-    t0 = time.perf_counter()
-    try:
-        extra = {"encoding": cfg.encoding} if cfg.dataset in ("digits", "cifar10", "cifar100") else {}
-        task = load_task(cfg.dataset, cfg.data_root, T=cfg.T, conv=not cfg.dense, seed=cfg.seed, limit=cfg.limit,
-                         **extra)
-    except (ValueError, FileNotFoundError) as e:
-        raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
-    try:
-        space = MSESpace(MSESpaceConfig.from_dict({"input_shape": task.input_shape,
-                                                   "num_classes": task.num_classes, **cfg.space}))
-    except (ValueError, TypeError) as e:
-        raise _user_error(f"invalid search space: {e}") from e
-    if cfg.fitness == "rdm" and cfg.reference == "labels" and cfg.batch < 2 * task.num_classes:
-        raise _user_error(f"--batch {cfg.batch} is too small for the label RDM of {task.num_classes} classes: "
-                          f"use --batch >= {2 * task.num_classes} so that every class has a same-class pair")
-    x, y = fitness_batch(task, cfg.batch, cfg.seed)
-    ref_kw, ref_spec, ref_state = _reference(cfg)
-    evaluator = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost=cfg.cost, fitness_kw=ref_kw,
-                                    reference_spec=ref_spec, reference_state=ref_state)
-    strategy = STRATEGIES.get(cfg.strategy)(space, np.random.default_rng(cfg.seed))
-    config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "progress", "workers", "ray")}
-    config["space"] = space.describe()
-    archive = Archive(Path(cfg.out) / "archive.sqlite")
-    try:
-        runner = Runner(space, strategy, evaluator, archive, generations=cfg.generations, population=cfg.population,
-                        seed=cfg.seed, workers=cfg.workers, ray=cfg.ray, progress=cfg.progress, resume=cfg.resume,
-                        config={"dataset": cfg.dataset, "fitness": cfg.fitness, "T": cfg.T, "batch": cfg.batch,
-                                "encoding": cfg.encoding, "limit": cfg.limit, "space_overrides": cfg.space,
-                                "dense": cfg.dense, "reference": cfg.reference, "cost": cfg.cost})
+    with RunDir.create(cfg.out, kind="search mse", resume=cfg.resume, replace=False) as rd:
+        t0 = time.perf_counter()
         try:
-            summary = runner.run()
-        except ValueError as e:
-            raise _user_error(str(e)) from e
-        records = archive.records()
-        summary["search_seconds"] = time.perf_counter() - t0
-        if summary["best"] is None:
-            raise _user_error("every candidate failed; see the 'error' column of archive.sqlite")
-        best = summary["best"]
-        write_json(rd.file("best.json"), best["spec"])
-        write_json(rd.file("hall_of_fame.json"), [{"fitness": f, "spec": s} for f, s in strategy.hall_of_fame])
-        plot_fitness(records, summary["history"], rd.plot_path("fitness"), cfg.fitness)
-        front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, cfg.cost)
-        summary["pareto_front"] = front
-        results = {"best_fitness": best["fitness"], "best_hash": best["hash"], "best_metrics": best["metrics"],
-                   "evaluations": summary["evaluations"], "failed": summary["failed"],
-                   "search_seconds": summary["search_seconds"], "pareto_front": front}
-        if cfg.train_best > 0:
-            results["best_model"] = train_best(best["spec"], task, cfg, Path(cfg.out) / "best_model", command)
-        summary["results"] = results
-        write_json(rd.file("summary.json"), {k: v for k, v in summary.items() if k != "best"} | {"best": best})
-        rd.write_manifest(command, config, cfg.seed, results)
-    finally:
-        archive.close()
+            extra = {"encoding": cfg.encoding} if cfg.dataset in ("digits", "cifar10", "cifar100") else {}
+            task = load_task(cfg.dataset, cfg.data_root, T=cfg.T, conv=not cfg.dense, seed=cfg.seed, limit=cfg.limit,
+                             **extra)
+        except (ValueError, FileNotFoundError) as e:
+            raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
+        try:
+            space = MSESpace(MSESpaceConfig.from_dict({"input_shape": task.input_shape,
+                                                       "num_classes": task.num_classes, **cfg.space}))
+        except (ValueError, TypeError) as e:
+            raise _user_error(f"invalid search space: {e}") from e
+        if cfg.fitness == "rdm" and cfg.reference == "labels" and cfg.batch < 2 * task.num_classes:
+            raise _user_error(f"--batch {cfg.batch} is too small for the label RDM of {task.num_classes} classes: "
+                              f"use --batch >= {2 * task.num_classes} so that every class has a same-class pair")
+        x, y = fitness_batch(task, cfg.batch, cfg.seed)
+        ref_kw, ref_spec, ref_state = _reference(cfg)
+        evaluator = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost=cfg.cost, fitness_kw=ref_kw,
+                                        reference_spec=ref_spec, reference_state=ref_state)
+        strategy = STRATEGIES.get(cfg.strategy)(space, np.random.default_rng(cfg.seed))
+        config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "progress", "workers", "ray")}
+        config["space"] = space.describe()
+        try:
+            archive = Archive(rd.path / "archive.sqlite")
+            archive.get_meta("config")
+        except (ValueError, sqlite3.DatabaseError) as e:
+            raise _user_error(f"{Path(cfg.out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
+                              f"{cfg.out} (or choose another --out) and search again without --resume") from e
+        try:
+            runner = Runner(space, strategy, evaluator, archive, generations=cfg.generations, population=cfg.population,
+                            seed=cfg.seed, workers=cfg.workers, ray=cfg.ray, progress=cfg.progress, resume=cfg.resume,
+                            config={"dataset": cfg.dataset, "fitness": cfg.fitness, "T": cfg.T, "batch": cfg.batch,
+                                    "encoding": cfg.encoding, "limit": cfg.limit, "space_overrides": cfg.space,
+                                    "dense": cfg.dense, "reference": cfg.reference, "cost": cfg.cost},
+                            on_generation=lambda s: _generation_done(rd, s))
+            try:
+                summary = runner.run()
+            except ValueError as e:
+                raise _user_error(str(e)) from e
+            records = archive.records()
+            summary["search_seconds"] = time.perf_counter() - t0
+            if summary["best"] is None:
+                raise _user_error("every candidate failed; see the 'error' column of archive.sqlite")
+            best = summary["best"]
+            write_json(rd.file("best.json"), best["spec"])
+            write_json(rd.file("hall_of_fame.json"), [{"fitness": f, "spec": s} for f, s in strategy.hall_of_fame])
+            plot_fitness(records, summary["history"], rd.plot_path("fitness"), cfg.fitness)
+            front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, cfg.cost)
+            summary["pareto_front"] = front
+            results = {"best_fitness": best["fitness"], "best_hash": best["hash"], "best_metrics": best["metrics"],
+                       "evaluations": summary["evaluations"], "failed": summary["failed"],
+                       "search_seconds": summary["search_seconds"], "pareto_front": front}
+            if cfg.train_best > 0:
+                results["best_model"] = train_best(best["spec"], task, cfg, rd.path / "best_model", command)
+                results["best_model"]["dir"] = str(Path(cfg.out) / "best_model")
+            summary["results"] = results
+            write_json(rd.file("summary.json"), {k: v for k, v in summary.items() if k != "best"} | {"best": best})
+            rd.write_manifest(command, config, cfg.seed, results)
+        finally:
+            archive.close()
     return summary
+
+
+def _generation_done(rd, summary: dict) -> None:
+    """After each archived generation: the partial run is worth keeping for --resume (kill point for tests)."""
+    from neurosynth.rundir import kill_point
+
+    rd.keep_on_error = True
+    kill_point(f"search:generation-{summary.get('generation')}")
 
 
 def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> dict:
@@ -187,17 +200,17 @@ def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> 
                    progress=cfg.progress)
     secs = time.perf_counter() - t0
     ev = evaluate(model, test, loss=loss, record_rates=True)
-    rd = RunDir(out)
-    rd.save_model(model, spec)
-    metrics = {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_samples": ev["samples"],
-               "firing_rates": ev.get("firing_rates", {}), "train_seconds": secs, "epochs": cfg.train_best,
-               "loss": loss, "history": hist, "params": int(sum(p.numel() for p in model.parameters()))}
-    rd.write_json("metrics.json", metrics)
-    _plot_history(hist, rd.plot_path("training"))
-    rd.write_manifest(command, {"spec": spec, "dataset": cfg.dataset, "T": cfg.T, "epochs": cfg.train_best,
-                                "lr": cfg.train_lr, "loss": loss}, cfg.seed,
-                      {k: v for k, v in metrics.items() if k != "history"})
-    del torch
+    with RunDir.create(out, kind="train") as rd:
+        rd.save_model(model, spec)
+        metrics = {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_samples": ev["samples"],
+                   "firing_rates": ev.get("firing_rates", {}), "train_seconds": secs, "epochs": cfg.train_best,
+                   "loss": loss, "history": hist, "params": int(sum(p.numel() for p in model.parameters()))}
+        rd.write_json("metrics.json", metrics)
+        _plot_history(hist, rd.plot_path("training"))
+        rd.write_manifest(command, {"spec": spec, "dataset": cfg.dataset, "T": cfg.T, "epochs": cfg.train_best,
+                                    "lr": cfg.train_lr, "loss": loss}, cfg.seed,
+                          {k: v for k, v in metrics.items() if k != "history"})
+        del torch
     return {k: v for k, v in metrics.items() if k != "history"} | {"dir": str(out)}
 
 

@@ -158,6 +158,7 @@ def test_shd_wrong_dtype_names_the_key(tmp_path):
         f.create_dataset("spikes/units", data=np.zeros(2, np.uint16))
         f.create_dataset("labels", data=np.zeros(2, np.uint16))
         f.create_dataset("extra/keys", data=np.array([b"a"]))
+        f.create_dataset("extra/speaker", data=np.zeros(2, np.uint16))
     with pytest.raises(CorruptFileError, match="spikes/times"):
         load("shd", tmp_path, "test")
 

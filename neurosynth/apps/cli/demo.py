@@ -58,31 +58,34 @@ def run(args) -> int:
     bad = [s for s in wanted if s not in known]
     if bad:
         raise UserError(f"unknown demo stage(s) {bad}; stages are {known}")
-    ctx = {"out": Path(args.out), "seed": args.seed, "quick": args.quick, "epochs": args.epochs, "report": []}
-    ctx["out"].mkdir(parents=True, exist_ok=True)
-    timings = {}
-    for name, target in STAGES:
-        if name not in wanted:
-            continue
-        mod_name, fn_name = target.split(":")
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            ctx["report"].append(f"[{name}] skipped: {e}")
-            continue
-        print(f"== demo stage: {name}", flush=True)
-        t0 = time.perf_counter()
-        getattr(mod, fn_name)(ctx)
-        timings[name] = time.perf_counter() - t0
-    print("\nNeuroSynth demo report")
-    print("=" * 22)
-    for line in ctx["report"]:
-        print(line)
-    print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     from neurosynth.rundir import RunDir
 
-    RunDir(ctx["out"]).write_manifest(None, {"seed": args.seed, "quick": args.quick, "stages": wanted,
-                                             "epochs": args.epochs}, args.seed,
-                                      {"report": ctx["report"], "stage_seconds": timings})
-    print(f"outputs: {ctx['out']}")
+    # The demo is one run directory built beside --out and swapped in when every stage is done; it continues
+    # from the previous demo's outputs (the search stage resumes its archive), so an interrupted demo never
+    # leaves a mix of old and new stages behind.
+    with RunDir.create(args.out, kind="demo", resume=True) as rd:
+        ctx = {"out": rd.path, "seed": args.seed, "quick": args.quick, "epochs": args.epochs, "report": []}
+        timings = {}
+        for name, target in STAGES:
+            if name not in wanted:
+                continue
+            mod_name, fn_name = target.split(":")
+            try:
+                mod = importlib.import_module(mod_name)
+            except ModuleNotFoundError as e:
+                ctx["report"].append(f"[{name}] skipped: {e}")
+                continue
+            print(f"== demo stage: {name}", flush=True)
+            t0 = time.perf_counter()
+            getattr(mod, fn_name)(ctx)
+            timings[name] = time.perf_counter() - t0
+        report = [line.replace(str(rd.path), str(rd.final)) for line in ctx["report"]]
+        rd.write_manifest(None, {"seed": args.seed, "quick": args.quick, "stages": wanted, "epochs": args.epochs},
+                          args.seed, {"report": report, "stage_seconds": timings})
+    print("\nNeuroSynth demo report")
+    print("=" * 22)
+    for line in report:
+        print(line)
+    print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    print(f"outputs: {args.out}")
     return 0

@@ -34,6 +34,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=None, help="spike encoder (default: the run's, else rate)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data split and the spike encoding")
     p.add_argument("--modes", default="float,fixed", help="Lava modes to verify (default float,fixed)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     return p
 
 
@@ -122,6 +123,13 @@ class _Discard(Exception):
 
 
 def run(args) -> int:
+    from neurosynth.rundir import output_file
+
+    with output_file(args.out, force=getattr(args, "force", False)):
+        return _run(args)
+
+
+def _run(args) -> int:
 
     from neurosynth.errors import UserError
     from neurosynth.hardware.lava.compat import import_lava

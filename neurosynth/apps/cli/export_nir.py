@@ -26,6 +26,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="read the file back and compare outputs on N random inputs (0 to skip)")
     p.add_argument("--T", type=int, default=20, help="time steps of the verification inputs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     return p
 
 
@@ -41,6 +42,13 @@ def _shape(text: str | None):
 
 
 def run(args) -> int:
+    from neurosynth.rundir import output_file
+
+    with output_file(args.out, force=getattr(args, "force", False)):
+        return _run(args)
+
+
+def _run(args) -> int:
     from pathlib import Path
 
     import torch

@@ -12,6 +12,7 @@ Defaults are the BioNAS paper's attack parameters (see ``neurosynth.robustness``
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 ALL = "fgsm,pgd,tpgd,apgd,square,onepixel,transfer"
 
@@ -120,7 +121,7 @@ def run(args) -> int:
         raise UserError("--n-samples must be >= 1")
     model, spec, _ = load_run(args.model)
     shape = spec.get("input_shape")
-    manifest_path = RunDir(args.model).file("manifest.json")
+    manifest_path = Path(args.model) / "manifest.json"
     run_config = (read_json(manifest_path).get("config") or {}) if manifest_path.exists() else {}
     dataset = args.dataset
     if dataset is None:
@@ -152,19 +153,19 @@ def run(args) -> int:
                               progress=not args.no_progress)
     res.update({"model": str(args.model), "dataset": dataset,
                 "surrogate": args.surrogate or f"small BP CNN trained {args.surrogate_epochs} epochs (seed {args.seed})"})
-    out = RunDir(args.out or f"{args.model}/robustness")
-    out.write_json("robustness.json", res)
-    table = format_table(res)
-    from neurosynth.io import atomic_write
+    with RunDir.create(args.out or f"{args.model}/robustness", kind="robustness") as out:
+        out.write_json("robustness.json", res)
+        table = format_table(res)
+        from neurosynth.io import atomic_write
 
-    with atomic_write(out.file("robustness.md")) as f:
-        f.write(f"Robustness of {args.model} on {res['n_samples']} {dataset} test images; white-box gradients: "
-                f"{res['white_box_gradient_source']}.\n\n{table}\n")
-    plot_robustness(res, out.plot_path("robustness"), title=f"gradient: {args.gradient}")
-    out.write_manifest(["neurosynth", *sys.argv[1:]], {k: v for k, v in vars(args).items() if not k.startswith("_")},
-                       args.seed, {"clean_accuracy": res["clean_accuracy"],
-                                   **{k: v["robust_accuracy"] for k, v in res["attacks"].items()}})
-    print(f"white-box gradients: {res['white_box_gradient_source']}")
-    print(table)
-    print(f"wrote {out.file('robustness.json')}")
+        with atomic_write(out.file("robustness.md")) as f:
+            f.write(f"Robustness of {args.model} on {res['n_samples']} {dataset} test images; white-box gradients: "
+                    f"{res['white_box_gradient_source']}.\n\n{table}\n")
+        plot_robustness(res, out.plot_path("robustness"), title=f"gradient: {args.gradient}")
+        out.write_manifest(["neurosynth", *sys.argv[1:]], {k: v for k, v in vars(args).items() if not k.startswith("_")},
+                           args.seed, {"clean_accuracy": res["clean_accuracy"],
+                                       **{k: v["robust_accuracy"] for k, v in res["attacks"].items()}})
+        print(f"white-box gradients: {res['white_box_gradient_source']}")
+        print(table)
+        print(f"wrote {out.final / 'robustness.json'}")
     return 0

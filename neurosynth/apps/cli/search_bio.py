@@ -13,6 +13,7 @@ directory ``DIR/best`` (``model.pt`` + ``arch.json`` rebuildable by ``neurosynth
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def register(subparsers):
@@ -80,33 +81,34 @@ def run(args) -> int:
     eval_layers = args.eval_layers or (5 if args.space == "darts" else 1)
     max_skip = None if args.max_skip is not None and args.max_skip < 0 else args.max_skip
     data = load_image_data(args.dataset, args.data_root, limit_train=args.limit_train)
-    rd = RunDir(args.out)
-    config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    config.update({"layers": layers, "eval_layers": eval_layers, "space_description": space.describe()})
-    seed_all(args.seed)
-    progress = not args.no_progress
+    with RunDir.create(args.out, kind="search bio", resume=args.resume, replace=args.method not in ("evo",)) as rd:
+        config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+        config.update({"layers": layers, "eval_layers": eval_layers, "space_description": space.describe()})
+        seed_all(args.seed)
+        progress = not args.no_progress
 
-    if args.method in ("darts", "eg"):
-        result = _gradient_or_eg(args, space, data, rd, layers, max_skip, progress)
-    else:
-        result = _evo(args, space, data, rd, layers, max_skip, progress, config)
-    genotype = result["genotype"]
-    rd.write_json("genotype.json", genotype)
-    rd.write_json("search.json", result)
-    from snn_nas.bionas.plot import plot_genotype, plot_search_history
+        if args.method in ("darts", "eg"):
+            result = _gradient_or_eg(args, space, data, rd, layers, max_skip, progress)
+        else:
+            result = _evo(args, space, data, rd, layers, max_skip, progress, config)
+        genotype = result["genotype"]
+        rd.write_json("genotype.json", genotype)
+        rd.write_json("search.json", result)
+        from snn_nas.bionas.plot import plot_genotype, plot_search_history
 
-    plot_genotype(genotype, rd.plot_path("cell"), f"BioNAS-{args.method} on {args.dataset} ({args.space}, seed "
-                                                   f"{args.seed})")
-    if result.get("history") and "train_loss" in result["history"][0]:
-        plot_search_history(result["history"], rd.plot_path("search"), f"BioNAS-{args.method} search")
-    results = {"genotype": genotype}
+        plot_genotype(genotype, rd.plot_path("cell"), f"BioNAS-{args.method} on {args.dataset} ({args.space}, seed "
+                                                       f"{args.seed})")
+        if result.get("history") and "train_loss" in result["history"][0]:
+            plot_search_history(result["history"], rd.plot_path("search"), f"BioNAS-{args.method} search")
+        results = {"genotype": genotype}
+        if args.train_best:
+            results["best"] = _train_best(args, genotype, data, rd, eval_layers, progress)
+        rd.write_manifest(["neurosynth", *sys.argv[1:]] if sys.argv else None, config, args.seed, results)
+    out = Path(args.out)
+    print(f"genotype: {out / 'genotype.json'}")
+    print(f"cell picture: {out / 'plots' / 'cell.png'}")
     if args.train_best:
-        results["best"] = _train_best(args, genotype, data, rd, eval_layers, progress)
-    rd.write_manifest(["neurosynth", *sys.argv[1:]] if sys.argv else None, config, args.seed, results)
-    print(f"genotype: {rd.file('genotype.json')}")
-    print(f"cell picture: {rd.plot_path('cell')}")
-    if args.train_best:
-        print(f"trained model: {rd.file('best')} (test accuracy {results['best']['test_accuracy']:.4f})")
+        print(f"trained model: {out / 'best'} (test accuracy {results['best']['test_accuracy']:.4f})")
     return 0
 
 
@@ -152,11 +154,22 @@ def _evo(args, space, data, rd, layers, max_skip, progress, config) -> dict:
                                 batch_size=args.batch_size, frame_rule=args.frame_rule, data_root=args.data_root,
                                 limit_train=args.limit_train)
     evaluator._data = data
-    with Archive(rd.file("archive.sqlite")) as archive:
+    import sqlite3
+
+    from neurosynth.errors import UserError
+
+    try:
+        archive = Archive(rd.file("archive.sqlite"))
+        archive.get_meta("config")
+    except (ValueError, sqlite3.DatabaseError) as e:
+        raise UserError(f"{Path(args.out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
+                        f"{args.out} (or choose another --out) and search again without --resume") from e
+    with archive:
         try:
             summary = Runner(sp, strategy, evaluator, archive, generations=args.generations,
                              population=args.population, seed=args.seed, progress=progress, resume=args.resume,
-                             config={"method": "evo", "eval_epochs": args.eval_epochs}).run()
+                             config={"method": "evo", "eval_epochs": args.eval_epochs},
+                             on_generation=lambda _s: setattr(rd, "keep_on_error", True)).run()
         except ValueError as e:
             from neurosynth.errors import UserError
 
@@ -186,14 +199,14 @@ def _train_best(args, genotype, data, rd, eval_layers, progress) -> dict:
     model = build_model(spec)
     hist = train_model(model, data.x_train, data.y_train, data.x_test, data.y_test, epochs=args.train_best,
                        batch_size=args.batch_size, seed=args.seed, progress=progress, desc="train best")
-    best = RunDir(rd.file("best"))
-    best.save_model(model, spec)
-    metrics = {"test_accuracy": hist["test_accuracy"][-1], "train_accuracy": hist["train_accuracy"][-1],
-               "history": hist, "alignment_angles": alignment_angles(model),
-               "params": sum(p.numel() for p in model.parameters())}
-    best.write_json("metrics.json", metrics)
-    plot_curves({"test accuracy": [hist["test_accuracy"]]}, best.plot_path("training"), "test accuracy",
-                "derived BioNAS model")
-    best.write_manifest(["neurosynth", *sys.argv[1:]], {"genotype": genotype, "epochs": args.train_best,
-                                                        "spec": spec}, args.seed, {"test_accuracy": metrics["test_accuracy"]})
-    return {"test_accuracy": metrics["test_accuracy"], "run_dir": str(best.path), "params": metrics["params"]}
+    with RunDir.create(rd.file("best"), kind="train") as best:
+        best.save_model(model, spec)
+        metrics = {"test_accuracy": hist["test_accuracy"][-1], "train_accuracy": hist["train_accuracy"][-1],
+                   "history": hist, "alignment_angles": alignment_angles(model),
+                   "params": sum(p.numel() for p in model.parameters())}
+        best.write_json("metrics.json", metrics)
+        plot_curves({"test accuracy": [hist["test_accuracy"]]}, best.plot_path("training"), "test accuracy",
+                    "derived BioNAS model")
+        best.write_manifest(["neurosynth", *sys.argv[1:]], {"genotype": genotype, "epochs": args.train_best,
+                                                            "spec": spec}, args.seed, {"test_accuracy": metrics["test_accuracy"]})
+    return {"test_accuracy": metrics["test_accuracy"], "run_dir": str(Path(args.out) / "best"), "params": metrics["params"]}

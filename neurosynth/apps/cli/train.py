@@ -47,6 +47,8 @@ def run(args) -> int:
 
         from neurosynth.apps.recipes.stdp_digits import train_stdp_digits
 
+        _positive("--epochs", args.epochs)
+        _positive("--threads", args.threads)
         metrics = train_stdp_digits(Path(args.out), seed=args.seed, epochs=args.epochs, progress=not args.no_progress)
         print(f"STDP on digits: test accuracy {metrics.get('test_accuracy', float('nan')):.4f}; run directory {args.out}")
         return 0
@@ -56,28 +58,80 @@ def run(args) -> int:
     return 0
 
 
-def train_digits(cfg: dict) -> dict:
-    """Train on digits from a config dict (the CLI arguments) and write the run directory. Returns metrics."""
-    import sys
-    import time
+def _positive(flag: str, value, kind=int) -> None:
+    import math
+
+    from neurosynth.errors import UserError
+
+    if value is None or not math.isfinite(float(value)) or value <= 0:
+        example = "1" if kind is int else "1e-3"
+        raise UserError(f"{flag} must be a positive {'integer' if kind is int else 'number'} (e.g. {flag} {example}); "
+                        f"got {value}")
+
+
+def check_train_config(cfg: dict) -> tuple[list[int], str]:
+    """Validate the train options before anything is written; returns (hidden sizes, torch device)."""
+    import math
 
     import torch
+
+    from neurosynth.errors import UserError
+    from neurosynth.neurons import NEURONS, RESETS
+    from neurosynth.surrogate import SURROGATES
+
+    for flag, key in (("--epochs", "epochs"), ("--T", "T"), ("--batch-size", "batch_size"), ("--threads", "threads")):
+        if key in cfg:
+            _positive(flag, cfg[key])
+    _positive("--lr", cfg.get("lr", 2e-3), float)
+    raw = str(cfg.get("hidden", "256"))
+    try:
+        hidden = [int(h) for h in raw.split(",") if h.strip()]
+    except ValueError as e:
+        raise UserError(f"--hidden must be comma-separated integers, e.g. 128 or 256,128; got {raw!r}") from e
+    if not hidden or any(h < 1 for h in hidden):
+        raise UserError(f"--hidden sizes must be integers >= 1 (e.g. --hidden 128 or 256,128); got {raw!r}")
+    if not cfg.get("loihi"):
+        name = str(cfg.get("neuron", "lif"))
+        if name not in NEURONS:
+            raise UserError(f"--neuron {name!r} is not a registered neuron; choose one of {NEURONS.names()}")
+        cls = NEURONS.get(name)
+        beta, thr = cfg.get("beta", 0.9), cfg.get("threshold", 1.0)
+        if "beta" in cls.defaults and not (beta is not None and 0.0 <= beta <= 1.0):
+            raise UserError(f"--beta must lie in [0, 1] (the membrane decay per step, exp(-dt/tau)); got {beta}")
+        if "threshold" in cls.defaults and not (thr is not None and math.isfinite(thr) and thr > 0):
+            raise UserError(f"--threshold must be a positive finite number (e.g. 1.0); got {thr}")
+        reset = cfg.get("reset")
+        if reset and str(reset).lower() not in RESETS:
+            raise UserError(f"--reset {reset!r} is not a reset; choose one of {RESETS.names()}")
+        surrogate = str(cfg.get("surrogate", "atan"))
+        if surrogate not in SURROGATES:
+            raise UserError(f"--surrogate {surrogate!r} is not a surrogate gradient; choose one of "
+                            f"{SURROGATES.names()}")
+    device = str(cfg.get("device", "cpu"))
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device} was requested but no CUDA device is available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {device!r} is not supported; use cpu, cuda or cuda:N")
+    return hidden, device
+
+
+def train_digits(cfg: dict) -> dict:
+    """Train on digits from a config dict (the CLI arguments) and write the run directory. Returns metrics."""
 
     from neurosynth.arch import build, mlp_spec
     from neurosynth.datasets.digits import digits_loaders
     from neurosynth.errors import UserError
-    from neurosynth.plots import plot_history, plot_raster
     from neurosynth.rundir import RunDir
-    from neurosynth.training import evaluate, fit
     from neurosynth.utils import seed_all
 
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v)}
-    if cfg.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was requested but no CUDA device is available; use --device cpu")
-    try:
-        hidden = [int(h) for h in str(cfg.get("hidden", "256")).split(",") if h]
-    except ValueError as e:
-        raise UserError(f"--hidden must be comma-separated integers, e.g. 128 or 256,128; got {cfg.get('hidden')!r}") from e
+    hidden, _ = check_train_config(cfg)
     seed = int(cfg.get("seed", 0))
     seed_all(seed)
     if cfg.get("loihi"):
@@ -99,15 +153,34 @@ def train_digits(cfg: dict) -> dict:
         spec = mlp_spec(64, hidden, 10, neuron=cfg.get("neuron", "lif"), readout=cfg.get("readout", "spiking"),
                         neuron_params=params, **kw)
         loss = "rate_ce" if cfg.get("readout", "spiking") == "spiking" else "mean_membrane_ce"
-    model = build(spec)
+    try:
+        model = build(spec)
+    except ValueError as e:
+        raise UserError(f"invalid network settings: {e}") from e
     train, test = digits_loaders(T=int(cfg.get("T", 20)), batch_size=int(cfg.get("batch_size", 64)), seed=seed,
                                  encoder=cfg.get("encoder", "rate"),
                                  pin_memory=str(cfg.get("device", "cpu")).startswith("cuda"))
-    run_dir = RunDir(cfg["out"])
+    with RunDir.create(cfg["out"], kind="train") as run_dir:
+        return _train_into(run_dir, cfg, model, spec, loss, train, test, seed)
+
+
+def _train_into(run_dir, cfg, model, spec, loss, train, test, seed) -> dict:
+    import sys
+    import time
+
+    import torch
+
+    from neurosynth.errors import UserError
+    from neurosynth.plots import plot_history, plot_raster
+    from neurosynth.training import evaluate, fit
+
     t0 = time.perf_counter()
-    hist = fit(model, train, epochs=int(cfg.get("epochs", 20)), lr=float(cfg.get("lr", 2e-3)), loss=loss,
-               val_loader=test, device=cfg.get("device", "cpu"), progress=not cfg.get("no_progress", False),
-               amp=cfg.get("amp"))
+    try:
+        hist = fit(model, train, epochs=int(cfg.get("epochs", 20)), lr=float(cfg.get("lr", 2e-3)), loss=loss,
+                   val_loader=test, device=cfg.get("device", "cpu"), progress=not cfg.get("no_progress", False),
+                   amp=cfg.get("amp"))
+    except FloatingPointError as e:
+        raise UserError(str(e)) from e
     train_seconds = time.perf_counter() - t0
     model.cpu()
     ev = evaluate(model, test, loss, record_rates=True)

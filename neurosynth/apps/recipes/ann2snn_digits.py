@@ -83,12 +83,12 @@ def train_ann_digits(out_dir: Path, seed: int = 0, epochs: int = 40, lr: float =
         train_acc = float((ann_forward(model, xtr).argmax(-1) == ytr).float().mean())
     metrics = {"method": "ann", "test_accuracy": test_acc, "train_accuracy": train_acc, "epochs": epochs,
                "train_seconds": round(time.perf_counter() - t0, 2)}
-    run = RunDir(out_dir)
-    run.save_model(model, spec)
-    run.write_json("metrics.json", metrics)
-    config = {"method": "ann", "dataset": "digits", "test_size": test_size, "split_seed": 0, "epochs": epochs,
-              "lr": lr, "batch_size": batch_size}
-    run.write_manifest(command, config, seed, metrics)
+    with RunDir.create(out_dir, kind="train") as run:
+        run.save_model(model, spec)
+        run.write_json("metrics.json", metrics)
+        config = {"method": "ann", "dataset": "digits", "test_size": test_size, "split_seed": 0, "epochs": epochs,
+                  "lr": lr, "batch_size": batch_size}
+        run.write_manifest(command, config, seed, metrics)
     return metrics
 
 
@@ -154,29 +154,29 @@ def convert_run(ann_dir: Path, out_dir: Path, calib_batches: int, Ts: list[int] 
         f"{min(synops_samples, len(xte))} test samples; eff_macs = analog first-layer MACs)" if synops else None,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    run = RunDir(out_dir)
-    snn_spec = to_spec(snn, list(spec.get("input_shape", [])) or None, plugin="neurosynth.conversion.convert",
-                       note="converted SNN: feed the analog input repeated over T; output = per-step logits")
-    run.save_model(snn, snn_spec)
-    run.write_json("metrics.json", metrics)
-    table = _table(ann_acc, acc, synops)
-    from neurosynth.io import atomic_write
+    with RunDir.create(out_dir, kind="convert") as run:
+        snn_spec = to_spec(snn, list(spec.get("input_shape", [])) or None, plugin="neurosynth.conversion.convert",
+                           note="converted SNN: feed the analog input repeated over T; output = per-step logits")
+        run.save_model(snn, snn_spec)
+        run.write_json("metrics.json", metrics)
+        table = _table(ann_acc, acc, synops)
+        from neurosynth.io import atomic_write
 
-    with atomic_write(run.file("accuracy_vs_T.md")) as f:
-        f.write(table)
-    with atomic_write(run.file("accuracy_vs_T.csv")) as f:
-        f.write("T,snn_accuracy,ann_accuracy,syn_ops_per_sample,eff_macs_per_sample,spikes_per_sample\n")
-        for T in Ts:
-            s = (synops or {}).get(T, {})
-            f.write(f"{T},{acc[T]:.4f},{ann_acc:.4f},{s.get('syn_ops', '')},{s.get('eff_macs', '')},"
-                    f"{s.get('spikes', '')}\n")
-    plot_accuracy_vs_T(ann_acc, acc, synops, run.plot_path("accuracy_vs_T"))
-    config = {"method": "ann2snn", "ann_run": str(ann_dir), "calib_batches": calib_batches, "batch_size": batch_size,
-              "synops_samples": synops_samples,
-              "Ts": Ts, "percentile": percentile, "v_init": v_init, "dataset": "digits", **{
-                  k: cfg[k] for k in ("test_size", "split_seed") if k in cfg}}
-    run.write_manifest(command, config, cfg.get("split_seed"), {k: metrics[k] for k in (
-        "ann_accuracy", "snn_accuracy", "first_T_within_1pp", "synops")})
+        with atomic_write(run.file("accuracy_vs_T.md")) as f:
+            f.write(table)
+        with atomic_write(run.file("accuracy_vs_T.csv")) as f:
+            f.write("T,snn_accuracy,ann_accuracy,syn_ops_per_sample,eff_macs_per_sample,spikes_per_sample\n")
+            for T in Ts:
+                s = (synops or {}).get(T, {})
+                f.write(f"{T},{acc[T]:.4f},{ann_acc:.4f},{s.get('syn_ops', '')},{s.get('eff_macs', '')},"
+                        f"{s.get('spikes', '')}\n")
+        plot_accuracy_vs_T(ann_acc, acc, synops, run.plot_path("accuracy_vs_T"))
+        config = {"method": "ann2snn", "ann_run": str(ann_dir), "calib_batches": calib_batches, "batch_size": batch_size,
+                  "synops_samples": synops_samples,
+                  "Ts": Ts, "percentile": percentile, "v_init": v_init, "dataset": "digits", **{
+                      k: cfg[k] for k in ("test_size", "split_seed") if k in cfg}}
+        run.write_manifest(command, config, cfg.get("split_seed"), {k: metrics[k] for k in (
+            "ann_accuracy", "snn_accuracy", "first_T_within_1pp", "synops")})
     return metrics
 
 

@@ -58,37 +58,37 @@ def train_stdp_digits(out_dir: Path, seed: int, epochs: int, progress: bool = Tr
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     cfg = DigitsSTDPConfig(**options)
-    run = RunDir(out_dir)
-    t0 = time.perf_counter()
-    xtr, ytr, xte, yte = load_digits_split(test_size=cfg.test_size)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        net, history = fit_stdp(xtr, cfg, epochs, g, progress)
-        c_train = spike_counts(net, xtr, cfg, g)
-        net.assignments.copy_(assign_labels(c_train, ytr))
-        train_acc = float((classify(c_train, net.assignments) == ytr).float().mean())
-        c_test = spike_counts(net, xte, cfg, g)
-        pred = classify(c_test, net.assignments)
-    test_acc = float((pred == yte).float().mean())
-    metrics = {
-        "method": "stdp",
-        "test_accuracy": test_acc,
-        "train_accuracy": train_acc,
-        "n_train": len(xtr),
-        "n_test": len(xte),
-        "epochs": epochs,
-        "classes_covered": int(torch.unique(net.assignments).numel()),
-        "spikes_per_sample_test": float(c_test.sum(1).mean()),
-        "silent_test_samples": int((c_test.sum(1) == 0).sum()),
-        "history": history,
-        "train_seconds": round(time.perf_counter() - t0, 2),
-    }
-    run.save_model(net, net.to_spec())
-    run.write_json("metrics.json", metrics)
-    plot_receptive_fields(net.w, net.assignments, run.plot_path("receptive_fields"))
-    plot_confusion(yte, pred, run.plot_path("confusion"))
-    config = {"method": "stdp", "dataset": "digits", "epochs": epochs, **asdict(cfg)}
-    run.write_manifest(command, config, seed, {k: v for k, v in metrics.items() if k != "history"})
+    with RunDir.create(out_dir, kind="train") as run:
+        t0 = time.perf_counter()
+        xtr, ytr, xte, yte = load_digits_split(test_size=cfg.test_size)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            net, history = fit_stdp(xtr, cfg, epochs, g, progress)
+            c_train = spike_counts(net, xtr, cfg, g)
+            net.assignments.copy_(assign_labels(c_train, ytr))
+            train_acc = float((classify(c_train, net.assignments) == ytr).float().mean())
+            c_test = spike_counts(net, xte, cfg, g)
+            pred = classify(c_test, net.assignments)
+        test_acc = float((pred == yte).float().mean())
+        metrics = {
+            "method": "stdp",
+            "test_accuracy": test_acc,
+            "train_accuracy": train_acc,
+            "n_train": len(xtr),
+            "n_test": len(xte),
+            "epochs": epochs,
+            "classes_covered": int(torch.unique(net.assignments).numel()),
+            "spikes_per_sample_test": float(c_test.sum(1).mean()),
+            "silent_test_samples": int((c_test.sum(1) == 0).sum()),
+            "history": history,
+            "train_seconds": round(time.perf_counter() - t0, 2),
+        }
+        run.save_model(net, net.to_spec())
+        run.write_json("metrics.json", metrics)
+        plot_receptive_fields(net.w, net.assignments, run.plot_path("receptive_fields"))
+        plot_confusion(yte, pred, run.plot_path("confusion"))
+        config = {"method": "stdp", "dataset": "digits", "epochs": epochs, **asdict(cfg)}
+        run.write_manifest(command, config, seed, {k: v for k, v in metrics.items() if k != "history"})
     return copy.deepcopy(metrics)
 
 
