@@ -72,6 +72,16 @@ DATASETS.add("cifar100", DatasetEntry("cifar100", "static", _cifar_loader("cifar
 DATASETS.add("digits", DatasetEntry("digits", "static", _digits_loader, "scikit-learn 8x8 digits, spike-encoded"))
 
 
+def _fashion_loader(root=None, split="train", **kw):
+    from .fashion import load_fashion_mnist
+
+    return load_fashion_mnist(root, split, **kw)
+
+
+DATASETS.add("fashion_mnist", DatasetEntry("fashion_mnist", "static", _fashion_loader,
+                                           "Fashion-MNIST: 28x28 grey images, 10 classes (IDX files; Debian package)"))
+
+
 def load(name: str, root=None, split: str = "train", *, download: bool = False, **kw):
     """Load dataset ``name`` from ``root`` as a torch ``Dataset`` of ``(x [T, ...], label)``.
 
@@ -81,7 +91,7 @@ def load(name: str, root=None, split: str = "train", *, download: bool = False, 
     and ``seed``. ``download=True`` fetches missing files (through tonic / torchvision).
     """
     entry = DATASETS.get(name)
-    if entry.name != "digits" and root is None:
+    if entry.name not in ("digits", "fashion_mnist") and root is None:
         raise ValueError(f"dataset '{name}' needs root=<folder holding the data>")
     return entry.loader(root, split, download=download, **kw)
 
