@@ -65,6 +65,7 @@ for _name, _desc in (
     ("dvs_gesture", "DVS128 Gesture: 128x128x2 events, 11 classes (tonic DVSGesture)"),
     ("nmnist", "N-MNIST: 34x34x2 events, 10 classes (tonic NMNIST)"),
     ("cifar10_dvs", "CIFAR10-DVS: 128x128x2 events, 10 classes (tonic CIFAR10DVS; needs the aedat package)"),
+    ("nfashion_mnist", "Neuromorphic Fashion-MNIST: 34x34x2 events simulated with N-MNIST saccades, 10 classes"),
 ):
     DATASETS.add(_name, DatasetEntry(_name, "events", _event_loader(_name), _desc))
 DATASETS.add("cifar10", DatasetEntry("cifar10", "static", _cifar_loader("cifar10"), "CIFAR-10 (torchvision)"))
@@ -91,6 +92,10 @@ def load(name: str, root=None, split: str = "train", *, download: bool = False, 
     and ``seed``. ``download=True`` fetches missing files (through tonic / torchvision).
     """
     entry = DATASETS.get(name)
+    if entry.name == "nfashion_mnist" and root is None:
+        from .fashion import user_data_dir
+
+        root = user_data_dir()
     if entry.name not in ("digits", "fashion_mnist") and root is None:
         raise ValueError(f"dataset '{name}' needs root=<folder holding the data>")
     return entry.loader(root, split, download=download, **kw)
