@@ -192,6 +192,21 @@ class NFashionSource:
         return self.ef.events(index), self.targets[index]
 
 
+def generated_files(root, split: str) -> list[tuple[Path, dict]]:
+    """The generated files of ``split`` under ``root`` (newest first) with their headers; unreadable ones skipped."""
+    root = Path(os.path.expanduser(str(root))) if root is not None else user_root()
+    out = []
+    folder = root / "NFashionMNIST"
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.glob(f"nfashion_mnist-{split}-*.nsev"), key=lambda q: q.stat().st_mtime, reverse=True):
+        try:
+            out.append((p, EventFile(p, verify=False).header))
+        except CorruptFileError:
+            continue
+    return out
+
+
 def generate(root, split: str = "train", n_samples: int | None = None, seed: int = 0, camera: dict | None = None,
              frame_us: float = 2000.0, black_level: float = 0.1, fashion_root=None, progress: bool = True,
              rebuild: bool = False) -> Path:
