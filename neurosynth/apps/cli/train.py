@@ -28,7 +28,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="default: 20 (surrogate), 3 (stdp), 8 (csnn cpu)")
     p.add_argument("--T", type=int, default=None, help="time steps per sample (default 20; csnn cpu: 2)")
     p.add_argument("--hidden", default=None, help="hidden sizes, comma separated (default 256; csnn: FC layers "
-                                                  "after the conv blocks, none by default)")
+                                                  "after the conv blocks, cpu recipe: 256)")
     p.add_argument("--neuron", default="lif", help="neuron name from the registry (e.g. lif, cubalif, alif, if)")
     p.add_argument("--beta", type=float, default=None, help="membrane decay (default 0.9; csnn cpu: 0.5)")
     p.add_argument("--threshold", type=float, default=1.0)

@@ -4,7 +4,7 @@ mean membrane (cross-entropy), Adam with cosine decay. Writes a run directory li
 
 Two presets (``recipe=``):
 
-* ``"cpu"`` (the default): small and fast, sized for a 2-core CPU: T=2, channels 16,32, no hidden FC layer,
+* ``"cpu"`` (the default): small and fast, sized for a 2-core CPU: T=2, channels 16,32, one FC layer of 256,
   LIF (beta 0.5), batch 128, Adam 2e-3, 8 epochs. Measured in ``docs/datasets.md``.
 * ``"full"``: SpikingJelly's Fashion-MNIST tutorial network (conv128-BN-spike-maxpool x2, FC 2048, T=4)
   with a learnable membrane decay (PLIF-style), dropout 0.5, Adam 1e-3, 64 epochs: meant for a GPU; the
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 RECIPES: dict[str, dict] = {
-    "cpu": {"T": 2, "channels": "16,32", "hidden": "", "neuron": "lif", "beta": 0.5, "threshold": 1.0,
+    "cpu": {"T": 2, "channels": "16,32", "hidden": "256", "neuron": "lif", "beta": 0.5, "threshold": 1.0,
             "learn": "", "dropout": 0.0, "pool": "max", "epochs": 8, "lr": 2e-3, "batch_size": 128,
             "encoder": "current", "weight_decay": 0.0, "surrogate": "atan"},
     "full": {"T": 4, "channels": "128,128", "hidden": "2048", "neuron": "lif", "beta": 0.5, "threshold": 1.0,
