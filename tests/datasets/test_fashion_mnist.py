@@ -178,3 +178,14 @@ def test_real_files_from_the_debian_package():
     assert np.bincount(test.targets.numpy()).tolist() == [1000] * 10
     assert train.targets[0] == 9 and test.targets[0] == 9  # both files open with an ankle boot
     assert train.images.dtype == torch.uint8 and 0.2 < train.images[:1000].float().mean() / 255 < 0.4
+
+
+def test_real_files_test_fails_in_ci_and_skips_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "none")
+    monkeypatch.setenv("NEUROSYNTH_DATA", str(tmp_path / "none2"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y dataset-fashion-mnist"):
+        test_real_files_from_the_debian_package()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y dataset-fashion-mnist"):
+        test_real_files_from_the_debian_package()
