@@ -131,17 +131,22 @@ class EventFile:
             raise CorruptFileError(f"{self.path}: unreadable header ({type(e).__name__}: {e})") from e
         self.data_start = len(MAGIC) + 8 + hlen
         h = self.header
-        if size != self.data_start + int(h.get("payload_bytes", -1)):
-            raise CorruptFileError(f"{self.path} is {size} bytes but its header describes "
-                                   f"{self.data_start + int(h.get('payload_bytes', -1))}: truncated or corrupt")
-        mm = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.data_start, shape=(h["payload_bytes"],))
-        self.cols = {}
-        for name, c in h["columns"].items():
-            dt = np.dtype(c["dtype"])
-            self.cols[name] = mm[c["offset"]: c["offset"] + c["count"] * dt.itemsize].view(dt)
+        try:
+            want = self.data_start + int(h["payload_bytes"])
+            if size != want:
+                raise CorruptFileError(f"{self.path} is {size} bytes but its header describes {want}: truncated "
+                                       "or corrupt")
+            mm = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.data_start, shape=(h["payload_bytes"],))
+            self.cols = {}
+            for name in ("labels", "offsets", "xyp", "t"):
+                c = h["columns"][name]
+                dt = np.dtype(c["dtype"])
+                self.cols[name] = mm[c["offset"]: c["offset"] + c["count"] * dt.itemsize].view(dt)
+            n = int(h["n"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptFileError(f"{self.path}: malformed header ({type(e).__name__}: {e})") from e
         self.labels = np.asarray(self.cols["labels"]).astype(np.int64)
         offs = self.cols["offsets"]
-        n = int(h["n"])
         if (len(self.labels) != n or len(offs) != n + 1 or offs[0] != 0 or offs[-1] != len(self.cols["t"])
                 or (np.diff(offs) < 0).any() or (self.labels.size and self.labels.max() > 9)):
             raise CorruptFileError(f"{self.path}: inconsistent columns (labels/offsets/events); corrupt file")
