@@ -133,9 +133,11 @@ class EventFile:
         h = self.header
         try:
             want = self.data_start + int(h["payload_bytes"])
-            if size != want:
-                raise CorruptFileError(f"{self.path} is {size} bytes but its header describes {want}: truncated "
-                                       "or corrupt")
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptFileError(f"{self.path}: malformed header ({type(e).__name__}: {e})") from e
+        if size != want:
+            raise CorruptFileError(f"{self.path} is {size} bytes but its header describes {want}: truncated or corrupt")
+        try:
             mm = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.data_start, shape=(h["payload_bytes"],))
             self.cols = {}
             for name in ("labels", "offsets", "xyp", "t"):
