@@ -81,3 +81,28 @@ def test_train_shd_example_learns_an_informative_fixture(tmp_path):
             "--batch-size", "16", "--lr", "5e-3", "--out", str(out), "--no-progress"]
     assert _module("train_shd").main(argv) == 0
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.3
+
+
+def test_train_dvs_gesture_example_on_nfashion(tmp_path, monkeypatch):
+    """The same conv-SNN script trains on nfashion_mnist (events generated on first use)."""
+    from neurosynth.datasets import fashion
+    from neurosynth.datasets.testing import write_fake_fashion_mnist
+
+    torch.set_num_threads(1)
+    write_fake_fashion_mnist(tmp_path / "fashion", 10, 6, seed=0)
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "fashion")
+    out = tmp_path / "run"
+    mod = _module("train_dvs_gesture")
+    argv = ["--dataset", "nfashion_mnist", "--data-root", str(tmp_path / "data"), "--n-samples", "6,3",
+            "--epochs", "1", "--T", "4", "--channels", "4", "--hidden", "8", "--batch-size", "3", "--out", str(out),
+            "--no-progress"]
+    assert mod.main(argv) == 0
+
+    def loader():
+        from neurosynth.datasets import collate_time_first, load
+
+        ds = load("nfashion_mnist", tmp_path / "data", "test", T=4, n_samples=3)
+        return torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate_time_first)
+
+    _check_run(out, 3, "mean_membrane_ce", loader)
+    assert json.loads((out / "manifest.json").read_text())["config"]["dataset"] == "nfashion_mnist"
