@@ -72,6 +72,16 @@ DATASETS.add("cifar100", DatasetEntry("cifar100", "static", _cifar_loader("cifar
 DATASETS.add("digits", DatasetEntry("digits", "static", _digits_loader, "scikit-learn 8x8 digits, spike-encoded"))
 
 
+def _spoken_digits_loader(root, split="train", **kw):
+    from .spoken_digits import load_spoken_digits
+
+    return load_spoken_digits(root, split, **kw)
+
+
+DATASETS.add("spoken_digits", DatasetEntry("spoken_digits", "events", _spoken_digits_loader,
+                                           "synthetic spoken digits (espeak-ng + cochlea) in the SHD layout, 20 classes"))
+
+
 def load(name: str, root=None, split: str = "train", *, download: bool = False, **kw):
     """Load dataset ``name`` from ``root`` as a torch ``Dataset`` of ``(x [T, ...], label)``.
 
