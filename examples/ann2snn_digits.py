@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from neurosynth.apps.recipes.ann2snn_digits import convert_run, train_ann_digits
 from neurosynth.conversion import accuracy_vs_T, convert
-from neurosynth.conversion.digits import convert_run, train_ann_digits
 
 
 def main(argv=None) -> int:
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     print(f"ANN {100 * ann['test_accuracy']:.2f}%; first T within 1 pp: {m['first_T_within_1pp']}")
 
     # ablation of the corrections on the same ANN and calibration data
-    from neurosynth.digits import load_digits_split
+    from neurosynth.datasets.digits import load_digits_split
     from neurosynth.rundir import load_run
 
     model, _, _ = load_run(ann_dir)

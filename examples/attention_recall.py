@@ -136,7 +136,7 @@ def run_one(variant: str, seed: int, args) -> dict:
 
 
 def run_digits(variant: str, seed: int, args) -> dict:
-    from neurosynth.digits import load_digits_split
+    from neurosynth.datasets.digits import load_digits_split
 
     xtr, ytr, xte, yte = load_digits_split(test_size=0.25, seed=0)
     torch.manual_seed(seed)

@@ -16,7 +16,7 @@ import argparse
 import torch
 
 import neurosynth as ns
-from neurosynth.digits import digits_loaders
+from neurosynth.datasets.digits import digits_loaders
 from neurosynth.neurons import NeuronModel, register_neuron
 from neurosynth.rundir import RunDir
 from neurosynth.training import evaluate, fit

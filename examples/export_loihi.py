@@ -17,9 +17,9 @@ import sys
 
 import torch
 
+from neurosynth.apps.cli import main as cli_main
 from neurosynth.arch import build
-from neurosynth.cli import main as cli_main
-from neurosynth.digits import digits_loaders
+from neurosynth.datasets.digits import digits_loaders
 from neurosynth.hardware.lava import loihi_conv_spec, loihi_mlp_spec
 from neurosynth.rundir import RunDir
 from neurosynth.training import evaluate, fit

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from neurosynth.plasticity.digits import train_stdp_digits
+from neurosynth.apps.recipes.stdp_digits import train_stdp_digits
 
 
 def main(argv=None) -> int:

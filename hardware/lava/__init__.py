@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 
 # public name -> submodule; resolved on first access so that `neurosynth --help` (which imports
-# neurosynth.hardware.lava.cli) stays free of torch/numpy/Lava imports.
+# neurosynth.apps.cli.export_loihi) stays free of torch/numpy/Lava imports.
 _EXPORTS = {
     "LavaGraph": "builder", "LavaResult": "builder", "build_graph": "builder", "run_lava": "builder",
     "to_lava": "builder", "replicate": "builder",

@@ -2,7 +2,7 @@
 
 See :mod:`neurosynth.hardware.nir.convert` for the time discretisation (``beta = 1 - dt/tau``), the reset
 convention and the supported layers. Names are imported lazily (PEP 562) so that the CLI, which imports
-``neurosynth.hardware.nir.cli``, does not pay for torch and nir at start-up.
+``neurosynth.apps.cli.export_nir``, does not pay for torch and nir at start-up.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Functional core (pure, no autograd): :mod:`.stdp` (rules), :mod:`.connections` (dense/conv correlation),
 :mod:`.schedule` (learning-rate schedules), :mod:`.unsupervised` (WTA, homeostasis, normalisation).
-Modules: :class:`STDPLearner`, :class:`PlasticLayer`. Example application: :mod:`.digits`
+Modules: :class:`STDPLearner`, :class:`PlasticLayer`. Winner-take-all network: :mod:`.wta` (its digits recipe is :mod:`neurosynth.apps.recipes.stdp_digits`)
 (Diehl & Cook-style unsupervised learning on scikit-learn digits).
 """
 

@@ -66,7 +66,7 @@ class TensorLoader:
 def load_image_data(name: str, root: str | None = None, *, limit_train: int | None = None,
                     limit_test: int | None = None) -> ImageData:
     if name == "digits":
-        from neurosynth.digits import load_digits_split
+        from neurosynth.datasets.digits import load_digits_split
 
         xtr, ytr, xte, yte = load_digits_split(test_size=0.25, seed=0, image=True)
         data = ImageData("digits", xtr.float(), ytr.long(), xte.float(), yte.long(), 10)

@@ -71,7 +71,7 @@ def test_fgsm_true_gradient_matches_manual_sign_step():
 
 
 def test_cli_search_and_robustness_end_to_end(tmp_path):
-    from neurosynth.cli import main
+    from neurosynth.apps.cli import main
     from neurosynth.rundir import load_run
 
     out = tmp_path / "s"
@@ -94,7 +94,7 @@ def test_cli_search_and_robustness_end_to_end(tmp_path):
 
 
 def test_cli_errors_are_user_errors(tmp_path, capsys):
-    from neurosynth.cli import main
+    from neurosynth.apps.cli import main
 
     assert main(["search", "bio", "--out", str(tmp_path / "x"), "--rules", "fa,bogus", "--no-progress"]) == 2
     assert "unknown learning rule 'bogus'" in capsys.readouterr().err
@@ -105,7 +105,7 @@ def test_cli_errors_are_user_errors(tmp_path, capsys):
 
 
 def test_evo_method_through_engine(tmp_path):
-    from neurosynth.cli import main
+    from neurosynth.apps.cli import main
 
     out = tmp_path / "evo"
     rc = main(["search", "bio", "--method", "evo", "--space", "nb201", "--seed", "1", "--out", str(out),
@@ -118,7 +118,7 @@ def test_evo_method_through_engine(tmp_path):
 
 
 def test_cli_eg_method(tmp_path):
-    from neurosynth.cli import main
+    from neurosynth.apps.cli import main
 
     out = tmp_path / "eg"
     rc = main(["search", "bio", "--method", "eg", "--space", "nb201", "--seed", "0", "--out", str(out), "--epochs", "2",
@@ -131,7 +131,7 @@ def test_cli_eg_method(tmp_path):
 
 
 def test_cli_robustness_on_a_time_first_spiking_run(tmp_path, capsys):
-    from neurosynth.cli import main
+    from neurosynth.apps.cli import main
 
     run = tmp_path / "snn"
     assert main(["train", "--out", str(run), "--epochs", "1", "--hidden", "16", "--T", "4", "--no-progress"]) == 0

@@ -7,7 +7,7 @@ import torch
 
 import neurosynth as ns
 from neurosynth.arch import LAYERS, build, mlp_spec, to_spec
-from neurosynth.digits import EncodedLoader
+from neurosynth.datasets.digits import EncodedLoader
 from neurosynth.errors import UserError
 from neurosynth.rundir import RunDir, load_run
 from neurosynth.training import evaluate, fit
@@ -127,7 +127,7 @@ def test_cli_errors_exit_nonzero_with_message(tmp_path):
 
 
 def test_cli_help_does_not_import_torch():
-    code = ("import sys, neurosynth.cli as c; c.build_parser(); "
+    code = ("import sys, neurosynth.apps.cli as c; c.build_parser(); "
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

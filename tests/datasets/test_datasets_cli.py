@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neurosynth.cli import main
+from neurosynth.apps.cli import main
 from neurosynth.datasets.testing import write_fake_dvs_gesture, write_fake_shd
 
 

@@ -9,8 +9,9 @@ import sys
 import pytest
 import torch
 
+from neurosynth.apps.ddp import main
 from neurosynth.arch import build, mlp_spec
-from neurosynth.hardware.distributed import ShardedLoader, main
+from neurosynth.hardware.distributed import ShardedLoader
 from neurosynth.io import write_json
 
 
@@ -44,7 +45,7 @@ def test_torchrun_two_gloo_processes_match_single_process(tmp_path):
     # NEUROSYNTH_NO_CEXT: the workers use the pure-torch LIF loop (bit-identical) instead of loading the C++ kernel
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "NEUROSYNTH_NO_CEXT": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "neurosynth.hardware.distributed", "--out", str(tmp_path / "ddp"), *common]
+           "-m", "neurosynth.apps.ddp", "--out", str(tmp_path / "ddp"), *common]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "trained on 2 process(es) (gloo, cpu)" in proc.stdout

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from neurosynth.apps.cli import main
 from neurosynth.arch import build, mlp_spec
-from neurosynth.cli import main
 from neurosynth.hardware.energy import count_ops
 from neurosynth.rundir import RunDir
 

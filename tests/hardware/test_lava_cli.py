@@ -8,7 +8,7 @@ import pytest
 import torch
 from lava_helpers import mlp
 
-from neurosynth.cli import main
+from neurosynth.apps.cli import main
 from neurosynth.hardware.lava import compat, qat
 from neurosynth.hardware.lava.netx import validate_netx
 from neurosynth.rundir import RunDir
@@ -75,7 +75,7 @@ def test_export_verify_runs_float_and_fixed_from_the_file(tmp_path, capsys):
 @pytest.mark.lava
 @needs_lava
 def test_demo_stage_reports_lava_and_torch_accuracy(tmp_path, monkeypatch):
-    from neurosynth.hardware import demo
+    from neurosynth.apps.demo import loihi as demo
 
     monkeypatch.setattr(demo, "QUICK_SAMPLES", 10)
     ctx = {"run_dir": _digits_run(tmp_path / "run"), "report": [], "out": tmp_path / "demo", "quick": True}

@@ -175,7 +175,7 @@ def test_inputs_must_be_binary_and_time_first():
 def test_qat_training_keeps_accuracy_in_fixed_point():
     """A Loihi-family model trained with QAT on digits scores the same in our bit-exact integer reference
     (which Lava fixed point matches bit for bit, see test_lava_sim) as in float torch (within 1 pp)."""
-    from neurosynth.digits import digits_loaders
+    from neurosynth.datasets.digits import digits_loaders
     from neurosynth.training import fit
 
     torch.manual_seed(0)

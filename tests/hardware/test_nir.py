@@ -219,8 +219,8 @@ def test_unreadable_files_give_clear_errors(tmp_path):
 @pytest.mark.slow
 def test_trained_digits_model_keeps_its_accuracy_in_snntorch(tmp_path):
     """Train on digits (zero reset), export to a NIR file, run it in snnTorch: identical test predictions."""
-    from neurosynth.cli.train import train_digits
-    from neurosynth.digits import digits_loaders
+    from neurosynth.apps.cli.train import train_digits
+    from neurosynth.datasets.digits import digits_loaders
     from neurosynth.rundir import load_run
 
     train_digits({"out": str(tmp_path / "run"), "epochs": 3, "hidden": "64", "reset": "zero",

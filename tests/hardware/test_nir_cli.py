@@ -9,8 +9,8 @@ import torch
 
 pytest.importorskip("nir")
 
+from neurosynth.apps.cli import main  # noqa: E402
 from neurosynth.arch import build, mlp_spec  # noqa: E402
-from neurosynth.cli import main  # noqa: E402
 from neurosynth.hardware.nir import from_nir, read_nir  # noqa: E402
 from neurosynth.rundir import RunDir  # noqa: E402
 

@@ -121,7 +121,7 @@ def test_first_step_charge():
 
 @pytest.mark.slow
 def test_cli_convert_end_to_end(tmp_path, capsys):
-    from neurosynth.cli import main
+    from neurosynth.apps.cli import main
     from neurosynth.rundir import load_run
 
     ann, out = tmp_path / "ann", tmp_path / "snn"
@@ -139,7 +139,7 @@ def test_cli_convert_end_to_end(tmp_path, capsys):
 
 
 def test_cli_convert_errors(tmp_path, capsys):
-    from neurosynth.cli import main
+    from neurosynth.apps.cli import main
 
     assert main(["convert", "--ann", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err

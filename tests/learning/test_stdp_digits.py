@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from neurosynth.apps.recipes.stdp_digits import train_stdp_digits
 from neurosynth.plasticity import (
     HomeostasisParams,
     LIFWTAParams,
@@ -17,7 +18,7 @@ from neurosynth.plasticity import (
     normalize_weights,
     winner_take_all,
 )
-from neurosynth.plasticity.digits import assign_labels, classify, train_stdp_digits
+from neurosynth.plasticity.wta import assign_labels, classify
 
 
 def test_winner_take_all_golden():
@@ -63,7 +64,7 @@ def test_label_assignment_and_classification():
 
 
 def test_fit_is_deterministic_and_bounded():
-    from neurosynth.plasticity.digits import DigitsSTDPConfig, fit_stdp
+    from neurosynth.plasticity.wta import DigitsSTDPConfig, fit_stdp
 
     x = torch.rand(40, 64)
     cfg = DigitsSTDPConfig(n_neurons=10, T=5, batch_size=20)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from neurosynth.cli import main
+from neurosynth.apps.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_search_mse_cli_rejects_bad_input(tmp_path, capsys):
 
 
 def test_demo_stage_quick(tmp_path):
-    from snn_nas.mse.demo import stage
+    from neurosynth.apps.demo.search import stage
 
     ctx = {"out": tmp_path, "seed": 0, "quick": True, "report": []}
     stage(ctx)

@@ -3,8 +3,8 @@
 from . import add_group
 
 SEARCHES = {
-    "mse": "snn_nas.mse.cli",
-    "bio": "snn_nas.bionas.cli",
+    "mse": "neurosynth.apps.cli.search_mse",
+    "bio": "neurosynth.apps.cli.search_bio",
 }
 
 

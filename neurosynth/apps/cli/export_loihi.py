@@ -62,7 +62,7 @@ def verification_data(input_shape: tuple[int, ...], n: int, *, dataset: str = "d
     g.manual_seed(int(seed))
     shape = tuple(input_shape)
     if dataset == "digits" and shape in ((64,), (1, 8, 8)):
-        from neurosynth.digits import load_digits_split
+        from neurosynth.datasets.digits import load_digits_split
         from neurosynth.encoding import encode
 
         _, _, xte, yte = load_digits_split(seed=seed, image=len(shape) == 3)
@@ -111,12 +111,11 @@ def run(args) -> int:
     import torch
 
     from neurosynth.errors import UserError
+    from neurosynth.hardware.lava.compat import import_lava
+    from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
+    from neurosynth.hardware.lava.netx import read_netx, write_netx
     from neurosynth.io import atomic_path, write_json
     from neurosynth.rundir import load_run, manifest
-
-    from .compat import import_lava
-    from .ir import LoihiExportError, check_fixed, extract
-    from .netx import read_netx, write_netx
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     run_dir, out = Path(args.model), Path(args.out)
@@ -148,7 +147,7 @@ def run(args) -> int:
         with atomic_path(out) as tmp:
             write_netx(net, tmp)
             if args.verify:
-                from .verify import verify
+                from neurosynth.hardware.lava.verify import verify
 
                 try:
                     x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,

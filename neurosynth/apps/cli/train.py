@@ -36,7 +36,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..errors import UserError
+    from neurosynth.errors import UserError
 
     if args.dataset != "digits":
         raise UserError(f"`neurosynth train` supports --dataset digits; for {args.dataset!r} use the example scripts "
@@ -48,7 +48,7 @@ def run(args) -> int:
 
         import torch
 
-        from ..plasticity.digits import train_stdp_digits
+        from neurosynth.apps.recipes.stdp_digits import train_stdp_digits
 
         torch.set_num_threads(max(1, args.threads))
         metrics = train_stdp_digits(Path(args.out), seed=args.seed, epochs=args.epochs, progress=not args.no_progress)
@@ -67,13 +67,13 @@ def train_digits(cfg: dict) -> dict:
 
     import torch
 
-    from ..arch import build, mlp_spec
-    from ..digits import digits_loaders
-    from ..errors import UserError
-    from ..plots import plot_history, plot_raster
-    from ..rundir import RunDir
-    from ..training import evaluate, fit
-    from ..utils import seed_all
+    from neurosynth.arch import build, mlp_spec
+    from neurosynth.datasets.digits import digits_loaders
+    from neurosynth.errors import UserError
+    from neurosynth.plots import plot_history, plot_raster
+    from neurosynth.rundir import RunDir
+    from neurosynth.training import evaluate, fit
+    from neurosynth.utils import seed_all
 
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v)}
     if cfg.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
@@ -87,7 +87,7 @@ def train_digits(cfg: dict) -> dict:
     seed_all(seed)
     if cfg.get("loihi"):
         try:
-            from ..hardware.lava.qat import loihi_mlp_spec
+            from neurosynth.hardware.lava.qat import loihi_mlp_spec
         except ImportError as e:
             raise UserError(f"--loihi needs neurosynth.hardware.lava ({e})") from e
         spec = loihi_mlp_spec(64, hidden, 10)
@@ -97,7 +97,7 @@ def train_digits(cfg: dict) -> dict:
         kw = {"surrogate": cfg.get("surrogate", "atan")}
         if cfg.get("reset"):
             kw["reset"] = cfg["reset"]
-        from ..neurons import NEURONS
+        from neurosynth.neurons import NEURONS
 
         cls = NEURONS.get(cfg.get("neuron", "lif"))
         params = {k: v for k, v in params.items() if k in cls.defaults}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 def stage(ctx: dict) -> None:
     """Search, then put the best spec in ``ctx["search_spec"]`` and its directory in ``ctx["search_dir"]``."""
-    from .run import SearchConfig, run_search
+    from snn_nas.mse.run import SearchConfig, run_search
 
     quick = bool(ctx.get("quick"))
     out = Path(ctx["out"]) / "search"

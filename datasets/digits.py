@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .encoding import encode
+from neurosynth.encoding import encode
 
 
 def load_digits_split(test_size: float = 0.25, seed: int = 0, image: bool = False):

@@ -3,8 +3,8 @@
 from . import add_group
 
 EXPORTERS = {
-    "loihi": "neurosynth.hardware.lava.cli",
-    "nir": "neurosynth.hardware.nir.cli",
+    "loihi": "neurosynth.apps.cli.export_loihi",
+    "nir": "neurosynth.apps.cli.export_nir",
 }
 
 

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 STAGES: list[tuple[str, str]] = [
-    ("search", "snn_nas.mse.demo:stage"),
-    ("train", "neurosynth.cli.demo:train_stage"),
-    ("loihi", "neurosynth.hardware.demo:stage"),
+    ("search", "neurosynth.apps.demo.search:stage"),
+    ("train", "neurosynth.apps.cli.demo:train_stage"),
+    ("loihi", "neurosynth.apps.demo.loihi:stage"),
 ]
 
 
@@ -51,7 +51,7 @@ def train_stage(ctx: dict) -> None:
 
 
 def run(args) -> int:
-    from ..errors import UserError
+    from neurosynth.errors import UserError
 
     wanted = [s.strip() for s in args.stages.split(",") if s.strip()]
     known = [s for s, _ in STAGES]
@@ -79,7 +79,7 @@ def run(args) -> int:
     for line in ctx["report"]:
         print(line)
     print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-    from ..rundir import RunDir
+    from neurosynth.rundir import RunDir
 
     RunDir(ctx["out"]).write_manifest(None, {"seed": args.seed, "quick": args.quick, "stages": wanted,
                                              "epochs": args.epochs}, args.seed,

@@ -59,9 +59,8 @@ def run(args) -> int:
     from neurosynth.errors import UserError
     from neurosynth.rundir import RunDir
     from neurosynth.utils import seed_all
-
-    from .data import load_image_data
-    from .space import CellSpace
+    from snn_nas.bionas.data import load_image_data
+    from snn_nas.bionas.space import CellSpace
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     try:
@@ -90,7 +89,7 @@ def run(args) -> int:
     genotype = result["genotype"]
     rd.write_json("genotype.json", genotype)
     rd.write_json("search.json", result)
-    from .plot import plot_genotype, plot_search_history
+    from snn_nas.bionas.plot import plot_genotype, plot_search_history
 
     plot_genotype(genotype, rd.plot_path("cell"), f"BioNAS-{args.method} on {args.dataset} ({args.space}, seed "
                                                    f"{args.seed})")
@@ -108,10 +107,9 @@ def run(args) -> int:
 
 
 def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
+    from snn_nas.bionas.search import darts_search, eg_search
     from snn_nas.engine.archive import Archive
     from snn_nas.engine.space import spec_hash
-
-    from .search import darts_search, eg_search
 
     archive_path = rd.file("archive.sqlite")
     if archive_path.exists():
@@ -141,9 +139,8 @@ def _evo(args, space, data, rd, layers, max_skip, progress, config) -> dict:
     import numpy as np
 
     import snn_nas.evo  # noqa: F401  (registers the strategies)
+    from snn_nas.bionas.engine_space import BioNASEvaluator, BioNASSearchSpace
     from snn_nas.engine import STRATEGIES, Archive, Runner
-
-    from .engine_space import BioNASEvaluator, BioNASSearchSpace
 
     sp = BioNASSearchSpace(args.space, space.rules, space.extra_ops, max_skip=max_skip)
     strategy = STRATEGIES.get("evo")(sp, np.random.default_rng(args.seed))
@@ -175,10 +172,9 @@ def _train_best(args, genotype, data, rd, eval_layers, progress) -> dict:
 
     from neurosynth.rules import alignment_angles
     from neurosynth.rundir import RunDir
-
-    from .model import build_model, make_spec
-    from .plot import plot_curves
-    from .train import train_model
+    from snn_nas.bionas.model import build_model, make_spec
+    from snn_nas.bionas.plot import plot_curves
+    from snn_nas.bionas.train import train_model
 
     torch.manual_seed(args.seed)
     spec = make_spec(genotype, C=args.C, layers=eval_layers, num_classes=data.num_classes,

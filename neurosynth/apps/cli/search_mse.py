@@ -46,8 +46,7 @@ def run(args) -> int:
     from neurosynth.errors import UserError
     from neurosynth.io import read_json
     from neurosynth.utils import seed_all
-
-    from .run import SearchConfig, run_search
+    from snn_nas.mse.run import SearchConfig, run_search
 
     space = {}
     if args.space:

@@ -13,14 +13,14 @@ import sys
 
 # command name -> module path. Groups (search, export) have their own sub-command tables.
 COMMANDS: dict[str, str] = {
-    "train": "neurosynth.cli.train",
-    "demo": "neurosynth.cli.demo",
-    "data": "neurosynth.cli.data",
-    "search": "neurosynth.cli.search",
-    "export": "neurosynth.cli.export",
-    "energy": "neurosynth.cli.energy",
-    "convert": "neurosynth.cli.convert",
-    "robustness": "neurosynth.cli.robustness",
+    "train": "neurosynth.apps.cli.train",
+    "demo": "neurosynth.apps.cli.demo",
+    "data": "neurosynth.apps.cli.data",
+    "search": "neurosynth.apps.cli.search",
+    "export": "neurosynth.apps.cli.export",
+    "energy": "neurosynth.apps.cli.energy",
+    "convert": "neurosynth.apps.cli.convert",
+    "robustness": "neurosynth.apps.cli.robustness",
 }
 
 
@@ -68,7 +68,7 @@ def _group_usage(p: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..errors import UserError
+    from neurosynth.errors import UserError
 
     parser = build_parser()
     args = parser.parse_args(argv)

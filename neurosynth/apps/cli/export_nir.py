@@ -46,10 +46,9 @@ def run(args) -> int:
     import torch
 
     from neurosynth.errors import UserError
+    from neurosynth.hardware.nir.convert import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir
     from neurosynth.io import write_json
     from neurosynth.rundir import load_run, manifest
-
-    from .convert import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir
 
     out = Path(args.out)
     if out.exists() and out.is_dir():

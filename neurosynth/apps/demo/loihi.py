@@ -17,14 +17,13 @@ FULL_SAMPLES = 200
 def stage(ctx: dict) -> None:
     import argparse
 
+    from neurosynth.apps.cli.export_loihi import _first, _run_config, verification_data
+    from neurosynth.hardware.lava.compat import import_lava
+    from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
+    from neurosynth.hardware.lava.netx import read_netx, write_netx
+    from neurosynth.hardware.lava.verify import verify
     from neurosynth.io import write_json
     from neurosynth.rundir import load_run, manifest
-
-    from .lava.cli import _first, _run_config, verification_data
-    from .lava.compat import import_lava
-    from .lava.ir import LoihiExportError, check_fixed, extract
-    from .lava.netx import read_netx, write_netx
-    from .lava.verify import verify
 
     report: list[str] = ctx.setdefault("report", [])
     run_dir = Path(ctx["run_dir"])

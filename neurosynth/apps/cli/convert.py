@@ -51,7 +51,7 @@ def run(args) -> int:
 
     import torch
 
-    from ..errors import UserError
+    from neurosynth.errors import UserError
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     if args.calib_batches < 1:
@@ -60,7 +60,7 @@ def run(args) -> int:
         raise UserError(f"--percentile must be in (0, 100], got {args.percentile}")
     if not 0 <= args.v_init <= 1:
         raise UserError(f"--v-init must be in [0, 1], got {args.v_init}")
-    from ..conversion.digits import convert_run, train_ann_digits
+    from neurosynth.apps.recipes.ann2snn_digits import convert_run, train_ann_digits
 
     command = ["neurosynth", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("neurosynth") else None
     ann_dir, out_dir = Path(args.ann), Path(args.out)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .convert import accuracy_vs_T, ann_layers, convert, repeat_input
+from neurosynth.conversion.convert import accuracy_vs_T, ann_layers, convert, repeat_input
 
 DEFAULT_TS = (8, 16, 32, 64, 128, 256)
 ANN_FORMAT_NOTE = "ReLU ANN (ArchSpec sequential; run it on [B, ...] layer by layer)"
@@ -48,9 +48,9 @@ def ann_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def train_ann_digits(out_dir: Path, seed: int = 0, epochs: int = 40, lr: float = 3e-3, batch_size: int = 64,
                      test_size: float = 0.25, progress: bool = True, command: Any = None) -> dict:
     """Train the digits ReLU CNN; write a run directory; return its metrics."""
-    from ..arch import build
-    from ..digits import load_digits_split
-    from ..rundir import RunDir
+    from neurosynth.arch import build
+    from neurosynth.datasets.digits import load_digits_split
+    from neurosynth.rundir import RunDir
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     spec = digits_cnn_spec()
@@ -94,7 +94,7 @@ def train_ann_digits(out_dir: Path, seed: int = 0, epochs: int = 40, lr: float =
 
 def _synops_per_T(snn: nn.Module, x: torch.Tensor, Ts: list[int], batch_size: int = 256) -> dict[int, dict] | None:
     try:
-        from ..hardware.energy import count_ops
+        from neurosynth.hardware.energy import count_ops
     except ImportError:  # pragma: no cover - hardware part not installed
         return None
     out = {}
@@ -113,11 +113,11 @@ def convert_run(ann_dir: Path, out_dir: Path, calib_batches: int, Ts: list[int] 
                 percentile: float = 99.9, v_init: float = 0.5, batch_size: int = 64, synops_samples: int = 128,
                 progress: bool = True, command: Any = None) -> dict:
     """Convert the ANN of run directory ``ann_dir``; write the SNN run to ``out_dir``; return metrics."""
-    from ..arch import to_spec
-    from ..digits import load_digits_split
-    from ..errors import UserError
-    from ..io import read_json
-    from ..rundir import RunDir, load_run
+    from neurosynth.arch import to_spec
+    from neurosynth.datasets.digits import load_digits_split
+    from neurosynth.errors import UserError
+    from neurosynth.io import read_json
+    from neurosynth.rundir import RunDir, load_run
 
     if calib_batches < 1:
         raise UserError(f"--calib-batches must be >= 1, got {calib_batches}")
@@ -160,7 +160,7 @@ def convert_run(ann_dir: Path, out_dir: Path, calib_batches: int, Ts: list[int] 
     run.save_model(snn, snn_spec)
     run.write_json("metrics.json", metrics)
     table = _table(ann_acc, acc, synops)
-    from ..io import atomic_write
+    from neurosynth.io import atomic_write
 
     with atomic_write(run.file("accuracy_vs_T.md")) as f:
         f.write(table)
@@ -197,7 +197,7 @@ def _plot(ann_acc: float, acc: dict[int, float], synops: dict | None, path: Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..rundir import save_figure
+    from neurosynth.rundir import save_figure
 
     Ts = list(acc)
     fig, ax = plt.subplots(figsize=(5, 3.5))

@@ -32,7 +32,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def _inputs(args, run_path, manifest: dict):
     import torch
 
-    from ..errors import UserError
+    from neurosynth.errors import UserError
 
     if args.inputs:
         try:
@@ -48,7 +48,7 @@ def _inputs(args, run_path, manifest: dict):
         return [(x.float(),)], f"file {args.inputs}"
     cfg = manifest.get("config") or {}
     if cfg.get("dataset") == "digits":
-        from ..digits import digits_loaders
+        from neurosynth.datasets.digits import digits_loaders
 
         seed = int(args.seed if args.seed is not None else manifest.get("seed") or 0)
         _, test = digits_loaders(T=int(cfg.get("T", 20)), batch_size=64, seed=seed,
@@ -100,7 +100,7 @@ def _plot(report: dict, counts, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..rundir import save_figure
+    from neurosynth.rundir import save_figure
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     syn = [layer for layer in counts.layers if layer.kind == "synapse"]
@@ -125,10 +125,10 @@ def run(args) -> int:
 
     import torch
 
-    from ..errors import UserError
-    from ..hardware.energy import COST_MODELS, compare, count_ops_loader
-    from ..io import read_json, write_json
-    from ..rundir import load_run, manifest
+    from neurosynth.errors import UserError
+    from neurosynth.hardware.energy import COST_MODELS, compare, count_ops_loader
+    from neurosynth.io import read_json, write_json
+    from neurosynth.rundir import load_run, manifest
 
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1; got {args.samples}")

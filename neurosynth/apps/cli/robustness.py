@@ -43,7 +43,7 @@ def register(subparsers):
 def _parse_params(items: list[str]) -> dict[str, dict]:
     import json
 
-    from ..errors import UserError
+    from neurosynth.errors import UserError
 
     out: dict[str, dict] = {}
     for item in items:
@@ -62,10 +62,10 @@ def _parse_params(items: list[str]) -> dict[str, dict]:
 def _load_data(name: str, root, n: int):
     import torch
 
-    from ..errors import UserError
+    from neurosynth.errors import UserError
 
     if name == "digits":
-        from ..digits import load_digits_split
+        from neurosynth.datasets.digits import load_digits_split
 
         xtr, ytr, xte, yte = load_digits_split(test_size=0.25, seed=0, image=True)
         return xtr.float(), ytr.long(), xte[:n].float(), yte[:n].long(), 10
@@ -80,10 +80,16 @@ def _load_data(name: str, root, n: int):
 def run(args) -> int:
     import torch
 
-    from ..errors import UserError
-    from ..io import read_json
-    from ..robustness import PAPER_DEFAULTS, LogitsModel, evaluate_robustness, format_table, train_surrogate
-    from ..rundir import RunDir, load_run, save_figure
+    from neurosynth.errors import UserError
+    from neurosynth.io import read_json
+    from neurosynth.robustness import (
+        PAPER_DEFAULTS,
+        LogitsModel,
+        evaluate_robustness,
+        format_table,
+        train_surrogate,
+    )
+    from neurosynth.rundir import RunDir, load_run, save_figure
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     attacks = [a.strip().lower() for a in args.attacks.split(",") if a.strip()]
@@ -108,7 +114,7 @@ def run(args) -> int:
     xtr, ytr, x, y, num_classes = _load_data(dataset, args.data_root, args.n_samples)
     image_shape = tuple(x.shape[1:])
     time_steps = args.time_steps
-    from ..layers import SNN
+    from neurosynth.layers import SNN
 
     if time_steps is None and isinstance(model, SNN):
         # a time-first spiking network: present the image as a constant input current for T steps (the attacks need
@@ -133,7 +139,7 @@ def run(args) -> int:
     out = RunDir(args.out or f"{args.model}/robustness")
     out.write_json("robustness.json", res)
     table = format_table(res)
-    from ..io import atomic_write
+    from neurosynth.io import atomic_write
 
     with atomic_write(out.file("robustness.md")) as f:
         f.write(f"Robustness of {args.model} on {res['n_samples']} {dataset} test images; white-box gradients: "

@@ -1,0 +1,1 @@
+"""End-to-end demo stages (``neurosynth demo``): each is ``stage(ctx)``; see :mod:`neurosynth.apps.cli.demo`."""
