@@ -52,7 +52,7 @@ class CochleaConfig:
     tau_m: float = 2e-3  # bushy-cell membrane time constant (s)
     weight: float = 4.0  # synaptic weight: a steady drive * pool above 1 / weight makes the unit fire
     refractory: float = 1e-3  # absolute refractory period (s)
-    noise: float = 0.02  # std of the membrane noise per step
+    noise: float = 0.0  # std of a seeded Gaussian membrane noise per step (0: deterministic spikes)
     pad_s: float = 0.25  # zero padding against circular wrap-around of the FFT filtering
 
     def __post_init__(self):
@@ -216,11 +216,11 @@ class Cochlea:
         for i, (d, s) in enumerate(zip(drives, seeds)):
             if d.shape[0] != C:
                 raise ValueError(f"drive has {d.shape[0]} channels; this cochlea has {C}")
-            rates[: d.shape[1], i * C:(i + 1) * C] = np.minimum(c.release_gain * c.dt * d.T, c.release_max)
+            np.minimum(np.float32(c.release_gain * c.dt) * d.T, np.float32(c.release_max),
+                       out=rates[: d.shape[1], i * C:(i + 1) * C])
             if noise is not None:
-                noise[: d.shape[1], i * C:(i + 1) * C] = np.random.default_rng(s).standard_normal((d.shape[1], C))
-        if noise is not None:
-            noise *= c.noise
+                z = np.random.default_rng(s).standard_normal((d.shape[1], C), dtype=np.float32)
+                np.multiply(z, np.float32(c.noise), out=noise[: d.shape[1], i * C:(i + 1) * C])
         alpha = np.exp(-c.dt / c.tau_m)
         # input per step (1 - alpha) * weight * drive * q: a constant drive settles v at weight * drive * q,
         # so the unit fires on sustained input iff weight * drive * q > 1 (threshold), whatever dt
@@ -233,11 +233,16 @@ class Cochlea:
         v = np.zeros(B * C, np.float32)
         alpha, w, rec, reset = np.float32(alpha), np.float32(w), np.float32(rec), np.float32(reset)
         out_t, out_u = [], []
+        keep = np.float32(1.0) - rec
+        rel = np.empty_like(q)
         for t in range(steps):
-            rel = rates[t] * q
-            q += rec * (1.0 - q) - rel
+            np.multiply(rates[t], q, out=rel)
+            q *= keep  # q += rec * (1 - q) - rel
+            q += rec
+            q -= rel
             v *= alpha
-            v += w * rel
+            rel *= w
+            v += rel
             if noise is not None:
                 v += noise[t]
             fired = np.flatnonzero(v >= 1.0)
@@ -435,7 +440,7 @@ def plot_audio_sample(times, units, *, wave=None, fs=None, cochleagram=None, dt:
                       extent=(0, cochleagram.shape[1] * dt, 0, cochleagram.shape[0]))
             ax.set_ylabel("channel\n(hair-cell drive)")
         else:
-            ax.scatter(times, units, s=0.5, c="k", marker="|", linewidths=0.5)
+            ax.plot(np.asarray(times, np.float64), np.asarray(units), "k.", ms=1.5, mew=0)
             ax.set_ylabel("unit")
             if n_channels:
                 ax.set_ylim(0, n_channels)

@@ -87,12 +87,14 @@ def test_silence_gives_no_spikes_and_level_is_normalised():
 
 
 def test_same_seed_same_spikes_and_batch_independence():
-    coch = Cochlea(n_channels=32)
+    coch = Cochlea(n_channels=32, noise=0.05)
     d1, d2 = coch.cochleagram(tone(800), FS), coch.cochleagram(tone(2000, dur=0.2), FS)
     a = coch.spike_units(d1, seed=5)
     b = coch.spike_units_batch([d2, d1], [9, 5])[1]
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+    other = coch.spike_units(d1, seed=6)
+    assert not (len(other[0]) == len(a[0]) and np.array_equal(other[0], a[0]))  # the seed matters with noise
 
 
 def test_resampling_from_other_rates():
@@ -265,3 +267,46 @@ def test_spoken_digits_bad_options():
         SpokenDigitsOptions(voices=1)
     with pytest.raises(ValueError, match="splits"):
         load("spoken_digits", "/nonexistent", "valid")
+
+
+# ------------------------------------------------------------------ command line
+
+def _cli(*argv):
+    from neurosynth.apps.cli import main
+
+    return main(list(argv))
+
+
+def test_cli_encode_audio(tmp_path, capsys):
+    paths = []
+    for i, f in enumerate((400, 2500)):
+        paths.append(tmp_path / f"w{i}.wav")
+        _write_wav(paths[-1], tone(f))
+    out = tmp_path / "d" / "SHD" / "shd_train.h5"
+    assert _cli("data", "encode-audio", *map(str, paths), "--out", str(out), "--labels", "1", "0",
+                "--no-progress") == 0
+    assert "2 samples" in capsys.readouterr().out
+    assert list(read_shd_h5(out)["labels"]) == [1, 0]
+    # bad input: one error line, exit 2, nothing written
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    assert _cli("data", "encode-audio", str(bad), "--out", str(tmp_path / "x.h5"), "--no-progress") == 2
+    assert "bad.wav" in capsys.readouterr().err
+    assert _cli("data", "encode-audio", str(paths[0]), "--out", str(tmp_path / "y.h5"), "--labels", "a", "b",
+                "--no-progress") == 2
+    assert "one label per file" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()
+
+
+def test_cli_info_and_plot_spoken_digits(tiny_root, tmp_path, capsys):
+    assert _cli("data", "info", "spoken_digits", "--root", str(tiny_root)) == 0
+    out = capsys.readouterr().out
+    assert "train: 20 samples" in out and "synthetic speech" in out
+    png = tmp_path / "p.png"
+    assert _cli("data", "plot", "spoken_digits", "--root", str(tiny_root), "--split", "test", "--index", "1",
+                "--out", str(png)) == 0
+    assert png.stat().st_size > 10_000
+    # info on a folder without the dataset does not generate it
+    assert _cli("data", "info", "spoken_digits", "--root", str(tmp_path / "empty")) == 2
+    assert "neurosynth data generate spoken_digits" in capsys.readouterr().out
+    assert not (tmp_path / "empty" / "SpokenDigits" / "SHD").exists()
