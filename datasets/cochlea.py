@@ -164,14 +164,10 @@ class Cochlea:
         n_fft = int(np.ceil((n + pad) / 4096) * 4096)  # a multiple of 4096: few distinct cached responses
         n_small = n_fft // d
         X = fft.rfft(x.astype(np.float32), n_fft)
-        H = self._response(n_fft)
-        F = X.size
-        idx = self._bins(n_fft)  # [C, n_small] in ifft order around each centre bin
-        valid = (idx >= 0) & (idx < F)
-        idxc = np.clip(idx, 0, F - 1)
-        Z = np.take_along_axis(H, idxc, axis=1) * X[idxc]
-        Z[~valid] = 0
-        env = np.abs(fft.ifft(Z, axis=1)).astype(np.float32) * np.float32(2.0 * n_small / n_fft / c.rms)
+        idx, Hband = self._band(n_fft)  # [C, n_small] bins (ifft order around each centre) and responses
+        Z = X[idx]
+        Z *= Hband
+        env = np.abs(fft.ifft(Z, axis=1, overwrite_x=True)) * np.float32(2.0 * n_small / n_fft / c.rms)
         steps = n // d
         p = c.compression
         k_p = special.gamma((p + 1) / 2) / (2 * np.sqrt(np.pi) * special.gamma(p / 2 + 1))
@@ -182,16 +178,24 @@ class Cochlea:
             env = np.power(env, p, out=env)
         return env * np.float32(k_p)
 
-    def _bins(self, n_fft: int) -> np.ndarray:
+    def _band(self, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per channel, the ``n_fft // decimation`` rFFT bins around its centre frequency (in ifft order) and
+        its gammatone response there (zero for bins outside ``[0, n_fft/2]``); cached per ``n_fft``."""
         key = -n_fft
-        b = self._h_cache.get(key)
-        if b is None:
+        hit = self._h_cache.get(key)
+        if hit is None:
             n_small = n_fft // self.config.decimation
+            F = n_fft // 2 + 1
             centre = np.round(self.cf * n_fft / self.config.fs).astype(np.int64)
             offs = np.fft.ifftshift(np.arange(-(n_small // 2), n_small - n_small // 2))
-            b = centre[:, None] + offs[None, :]
-            self._h_cache[key] = b
-        return b
+            idx = centre[:, None] + offs[None, :]
+            valid = (idx >= 0) & (idx < F)
+            idx = np.clip(idx, 0, F - 1)
+            hband = np.take_along_axis(self._response(n_fft), idx, axis=1)
+            hband[~valid] = 0
+            hit = (idx, hband)
+            self._h_cache[key] = hit
+        return hit
 
     def cochleagram(self, wave, fs: float) -> np.ndarray:
         """Hair-cell drive ``[C, steps]`` (for plots)."""
