@@ -310,3 +310,24 @@ def test_cli_info_and_plot_spoken_digits(tiny_root, tmp_path, capsys):
     assert _cli("data", "info", "spoken_digits", "--root", str(tmp_path / "empty")) == 2
     assert "neurosynth data generate spoken_digits" in capsys.readouterr().out
     assert not (tmp_path / "empty" / "SpokenDigits" / "SHD").exists()
+
+
+def test_energy_cli_reads_train_shd_runs(tmp_path, capsys):
+    """`neurosynth energy --model RUN` finds the test inputs of an examples/train_shd.py run (SHD layout)."""
+    import importlib.util
+    from pathlib import Path
+
+    from neurosynth.datasets.testing import write_fake_shd
+
+    write_fake_shd(tmp_path / "d", 16, 8, 0, max_events=100, informative=True)
+    spec = importlib.util.spec_from_file_location(
+        "train_shd", Path(__file__).resolve().parents[2] / "examples" / "train_shd.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = tmp_path / "run"
+    assert mod.main(["--data-root", str(tmp_path / "d"), "--epochs", "1", "--T", "10", "--hidden", "8",
+                     "--batch-size", "8", "--arch", "alif", "--out", str(run), "--no-progress"]) == 0
+    assert _cli("energy", "--model", str(run), "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "SHD-layout test split" in out and "T=10" in out
+    assert (run / "energy.json").exists()
