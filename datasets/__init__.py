@@ -85,6 +85,16 @@ DATASETS.add("fashion_mnist", DatasetEntry("fashion_mnist", "static", _fashion_l
                                            "Fashion-MNIST: 28x28 grey images, 10 classes (IDX files; Debian package)"))
 
 
+def _spoken_digits_loader(root, split="train", **kw):
+    from .spoken_digits import load_spoken_digits
+
+    return load_spoken_digits(root, split, **kw)
+
+
+DATASETS.add("spoken_digits", DatasetEntry("spoken_digits", "events", _spoken_digits_loader,
+                                           "synthetic spoken digits (espeak-ng + cochlea) in the SHD layout, 20 classes"))
+
+
 def load(name: str, root=None, split: str = "train", *, download: bool = False, **kw):
     """Load dataset ``name`` from ``root`` as a torch ``Dataset`` of ``(x [T, ...], label)``.
 

@@ -184,6 +184,12 @@ _add(EventSpec(
     "ssc", "SSC", ("train", "valid", "test"), (700, 1, 1), tuple(f"class {i}" for i in range(35)), SHD_BINNING,
     _locate_hsd("ssc", "SSC"), lambda split: {"split": split}, _validate_hsd, has_y=False,
 ))
+# synthetic spoken digits (datasets/spoken_digits.py) in the SHD layout under <root>/SpokenDigits/SHD/; the
+# loader passes root/SpokenDigits as the tonic root after generating the files
+_add(EventSpec(
+    "spoken_digits", "SHD", ("train", "test"), (700, 1, 1), SHD_CLASSES, SHD_BINNING,
+    _locate_hsd("shd", "SHD"), lambda split: {"train": split == "train"}, _validate_hsd, has_y=False,
+))
 _add(EventSpec(
     "dvs_gesture", "DVSGesture", ("train", "test"), (128, 128, 2), DVS_GESTURE_CLASSES,
     Binning(T=16, spatial_factor=0.25),

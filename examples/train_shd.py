@@ -28,18 +28,24 @@ import sys
 import time
 
 
-def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, beta_out: float = 0.95):
+def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, beta_out: float = 0.95,
+                arch: str = "recurrent"):
+    """``arch``: ``recurrent`` (recurrent LIF, the default), ``ff`` (feed-forward LIF hidden layer) or ``alif``
+    (recurrent adaptive-threshold LIF, Bellec et al. 2018; adaptation decay 0.98, scale 0.5)."""
     import torch.nn as nn
 
     from neurosynth.layers import SNN, Recurrent
-    from neurosynth.neurons import LI, LIF
+    from neurosynth.neurons import ALIF, LI, LIF
 
-    return SNN(
-        nn.Linear(n_in, hidden),
-        Recurrent(hidden, LIF(beta=beta, threshold=1.0)),
-        nn.Linear(hidden, n_out),
-        LI(beta=beta_out),
-    )
+    if arch == "ff":
+        hidden_layer = LIF(beta=beta, threshold=1.0)
+    elif arch == "alif":
+        hidden_layer = Recurrent(hidden, ALIF(beta=beta, threshold=1.0, adapt_decay=0.98, adapt_scale=0.5))
+    elif arch == "recurrent":
+        hidden_layer = Recurrent(hidden, LIF(beta=beta, threshold=1.0))
+    else:
+        raise ValueError(f"arch must be recurrent, ff or alif; got {arch!r}")
+    return SNN(nn.Linear(n_in, hidden), hidden_layer, nn.Linear(hidden, n_out), LI(beta=beta_out))
 
 
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
@@ -55,7 +61,7 @@ def build_model_from(args):
         from neurosynth.hardware.lava.qat import scale_synapses
 
         return scale_synapses(build_loihi_model(args.hidden, beta=args.beta, alpha=args.alpha), args.init_gain)
-    return build_model(args.hidden)
+    return build_model(args.hidden, arch=getattr(args, "arch", "recurrent"))
 
 
 def parse_args(argv=None):
@@ -68,6 +74,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--readout", choices=["max", "mean"], default="max")
+    p.add_argument("--arch", choices=["recurrent", "ff", "alif"], default="recurrent",
+                   help="hidden layer: recurrent LIF (default), feed-forward LIF, or recurrent adaptive LIF (ALIF)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N samples of each split")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")

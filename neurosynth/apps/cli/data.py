@@ -19,7 +19,7 @@ def register(subparsers):
     inner = p.add_subparsers(dest="data_command", metavar="ACTION")
     info = inner.add_parser("info", help="what is present, sample counts, sensor size, classes, event rates")
     info.add_argument("name", help="dataset name (shd, ssc, dvs_gesture, nmnist, cifar10_dvs, cifar10, cifar100, "
-                                   "digits, fashion_mnist, nfashion_mnist)")
+                                   "digits, fashion_mnist, nfashion_mnist, spoken_digits)")
     _data_root(info)
     info.add_argument("--samples", type=int, default=5, help="samples to compute event statistics on")
     info.set_defaults(_run=run)
@@ -50,6 +50,10 @@ def register(subparsers):
     sim.add_argument("--seed", type=int, default=0, help="noise seed of this recording")
     sim.add_argument("--sensor-seed", type=int, default=0, help="seed of the per-pixel mismatch pattern")
     sim.set_defaults(_run=run)
+
+    from .data_audio import register_audio
+
+    register_audio(inner)  # encode-audio, generate spoken_digits
     global _PARSER
     _PARSER = p
     return p
@@ -92,6 +96,11 @@ def run(args) -> int:
     return _plot(nd, entry, args)
 
 
+def _no_generation(entry) -> dict:
+    """info/plot never generate a synthetic dataset (``neurosynth data generate`` does)."""
+    return {"generate_missing": False} if entry.name == "spoken_digits" else {}
+
+
 def _splits(entry) -> tuple[str, ...]:
     if entry.kind == "events":
         from neurosynth.datasets.events import EVENT_SPECS
@@ -111,7 +120,7 @@ def _info(nd, entry, args) -> int:
     found = 0
     for split in _splits(entry):
         try:
-            ds = nd.load(entry.name, args.root, split, cache=False)
+            ds = nd.load(entry.name, args.root, split, cache=False, **_no_generation(entry))
         except DatasetNotFoundError as e:
             print(f"  {split}: MISSING - {e}")
             continue
@@ -138,6 +147,10 @@ def _info(nd, entry, args) -> int:
         hist = np.bincount(labels, minlength=ds.n_classes)
         print(f"    classes: {ds.n_classes} ({', '.join(map(str, ds.classes[:5]))}{', ...' if ds.n_classes > 5 else ''});"
               f" samples per class min {hist.min()}, max {hist.max()}")
+    if found and entry.name == "spoken_digits":
+        from .data_audio import spoken_digits_info
+
+        spoken_digits_info(args.root)
     if not found:
         from neurosynth.errors import UserError
 
@@ -155,7 +168,7 @@ def _plot(nd, entry, args) -> int:
     from neurosynth.errors import UserError
     from neurosynth.io import atomic_path
 
-    kw = {"cache": False} if entry.kind == "events" else {}
+    kw = {"cache": False, **_no_generation(entry)} if entry.kind == "events" else {}
     if entry.name == "nfashion_mnist":
         kw.update(_nfashion_settings(args.root, args.split))
     if args.T is not None:
@@ -166,7 +179,11 @@ def _plot(nd, entry, args) -> int:
     x, label = ds[args.index]
     name = ds.classes[label] if label < len(ds.classes) else str(label)
     title = f"{entry.name} {args.split}[{args.index}] label {label} ({name})"
-    if entry.kind == "events" and not ds.spec.has_y:
+    if entry.name == "spoken_digits":  # waveform, cochleagram and spike raster
+        from .data_audio import spoken_digits_figure
+
+        fig = spoken_digits_figure(args.root, args.split, args.index, title)
+    elif entry.kind == "events" and not ds.spec.has_y:
         ev, _ = ds.events(args.index)
         fig, ax = plt.subplots(figsize=(8, 4))
         ax.scatter(ev["t"] / 1e3, ev["x"], s=1, c="k")

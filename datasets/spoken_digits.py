@@ -1,0 +1,405 @@
+"""``spoken_digits``: synthetic spoken digits (espeak-ng) through the cochlea of :mod:`.cochlea`, in the SHD layout.
+
+20 classes like SHD: "zero" ... "nine" in English (labels 0-9) and "null" ... "neun" in German (10-19), spoken by
+espeak-ng's voice variants (``espeak-ng --voices=variant``, ~100 of them) at random speaking rates and pitches,
+with optional background noise and a random onset. The train/test split is by voice variant: no test speaker
+is heard in training.
+
+This is **synthetic speech** (formant synthesis), not the SHD recordings. It is here so every machine has a
+real audio -> spikes pipeline to train on; SHD numbers are not comparable with it.
+
+Files (the exact SHD layout, so anything that reads SHD reads these)::
+
+    <root>/SpokenDigits/SHD/shd_train.h5      spikes/times (vlen float16 s), spikes/units (vlen uint16),
+    <root>/SpokenDigits/SHD/shd_test.h5       labels (uint16), extra/keys, extra/speaker, extra/meta_info/...
+    <root>/SpokenDigits/spoken_digits.json    manifest: options, espeak-ng version, voices per split, sha256s
+
+so ``python examples/train_shd.py --data-root <root>/SpokenDigits`` trains on it unchanged, and
+``neurosynth.datasets.load("spoken_digits", root, split)`` reads it through the SHD path (binning, cache).
+
+Generation is deterministic: the same options (seed included) and espeak-ng version write byte-identical
+files. Each file is written to a temp name and renamed, and the manifest (with every file's SHA-256) is
+written last, so a missing manifest or a hash mismatch means a partial or corrupt cache: it is rebuilt,
+never used. A lock file serialises concurrent generators.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import json
+import os
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .cochlea import CochleaConfig, get_cochlea, sha256_file, write_shd_h5
+from .errors import DatasetNotFoundError
+
+FOLDER = "SpokenDigits"
+MANIFEST = "spoken_digits.json"
+FORMAT = 1
+ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
+# the class names SHD uses in extra/keys ("german fuenf": ASCII)
+KEYS = tuple(f"english {w}" for w in ENGLISH) + tuple(f"german {w.replace('ü', 'ue')}" for w in GERMAN)
+INSTALL_HINT = "install it with: sudo apt-get install -y espeak-ng (Debian/Ubuntu) or brew install espeak-ng (macOS)"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpokenDigitsOptions:
+    """What gets generated. The defaults: 50 of espeak-ng's voice variants (a seeded choice among the 97 distinct
+    ones of espeak-ng 1.51), 10 of them held out for test, one utterance per (word, variant): 800 train / 200 test
+    samples, generated in a few minutes on one core (measured sizes and times in docs/datasets.md).
+    ``voices=None`` uses every variant (~1,560 / 380 samples)."""
+
+    seed: int = 0
+    voices: int | None = 50  # use this many variants (a seeded choice); None: all
+    test_fraction: float = 0.2  # fraction of the variants held out for the test split
+    per_voice: int = 1  # utterances per (word, variant)
+    rate: tuple[int, int] = (120, 210)  # espeak-ng -s range (words per minute)
+    pitch: tuple[int, int] = (20, 80)  # espeak-ng -p range (0-99)
+    noise: float = 0.5  # probability that an utterance gets background noise
+    snr_db: tuple[float, float] = (5.0, 30.0)  # SNR range of that noise
+    max_onset_s: float = 0.2  # random silence before the word
+    channels: int = 700  # cochlea channels (SHD: 700)
+
+    def __post_init__(self):
+        if self.voices is not None and self.voices < 2:
+            raise ValueError(f"voices must be >= 2 (at least one train and one test variant); got {self.voices}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1); got {self.test_fraction}")
+        if self.per_voice < 1:
+            raise ValueError(f"per_voice must be >= 1; got {self.per_voice}")
+        if not 0 <= self.noise <= 1:
+            raise ValueError(f"noise is a probability in [0, 1]; got {self.noise}")
+        for name in ("rate", "pitch", "snr_db"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name} range must be (low, high); got {(lo, hi)}")
+        if self.max_onset_s < 0:
+            raise ValueError(f"max_onset_s must be >= 0; got {self.max_onset_s}")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_kwargs(cls, **kw) -> SpokenDigitsOptions:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(kw) - fields
+        if unknown:
+            raise ValueError(f"spoken_digits got unknown options {sorted(unknown)}; generation options are "
+                             f"{sorted(fields)}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
+        return cls(**kw)
+
+    def cochlea(self) -> CochleaConfig:
+        return CochleaConfig(n_channels=self.channels)
+
+
+# ------------------------------------------------------------------ espeak-ng
+
+def espeak_binary() -> str | None:
+    return shutil.which("espeak-ng")
+
+
+def require_espeak() -> str:
+    exe = espeak_binary()
+    if exe is None:
+        raise DatasetNotFoundError(f"spoken_digits is generated with the espeak-ng speech synthesiser, which is not "
+                                   f"installed; {INSTALL_HINT}")
+    return exe
+
+
+def espeak_version() -> str:
+    out = subprocess.run([require_espeak(), "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split("Data at")[0].strip()
+
+
+@functools.cache
+def _variants_cached(exe: str) -> tuple[str, ...]:
+    return tuple(_espeak_variants(exe))
+
+
+def espeak_variants() -> list[str]:
+    """The usable espeak-ng voice variants (computed once per process; see :func:`_espeak_variants`)."""
+    return list(_variants_cached(require_espeak()))
+
+
+def _espeak_variants(exe: str) -> list[str]:
+    """The voice variants espeak-ng knows (``espeak-ng --voices=variant``), as names usable after ``+``, minus
+    those that sound exactly like the base voice or like an earlier variant (a name espeak-ng does not resolve
+    falls back to the base voice silently; a few variant files are copies)."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = subprocess.run([exe, "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    names = []
+    for line in out.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 5 and "/" in parts[4]:
+            names.append(parts[4].split("/", 1)[1])
+    names = sorted(set(names))
+
+    def digest(voice):
+        res = subprocess.run([exe, "-v", voice, "--stdout", "zero"], capture_output=True, check=False)
+        return hashlib.sha256(res.stdout).hexdigest()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        digests = list(pool.map(digest, ["en", *(f"en+{n}" for n in names)]))
+    seen = {digests[0]}
+    keep = []
+    for n, h in zip(names, digests[1:]):
+        if h not in seen:
+            seen.add(h)
+            keep.append(n)
+    return keep
+
+
+def synthesize(text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+    """espeak-ng's waveform (float64 in [-1, 1]) and sample rate for ``text``."""
+    from scipy.io import wavfile
+
+    res = subprocess.run([require_espeak(), "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)), "--stdout",
+                          text], capture_output=True, check=False)
+    if res.returncode != 0 or len(res.stdout) < 64:
+        raise RuntimeError(f"espeak-ng -v {voice} failed (exit {res.returncode}): {res.stderr.decode(errors='replace')}")
+    with warnings.catch_warnings():  # --stdout writes a streaming header whose length field is 2^31
+        warnings.simplefilter("ignore")
+        fs, data = wavfile.read(io.BytesIO(res.stdout))
+    return np.asarray(data, np.float64) / 32768.0, int(fs)
+
+
+# ------------------------------------------------------------------ the utterance plan
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    label: int
+    text: str
+    voice: str  # full espeak voice, e.g. "en-us+Alex"
+    speaker: int  # index of the variant in the manifest's variant list
+    rate: int
+    pitch: int
+    snr_db: float  # nan: no noise
+    noise_kind: str  # "white" | "pink" | ""
+    onset_s: float
+    seed: int  # cochlea noise and background noise
+
+
+def split_voices(variants: list[str], opts: SpokenDigitsOptions) -> dict[str, list[str]]:
+    rng = np.random.default_rng([opts.seed, 1])
+    order = [variants[i] for i in rng.permutation(len(variants))]
+    if opts.voices is not None:
+        order = order[: opts.voices]
+    n_test = max(1, int(round(opts.test_fraction * len(order))))
+    if n_test >= len(order):
+        raise ValueError(f"{len(order)} voice variants cannot be split into train and test")
+    return {"train": sorted(order[n_test:]), "test": sorted(order[:n_test])}
+
+
+def plan(split: str, voices: list[str], all_variants: list[str], opts: SpokenDigitsOptions) -> list[Utterance]:
+    """Every utterance of ``split``, in file order, with its random draws fixed by the seed."""
+    rng = np.random.default_rng([opts.seed, 2, 0 if split == "train" else 1])
+    out = []
+    for v in voices:
+        for _rep in range(opts.per_voice):
+            for label in range(20):
+                if label < 10:
+                    lang, text = ("en-us" if rng.random() < 0.5 else "en"), ENGLISH[label]
+                else:
+                    lang, text = "de", GERMAN[label - 10]
+                noisy = rng.random() < opts.noise
+                out.append(Utterance(
+                    label=label, text=text, voice=f"{lang}+{v}", speaker=all_variants.index(v),
+                    rate=int(rng.integers(opts.rate[0], opts.rate[1] + 1)),
+                    pitch=int(rng.integers(opts.pitch[0], opts.pitch[1] + 1)),
+                    snr_db=float(rng.uniform(*opts.snr_db)) if noisy else float("nan"),
+                    noise_kind=("white" if rng.random() < 0.5 else "pink") if noisy else "",
+                    onset_s=float(rng.uniform(0, opts.max_onset_s)),
+                    seed=int(rng.integers(2**31 - 1))))
+    order = rng.permutation(len(out))  # shuffle so a file prefix (--limit) holds every class
+    return [out[i] for i in order]
+
+
+def render(u: Utterance) -> tuple[np.ndarray, int]:
+    """The waveform of an utterance: espeak-ng output, onset silence, background noise at the SNR."""
+    wave, fs = synthesize(u.text, u.voice, u.rate, u.pitch)
+    wave = np.concatenate([np.zeros(int(round(u.onset_s * fs))), wave])
+    if u.noise_kind:
+        rng = np.random.default_rng([u.seed, 7])
+        n = rng.standard_normal(wave.size)
+        if u.noise_kind == "pink":  # 1/f power: shape white noise in the frequency domain
+            spec = np.fft.rfft(n)
+            f = np.arange(spec.size, dtype=np.float64)
+            f[0] = 1.0
+            n = np.fft.irfft(spec / np.sqrt(f), wave.size)
+        p_sig = float(np.mean(wave[wave != 0] ** 2)) if np.any(wave != 0) else 1e-8
+        n *= np.sqrt(p_sig / 10 ** (u.snr_db / 10) / max(float(np.mean(n ** 2)), 1e-20))
+        wave = wave + n
+    return wave, fs
+
+
+def encode_utterances(utts: list[Utterance], config: CochleaConfig, *, batch: int = 32, progress: bool = True,
+                      desc: str = "spoken_digits", threads: int = 4):
+    """Render and encode ``utts``: a list of ``(times_s, units)``. espeak-ng runs in a few threads; the cochlea
+    runs its LIF stage over batches of utterances (same spikes as one at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    coch = get_cochlea(config)
+    out = []
+    bar = tqdm(total=len(utts), desc=desc, unit="utt", disable=not progress)
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for start in range(0, len(utts), batch):
+            chunk = utts[start:start + batch]
+            waves = list(pool.map(render, chunk))
+            drives = [coch.cochleagram(w, fs) for w, fs in waves]
+            out.extend(coch.spike_units_batch(drives, [u.seed for u in chunk]))
+            bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+# ------------------------------------------------------------------ the cache on disk
+
+def folder(root) -> Path:
+    return Path(os.path.expanduser(str(root))) / FOLDER
+
+
+def file_path(root, split: str) -> Path:
+    return folder(root) / "SHD" / f"shd_{split}.h5"
+
+
+def _read_manifest(root) -> dict | None:
+    p = folder(root) / MANIFEST
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def check(root, opts: SpokenDigitsOptions | None = None) -> tuple[bool, str]:
+    """Whether ``root`` holds a complete spoken_digits cache (for ``opts`` when given): ``(ok, reason)``."""
+    man = _read_manifest(root)
+    if man is None:
+        return False, f"no manifest {folder(root) / MANIFEST}"
+    if man.get("format") != FORMAT:
+        return False, f"manifest format {man.get('format')} (this version writes {FORMAT})"
+    if opts is not None and man.get("options") != opts.to_dict():
+        return False, f"generated with other options ({man.get('options')})"
+    for split, info in man.get("files", {}).items():
+        p = file_path(root, split)
+        if not p.is_file():
+            return False, f"{p} is missing"
+        if p.stat().st_size != info.get("bytes") or sha256_file(p) != info.get("sha256"):
+            return False, f"{p} does not match its SHA-256 in the manifest (partial or corrupt)"
+    if set(man.get("files", {})) != {"train", "test"}:
+        return False, "the manifest does not list both splits"
+    return True, "ok"
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: no lock
+            pass
+        yield
+
+
+def generate(root, opts: SpokenDigitsOptions | None = None, *, progress: bool = True, force: bool = False) -> dict:
+    """Make sure ``root/SpokenDigits`` holds spoken_digits for ``opts``; (re)generate it if not. Returns the
+    manifest. A partial, corrupt or differently-generated cache is deleted and rebuilt."""
+    opts = opts or SpokenDigitsOptions()
+    d = folder(root)
+    with _lock(d / ".lock"):
+        ok, reason = check(root, opts)
+        if ok and not force:
+            return _read_manifest(root)
+        require_espeak()
+        if (d / MANIFEST).exists() or (d / "SHD").exists():
+            import sys
+
+            print(f"spoken_digits: rebuilding {d} ({reason})", file=sys.stderr)
+        # the manifest goes first (it vouches for the files), then stale files and binned caches
+        with contextlib.suppress(FileNotFoundError):
+            (d / MANIFEST).unlink()
+        shutil.rmtree(d / ".neurosynth_cache", ignore_errors=True)
+        variants = espeak_variants()
+        if len(variants) < 2:
+            raise DatasetNotFoundError(f"espeak-ng lists {len(variants)} voice variants; need at least 2")
+        voices = split_voices(variants, opts)
+        config = opts.cochlea()
+        files = {}
+        for split in ("train", "test"):
+            utts = plan(split, voices[split], variants, opts)
+            spikes = encode_utterances(utts, config, progress=progress, desc=f"spoken_digits {split}")
+            meta = {"voice": variants, "language": [u.voice.split("+")[0] for u in utts]}
+            path = file_path(root, split)
+            digest = write_shd_h5(path, spikes, [u.label for u in utts], KEYS, [u.speaker for u in utts], meta=meta)
+            files[split] = {"path": str(path.relative_to(d)), "sha256": digest, "bytes": path.stat().st_size,
+                            "samples": len(utts), "spikes_total": int(sum(len(t) for t, _ in spikes))}
+        man = {"format": FORMAT, "dataset": "spoken_digits", "options": opts.to_dict(),
+               "espeak_ng": espeak_version(), "cochlea": config.to_dict(), "voices": voices, "files": files,
+               "note": "synthetic speech (espeak-ng), not the SHD recordings"}
+        from neurosynth.io import write_json
+
+        write_json(d / MANIFEST, man)
+        return man
+
+
+def load_spoken_digits(root, split: str = "train", *, download: bool = False, generate_missing: bool = True,
+                       progress: bool = True, **kw):
+    """``neurosynth.datasets.load("spoken_digits", root, split, ...)``: generate (once) and read through SHD's path.
+
+    Generation options (:class:`SpokenDigitsOptions` fields: ``seed``, ``voices``, ``per_voice``, ``noise``,
+    ...) select what is generated; the other keywords are :class:`Binning` fields and ``cache`` as for SHD.
+    """
+    from .events import load_events
+
+    del download  # nothing to download: the data is synthesised locally
+    gen_fields = {f.name for f in dataclasses.fields(SpokenDigitsOptions)}
+    gen_kw = {k: kw.pop(k) for k in list(kw) if k in gen_fields}
+    if split not in ("train", "test"):
+        raise ValueError(f"dataset 'spoken_digits' has splits ['train', 'test'], not '{split}'")
+    opts = SpokenDigitsOptions.from_kwargs(**gen_kw) if gen_kw else None
+    ok, reason = check(root, opts)
+    if not ok:
+        if not generate_missing:
+            raise DatasetNotFoundError(f"dataset 'spoken_digits' not found or incomplete under {folder(root)} "
+                                       f"({reason}); generate it with: neurosynth data generate spoken_digits --root {root} "
+                                       f"(or neurosynth.datasets.load('spoken_digits', '{root}'))")
+        generate(root, opts, progress=progress)
+    return load_events("spoken_digits", folder(root), split, **kw)
+
+
+def sample_waveform(root, split: str, index: int) -> tuple[np.ndarray, int, Utterance]:
+    """Re-synthesise sample ``index`` of ``split`` from the manifest (deterministic): ``(wave, fs, utterance)``.
+    Used by ``neurosynth data plot`` (the HDF5 files hold spikes only)."""
+    man = _read_manifest(root)
+    if man is None:
+        raise DatasetNotFoundError(f"no spoken_digits manifest under {folder(root)}")
+    opts = SpokenDigitsOptions.from_kwargs(**man["options"])
+    import h5py
+
+    # speaker ids index the full variant list, stored in the files' extra/meta_info/voice
+
+    with h5py.File(file_path(root, split), "r") as f:
+        variants = [v.decode() for v in f["extra/meta_info/voice"]]
+    utts = plan(split, man["voices"][split], variants, opts)
+    if not 0 <= index < len(utts):
+        raise IndexError(f"spoken_digits {split} has {len(utts)} samples; index {index} is out of range")
+    u = utts[index]
+    wave, fs = render(u)
+    return wave, fs, u

@@ -1,0 +1,181 @@
+"""Energy per inference: a trained recurrent SNN (Loihi cost model) vs a GRU of similar accuracy on the same
+features (45 nm FP32 MAC cost model), on spoken_digits or SHD.
+
+The SNN is a run directory of ``examples/train_shd.py`` (its ``--T`` is read from the manifest). The GRU
+(``nn.GRU(700, H)`` -> last state -> ``Linear(H, 20)``) is trained here on the same binned spike counts, at the
+SNN's ``T`` and, with ``--gru-T``, at a coarser binning of the same spikes. Both are priced with the per-operation
+costs of ``neurosynth.hardware.energy`` (arithmetic only, see ``docs/hardware_nir_energy.md``):
+
+- SNN on Loihi: every input spike costs fan-out synaptic ops (a bin holding c spikes of a channel costs c x 128 for
+  a 700 -> 128 layer: the inputs are spike counts, which ``count_ops`` would otherwise call MACs), plus the
+  spike-triggered ops of the recurrent and readout layers (``count_ops``), at 23.6 pJ, plus every neuron update
+  (T x neurons) at 81 pJ.
+- GRU: 3 H (700 + H) MACs per time step (dense: what a GPU executes), plus H x 20 for the readout, at 4.6 pJ
+  (FP32) and 0.23 pJ (INT8). Gate nonlinearities and element-wise products are not counted (they would add).
+
+It also writes ``inputs.pt`` (the test inputs at the SNN's T) so that ``neurosynth energy --model RUN --inputs
+OUT/inputs.pt`` prints the package's standard report for the same SNN:
+
+    python examples/audio_energy.py --data-root DATA/SpokenDigits --snn runs/sd_rec --out runs/sd_energy
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-root", required=True, help="folder holding SHD/shd_{train,test}.h5 (e.g. DATA/SpokenDigits)")
+    p.add_argument("--snn", required=True, metavar="RUN_DIR", help="run directory of examples/train_shd.py")
+    p.add_argument("--gru-hidden", type=int, default=64)
+    p.add_argument("--gru-T", type=int, nargs="*", default=[], help="extra (coarser) binnings to train the GRU at")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/audio_energy")
+    return p.parse_args(argv)
+
+
+def gru_model(hidden: int, n_in: int = 700, n_out: int = 20):
+    import torch
+    from torch import nn
+
+    class GRUClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(n_in, hidden)
+            self.out = nn.Linear(hidden, n_out)
+
+        def forward(self, x):  # x [T, B, 700] -> logits [B, 20]
+            _, h = self.gru(torch.log1p(x))
+            return self.out(h[-1])
+
+    return GRUClassifier()
+
+
+def gru_macs(T: int, hidden: int, n_in: int = 700, n_out: int = 20) -> int:
+    return T * 3 * hidden * (n_in + hidden) + hidden * n_out
+
+
+def train_gru(train, test, T, args):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from neurosynth.datasets import collate_time_first
+    from neurosynth.utils import seed_all
+
+    g = seed_all(args.seed)
+    model = gru_model(args.gru_hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    tl = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g, collate_fn=collate_time_first)
+    vl = DataLoader(test, batch_size=256, collate_fn=collate_time_first)
+    best = 0.0
+    t0 = time.perf_counter()
+    for _epoch in range(args.epochs):
+        model.train()
+        for x, y, _ in tl:
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+        acc = accuracy(model, vl)
+        best = max(best, acc)
+    return {"T": T, "hidden": args.gru_hidden, "test_accuracy": acc, "best_epoch_accuracy": best,
+            "epochs": args.epochs, "train_seconds": time.perf_counter() - t0,
+            "macs_per_inference": gru_macs(T, args.gru_hidden)}
+
+
+def accuracy(model, loader) -> float:
+    import torch
+
+    model.eval()
+    correct = n = 0
+    with torch.no_grad():
+        for x, y, _ in loader:
+            correct += int((model(x).argmax(1) == y).sum())
+            n += len(y)
+    return correct / n
+
+
+def snn_loihi(model, x, y) -> dict:
+    """Counts and Loihi energy of the SNN on the test inputs ``x [T, N, 700]`` (input spikes priced as ACs)."""
+    import torch
+
+    from neurosynth.hardware.energy import count_ops, get_cost_model
+
+    counts = count_ops(model, x)
+    first = counts.layers[0]
+    w = model[0].weight
+    fanout = (w != 0).sum(0).to(torch.float64)  # synapses leaving each input channel
+    input_acs = float((x.to(torch.float64).sum((0, 1)) * fanout).sum()) / x.shape[1]
+    rest_acs = counts.syn_ops  # spike-triggered ops of the layers whose inputs are binary
+    layer0_acs_if_binary = first.ac_ops / counts.samples
+    syn = input_acs + rest_acs - layer0_acs_if_binary
+    lo = get_cost_model("loihi")
+    e = syn * lo.e_ac_pj * 1e-12 + counts.neuron_updates * lo.e_neuron_update_pj * 1e-12
+    with torch.no_grad():
+        out = model(x)
+    from neurosynth.losses import get_loss
+
+    acc = float((get_loss("max_membrane_ce").predict(out) == y).float().mean())
+    return {"T": int(x.shape[0]), "test_accuracy": acc, "input_spikes": float(x.sum()) / x.shape[1],
+            "synaptic_ops": syn, "input_synaptic_ops": input_acs, "neuron_updates": counts.neuron_updates,
+            "hidden_spikes": counts.spikes, "energy_j": e,
+            "energy_terms_j": {"synaptic_ops": syn * lo.e_ac_pj * 1e-12,
+                               "neuron_updates": counts.neuron_updates * lo.e_neuron_update_pj * 1e-12}}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from pathlib import Path
+
+    import torch
+
+    from neurosynth.datasets import collate_time_first, load
+    from neurosynth.hardware.energy import get_cost_model
+    from neurosynth.io import read_json, write_json
+    from neurosynth.rundir import load_run
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    man = read_json(Path(args.snn) / "manifest.json")
+    T = int(man["config"]["T"])
+    model, _, _ = load_run(args.snn)
+    model.eval()
+    test = load("shd", args.data_root, "test", T=T)
+    x, y, _ = collate_time_first([test[i] for i in range(len(test))])
+    torch.save({"x": x}, out / "inputs.pt")
+    snn = snn_loihi(model, x, y)
+    print(f"SNN (T={T}): accuracy {snn['test_accuracy']:.3f}, {snn['synaptic_ops']:,.0f} synaptic ops, "
+          f"{snn['neuron_updates']:,.0f} neuron updates -> {snn['energy_j'] * 1e6:.2f} uJ on Loihi")
+    grus = []
+    train = load("shd", args.data_root, "train", T=T)
+    for gT in [T, *args.gru_T]:
+        tr = train if gT == T else load("shd", args.data_root, "train", T=gT)
+        te = test if gT == T else load("shd", args.data_root, "test", T=gT)
+        r = train_gru(tr, te, gT, args)
+        for cm in ("cmos45_fp32", "cmos45_int8"):
+            r[f"energy_j_{cm}"] = r["macs_per_inference"] * get_cost_model(cm).e_mac_pj * 1e-12
+        r["fp32_over_snn_loihi"] = r["energy_j_cmos45_fp32"] / snn["energy_j"]
+        r["int8_over_snn_loihi"] = r["energy_j_cmos45_int8"] / snn["energy_j"]
+        grus.append(r)
+        print(f"GRU (T={gT}, H={args.gru_hidden}): accuracy {r['test_accuracy']:.3f}, "
+              f"{r['macs_per_inference']:,} MACs -> {r['energy_j_cmos45_fp32'] * 1e6:.2f} uJ FP32 "
+              f"({r['fp32_over_snn_loihi']:.2f}x the SNN on Loihi), {r['energy_j_cmos45_int8'] * 1e6:.3f} uJ INT8 "
+              f"({r['int8_over_snn_loihi']:.2f}x)")
+    doc = {"snn_run": str(args.snn), "data_root": str(args.data_root), "snn": snn, "gru": grus,
+           "cost_models": {c: get_cost_model(c).to_dict() for c in ("loihi", "cmos45_fp32", "cmos45_int8")},
+           "command": [sys.executable, *sys.argv] if argv is None else ["examples/audio_energy.py", *argv]}
+    write_json(out / "energy_comparison.json", doc)
+    print(f"wrote {out / 'energy_comparison.json'} and {out / 'inputs.pt'}; the standard report: "
+          f"neurosynth energy --model {args.snn} --inputs {out / 'inputs.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
