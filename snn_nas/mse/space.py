@@ -150,8 +150,8 @@ class MSESpace(SearchSpace):
             raise ValueError("widths and stem_widths must be non-empty lists of positive ints")
         if not (1 <= c.depth[0] <= c.depth[1]):
             raise ValueError(f"depth must be [min, max] with 1 <= min <= max; got {list(c.depth)}")
-        if c.max_nodes < 2:
-            raise ValueError(f"max_nodes must be >= 2; got {c.max_nodes}")
+        if c.max_nodes < (1 if c.target != "float" else 2):
+            raise ValueError(f"max_nodes must be >= {1 if c.target != 'float' else 2}; got {c.max_nodes}")
         if set(c.templates) - set(TEMPLATES):
             raise ValueError(f"unknown templates {sorted(set(c.templates) - set(TEMPLATES))}; known: {list(TEMPLATES)}")
         if not c.templates and c.p_composed <= 0:

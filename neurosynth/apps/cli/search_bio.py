@@ -6,13 +6,15 @@
 Writes into ``DIR``: ``manifest.json``, ``archive.sqlite`` (the engine's archive: one record per search
 epoch for darts/eg, one per evaluated genotype for evo), ``search.json`` (history, logits), ``genotype.json``,
 ``plots/cell.png`` (op and rule on every edge) and ``plots/search.png``; with ``--train-best`` a run
-directory ``DIR/best`` (``model.pt`` + ``arch.json`` rebuildable by ``neurosynth.rundir.load_run``,
+directory ``DIR/best_model`` (``model.pt`` + ``arch.json`` rebuildable by ``neurosynth.rundir.load_run``,
 ``metrics.json``, ``manifest.json``, ``plots/training.png``).
 """
 
 from __future__ import annotations
 
 import sys
+
+BEST_MODEL = "best_model"  # the trained winner's run directory, the same name as `search mse --train-best`
 
 
 def register(subparsers):
@@ -43,7 +45,7 @@ def register(subparsers):
     p.add_argument("--cma-generations", type=int, default=2, help="eg: CMA-ES generations per epoch")
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     p.add_argument("--train-best", type=int, default=0, metavar="EPOCHS",
-                   help="train the derived genotype for EPOCHS and save a run directory in OUT/best")
+                   help="train the derived genotype for EPOCHS and save a run directory in OUT/best_model")
     p.add_argument("--resume", action="store_true", help="evo: continue the search stored in OUT")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -102,14 +104,13 @@ def run(args) -> int:
     print(f"genotype: {rd.file('genotype.json')}")
     print(f"cell picture: {rd.plot_path('cell')}")
     if args.train_best:
-        print(f"trained model: {rd.file('best')} (test accuracy {results['best']['test_accuracy']:.4f})")
+        print(f"trained model: {rd.file(BEST_MODEL)} (test accuracy {results['best']['test_accuracy']:.4f})")
     return 0
 
 
 def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
     from snn_nas.bionas.search import darts_search, eg_search
     from snn_nas.engine.archive import Archive
-    from snn_nas.engine.space import spec_hash
 
     archive_path = rd.file("archive.sqlite")
     if archive_path.exists():
@@ -117,13 +118,8 @@ def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
     archive = Archive(archive_path)
     archive.set_meta("config", {"method": args.method, "space": args.space, "seed": args.seed})
 
-    def on_epoch(log):
-        g = log["genotype"]
-        archive.add(g, {"status": "ok", "fitness": log["val_accuracy"], "objectives": None,
-                        "metrics": {k: v for k, v in log.items() if k != "genotype"}, "error": None, "seconds": None},
-                    generation=log["epoch"], seed=args.seed)
-        archive.save_state(log["epoch"], {"genotype_hash": spec_hash(g)},
-                           {"generation": log["epoch"], "best": log["val_accuracy"], "mean": log["val_accuracy"]})
+    def on_epoch(log):  # the supernet's epoch, not an evaluation of the derived genotype
+        archive.add_epoch(log["epoch"], log["genotype"], {k: v for k, v in log.items() if k != "genotype"})
 
     kw = dict(epochs=args.epochs, C=args.C, layers=layers, batch_size=args.batch_size, warmup=args.warmup,
               max_skip=max_skip, seed=args.seed, frame_rule=args.frame_rule, progress=progress, callback=on_epoch)
@@ -146,8 +142,7 @@ def _evo(args, space, data, rd, layers, max_skip, progress, config) -> dict:
     strategy = STRATEGIES.get("evo")(sp, np.random.default_rng(args.seed))
     evaluator = BioNASEvaluator(args.dataset, epochs=args.eval_epochs, C=args.C, layers=layers,
                                 batch_size=args.batch_size, frame_rule=args.frame_rule, data_root=args.data_root,
-                                limit_train=args.limit_train)
-    evaluator._data = data
+                                limit_train=args.limit_train, data=data)
     with Archive(rd.file("archive.sqlite")) as archive:
         try:
             summary = Runner(sp, strategy, evaluator, archive, generations=args.generations,
@@ -182,7 +177,7 @@ def _train_best(args, genotype, data, rd, eval_layers, progress) -> dict:
     model = build_model(spec)
     hist = train_model(model, data.x_train, data.y_train, data.x_test, data.y_test, epochs=args.train_best,
                        batch_size=args.batch_size, seed=args.seed, progress=progress, desc="train best")
-    best = RunDir(rd.file("best"))
+    best = RunDir(rd.file(BEST_MODEL))
     best.save_model(model, spec)
     metrics = {"test_accuracy": hist["test_accuracy"][-1], "train_accuracy": hist["train_accuracy"][-1],
                "history": hist, "alignment_angles": alignment_angles(model),
