@@ -8,8 +8,10 @@
 
 Datasets (``DATASETS.names()``): ``shd``, ``ssc``, ``dvs_gesture``, ``nmnist``, ``cifar10_dvs`` (event data
 read by tonic, binned by :class:`Binning`, cached on disk), ``cifar10``, ``cifar100`` (torchvision) and
-``digits`` (scikit-learn, offline). Nothing is downloaded unless ``download=True``; a missing dataset raises
-:class:`DatasetNotFoundError` naming the path, the files and the URL.
+``digits`` (scikit-learn, offline), ``fashion_mnist`` (IDX files; ``root=None`` reads the Debian package's
+folder) and ``nfashion_mnist`` (Fashion-MNIST through the simulated event camera of
+:mod:`.event_camera`, generated once into ``root``). Nothing is downloaded unless ``download=True``; a
+missing dataset raises :class:`DatasetNotFoundError` naming the path, the files and the URL.
 """
 
 from __future__ import annotations
@@ -65,11 +67,22 @@ for _name, _desc in (
     ("dvs_gesture", "DVS128 Gesture: 128x128x2 events, 11 classes (tonic DVSGesture)"),
     ("nmnist", "N-MNIST: 34x34x2 events, 10 classes (tonic NMNIST)"),
     ("cifar10_dvs", "CIFAR10-DVS: 128x128x2 events, 10 classes (tonic CIFAR10DVS; needs the aedat package)"),
+    ("nfashion_mnist", "Neuromorphic Fashion-MNIST: 34x34x2 events simulated with N-MNIST saccades, 10 classes"),
 ):
     DATASETS.add(_name, DatasetEntry(_name, "events", _event_loader(_name), _desc))
 DATASETS.add("cifar10", DatasetEntry("cifar10", "static", _cifar_loader("cifar10"), "CIFAR-10 (torchvision)"))
 DATASETS.add("cifar100", DatasetEntry("cifar100", "static", _cifar_loader("cifar100"), "CIFAR-100 (torchvision)"))
 DATASETS.add("digits", DatasetEntry("digits", "static", _digits_loader, "scikit-learn 8x8 digits, spike-encoded"))
+
+
+def _fashion_loader(root=None, split="train", **kw):
+    from .fashion import load_fashion_mnist
+
+    return load_fashion_mnist(root, split, **kw)
+
+
+DATASETS.add("fashion_mnist", DatasetEntry("fashion_mnist", "static", _fashion_loader,
+                                           "Fashion-MNIST: 28x28 grey images, 10 classes (IDX files; Debian package)"))
 
 
 def load(name: str, root=None, split: str = "train", *, download: bool = False, **kw):
@@ -81,7 +94,11 @@ def load(name: str, root=None, split: str = "train", *, download: bool = False, 
     and ``seed``. ``download=True`` fetches missing files (through tonic / torchvision).
     """
     entry = DATASETS.get(name)
-    if entry.name != "digits" and root is None:
+    if entry.name == "nfashion_mnist" and root is None:
+        from .fashion import user_data_dir
+
+        root = user_data_dir()
+    if entry.name not in ("digits", "fashion_mnist") and root is None:
         raise ValueError(f"dataset '{name}' needs root=<folder holding the data>")
     return entry.loader(root, split, download=download, **kw)
 

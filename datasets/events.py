@@ -50,6 +50,8 @@ class EventSpec:
     requires: tuple[str, ...] = ()  # extra python modules tonic needs for this dataset
     options: dict = field(default_factory=dict)  # extra keyword options accepted by load(), with defaults
     has_y: bool = True
+    # a dataset that is not read by tonic: opener(spec, root, split, download=..., **options) -> (source, Location)
+    opener: Callable | None = None
 
     def __reduce__(self):  # pickle by registry name (the spec holds functions)
         return (_spec_by_name, (self.name,))
@@ -191,6 +193,26 @@ _add(EventSpec(
 ))
 
 
+
+def _open_nfashion(spec, root, split, **kw):
+    from .nfashion import open_nfashion
+
+    return open_nfashion(spec, root, split, **kw)
+
+
+def _no_locate(root, split):  # pragma: no cover - generated datasets are opened by their opener
+    raise NotImplementedError
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+_add(EventSpec(
+    "nfashion_mnist", "NFashionMNIST", ("train", "test"), (34, 34, 2), FASHION_CLASSES, Binning(T=10),
+    _no_locate, lambda split: {}, options={"n_samples": None, "seed": 0, "camera": None, "fashion_root": None},
+    opener=_open_nfashion,
+))
+
+
 @functools.cache
 def _offline_class(name: str):
     """tonic's class with its download-if-missing turned off: we check presence ourselves (so a fixture
@@ -246,6 +268,8 @@ def open_tonic(spec: EventSpec, root: str | Path, split: str, *, download: bool 
     """The tonic dataset object for ``split`` (raw events), after the presence and layout checks."""
     if split not in spec.splits:
         raise ValueError(f"dataset '{spec.name}' has splits {list(spec.splits)}, not '{split}'")
+    if spec.opener is not None:
+        return spec.opener(spec, root, split, download=download, **options)
     _require(spec)
     root = Path(root)
     loc = spec.locate(root, split)

@@ -176,3 +176,31 @@ def write_fake_cifar(root, n_train: int = 10, n_test: int = 5, seed: int = 0, *,
     with open(folder / meta, "wb") as f:
         pickle.dump({meta_key: [f"class{i}" for i in range(n_classes)]}, f)
     return out
+
+
+def write_fake_fashion_mnist(root, n_train: int = 12, n_test: int = 6, seed: int = 0, *, layout: str = "flat",
+                             gz: bool = True, informative: bool = False) -> dict:
+    """Fashion-MNIST IDX files (``train-images-idx3-ubyte[.gz]``, ...) with random uint8 images.
+
+    ``layout="flat"``: the four files directly in ``root`` (as the Debian package installs them);
+    ``"torchvision"``: in ``root/FashionMNIST/raw/``. ``informative=True`` draws a bright square whose
+    position is set by the label (learnable).
+    """
+    from .fashion import FILES, write_idx
+
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "FashionMNIST" / "raw" if layout == "torchvision" else Path(root)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        if informative:
+            images //= 4
+            for i, lab in enumerate(labels):
+                r, c = divmod(int(lab), 4)
+                images[i, 2 + 7 * r: 7 + 7 * r, 2 + 6 * c: 7 + 6 * c] = 255
+        ext = ".gz" if gz else ""
+        img_path = write_idx(folder / (FILES[split][0] + ext), images)
+        lab_path = write_idx(folder / (FILES[split][1] + ext), labels)
+        out[split] = {"path": img_path, "labels_path": lab_path, "labels": labels.tolist(), "images": images}
+    return out

@@ -1,4 +1,6 @@
-"""Train a convolutional SNN on DVS128 Gesture (11 classes).
+"""Train a convolutional SNN on DVS128 Gesture (11 classes) or on nfashion_mnist (``--dataset nfashion_mnist``:
+Fashion-MNIST converted by the simulated event camera with the N-MNIST saccades, 34x34, 10 classes; the
+events are generated into --data-root on first use).
 
 Events are binned by tonic into ``--T`` frames spanning each recording and downsampled from 128x128 to
 ``--size`` (default 32x32, two polarity channels). Network: two conv(3x3) + LIF + 2x2 max-pool blocks,
@@ -23,8 +25,8 @@ def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: in
     from neurosynth.layers import SNN
     from neurosynth.neurons import LI, LIF
 
-    if size % 4:
-        raise ValueError(f"--size must be a multiple of 4 (two 2x2 poolings); got {size}")
+    if size < 4:
+        raise ValueError(f"the frame side must be at least 4 (two 2x2 poolings); got {size}")
     return SNN(
         nn.Conv2d(2, channels, 3, padding=1),
         LIF(beta=beta),
@@ -33,7 +35,7 @@ def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: in
         LIF(beta=beta),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(2 * channels * (size // 4) ** 2, hidden),
+        nn.Linear(2 * channels * (size // 2 // 2) ** 2, hidden),
         LIF(beta=beta),
         nn.Linear(hidden, n_out),
         LI(beta=beta),
@@ -41,12 +43,18 @@ def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: in
 
 
 def build_model_from(args):
+    if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist":  # 34x34 sensor, 10 classes
+        return build_model(34, args.channels, args.hidden, n_out=10)
     return build_model(args.size, args.channels, args.hidden)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-root", required=True, help="folder holding DVSGesture/ibmGesture{Train,Test}/")
+    p.add_argument("--data-root", required=True, help="folder holding DVSGesture/ibmGesture{Train,Test}/ "
+                                                      "(nfashion_mnist: where the generated events go)")
+    p.add_argument("--dataset", default="dvs_gesture", choices=["dvs_gesture", "nfashion_mnist"])
+    p.add_argument("--n-samples", default=None, metavar="TRAIN[,TEST]",
+                   help="nfashion_mnist: Fashion-MNIST images to convert per split (default 4000,1000)")
     p.add_argument("--download", action="store_true", help="download DVS128 Gesture into --data-root if missing")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--T", type=int, default=16, help="frames per recording")
@@ -81,9 +89,14 @@ def main(argv=None) -> int:
     g = seed_all(args.seed)
     if args.benchmark:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 2, args.size, args.size), 11, 1077, g)
-    kw = {"T": args.T, "spatial_factor": args.size / 128, "download": args.download}
-    train = load("dvs_gesture", args.data_root, "train", **kw)
-    test = load("dvs_gesture", args.data_root, "test", **kw)
+    if args.dataset == "nfashion_mnist":
+        n = [int(v) for v in args.n_samples.split(",")] if args.n_samples else [None, None]
+        train = load("nfashion_mnist", args.data_root, "train", T=args.T, n_samples=n[0])
+        test = load("nfashion_mnist", args.data_root, "test", T=args.T, n_samples=n[-1] if len(n) > 1 else None)
+    else:
+        kw = {"T": args.T, "spatial_factor": args.size / 128, "download": args.download}
+        train = load("dvs_gesture", args.data_root, "train", **kw)
+        test = load("dvs_gesture", args.data_root, "test", **kw)
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g,
@@ -105,8 +118,8 @@ def main(argv=None) -> int:
                "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
                "n_train": len(train), "n_test": len(test)}
     run.write_json("metrics.json", {"history": hist, "test": final, **results})
-    save_figure(_curves(hist, "DVS128 Gesture conv SNN"), run.plot_path("training"))
-    config = dict(vars(args)) | {"dataset": "dvs_gesture", "loss": loss}
+    save_figure(_curves(hist, f"{args.dataset} conv SNN"), run.plot_path("training"))
+    config = dict(vars(args)) | {"loss": loss}
     run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_dvs_gesture.py", *argv],
                        config, args.seed, results)
     print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.path}")

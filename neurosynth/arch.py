@@ -245,3 +245,53 @@ def mlp_spec(n_in: int, hidden: list[int], n_out: int, neuron: str = "lif", read
     else:
         raise ValueError(f"readout must be 'spiking' or 'li'; got {readout!r}")
     return {"format": FORMAT, "kind": "sequential", "input_shape": [n_in], "layers": layers}
+
+
+def csnn_spec(input_shape: tuple[int, int, int] | list[int], channels: list[int], n_out: int, hidden: list[int] = (),
+              neuron: str = "lif", neuron_params: dict | None = None, readout: str = "li", pool: str = "max",
+              batchnorm: bool = True, kernel_size: int = 3, dropout: float = 0.0, **neuron_kw) -> dict:
+    """A convolutional SNN: per entry of ``channels`` one block conv(k x k, same padding, no bias when followed
+    by BN) -> BatchNorm2d -> spiking neuron -> 2x2 pool (``pool='max'`` or ``'avg'``), then Flatten, a Linear +
+    neuron per ``hidden`` size (with ``dropout`` before each Linear when > 0) and a Linear readout to ``n_out``
+    (``readout='li'``: leaky-integrator membranes, score them with ``mean_membrane_ce``; ``'spiking'``: the
+    neuron, score spike counts with ``rate_ce``). ``input_shape`` is ``[C, H, W]``; ``H`` and ``W`` must be
+    divisible by ``2 ** len(channels)``. BatchNorm normalises over time and batch together (the ``[T*B]`` view)."""
+    c, h, w = (int(v) for v in input_shape)
+    if not channels:
+        raise ValueError("csnn_spec needs at least one conv block (channels=[...])")
+    if h % 2 ** len(channels) or w % 2 ** len(channels):
+        raise ValueError(f"input {h}x{w} is not divisible by 2**{len(channels)} (one 2x2 pooling per block)")
+    if pool not in ("max", "avg"):
+        raise ValueError(f"pool must be 'max' or 'avg'; got {pool!r}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (same padding); got {kernel_size}")
+    neuron_params = dict(neuron_params or {})
+
+    def neuron_layer() -> dict:
+        return {"type": "neuron", "neuron": neuron, "params": dict(neuron_params), **neuron_kw}
+
+    layers: list[dict] = []
+    for ch in channels:
+        layers.append({"type": "conv2d", "in_channels": c, "out_channels": int(ch), "kernel_size": kernel_size,
+                       "padding": kernel_size // 2, "bias": not batchnorm})
+        if batchnorm:
+            layers.append({"type": "batchnorm2d", "num_features": int(ch)})
+        layers += [neuron_layer(), {"type": f"{pool}pool2d", "kernel_size": 2}]
+        c, h, w = int(ch), h // 2, w // 2
+    layers.append({"type": "flatten"})
+    n = c * h * w
+    for size in hidden:
+        if dropout > 0:
+            layers.append({"type": "dropout", "p": float(dropout)})
+        layers += [{"type": "linear", "in_features": n, "out_features": int(size)}, neuron_layer()]
+        n = int(size)
+    if dropout > 0:
+        layers.append({"type": "dropout", "p": float(dropout)})
+    layers.append({"type": "linear", "in_features": n, "out_features": n_out})
+    if readout == "li":
+        layers.append({"type": "neuron", "neuron": "li", "params": {"beta": neuron_params.get("beta", 0.9)}})
+    elif readout == "spiking":
+        layers.append(neuron_layer())
+    else:
+        raise ValueError(f"readout must be 'spiking' or 'li'; got {readout!r}")
+    return {"format": FORMAT, "kind": "sequential", "input_shape": [int(v) for v in input_shape], "layers": layers}

@@ -3,7 +3,9 @@
 ``neurosynth data info NAME --root DIR`` prints which splits are present (and where they are expected),
 sample counts, sensor size, classes and the event statistics of a few samples.
 ``neurosynth data plot NAME --root DIR --index I --out x.png`` draws one sample: a spike raster for SHD/SSC,
-binned frames for the cameras, the image (or its spike encoding) for static datasets.
+binned frames and an event raster for the cameras, the image (or its frame strip with --T) for static datasets.
+``neurosynth data simulate-events INPUT --out events.npy`` converts a frame sequence (a folder of images or a
+``.npy`` array ``[F, H, W]``) into DVS events with the simulated event camera.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ def register(subparsers):
     inner = p.add_subparsers(dest="data_command", metavar="ACTION")
     info = inner.add_parser("info", help="what is present, sample counts, sensor size, classes, event rates")
     info.add_argument("name", help="dataset name (shd, ssc, dvs_gesture, nmnist, cifar10_dvs, cifar10, cifar100, "
-                                   "digits)")
+                                   "digits, fashion_mnist, nfashion_mnist)")
     info.add_argument("--root", default=None, help="folder holding the data (not needed for digits)")
     info.add_argument("--samples", type=int, default=5, help="samples to compute event statistics on (default 5)")
     info.set_defaults(_run=run)
@@ -29,6 +31,25 @@ def register(subparsers):
     plot.add_argument("--out", required=True, help="PNG file to write")
     plot.add_argument("--T", type=int, default=None, help="time steps for the frame plot (default: dataset's)")
     plot.set_defaults(_run=run)
+    sim = inner.add_parser(
+        "simulate-events", help="convert frames (a folder of images or a .npy [F, H, W]) into DVS events",
+        description="Run the simulated event camera (neurosynth.datasets.event_camera: log intensity, per-pixel "
+                    "contrast thresholds with mismatch, interpolated timestamps, refractory period, leak and shot "
+                    "noise) over a frame sequence and write the events as a tonic-style structured .npy "
+                    "(fields x, y, t [us], p [1 = ON]).")
+    sim.add_argument("input", help="folder of images (sorted by name; PNG/JPG/...) or a .npy array [F, H, W] "
+                                   "(uint8 0..255 or float in [0, 1])")
+    sim.add_argument("--out", required=True, help="events file to write (.npy)")
+    sim.add_argument("--fps", type=float, default=None, help="frame rate (or --times)")
+    sim.add_argument("--times", default=None, help=".npy of frame times in microseconds, one per frame")
+    sim.add_argument("--threshold", type=float, default=0.2, help="ON/OFF contrast threshold (log units)")
+    sim.add_argument("--threshold-sigma", type=float, default=0.03, help="per-pixel threshold mismatch (std)")
+    sim.add_argument("--refractory-us", type=float, default=500.0)
+    sim.add_argument("--leak-rate", type=float, default=0.1, help="leak (background) events per pixel per second")
+    sim.add_argument("--shot-noise-rate", type=float, default=0.5, help="shot-noise events per pixel per second")
+    sim.add_argument("--seed", type=int, default=0, help="noise seed of this recording")
+    sim.add_argument("--sensor-seed", type=int, default=0, help="seed of the per-pixel mismatch pattern")
+    sim.set_defaults(_run=run)
     global _PARSER
     _PARSER = p
     return p
@@ -48,15 +69,17 @@ def _usage() -> int:
 def run(args) -> int:
     from neurosynth.errors import UserError
 
-    if getattr(args, "data_command", None) not in ("info", "plot"):
+    if getattr(args, "data_command", None) not in ("info", "plot", "simulate-events"):
         return _usage()
+    if args.data_command == "simulate-events":
+        return _simulate(args)
     try:
         import neurosynth.datasets as nd
 
         entry = nd.DATASETS.get(args.name)
     except ValueError as e:
         raise UserError(str(e)) from e
-    if entry.name != "digits" and not args.root:
+    if entry.name not in ("digits", "fashion_mnist", "nfashion_mnist") and not args.root:
         raise UserError(f"dataset '{args.name}' needs --root DIR (the folder holding the data)")
     if args.data_command == "info":
         return _info(nd, entry, args)
@@ -77,6 +100,8 @@ def _info(nd, entry, args) -> int:
     from neurosynth.datasets.errors import DatasetNotFoundError
 
     print(f"{entry.name}: {entry.description}")
+    if entry.name == "nfashion_mnist":
+        return _info_nfashion(args)
     found = 0
     for split in _splits(entry):
         try:
@@ -125,6 +150,8 @@ def _plot(nd, entry, args) -> int:
     from neurosynth.io import atomic_path
 
     kw = {"cache": False} if entry.kind == "events" else {}
+    if entry.name == "nfashion_mnist":
+        kw.update(_nfashion_settings(args.root, args.split))
     if args.T is not None:
         kw["T"] = args.T
     ds = nd.load(entry.name, args.root, args.split, **kw)
@@ -142,14 +169,35 @@ def _plot(nd, entry, args) -> int:
         ax.set_title(f"{title}: {len(ev)} spikes")
     elif x.dim() >= 4 or (entry.kind == "events"):
         frames = x.numpy()
-        frames = frames.sum(1) if frames.ndim == 4 else frames  # sum polarities / channels -> [T, H, W]
+        signed = entry.kind == "events" and frames.ndim == 4 and frames.shape[1] == 2
+        # cameras: ON - OFF per pixel (red/blue); images: sum of channels
+        frames = (frames[:, 1] - frames[:, 0]) if signed else (frames.sum(1) if frames.ndim == 4 else frames)
         n = min(8, frames.shape[0])
         idx = np.linspace(0, frames.shape[0] - 1, n).round().astype(int)
-        fig, axes = plt.subplots(1, n, figsize=(2 * n, 2.4), squeeze=False)
-        for a, t in zip(axes[0], idx):
-            a.imshow(frames[t], cmap="magma")
+        rows = 2 if entry.kind == "events" else 1
+        fig = plt.figure(figsize=(2 * n, 2.4 * rows + (0.6 if rows > 1 else 0)))
+        grid = fig.add_gridspec(rows, n)
+        lim = float(np.abs(frames).max()) or 1.0
+        for j, t in enumerate(idx):
+            a = fig.add_subplot(grid[0, j])
+            if signed:
+                a.imshow(frames[t], cmap="bwr", vmin=-lim, vmax=lim)
+            else:
+                a.imshow(frames[t], cmap="magma" if entry.kind == "events" else "gray")
             a.set_title(f"t={t}", fontsize=8)
             a.axis("off")
+        if entry.kind == "events":  # event raster: time vs pixel (y * W + x), ON red, OFF blue
+            ev, _ = ds.events(args.index)
+            a = fig.add_subplot(grid[1, :])
+            width = int(ds.spec.sensor_size[0])
+            pix = ev["y"].astype(np.int64) * width + ev["x"]
+            on = ev["p"] > 0
+            a.scatter(ev["t"][on] / 1e3, pix[on], s=0.3, c="r", label="ON", rasterized=True)
+            a.scatter(ev["t"][~on] / 1e3, pix[~on], s=0.3, c="b", label="OFF", rasterized=True)
+            a.set_xlabel("time (ms)")
+            a.set_ylabel("pixel (y*W + x)")
+            a.set_title(f"{len(ev)} events", fontsize=8)
+            a.legend(loc="upper right", fontsize=7, markerscale=10)
         fig.suptitle(title, fontsize=9)
     else:
         img = x.numpy()
@@ -158,6 +206,8 @@ def _plot(nd, entry, args) -> int:
             ax.imshow(img.T, aspect="auto", cmap="gray_r", interpolation="nearest")
             ax.set_xlabel("time step")
             ax.set_ylabel("input")
+        elif img.ndim == 3 and img.shape[0] == 1:  # grey image [1, H, W]
+            ax.imshow(img[0], cmap="gray")
         elif img.ndim == 3:
             ax.imshow(np.transpose(img, (1, 2, 0)))
         else:
@@ -168,4 +218,103 @@ def _plot(nd, entry, args) -> int:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _nfashion_settings(root, split: str) -> dict:
+    """load() options matching an already generated nfashion_mnist file of ``split`` (so plotting or inspecting
+    never starts a generation of the default size when a smaller one exists)."""
+    from neurosynth.datasets.nfashion import generated_files
+
+    files = generated_files(root, split)
+    if not files:
+        return {}
+    h = files[0][1]
+    return {"n_samples": h["n_samples"], "seed": h["seed"], "camera": h["camera"]}
+
+
+def _info_nfashion(args) -> int:
+    import numpy as np
+
+    from neurosynth.datasets.nfashion import DEFAULT_SAMPLES, EventFile, generated_files, user_root
+
+    root = args.root or user_root()
+    for split in ("train", "test"):
+        files = generated_files(root, split)
+        if not files:
+            print(f"  {split}: not generated yet under {root}/NFashionMNIST; neurosynth.datasets.load('nfashion_mnist', "
+                  f"'{root}', '{split}') converts the first {DEFAULT_SAMPLES[split]} Fashion-MNIST {split} images "
+                  "(n_samples=... to change; needs Fashion-MNIST: apt-get install -y dataset-fashion-mnist)")
+            continue
+        for path, h in files:
+            ef = EventFile(path)
+            counts = np.diff(np.asarray(ef.cols["offsets"]))
+            hist = np.bincount(ef.labels, minlength=10)
+            print(f"  {split}: {len(ef)} samples in {path} ({path.stat().st_size / 1e6:.1f} MB; seed {h['seed']}, "
+                  f"sha256 of the payload {h['payload_sha256'][:16]}...)")
+            print(f"    sensor size (W, H, P): {tuple(h['sensor_size'])}; events/sample mean {counts.mean():.0f} "
+                  f"(min {counts.min()}, max {counts.max()}); duration 0.3 s (three 100 ms saccades)")
+            print(f"    samples per class min {hist.min()}, max {hist.max()}; camera {h['camera']}")
+    return 0
+
+
+def _simulate(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from neurosynth.datasets.event_camera import EventCameraConfig, simulate_events
+    from neurosynth.errors import UserError
+    from neurosynth.io import atomic_write
+
+    src = Path(args.input)
+    if src.is_dir():
+        from PIL import Image, UnidentifiedImageError
+
+        files = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise UserError(f"{src} holds no image files")
+        frames = []
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    frames.append(np.asarray(im.convert("L"), dtype=np.uint8))
+            except (UnidentifiedImageError, OSError) as e:
+                raise UserError(f"{f} is not a readable image ({e}); the folder must hold only the frames") from e
+        shapes = {fr.shape for fr in frames}
+        if len(shapes) > 1:
+            raise UserError(f"the images in {src} differ in size ({sorted(shapes)}); all frames must be the same size")
+        frames = np.stack(frames)
+    elif src.is_file() and src.suffix == ".npy":
+        try:
+            frames = np.load(src, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise UserError(f"{src} is not a readable .npy array ({e})") from e
+    else:
+        raise UserError(f"{src} is neither a folder of images nor a .npy file")
+    times = None
+    if args.times:
+        try:
+            times = np.load(args.times, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise UserError(f"--times {args.times} is not a readable .npy array ({e})") from e
+    if times is None and args.fps is None:
+        raise UserError("give the frame rate (--fps) or the frame times (--times FILE.npy, microseconds)")
+    if not str(args.out).endswith(".npy"):
+        raise UserError(f"--out must be a .npy file; got {args.out}")
+    try:
+        cfg = EventCameraConfig(threshold_on=args.threshold, threshold_off=args.threshold,
+                                threshold_sigma=args.threshold_sigma, refractory_us=args.refractory_us,
+                                leak_rate_hz=args.leak_rate, shot_noise_rate_hz=args.shot_noise_rate,
+                                sensor_seed=args.sensor_seed)
+        events = simulate_events(frames, times, cfg, seed=args.seed, fps=None if times is not None else args.fps)
+    except ValueError as e:
+        raise UserError(f"simulate-events: {e}") from e
+    with atomic_write(args.out, "wb") as f:
+        np.save(f, events, allow_pickle=False)
+    n_on = int((events["p"] > 0).sum())
+    dur = (events["t"][-1] - events["t"][0]) / 1e6 if len(events) else 0.0
+    print(f"{len(events)} events ({n_on} ON, {len(events) - n_on} OFF) over {dur:.3f} s from {len(frames)} frames of "
+          f"{frames.shape[2]}x{frames.shape[1]}; sensor size (W, H, P) = ({frames.shape[2]}, {frames.shape[1]}, 2); "
+          f"wrote {args.out}")
     return 0

@@ -9,22 +9,36 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="train a spiking network (digits by default) and write a run directory",
                               description="Train a spiking MLP with surrogate gradients (or STDP) and write DIR/"
                                           "{model.pt, arch.json, metrics.json, manifest.json, plots/}.")
-    p.add_argument("--dataset", default="digits", help="dataset name (digits ships offline)")
+    p.add_argument("--dataset", default="digits",
+                   help="dataset name: digits (ships offline; MLP) or fashion_mnist (conv SNN; Debian package "
+                        "dataset-fashion-mnist, or --root/--download)")
+    p.add_argument("--arch", default=None, choices=["mlp", "csnn"],
+                   help="mlp (default for digits) or csnn: conv-BN-spiking-pool blocks (default for fashion_mnist)")
+    p.add_argument("--recipe", default=None, choices=["cpu", "full"],
+                   help="csnn presets: cpu (default; T=2, 16,32 channels, 8 epochs: >= 90%% on Fashion-MNIST on a "
+                        "2-core CPU) or full (SpikingJelly-size net, T=4, 64 epochs; for a GPU)")
+    p.add_argument("--channels", default=None, help="csnn conv channels per block, comma separated (cpu: 16,32)")
+    p.add_argument("--root", default=None, help="folder holding the dataset files (fashion_mnist: default the "
+                                                "Debian folder /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--download", action="store_true", help="download the dataset if missing (torchvision)")
+    p.add_argument("--limit", type=int, default=None, help="csnn: train on the first N training images only")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--method", default="surrogate", choices=["surrogate", "stdp"],
                    help="surrogate-gradient BPTT or unsupervised STDP (Diehl & Cook style)")
-    p.add_argument("--epochs", type=int, default=None, help="default: 20 (surrogate), 3 (stdp)")
-    p.add_argument("--T", type=int, default=20, help="time steps per sample")
-    p.add_argument("--hidden", default="256", help="hidden sizes, comma separated")
+    p.add_argument("--epochs", type=int, default=None, help="default: 20 (surrogate), 3 (stdp), 8 (csnn cpu)")
+    p.add_argument("--T", type=int, default=None, help="time steps per sample (default 20; csnn cpu: 2)")
+    p.add_argument("--hidden", default=None, help="hidden sizes, comma separated (default 256; csnn: FC layers "
+                                                  "after the conv blocks, cpu recipe: 256)")
     p.add_argument("--neuron", default="lif", help="neuron name from the registry (e.g. lif, cubalif, alif, if)")
-    p.add_argument("--beta", type=float, default=0.9)
+    p.add_argument("--beta", type=float, default=None, help="membrane decay (default 0.9; csnn cpu: 0.5)")
     p.add_argument("--threshold", type=float, default=1.0)
     p.add_argument("--reset", default=None, help="subtract | zero | none (default: the neuron's)")
     p.add_argument("--surrogate", default="atan")
     p.add_argument("--readout", default="spiking", choices=["spiking", "li"])
-    p.add_argument("--encoder", default="rate", choices=["rate", "latency", "current"])
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--encoder", default=None, choices=["rate", "latency", "current"],
+                   help="default rate (digits MLP), current = the image as input current every step (csnn)")
+    p.add_argument("--lr", type=float, default=None, help="default 2e-3")
+    p.add_argument("--batch-size", type=int, default=None, help="default 64 (csnn: 128)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", default=None, choices=[None, "bf16"], help="bfloat16 autocast")
@@ -38,9 +52,24 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from neurosynth.errors import UserError
 
+    arch = args.arch or ("csnn" if args.dataset != "digits" else "mlp")
+    if arch == "csnn":
+        if args.method != "surrogate" or args.loihi:
+            raise UserError("--arch csnn trains with surrogate gradients; --method stdp and --loihi are for the "
+                            "digits MLP")
+        from neurosynth.apps.recipes.csnn import train_csnn
+
+        result = train_csnn(vars(args))
+        print(f"test accuracy {result['test_accuracy']:.4f} after {result['epochs']} epochs "
+              f"({result['train_seconds']:.1f} s); run directory {args.out}")
+        return 0
     if args.dataset != "digits":
-        raise UserError(f"`neurosynth train` supports --dataset digits; for {args.dataset!r} use the example scripts "
-                        "in examples/ (train_shd.py, train_dvs_gesture.py)")
+        raise UserError(f"`neurosynth train --arch mlp` supports --dataset digits; for {args.dataset!r} use --arch csnn "
+                        "or the example scripts in examples/ (train_shd.py, train_dvs_gesture.py)")
+    for key, value in (("T", 20), ("hidden", "256"), ("beta", 0.9), ("encoder", "rate"), ("lr", 2e-3),
+                       ("batch_size", 64)):
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.epochs is None:
         args.epochs = 3 if args.method == "stdp" else 20
     if args.method == "stdp":
@@ -75,7 +104,7 @@ def train_digits(cfg: dict) -> dict:
     from neurosynth.training import evaluate, fit
     from neurosynth.utils import seed_all
 
-    cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v)}
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v) and v is not None}
     if cfg.get("device", "cpu").startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda was requested but no CUDA device is available; use --device cpu")
     torch.set_num_threads(max(1, int(cfg.get("threads", 1))))
