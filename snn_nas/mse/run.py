@@ -138,8 +138,10 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     except (ValueError, FileNotFoundError) as e:
         raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
     try:
-        space = MSESpace(MSESpaceConfig.from_dict({"input_shape": task.input_shape, "num_classes": task.num_classes,
-                                                   "target": cfg.target, **cfg.space}))
+        base = {"input_shape": task.input_shape, "num_classes": task.num_classes, "target": cfg.target}
+        if cfg.target == "loihi":  # one step of delay per layer: keep >= 1/4 of the window for the output
+            base["max_layers"] = max(3, (3 * cfg.T) // 4)
+        space = MSESpace(MSESpaceConfig.from_dict({**base, **cfg.space}))
     except (ValueError, TypeError) as e:
         raise _user_error(f"invalid search space: {e}") from e
     if cfg.fitness == "rdm" and cfg.reference == "labels" and cfg.batch < 2 * task.num_classes:

@@ -77,6 +77,7 @@ class MSESpaceConfig:
     p_inhibitory: float = 0.25
     readout: str = "li"
     target: str = "float"
+    max_layers: int | None = None  # deploy targets: at most this many spiking layers (stem + motif nodes + output)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -156,6 +157,9 @@ class MSESpace(SearchSpace):
             raise ValueError(f"unknown templates {sorted(set(c.templates) - set(TEMPLATES))}; known: {list(TEMPLATES)}")
         if not c.templates and c.p_composed <= 0:
             raise ValueError("no templates and p_composed=0: the space has no motifs")
+        if c.max_layers is not None and c.max_layers < 2 + c.depth[0]:
+            raise ValueError(f"max_layers={c.max_layers} is below the smallest network of the space "
+                             f"(stem + {c.depth[0]} cell(s) + output = {2 + c.depth[0]} layers)")
         if c.max_inputs < 1:
             raise ValueError(f"max_inputs must be >= 1; got {c.max_inputs}")
         if c.readout not in ("li", "spiking"):
@@ -252,8 +256,9 @@ class MSESpace(SearchSpace):
             ds = set(int(p) for p in rng.choice(depth, size=n_ds, replace=False))
         cells = [{"width": int(c.widths[int(rng.integers(len(c.widths)))]), "inputs": self._inputs(i, rng),
                   "downsample": i in ds, "motif": self.random_motif(rng)} for i in range(depth)]
-        return self.make_spec(int(c.stem_widths[int(rng.integers(len(c.stem_widths)))]), cells,
+        spec = self.make_spec(int(c.stem_widths[int(rng.integers(len(c.stem_widths)))]), cells,
                               stem_neuron=str(c.neurons[int(rng.integers(len(c.neurons)))]))
+        return self.repair(spec) if self.deploy and c.max_layers else spec
 
     def make_spec(self, stem_width: int, cells: list[dict], stem_neuron: str = "lif") -> dict:
         c = self.cfg
@@ -269,6 +274,10 @@ class MSESpace(SearchSpace):
         """Structural validation (:func:`validate_spec`) plus membership of this space's choices."""
         validate_spec(spec)
         c = self.cfg
+        if c.max_layers and spec.get("target", "float") != "float" and n_layers(spec) > c.max_layers:
+            raise ValueError(f"spec has {n_layers(spec)} spiking layers; the space allows max_layers={c.max_layers} "
+                             "(with one step of synaptic delay per layer, a deeper network's output stays silent "
+                             "for most of the T steps)")
         if spec.get("target", "float") != c.target:
             raise ValueError(f"spec target {spec.get('target', 'float')!r} != space target {c.target!r}")
         if list(spec["input_shape"]) != list(c.input_shape):
@@ -387,6 +396,16 @@ class MSESpace(SearchSpace):
                 cell["motif"] = self.chain(cell["motif"]["nodes"][: self.cfg.max_nodes])
         if self.deploy:
             s["target"], s["readout"] = self.target.name, "spiking"
+            lim = self.cfg.max_layers
+            while lim and n_layers(s) > lim:  # drop a node of the longest chain, else the last cell
+                cells = s["cells"]
+                longest = max(range(len(cells)), key=lambda i: len(cells[i]["motif"]["nodes"]))
+                if len(cells[longest]["motif"]["nodes"]) > 1:
+                    cells[longest]["motif"] = self.chain(cells[longest]["motif"]["nodes"][:-1])
+                elif len(cells) > self.cfg.depth[0]:
+                    cells.pop()
+                else:
+                    break
         return s
 
     def cost(self, spec: dict) -> float:
@@ -397,6 +416,11 @@ class MSESpace(SearchSpace):
 
 
 # ---------------------------------------------------------------------------------------------------------
+def n_layers(spec: dict) -> int:
+    """Spiking layers of a deployable spec: the stem, every motif node and the output layer."""
+    return 2 + sum(len(c["motif"]["nodes"]) for c in spec["cells"])
+
+
 def _clone(obj):
     """Deep copy through JSON: never aliases (deepcopy would keep a cell listed twice shared)."""
     return json.loads(json.dumps(obj))
