@@ -135,36 +135,38 @@ def edge_similarity(p_ref: dict, p_cand: dict) -> float:
 
 
 class EGExplorer:
-    """The persistent CMA-ES of BioNAS-EG over the flattened architecture logits."""
+    """The persistent CMA-ES of BioNAS-EG over the flattened architecture logits: a thin driver of the engine
+    strategy :class:`~snn_nas.bionas.eg_strategy.CMAESLogits` (``STRATEGIES["eg_cma"]``), one ``ask``/``tell``
+    round per generation."""
 
     def __init__(self, x0: np.ndarray, rng: np.random.Generator, *, sigma0: float, popsize: int | None = None):
-        import cma
+        from .eg_strategy import CMAESLogits, LogitSpace
 
-        self.rng = rng
-        opts = {"seed": np.nan, "randn": lambda *shape: self.rng.standard_normal(shape), "verbose": -9,
-                "verb_log": 0, "verb_disp": 0, "tolx": 0, "tolfun": 0, "tolfunhist": 0, "tolstagnation": 10**9}
-        if popsize:
-            opts["popsize"] = int(popsize)
-        self.es = cma.CMAEvolutionStrategy(np.asarray(x0, dtype=np.float64), float(sigma0), opts)
+        x0 = np.asarray(x0, dtype=np.float64)
+        self.strategy = CMAESLogits(LogitSpace(x0.size), rng, x0=x0, sigma0=sigma0, popsize=popsize)
+
+    @property
+    def es(self):
+        return self.strategy.es
 
     @property
     def sigma(self) -> float:
-        return float(self.es.sigma)
+        return self.strategy.sigma
 
     def cap_sigma(self, cap: float) -> None:
-        if self.es.sigma > cap:
-            self.es.sigma = float(cap)
+        self.strategy.cap_sigma(cap)
 
     def generation(self, fitness) -> tuple[np.ndarray, float, list]:
-        X = self.es.ask()
-        f = [float(fitness(x)) for x in X]
-        self.es.tell(X, f)
+        """One ask/tell round; ``fitness`` is minimised (the engine maximises ``-fitness``)."""
+        specs = self.strategy.ask(self.strategy.popsize)
+        f = [float(fitness(np.asarray(s["z"]))) for s in specs]
+        self.strategy.tell(specs, [{"fitness": -v} for v in f])
         k = int(np.argmin(f))
-        return np.asarray(X[k]), f[k], f
+        return np.asarray(specs[k]["z"]), f[k], f
 
     @property
     def mean(self) -> np.ndarray:
-        return np.asarray(self.es.mean, dtype=np.float64)
+        return self.strategy.mean
 
 
 def eg_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int = 8, layers: int = 3,
