@@ -65,11 +65,27 @@ def _epoch_log(net: SuperNet, loader, max_skip) -> dict:
             correct += int((net(x).argmax(1) == y).sum())
             total += len(y)
     net.train()
-    ent = {}
+    ent, per_edge = {}, {}
     for c, p in net.probabilities().items():
         p = p.detach().clamp_min(1e-12)
-        ent[c] = float(-(p * p.log()).sum(-1).mean())
-    return {"val_accuracy": correct / max(total, 1), "alpha_entropy": ent, "genotype": net.genotype(max_skip)}
+        e = -(p * p.log()).sum(-1)
+        ent[c] = float(e.mean())
+        per_edge[c] = [float(v) for v in e]
+    return {"val_accuracy": correct / max(total, 1), "alpha_entropy": ent, "alpha_entropy_per_edge": per_edge,
+            "genotype": net.genotype(max_skip)}
+
+
+def alpha_moved(history: list[dict], space: CellSpace, tol: float = 1e-3) -> bool:
+    """Whether the architecture weights left the uniform distribution: some edge's entropy in the last epoch is
+    below ``log(candidates on that edge) - tol``. A search that ends uniform derived its genotype by tie-breaking."""
+    if not history:
+        return False
+    last = history[-1].get("alpha_entropy_per_edge") or {}
+    for cell, edges in last.items():
+        n = space.mask(cell).sum(axis=1)
+        if any(v < math.log(max(int(k), 1)) - tol for v, k in zip(edges, n)):
+            return True
+    return False
 
 
 def darts_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int = 8, layers: int = 3,

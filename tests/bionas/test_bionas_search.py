@@ -56,6 +56,11 @@ def test_darts_search_runs_and_freezes_alpha_in_warmup():
     ent = [h["alpha_entropy"]["cell"] for h in res["history"]]
     assert abs(ent[0] - np.log(sp.n_columns)) < 1e-3  # untouched during warm-up
     assert ent[1] < ent[0] - 1e-3
+    per_edge = res["history"][1]["alpha_entropy_per_edge"]["cell"]
+    assert len(per_edge) == sp.n_edges and np.mean(per_edge) == pytest.approx(ent[1])
+    from snn_nas.bionas.search import alpha_moved
+
+    assert alpha_moved(res["history"], sp) and not alpha_moved(res["history"][:1], sp)
     again = darts_search(sp, data, epochs=2, C=4, layers=1, batch_size=12, warmup=1, seed=0, a_lr=0.1)
     assert again["logits"] == res["logits"]  # same seed, same result
 

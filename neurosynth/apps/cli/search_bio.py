@@ -74,6 +74,9 @@ def run(args) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.train_best < 0:
         raise UserError("--train-best must be >= 0")
+    if args.method in ("darts", "eg") and args.warmup >= args.epochs:
+        raise UserError(f"--warmup {args.warmup} >= --epochs {args.epochs}: the architecture weights would never move "
+                        "and the genotype would be a tie-break of the uniform distribution; use --warmup < --epochs")
     layers = args.layers or (3 if args.space == "darts" else 1)
     eval_layers = args.eval_layers or (5 if args.space == "darts" else 1)
     max_skip = None if args.max_skip is not None and args.max_skip < 0 else args.max_skip
@@ -89,6 +92,13 @@ def run(args) -> int:
     else:
         result = _evo(args, space, data, rd, layers, max_skip, progress, config)
     genotype = result["genotype"]
+    if args.method in ("darts", "eg"):
+        from snn_nas.bionas.search import alpha_moved
+
+        result["alpha_moved"] = alpha_moved(result.get("history", []), space)
+        if not result["alpha_moved"]:
+            print("warning: the architecture weights ended at the uniform distribution (no edge's entropy fell below "
+                  "log(choices)); the genotype is a tie-break, not a search result", file=sys.stderr)
     rd.write_json("genotype.json", genotype)
     rd.write_json("search.json", result)
     from snn_nas.bionas.plot import plot_genotype, plot_search_history
@@ -97,7 +107,7 @@ def run(args) -> int:
                                                    f"{args.seed})")
     if result.get("history") and "train_loss" in result["history"][0]:
         plot_search_history(result["history"], rd.plot_path("search"), f"BioNAS-{args.method} search")
-    results = {"genotype": genotype}
+    results = {"genotype": genotype, **({"alpha_moved": result["alpha_moved"]} if "alpha_moved" in result else {})}
     if args.train_best:
         results["best"] = _train_best(args, genotype, data, rd, eval_layers, progress)
     rd.write_manifest(["neurosynth", *sys.argv[1:]] if sys.argv else None, config, args.seed, results)
