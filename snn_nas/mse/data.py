@@ -101,3 +101,24 @@ def fitness_batch(task: Task, n: int = 128, seed: int = 0) -> tuple[torch.Tensor
         idx = np.concatenate([idx, rng.choice(rest, size=min(n - len(idx), len(rest)), replace=False)])
     idx = np.sort(idx[:n])
     return task.x_train[:, idx].contiguous(), task.y_train[idx].contiguous()
+
+
+def test_samples(dataset: str, n: int, *, T: int, encoding: str = "rate", conv: bool = True, seed: int = 0,
+                 root=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` samples of ``dataset``'s *test* split, encoded as in :func:`load_task` (the split a
+    searched network was tested on), as ``(x [T, n, ...], y [n])``."""
+    from neurosynth.datasets import load
+
+    kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv} if dataset in ("digits", "fashion_mnist") \
+        else {"T": T}
+    te = load(dataset, root, "test", **kw)
+    x, y = _materialise(te, None, np.random.default_rng(seed)) if len(te) <= n else \
+        _materialise_first(te, n)
+    return x, y
+
+
+def _materialise_first(ds, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from neurosynth.datasets import collate_time_first
+
+    x, y, _ = collate_time_first([ds[i] for i in range(int(n))])
+    return x.float(), y

@@ -150,8 +150,14 @@ def run(args) -> int:
                 from neurosynth.hardware.lava.verify import verify
 
                 try:
-                    x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,
-                                             encoder=encoder, seed=args.seed)
+                    if cfg.get("target") in ("loihi", "nir"):  # a searched network (search mse --target loihi)
+                        from snn_nas.mse.data import test_samples  # its dataset's own test split
+
+                        x, y = test_samples(dataset, args.verify, T=steps, encoding=encoder,
+                                            conv=len(net.input_shape) == 3, seed=args.seed)
+                    else:
+                        x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,
+                                                 encoder=encoder, seed=args.seed)
                 except ValueError as e:
                     raise UserError(str(e)) from e
                 rep = verify(model, x, y, input_shape=input_shape, net=read_netx(tmp), modes=modes, progress=True)

@@ -44,11 +44,10 @@ def stage(ctx: dict) -> None:
     encoder = _first(cfg, ("encoder", "encoding"), "rate")
     seed = int(ctx.get("seed", 0))
     if cfg.get("target") in ("loihi", "nir"):  # a searched network: its own dataset's *test* split
-        from snn_nas.mse.data import load_task
+        from snn_nas.mse.data import test_samples
 
-        task = load_task(cfg.get("dataset", "digits"), T=steps, conv=len(net.input_shape) == 3, seed=seed,
-                         encoding=encoder)
-        x, y = task.x_test[:, :n], task.y_test[:n]
+        x, y = test_samples(cfg.get("dataset", "digits"), n, T=steps, encoding=encoder,
+                            conv=len(net.input_shape) == 3, seed=seed)
         n = int(y.shape[0])
     else:
         x, y = verification_data(net.input_shape, n, dataset="digits", steps=steps, encoder=encoder, seed=seed)
