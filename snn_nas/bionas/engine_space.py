@@ -94,11 +94,13 @@ class BioNASEvaluator(Evaluator):
 
     def __init__(self, dataset: str = "digits", *, epochs: int = 3, C: int = 8, layers: int = 1,
                  batch_size: int = 64, lr: float = 0.05, frame_rule: str = "bp", data_root: str | None = None,
-                 limit_train: int | None = None):
+                 limit_train: int | None = None, data=None):
+        """``data``: an already loaded :func:`~snn_nas.bionas.data.load_image_data` result to use in this
+        process (it is not pickled: worker processes load the dataset themselves)."""
         self.dataset, self.epochs, self.C, self.layers = dataset, int(epochs), int(C), int(layers)
         self.batch_size, self.lr, self.frame_rule, self.data_root = int(batch_size), float(lr), frame_rule, data_root
         self.limit_train = limit_train
-        self._data = None
+        self._data = data
 
     def __getstate__(self):
         d = dict(self.__dict__)

@@ -66,11 +66,27 @@ def _epoch_log(net: SuperNet, loader, max_skip) -> dict:
             correct += int((net(x).argmax(1) == y).sum())
             total += len(y)
     net.train()
-    ent = {}
+    ent, per_edge = {}, {}
     for c, p in net.probabilities().items():
         p = p.detach().clamp_min(1e-12)
-        ent[c] = float(-(p * p.log()).sum(-1).mean())
-    return {"val_accuracy": correct / max(total, 1), "alpha_entropy": ent, "genotype": net.genotype(max_skip)}
+        e = -(p * p.log()).sum(-1)
+        ent[c] = float(e.mean())
+        per_edge[c] = [float(v) for v in e]
+    return {"val_accuracy": correct / max(total, 1), "alpha_entropy": ent, "alpha_entropy_per_edge": per_edge,
+            "genotype": net.genotype(max_skip)}
+
+
+def alpha_moved(history: list[dict], space: CellSpace, tol: float = 1e-3) -> bool:
+    """Whether the architecture weights left the uniform distribution: some edge's entropy in the last epoch is
+    below ``log(candidates on that edge) - tol``. A search that ends uniform derived its genotype by tie-breaking."""
+    if not history:
+        return False
+    last = history[-1].get("alpha_entropy_per_edge") or {}
+    for cell, edges in last.items():
+        n = space.mask(cell).sum(axis=1)
+        if any(v < math.log(max(int(k), 1)) - tol for v, k in zip(edges, n)):
+            return True
+    return False
 
 
 def darts_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int = 8, layers: int = 3,
@@ -137,36 +153,38 @@ def edge_similarity(p_ref: dict, p_cand: dict) -> float:
 
 
 class EGExplorer:
-    """The persistent CMA-ES of BioNAS-EG over the flattened architecture logits."""
+    """The persistent CMA-ES of BioNAS-EG over the flattened architecture logits: a thin driver of the engine
+    strategy :class:`~snn_nas.bionas.eg_strategy.CMAESLogits` (``STRATEGIES["eg_cma"]``), one ``ask``/``tell``
+    round per generation."""
 
     def __init__(self, x0: np.ndarray, rng: np.random.Generator, *, sigma0: float, popsize: int | None = None):
-        import cma
+        from .eg_strategy import CMAESLogits, LogitSpace
 
-        self.rng = rng
-        opts = {"seed": np.nan, "randn": lambda *shape: self.rng.standard_normal(shape), "verbose": -9,
-                "verb_log": 0, "verb_disp": 0, "tolx": 0, "tolfun": 0, "tolfunhist": 0, "tolstagnation": 10**9}
-        if popsize:
-            opts["popsize"] = int(popsize)
-        self.es = cma.CMAEvolutionStrategy(np.asarray(x0, dtype=np.float64), float(sigma0), opts)
+        x0 = np.asarray(x0, dtype=np.float64)
+        self.strategy = CMAESLogits(LogitSpace(x0.size), rng, x0=x0, sigma0=sigma0, popsize=popsize)
+
+    @property
+    def es(self):
+        return self.strategy.es
 
     @property
     def sigma(self) -> float:
-        return float(self.es.sigma)
+        return self.strategy.sigma
 
     def cap_sigma(self, cap: float) -> None:
-        if self.es.sigma > cap:
-            self.es.sigma = float(cap)
+        self.strategy.cap_sigma(cap)
 
     def generation(self, fitness) -> tuple[np.ndarray, float, list]:
-        X = self.es.ask()
-        f = [float(fitness(x)) for x in X]
-        self.es.tell(X, f)
+        """One ask/tell round; ``fitness`` is minimised (the engine maximises ``-fitness``)."""
+        specs = self.strategy.ask(self.strategy.popsize)
+        f = [float(fitness(np.asarray(s["z"]))) for s in specs]
+        self.strategy.tell(specs, [{"fitness": -v} for v in f])
         k = int(np.argmin(f))
-        return np.asarray(X[k]), f[k], f
+        return np.asarray(specs[k]["z"]), f[k], f
 
     @property
     def mean(self) -> np.ndarray:
-        return np.asarray(self.es.mean, dtype=np.float64)
+        return self.strategy.mean
 
 
 def eg_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int = 8, layers: int = 3,

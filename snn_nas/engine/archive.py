@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS strategy_state (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS search_epochs (
+    epoch INTEGER PRIMARY KEY,
+    spec TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    created REAL NOT NULL
+);
 """
 
 
@@ -143,6 +150,23 @@ class Archive:
     def summaries(self) -> list[dict]:
         rows = self._db.execute("SELECT generation, summary FROM strategy_state ORDER BY generation").fetchall()
         return [{"generation": g, **json.loads(s)} for g, s in rows]
+
+    # ---- one-shot (supernet) searches -------------------------------------------------------------------
+    def add_epoch(self, epoch: int, spec: dict, metrics: dict) -> str:
+        """Record one epoch of a one-shot search (DARTS, EG-NAS): the genotype derived at that epoch and the
+        *supernet's* metrics (validation accuracy of the supernet, architecture weights, entropies). Kept
+        apart from ``evaluations``: the derived genotype itself was not trained or scored, so it must not
+        appear as an evaluated architecture with a fitness."""
+        h = spec_hash(spec)
+        self._db.execute("INSERT OR REPLACE INTO search_epochs VALUES (?,?,?,?,?)",
+                         (int(epoch), canonical_json(spec), h, json.dumps(metrics, default=_default), time.time()))
+        self._db.commit()
+        return h
+
+    def epochs(self) -> list[dict]:
+        """Every recorded search epoch, in order: ``{"epoch", "spec", "hash", "metrics"}``."""
+        rows = self._db.execute("SELECT epoch, spec, hash, metrics FROM search_epochs ORDER BY epoch").fetchall()
+        return [{"epoch": e, "spec": json.loads(s), "hash": h, "metrics": json.loads(m)} for e, s, h, m in rows]
 
     # ---- meta ---------------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:

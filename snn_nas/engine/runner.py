@@ -34,9 +34,25 @@ log = logging.getLogger("snn_nas.engine")
 _WORKER_EVALUATOR: Evaluator | None = None
 
 
-def _init_worker(evaluator: Evaluator) -> None:
-    global _WORKER_EVALUATOR
-    _WORKER_EVALUATOR = evaluator
+_WORKER_INIT_ERROR: str | None = None
+
+WORKER_REGISTRATION_HINT = (
+    "spawned worker processes import your modules afresh and do not run the __main__ script: register custom "
+    "neurons/layers (@register_neuron, layer_type) in an importable module that the spec names as its \"plugin\" "
+    "or that the evaluator's module imports, or run with workers=0")
+
+
+def _init_worker(payload: bytes) -> None:
+    """Unpickle the evaluator inside the worker; an error is kept and reported by every evaluation (a failure
+    here would otherwise kill the process and surface only as 'worker process died')."""
+    import pickle
+
+    global _WORKER_EVALUATOR, _WORKER_INIT_ERROR
+    try:
+        _WORKER_EVALUATOR = pickle.loads(payload)
+    except Exception as e:  # noqa: BLE001 - reported per evaluation below
+        _WORKER_INIT_ERROR = (f"the worker could not load the evaluator ({type(e).__name__}: {e}); "
+                              + WORKER_REGISTRATION_HINT)
     _one_thread()
 
 
@@ -48,7 +64,13 @@ def _one_thread() -> None:
 
 
 def _worker_eval(spec: dict, seed: int) -> dict:
-    return evaluate_safely(_WORKER_EVALUATOR, spec, seed)
+    if _WORKER_INIT_ERROR is not None:
+        return _failed(_WORKER_INIT_ERROR)
+    rec = evaluate_safely(_WORKER_EVALUATOR, spec, seed)
+    err = rec.get("error") or ""
+    if rec["status"] == "failed" and ("unknown neuron" in err or "not registered" in err or "unknown layer" in err):
+        rec["error"] = f"{err} (in a worker process: {WORKER_REGISTRATION_HINT})"
+    return rec
 
 
 class _Serial:
@@ -72,10 +94,11 @@ class _Pool:
 
     def _new(self):
         import multiprocessing as mp
+        import pickle
         from concurrent.futures import ProcessPoolExecutor
 
         self.ex = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(self.evaluator,))
+                                      initializer=_init_worker, initargs=(pickle.dumps(self.evaluator),))
 
     def map_unordered(self, tasks):
         from concurrent.futures import as_completed

@@ -42,12 +42,17 @@ def _materialise(ds, limit: int | None, rng: np.random.Generator) -> tuple[torch
 
 
 def load_task(name: str = "digits", root=None, *, T: int = 8, conv: bool = True, seed: int = 0,
-              limit: int | None = None, encoding: str = "rate", **kw) -> Task:
-    """Load ``name`` as a :class:`Task` (train/test tensors ``[T, N, ...]``)."""
+              limit: int | None = None, encoding: str = "rate", test_limit: int | None = -1, **kw) -> Task:
+    """Load ``name`` as a :class:`Task` (train/test tensors ``[T, N, ...]``).
+
+    ``limit`` keeps a random subset of at most ``limit`` training samples (and, unless ``test_limit`` is
+    given, of test samples); ``test_limit=None`` keeps the whole test split."""
     from neurosynth.datasets import load
 
     rng = np.random.default_rng(seed)
     if name == "digits":
+        kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv, **kw}
+    elif name == "fashion_mnist":
         kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv, **kw}
     elif name in ("cifar10", "cifar100"):
         kw = {"T": T, "encoding": encoding, "seed": seed, **kw}
@@ -56,7 +61,7 @@ def load_task(name: str = "digits", root=None, *, T: int = 8, conv: bool = True,
     tr = load(name, root, "train", **kw)
     te = load(name, root, "test", **kw)
     xtr, ytr = _materialise(tr, limit, rng)
-    xte, yte = _materialise(te, limit, rng)
+    xte, yte = _materialise(te, limit if test_limit == -1 else test_limit, rng)
     if not conv and xtr.dim() > 3:
         xtr, xte = xtr.flatten(2), xte.flatten(2)
     n_classes = int(getattr(tr, "n_classes", 0) or (int(max(ytr.max(), yte.max())) + 1))
@@ -96,3 +101,24 @@ def fitness_batch(task: Task, n: int = 128, seed: int = 0) -> tuple[torch.Tensor
         idx = np.concatenate([idx, rng.choice(rest, size=min(n - len(idx), len(rest)), replace=False)])
     idx = np.sort(idx[:n])
     return task.x_train[:, idx].contiguous(), task.y_train[idx].contiguous()
+
+
+def test_samples(dataset: str, n: int, *, T: int, encoding: str = "rate", conv: bool = True, seed: int = 0,
+                 root=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` samples of ``dataset``'s *test* split, encoded as in :func:`load_task` (the split a
+    searched network was tested on), as ``(x [T, n, ...], y [n])``."""
+    from neurosynth.datasets import load
+
+    kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv} if dataset in ("digits", "fashion_mnist") \
+        else {"T": T}
+    te = load(dataset, root, "test", **kw)
+    x, y = _materialise(te, None, np.random.default_rng(seed)) if len(te) <= n else \
+        _materialise_first(te, n)
+    return x, y
+
+
+def _materialise_first(ds, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from neurosynth.datasets import collate_time_first
+
+    x, y, _ = collate_time_first([ds[i] for i in range(int(n))])
+    return x.float(), y

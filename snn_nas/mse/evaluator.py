@@ -63,8 +63,45 @@ def count_synops(model, x: torch.Tensor) -> float:
     return total[0] / x.shape[1]
 
 
+def readout_layer(model):
+    """The linear readout: ``model.head`` (MSENet), else the last ``nn.Linear`` of the model (a sequential
+    ``SNN``, e.g. a lowered Loihi/NIR candidate, whose readout reads the last hidden layer's spikes)."""
+    head = getattr(model, "head", None)
+    if head is not None:
+        return head
+    lin = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    return lin[-1] if lin else None
+
+
+def forward_recorded(model, x: torch.Tensor):
+    """``(out, records)``: the output and every spiking layer's spike train ``[T, B, ...]``.
+
+    An :class:`~snn_nas.mse.builder.MSENet` records itself; any other model (a sequential ``SNN``) is
+    recorded through forward hooks on its spiking neuron modules (the output layer excluded, as MSENet's
+    readout is)."""
+    if getattr(model, "records_spikes", False):
+        return model(x, record=True)
+    from neurosynth.neurons import NeuronModel
+
+    neurons = [(n, m) for n, m in model.named_modules() if isinstance(m, NeuronModel)
+               and getattr(type(m), "spiking", True)]
+    neurons = neurons[:-1] if len(neurons) > 1 else neurons
+    records: dict[str, torch.Tensor] = {}
+    hooks = []
+    for name, m in neurons:
+        def hook(mod, inp, out, name=name):
+            records[name] = out.detach()
+        hooks.append(m.register_forward_hook(hook))
+    try:
+        out = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return out, records
+
+
 class readout_input:  # noqa: N801 (a context manager used like a function)
-    """Record the input of ``model.head`` (the linear readout) as ``[T, B, W]`` in ``.value`` while active."""
+    """Record the input of the linear readout (:func:`readout_layer`) as ``[T, B, W]`` in ``.value``."""
 
     def __init__(self, model, x: torch.Tensor):
         self.model, self.T, self.B, self.value, self._h = model, int(x.shape[0]), int(x.shape[1]), None, None
@@ -73,7 +110,7 @@ class readout_input:  # noqa: N801 (a context manager used like a function)
         self.value = inp[0].detach().reshape(self.T, self.B, -1)
 
     def __enter__(self):
-        head = getattr(self.model, "head", None)
+        head = readout_layer(self.model)
         if head is not None:
             self._h = head.register_forward_hook(self._hook)
         return self
@@ -84,24 +121,37 @@ class readout_input:  # noqa: N801 (a context manager used like a function)
         return False
 
 
+COSTS = ("params", "synops", "loihi_cores", "loihi_synapse_bytes")
+
+
 @EVALUATORS.register("mse_rdm")
 class RDMFitnessEvaluator(Evaluator):
     """Training-free fitness (``fitness`` in :data:`~snn_nas.mse.fitness.FITNESSES`) on a fixed batch.
 
     Returns ``fitness`` plus metrics: every registered score, ``params``, ``synops`` (per sample),
-    ``firing_rate`` (mean over spiking layers) and ``objectives = [-fitness, cost]`` where ``cost`` is
-    ``params`` or ``synops``. ``reference_spec``/``reference_state`` give a reference model whose RDM
-    replaces the label RDM (option (a) with a model reference).
+    ``firing_rate`` (mean over spiking layers), for a Loihi/NIR candidate the Loihi 2 resource estimate
+    (``loihi_cores``, ``loihi_neurons``, ``loihi_synapse_bytes``, :func:`snn_nas.mse.targets.loihi2_resources`)
+    and ``objectives = [-fitness, *costs]`` where ``cost`` is one name or a comma-separated list of
+    ``params``, ``synops``, ``loihi_cores``, ``loihi_synapse_bytes``. ``fitness_T`` scores on the first
+    ``fitness_T`` steps of the batch only (a shorter, cheaper horizon). ``reference_spec``/``reference_state``
+    give a reference model whose RDM replaces the label RDM (option (a) with a model reference).
     """
 
     name = "mse_rdm"
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, *, fitness: str = "rdm", cost: str = "params",
                  fitness_kw: dict | None = None, reference_spec: dict | None = None,
-                 reference_state: dict | None = None, all_scores: bool = True):
+                 reference_state: dict | None = None, all_scores: bool = True, fitness_T: int | None = None):
         FITNESSES.get(fitness)
-        if cost not in ("params", "synops"):
-            raise ValueError(f"cost must be 'params' or 'synops'; got {cost!r}")
+        self.costs = [c.strip() for c in str(cost).split(",") if c.strip()]
+        bad = [c for c in self.costs if c not in COSTS]
+        if not self.costs or bad:
+            raise ValueError(f"cost must be one or more (comma-separated) of {list(COSTS)}; got {cost!r}")
+        if fitness_T is not None:
+            if not 1 <= int(fitness_T) <= x.shape[0]:
+                raise ValueError(f"fitness_T must lie in [1, {x.shape[0]}] (the batch's steps); got {fitness_T}")
+            x = x[: int(fitness_T)]
+        self.fitness_T = None if fitness_T is None else int(fitness_T)
         self.x, self.y, self.fitness, self.cost = x, y, fitness, cost
         self.fitness_kw = dict(fitness_kw or {})
         self.reference_spec, self.reference_state = reference_spec, reference_state
@@ -126,7 +176,7 @@ class RDMFitnessEvaluator(Evaluator):
         model.train()  # batch norm on batch statistics, as at the start of training
         readout = readout_input(model, self.x)
         with synops_counter(model) as ops, torch.no_grad(), readout:
-            out, rec = model(self.x, record=True)
+            out, rec = forward_recorded(model, self.x)
         synops = ops[0] / self.x.shape[1]
         kw = {"y": self.y, "x": self.x, "readout": readout.value, "reference_records": self._reference_records(),
               **self.fitness_kw}
@@ -135,15 +185,31 @@ class RDMFitnessEvaluator(Evaluator):
         seconds = time.perf_counter() - t0
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         f = scores[self.fitness]
-        cost = float(params if self.cost == "params" else synops)
-        return {"fitness": f, "objectives": [-f if math.isfinite(f) else math.inf, cost],
-                "scores": scores, "params": int(params), "synops": synops,
-                "firing_rate": float(sum(float(r.float().mean()) for r in rec.values()) / len(rec)),
+        metrics = {"params": int(params), "synops": synops}
+        if spec.get("target", "float") != "float":
+            from .builder import lowered
+            from .targets import loihi2_resources
+
+            res = loihi2_resources(lowered(spec))
+            metrics.update({"loihi_cores": res["cores"], "loihi_neurons": res["neurons"],
+                            "loihi_synapse_bytes": res["synapse_bytes"]})
+        missing = [c for c in self.costs if c not in metrics]
+        if missing:
+            raise ValueError(f"cost {missing} needs a Loihi/NIR candidate (space target loihi or nir)")
+        objectives = [-f if math.isfinite(f) else math.inf, *[float(metrics[c]) for c in self.costs]]
+        return {"fitness": f, "objectives": objectives, "scores": scores, **metrics,
+                "firing_rate": float(sum(float(r.float().mean()) for r in rec.values()) / max(len(rec), 1)),
                 "fitness_seconds": seconds}
 
     def describe(self) -> dict:
         return {"name": self.name, "fitness": self.fitness, "cost": self.cost, "batch": list(self.x.shape),
+                "fitness_T": self.fitness_T,
                 "fitness_kw": self.fitness_kw, "reference_model": self.reference_spec is not None}
+
+
+def loss_for(spec: dict) -> str:
+    """``mean_membrane_ce`` for an LI readout, ``rate_ce`` (spike counts) for a spiking one."""
+    return "mean_membrane_ce" if spec.get("readout", "li") == "li" else "rate_ce"
 
 
 @EVALUATORS.register("mse_train")
@@ -164,7 +230,7 @@ class TrainEvaluator(Evaluator):
         from .data import TensorLoader
 
         t = self.task
-        loss = self.loss or ("mean_membrane_ce" if spec.get("readout", "li") == "li" else "rate_ce")
+        loss = self.loss or loss_for(spec)
         model = build_seeded(spec, seed)
         train = TensorLoader(t.x_train, t.y_train, self.batch_size, True, seed)
         xte, yte = t.x_test, t.y_test

@@ -30,7 +30,10 @@ class SearchConfig:
     dataset: str = "digits"
     data_root: str | None = None
     T: int = 4
-    encoding: str = "direct"  # static images: direct (analog current every step) | rate | latency
+    encoding: str | None = None  # static images: direct (analog current every step) | rate | latency;
+    # None: direct for target float, rate for loihi/nir (their inputs must be spikes)
+    target: str = "float"  # float | loihi | nir (snn_nas.mse.targets): every candidate deployable by construction
+    fitness_T: int | None = None  # score on the first fitness_T steps only (None: all T)
     dense: bool = False
     limit: int | None = None
     population: int = 8
@@ -71,6 +74,21 @@ def check_config(cfg: SearchConfig) -> None:
         raise _user_error(f"--workers must be >= 0 (got {cfg.workers})")
     if cfg.T < 1 or cfg.batch < 4:
         raise _user_error(f"--T must be >= 1 and --batch >= 4 (got {cfg.T}, {cfg.batch})")
+    from .evaluator import COSTS
+    from .targets import TARGETS
+
+    if cfg.target not in TARGETS:
+        raise _user_error(f"unknown --target {cfg.target!r}; choose from {list(TARGETS)}")
+    if cfg.target != "float" and cfg.encoding == "direct":
+        raise _user_error(f"--target {cfg.target} needs spike inputs (the chip receives spikes): use --encoding rate "
+                          "or latency, not direct")
+    costs = [c.strip() for c in cfg.cost.split(",") if c.strip()]
+    if not costs or set(costs) - set(COSTS):
+        raise _user_error(f"--cost takes one or more (comma-separated) of {list(COSTS)}; got {cfg.cost!r}")
+    if cfg.target == "float" and any(c.startswith("loihi") for c in costs):
+        raise _user_error("--cost loihi_* needs --target loihi or nir (the resource estimate of a deployable network)")
+    if cfg.fitness_T is not None and not 1 <= cfg.fitness_T <= cfg.T:
+        raise _user_error(f"--fitness-T must lie in [1, --T={cfg.T}]; got {cfg.fitness_T}")
     if cfg.strategy == "nsga2" and cfg.population < 4:
         raise _user_error("--strategy nsga2 needs --population >= 4")
     out = Path(cfg.out)
@@ -105,19 +123,23 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     from .evaluator import RDMFitnessEvaluator
     from .space import MSESpace, MSESpaceConfig
 
+    if cfg.encoding is None:
+        cfg.encoding = "direct" if cfg.target == "float" else "rate"
     check_config(cfg)
     torch.set_num_threads(1)
     with RunDir.create(cfg.out, kind="search mse", resume=cfg.resume, replace=False) as rd:
         t0 = time.perf_counter()
         try:
-            extra = {"encoding": cfg.encoding} if cfg.dataset in ("digits", "cifar10", "cifar100") else {}
+            extra = {"encoding": cfg.encoding} if cfg.dataset in ENCODED_DATASETS else {}
             task = load_task(cfg.dataset, cfg.data_root, T=cfg.T, conv=not cfg.dense, seed=cfg.seed, limit=cfg.limit,
                              **extra)
         except (ValueError, FileNotFoundError) as e:
             raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
         try:
-            space = MSESpace(MSESpaceConfig.from_dict({"input_shape": task.input_shape,
-                                                       "num_classes": task.num_classes, **cfg.space}))
+            base = {"input_shape": task.input_shape, "num_classes": task.num_classes, "target": cfg.target}
+            if cfg.target == "loihi":  # one step of delay per layer: keep >= 1/4 of the window for the output
+                base["max_layers"] = max(3, (3 * cfg.T) // 4)
+            space = MSESpace(MSESpaceConfig.from_dict({**base, **cfg.space}))
         except (ValueError, TypeError) as e:
             raise _user_error(f"invalid search space: {e}") from e
         if cfg.fitness == "rdm" and cfg.reference == "labels" and cfg.batch < 2 * task.num_classes:
@@ -126,8 +148,10 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
         x, y = fitness_batch(task, cfg.batch, cfg.seed)
         ref_kw, ref_spec, ref_state = _reference(cfg)
         evaluator = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost=cfg.cost, fitness_kw=ref_kw,
-                                        reference_spec=ref_spec, reference_state=ref_state)
-        strategy = STRATEGIES.get(cfg.strategy)(space, np.random.default_rng(cfg.seed))
+                                        reference_spec=ref_spec, reference_state=ref_state, fitness_T=cfg.fitness_T)
+        n_obj = 1 + len(evaluator.costs)
+        strategy = STRATEGIES.get(cfg.strategy)(space, np.random.default_rng(cfg.seed),
+                                                **({"n_obj": n_obj} if cfg.strategy == "nsga2" else {}))
         config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "progress", "workers", "ray")}
         config["space"] = space.describe()
         try:
@@ -141,7 +165,9 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
                             seed=cfg.seed, workers=cfg.workers, ray=cfg.ray, progress=cfg.progress, resume=cfg.resume,
                             config={"dataset": cfg.dataset, "fitness": cfg.fitness, "T": cfg.T, "batch": cfg.batch,
                                     "encoding": cfg.encoding, "limit": cfg.limit, "space_overrides": cfg.space,
-                                    "dense": cfg.dense, "reference": cfg.reference, "cost": cfg.cost},
+                                    "dense": cfg.dense, "reference": cfg.reference, "cost": cfg.cost,
+                                    **({"target": cfg.target} if cfg.target != "float" else {}),
+                                    **({"fitness_T": cfg.fitness_T} if cfg.fitness_T is not None else {})},
                             on_generation=lambda s: _generation_done(rd, s))
             try:
                 summary = runner.run()
@@ -155,14 +181,14 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             write_json(rd.file("best.json"), best["spec"])
             write_json(rd.file("hall_of_fame.json"), [{"fitness": f, "spec": s} for f, s in strategy.hall_of_fame])
             plot_fitness(records, summary["history"], rd.plot_path("fitness"), cfg.fitness)
-            front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, cfg.cost)
+            front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, evaluator.costs[0])
             summary["pareto_front"] = front
             results = {"best_fitness": best["fitness"], "best_hash": best["hash"], "best_metrics": best["metrics"],
                        "evaluations": summary["evaluations"], "failed": summary["failed"],
                        "search_seconds": summary["search_seconds"], "pareto_front": front}
             if cfg.train_best > 0:
-                results["best_model"] = train_best(best["spec"], task, cfg, rd.path / "best_model", command)
-                results["best_model"]["dir"] = str(Path(cfg.out) / "best_model")
+                results["best_model"] = train_best(best["spec"], task, cfg, rd.path / BEST_MODEL, command)
+                results["best_model"]["dir"] = str(Path(cfg.out) / BEST_MODEL)
             summary["results"] = results
             write_json(rd.file("summary.json"), {k: v for k, v in summary.items() if k != "best"} | {"best": best})
             rd.write_manifest(command, config, cfg.seed, results)
@@ -179,18 +205,26 @@ def _generation_done(rd, summary: dict) -> None:
     kill_point(f"search:generation-{summary.get('generation')}")
 
 
+BEST_MODEL = "best_model"  # run-directory name of the trained winner (MSE-NAS and BioNAS)
+ENCODED_DATASETS = ("digits", "cifar10", "cifar100", "fashion_mnist")
+
+
 def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> dict:
     """Train ``spec`` for ``cfg.train_best`` epochs and write a run directory (model.pt, arch.json,
-    metrics.json, manifest.json, plots/training.png) that `neurosynth export` can read."""
+    metrics.json, manifest.json, plots/training.png) that `neurosynth export` can read.
+
+    A deployable spec (target loihi/nir) is saved as the plain sequential ArchSpec it lowers to, so the run
+    directory is an ordinary ``SNN`` that ``neurosynth export loihi|nir`` reads without ``snn_nas``; the
+    searched spec is kept in ``searched_spec.json``."""
     import torch
 
     from neurosynth.rundir import RunDir
     from neurosynth.training import evaluate, fit
 
     from .data import TensorLoader
-    from .evaluator import build_seeded, seeded
+    from .evaluator import build_seeded, loss_for, seeded
 
-    loss = "mean_membrane_ce" if spec.get("readout", "li") == "li" else "rate_ce"
+    loss = loss_for(spec)
     model = build_seeded(spec, cfg.seed)
     train = TensorLoader(task.x_train, task.y_train, 64, True, cfg.seed)
     test = TensorLoader(task.x_test, task.y_test, 256, False, 0)
@@ -201,14 +235,21 @@ def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> 
     secs = time.perf_counter() - t0
     ev = evaluate(model, test, loss=loss, record_rates=True)
     with RunDir.create(out, kind="train") as rd:
-        rd.save_model(model, spec)
+        if spec.get("target", "float") != "float":
+            from .builder import lowered
+
+            rd.write_json("searched_spec.json", spec)
+            rd.save_model(model, lowered(spec))
+        else:
+            rd.save_model(model, spec)
         metrics = {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_samples": ev["samples"],
                    "firing_rates": ev.get("firing_rates", {}), "train_seconds": secs, "epochs": cfg.train_best,
                    "loss": loss, "history": hist, "params": int(sum(p.numel() for p in model.parameters()))}
         rd.write_json("metrics.json", metrics)
         _plot_history(hist, rd.plot_path("training"))
         rd.write_manifest(command, {"spec": spec, "dataset": cfg.dataset, "T": cfg.T, "epochs": cfg.train_best,
-                                    "lr": cfg.train_lr, "loss": loss}, cfg.seed,
+                                    "lr": cfg.train_lr, "loss": loss, "encoding": cfg.encoding,
+                                    "target": cfg.target}, cfg.seed,
                           {k: v for k, v in metrics.items() if k != "history"})
         del torch
     return {k: v for k, v in metrics.items() if k != "history"} | {"dir": str(out)}

@@ -39,12 +39,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..engine.space import SearchSpace, canonical_json
+from ..engine.space import SearchSpace
+from .spec import EDGE_TYPES, FORMAT, PLUGIN, SIGNS, validate_spec
+from .targets import TARGETS, get_target
 
-FORMAT = "neurosynth.arch/1"
-PLUGIN = "snn_nas.mse.builder"
-EDGE_TYPES = ("ff", "lat", "fb", "skip")
-SIGNS = ("exc", "inh")
+__all__ = ["EDGE_TYPES", "FORMAT", "PLUGIN", "SIGNS", "TEMPLATES", "MSESpace", "MSESpaceConfig", "validate_spec"]
 TEMPLATES = ("ff_chain", "lateral_inhibition", "feedback", "skip")
 
 
@@ -77,6 +76,8 @@ class MSESpaceConfig:
     max_downsample: int | None = None
     p_inhibitory: float = 0.25
     readout: str = "li"
+    target: str = "float"
+    max_layers: int | None = None  # deploy targets: at most this many spiking layers (stem + motif nodes + output)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -115,9 +116,20 @@ class MSESpace(SearchSpace):
             config = MSESpaceConfig()
         if isinstance(config, dict):
             config = MSESpaceConfig.from_dict(config)
+        if config.target not in TARGETS:
+            raise ValueError(f"target must be one of {list(TARGETS)}; got {config.target!r}")
+        tgt = get_target(config.target)
         if config.neurons is None:
-            config = MSESpaceConfig(**{**asdict(config), "neurons": tuple(spiking_neurons())})
+            config = MSESpaceConfig(**{**asdict(config), "neurons": tuple(tgt.neurons or spiking_neurons())})
+        if tgt.name != "float":
+            bad = [n for n in config.neurons if n not in tgt.neurons]
+            if bad:
+                raise ValueError(f"neurons {bad} cannot be deployed on target {tgt.name!r}; allowed: {list(tgt.neurons)}")
+            # the target fixes what is not deployable: binary chains, signed weights, spiking readout
+            config = MSESpaceConfig(**{**asdict(config), "signs": ("exc",), "templates": (), "p_composed": 1.0,
+                                       "max_inputs": 1, "readout": "spiking"})
         self.cfg = config
+        self.target = tgt
         self._check_config()
 
     # ------------------------------------------------------------------------------------------------
@@ -139,12 +151,15 @@ class MSESpace(SearchSpace):
             raise ValueError("widths and stem_widths must be non-empty lists of positive ints")
         if not (1 <= c.depth[0] <= c.depth[1]):
             raise ValueError(f"depth must be [min, max] with 1 <= min <= max; got {list(c.depth)}")
-        if c.max_nodes < 2:
-            raise ValueError(f"max_nodes must be >= 2; got {c.max_nodes}")
+        if c.max_nodes < (1 if c.target != "float" else 2):
+            raise ValueError(f"max_nodes must be >= {1 if c.target != 'float' else 2}; got {c.max_nodes}")
         if set(c.templates) - set(TEMPLATES):
             raise ValueError(f"unknown templates {sorted(set(c.templates) - set(TEMPLATES))}; known: {list(TEMPLATES)}")
         if not c.templates and c.p_composed <= 0:
             raise ValueError("no templates and p_composed=0: the space has no motifs")
+        if c.max_layers is not None and c.max_layers < 2 + c.depth[0]:
+            raise ValueError(f"max_layers={c.max_layers} is below the smallest network of the space "
+                             f"(stem + {c.depth[0]} cell(s) + output = {2 + c.depth[0]} layers)")
         if c.max_inputs < 1:
             raise ValueError(f"max_inputs must be >= 1; got {c.max_inputs}")
         if c.readout not in ("li", "spiking"):
@@ -204,8 +219,20 @@ class MSESpace(SearchSpace):
         motif["outputs"] = _sinks(motif)
         return _repair_motif(motif)
 
+    def chain(self, nodes: list[dict]) -> dict:
+        """A chain motif ``0 -> 1 -> ... -> n`` (the only motif a deployment target allows)."""
+        n = len(nodes)
+        return {"template": "chain", "nodes": [{**nd, "sign": "exc"} for nd in nodes],
+                "edges": [[k - 1, k, "ff"] for k in range(1, n + 1)], "outputs": [n]}
+
+    @property
+    def deploy(self) -> bool:
+        return self.target.name != "float"
+
     def random_motif(self, rng: np.random.Generator) -> dict:
         c = self.cfg
+        if self.deploy:
+            return self.chain([self._node(rng, "exc") for _ in range(int(rng.integers(1, c.max_nodes + 1)))])
         if not c.templates or rng.random() < c.p_composed:
             return self.composed(rng)
         return self.template(str(c.templates[int(rng.integers(len(c.templates)))]), rng)
@@ -229,20 +256,30 @@ class MSESpace(SearchSpace):
             ds = set(int(p) for p in rng.choice(depth, size=n_ds, replace=False))
         cells = [{"width": int(c.widths[int(rng.integers(len(c.widths)))]), "inputs": self._inputs(i, rng),
                   "downsample": i in ds, "motif": self.random_motif(rng)} for i in range(depth)]
-        return self.make_spec(int(c.stem_widths[int(rng.integers(len(c.stem_widths)))]), cells,
+        spec = self.make_spec(int(c.stem_widths[int(rng.integers(len(c.stem_widths)))]), cells,
                               stem_neuron=str(c.neurons[int(rng.integers(len(c.neurons)))]))
+        return self.repair(spec) if self.deploy and c.max_layers else spec
 
     def make_spec(self, stem_width: int, cells: list[dict], stem_neuron: str = "lif") -> dict:
         c = self.cfg
-        return {"format": FORMAT, "kind": "mse", "plugin": PLUGIN, "input_shape": list(c.input_shape),
+        spec = {"format": FORMAT, "kind": "mse", "plugin": PLUGIN, "input_shape": list(c.input_shape),
                 "num_classes": int(c.num_classes), "stem": {"width": int(stem_width), "neuron": stem_neuron},
                 "cells": cells, "readout": c.readout}
+        if self.deploy:
+            spec["target"] = self.target.name
+        return spec
 
     # ---- validation ---------------------------------------------------------------------------------
     def validate(self, spec: dict) -> dict:
         """Structural validation (:func:`validate_spec`) plus membership of this space's choices."""
         validate_spec(spec)
         c = self.cfg
+        if c.max_layers and spec.get("target", "float") != "float" and n_layers(spec) > c.max_layers:
+            raise ValueError(f"spec has {n_layers(spec)} spiking layers; the space allows max_layers={c.max_layers} "
+                             "(with one step of synaptic delay per layer, a deeper network's output stays silent "
+                             "for most of the T steps)")
+        if spec.get("target", "float") != c.target:
+            raise ValueError(f"spec target {spec.get('target', 'float')!r} != space target {c.target!r}")
         if list(spec["input_shape"]) != list(c.input_shape):
             raise ValueError(f"spec input_shape {spec['input_shape']} != space input_shape {list(c.input_shape)}")
         if spec["num_classes"] != c.num_classes:
@@ -278,6 +315,16 @@ class MSESpace(SearchSpace):
                 nd["sign"] = str(c.signs[int(rng.integers(len(c.signs)))])
             else:
                 nd["kernel"] = int(c.kernels[int(rng.integers(len(c.kernels)))])
+        elif scale == "meso" and self.deploy:  # grow or shrink the chain, or draw a new one
+            nodes = cell["motif"]["nodes"]
+            r = rng.random()
+            if r < 0.4 and len(nodes) < c.max_nodes:
+                nodes.insert(int(rng.integers(len(nodes) + 1)), self._node(rng, "exc"))
+            elif r < 0.8 and len(nodes) > 1:
+                del nodes[int(rng.integers(len(nodes)))]
+            else:
+                nodes = self.random_motif(rng)["nodes"]
+            cell["motif"] = self.chain(nodes)
         elif scale == "meso":
             if rng.random() < 0.5:
                 cell["motif"] = self.random_motif(rng)
@@ -345,16 +392,35 @@ class MSESpace(SearchSpace):
                 if n_ds > lim:
                     cell["downsample"] = False
             cell["motif"] = _repair_motif(cell["motif"])
+            if self.deploy:
+                cell["motif"] = self.chain(cell["motif"]["nodes"][: self.cfg.max_nodes])
+        if self.deploy:
+            s["target"], s["readout"] = self.target.name, "spiking"
+            lim = self.cfg.max_layers
+            while lim and n_layers(s) > lim:  # drop a node of the longest chain, else the last cell
+                cells = s["cells"]
+                longest = max(range(len(cells)), key=lambda i: len(cells[i]["motif"]["nodes"]))
+                if len(cells[longest]["motif"]["nodes"]) > 1:
+                    cells[longest]["motif"] = self.chain(cells[longest]["motif"]["nodes"][:-1])
+                elif len(cells) > self.cfg.depth[0]:
+                    cells.pop()
+                else:
+                    break
         return s
 
     def cost(self, spec: dict) -> float:
         """Parameter count of the built model (the second objective of NSGA-II by default)."""
-        from .builder import count_params
+        from neurosynth.arch import build  # resolves the spec's plugin (snn_nas.mse.builder): no import cycle
 
-        return float(count_params(spec))
+        return float(sum(p.numel() for p in build(spec).parameters() if p.requires_grad))
 
 
 # ---------------------------------------------------------------------------------------------------------
+def n_layers(spec: dict) -> int:
+    """Spiking layers of a deployable spec: the stem, every motif node and the output layer."""
+    return 2 + sum(len(c["motif"]["nodes"]) for c in spec["cells"])
+
+
 def _clone(obj):
     """Deep copy through JSON: never aliases (deepcopy would keep a cell listed twice shared)."""
     return json.loads(json.dumps(obj))
@@ -432,88 +498,3 @@ def _mutate_edges(motif: dict, rng: np.random.Generator) -> dict:
     return _repair_motif(m)
 
 
-def _need(d: dict, key: str, where: str, types) -> object:
-    if not isinstance(d, dict) or key not in d:
-        raise ValueError(f"{where} is missing the field '{key}'")
-    v = d[key]
-    if not isinstance(v, types) or (isinstance(v, bool) and types is not bool):
-        raise ValueError(f"{where}.{key} must be {types.__name__}, got {type(v).__name__} {v!r}")
-    return v
-
-
-def validate_spec(spec: dict) -> dict:
-    """Structural validation of an MSE ArchSpec; raises ``ValueError`` naming the bad field and the fix."""
-    from neurosynth.neurons import NEURONS
-
-    if not isinstance(spec, dict):
-        raise ValueError(f"an MSE spec must be a JSON object; got {type(spec).__name__}")
-    if spec.get("format") != FORMAT:
-        raise ValueError(f"spec.format must be {FORMAT!r}; got {spec.get('format')!r}")
-    if spec.get("kind") != "mse":
-        raise ValueError(f"spec.kind must be 'mse'; got {spec.get('kind')!r}")
-    shape = _need(spec, "input_shape", "spec", list)
-    if len(shape) not in (1, 3) or not all(isinstance(v, int) and v >= 1 for v in shape):
-        raise ValueError(f"spec.input_shape must be [features] or [C, H, W]; got {shape}")
-    ncls = _need(spec, "num_classes", "spec", int)
-    if ncls < 2:
-        raise ValueError(f"spec.num_classes must be >= 2; got {ncls}")
-    stem = _need(spec, "stem", "spec", dict)
-    if _need(stem, "width", "spec.stem", int) < 1:
-        raise ValueError("spec.stem.width must be >= 1")
-    if stem.get("neuron", "lif") not in NEURONS:
-        raise ValueError(f"spec.stem.neuron {stem.get('neuron')!r} is not registered; known: {NEURONS.names()}")
-    if spec.get("readout", "li") not in ("li", "spiking"):
-        raise ValueError(f"spec.readout must be 'li' or 'spiking'; got {spec.get('readout')!r}")
-    cells = _need(spec, "cells", "spec", list)
-    if not cells:
-        raise ValueError("spec.cells must hold at least one cell")
-    side = min(shape[1:]) if len(shape) == 3 else None
-    for i, cell in enumerate(cells):
-        w = f"spec.cells[{i}]"
-        if _need(cell, "width", w, int) < 1:
-            raise ValueError(f"{w}.width must be >= 1")
-        ins = _need(cell, "inputs", w, list)
-        if not ins or not all(isinstance(j, int) and 0 <= j <= i for j in ins) or len(set(ins)) != len(ins):
-            raise ValueError(f"{w}.inputs must be distinct indices of earlier outputs in [0, {i}] "
-                             f"(0 = stem, k = cell k-1); got {ins}")
-        ds = _need(cell, "downsample", w, bool)
-        if ds:
-            if side is None:
-                raise ValueError(f"{w}.downsample is true but the network is dense (1-D input); set it to false")
-            side //= 2
-            if side < 1:
-                raise ValueError(f"{w}.downsample shrinks the feature map below 1x1; remove a downsampling")
-        m = _need(cell, "motif", w, dict)
-        nodes = _need(m, "nodes", f"{w}.motif", list)
-        if not nodes:
-            raise ValueError(f"{w}.motif.nodes must hold at least one neuron")
-        for j, nd in enumerate(nodes):
-            wn = f"{w}.motif.nodes[{j}]"
-            if _need(nd, "neuron", wn, str) not in NEURONS or not getattr(NEURONS.get(nd["neuron"]), "spiking", True):
-                raise ValueError(f"{wn}.neuron {nd['neuron']!r} is not a registered spiking neuron; "
-                                 f"known: {[n for n in NEURONS.names() if getattr(NEURONS.get(n), 'spiking', True)]}")
-            if _need(nd, "sign", wn, str) not in SIGNS:
-                raise ValueError(f"{wn}.sign must be one of {list(SIGNS)}; got {nd['sign']!r}")
-            k = _need(nd, "kernel", wn, int)
-            if k < 1 or k % 2 == 0:
-                raise ValueError(f"{wn}.kernel must be an odd positive int; got {k}")
-        n = len(nodes)
-        edges = _need(m, "edges", f"{w}.motif", list)
-        for e in edges:
-            if not (isinstance(e, list) and len(e) == 3 and isinstance(e[0], int) and isinstance(e[1], int)
-                    and e[2] in EDGE_TYPES):
-                raise ValueError(f"{w}.motif.edges entry {e!r} must be [src, dst, type] with type in {list(EDGE_TYPES)}")
-            s, d, t = e
-            ok = (t in ("ff", "skip") and 0 <= s < d <= n) or (t == "lat" and 1 <= s < d <= n) or \
-                 (t == "fb" and 1 <= d < s <= n)
-            if not ok:
-                raise ValueError(f"{w}.motif edge {e!r} is invalid: ff/skip need 0 <= src < dst <= {n}, lat needs "
-                                 f"1 <= src < dst, fb needs 1 <= dst < src (within-step feedback)")
-        for d in range(1, n + 1):
-            if not any(e[1] == d and e[2] in ("ff", "skip") for e in edges):
-                raise ValueError(f"{w}.motif node {d} has no ff/skip input; every neuron must be fed")
-        outs = _need(m, "outputs", f"{w}.motif", list)
-        if not outs or not all(isinstance(o, int) and 1 <= o <= n for o in outs):
-            raise ValueError(f"{w}.motif.outputs must list neuron indices in [1, {n}]; got {outs}")
-    canonical_json(spec)
-    return spec

@@ -83,12 +83,12 @@ def test_cli_search_and_robustness_end_to_end(tmp_path):
     assert g["space"] == "nb201" and len(g["edges"]) == 6
     assert (out / "plots" / "cell.png").stat().st_size > 1000
     assert (out / "archive.sqlite").exists() and (out / "manifest.json").exists()
-    model, spec, metrics = load_run(out / "best")
+    model, spec, metrics = load_run(out / "best_model")
     assert spec["genotype"] == g and 0.0 <= metrics["test_accuracy"] <= 1.0
-    rc = main(["robustness", "--model", str(out / "best"), "--attacks", "fgsm,onepixel", "--n-samples", "8",
+    rc = main(["robustness", "--model", str(out / "best_model"), "--attacks", "fgsm,onepixel", "--n-samples", "8",
                "--no-progress", "--param", "onepixel.steps=2"])
     assert rc == 0
-    res = json.loads((out / "best" / "robustness" / "robustness.json").read_text())
+    res = json.loads((out / "best_model" / "robustness" / "robustness.json").read_text())
     assert set(res["attacks"]) == {"fgsm", "onepixel"} and res["n_samples"] == 8
     assert res["attacks"]["onepixel"]["params"]["steps"] == 2
 

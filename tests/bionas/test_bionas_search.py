@@ -1,5 +1,8 @@
 """BioNAS-DARTS / BioNAS-EG loops, the EG compound fitness and the persistent CMA-ES."""
 
+import json
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -53,6 +56,11 @@ def test_darts_search_runs_and_freezes_alpha_in_warmup():
     ent = [h["alpha_entropy"]["cell"] for h in res["history"]]
     assert abs(ent[0] - np.log(sp.n_columns)) < 1e-3  # untouched during warm-up
     assert ent[1] < ent[0] - 1e-3
+    per_edge = res["history"][1]["alpha_entropy_per_edge"]["cell"]
+    assert len(per_edge) == sp.n_edges and np.mean(per_edge) == pytest.approx(ent[1])
+    from snn_nas.bionas.search import alpha_moved
+
+    assert alpha_moved(res["history"], sp) and not alpha_moved(res["history"][:1], sp)
     again = darts_search(sp, data, epochs=2, C=4, layers=1, batch_size=12, warmup=1, seed=0, a_lr=0.1)
     assert again["logits"] == res["logits"]  # same seed, same result
 
@@ -68,3 +76,25 @@ def test_eg_search_sigma_schedule_and_persistent_cma():
     assert all(h["sigma"] <= h["sigma_cap"] + 1e-12 for h in logs)
     assert res["cma"]["iterations"] == 2 * 3  # one CMA-ES instance across all epochs
     assert res["cma"]["evaluations"] == 6 * 2 * 3
+
+
+def test_eg_cma_is_an_engine_strategy_with_resumable_state():
+    from snn_nas.bionas.eg_strategy import CMAESLogits, LogitSpace
+    from snn_nas.engine import STRATEGIES
+
+    assert STRATEGIES.get("eg_cma") is CMAESLogits
+    f = lambda z: float(np.sum((np.asarray(z) - 1.0) ** 2))  # noqa: E731
+    sp = LogitSpace(4)
+    a = CMAESLogits(sp, np.random.default_rng(0), sigma0=0.5, popsize=6)
+    for _ in range(3):
+        specs = a.ask()
+        assert len(specs) == 6 and all(sp.validate(s) for s in specs)
+        a.tell(specs, [{"fitness": -f(s["z"])} for s in specs])
+    state = json.loads(json.dumps(a.state_dict()))
+    b = CMAESLogits(sp, np.random.default_rng(123), sigma0=0.5, popsize=6)
+    b.load_state_dict(state)
+    sa, sb = a.ask(), b.ask()
+    assert sa == sb  # the restored strategy continues exactly
+    a.tell(sa, [{"fitness": math.nan}] + [{"fitness": -f(s["z"])} for s in sa[1:]])  # a failure ranks last
+    assert sa[0] not in [s for _, s in a.hof.items()]
+    assert a.hof.items()[0][0] >= max(-f(s["z"]) for s in sa[1:])

@@ -321,3 +321,15 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path):
         # every archived evaluation from before the kill was reused, not recomputed
         assert before <= {r["hash"] for r in a.records()}
         assert len(a.records()) == len({r["hash"] for r in a.records()})
+
+
+def test_archive_records_one_shot_search_epochs_apart_from_evaluations(tmp_path):
+    with Archive(tmp_path / "a.sqlite") as a:
+        h = a.add_epoch(1, {"g": [1, 2]}, {"val_accuracy": 0.5, "alpha_entropy": {"cell": 1.2}})
+        a.add_epoch(2, {"g": [2, 1]}, {"val_accuracy": 0.6})
+        assert len(a) == 0 and a.records() == []  # a derived genotype is not an evaluated architecture
+        ep = a.epochs()
+        assert [e["epoch"] for e in ep] == [1, 2] and ep[0]["hash"] == h
+        assert ep[0]["spec"] == {"g": [1, 2]} and ep[0]["metrics"]["alpha_entropy"] == {"cell": 1.2}
+    with Archive(tmp_path / "a.sqlite") as a:  # persisted
+        assert len(a.epochs()) == 2

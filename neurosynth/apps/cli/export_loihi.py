@@ -130,7 +130,6 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-
     from neurosynth.errors import UserError
     from neurosynth.hardware.lava.compat import import_lava
     from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
@@ -172,9 +171,15 @@ def _run(args) -> int:
                 from neurosynth.hardware.lava.verify import verify
 
                 try:
-                    x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,
-                                             encoder=encoder, seed=args.seed, data_root=data_root,
-                                             spatial_factor=None if size is None else int(size) / 128)
+                    if cfg.get("target") in ("loihi", "nir"):  # a searched network (search mse --target loihi)
+                        from snn_nas.mse.data import test_samples  # its dataset's own test split
+
+                        x, y = test_samples(dataset, args.verify, T=steps, encoding=encoder,
+                                            conv=len(net.input_shape) == 3, seed=args.seed)
+                    else:
+                        x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,
+                                                 encoder=encoder, seed=args.seed, data_root=data_root,
+                                                 spatial_factor=None if size is None else int(size) / 128)
                 except (ValueError, OSError) as e:
                     raise UserError(str(e)) from e
                 rep = verify(model, x, y, input_shape=input_shape, net=read_netx(tmp), modes=modes, progress=True)

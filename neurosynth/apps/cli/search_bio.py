@@ -6,7 +6,7 @@
 Writes into ``DIR``: ``manifest.json``, ``archive.sqlite`` (the engine's archive: one record per search
 epoch for darts/eg, one per evaluated genotype for evo), ``search.json`` (history, logits), ``genotype.json``,
 ``plots/cell.png`` (op and rule on every edge) and ``plots/search.png``; with ``--train-best`` a run
-directory ``DIR/best`` (``model.pt`` + ``arch.json`` rebuildable by ``neurosynth.rundir.load_run``,
+directory ``DIR/best_model`` (``model.pt`` + ``arch.json`` rebuildable by ``neurosynth.rundir.load_run``,
 ``metrics.json``, ``manifest.json``, ``plots/training.png``).
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+BEST_MODEL = "best_model"  # the trained winner's run directory, the same name as `search mse --train-best`
 
 
 def register(subparsers):
@@ -44,7 +46,7 @@ def register(subparsers):
     p.add_argument("--cma-generations", type=int, default=2, help="eg: CMA-ES generations per epoch")
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     p.add_argument("--train-best", type=int, default=0, metavar="EPOCHS",
-                   help="train the derived genotype for EPOCHS and save a run directory in OUT/best")
+                   help="train the derived genotype for EPOCHS and save a run directory in OUT/best_model")
     p.add_argument("--resume", action="store_true", help="evo: continue the search stored in OUT")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -92,6 +94,13 @@ def run(args) -> int:
         else:
             result = _evo(args, space, data, rd, layers, max_skip, progress, config)
         genotype = result["genotype"]
+        if args.method in ("darts", "eg"):
+            from snn_nas.bionas.search import alpha_moved
+
+            result["alpha_moved"] = alpha_moved(result.get("history", []), space)
+            if not result["alpha_moved"]:
+                print("warning: the architecture weights ended at the uniform distribution (no edge's entropy fell "
+                      "below log(choices)); the genotype is a tie-break, not a search result", file=sys.stderr)
         rd.write_json("genotype.json", genotype)
         rd.write_json("search.json", result)
         from snn_nas.bionas.plot import plot_genotype, plot_search_history
@@ -100,7 +109,7 @@ def run(args) -> int:
                                                        f"{args.seed})")
         if result.get("history") and "train_loss" in result["history"][0]:
             plot_search_history(result["history"], rd.plot_path("search"), f"BioNAS-{args.method} search")
-        results = {"genotype": genotype}
+        results = {"genotype": genotype, **({"alpha_moved": result["alpha_moved"]} if "alpha_moved" in result else {})}
         if args.train_best:
             results["best"] = _train_best(args, genotype, data, rd, eval_layers, progress)
         rd.write_manifest(["neurosynth", *sys.argv[1:]] if sys.argv else None, config, args.seed, results)
@@ -108,14 +117,13 @@ def run(args) -> int:
     print(f"genotype: {out / 'genotype.json'}")
     print(f"cell picture: {out / 'plots' / 'cell.png'}")
     if args.train_best:
-        print(f"trained model: {out / 'best'} (test accuracy {results['best']['test_accuracy']:.4f})")
+        print(f"trained model: {out / BEST_MODEL} (test accuracy {results['best']['test_accuracy']:.4f})")
     return 0
 
 
 def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
     from snn_nas.bionas.search import darts_search, eg_search
     from snn_nas.engine.archive import Archive
-    from snn_nas.engine.space import spec_hash
 
     archive_path = rd.file("archive.sqlite")
     if archive_path.exists():
@@ -123,13 +131,8 @@ def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
     archive = Archive(archive_path)
     archive.set_meta("config", {"method": args.method, "space": args.space, "seed": args.seed})
 
-    def on_epoch(log):
-        g = log["genotype"]
-        archive.add(g, {"status": "ok", "fitness": log["val_accuracy"], "objectives": None,
-                        "metrics": {k: v for k, v in log.items() if k != "genotype"}, "error": None, "seconds": None},
-                    generation=log["epoch"], seed=args.seed)
-        archive.save_state(log["epoch"], {"genotype_hash": spec_hash(g)},
-                           {"generation": log["epoch"], "best": log["val_accuracy"], "mean": log["val_accuracy"]})
+    def on_epoch(log):  # the supernet's epoch, not an evaluation of the derived genotype
+        archive.add_epoch(log["epoch"], log["genotype"], {k: v for k, v in log.items() if k != "genotype"})
 
     kw = dict(epochs=args.epochs, C=args.C, layers=layers, batch_size=args.batch_size, warmup=args.warmup,
               max_skip=max_skip, seed=args.seed, frame_rule=args.frame_rule, progress=progress, callback=on_epoch)
@@ -152,8 +155,7 @@ def _evo(args, space, data, rd, layers, max_skip, progress, config) -> dict:
     strategy = STRATEGIES.get("evo")(sp, np.random.default_rng(args.seed))
     evaluator = BioNASEvaluator(args.dataset, epochs=args.eval_epochs, C=args.C, layers=layers,
                                 batch_size=args.batch_size, frame_rule=args.frame_rule, data_root=args.data_root,
-                                limit_train=args.limit_train)
-    evaluator._data = data
+                                limit_train=args.limit_train, data=data)
     import sqlite3
 
     from neurosynth.errors import UserError
@@ -199,7 +201,7 @@ def _train_best(args, genotype, data, rd, eval_layers, progress) -> dict:
     model = build_model(spec)
     hist = train_model(model, data.x_train, data.y_train, data.x_test, data.y_test, epochs=args.train_best,
                        batch_size=args.batch_size, seed=args.seed, progress=progress, desc="train best")
-    with RunDir.create(rd.file("best"), kind="train") as best:
+    with RunDir.create(rd.file(BEST_MODEL), kind="train") as best:
         best.save_model(model, spec)
         metrics = {"test_accuracy": hist["test_accuracy"][-1], "train_accuracy": hist["train_accuracy"][-1],
                    "history": hist, "alignment_angles": alignment_angles(model),
@@ -209,4 +211,4 @@ def _train_best(args, genotype, data, rd, eval_layers, progress) -> dict:
                     "derived BioNAS model")
         best.write_manifest(["neurosynth", *sys.argv[1:]], {"genotype": genotype, "epochs": args.train_best,
                                                             "spec": spec}, args.seed, {"test_accuracy": metrics["test_accuracy"]})
-    return {"test_accuracy": metrics["test_accuracy"], "run_dir": str(Path(args.out) / "best"), "params": metrics["params"]}
+    return {"test_accuracy": metrics["test_accuracy"], "run_dir": str(Path(args.out) / BEST_MODEL), "params": metrics["params"]}

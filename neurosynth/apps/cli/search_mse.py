@@ -16,7 +16,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder holding the dataset (not needed for digits)")
     p.add_argument("--limit", type=int, default=None, help="keep at most this many samples per split in memory")
     p.add_argument("--T", type=int, default=4, help="time steps per sample")
-    p.add_argument("--encoding", default="direct", help="static images: direct | rate | latency")
+    p.add_argument("--encoding", default=None,
+                   help="static images: direct | rate | latency (default: direct; rate for --target loihi/nir)")
+    p.add_argument("--target", default="float", choices=["float", "loihi", "nir"],
+                   help="float: the full MSE space; loihi / nir: only candidates the exporter can deploy "
+                        "(sequential chains of zero-reset LIF/CubaLIF with binary spikes, 8-bit QAT and one-step "
+                        "delays for loihi, sum pooling for nir, spiking readout); see docs/msenas.md")
     p.add_argument("--dense", action="store_true", help="flatten inputs and search dense networks (SHD-like)")
     p.add_argument("--population", type=int, default=8)
     p.add_argument("--generations", type=int, default=5)
@@ -25,8 +30,13 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "rdm_spikes (agreement of the per-step spike-pattern RDMs) | dissimilarity | snasnet")
     p.add_argument("--reference", default="labels",
                    help="reference RDM of --fitness rdm: labels | input | a trained run directory")
-    p.add_argument("--cost", default="params", choices=["params", "synops"], help="second objective for nsga2")
-    p.add_argument("--batch", type=int, default=64, help="samples in the fitness batch")
+    p.add_argument("--cost", default="params",
+                   help="objective(s) next to the fitness for nsga2, comma-separated: params | synops | loihi_cores | "
+                        "loihi_synapse_bytes (loihi_* = Loihi 2 resource estimate, needs --target loihi/nir)")
+    p.add_argument("--fitness-batch", "--batch", dest="batch", type=int, default=64,
+                   help="samples in the fitness batch (default 64)")
+    p.add_argument("--fitness-T", type=int, default=None,
+                   help="score the fitness on the first N time steps only (default: all --T steps)")
     p.add_argument("--space", default=None, help="JSON file with search-space overrides (MSESpaceConfig fields)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
@@ -55,6 +65,7 @@ def run(args) -> int:
             raise UserError(f"--space {args.space} must hold a JSON object of MSESpaceConfig fields")
     seed_all(args.seed)
     cfg = SearchConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, T=args.T, encoding=args.encoding, dense=args.dense,
+                       target=args.target, fitness_T=args.fitness_T,
                        limit=args.limit, population=args.population, generations=args.generations,
                        strategy=args.strategy, fitness=args.fitness, reference=args.reference, cost=args.cost,
                        batch=args.batch, seed=args.seed, workers=args.workers, ray=args.ray, resume=args.resume,

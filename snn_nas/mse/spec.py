@@ -1,0 +1,107 @@
+"""Structural validation of an MSE-NAS ArchSpec (``"kind": "mse"``).
+
+Its own module so that the space (:mod:`.space`) and the builder (:mod:`.builder`) both depend on it and
+not on each other (no import cycle).
+"""
+
+from __future__ import annotations
+
+from ..engine.space import canonical_json
+
+FORMAT = "neurosynth.arch/1"
+PLUGIN = "snn_nas.mse.builder"
+EDGE_TYPES = ("ff", "lat", "fb", "skip")
+SIGNS = ("exc", "inh")
+
+
+def _need(d: dict, key: str, where: str, types) -> object:
+    if not isinstance(d, dict) or key not in d:
+        raise ValueError(f"{where} is missing the field '{key}'")
+    v = d[key]
+    if not isinstance(v, types) or (isinstance(v, bool) and types is not bool):
+        raise ValueError(f"{where}.{key} must be {types.__name__}, got {type(v).__name__} {v!r}")
+    return v
+
+
+def validate_spec(spec: dict) -> dict:
+    """Structural validation of an MSE ArchSpec; raises ``ValueError`` naming the bad field and the fix."""
+    from neurosynth.neurons import NEURONS
+
+    if not isinstance(spec, dict):
+        raise ValueError(f"an MSE spec must be a JSON object; got {type(spec).__name__}")
+    if spec.get("format") != FORMAT:
+        raise ValueError(f"spec.format must be {FORMAT!r}; got {spec.get('format')!r}")
+    if spec.get("kind") != "mse":
+        raise ValueError(f"spec.kind must be 'mse'; got {spec.get('kind')!r}")
+    shape = _need(spec, "input_shape", "spec", list)
+    if len(shape) not in (1, 3) or not all(isinstance(v, int) and v >= 1 for v in shape):
+        raise ValueError(f"spec.input_shape must be [features] or [C, H, W]; got {shape}")
+    ncls = _need(spec, "num_classes", "spec", int)
+    if ncls < 2:
+        raise ValueError(f"spec.num_classes must be >= 2; got {ncls}")
+    stem = _need(spec, "stem", "spec", dict)
+    if _need(stem, "width", "spec.stem", int) < 1:
+        raise ValueError("spec.stem.width must be >= 1")
+    if stem.get("neuron", "lif") not in NEURONS:
+        raise ValueError(f"spec.stem.neuron {stem.get('neuron')!r} is not registered; known: {NEURONS.names()}")
+    if spec.get("target", "float") not in ("float", "loihi", "nir"):
+        raise ValueError(f"spec.target must be 'float', 'loihi' or 'nir'; got {spec.get('target')!r}")
+    if spec.get("readout", "li") not in ("li", "spiking"):
+        raise ValueError(f"spec.readout must be 'li' or 'spiking'; got {spec.get('readout')!r}")
+    cells = _need(spec, "cells", "spec", list)
+    if not cells:
+        raise ValueError("spec.cells must hold at least one cell")
+    side = min(shape[1:]) if len(shape) == 3 else None
+    for i, cell in enumerate(cells):
+        w = f"spec.cells[{i}]"
+        if _need(cell, "width", w, int) < 1:
+            raise ValueError(f"{w}.width must be >= 1")
+        ins = _need(cell, "inputs", w, list)
+        if not ins or not all(isinstance(j, int) and 0 <= j <= i for j in ins) or len(set(ins)) != len(ins):
+            raise ValueError(f"{w}.inputs must be distinct indices of earlier outputs in [0, {i}] "
+                             f"(0 = stem, k = cell k-1); got {ins}")
+        ds = _need(cell, "downsample", w, bool)
+        if ds:
+            if side is None:
+                raise ValueError(f"{w}.downsample is true but the network is dense (1-D input); set it to false")
+            side //= 2
+            if side < 1:
+                raise ValueError(f"{w}.downsample shrinks the feature map below 1x1; remove a downsampling")
+        m = _need(cell, "motif", w, dict)
+        nodes = _need(m, "nodes", f"{w}.motif", list)
+        if not nodes:
+            raise ValueError(f"{w}.motif.nodes must hold at least one neuron")
+        for j, nd in enumerate(nodes):
+            wn = f"{w}.motif.nodes[{j}]"
+            if _need(nd, "neuron", wn, str) not in NEURONS or not getattr(NEURONS.get(nd["neuron"]), "spiking", True):
+                raise ValueError(f"{wn}.neuron {nd['neuron']!r} is not a registered spiking neuron; "
+                                 f"known: {[n for n in NEURONS.names() if getattr(NEURONS.get(n), 'spiking', True)]}")
+            if _need(nd, "sign", wn, str) not in SIGNS:
+                raise ValueError(f"{wn}.sign must be one of {list(SIGNS)}; got {nd['sign']!r}")
+            k = _need(nd, "kernel", wn, int)
+            if k < 1 or k % 2 == 0:
+                raise ValueError(f"{wn}.kernel must be an odd positive int; got {k}")
+        n = len(nodes)
+        edges = _need(m, "edges", f"{w}.motif", list)
+        for e in edges:
+            if not (isinstance(e, list) and len(e) == 3 and isinstance(e[0], int) and isinstance(e[1], int)
+                    and e[2] in EDGE_TYPES):
+                raise ValueError(f"{w}.motif.edges entry {e!r} must be [src, dst, type] with type in {list(EDGE_TYPES)}")
+            s, d, t = e
+            ok = (t in ("ff", "skip") and 0 <= s < d <= n) or (t == "lat" and 1 <= s < d <= n) or \
+                 (t == "fb" and 1 <= d < s <= n)
+            if not ok:
+                raise ValueError(f"{w}.motif edge {e!r} is invalid: ff/skip need 0 <= src < dst <= {n}, lat needs "
+                                 f"1 <= src < dst, fb needs 1 <= dst < src (within-step feedback)")
+        for d in range(1, n + 1):
+            if not any(e[1] == d and e[2] in ("ff", "skip") for e in edges):
+                raise ValueError(f"{w}.motif node {d} has no ff/skip input; every neuron must be fed")
+        outs = _need(m, "outputs", f"{w}.motif", list)
+        if not outs or not all(isinstance(o, int) and 1 <= o <= n for o in outs):
+            raise ValueError(f"{w}.motif.outputs must list neuron indices in [1, {n}]; got {outs}")
+    if spec.get("target", "float") != "float":
+        from .targets import check_deployable
+
+        check_deployable(spec, spec["target"])
+    canonical_json(spec)
+    return spec
