@@ -176,7 +176,8 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             records = archive.records()
             summary["search_seconds"] = time.perf_counter() - t0
             if summary["best"] is None:
-                raise _user_error("every candidate failed; see the 'error' column of archive.sqlite")
+                raise _user_error(f"every candidate failed; see the 'error' column of {rd.path / 'archive.sqlite'} "
+                                  "(kept for inspection; delete it or search again with other settings)")
             best = summary["best"]
             write_json(rd.file("best.json"), best["spec"])
             write_json(rd.file("hall_of_fame.json"), [{"fitness": f, "spec": s} for f, s in strategy.hall_of_fame])

@@ -125,3 +125,21 @@ def test_learnable_beta_run_saves_and_loads(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
     assert json.loads((tmp_path / "run" / "run.json").read_text())["complete"]
+
+
+@pytest.mark.parametrize("script", ["train_shd.py", "train_dvs_gesture.py"])
+def test_event_examples_without_data_are_one_error_line(tmp_path, capsys, script):
+    import importlib.util
+    from pathlib import Path
+
+    from neurosynth.errors import run_script
+
+    path = Path(__file__).resolve().parents[2] / "examples" / script
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rc = run_script(mod.main, ["--data-root", str(tmp_path / "nodata"), "--out", str(tmp_path / "run"),
+                               "--epochs", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: dataset") and "\n" not in err, err
+    assert os.listdir(tmp_path) == []
