@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import logging
 import threading
 from types import ModuleType
 
@@ -29,6 +30,7 @@ import torch
 
 OPS = ("lif", "cubalif", "alif", "recurrent")
 IMPLS = ("reference", "cpu", "triton")
+log = logging.getLogger(__name__)
 _local = threading.local()
 _cache: dict[tuple[str, str], ModuleType | None] = {}
 
@@ -42,6 +44,9 @@ def _module(op: str, impl: str) -> ModuleType | None:
             try:
                 mod = importlib.import_module(f"{__name__}.{op}.{impl}")
             except ImportError:
+                mod = None
+            except Exception as exc:  # noqa: BLE001 - e.g. a Triton install that fails at import: use the reference
+                log.debug("neurosynth: %s.%s failed to import (%s); using the reference", op, impl, exc)
                 mod = None
         _cache[key] = mod
     return _cache[key]

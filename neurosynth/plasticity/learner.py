@@ -94,19 +94,14 @@ NeuronStep = Callable[[Tensor, Any], tuple[Tensor, Any]]
 
 
 def _core_neuron_step(neuron: nn.Module) -> NeuronStep:
-    """Adapt a core neuron module (``neuron.run(x [T,B,...], state) -> (out, state, trace)``) to one step."""
-
-    def step(x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        out, state, _ = neuron.run(x.unsqueeze(0), state)
-        return out[0], state
-
-    return step
+    """Adapt a core neuron module to one step: its stateful step API ``neuron.step(x_t, state)``."""
+    return neuron.step
 
 
 class PlasticLayer(nn.Module):
     """``layer`` (Linear/Conv2d) followed by spiking ``neuron``, with online plasticity on ``layer.weight``.
 
-    ``neuron``: a core neuron module (``neurosynth.neurons.LIF`` etc., stepped through ``neuron.run``) or a
+    ``neuron``: a core neuron module (``neurosynth.neurons.LIF`` etc., stepped through ``neuron.step``) or a
     pure step function ``f(x_t, state) -> (spikes_t, state)`` with ``state=None`` at the start.
     ``forward(x [T, B, ...]) -> spikes [T, B, ...]``; traces are reset at the start of every call.
     """
