@@ -142,6 +142,10 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             space = MSESpace(MSESpaceConfig.from_dict({**base, **cfg.space}))
         except (ValueError, TypeError) as e:
             raise _user_error(f"invalid search space: {e}") from e
+        if cfg.target == "loihi" and cfg.fitness_T is not None and cfg.fitness_T < (space.cfg.max_layers or 0):
+            raise _user_error(f"--fitness-T {cfg.fitness_T} is shorter than the deepest candidate "
+                              f"({space.cfg.max_layers} layers): with one step of synaptic delay per layer the readout "
+                              "would still be silent (every score 0); use --fitness-T >= max_layers or leave it unset")
         if cfg.fitness == "rdm" and cfg.reference == "labels" and cfg.batch < 2 * task.num_classes:
             raise _user_error(f"--batch {cfg.batch} is too small for the label RDM of {task.num_classes} classes: "
                               f"use --batch >= {2 * task.num_classes} so that every class has a same-class pair")
