@@ -243,6 +243,10 @@ def auto_copies(net: LoihiNet, batch: int, max_weights: int = 2_000_000) -> int:
     biggest = max([layer.weight.size for layer in net.stages if layer.kind == "dense"] + [1])
     if any(layer.recurrent for layer in net.stages):  # one slot per run (see run_lava): allow more copies
         max_weights *= 8
+    if any(layer.kind == "conv" for layer in net.stages):
+        # observed (lava-nc 0.10.0, 6-conv-stage network, 16x16x8): 11 copies stalled a Lava run for > 10 min
+        # with no CPU use, 4 copies ran normally
+        return int(max(1, min(batch, 4, int(np.sqrt(max_weights / biggest)))))
     return int(max(1, min(batch, 64, int(np.sqrt(max_weights / biggest)))))
 
 

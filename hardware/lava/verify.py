@@ -114,7 +114,8 @@ class _Failed(Exception):
         self.report = report
 
 
-def verify_samples(model: nn.Module, samples, n: int, path, input_shape, *, progress: bool = True) -> dict[str, Any]:
+def verify_samples(model: nn.Module, samples, n: int, path, input_shape, *, copies: int | None = None,
+                   progress: bool = True) -> dict[str, Any]:
     """Export ``model`` to ``path`` (netx) and verify it on the first ``n`` of ``samples`` (a sequence of
     ``(x [T, ...], label)``, e.g. a test ``Dataset``; inputs are clipped to binary spikes) in Lava float and fixed
     point; add the operation counts and energy per inference (:mod:`neurosynth.hardware.energy`, Loihi cost model)
@@ -126,7 +127,7 @@ def verify_samples(model: nn.Module, samples, n: int, path, input_shape, *, prog
     x = (torch.stack([torch.as_tensor(p[0]) for p in pairs], 1) > 0).float()  # [T, n, ...]
     y = torch.as_tensor([int(p[1]) for p in pairs])
     model.eval()
-    rep = export_verified(model, path, x, y, input_shape=input_shape, progress=progress)
+    rep = export_verified(model, path, x, y, input_shape=input_shape, copies=copies, progress=progress)
     with torch.no_grad():
         energy = compare(count_ops(model, x))
     keys = ("samples", "steps", "float_exact", "fixed_exact", "float_mismatches", "fixed_mismatches",
