@@ -8,7 +8,8 @@
 
 Datasets (``DATASETS.names()``): ``shd``, ``ssc``, ``dvs_gesture``, ``nmnist``, ``cifar10_dvs`` (event data
 read by tonic, binned by :class:`Binning`, cached on disk), ``cifar10``, ``cifar100`` (torchvision) and
-``digits`` (scikit-learn, offline). Nothing is downloaded unless ``download=True``; a missing dataset raises
+``digits`` (scikit-learn, offline), ``spoken_digits`` (synthetic speech generated locally with espeak-ng and the
+cochlea of :mod:`.cochlea`, in the SHD layout). Nothing is downloaded unless ``download=True``; a missing dataset raises
 :class:`DatasetNotFoundError` naming the path, the files and the URL.
 """
 
