@@ -9,9 +9,10 @@
 Datasets (``DATASETS.names()``): ``shd``, ``ssc``, ``dvs_gesture``, ``nmnist``, ``cifar10_dvs`` (event data
 read by tonic, binned by :class:`Binning`, cached on disk), ``cifar10``, ``cifar100`` (torchvision) and
 ``digits`` (scikit-learn, offline), ``fashion_mnist`` (IDX files; ``root=None`` reads the Debian package's
-folder) and ``nfashion_mnist`` (Fashion-MNIST through the simulated event camera of
-:mod:`.event_camera`, generated once into ``root``). Nothing is downloaded unless ``download=True``; a
-missing dataset raises :class:`DatasetNotFoundError` naming the path, the files and the URL.
+folder), ``nfashion_mnist`` (Fashion-MNIST through the simulated event camera of :mod:`.event_camera`,
+generated once into ``root``) and ``spoken_digits`` (synthetic speech generated locally with espeak-ng and the
+cochlea of :mod:`.cochlea`, in the SHD layout). Nothing is downloaded unless ``download=True``; a missing
+dataset raises :class:`DatasetNotFoundError` naming the path, the files and the URL.
 """
 
 from __future__ import annotations

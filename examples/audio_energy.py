@@ -101,7 +101,7 @@ def accuracy(model, loader) -> float:
     return correct / n
 
 
-def snn_loihi(model, x, y) -> dict:
+def snn_loihi(model, x, y, loss: str = "max_membrane_ce") -> dict:
     """Counts and Loihi energy of the SNN on the test inputs ``x [T, N, 700]`` (input spikes priced as ACs)."""
     import torch
 
@@ -121,7 +121,7 @@ def snn_loihi(model, x, y) -> dict:
         out = model(x)
     from neurosynth.losses import get_loss
 
-    acc = float((get_loss("max_membrane_ce").predict(out) == y).float().mean())
+    acc = float((get_loss(loss).predict(out) == y).float().mean())
     return {"T": int(x.shape[0]), "test_accuracy": acc, "input_spikes": float(x.sum()) / x.shape[1],
             "synaptic_ops": syn, "input_synaptic_ops": input_acs, "neuron_updates": counts.neuron_updates,
             "hidden_spikes": counts.spikes, "energy_j": e,
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     test = load("shd", args.data_root, "test", T=T)
     x, y, _ = collate_time_first([test[i] for i in range(len(test))])
     torch.save({"x": x}, out / "inputs.pt")
-    snn = snn_loihi(model, x, y)
+    snn = snn_loihi(model, x, y, man["config"].get("loss", "max_membrane_ce"))
     print(f"SNN (T={T}): accuracy {snn['test_accuracy']:.3f}, {snn['synaptic_ops']:,.0f} synaptic ops, "
           f"{snn['neuron_updates']:,.0f} neuron updates -> {snn['energy_j'] * 1e6:.2f} uJ on Loihi")
     grus = []
