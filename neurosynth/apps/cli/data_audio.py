@@ -23,10 +23,11 @@ def register_audio(inner) -> None:
     enc.set_defaults(_run=run_encode_audio)
     gen = inner.add_parser(
         "generate", help="generate a synthetic dataset (spoken_digits: espeak-ng + cochlea, SHD layout)",
-        description="Generate spoken_digits under ROOT/SpokenDigits (deterministic for a seed; an existing "
+        description="Generate spoken_digits under DATA_ROOT/SpokenDigits (deterministic for a seed; an existing "
                     "complete dataset generated with the same options is kept). Needs espeak-ng.")
     gen.add_argument("name", choices=["spoken_digits"])
-    gen.add_argument("--root", required=True)
+    gen.add_argument("--data-root", "--root", dest="root", required=True,
+                     help="folder to generate into (the dataset goes to DATA_ROOT/SpokenDigits)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--voices", type=int, default=50, help="number of espeak-ng voice variants (default 50; 0: all)")
     gen.add_argument("--per-voice", type=int, default=1, help="utterances per (word, voice) (default 1)")
