@@ -37,7 +37,7 @@ def test_every_command_help_shows_defaults():
             f.add_argument(a)
             chunk = f.format_help()  # this option's entry in --help
             assert "default" in chunk, f"`neurosynth {name} --help`: {a.option_strings[0]} does not show its default"
-    assert "(default: 20)" in " ".join(leaves["train"].format_help().split())
+    assert "(default: lif)" in " ".join(leaves["train"].format_help().split())  # --neuron
 
 
 def test_threads_default_comes_from_the_one_table():
