@@ -50,7 +50,7 @@ def test_threads_default_comes_from_the_one_table():
 
 def test_threads_are_validated(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "r"), "--threads", "0"]) == 2
-    assert "--threads must be >= 1" in capsys.readouterr().err
+    assert "--threads must be a positive integer" in capsys.readouterr().err
 
 
 def test_data_root_is_the_name_and_root_a_hidden_alias():

@@ -68,7 +68,7 @@ def apply_threads(n: int | None) -> None:
     from neurosynth.errors import UserError
 
     if n < 1:
-        raise UserError(f"--threads must be >= 1, got {n}")
+        raise UserError(f"--threads must be a positive integer (e.g. --threads 1); got {n}")
     import torch
 
     torch.set_num_threads(int(n))
