@@ -198,6 +198,23 @@ class _Lock:
         os.close(self.fd)
 
 
+@contextlib.contextmanager
+def locked(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold the writer lock of the run directory (or file) ``path`` while the block adds files to it: the same
+    lock ``RunDir.create`` and ``output_file`` take, so a command that adds a result to an existing run (e.g.
+    ``neurosynth energy``) cannot interleave with a command rewriting that run."""
+    path = Path(os.path.abspath(os.fspath(path)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _Lock(path.parent / f".{path.name}.lock", path)
+    except OSError as e:
+        raise _writable_error(path, e) from e
+    try:
+        yield path
+    finally:
+        lock.release()
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
     if not sys.platform.startswith("linux"):

@@ -61,3 +61,17 @@ def test_energy_cli_errors_name_the_fix(tmp_path, capsys):
     torch.save(torch.zeros(3, 4), tmp_path / "bad.pt")
     assert main(["energy", "--model", str(tmp_path / "run"), "--inputs", str(tmp_path / "bad.pt")]) == 2
     assert "time-first tensor" in capsys.readouterr().err
+
+
+def test_energy_cli_refuses_a_run_directory_another_command_is_writing(tmp_path, capsys):
+    from neurosynth.rundir import locked
+
+    _, run = _run_dir(tmp_path / "run")
+    run.write_manifest("neurosynth train", {"dataset": "digits", "T": 5, "encoder": "rate"}, 0)
+    args = ["energy", "--model", str(tmp_path / "run"), "--samples", "2", "--no-progress"]
+    with locked(tmp_path / "run"):  # e.g. `neurosynth train --out run` rewriting it
+        assert main(args) == 2
+    assert "being written by another neurosynth process" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "energy.json").exists()
+    assert main(args) == 0  # the lock is released afterwards
+    assert (tmp_path / "run" / "energy.json").exists() and not list(tmp_path.glob(".run.lock"))

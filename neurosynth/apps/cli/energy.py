@@ -141,7 +141,7 @@ def run(args) -> int:
     from neurosynth.errors import UserError
     from neurosynth.hardware.energy import COST_MODELS, compare, count_ops_loader
     from neurosynth.io import read_json, write_json
-    from neurosynth.rundir import load_run, manifest
+    from neurosynth.rundir import load_run, locked, manifest
 
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1; got {args.samples}")
@@ -161,10 +161,13 @@ def run(args) -> int:
     config = {k: v for k, v in vars(args).items() if not k.startswith("_") and not callable(v)}
     doc = {**report, "inputs": source, "layers": counts.to_dict()["layers"],
            "manifest": manifest(None, config, args.seed, {"ann_over_snn": report["ann_over_snn"]})}
-    write_json(out, doc)
     plot = out.parent / "plots" / "energy.png"
-    plot.parent.mkdir(parents=True, exist_ok=True)
-    plot_energy(report, counts, plot)
+    # the result goes into a run directory another command may be rewriting: hold its writer lock (both files
+    # are written atomically; the JSON last, so a present energy.json always has its plot)
+    with locked(run_path if out.resolve().parent == run_path.resolve() else out):
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_energy(report, counts, plot)
+        write_json(out, doc)
     print(_table(report, counts.samples, source))
     print(f"\nwrote {out} and {plot}")
     return 0
