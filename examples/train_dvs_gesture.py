@@ -147,6 +147,9 @@ def parse_args(argv=None):
                         "default 4.0)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
+    p.add_argument("--verify-run", default=None, metavar="RUN",
+                   help="--loihi --verify N: do not train; verify the trained --loihi run directory RUN (same data "
+                        "options) and write RUN/loihi.h5 and RUN/loihi_verify.json")
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (1077 samples)")
@@ -172,6 +175,8 @@ def main(argv=None) -> int:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 2, args.size, args.size), 11, 1077, g)
     if args.verify and not args.loihi:
         raise SystemExit("error: --verify needs --loihi")
+    if args.verify_run and not args.verify:
+        raise SystemExit("error: --verify-run RUN needs --loihi --verify N")
     border = None
     if args.dataset == "nfashion_mnist":
         if args.loihi and args.size not in NFASHION_SIZES:
@@ -182,7 +187,7 @@ def main(argv=None) -> int:
         test = load("nfashion_mnist", args.data_root, "test", T=args.T, n_samples=n[-1] if len(n) > 1 else None)
         if args.loihi:  # binary frames of the chosen size (Loihi's input layer takes binary spikes)
             if args.size != 34:
-                border = border_fraction(test, max(args.verify, 100))
+                border = border_fraction(test, len(test))
                 print(f"nfashion_mnist --size {args.size}: {100 * border:.2f} % of the test events lie on the cropped "
                       f"one-pixel border")
             train, test = SensorCrop(train, args.size), SensorCrop(test, args.size)
@@ -196,6 +201,8 @@ def main(argv=None) -> int:
         test = load("dvs_gesture", args.data_root, "test", **kw)
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
+    if args.verify_run:
+        return verify_run(args, test, border)
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g,
                               collate_fn=collate_time_first)
     test_loader = DataLoader(test, batch_size=args.batch_size, collate_fn=collate_time_first)
@@ -228,6 +235,31 @@ def main(argv=None) -> int:
         run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_dvs_gesture.py", *argv],
                            config, args.seed, results)
         print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
+    return 0
+
+
+def verify_run(args, test, border) -> int:
+    """``--verify-run RUN``: export and verify an already trained ``--loihi`` run (see ``--verify``)."""
+    import json
+    from pathlib import Path
+
+    from neurosynth.hardware.lava.verify import verify_samples
+    from neurosynth.io import atomic_write
+    from neurosynth.rundir import load_run
+
+    run = Path(args.verify_run)
+    model, spec, _ = load_run(run)
+    shape = tuple(spec["input_shape"])
+    if shape != (2, args.size, args.size):
+        raise SystemExit(f"error: {run} was trained on inputs {shape}; pass the same --size (and data options)")
+    t0 = time.perf_counter()
+    res = verify_samples(model.eval(), test, args.verify, run / "loihi.h5", shape, progress=not args.no_progress)
+    res["verify_seconds"] = time.perf_counter() - t0
+    if border is not None:
+        res["cropped_border_event_fraction"] = border
+    with atomic_write(run / "loihi_verify.json", "w") as f:
+        json.dump({"argv": sys.argv, "loihi": res}, f, indent=1)
+    print(f"wrote {run / 'loihi_verify.json'}")
     return 0
 
 

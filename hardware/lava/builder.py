@@ -333,10 +333,14 @@ def auto_copies(net: LoihiNet, batch: int, max_weights: int = 2_000_000) -> int:
     biggest = max([layer.weight.size for layer in net.stages if layer.kind == "dense"] + [1])
     if any(layer.recurrent for layer in net.stages):  # one slot per run (see run_lava): allow more copies
         max_weights *= 8
-    if any(layer.kind == "conv" for layer in net.stages):
-        # observed (lava-nc 0.10.0, 6-conv-stage network, 16x16x8): 11 copies stalled a Lava run for > 10 min
-        # with no CPU use, 4 copies ran normally
-        return int(max(1, min(batch, 4, int(np.sqrt(max_weights / biggest)))))
+    convs = [layer for layer in net.stages if layer.kind == "conv"]
+    if convs:
+        # Lava's Conv keeps groups in an int8 Var (see _check_lava_limits): groups * copies <= 127. Beyond 4
+        # copies Lava's scipy Conv kernel (one convolve2d per output/input channel pair, all copies in one OS
+        # process) dominates the step: on the 16x16 pooled net (channels 8/16) a simulated step cost 19 ms per
+        # sample with 1 copy, 12 ms with 4 and 24 ms with 7 (benchmarks/lava_run.py, shared 2-core machine)
+        cap = CONV_INT8_MAX // max(layer.groups for layer in convs)
+        return int(max(1, min(batch, 4, cap, int(np.sqrt(max_weights / biggest)))))
     return int(max(1, min(batch, 64, int(np.sqrt(max_weights / biggest)))))
 
 

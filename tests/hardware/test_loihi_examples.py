@@ -115,12 +115,17 @@ def test_train_dvs_loihi_on_nfashion_crops_trains_and_verifies(tmp_path, monkeyp
     out = tmp_path / "run"
     argv = ["--dataset", "nfashion_mnist", "--data-root", str(tmp_path / "data"), "--n-samples", "6,4", "--loihi",
             "--size", "16", "--epochs", "1", "--T", "4", "--channels", "2", "--hidden", "8", "--batch-size", "3",
-            "--verify", "4", "--out", str(out), "--no-progress"]
-    assert _module("train_dvs_gesture").main(argv) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    res = metrics["loihi"]
+            "--out", str(out), "--no-progress"]
+    mod = _module("train_dvs_gesture")
+    assert mod.main(argv) == 0
+    assert 0 < json.loads((out / "metrics.json").read_text())["cropped_border_event_fraction"] < 0.2
+    with pytest.raises(SystemExit, match="trained on inputs"):  # the run's input shape must match --size
+        mod.main([*argv[:argv.index("--size") + 1], "32", "--verify", "4", "--verify-run", str(out)])
+    assert mod.main([*argv, "--verify", "4", "--verify-run", str(out)]) == 0  # verify the trained run
+    res = json.loads((out / "loihi_verify.json").read_text())["loihi"]
     assert res["passed"] and res["float_exact"] and res["fixed_exact"] and res["samples"] == 4
-    assert 0 < metrics["cropped_border_event_fraction"] < 0.2
+    assert set(res["lava_seconds"]) == {"float", "fixed"} and (out / "loihi.h5").is_file()
+    assert 0 < res["cropped_border_event_fraction"] < 0.2
     model, spec = _loaded(out)
     assert spec["input_shape"] == [2, 16, 16]
     net = extract(model, (2, 16, 16))
