@@ -1,7 +1,9 @@
 """Build and run the Lava process graph of a trained model in Lava's CPU simulator (``Loihi2SimCfg``).
 
-The graph is ``RingBuffer`` (input spikes) -> ``Dense``/``Conv`` -> ``LIF`` -> ... with a sink
-``RingBuffer`` recording the spikes of every LIF layer. ``mode='float'`` selects Lava's floating-point
+The graph is ``RingBuffer`` (input spikes) -> ``Dense``/``Conv`` -> ``LIF`` -> ... with a sink recording
+the spikes of every LIF layer: our :class:`~.recorder.SpikeRecorder` (a memmap, read back in one piece),
+because Lava 0.10 reads a sink ``RingBuffer``'s ``data`` back one element per inter-process message, which
+made a run of the pooled conv net 15-20 times slower per step (``benchmarks/lava_run.py``) (``sink="ringbuffer"`` keeps Lava's sink). ``mode='float'`` selects Lava's floating-point
 process models (``select_tag='floating_pt'``) with the model's float weights; ``mode='fixed'`` the
 bit-accurate Loihi models (``'fixed_pt'``) with the exported integers (``64 w``, ``vThMant``,
 ``iDecay - 1``, ``vDecay``).
@@ -10,7 +12,8 @@ Batches: a Lava network has one state and Lava's Python simulator costs millisec
 :func:`run_lava` packs a batch into few runs without changing the process types:
 
 - ``copies`` replicas of the network side by side (:func:`replicate`: block-diagonal ``Dense``
-  weights, ``Conv`` with ``groups * copies``), i.e. ``copies`` samples per step;
+  weights, ``Conv`` with ``groups * copies``), i.e. ``copies`` samples per step; Lava's ``Conv`` stores
+  ``groups`` as int8, so ``groups * copies`` must stay <= 127 (:func:`_check_lava_limits` refuses more);
 - ``slots`` groups of samples one after the other, every stage a ``LIFReset``: slot ``k`` occupies steps
   ``k P + 1 .. k P + T`` with ``P = T + L + 1`` (``L`` stages) and stage ``l`` resets at step
   ``k P + T + l + 1``, when nothing of the previous slot is still in flight towards it, so every sample
