@@ -3,8 +3,8 @@
 The graph is ``RingBuffer`` (input spikes) -> ``Dense``/``Conv`` -> ``LIF`` -> ... with a sink recording
 the spikes of every LIF layer: our :class:`~.recorder.SpikeRecorder` (a memmap, read back in one piece),
 because Lava 0.10 reads a sink ``RingBuffer``'s ``data`` back one element per inter-process message, which
-made a run of the pooled conv net 15-20 times slower per step (``benchmarks/lava_run.py``) (``sink="ringbuffer"`` keeps Lava's sink). ``mode='float'`` selects Lava's floating-point
-process models (``select_tag='floating_pt'``) with the model's float weights; ``mode='fixed'`` the
+made a run of the pooled conv net 15-20 times slower per step (``benchmarks/lava_run.py``;
+``sink="ringbuffer"`` keeps Lava's sink). ``mode='float'`` selects Lava's floating-point process models (``select_tag='floating_pt'``) with the model's float weights; ``mode='fixed'`` the
 bit-accurate Loihi models (``'fixed_pt'``) with the exported integers (``64 w``, ``vThMant``,
 ``iDecay - 1``, ``vDecay``).
 
