@@ -90,6 +90,24 @@ class SensorCrop:
         return ((x > 0).to(x.dtype) if self.binary else x), y
 
 
+class SilentTail:
+    """Append ``tail`` silent steps to every sample ``[T, ...] -> [T + tail, ...]`` (``--tail``): the Loihi net
+    delays every synapse by one step, so with ``L`` stages the frames of the last ``L`` steps never reach the
+    output unless the run goes on for ``L`` more steps (6 for the pooled net)."""
+
+    def __init__(self, ds, tail: int):
+        self.ds, self.tail = ds, int(tail)
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        import torch
+
+        x, y = self.ds[i]
+        return torch.cat([x, x.new_zeros((self.tail, *x.shape[1:]))]), y
+
+
 def border_fraction(ds, n: int) -> float:
     """Fraction of the events of the first ``n`` samples of an nfashion_mnist split on the sensor's one-pixel
     border (what ``--size 32``/``16`` crop away)."""
@@ -147,6 +165,9 @@ def parse_args(argv=None):
                         "default 4.0)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
+    p.add_argument("--tail", type=int, default=0, metavar="N",
+                   help="append N silent steps to every sample (runs last T + N steps): with --loihi every layer "
+                        "delays by one step, so the last frames reach the output of the 6-stage net only with --tail 6")
     p.add_argument("--verify-run", default=None, metavar="RUN",
                    help="--loihi --verify N: do not train; verify the trained --loihi run directory RUN (same data "
                         "options) and write RUN/loihi.h5 and RUN/loihi_verify.json")
@@ -199,6 +220,8 @@ def main(argv=None) -> int:
             kw["binary"] = True  # Loihi's input layer takes binary spikes
         train = load("dvs_gesture", args.data_root, "train", **kw)
         test = load("dvs_gesture", args.data_root, "test", **kw)
+    if args.tail:
+        train, test = SilentTail(train, args.tail), SilentTail(test, args.tail)
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
     if args.verify_run:

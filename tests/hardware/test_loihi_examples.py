@@ -130,3 +130,12 @@ def test_train_dvs_loihi_on_nfashion_crops_trains_and_verifies(tmp_path, monkeyp
     assert spec["input_shape"] == [2, 16, 16]
     net = extract(model, (2, 16, 16))
     assert net.stages[-1].out_shape == (10,)
+
+
+def test_silent_tail_appends_zero_steps():
+    mod = _module("train_dvs_gesture")
+    x = torch.ones(4, 2, 3, 3)
+    padded = mod.SilentTail([(x, 3)], 6)
+    y, label = padded[0]
+    assert y.shape == (10, 2, 3, 3) and label == 3 and len(padded) == 1
+    assert torch.equal(y[:4], x) and not y[4:].any()
