@@ -191,11 +191,15 @@ def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
     source = Source(data=_to_lava_order(data.astype(np.float64 if mode == "float" else np.int32)))
     graph = LavaGraph(net=net, mode=mode, num_steps=steps, source=source)
     if sink == "file":
+        import shutil
         import tempfile
+        import weakref
 
         from .recorder import SpikeRecorder
 
         graph.record_dir = tempfile.mkdtemp(prefix="neurosynth-lava-")
+        # run() removes the folder; a graph that is built but never run (to_lava) removes it when collected
+        weakref.finalize(graph, shutil.rmtree, graph.record_dir, True)
 
         def Sink(shape, buffer, name):  # noqa: N802 - a process factory
             path = f"{graph.record_dir}/{len(graph.sinks)}.u8"

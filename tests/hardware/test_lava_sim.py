@@ -191,3 +191,18 @@ def test_a_failing_lava_run_raises_instead_of_hanging(tmp_path):
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240,
                        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 3 and "RAISED RuntimeError" in p.stdout, p.stderr[-2000:]
+
+
+@pytest.mark.lava
+@needs_lava
+def test_a_graph_built_but_never_run_leaves_no_recording_files():
+    import gc
+    import os
+
+    m, _ = mlp()
+    g = to_lava(m, num_steps=2)
+    folder = g.record_dir
+    assert os.path.isdir(folder)
+    del g
+    gc.collect()
+    assert not os.path.exists(folder)
