@@ -20,6 +20,14 @@ samples in Lava's simulator (float and fixed point) and estimates the energy per
 
     python examples/train_dvs_gesture.py --data-root ~/data --loihi --size 16 --epochs 20 --verify 450 \
         --out runs/dvs_loihi
+
+On nfashion_mnist ``--loihi`` takes ``--size 34`` (full sensor), ``32`` (one-pixel border cropped) or ``16``
+(cropped and 2x2 pooled); ``--tail 6`` appends silent steps so that the last frames reach the output through the
+6 one-step delays; ``--verify-run RUN`` verifies an already trained run (docs/hardware_lava.md, 72.0 % in torch,
+Lava float and Lava fixed point on 500 test samples):
+
+    python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root runs/nfdata --n-samples 3000,500 \
+        --loihi --size 16 --T 10 --tail 6 --channels 8 --hidden 64 --epochs 10 --verify 500 --out runs/nf16_tail
 """
 
 from __future__ import annotations
@@ -56,16 +64,78 @@ def build_loihi_model(size: int = 32, channels: int = 16, hidden: int = 128, n_o
     from neurosynth.arch import build
     from neurosynth.hardware.lava.qat import loihi_pooled_conv_spec
 
-    if size % 4:
-        raise ValueError(f"--size must be a multiple of 4 (two 2x2 poolings); got {size}")
+    # any side >= 4 runs exactly on Loihi (an odd map loses its last row/column to the 2x2 pooling, in torch and
+    # in Lava alike); loihi_pooled_conv_spec refuses smaller inputs naming the pooling layer
     return build(loihi_pooled_conv_spec((2, size, size), [channels, 2 * channels], hidden, n_out, beta=beta))
+
+
+NFASHION_SIZES = {34: "the full 34x34 sensor", 32: "the central 32x32 (1-pixel border cropped)",
+                  16: "the central 32x32, 2x2 sum-pooled to 16x16 and clipped to 0/1"}
+
+
+class SensorCrop:
+    """nfashion_mnist frames ``[T, 2, 34, 34]`` -> ``[T, 2, size, size]`` for the Loihi net (``size`` in
+    :data:`NFASHION_SIZES`): 32 crops the one-pixel border (N-MNIST's saccades keep the 28x28 image inside
+    pixels 0..33; about 2 % of the events fall on the border, measured by :func:`border_fraction`), 16 also
+    sums 2x2 pixels; with ``binary`` the result is clipped to 0/1 spikes. A map-style dataset like the one it
+    wraps (``ds[i] -> (x, label)``)."""
+
+    def __init__(self, ds, size: int, binary: bool = True):
+        if size not in NFASHION_SIZES:
+            raise ValueError(f"nfashion_mnist --size must be one of {sorted(NFASHION_SIZES)} "
+                             f"({'; '.join(f'{k}: {v}' for k, v in NFASHION_SIZES.items())}); got {size}")
+        self.ds, self.size, self.binary = ds, size, binary
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        if self.size != 34:
+            x = x[..., 1:33, 1:33]
+        if self.size == 16:
+            x = x.reshape(*x.shape[:-2], 16, 2, 16, 2).sum((-3, -1))
+        return ((x > 0).to(x.dtype) if self.binary else x), y
+
+
+class SilentTail:
+    """Append ``tail`` silent steps to every sample ``[T, ...] -> [T + tail, ...]`` (``--tail``): the Loihi net
+    delays every synapse by one step, so with ``L`` stages the frames of the last ``L`` steps never reach the
+    output unless the run goes on for ``L`` more steps (6 for the pooled net)."""
+
+    def __init__(self, ds, tail: int):
+        self.ds, self.tail = ds, int(tail)
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        import torch
+
+        x, y = self.ds[i]
+        return torch.cat([x, x.new_zeros((self.tail, *x.shape[1:]))]), y
+
+
+def border_fraction(ds, n: int) -> float:
+    """Fraction of the events of the first ``n`` samples of an nfashion_mnist split on the sensor's one-pixel
+    border (what ``--size 32``/``16`` crop away)."""
+    import numpy as np
+
+    on_border = total = 0
+    for i in range(min(n, len(ds))):
+        ev, _ = ds.events(i)
+        x, y = np.asarray(ev["x"]), np.asarray(ev["y"])
+        on_border += int(((x == 0) | (x == 33) | (y == 0) | (y == 33)).sum())
+        total += len(x)
+    return on_border / max(total, 1)
 
 
 def build_model_from(args):
     if getattr(args, "loihi", False):
         from neurosynth.hardware.lava.qat import scale_synapses
 
-        return scale_synapses(build_loihi_model(args.size, args.channels, args.hidden), args.init_gain)
+        n_out = 10 if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist" else 11
+        return scale_synapses(build_loihi_model(args.size, args.channels, args.hidden, n_out), args.init_gain)
     if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist":  # 34x34 sensor, 10 classes
         return build_model(34, args.channels, args.hidden, n_out=10)
     return build_model(args.size, args.channels, args.hidden)
@@ -82,7 +152,9 @@ def parse_args(argv=None):
     p.add_argument("--download", action="store_true", help="download DVS128 Gesture into --data-root if missing")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--T", type=int, default=16, help="frames per recording")
-    p.add_argument("--size", type=int, default=32, choices=[16, 32, 64, 128], help="frame side after downsampling")
+    p.add_argument("--size", type=int, default=32, choices=[16, 32, 34, 64, 128],
+                   help="frame side after downsampling (dvs_gesture: 16/32/64/128); nfashion_mnist --loihi: 34 (full "
+                        "sensor), 32 (border cropped) or 16 (cropped, 2x2 pooled)")
     p.add_argument("--channels", type=int, default=16)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16)
@@ -101,6 +173,12 @@ def parse_args(argv=None):
                         "default 4.0)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
+    p.add_argument("--tail", type=int, default=0, metavar="N",
+                   help="append N silent steps to every sample (runs last T + N steps): with --loihi every layer "
+                        "delays by one step, so the last frames reach the output of the 6-stage net only with --tail 6")
+    p.add_argument("--verify-run", default=None, metavar="RUN",
+                   help="--loihi --verify N: do not train; verify the trained --loihi run directory RUN (same data "
+                        "options) and write RUN/loihi.h5 and RUN/loihi_verify.json")
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (1077 samples)")
@@ -126,21 +204,36 @@ def main(argv=None) -> int:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 2, args.size, args.size), 11, 1077, g)
     if args.verify and not args.loihi:
         raise SystemExit("error: --verify needs --loihi")
+    if args.verify_run and not args.verify:
+        raise SystemExit("error: --verify-run RUN needs --loihi --verify N")
+    border = None
     if args.dataset == "nfashion_mnist":
-        if args.loihi:
-            raise SystemExit("error: --loihi is for dvs_gesture: its pooled net needs a sensor size that is a multiple "
-                             "of 4, and nfashion_mnist's is 34x34; train nfashion_mnist without --loihi")
+        if args.loihi and args.size not in NFASHION_SIZES:
+            raise SystemExit(f"error: nfashion_mnist --loihi takes --size {', '.join(map(str, sorted(NFASHION_SIZES)))} "
+                             f"({'; '.join(f'{k}: {v}' for k, v in NFASHION_SIZES.items())}); got {args.size}")
         n = [int(v) for v in args.n_samples.split(",")] if args.n_samples else [None, None]
         train = load("nfashion_mnist", args.data_root, "train", T=args.T, n_samples=n[0])
         test = load("nfashion_mnist", args.data_root, "test", T=args.T, n_samples=n[-1] if len(n) > 1 else None)
+        if args.loihi:  # binary frames of the chosen size (Loihi's input layer takes binary spikes)
+            if args.size != 34:
+                border = border_fraction(test, len(test))
+                print(f"nfashion_mnist --size {args.size}: {100 * border:.2f} % of the test events lie on the cropped "
+                      f"one-pixel border")
+            train, test = SensorCrop(train, args.size), SensorCrop(test, args.size)
     else:
+        if args.size == 34:
+            raise SystemExit("error: --size 34 is nfashion_mnist's sensor; dvs_gesture takes --size 16, 32, 64 or 128")
         kw = {"T": args.T, "spatial_factor": args.size / 128, "download": args.download}
         if args.loihi:
             kw["binary"] = True  # Loihi's input layer takes binary spikes
         train = load("dvs_gesture", args.data_root, "train", **kw)
         test = load("dvs_gesture", args.data_root, "test", **kw)
+    if args.tail:
+        train, test = SilentTail(train, args.tail), SilentTail(test, args.tail)
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
+    if args.verify_run:
+        return verify_run(args, test, border)
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g,
                               collate_fn=collate_time_first)
     test_loader = DataLoader(test, batch_size=args.batch_size, collate_fn=collate_time_first)
@@ -159,6 +252,8 @@ def main(argv=None) -> int:
         results = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
                    "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
                    "n_train": len(train), "n_test": len(test)}
+        if border is not None:
+            results["cropped_border_event_fraction"] = border
         if args.loihi and args.verify:
             from neurosynth.hardware.lava.verify import verify_samples
 
@@ -171,6 +266,31 @@ def main(argv=None) -> int:
         run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_dvs_gesture.py", *argv],
                            config, args.seed, results)
         print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
+    return 0
+
+
+def verify_run(args, test, border) -> int:
+    """``--verify-run RUN``: export and verify an already trained ``--loihi`` run (see ``--verify``)."""
+    import json
+    from pathlib import Path
+
+    from neurosynth.hardware.lava.verify import verify_samples
+    from neurosynth.io import atomic_write
+    from neurosynth.rundir import load_run
+
+    run = Path(args.verify_run)
+    model, spec, _ = load_run(run)
+    shape = tuple(spec["input_shape"])
+    if shape != (2, args.size, args.size):
+        raise SystemExit(f"error: {run} was trained on inputs {shape}; pass the same --size (and data options)")
+    t0 = time.perf_counter()
+    res = verify_samples(model.eval(), test, args.verify, run / "loihi.h5", shape, progress=not args.no_progress)
+    res["verify_seconds"] = time.perf_counter() - t0
+    if border is not None:
+        res["cropped_border_event_fraction"] = border
+    with atomic_write(run / "loihi_verify.json", "w") as f:
+        json.dump({"argv": sys.argv, "loihi": res}, f, indent=1)
+    print(f"wrote {run / 'loihi_verify.json'}")
     return 0
 
 

@@ -1,8 +1,10 @@
 """Build and run the Lava process graph of a trained model in Lava's CPU simulator (``Loihi2SimCfg``).
 
-The graph is ``RingBuffer`` (input spikes) -> ``Dense``/``Conv`` -> ``LIF`` -> ... with a sink
-``RingBuffer`` recording the spikes of every LIF layer. ``mode='float'`` selects Lava's floating-point
-process models (``select_tag='floating_pt'``) with the model's float weights; ``mode='fixed'`` the
+The graph is ``RingBuffer`` (input spikes) -> ``Dense``/``Conv`` -> ``LIF`` -> ... with a sink recording
+the spikes of every LIF layer: our :class:`~.recorder.SpikeRecorder` (a memmap, read back in one piece),
+because Lava 0.10 reads a sink ``RingBuffer``'s ``data`` back one element per inter-process message, which
+made a run of the pooled conv net 15-20 times slower per step (``benchmarks/lava_run.py``;
+``sink="ringbuffer"`` keeps Lava's sink). ``mode='float'`` selects Lava's floating-point process models (``select_tag='floating_pt'``) with the model's float weights; ``mode='fixed'`` the
 bit-accurate Loihi models (``'fixed_pt'``) with the exported integers (``64 w``, ``vThMant``,
 ``iDecay - 1``, ``vDecay``).
 
@@ -10,7 +12,8 @@ Batches: a Lava network has one state and Lava's Python simulator costs millisec
 :func:`run_lava` packs a batch into few runs without changing the process types:
 
 - ``copies`` replicas of the network side by side (:func:`replicate`: block-diagonal ``Dense``
-  weights, ``Conv`` with ``groups * copies``), i.e. ``copies`` samples per step;
+  weights, ``Conv`` with ``groups * copies``), i.e. ``copies`` samples per step; Lava's ``Conv`` stores
+  ``groups`` as int8, so ``groups * copies`` must stay <= 127 (:func:`_check_lava_limits` refuses more);
 - ``slots`` groups of samples one after the other, every stage a ``LIFReset``: slot ``k`` occupies steps
   ``k P + 1 .. k P + T`` with ``P = T + L + 1`` (``L`` stages) and stage ``l`` resets at step
   ``k P + T + l + 1``, when nothing of the previous slot is still in flight towards it, so every sample
@@ -70,20 +73,67 @@ class LavaGraph:
     neurons: list = field(default_factory=list)
     sinks: list = field(default_factory=list)
     recurrent: list = field(default_factory=list)  # the recurrent Dense of every dense_rec stage
+    record_dir: str | None = None  # sink="file": the folder of the recorders' memmaps (removed by run())
 
     def run(self) -> list[np.ndarray]:
         """Run ``num_steps`` steps; return per stage the spikes ``[num_steps, *out_shape]`` (torch order)."""
+        import shutil
+
         import_lava()
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
         proc = self.neurons[-1]
+        models = {}
+        if self.record_dir is not None:
+            from .recorder import MODELS
+
+            models = {s: MODELS[self.mode] for s in self.sinks}  # by instance: no ProcessModel directory search
         try:
-            proc.run(condition=RunSteps(num_steps=self.num_steps), run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode]))
-            out = [_from_lava_order(np.asarray(s.data.get())) > 0 for s in self.sinks]
-        finally:
+            try:
+                proc.run(condition=RunSteps(num_steps=self.num_steps),
+                         run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode], exception_proc_model_map=models))
+                if self.record_dir is None:  # Lava's RingBuffer sink: Var.get() moves one element per message
+                    out = [_from_lava_order(np.asarray(s.data.get())) > 0 for s in self.sinks]
+            except BaseException:
+                # Lava's stop() after a failed run waits forever for the dead process model (lava-nc 0.10):
+                # terminate the OS processes instead and re-raise
+                _abort(proc)
+                raise
             proc.stop()
+            if self.record_dir is not None:
+                out = []
+                for s in self.sinks:
+                    p = s.proc_params
+                    mm = np.memmap(p["path"], dtype=np.uint8, mode="r", shape=(p["steps"], *p["shape"]))
+                    out.append(_from_lava_order(np.moveaxis(np.array(mm), 0, -1)) > 0)
+                    del mm
+        finally:
+            if self.record_dir is not None:
+                shutil.rmtree(self.record_dir, ignore_errors=True)
         return out
+
+
+def _abort(proc) -> None:
+    """Tear down the Lava runtime of ``proc`` after a failed run without ``proc.stop()``, which (lava-nc 0.10.0)
+    sends STOP to every process model and waits for answers that a crashed model never gives."""
+    runtime = getattr(proc, "_runtime", None)
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    actors = list(getattr(infra, "actors", []) or [])
+    for actor in actors:
+        try:
+            if actor.is_alive():
+                actor.terminate()
+        except (OSError, ValueError, AssertionError):
+            pass
+    try:
+        if infra is not None:
+            infra.stop()  # joins the (now terminated) actors and shuts the shared-memory manager down
+        watchdog = getattr(runtime, "_watchdog_manager", None)
+        if watchdog is not None:
+            watchdog.stop()
+    except Exception:  # noqa: BLE001 - best effort: the original error is what the caller needs
+        pass
 
 
 def _synapse_process(layer: LoihiLayer, mode: str, in_shape_lava, recurrent: bool = False):
@@ -118,21 +168,46 @@ def _neuron_process(layer: LoihiLayer, mode: str, reset: tuple[int, int] | None)
 
 
 def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
-                reset_interval: int | None = None, window: int | None = None) -> LavaGraph:
+                reset_interval: int | None = None, window: int | None = None, sink: str = "file") -> LavaGraph:
     """Build the processes of ``net`` fed with ``data [num_steps, *input_shape]`` (torch order, binary).
 
     With ``reset_interval=P`` and ``window=T`` every stage is a ``LIFReset`` that clears stage ``l``
-    (1-based) at steps ``k P + T + l + 1`` (see the module docstring).
+    (1-based) at steps ``k P + T + l + 1`` (see the module docstring). ``sink``: how every stage's spikes are
+    recorded: ``"file"`` (default) a :class:`~.recorder.SpikeRecorder` per stage writing a memmap, read back in
+    one piece; ``"ringbuffer"`` Lava's sink ``RingBuffer``, read with ``Var.get()``, which Lava 0.10 transfers
+    one element per inter-process message (slow for big layers; kept for comparison, see
+    ``benchmarks/lava_run.py``).
     """
     import_lava()
-    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.sink import RingBuffer
     from lava.proc.io.source import RingBuffer as Source
 
     if mode not in MODES:
         raise ValueError(f"mode must be 'float' or 'fixed'; got {mode!r}")
+    if sink not in ("file", "ringbuffer"):
+        raise ValueError(f"sink must be 'file' or 'ringbuffer'; got {sink!r}")
+    _check_lava_limits(net)
     steps = int(data.shape[0])
     source = Source(data=_to_lava_order(data.astype(np.float64 if mode == "float" else np.int32)))
     graph = LavaGraph(net=net, mode=mode, num_steps=steps, source=source)
+    if sink == "file":
+        import shutil
+        import tempfile
+        import weakref
+
+        from .recorder import SpikeRecorder
+
+        graph.record_dir = tempfile.mkdtemp(prefix="neurosynth-lava-")
+        # run() removes the folder; a graph that is built but never run (to_lava) removes it when collected
+        weakref.finalize(graph, shutil.rmtree, graph.record_dir, True)
+
+        def Sink(shape, buffer, name):  # noqa: N802 - a process factory
+            path = f"{graph.record_dir}/{len(graph.sinks)}.u8"
+            np.zeros((buffer, *shape), dtype=np.uint8).tofile(path)
+            return SpikeRecorder(shape=shape, path=path, steps=buffer, name=name)
+    else:
+        def Sink(shape, buffer, name):  # noqa: N802
+            return RingBuffer(shape=shape, buffer=buffer)
     port, shape = source.s_out, tuple(net.input_shape)
     stage = 0
     for layer in net.layers:
@@ -156,13 +231,35 @@ def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
             lif.s_out.connect(rec.s_in)
             rec.a_out.connect(lif.a_in)
             graph.recurrent.append(rec)
-        sink = Sink(shape=_lava_shape(layer.out_shape), buffer=steps)
-        lif.s_out.connect(sink.a_in)
+        recorder = Sink(_lava_shape(layer.out_shape), steps, f"sink:{layer.name}")
+        lif.s_out.connect(recorder.a_in)
         graph.synapses.append(syn)
         graph.neurons.append(lif)
-        graph.sinks.append(sink)
+        graph.sinks.append(recorder)
         port, shape = lif.s_out, layer.out_shape
     return graph
+
+
+CONV_INT8_MAX = 127  # Lava 0.10 Conv models store kernel_size/stride/padding/dilation/groups as int8 Vars
+
+
+def _check_lava_limits(net: LoihiNet) -> None:
+    """Refuse what Lava's Python ``Conv`` models would silently corrupt: they keep ``kernel_size``, ``stride``,
+    ``padding``, ``dilation`` and ``groups`` in ``int8`` Vars, so a value above 127 wraps around (e.g. 128
+    groups become -128) and the model raises inside its Lava process, where the run then hangs instead of
+    failing. :func:`replicate` multiplies ``groups`` by the number of copies, which is how 11 copies of a
+    network with a 16-channel pooling layer (176 groups) stalled a Lava run; :func:`auto_copies` stays below."""
+    for layer in net.stages:
+        if layer.kind != "conv":
+            continue
+        kh, kw = layer.weight.shape[2:]
+        for what, values in (("groups", (layer.groups,)), ("kernel size", (kh, kw)), ("stride", layer.stride),
+                             ("padding", layer.padding), ("dilation", layer.dilation)):
+            if max(int(v) for v in values) > CONV_INT8_MAX:
+                raise ValueError(
+                    f"conv layer {layer.name}: {what} {tuple(int(v) for v in values)} exceeds {CONV_INT8_MAX}, the "
+                    f"largest value Lava 0.10's Conv model stores (int8); with replicate(net, copies) the groups are "
+                    f"multiplied by copies: use fewer copies (run_lava(copies=...))")
 
 
 def _as_net(model, input_shape=None, mode: str = "fixed") -> LoihiNet:
@@ -243,10 +340,14 @@ def auto_copies(net: LoihiNet, batch: int, max_weights: int = 2_000_000) -> int:
     biggest = max([layer.weight.size for layer in net.stages if layer.kind == "dense"] + [1])
     if any(layer.recurrent for layer in net.stages):  # one slot per run (see run_lava): allow more copies
         max_weights *= 8
-    if any(layer.kind == "conv" for layer in net.stages):
-        # observed (lava-nc 0.10.0, 6-conv-stage network, 16x16x8): 11 copies stalled a Lava run for > 10 min
-        # with no CPU use, 4 copies ran normally
-        return int(max(1, min(batch, 4, int(np.sqrt(max_weights / biggest)))))
+    convs = [layer for layer in net.stages if layer.kind == "conv"]
+    if convs:
+        # Lava's Conv keeps groups in an int8 Var (see _check_lava_limits): groups * copies <= 127. Beyond 4
+        # copies Lava's scipy Conv kernel (one convolve2d per output/input channel pair, all copies in one OS
+        # process) dominates the step: on the 16x16 pooled net (channels 8/16) a simulated step cost 19 ms per
+        # sample with 1 copy, 12 ms with 4 and 24 ms with 7 (benchmarks/lava_run.py, shared 2-core machine)
+        cap = CONV_INT8_MAX // max(layer.groups for layer in convs)
+        return int(max(1, min(batch, 4, cap, int(np.sqrt(max_weights / biggest)))))
     return int(max(1, min(batch, 64, int(np.sqrt(max_weights / biggest)))))
 
 

@@ -377,16 +377,21 @@ def loihi_pooled_conv_spec(input_shape: tuple[int, int, int] | list[int], channe
     neuron = loihi_neuron_entry(beta=beta, alpha=alpha, threshold=threshold, surrogate=surrogate)
     pool_neuron = loihi_neuron_entry(beta=beta, threshold=pool_threshold, surrogate=surrogate)
     layers: list[dict[str, Any]] = []
-    for ch in channels:
+    for block, ch in enumerate(channels, 1):
         layers += [{"type": "qconv2d", "in_channels": c, "out_channels": int(ch), "kernel_size": kernel_size,
                     "padding": kernel_size // 2, "bias": False}, {"type": "delay", "steps": 1}]
         c = int(ch)
         h = h + 2 * (kernel_size // 2) - kernel_size + 1
         w = w + 2 * (kernel_size // 2) - kernel_size + 1
         layers.append({**neuron, "params": dict(neuron["params"]), "shape": [c, h, w]})
+        if h < pool or w < pool:
+            # an odd side is fine (floor: the last row/column is dropped identically in torch and Lava); a side
+            # below the pooling window leaves the qsumpool layer without output
+            raise ValueError(
+                f"input {tuple(input_shape)}: the qsumpool layer of block {block} (layer {len(layers)}, kernel and "
+                f"stride {pool}) receives a {h}x{w} map and would output nothing; use an input side of at least "
+                f"{pool ** len(channels)} or fewer blocks (channels={list(channels)})")
         h, w = h // pool, w // pool
-        if h < 1 or w < 1:
-            raise ValueError(f"input {tuple(input_shape)} is too small for {len(channels)} poolings by {pool}")
         layers += [{"type": "qsumpool", "channels": c, "kernel_size": pool, "stride": pool},
                    {"type": "delay", "steps": 1}, {**pool_neuron, "params": dict(pool_neuron["params"]),
                                                    "shape": [c, h, w]}]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -58,8 +59,12 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
         with torch.no_grad():
             out = model.eval()(torch.from_numpy(x).float())
         report["accuracy_torch"] = float((out.sum(0).argmax(-1).cpu().numpy() == y).mean())
+    seconds: dict[str, float] = {}
+    report["lava_seconds"] = seconds
     if "float" in modes:
+        t0 = time.perf_counter()
         lava = run_lava(model_net, xp, "float", copies=copies, progress=progress)
+        seconds["float"] = round(time.perf_counter() - t0, 2)
         mism = [int((lf[s:s + T] != ts).sum()) for lf, ts, s in zip(lava.spikes, torch_spikes, shifts)]
         report["float_mismatches"] = dict(zip(names, mism))
         report["float_exact"] = all(m == 0 for m in mism)
@@ -68,7 +73,9 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
             report["accuracy_lava_float"] = acc(lava.output[shifts[-1]:shifts[-1] + T])
     if "fixed" in modes:
         ref = simulate(net, xp, "fixed")
+        t0 = time.perf_counter()
         lava = run_lava(net, xp, "fixed", copies=copies, progress=progress)
+        seconds["fixed"] = round(time.perf_counter() - t0, 2)
         mism = [int((a != b).sum()) for a, b in zip(lava.spikes, ref.spikes)]
         report["fixed_mismatches"] = dict(zip(names, mism))
         report["fixed_exact"] = all(m == 0 for m in mism)
@@ -131,7 +138,8 @@ def verify_samples(model: nn.Module, samples, n: int, path, input_shape, *, copi
     with torch.no_grad():
         energy = compare(count_ops(model, x))
     keys = ("samples", "steps", "float_exact", "fixed_exact", "float_mismatches", "fixed_mismatches",
-            "fixed_vs_torch_spike_agreement", "accuracy_torch", "accuracy_lava_float", "accuracy_lava_fixed", "passed")
+            "fixed_vs_torch_spike_agreement", "accuracy_torch", "accuracy_lava_float", "accuracy_lava_fixed", "passed",
+            "lava_seconds")
     out = {k: rep[k] for k in keys if k in rep}
     out["netx_file"] = str(path) if rep["passed"] else None
     out["energy"] = {"T": int(x.shape[0]), "syn_ops": energy["counts"]["syn_ops"],

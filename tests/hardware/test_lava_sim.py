@@ -121,3 +121,88 @@ def test_subtract_reset_is_refused_before_building():
     m = SNN(torch.nn.Linear(3, 2, bias=False), LIF(reset="subtract"))
     with pytest.raises(LoihiExportError, match="reset='zero'"):
         to_lava(m)
+
+
+@pytest.mark.lava
+@needs_lava
+def test_file_recorder_equals_lava_ringbuffer_sink():
+    from lava_helpers import pooled_convnet
+
+    from neurosynth.hardware.lava.builder import build_graph, replicate
+
+    m, spec = pooled_convnet()
+    net = replicate(extract(m, tuple(spec["input_shape"])), 2)
+    x = spikes(6, 1, *net.input_shape, seed=3)[:, 0].numpy().astype(np.int32)
+    a = build_graph(net, x, "fixed", sink="file")
+    rec_dir = a.record_dir
+    fast = a.run()
+    slow = build_graph(net, x, "fixed", sink="ringbuffer").run()
+    assert not __import__("os").path.exists(rec_dir)  # the memmaps are removed after the run
+    assert len(fast) == len(slow) == len(net.stages)
+    for f, s in zip(fast, slow):
+        assert f.dtype == s.dtype == bool and f.shape == s.shape
+        np.testing.assert_array_equal(f, s)
+    assert sum(int(f.sum()) for f in fast) > 0
+
+
+@pytest.mark.lava
+@needs_lava
+def test_conv_parameters_above_lavas_int8_are_refused_and_auto_copies_stays_below():
+    from lava_helpers import pooled_convnet
+
+    from neurosynth.hardware.lava.builder import CONV_INT8_MAX, auto_copies, replicate
+
+    m, spec = pooled_convnet()  # pooling layer: groups = 4 channels
+    shape = tuple(spec["input_shape"])
+    net = extract(m, shape)
+    x = spikes(3, 32, *shape)
+    with pytest.raises(ValueError, match=r"conv layer 3: groups \(128,\) exceeds 127.*fewer copies"):
+        run_lava(net, x, "fixed", copies=32)  # 4 * 32 = 128 groups: Lava would wrap them to -128
+    r = auto_copies(net, 1000)
+    assert 1 <= r and max(s.groups for s in replicate(net, r).stages) <= CONV_INT8_MAX
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+@needs_lava
+def test_a_failing_lava_run_raises_instead_of_hanging(tmp_path):
+    """Lava's stop() after a failed run waits forever (lava-nc 0.10); LavaGraph.run terminates the processes and
+    re-raises. The failure is provoked by lifting our int8 guard: 176 groups wrap to -80 in Lava's Conv model,
+    which then raises inside its process (how 11 copies of a 16-channel pooled net stalled before)."""
+    import subprocess
+    from pathlib import Path
+
+    script = tmp_path / "fail.py"
+    script.write_text(
+        "import sys, numpy as np\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from lava_helpers import pooled_convnet, spikes\n"
+        "from neurosynth.hardware.lava import builder\n"
+        "from neurosynth.hardware.lava.ir import extract\n"
+        "builder.CONV_INT8_MAX = 10 ** 6\n"
+        "m, spec = pooled_convnet()\n"
+        "net = builder.replicate(extract(m, tuple(spec['input_shape'])), 44)\n"  # pooling groups 4 * 44 = 176
+        "x = spikes(3, 1, *net.input_shape)[:, 0].numpy().astype(np.int32)\n"
+        "try:\n"
+        "    builder.build_graph(net, x, 'float').run()\n"
+        "except RuntimeError as e:\n"
+        "    print('RAISED', type(e).__name__, flush=True)\n"
+        "    sys.exit(3)\n")
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240,
+                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 3 and "RAISED RuntimeError" in p.stdout, p.stderr[-2000:]
+
+
+@pytest.mark.lava
+@needs_lava
+def test_a_graph_built_but_never_run_leaves_no_recording_files():
+    import gc
+    import os
+
+    m, _ = mlp()
+    g = to_lava(m, num_steps=2)
+    folder = g.record_dir
+    assert os.path.isdir(folder)
+    del g
+    gc.collect()
+    assert not os.path.exists(folder)
