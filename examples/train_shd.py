@@ -105,6 +105,8 @@ def parse_args(argv=None):
                         "default 3.0)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
+    p.add_argument("--copies", type=int, default=None, metavar="R",
+                   help="--verify: network copies side by side per Lava run (default: auto_copies)")
     p.add_argument("--verify-run", default=None, metavar="RUN_DIR",
                    help="with --verify N, no training: verify the model of an earlier --loihi run directory (its "
                         "--dataset, --data-root and --T are read from its manifest); writes RUN_DIR/loihi.h5 and "
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
     if args.benchmark:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 700), 20, 8156, g)
     if args.verify_run:
-        return verify_run(args.verify_run, args.verify, argv)
+        return verify_run(args.verify_run, args.verify, argv, copies=args.copies)
     if args.verify and not args.loihi:
         raise SystemExit("error: --verify needs --loihi")
     binning = {"binary": True} if args.loihi else {}  # Loihi's input layer takes binary spikes
@@ -168,7 +170,8 @@ def main(argv=None) -> int:
             from neurosynth.hardware.lava.verify import verify_samples
 
             t1 = time.perf_counter()
-            results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (n_in,))
+            results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (n_in,),
+                                              copies=args.copies)
             results["loihi"]["verify_seconds"] = time.perf_counter() - t1
         run.write_json("metrics.json", {"history": hist, "test": final, **results})
         title = "SHD" if args.dataset == "shd" else "spoken_digits"
@@ -181,7 +184,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def verify_run(run_dir, n: int, argv=None) -> int:
+def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
     """``--verify N --verify-run RUN_DIR``: the Lava check of :func:`main` on a saved ``--loihi`` run."""
     import json
     from pathlib import Path
@@ -198,7 +201,7 @@ def verify_run(run_dir, n: int, argv=None) -> int:
         raise SystemExit(f"error: {run} was not trained with --loihi; only --loihi runs can be verified in Lava")
     test = load(cfg.get("dataset", "shd"), cfg["data_root"], "test", T=int(cfg["T"]), binary=True)
     t0 = time.perf_counter()
-    res = verify_samples(model, test, n, run / "loihi.h5", (int(test[0][0].shape[-1]),))
+    res = verify_samples(model, test, n, run / "loihi.h5", (int(test[0][0].shape[-1]),), copies=copies)
     res["verify_seconds"] = time.perf_counter() - t0
     command = [sys.executable, *sys.argv] if argv is None else ["examples/train_shd.py", *argv]
     write_json(run / "loihi_verify.json", {"command": " ".join(map(str, command)), "dataset": cfg.get("dataset", "shd"),
