@@ -19,6 +19,14 @@ the run directory and checks N test samples in Lava's simulator (float spike-exa
 bit-exact vs the integer reference; accuracies side by side) and estimates the energy per inference at ``--T``:
 
     python examples/train_shd.py --data-root ~/data --loihi --epochs 20 --verify 500 --out runs/shd_loihi
+
+``--dataset spoken_digits`` trains on the synthetic spoken digits generated under ``DATA_ROOT/SpokenDigits``
+(``neurosynth data generate spoken_digits --data-root DATA_ROOT``; SHD layout, test voices unseen in training).
+``--verify N --verify-run RUN_DIR`` runs only the Lava check, on a saved ``--loihi`` run (dataset, data root and
+T from its manifest), and writes ``RUN_DIR/loihi.h5`` and ``RUN_DIR/loihi_verify.json``:
+
+    python examples/train_shd.py --data-root ~/data --dataset spoken_digits --loihi --T 50 --hidden 64 --out runs/sd
+    python examples/train_shd.py --verify 480 --verify-run runs/sd
 """
 
 from __future__ import annotations
@@ -56,17 +64,22 @@ def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float
     return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold))
 
 
-def build_model_from(args):
+def build_model_from(args, n_in: int = 700):
     if getattr(args, "loihi", False):
         from neurosynth.hardware.lava.qat import scale_synapses
 
-        return scale_synapses(build_loihi_model(args.hidden, beta=args.beta, alpha=args.alpha), args.init_gain)
-    return build_model(args.hidden, arch=getattr(args, "arch", "recurrent"))
+        return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha),
+                              args.init_gain)
+    return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", "recurrent"))
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-root", default=None, help="folder holding SHD/shd_{train,test}.h5 (not needed with --benchmark)")
+    p.add_argument("--dataset", choices=["shd", "spoken_digits"], default="shd",
+                   help="shd (default): DATA_ROOT/SHD/shd_*.h5; spoken_digits: the generated synthetic speech under "
+                        "DATA_ROOT/SpokenDigits (`neurosynth data generate spoken_digits --data-root DATA_ROOT`; read "
+                        "as generated, whatever its options, and generated with the defaults if missing)")
     p.add_argument("--download", action="store_true", help="download SHD into --data-root if missing")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--T", type=int, default=100, help="time steps spanning 1.4 s (default 100 = 14 ms bins)")
@@ -92,12 +105,20 @@ def parse_args(argv=None):
                         "default 3.0)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
+    p.add_argument("--copies", type=int, default=None, metavar="R",
+                   help="--verify: network copies side by side per Lava run (default: auto_copies)")
+    p.add_argument("--verify-run", default=None, metavar="RUN_DIR",
+                   help="with --verify N, no training: verify the model of an earlier --loihi run directory (its "
+                        "--dataset, --data-root and --T are read from its manifest); writes RUN_DIR/loihi.h5 and "
+                        "RUN_DIR/loihi_verify.json. Lets a long Lava check run after (and apart from) the training")
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (8156 samples)")
     args = p.parse_args(argv)
-    if not args.data_root and not args.benchmark:
-        p.error("--data-root DIR is required (only --benchmark N runs without data)")
+    if args.verify_run and not args.verify:
+        p.error("--verify-run RUN_DIR needs --verify N")
+    if not args.data_root and not args.benchmark and not args.verify_run:
+        p.error("--data-root DIR is required (only --benchmark N and --verify-run RUN_DIR run without it)")
     return args
 
 
@@ -115,18 +136,21 @@ def main(argv=None) -> int:
     g = seed_all(args.seed)
     if args.benchmark:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 700), 20, 8156, g)
+    if args.verify_run:
+        return verify_run(args.verify_run, args.verify, argv, copies=args.copies)
     if args.verify and not args.loihi:
         raise SystemExit("error: --verify needs --loihi")
     binning = {"binary": True} if args.loihi else {}  # Loihi's input layer takes binary spikes
-    train = load("shd", args.data_root, "train", T=args.T, download=args.download, **binning)
-    test = load("shd", args.data_root, "test", T=args.T, download=args.download, **binning)
+    train = load(args.dataset, args.data_root, "train", T=args.T, download=args.download, **binning)
+    test = load(args.dataset, args.data_root, "test", T=args.T, download=args.download, **binning)
+    n_in = int(train[0][0].shape[-1])  # 700 for SHD; spoken_digits may be generated with other --channels
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g,
                               collate_fn=collate_time_first)
     test_loader = DataLoader(test, batch_size=args.batch_size, collate_fn=collate_time_first)
 
-    model = build_model_from(args)
+    model = build_model_from(args, n_in)
     loss = "max_membrane_ce" if args.readout == "max" else "mean_membrane_ce"
     if args.loihi:
         loss = "rate_ce"  # Loihi's output neurons spike: read out by spike count
@@ -145,15 +169,44 @@ def main(argv=None) -> int:
         if args.loihi and args.verify:
             from neurosynth.hardware.lava.verify import verify_samples
 
-            results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (700,))
+            t1 = time.perf_counter()
+            results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (n_in,),
+                                              copies=args.copies)
+            results["loihi"]["verify_seconds"] = time.perf_counter() - t1
         run.write_json("metrics.json", {"history": hist, "test": final, **results})
-        save_figure(_curves(hist, "SHD recurrent LIF" + (" (Loihi-exact)" if args.loihi else "")),
+        title = "SHD" if args.dataset == "shd" else "spoken_digits"
+        save_figure(_curves(hist, f"{title} recurrent LIF" + (" (Loihi-exact)" if args.loihi else "")),
                     run.plot_path("training"))
-        config = {k: v for k, v in vars(args).items()} | {"dataset": "shd", "loss": loss}
+        config = {k: v for k, v in vars(args).items()} | {"loss": loss}
         run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_shd.py", *argv],
                            config, args.seed, results)
         print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
     return 0
+
+
+def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
+    """``--verify N --verify-run RUN_DIR``: the Lava check of :func:`main` on a saved ``--loihi`` run."""
+    import json
+    from pathlib import Path
+
+    from neurosynth.datasets import load
+    from neurosynth.hardware.lava.verify import verify_samples
+    from neurosynth.io import write_json
+    from neurosynth.rundir import load_run
+
+    run = Path(run_dir)
+    model, _, _ = load_run(run)
+    cfg = json.loads((run / "manifest.json").read_text(encoding="utf-8")).get("config", {})
+    if not cfg.get("loihi"):
+        raise SystemExit(f"error: {run} was not trained with --loihi; only --loihi runs can be verified in Lava")
+    test = load(cfg.get("dataset", "shd"), cfg["data_root"], "test", T=int(cfg["T"]), binary=True)
+    t0 = time.perf_counter()
+    res = verify_samples(model, test, n, run / "loihi.h5", (int(test[0][0].shape[-1]),), copies=copies)
+    res["verify_seconds"] = time.perf_counter() - t0
+    command = [sys.executable, *sys.argv] if argv is None else ["examples/train_shd.py", *argv]
+    write_json(run / "loihi_verify.json", {"command": " ".join(map(str, command)), "dataset": cfg.get("dataset", "shd"),
+                                           "data_root": cfg["data_root"], "n_test": len(test), **res})
+    return 0 if res.get("netx_file") else 1
 
 
 def benchmark(args, model, shape, n_classes, n_train, g) -> int:
