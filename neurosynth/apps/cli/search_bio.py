@@ -1,7 +1,7 @@
 """``neurosynth search bio``: BioNAS search over (operation, learning rule) cells.
 
-    neurosynth search bio --method darts|eg|evo --space darts|nb201 --dataset digits|cifar10 --seed S --out DIR
-                          [--train-best EPOCHS]
+    neurosynth search bio --method darts|eg|evo --space darts|nb201 --dataset digits|fashion_mnist|cifar10
+                          --seed S --out DIR [--train-best EPOCHS]
 
 Writes into ``DIR``: ``manifest.json``, ``archive.sqlite`` (the engine's archive: one record per search
 epoch for darts/eg, one per evaluated genotype for evo), ``search.json`` (history, logits), ``genotype.json``,
@@ -24,8 +24,12 @@ def register(subparsers):
     p.add_argument("--method", choices=["darts", "eg", "evo"], default="darts",
                    help="darts: first-order BioNAS-DARTS; eg: BioNAS-EG (CMA-ES on logits); evo: EvoSearch GP")
     p.add_argument("--space", choices=["darts", "nb201"], default="nb201", help="cell family (nb201 is CPU-sized)")
-    p.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
-    p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (cifar10 only)")
+    p.add_argument("--dataset", choices=["digits", "fashion_mnist", "cifar10"], default="digits",
+                   help="fashion_mnist: 1x28x28, --limit-train N subsets the 60,000 training images; the full "
+                        "10,000-image test set is used")
+    p.add_argument("--data-root", default=None,
+                   help="cifar10: folder holding cifar-10-batches-py (required); fashion_mnist: folder of the IDX "
+                        "files (default: /usr/share/datasets/fashion-mnist)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--epochs", type=int, default=6, help="search epochs (darts/eg)")
@@ -94,27 +98,44 @@ def run(args) -> int:
         else:
             result = _evo(args, space, data, rd, layers, max_skip, progress, config)
         genotype = result["genotype"]
-        if args.method in ("darts", "eg"):
-            from snn_nas.bionas.search import alpha_moved
+        from snn_nas.bionas.plot import plot_alpha_entropy, plot_genotype, plot_search_history
 
-            result["alpha_moved"] = alpha_moved(result.get("history", []), space)
-            if not result["alpha_moved"]:
+        report = None
+        if args.method in ("darts", "eg"):
+            from snn_nas.bionas.search import BARELY_MOVED, alpha_entropy_report
+
+            report = alpha_entropy_report(result.get("history", []), space, result.get("probabilities"))
+            result["alpha_moved"] = report["alpha_moved"]
+            result["alpha_verdict"] = report["verdict"]
+            if report["verdict"] == "uniform":
                 print("warning: the architecture weights ended at the uniform distribution (no edge's entropy fell "
                       "below log(choices)); the genotype is a tie-break, not a search result", file=sys.stderr)
+            elif report["verdict"] == "barely moved":
+                print(f"warning: the architecture weights barely moved (every edge's entropy is still above "
+                      f"{BARELY_MOVED:.0%} of the uniform entropy; lowest {report['min_normalised_entropy']:.3f}); "
+                      "the genotype is close to a tie-break: search longer (more --epochs or --limit-train)",
+                      file=sys.stderr)
+            rd.write_json("alpha_entropy.json", report)
+            plot_alpha_entropy(report, rd.plot_path("alpha_entropy"), f"BioNAS-{args.method} on {args.dataset}")
         rd.write_json("genotype.json", genotype)
         rd.write_json("search.json", result)
-        from snn_nas.bionas.plot import plot_genotype, plot_search_history
 
         plot_genotype(genotype, rd.plot_path("cell"), f"BioNAS-{args.method} on {args.dataset} ({args.space}, seed "
                                                        f"{args.seed})")
         if result.get("history") and "train_loss" in result["history"][0]:
             plot_search_history(result["history"], rd.plot_path("search"), f"BioNAS-{args.method} search")
-        results = {"genotype": genotype, **({"alpha_moved": result["alpha_moved"]} if "alpha_moved" in result else {})}
+        results = {"genotype": genotype}
+        if report is not None:
+            results.update({"alpha_moved": report["alpha_moved"], "alpha_verdict": report["verdict"],
+                            "alpha_min_normalised_entropy": report["min_normalised_entropy"]})
         if args.train_best:
             results["best"] = _train_best(args, genotype, data, rd, eval_layers, progress)
         rd.write_manifest(["neurosynth", *sys.argv[1:]] if sys.argv else None, config, args.seed, results)
     out = Path(args.out)
     print(f"genotype: {out / 'genotype.json'}")
+    if report is not None:
+        print(f"alpha: {report['verdict']} (lowest edge entropy {report['min_normalised_entropy']:.3f} of uniform); "
+              f"{out / 'alpha_entropy.json'}, {out / 'plots' / 'alpha_entropy.png'}")
     print(f"cell picture: {out / 'plots' / 'cell.png'}")
     if args.train_best:
         print(f"trained model: {out / BEST_MODEL} (test accuracy {results['best']['test_accuracy']:.4f})")
