@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+MIN_ALPHA_STEPS = 50  # fewer DARTS architecture steps (Adam, lr 3e-2) leave alpha close to uniform
 BEST_MODEL = "best_model"  # the trained winner's run directory, the same name as `search mse --train-best`
 
 
@@ -34,6 +35,8 @@ def register(subparsers):
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--epochs", type=int, default=6, help="search epochs (darts/eg)")
     p.add_argument("--warmup", type=int, default=2, help="epochs of weight-only training before alpha moves")
+    p.add_argument("--arch-lr", type=float, default=3e-2,
+                   help="darts: Adam learning rate of the architecture logits (alpha)")
     p.add_argument("--C", type=int, default=8, help="initial channels")
     p.add_argument("--layers", type=int, default=None,
                    help="search network depth (darts: cells, default 3; nb201: cells per stage, default 1)")
@@ -83,10 +86,19 @@ def run(args) -> int:
         raise UserError(f"--epochs {args.epochs} with --warmup {args.warmup}: the architecture logits (alpha) only "
                         f"move after the {args.warmup} warm-up epochs, so this search would never search; use "
                         f"--epochs > {args.warmup} or a smaller --warmup (e.g. --warmup 0)")
+    if args.arch_lr <= 0:
+        raise UserError(f"--arch-lr must be > 0, got {args.arch_lr}")
     layers = args.layers or (3 if args.space == "darts" else 1)
     eval_layers = args.eval_layers or (5 if args.space == "darts" else 1)
     max_skip = None if args.max_skip is not None and args.max_skip < 0 else args.max_skip
     data = load_image_data(args.dataset, args.data_root, limit_train=args.limit_train)
+    if args.method == "darts":
+        steps = (args.epochs - args.warmup) * -(-(len(data.y_train) // 2) // args.batch_size)
+        if steps < MIN_ALPHA_STEPS:
+            print(f"warning: alpha gets only {steps} Adam steps ({args.epochs - args.warmup} epochs after the warm-up x "
+                  f"{len(data.y_train) // 2} search-val images / batch {args.batch_size}); it will barely leave the "
+                  f"uniform distribution. Use more --epochs, a larger --limit-train or a smaller --batch-size "
+                  f"(>= {MIN_ALPHA_STEPS} steps)", file=sys.stderr)
     with RunDir.create(args.out, kind="search bio", resume=args.resume, replace=args.method not in ("evo",)) as rd:
         config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
         config.update({"layers": layers, "eval_layers": eval_layers, "space_description": space.describe()})
@@ -159,7 +171,7 @@ def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
               max_skip=max_skip, seed=args.seed, frame_rule=args.frame_rule, progress=progress, callback=on_epoch)
     try:
         if args.method == "darts":
-            return darts_search(space, data, **kw)
+            return darts_search(space, data, a_lr=args.arch_lr, **kw)
         return eg_search(space, data, generations=args.cma_generations, **kw)
     finally:
         archive.close()
