@@ -35,6 +35,10 @@ def main(argv=None) -> int:
     ap.add_argument("--C", type=int, default=8)
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dataset", choices=["digits", "fashion_mnist", "cifar10"], default="digits")
+    ap.add_argument("--data-root", default=None, help="cifar10 (required) / fashion_mnist (optional) data folder")
+    ap.add_argument("--limit-train", type=int, default=None, help="train on the first N training images only")
+    ap.add_argument("--test-every", type=int, default=1, help="score the test set every N epochs (always after the last)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -42,17 +46,17 @@ def main(argv=None) -> int:
     frame = args.frame_rule
     if args.rule:
         g, frame = with_rule(g, args.rule), args.rule
-    data = load_image_data("digits")
+    data = load_image_data(args.dataset, args.data_root, limit_train=args.limit_train)
     layers = args.layers or (5 if g["space"] == "darts" else 1)
-    spec = make_spec(g, C=args.C, layers=layers, num_classes=10, input_shape=data.input_shape, frame_rule=frame)
+    spec = make_spec(g, C=args.C, layers=layers, num_classes=data.num_classes, input_shape=data.input_shape, frame_rule=frame)
     model = build_model(spec)
     hist = train_model(model, data.x_train, data.y_train, data.x_test, data.y_test, epochs=args.epochs,
-                       seed=args.seed, progress=True)
+                       seed=args.seed, progress=True, test_every=args.test_every)
     with RunDir.create(args.out, kind="example") as rd:
         rd.save_model(model, spec)
         rd.write_json("metrics.json", {"test_accuracy": hist["test_accuracy"][-1], "history": hist,
                                        "alignment_angles": alignment_angles(model)})
-        rd.write_manifest(["python", *sys.argv], {**vars(args), "dataset": "digits"}, args.seed,
+        rd.write_manifest(["python", *sys.argv], vars(args), args.seed,
                           {"test_accuracy": hist["test_accuracy"][-1]})
         print(f"test accuracy {hist['test_accuracy'][-1]:.4f}; saved {rd.final}")
     return 0

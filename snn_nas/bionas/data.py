@@ -1,4 +1,5 @@
-"""Image data for BioNAS: digits (offline, sklearn, 1x8x8) and CIFAR-10 (only when on disk).
+"""Image data for BioNAS: digits (offline, sklearn, 1x8x8), Fashion-MNIST (IDX files, 1x28x28) and CIFAR-10
+(only when on disk).
 
 Splits: ``train`` is halved into ``search_train`` / ``search_val`` for the bilevel search (DARTS'
 ``train_portion = 0.5``); derived models train on ``train`` and report ``test``. Images stay in [0, 1]
@@ -13,7 +14,7 @@ import torch
 
 from neurosynth.errors import UserError
 
-DATASET_NAMES = ("digits", "cifar10")
+DATASET_NAMES = ("digits", "fashion_mnist", "cifar10")
 
 
 @dataclass
@@ -70,6 +71,8 @@ def load_image_data(name: str, root: str | None = None, *, limit_train: int | No
 
         xtr, ytr, xte, yte = load_digits_split(test_size=0.25, seed=0, image=True)
         data = ImageData("digits", xtr.float(), ytr.long(), xte.float(), yte.long(), 10)
+    elif name == "fashion_mnist":
+        data = _load_fashion_mnist(root, limit_train)
     elif name == "cifar10":
         data = _load_cifar10(root)
     else:
@@ -79,6 +82,22 @@ def load_image_data(name: str, root: str | None = None, *, limit_train: int | No
     if limit_test:
         data.x_test, data.y_test = data.x_test[:limit_test], data.y_test[:limit_test]
     return data
+
+
+def _load_fashion_mnist(root, limit_train: int | None = None) -> ImageData:
+    """Fashion-MNIST as ``[N, 1, 28, 28]`` floats in [0, 1]: the first ``limit_train`` of the official 60,000
+    training images (the file is shuffled, so the classes stay balanced) and the full 10,000-image test set.
+    ``root=None`` reads the Debian package folder (``/usr/share/datasets/fashion-mnist``)."""
+    from neurosynth.datasets import load  # a missing/corrupt file raises a UserError naming the fix
+
+    tr = load("fashion_mnist", root, "train", limit=limit_train or None)
+    te = load("fashion_mnist", root, "test")
+
+    def unit(ds) -> torch.Tensor:
+        x = ds.images
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+    return ImageData("fashion_mnist", unit(tr), tr.targets.long(), unit(te), te.targets.long(), 10)
 
 
 def _load_cifar10(root) -> ImageData:

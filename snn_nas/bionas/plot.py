@@ -96,6 +96,35 @@ def plot_search_history(history: list[dict], path=None, title: str = ""):
     return finish(fig, path)
 
 
+def plot_alpha_entropy(report: dict, path=None, title: str = ""):
+    """Normalised alpha entropy ``H / log(k)`` of every edge over the search epochs (1 = uniform), one panel per
+    cell type, from :func:`snn_nas.bionas.search.alpha_entropy_report`; warm-up epochs (alpha frozen) are shaded."""
+    from matplotlib.ticker import MaxNLocator
+
+    from neurosynth.plots import figure, finish
+
+    cells = list(report["cells"])
+    fig, axes = figure(1, len(cells), figsize=(6.5 * len(cells), 4.2))
+    axes = axes if len(cells) > 1 else [axes]
+    ep = [0, *report["epochs"]]
+    frozen = [e for e, upd in zip(report["epochs"], report["alpha_updates"]) if not upd]
+    for ax, cell in zip(axes, cells):
+        c = report["cells"][cell]
+        for j, (edge, u) in enumerate(zip(c["edges"], c["uniform_entropy"])):
+            ys = [1.0] + [row[j] / u if u > 0 else 0.0 for row in c["entropy_per_epoch"]]
+            ax.plot(ep, ys, "o-", ms=3, lw=1.2, label=f"{edge[0]}<-{edge[1]}")
+        if frozen:
+            ax.axvspan(0, max(frozen), color="gray", alpha=0.12, label="warm-up (alpha frozen)")
+        ax.axhline(1.0, color="k", lw=0.8, ls=":")
+        ax.set_xlabel("search epoch (0 = initial, uniform)")
+        ax.set_ylabel("entropy / log(candidates)")
+        ax.set_title(f"{cell}: min {c['min_normalised_entropy']:.3f}, mean {c['mean_normalised_entropy']:.3f}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7, ncol=2 if len(c["edges"]) > 8 else 1)
+    fig.suptitle(f"{title} (verdict: {report['verdict']})" if title else f"alpha entropy per edge ({report['verdict']})")
+    return finish(fig, path)
+
+
 def plot_curves(curves: dict[str, list[list[float]]], path=None, ylabel: str = "", title: str = "", log: bool = False):
     """Mean (line) and min-max band over seeds of per-epoch curves, one per configuration."""
     import numpy as np

@@ -89,6 +89,43 @@ def alpha_moved(history: list[dict], space: CellSpace, tol: float = 1e-3) -> boo
     return False
 
 
+BARELY_MOVED = 0.99  # every edge's entropy above this fraction of log(candidates): alpha is still ~uniform
+
+
+def alpha_entropy_report(history: list[dict], space: CellSpace, probabilities: dict | None = None) -> dict:
+    """How far the architecture weights moved, per cell and edge, from the per-epoch ``alpha_entropy_per_edge``.
+
+    For every edge: the uniform entropy ``log(k)`` (``k`` candidates on the edge), the entropy after every epoch,
+    and the final *normalised* entropy ``H / log(k)`` (1 = uniform, 0 = one-hot). ``verdict`` is ``"uniform"``
+    (no edge below ``log(k) - 1e-3``: the genotype is a tie-break), ``"barely moved"`` (every edge still above
+    ``BARELY_MOVED`` of its uniform entropy) or ``"moved"``. With ``probabilities`` (the final softmax), the
+    top candidate's probability on every edge is added next to the uniform ``1/k``."""
+    report: dict = {"epochs": [h["epoch"] for h in history],
+                    "alpha_updates": [bool(h.get("alpha_updates", "sigma" in h)) for h in history], "cells": {}}
+    norms = []
+    for cell in space.cell_types:
+        k = [int(v) for v in space.mask(cell).sum(axis=1)]
+        uniform = [math.log(max(v, 1)) for v in k]
+        per_epoch = [list(h.get("alpha_entropy_per_edge", {}).get(cell, [])) for h in history]
+        last = per_epoch[-1] if per_epoch and per_epoch[-1] else uniform
+        norm = [e / u if u > 0 else 0.0 for e, u in zip(last, uniform)]
+        norms += norm
+        entry = {"edges": [list(e) for e in space.edges], "candidates": k, "uniform_entropy": uniform,
+                 "entropy_per_epoch": per_epoch, "final_normalised_entropy": norm,
+                 "min_normalised_entropy": min(norm), "mean_normalised_entropy": sum(norm) / len(norm)}
+        if probabilities is not None and cell in probabilities:
+            p = np.asarray(probabilities[cell], dtype=float)
+            entry["top_probability"] = [float(r.max()) for r in p]
+            entry["uniform_probability"] = [1.0 / max(v, 1) for v in k]
+        report["cells"][cell] = entry
+    moved = alpha_moved(history, space)
+    report["alpha_moved"] = moved
+    report["min_normalised_entropy"] = min(norms) if norms else 1.0
+    report["verdict"] = "uniform" if not moved else (
+        "barely moved" if report["min_normalised_entropy"] > BARELY_MOVED else "moved")
+    return report
+
+
 def darts_search(space: CellSpace, data: ImageData, *, epochs: int = 10, C: int = 8, layers: int = 3,
                  batch_size: int = 64, w_lr: float = 0.025, w_lr_min: float = 0.001, a_lr: float = 3e-2,
                  warmup: int = 2, max_skip: int | None = 2, grad_clip: float = 5.0, seed: int = 0,

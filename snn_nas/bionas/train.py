@@ -66,8 +66,11 @@ class GradStats:
 
 def train_model(model: nn.Module, x_train, y_train, x_test, y_test, *, epochs: int = 10, batch_size: int = 64,
                 lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0,
-                seed: int = 0, progress: bool = False, desc: str = "train") -> dict:
+                seed: int = 0, progress: bool = False, desc: str = "train", test_every: int = 1) -> dict:
     """SGD + cosine schedule (DARTS' evaluation recipe, shortened). Returns the per-epoch history.
+
+    The test set is evaluated every ``test_every`` epochs and always after the last one (other epochs get
+    ``nan`` test entries), so a large test set need not be scored after every epoch.
 
     :func:`neurosynth.rules.attach` ties brSF redraws and Hebbian updates to optimizer steps.
     """
@@ -75,6 +78,8 @@ def train_model(model: nn.Module, x_train, y_train, x_test, y_test, *, epochs: i
 
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if test_every < 1:
+        raise ValueError(f"test_every must be >= 1, got {test_every}")
     g = torch.Generator().manual_seed(int(seed))
     train = TensorLoader(x_train, y_train, batch_size, shuffle=True, generator=g)
     test = TensorLoader(x_test, y_test, 256)
@@ -105,7 +110,9 @@ def train_model(model: nn.Module, x_train, y_train, x_test, y_test, *, epochs: i
                 correct += int((out.argmax(1) == y).sum())
                 tot += len(y)
             sched.step()
-            ev = evaluate(model, test)
+            last = ep + 1 == epochs
+            ev = evaluate(model, test) if last or (ep + 1) % test_every == 0 else {"loss": math.nan,
+                                                                                   "accuracy": math.nan}
             hist["epoch"].append(ep + 1)
             hist["train_loss"].append(loss_sum / tot)
             hist["train_accuracy"].append(correct / tot)

@@ -70,7 +70,7 @@ def test_fgsm_true_gradient_matches_manual_sign_step():
     assert res["attacks"]["fgsm"]["robust_accuracy"] == pytest.approx(expected)
 
 
-def test_cli_search_and_robustness_end_to_end(tmp_path):
+def test_cli_search_and_robustness_end_to_end(tmp_path, capsys):
     from neurosynth.apps.cli import main
     from neurosynth.rundir import load_run
 
@@ -79,6 +79,10 @@ def test_cli_search_and_robustness_end_to_end(tmp_path):
                "--out", str(out), "--epochs", "1", "--warmup", "0", "--C", "4", "--limit-train", "48",
                "--batch-size", "24", "--rules", "fa,usf", "--train-best", "1", "--no-progress"])
     assert rc == 0
+    err = capsys.readouterr().err
+    assert "alpha gets only 1 Adam steps" in err  # 24 search-val images / batch 24, one epoch: warned up front
+    verdict = json.loads((out / "alpha_entropy.json").read_text())["verdict"]
+    assert verdict != "moved" and ("barely moved" in err or "uniform distribution" in err)
     g = json.loads((out / "genotype.json").read_text())
     assert g["space"] == "nb201" and len(g["edges"]) == 6
     assert (out / "plots" / "cell.png").stat().st_size > 1000

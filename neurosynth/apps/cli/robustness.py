@@ -22,9 +22,10 @@ def register(subparsers):
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="run directory with model.pt + arch.json")
     p.add_argument("--attacks", default=ALL, help=f"comma-separated attacks (default: {ALL})")
-    p.add_argument("--dataset", choices=["digits", "cifar10"], default=None,
+    p.add_argument("--dataset", choices=["digits", "fashion_mnist", "cifar10"], default=None,
                    help="test data (default: inferred from the model's input shape)")
-    p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (cifar10 only)")
+    p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (cifar10, required) or the "
+                                                     "Fashion-MNIST IDX files (default: the Debian package folder)")
     p.add_argument("--n-samples", type=int, default=200, help="number of test images attacked")
     p.add_argument("--gradient", choices=["true", "feedback"], default="true",
                    help="white-box gradient: true backprop (honest default) or the rules' feedback path")
@@ -70,6 +71,11 @@ def _load_data(name: str, root, n: int):
 
         xtr, ytr, xte, yte = load_digits_split(test_size=0.25, seed=0, image=True)
         return xtr.float(), ytr.long(), xte[:n].float(), yte[:n].long(), 10
+    if name == "fashion_mnist":  # the test images attacked are the first n of the official 10,000
+        from neurosynth.datasets import load
+
+        tr, te = load("fashion_mnist", root, "train"), load("fashion_mnist", root, "test", limit=n)
+        return (tr.images.float() / 255.0, tr.targets.long(), te.images.float() / 255.0, te.targets.long(), 10)
     if root is None:
         raise UserError("--dataset cifar10 needs --data-root DIR (the folder holding cifar-10-batches-py)")
     from neurosynth.datasets import load
@@ -126,8 +132,9 @@ def run(args) -> int:
     dataset = args.dataset
     if dataset is None:
         dataset = run_config.get("dataset")
-        if dataset not in ("digits", "cifar10"):
-            dataset = "cifar10" if shape and list(shape)[-1] == 32 else "digits"
+        if dataset not in ("digits", "fashion_mnist", "cifar10"):
+            last = list(shape)[-1] if shape else None
+            dataset = {32: "cifar10", 28: "fashion_mnist"}.get(last, "digits")
     xtr, ytr, x, y, num_classes = _load_data(dataset, args.data_root, args.n_samples)
     image_shape = tuple(x.shape[1:])
     time_steps = args.time_steps

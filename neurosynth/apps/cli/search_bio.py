@@ -1,7 +1,7 @@
 """``neurosynth search bio``: BioNAS search over (operation, learning rule) cells.
 
-    neurosynth search bio --method darts|eg|evo --space darts|nb201 --dataset digits|cifar10 --seed S --out DIR
-                          [--train-best EPOCHS]
+    neurosynth search bio --method darts|eg|evo --space darts|nb201 --dataset digits|fashion_mnist|cifar10
+                          --seed S --out DIR [--train-best EPOCHS]
 
 Writes into ``DIR``: ``manifest.json``, ``archive.sqlite`` (the engine's archive: one record per search
 epoch for darts/eg, one per evaluated genotype for evo), ``search.json`` (history, logits), ``genotype.json``,
@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+MIN_ALPHA_STEPS = 50  # fewer DARTS architecture steps (Adam, lr 3e-2) leave alpha close to uniform
 BEST_MODEL = "best_model"  # the trained winner's run directory, the same name as `search mse --train-best`
 
 
@@ -24,12 +25,18 @@ def register(subparsers):
     p.add_argument("--method", choices=["darts", "eg", "evo"], default="darts",
                    help="darts: first-order BioNAS-DARTS; eg: BioNAS-EG (CMA-ES on logits); evo: EvoSearch GP")
     p.add_argument("--space", choices=["darts", "nb201"], default="nb201", help="cell family (nb201 is CPU-sized)")
-    p.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
-    p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (cifar10 only)")
+    p.add_argument("--dataset", choices=["digits", "fashion_mnist", "cifar10"], default="digits",
+                   help="fashion_mnist: 1x28x28, --limit-train N subsets the 60,000 training images; the full "
+                        "10,000-image test set is used")
+    p.add_argument("--data-root", default=None,
+                   help="cifar10: folder holding cifar-10-batches-py (required); fashion_mnist: folder of the IDX "
+                        "files (default: /usr/share/datasets/fashion-mnist)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--epochs", type=int, default=6, help="search epochs (darts/eg)")
     p.add_argument("--warmup", type=int, default=2, help="epochs of weight-only training before alpha moves")
+    p.add_argument("--arch-lr", type=float, default=3e-2,
+                   help="darts: Adam learning rate of the architecture logits (alpha)")
     p.add_argument("--C", type=int, default=8, help="initial channels")
     p.add_argument("--layers", type=int, default=None,
                    help="search network depth (darts: cells, default 3; nb201: cells per stage, default 1)")
@@ -79,10 +86,19 @@ def run(args) -> int:
         raise UserError(f"--epochs {args.epochs} with --warmup {args.warmup}: the architecture logits (alpha) only "
                         f"move after the {args.warmup} warm-up epochs, so this search would never search; use "
                         f"--epochs > {args.warmup} or a smaller --warmup (e.g. --warmup 0)")
+    if args.arch_lr <= 0:
+        raise UserError(f"--arch-lr must be > 0, got {args.arch_lr}")
     layers = args.layers or (3 if args.space == "darts" else 1)
     eval_layers = args.eval_layers or (5 if args.space == "darts" else 1)
     max_skip = None if args.max_skip is not None and args.max_skip < 0 else args.max_skip
     data = load_image_data(args.dataset, args.data_root, limit_train=args.limit_train)
+    if args.method == "darts":
+        steps = (args.epochs - args.warmup) * -(-(len(data.y_train) // 2) // args.batch_size)
+        if steps < MIN_ALPHA_STEPS:
+            print(f"warning: alpha gets only {steps} Adam steps ({args.epochs - args.warmup} epochs after the warm-up x "
+                  f"{len(data.y_train) // 2} search-val images / batch {args.batch_size}); it will barely leave the "
+                  f"uniform distribution. Use more --epochs, a larger --limit-train or a smaller --batch-size "
+                  f"(>= {MIN_ALPHA_STEPS} steps)", file=sys.stderr)
     with RunDir.create(args.out, kind="search bio", resume=args.resume, replace=args.method not in ("evo",)) as rd:
         config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
         config.update({"layers": layers, "eval_layers": eval_layers, "space_description": space.describe()})
@@ -94,27 +110,44 @@ def run(args) -> int:
         else:
             result = _evo(args, space, data, rd, layers, max_skip, progress, config)
         genotype = result["genotype"]
-        if args.method in ("darts", "eg"):
-            from snn_nas.bionas.search import alpha_moved
+        from snn_nas.bionas.plot import plot_alpha_entropy, plot_genotype, plot_search_history
 
-            result["alpha_moved"] = alpha_moved(result.get("history", []), space)
-            if not result["alpha_moved"]:
+        report = None
+        if args.method in ("darts", "eg"):
+            from snn_nas.bionas.search import BARELY_MOVED, alpha_entropy_report
+
+            report = alpha_entropy_report(result.get("history", []), space, result.get("probabilities"))
+            result["alpha_moved"] = report["alpha_moved"]
+            result["alpha_verdict"] = report["verdict"]
+            if report["verdict"] == "uniform":
                 print("warning: the architecture weights ended at the uniform distribution (no edge's entropy fell "
                       "below log(choices)); the genotype is a tie-break, not a search result", file=sys.stderr)
+            elif report["verdict"] == "barely moved":
+                print(f"warning: the architecture weights barely moved (every edge's entropy is still above "
+                      f"{BARELY_MOVED:.0%} of the uniform entropy; lowest {report['min_normalised_entropy']:.3f}); "
+                      "the genotype is close to a tie-break: search longer (more --epochs or --limit-train)",
+                      file=sys.stderr)
+            rd.write_json("alpha_entropy.json", report)
+            plot_alpha_entropy(report, rd.plot_path("alpha_entropy"), f"BioNAS-{args.method} on {args.dataset}")
         rd.write_json("genotype.json", genotype)
         rd.write_json("search.json", result)
-        from snn_nas.bionas.plot import plot_genotype, plot_search_history
 
         plot_genotype(genotype, rd.plot_path("cell"), f"BioNAS-{args.method} on {args.dataset} ({args.space}, seed "
                                                        f"{args.seed})")
         if result.get("history") and "train_loss" in result["history"][0]:
             plot_search_history(result["history"], rd.plot_path("search"), f"BioNAS-{args.method} search")
-        results = {"genotype": genotype, **({"alpha_moved": result["alpha_moved"]} if "alpha_moved" in result else {})}
+        results = {"genotype": genotype}
+        if report is not None:
+            results.update({"alpha_moved": report["alpha_moved"], "alpha_verdict": report["verdict"],
+                            "alpha_min_normalised_entropy": report["min_normalised_entropy"]})
         if args.train_best:
             results["best"] = _train_best(args, genotype, data, rd, eval_layers, progress)
         rd.write_manifest(["neurosynth", *sys.argv[1:]] if sys.argv else None, config, args.seed, results)
     out = Path(args.out)
     print(f"genotype: {out / 'genotype.json'}")
+    if report is not None:
+        print(f"alpha: {report['verdict']} (lowest edge entropy {report['min_normalised_entropy']:.3f} of uniform); "
+              f"{out / 'alpha_entropy.json'}, {out / 'plots' / 'alpha_entropy.png'}")
     print(f"cell picture: {out / 'plots' / 'cell.png'}")
     if args.train_best:
         print(f"trained model: {out / BEST_MODEL} (test accuracy {results['best']['test_accuracy']:.4f})")
@@ -138,7 +171,7 @@ def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
               max_skip=max_skip, seed=args.seed, frame_rule=args.frame_rule, progress=progress, callback=on_epoch)
     try:
         if args.method == "darts":
-            return darts_search(space, data, **kw)
+            return darts_search(space, data, a_lr=args.arch_lr, **kw)
         return eg_search(space, data, generations=args.cma_generations, **kw)
     finally:
         archive.close()
