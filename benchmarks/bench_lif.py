@@ -15,6 +15,11 @@ Variants (each timed in its own subprocess, then measured for memory in another 
 - ``rec_fused`` / ``rec_python``: ``Linear(700, 256) -> Recurrent(256, LIF) -> Linear(256, 20) -> LIF`` (the SHD
   recurrent model at hidden 256), with the recurrent fast path (per-step GEMM + fused C++ step, reverse-scan
   backward) or the python loop over the pure step (what ``Recurrent`` ran before the fast path).
+- ``shd_fused`` / ``shd_python`` (``--recurrent-shd``): the recurrent SHD model at the issue's size, built as
+  ``examples/train_shd.py`` builds it: ``SNN(Linear(700, 1024), Recurrent(1024, LIF(beta 0.95)), Linear(1024, 20),
+  LI(beta 0.95))``, B=256, T=100, loss cross-entropy of the max-over-time readout; fast path vs the python loop
+  (hidden LIF ``backend="python"``). ``--recurrent-shd`` defaults to B=256, T=100, 1 warm-up, 1 round of 3
+  timed iterations, no memory pass (one iteration takes seconds on one core).
 
 All variants use the same weights, input (Bernoulli(0.05) spikes) and labels; loss is cross-entropy of the
 output spike counts. LIF: beta 0.9, threshold 1, reset by subtraction, detached reset, ATan(alpha=2).
@@ -33,6 +38,7 @@ Usage::
     python benchmarks/bench_lif.py --runs 3 --json benchmarks/results/bench_lif.json
     python benchmarks/bench_lif.py --quick --json out.json
     python benchmarks/bench_lif.py --threads 2 --variants floor,ns_fused,snntorch
+    python benchmarks/bench_lif.py --recurrent-shd --json benchmarks/results/bench_shd_cpu.json
 """
 
 from __future__ import annotations
@@ -64,7 +70,10 @@ VARIANTS = {
     "ns_alif_python": "neurosynth ALIF python backend",
     "rec_fused": "recurrent net 700-256(rec LIF)-20: fast path",
     "rec_python": "recurrent net 700-256(rec LIF)-20: python loop (before)",
+    "shd_fused": "SHD model 700-1024(rec LIF)-20 (B=256, T=100): fast path",
+    "shd_python": "SHD model 700-1024(rec LIF)-20 (B=256, T=100): python loop (before)",
 }
+SHD_VARIANTS = ("shd_fused", "shd_python")
 SIZES = (700, 256, 256, 20)
 
 
@@ -207,6 +216,36 @@ def _build(variant: str, batch: int, steps: int):
                 h = lif(gemm(fc, h))
             return h
 
+    elif variant in SHD_VARIANTS:
+        from neurosynth.layers import SNN, Recurrent
+        from neurosynth.neurons import LI, LIF
+
+        backend = "python" if variant == "shd_python" else "fused"
+        hidden = 1024
+        torch.manual_seed(0)
+        rec = Recurrent(hidden, LIF(beta=0.95, threshold=1.0, backend=backend))
+        model = SNN(nn.Linear(SIZES[0], hidden), rec, nn.Linear(hidden, SIZES[-1]), LI(beta=0.95))
+        with torch.no_grad():  # a few % firing in the hidden layer (the default init leaves it almost silent)
+            model[0].weight.mul_(4.0)
+            rec.rec.weight.mul_(0.5)
+        params = list(model.parameters())
+        info["fast_path"] = rec._fast_op(rec.neuron.initial_state(torch.zeros(B, hidden))) is not None
+        info["hidden"] = hidden
+        hidden_rate = []
+
+        def _rate(_m, _inp, out):
+            hidden_rate.append(float(out.detach().mean()))
+
+        rec.register_forward_hook(_rate)  # a module hook: the rec Linear (not hooked) keeps the fast path
+
+        def loss_of(out):  # noqa: F811 - the SHD example's max-over-time readout
+            return nn.functional.cross_entropy(out.max(0).values, labels)
+
+        info["hidden_rate"] = hidden_rate
+
+        def forward():
+            return model(x)
+
     else:
         raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
 
@@ -243,6 +282,8 @@ def _worker(args) -> dict:
     res["first_iter_ms"] = (time.perf_counter() - t0) * 1e3
     res["loss"] = float(loss)
     res["output_rate"] = float(out.detach().mean())
+    if "hidden_rate" in res:
+        res["hidden_rate"] = res["hidden_rate"][-1] if res["hidden_rate"] else None
     if args.measure == "memory":
         for _ in range(2):
             step()
@@ -380,7 +421,8 @@ def _ratios_of(results: dict, key: str) -> dict:
         for ref in ("snntorch", "snntorch_hoisted", "spikingjelly", "ns_python", "ns_fused_torch"):
             if med(ref):
                 out[f"{ref}/ns_fused"] = med(ref) / fused
-    for slow, fast in (("ns_cubalif_python", "ns_cubalif"), ("ns_alif_python", "ns_alif"), ("rec_python", "rec_fused")):
+    for slow, fast in (("ns_cubalif_python", "ns_cubalif"), ("ns_alif_python", "ns_alif"), ("rec_python", "rec_fused"),
+                       ("shd_python", "shd_fused")):
         if med(slow) and med(fast):
             out[f"{slow}/{fast}"] = med(slow) / med(fast)
     return out
@@ -393,6 +435,8 @@ def _goals(ratios: dict) -> dict:
             goals[f"{v} within 1.3x of floor"] = ratios[f"{v}/floor"] <= 1.3
     if "rec_python/rec_fused" in ratios:
         goals["recurrent fast path >= 2x faster than the python loop"] = ratios["rec_python/rec_fused"] >= 2.0
+    if "shd_python/shd_fused" in ratios:
+        goals["recurrent SHD model >= 2x faster than the python loop"] = ratios["shd_python/shd_fused"] >= 2.0
     if "snntorch/ns_fused" in ratios:
         goals[">= 4x faster than snnTorch"] = ratios["snntorch/ns_fused"] >= 4.0
     if "spikingjelly/ns_fused" in ratios:
@@ -428,17 +472,27 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--recurrent-shd", action="store_true",
+                   help="the recurrent SHD model at the issue's size (variants shd_fused,shd_python; B=256, T=100)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 32; 256 with --recurrent-shd)")
     p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=None, help="warm-up iterations (default 3; 1 with --recurrent-shd)")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3; 1 with --recurrent-shd)")
+    p.add_argument("--iters", type=int, default=None, help="iterations per round (default 10; 3 with --recurrent-shd)")
     p.add_argument("--runs", type=int, default=1,
                    help="repeat the whole set of workers, interleaved; report the median over runs")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--measure", default="time", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    shd = args.recurrent_shd
+    if shd and args.variants == p.get_default("variants"):
+        args.variants = ",".join(SHD_VARIANTS)
+    for name, default, shd_default in (("batch", 32, 256), ("warmup", 3, 1), ("rounds", 3, 1), ("iters", 10, 3)):
+        if getattr(args, name) is None:
+            setattr(args, name, shd_default if shd else default)
+    if shd:
+        args.no_memory = True
     if args.worker:
         print(json.dumps(_worker(args)))
         return 0
@@ -448,7 +502,7 @@ def main(argv=None) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    if any(v.startswith(("ns_", "rec_")) for v in variants):  # build the C++ kernel once, outside the timers
+    if any(v.startswith(("ns_", "rec_", "shd_")) for v in variants):  # build the C++ kernel once, outside the timers
         subprocess.run([sys.executable, "-c", "from neurosynth import _cext; print(_cext.status())"],
                        cwd=str(ROOT), env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))},
                        check=False, capture_output=True)
@@ -481,7 +535,7 @@ def main(argv=None) -> int:
         machine["loadavg_end"] = os.getloadavg()
     except OSError:
         pass
-    config = {"sizes": SIZES, "batch": args.batch, "steps": args.steps, "threads": args.threads,
+    config = {"sizes": (SIZES[0], 1024, SIZES[-1]) if set(variants) <= set(SHD_VARIANTS) else SIZES, "batch": args.batch, "steps": args.steps, "threads": args.threads,
               "warmup": args.warmup, "rounds": args.rounds, "iters": args.iters, "runs": args.runs,
               "command": " ".join([Path(sys.executable).name, *sys.argv])}
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['versions']['torch']}, "
