@@ -103,7 +103,7 @@ def surrogate_code(surrogate):
     through; ``None`` when the surrogate is not a built-in one (then the caller uses another backend)."""
     if isinstance(surrogate, tuple):
         return surrogate
-    from ... import _cext
+    from .. import _cext
 
     return _cext._surrogate_code(surrogate)
 
