@@ -25,8 +25,8 @@ the median of ``--iters``. Memory: ``torch.cuda.max_memory_allocated`` over one 
 weights and input, and the growth over what was resident before it). Spike agreement: the fraction of spikes
 equal to ``ns_fused``'s in one forward pass with the same weights and input. SpikingJelly / snnTorch rows are
 skipped (recorded as errors) when the package is missing; any failing row is recorded and the run goes on.
-Results are written after every row (``--json``) and the Markdown section between the ``bench_gpu`` markers of
-``--md`` (default ``BENCHMARKS.md`` on a GPU) is replaced at the end.
+Results are written after every row (``--json``), and so is the Markdown section between the ``bench_gpu``
+markers of ``--md`` (default ``BENCHMARKS.md`` on a GPU), so a run cut short by a time-out keeps what it measured.
 
 ``--smoke`` runs everything on CPU with tiny sizes in seconds (the neurosynth "fused" rows run the Triton kernels
 in the Triton interpreter when the dispatcher can be pinned to them), so the script is tested without a GPU.
@@ -530,6 +530,8 @@ def main(argv=None) -> int:
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2, default=str))
+        if args.md:  # after every row too: a run cut short by a time-out still leaves its tables
+            write_md(args.md, markdown(results, args))
 
     def run(key, name, fn):
         if time.perf_counter() - started > args.budget_s:
