@@ -4,6 +4,7 @@ and the custom neuron (eager vs torch.compile), at tiny batch/steps (no timing h
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,8 @@ def test_recurrent_shd_variants_same_loss_and_gradients():
 def test_recurrent_shd_flag_sets_the_issue_size(monkeypatch):
     bench = _bench()
     seen = {}
-    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: None)  # the C++ pre-build step
+    # the C++ pre-build step and lscpu: no subprocess in this test
+    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
     monkeypatch.setattr(bench, "_run_worker", lambda v, args, m: seen.setdefault(v, (args.batch, args.steps)) and {
         "variant": v, "error": "not run in the test"})
     assert bench.main(["--recurrent-shd"]) == 0
