@@ -26,7 +26,7 @@ def test_recurrent_shd_variants_same_loss_and_gradients():
     for v in ("shd_fused", "shd_python"):
         step, info = bench._build(v, 2, 3)
         loss, _ = step()
-        out[v] = (float(loss), info, [p.grad.clone() for p in step.params])
+        out[v] = (float(loss.detach()), info, [p.grad.clone() for p in step.params])
     (lf, inf_f, gf), (lp, inf_p, gp) = out["shd_fused"], out["shd_python"]
     assert inf_f["fast_path"] and not inf_p["fast_path"] and inf_f["hidden"] == 1024
     assert lf == lp
@@ -49,5 +49,5 @@ def test_recurrent_shd_flag_sets_the_issue_size(monkeypatch):
 def test_custom_neuron_compiled_equals_eager():
     pytest.importorskip("torch._inductor")
     bench = _bench()
-    losses = [float(bench._build(v, 2, 3)[0]()[0]) for v in ("custom_eager", "custom_compiled")]
+    losses = [float(bench._build(v, 2, 3)[0]()[0].detach()) for v in ("custom_eager", "custom_compiled")]
     assert abs(losses[0] - losses[1]) < 1e-5
