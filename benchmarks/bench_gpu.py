@@ -14,15 +14,19 @@ Same dynamics for all: beta = 0.5 (SpikingJelly ``tau=2, decay_input=False``), t
 subtraction) detached, ATan(alpha=2); snnTorch ``Leaky`` uses its default delayed reset (``reset_delay``),
 compared with neurosynth's ``LIF(reset_delay=True)``. Then ``CubaLIF`` and ``ALIF`` (fused vs python, vs LIF fused)
 and the recurrent SHD model (``700 -> Linear -> 1024 Recurrent LIF -> Linear -> 20 LI``, B=256, T=100, Bernoulli
-(0.05) input, cross-entropy of the max-over-time readout; default backend vs ``backend="python"``).
+(0.05) input, cross-entropy of the max-over-time readout; default backend vs ``backend="python"``). Last
+(``--parts custom``), what ``torch.compile`` gives a custom neuron (a Python ``charge``: the quadratic LIF of
+``examples/custom_neuron.py``, which always runs the reference loop): ``Linear(n, n)`` + that neuron, n=4096,
+fp32, ``T=--custom-T`` (100: the compiled graph unrolls the time loop), eager vs ``torch.compile(model)``, with
+the compile time (the first call, forward and backward graphs).
 
 Timing: CUDA events around each forward+backward, after ``--warmup`` iterations and ``torch.cuda.synchronize()``;
 the median of ``--iters``. Memory: ``torch.cuda.max_memory_allocated`` over one iteration (absolute, i.e. with
 weights and input, and the growth over what was resident before it). Spike agreement: the fraction of spikes
 equal to ``ns_fused``'s in one forward pass with the same weights and input. SpikingJelly / snnTorch rows are
 skipped (recorded as errors) when the package is missing; any failing row is recorded and the run goes on.
-Results are written after every row (``--json``) and the Markdown section between the ``bench_gpu`` markers of
-``--md`` (default ``BENCHMARKS.md`` on a GPU) is replaced at the end.
+Results are written after every row (``--json``), and so is the Markdown section between the ``bench_gpu``
+markers of ``--md`` (default ``BENCHMARKS.md`` on a GPU), so a run cut short by a time-out keeps what it measured.
 
 ``--smoke`` runs everything on CPU with tiny sizes in seconds (the neurosynth "fused" rows run the Triton kernels
 in the Triton interpreter when the dispatcher can be pinned to them), so the script is tested without a GPU.
@@ -290,6 +294,51 @@ def bench_shd(args, backend: str, dtype: str, timer: Timer, pin) -> dict:
     return res
 
 
+def _custom_net(n: int, device: str):
+    from neurosynth.neurons import NeuronModel
+
+    class QuadraticLIF(NeuronModel):  # examples/custom_neuron.py (not registered: a benchmark-local class)
+        defaults = {"beta": 0.9, "threshold": 1.0, "a": 0.1}
+        default_reset = "zero"
+
+        def charge(self, x, state, p):
+            return state._replace(v=p.beta * state.v + p.a * state.v.clamp(min=0) ** 2 + x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(n, n)
+            self.neuron = QuadraticLIF(beta=BETA, threshold=THR, surrogate={"name": "atan", "alpha": 2.0})
+
+        def forward(self, x):
+            T, B = x.shape[:2]
+            return self.neuron(self.fc(x.reshape(T * B, -1)).reshape(T, B, -1))
+
+    return Net().to(device)
+
+
+def bench_custom(args, compiled: bool, timer: Timer) -> dict:
+    """A custom neuron (Python ``charge``) eager vs ``torch.compile(model)``; ``compile_s`` = the first call."""
+    dev, n = args.device, args.custom_n
+    torch.manual_seed(0)
+    net = _custom_net(n, dev)
+    run = torch.compile(net, backend=args.compile_backend) if compiled else net
+    x = torch.randn(args.custom_T, args.B, n, generator=torch.Generator().manual_seed(0)).to(dev)
+
+    def step():
+        net.zero_grad(set_to_none=True)
+        run(x).sum().backward()
+
+    t0 = time.perf_counter()
+    step()
+    timer.sync()
+    first_s = time.perf_counter() - t0
+    res = timer.measure(step, args.warmup, args.iters)
+    res["first_call_s"] = first_s
+    res.update(timer.peak(step))
+    return res
+
+
 # ------------------------------------------------------------------------------------------------- report
 def _fmt_ms(r):
     if r is None:
@@ -360,6 +409,17 @@ def markdown(results: dict, args) -> str:
         pk = "/".join(f"{v['peak_gib']:.2f}" if v and "peak_gib" in v else "—" for v in (f, p))
         lines.append(f"| {dt} | {_fmt_ms(f)} | {_fmt_ms(p)} | {f'{sp:.1f}×' if sp else '—'} | {pk} | "
                      f"{r.get('max_abs_out_diff', '—')} |")
+    cu = rows.get(f"custom/{args.custom_n}/fp32")
+    if cu:
+        e, c = cu.get("eager"), cu.get("compiled")
+        sp = _ratio(e, c)
+        cs = c.get("first_call_s") if c and "error" not in c else None
+        lines += ["", f"Custom neuron (Python `charge`, quadratic LIF of `examples/custom_neuron.py`, reference loop): "
+                  f"`Linear({args.custom_n}, {args.custom_n})` + neuron, randn [T={args.custom_T}, B={args.B}, n], fp32, "
+                  f"`out.sum()`, forward + backward:", "",
+                  "| eager | torch.compile | speed-up | compile (first call) |", "|---|---|---|---|",
+                  f"| {_fmt_ms(e)} | {_fmt_ms(c)} | {f'{sp:.1f}×' if sp else '—'} | "
+                  f"{f'{cs:.0f} s' if cs is not None else '—'} |"]
     goals = results.get("goals", {})
     if goals:
         lines += ["", "Goals (issue 10): " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in goals.items())
@@ -425,19 +485,23 @@ def main(argv=None) -> int:
     p.add_argument("--B", type=int, default=16)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--parts", default="lif,neurons,shd", help="subset of lif,neurons,shd")
+    p.add_argument("--parts", default="lif,neurons,shd,custom", help="subset of lif,neurons,shd,custom")
     p.add_argument("--variants", default="floor,ns_fused,ns_python,sj,snntorch")
     p.add_argument("--slow-variants-fp32-only", action=argparse.BooleanOptionalAction, default=True,
                    help="run ns_python and snnTorch only in fp32 (as the issue's table)")
     p.add_argument("--shd-hidden", type=int, default=1024)
     p.add_argument("--shd-B", type=int, default=256)
     p.add_argument("--shd-T", type=int, default=100)
+    p.add_argument("--custom-n", type=int, default=4096)
+    p.add_argument("--custom-T", type=int, default=100)
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of the custom part")
     p.add_argument("--budget-s", type=float, default=480.0, help="start no new row after this many seconds")
     args = p.parse_args(argv)
     if args.smoke:
         args.device = "cpu"
         args.sizes, args.T, args.B, args.warmup, args.iters = "48", 5, 2, 1, 2
         args.shd_hidden, args.shd_B, args.shd_T = 24, 3, 4
+        args.custom_n, args.custom_T = 48, 5
     else:
         if not torch.cuda.is_available():
             p.error("no CUDA device: use --smoke for the CPU check")
@@ -466,6 +530,8 @@ def main(argv=None) -> int:
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2, default=str))
+        if args.md:  # after every row too: a run cut short by a time-out still leaves its tables
+            write_md(args.md, markdown(results, args))
 
     def run(key, name, fn):
         if time.perf_counter() - started > args.budget_s:
@@ -525,6 +591,10 @@ def main(argv=None) -> int:
             for v in (f, q):
                 v.pop("_out", None)
             save()
+    if "custom" in parts:
+        key = f"custom/{args.custom_n}/fp32"
+        run(key, "eager", lambda: bench_custom(args, False, timer))
+        run(key, "compiled", lambda: bench_custom(args, True, timer))
     results["total_s"] = time.perf_counter() - started
     save()
     section = markdown(results, args)

@@ -15,6 +15,15 @@ Variants (each timed in its own subprocess, then measured for memory in another 
 - ``rec_fused`` / ``rec_python``: ``Linear(700, 256) -> Recurrent(256, LIF) -> Linear(256, 20) -> LIF`` (the SHD
   recurrent model at hidden 256), with the recurrent fast path (per-step GEMM + fused C++ step, reverse-scan
   backward) or the python loop over the pure step (what ``Recurrent`` ran before the fast path).
+- ``custom_eager`` / ``custom_compiled``: the 700-256-256-20 network with a custom neuron written as a Python
+  ``charge`` (the quadratic LIF of ``examples/custom_neuron.py``: ``v = beta v + a relu(v)^2 + x``, reset to zero),
+  which always runs the reference loop over the pure step, eager or under ``torch.compile(model)`` (default
+  inductor backend; ``first_iter_ms`` then includes the compilation, reported as ``compile_s``).
+- ``shd_fused`` / ``shd_python`` (``--recurrent-shd``): the recurrent SHD model at the issue's size, built as
+  ``examples/train_shd.py`` builds it: ``SNN(Linear(700, 1024), Recurrent(1024, LIF(beta 0.95)), Linear(1024, 20),
+  LI(beta 0.95))``, B=256, T=100, loss cross-entropy of the max-over-time readout; fast path vs the python loop
+  (hidden LIF ``backend="python"``). ``--recurrent-shd`` defaults to B=256, T=100, 1 warm-up, 1 round of 3
+  timed iterations, no memory pass (one iteration takes seconds on one core).
 
 All variants use the same weights, input (Bernoulli(0.05) spikes) and labels; loss is cross-entropy of the
 output spike counts. LIF: beta 0.9, threshold 1, reset by subtraction, detached reset, ATan(alpha=2).
@@ -33,6 +42,7 @@ Usage::
     python benchmarks/bench_lif.py --runs 3 --json benchmarks/results/bench_lif.json
     python benchmarks/bench_lif.py --quick --json out.json
     python benchmarks/bench_lif.py --threads 2 --variants floor,ns_fused,snntorch
+    python benchmarks/bench_lif.py --recurrent-shd --json benchmarks/results/bench_shd_cpu.json
 """
 
 from __future__ import annotations
@@ -64,7 +74,12 @@ VARIANTS = {
     "ns_alif_python": "neurosynth ALIF python backend",
     "rec_fused": "recurrent net 700-256(rec LIF)-20: fast path",
     "rec_python": "recurrent net 700-256(rec LIF)-20: python loop (before)",
+    "shd_fused": "SHD model 700-1024(rec LIF)-20: fast path",
+    "shd_python": "SHD model 700-1024(rec LIF)-20: python loop (before)",
+    "custom_eager": "custom neuron (Python charge), eager reference loop",
+    "custom_compiled": "custom neuron (Python charge), torch.compile(model)",
 }
+SHD_VARIANTS = ("shd_fused", "shd_python")
 SIZES = (700, 256, 256, 20)
 
 
@@ -207,6 +222,65 @@ def _build(variant: str, batch: int, steps: int):
                 h = lif(gemm(fc, h))
             return h
 
+    elif variant in ("custom_eager", "custom_compiled"):
+        from neurosynth.neurons import NeuronModel
+
+        class QuadraticLIF(NeuronModel):  # examples/custom_neuron.py, not registered (a benchmark-local class)
+            defaults = {"beta": 0.9, "threshold": 1.0, "a": 0.1}
+            default_reset = "zero"
+
+            def charge(self, x, state, p):
+                return state._replace(v=p.beta * state.v + p.a * state.v.clamp(min=0) ** 2 + x)
+
+        lifs = nn.ModuleList(QuadraticLIF(surrogate={"name": "atan", "alpha": 2.0}) for _ in fcs)
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fcs, self.lifs = fcs, lifs
+
+            def forward(self, inp):
+                h = inp
+                for fc, lif in zip(self.fcs, self.lifs):
+                    h = lif(fc(h.reshape(T * B, -1)).reshape(T, B, -1))
+                return h
+
+        net = Net()
+        run_net = torch.compile(net) if variant == "custom_compiled" else net
+
+        def forward():
+            return run_net(x)
+
+    elif variant in SHD_VARIANTS:
+        from neurosynth.layers import SNN, Recurrent
+        from neurosynth.neurons import LI, LIF
+
+        backend = "python" if variant == "shd_python" else "fused"
+        hidden = 1024
+        torch.manual_seed(0)
+        rec = Recurrent(hidden, LIF(beta=0.95, threshold=1.0, backend=backend))
+        model = SNN(nn.Linear(SIZES[0], hidden), rec, nn.Linear(hidden, SIZES[-1]), LI(beta=0.95))
+        with torch.no_grad():  # a few % firing in the hidden layer (the default init leaves it almost silent)
+            model[0].weight.mul_(4.0)
+            rec.rec.weight.mul_(0.5)
+        params = list(model.parameters())
+        info["fast_path"] = rec._fast_op(rec.neuron.initial_state(torch.zeros(B, hidden))) is not None
+        info["hidden"] = hidden
+        hidden_rate = []
+
+        def _rate(_m, _inp, out):
+            hidden_rate.append(float(out.detach().mean()))
+
+        rec.register_forward_hook(_rate)  # a module hook: the rec Linear (not hooked) keeps the fast path
+
+        def loss_of(out):  # noqa: F811 - the SHD example's max-over-time readout
+            return nn.functional.cross_entropy(out.max(0).values, labels)
+
+        info["hidden_rate"] = hidden_rate
+
+        def forward():
+            return model(x)
+
     else:
         raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
 
@@ -241,8 +315,12 @@ def _worker(args) -> dict:
     t0 = time.perf_counter()
     loss, out = step()
     res["first_iter_ms"] = (time.perf_counter() - t0) * 1e3
+    if args.worker == "custom_compiled":  # compilation happens in the first call (forward and backward graphs)
+        res["compile_s"] = res["first_iter_ms"] / 1e3
     res["loss"] = float(loss)
     res["output_rate"] = float(out.detach().mean())
+    if "hidden_rate" in res:
+        res["hidden_rate"] = res["hidden_rate"][-1] if res["hidden_rate"] else None
     if args.measure == "memory":
         for _ in range(2):
             step()
@@ -306,6 +384,56 @@ def _worker(args) -> dict:
     res["min_ms"] = min(flat)
     res["cpu_median_ms"] = statistics.median(cpu)  # CPU time of this process: robust to a shared machine
     return res
+
+
+def saved_bytes(steps: int = 100, batch: int = 32, n: int = 256) -> list[dict]:
+    """What each fused op keeps for backward, against the python backend: unique storages (MB) held by the graph
+    when backward starts, and how many of them are spike trains (a ``[T, B, N]`` tensor of zeros and ones), for
+    LIF, CubaLIF, ALIF (``[T, B, N]`` input) and a ``Recurrent(N, LIF)`` layer. The graph is built under
+    ``saved_tensors_hooks`` and read before backward, in this process (small sizes, no timing)."""
+    import torch
+
+    from neurosynth.layers import Recurrent
+    from neurosynth.neurons import ALIF, LIF, CubaLIF
+
+    def build(name, backend):
+        kw = dict(surrogate={"name": "atan", "alpha": 2.0}, backend=backend)
+        if name == "lif":
+            return LIF(beta=0.9, threshold=1.0, **kw)
+        if name == "cubalif":
+            return CubaLIF(alpha=0.5, beta=0.9, threshold=1.0, **kw)
+        if name == "alif":
+            return ALIF(beta=0.9, threshold=1.0, adapt_decay=0.95, adapt_scale=0.2, **kw)
+        torch.manual_seed(0)
+        return Recurrent(n, LIF(beta=0.9, threshold=1.0, **kw))
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(steps, batch, n, generator=g) * 0.8 + 0.4
+    rows = []
+    for name in ("lif", "cubalif", "alif", "recurrent_lif"):
+        row = {"op": name}
+        for backend in ("fused", "python"):
+            mod = build(name, backend)
+            x = x0.clone().requires_grad_()
+            held: list = []
+            with torch.autograd.graph.saved_tensors_hooks(lambda t, h=held: (h.append(t), t)[1],
+                                                          lambda t: t):
+                out = mod(x)
+            storages, spike_bytes = {}, 0
+            for t in held:
+                st = t.untyped_storage()
+                if st.data_ptr() in storages:
+                    continue
+                storages[st.data_ptr()] = st.nbytes()
+                if t.is_floating_point() and t.numel() >= batch * n and bool(((t == 0) | (t == 1)).all()):
+                    spike_bytes += st.nbytes()  # a spike train (or a 0/1 mask) kept in a float dtype
+            row[f"{backend}_saved_mb"] = sum(storages.values()) / 2**20
+            row[f"{backend}_spike_mb"] = spike_bytes / 2**20
+            row["output_shares_spike_storage"] = row.get("output_shares_spike_storage", False) or (
+                backend == "fused" and out.untyped_storage().data_ptr() in storages)
+            out.sum().backward()
+        rows.append(row)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------ parent side
@@ -380,7 +508,8 @@ def _ratios_of(results: dict, key: str) -> dict:
         for ref in ("snntorch", "snntorch_hoisted", "spikingjelly", "ns_python", "ns_fused_torch"):
             if med(ref):
                 out[f"{ref}/ns_fused"] = med(ref) / fused
-    for slow, fast in (("ns_cubalif_python", "ns_cubalif"), ("ns_alif_python", "ns_alif"), ("rec_python", "rec_fused")):
+    for slow, fast in (("ns_cubalif_python", "ns_cubalif"), ("ns_alif_python", "ns_alif"), ("rec_python", "rec_fused"),
+                       ("shd_python", "shd_fused"), ("custom_eager", "custom_compiled")):
         if med(slow) and med(fast):
             out[f"{slow}/{fast}"] = med(slow) / med(fast)
     return out
@@ -393,6 +522,8 @@ def _goals(ratios: dict) -> dict:
             goals[f"{v} within 1.3x of floor"] = ratios[f"{v}/floor"] <= 1.3
     if "rec_python/rec_fused" in ratios:
         goals["recurrent fast path >= 2x faster than the python loop"] = ratios["rec_python/rec_fused"] >= 2.0
+    if "shd_python/shd_fused" in ratios:
+        goals["recurrent SHD model >= 2x faster than the python loop"] = ratios["shd_python/shd_fused"] >= 2.0
     if "snntorch/ns_fused" in ratios:
         goals[">= 4x faster than snnTorch"] = ratios["snntorch/ns_fused"] >= 4.0
     if "spikingjelly/ns_fused" in ratios:
@@ -428,19 +559,49 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--recurrent-shd", action="store_true",
+                   help="the recurrent SHD model at the issue's size (variants shd_fused,shd_python; B=256, T=100)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 32; 256 with --recurrent-shd)")
     p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=None, help="warm-up iterations (default 3; 1 with --recurrent-shd)")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3; 1 with --recurrent-shd)")
+    p.add_argument("--iters", type=int, default=None, help="iterations per round (default 10; 3 with --recurrent-shd)")
     p.add_argument("--runs", type=int, default=1,
                    help="repeat the whole set of workers, interleaved; report the median over runs")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--saved-bytes", action="store_true",
+                   help="only print what each fused op saves for backward vs the python backend (MB, spike tensors)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--measure", default="time", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    shd = args.recurrent_shd
+    if shd and args.variants == p.get_default("variants"):
+        args.variants = ",".join(SHD_VARIANTS)
+    for name, default, shd_default in (("batch", 32, 256), ("warmup", 3, 1), ("rounds", 3, 1), ("iters", 10, 3)):
+        if getattr(args, name) is None:
+            setattr(args, name, shd_default if shd else default)
+    if shd:
+        args.no_memory = True
     if args.worker:
         print(json.dumps(_worker(args)))
+        return 0
+    if args.saved_bytes:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        rows = saved_bytes(args.steps, args.batch)
+        print(f"saved for backward, T={args.steps}, B={args.batch}, N=256 (float32 input):")
+        print("| op | fused MB | of which 0/1 spike tensors | python MB | of which 0/1 spike tensors "
+              "| fused output is a saved tensor |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['op']} | {r['fused_saved_mb']:.2f} | {r['fused_spike_mb']:.2f} | {r['python_saved_mb']:.2f} | "
+                  f"{r['python_spike_mb']:.2f} | {r['output_shares_spike_storage']} |")
+        if args.json:
+            sys.path.insert(0, str(ROOT))
+            from neurosynth.io import write_json
+
+            write_json(args.json, {"saved_bytes": rows, "steps": args.steps, "batch": args.batch})
         return 0
     if args.quick:
         args.warmup, args.rounds, args.iters = 2, 2, 3
@@ -448,7 +609,7 @@ def main(argv=None) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    if any(v.startswith(("ns_", "rec_")) for v in variants):  # build the C++ kernel once, outside the timers
+    if any(v.startswith(("ns_", "rec_", "shd_")) for v in variants):  # build the C++ kernel once, outside the timers
         subprocess.run([sys.executable, "-c", "from neurosynth import _cext; print(_cext.status())"],
                        cwd=str(ROOT), env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))},
                        check=False, capture_output=True)
@@ -471,6 +632,8 @@ def main(argv=None) -> int:
         r["cpu_median_ms"] = statistics.median(x["cpu_median_ms"] for x in ok)
         r["min_ms"] = min(x["min_ms"] for x in ok)
         r["first_iter_ms"] = statistics.median(x["first_iter_ms"] for x in ok)
+        if "compile_s" in ok[0]:
+            r["compile_s"] = statistics.median(x["compile_s"] for x in ok)
         if not args.no_memory:
             mem = _run_worker(v, args, "memory")
             r["saved_mb"], r["peak_rss_mb"] = mem.get("saved_mb"), mem.get("peak_rss_mb")
@@ -481,7 +644,7 @@ def main(argv=None) -> int:
         machine["loadavg_end"] = os.getloadavg()
     except OSError:
         pass
-    config = {"sizes": SIZES, "batch": args.batch, "steps": args.steps, "threads": args.threads,
+    config = {"sizes": (SIZES[0], 1024, SIZES[-1]) if set(variants) <= set(SHD_VARIANTS) else SIZES, "batch": args.batch, "steps": args.steps, "threads": args.threads,
               "warmup": args.warmup, "rounds": args.rounds, "iters": args.iters, "runs": args.runs,
               "command": " ".join([Path(sys.executable).name, *sys.argv])}
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['versions']['torch']}, "
@@ -489,6 +652,11 @@ def main(argv=None) -> int:
     print(_table(results))
     for k, v in ratios.items():
         print(f"  {k}: {v:.2f}")
+    for v, r in results.items():
+        if r.get("compile_s") is not None:
+            print(f"  {v}: first iteration (compilation included) {r['compile_s']:.1f} s")
+        if r.get("hidden_rate") is not None:
+            print(f"  {v}: hidden firing rate {r['hidden_rate']:.4f}")
     for k, ok in goals.items():  # judged on wall-clock medians
         print(f"  goal {k}: {'met' if ok else 'NOT met'}")
     if args.json:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One prepared call for a lent GPU machine (see ../shared/gpu/README.md): the Triton kernels' tests on CUDA
-# tensors (compiled, not interpreted) and benchmarks/bench_gpu.py; everything lands in $OUT as it goes.
+# tensors (compiled, not interpreted) and benchmarks/bench_gpu.py (issue 10's LIF table, CubaLIF/ALIF, the recurrent
+# SHD model, then a custom neuron eager vs torch.compile while --budget-s allows); everything lands in $OUT as it
+# goes (the JSON and the Markdown section after every row).
 #
 # Before the call, here (once):  echo /.whl/ >> .git/info/exclude; python3 -m pip download -q --no-deps \
 #   --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \

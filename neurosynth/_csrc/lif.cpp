@@ -30,6 +30,31 @@ void check(const at::Tensor& t, at::ScalarType dtype, int64_t numel, const char*
   TORCH_CHECK(t.numel() == numel, "neurosynth_lif: ", name, " has ", t.numel(), " elements, expected ", numel);
 }
 
+// The step math every neuron shares (inlined into the row loops, which stay vectorised):
+// the membrane after the reset (0 subtract: h - th*s; 1 zero: h*(1-s); 2 none and 3 delayed: h) ...
+template <typename scalar_t, int MODE>
+inline scalar_t reset_v(scalar_t hh, scalar_t th, scalar_t ss) {
+  if (MODE == 0) {
+    const scalar_t r = th * ss;
+    return hh - r;
+  } else if (MODE == 1) {
+    return hh * (scalar_t(1) - ss);
+  }
+  return hh;
+}
+
+// ... and its derivative d = dv/dh by DK (0: 1; 1: 1 - th*sg; 2: 1 - s; 3: (1 - s) - h*sg), see _cext._DKIND.
+template <typename scalar_t, int DK>
+inline scalar_t reset_slope(scalar_t hh, scalar_t th, scalar_t sg) {
+  if (DK == 0) {
+    return scalar_t(1);
+  } else if (DK == 1) {
+    return scalar_t(1) - th * sg;
+  }
+  const scalar_t ns = hh > th ? scalar_t(0) : scalar_t(1);
+  return DK == 2 ? ns : ns - hh * sg;
+}
+
 // One time step over a contiguous slice of n neurons. Kept separate, with restrict-qualified pointers passed
 // by value, so the compiler vectorises it (a loop inside the parallel_for lambda is not).
 template <typename scalar_t, int MODE, bool SUB_PREV>
@@ -47,14 +72,7 @@ void forward_row(const scalar_t* __restrict__ x, const scalar_t* __restrict__ be
     const scalar_t ss = hh > th ? scalar_t(1) : scalar_t(0);
     h[i] = hh;
     s[i] = ss;
-    if (MODE == 0) {
-      const scalar_t r = th * ss;
-      v[i] = hh - r;
-    } else if (MODE == 1) {
-      v[i] = hh * (scalar_t(1) - ss);
-    } else {
-      v[i] = hh;
-    }
+    v[i] = reset_v<scalar_t, MODE>(hh, th, ss);
   }
 }
 
@@ -209,15 +227,7 @@ void backward_row(const scalar_t* __restrict__ h, const scalar_t* __restrict__ g
     const scalar_t sg = surrogate_grad<scalar_t, SUR>(hh - th, p, c);
     scalar_t a = gs[i] * sg;
     if (HAS_GHO) a = a + gho[i];
-    scalar_t d;
-    if (DK == 0) {
-      d = scalar_t(1);
-    } else if (DK == 1) {
-      d = scalar_t(1) - th * sg;
-    } else {
-      const scalar_t ns = hh > th ? scalar_t(0) : scalar_t(1);
-      d = DK == 2 ? ns : ns - hh * sg;
-    }
+    const scalar_t d = reset_slope<scalar_t, DK>(hh, th, sg);
     const scalar_t f = d * beta[i];
     out[i] = a + f * next[i];
   }
@@ -314,14 +324,7 @@ void cuba_forward_row(const scalar_t* __restrict__ x, const scalar_t* __restrict
     const scalar_t ss = hh > th ? scalar_t(1) : scalar_t(0);
     h[k] = hh;
     s[k] = ss;
-    if (MODE == 0) {
-      const scalar_t r = th * ss;
-      v[k] = hh - r;
-    } else if (MODE == 1) {
-      v[k] = hh * (scalar_t(1) - ss);
-    } else {
-      v[k] = hh;
-    }
+    v[k] = reset_v<scalar_t, MODE>(hh, th, ss);
   }
 }
 
@@ -392,15 +395,7 @@ void cuba_backward_row(const scalar_t* __restrict__ h, const scalar_t* __restric
     const scalar_t sg = surrogate_grad<scalar_t, SUR>(hh - th, p, c);
     scalar_t a = gs[k] * sg;
     if (HAS_GHO) a = a + gho[k];
-    scalar_t d;
-    if (DK == 0) {
-      d = scalar_t(1);
-    } else if (DK == 1) {
-      d = scalar_t(1) - th * sg;
-    } else {
-      const scalar_t ns = hh > th ? scalar_t(0) : scalar_t(1);
-      d = DK == 2 ? ns : ns - hh * sg;
-    }
+    const scalar_t d = reset_slope<scalar_t, DK>(hh, th, sg);
     const scalar_t g = a + d * gv[k];
     const scalar_t x = g + gi[k];
     gx[k] = x;
@@ -509,14 +504,7 @@ void alif_forward_row(const scalar_t* __restrict__ x, const scalar_t* __restrict
     const scalar_t ss = hh > th ? scalar_t(1) : scalar_t(0);
     h[k] = hh;
     s[k] = ss;
-    if (MODE == 0) {
-      const scalar_t r = th * ss;
-      v[k] = hh - r;
-    } else if (MODE == 1) {
-      v[k] = hh * (scalar_t(1) - ss);
-    } else {
-      v[k] = hh;
-    }
+    v[k] = reset_v<scalar_t, MODE>(hh, th, ss);
     const scalar_t ra = rho[k] * a[k];
     const scalar_t an = ra + ss;
     a[k] = an;

@@ -57,3 +57,10 @@ def test_bench_gpu_smoke_everything(tmp_path):
                                 "shd/fp32": ["fused", "python"], "shd/bf16": ["fused", "python"]})
     assert res["rows"]["shd/fp32"]["max_abs_out_diff"] == "0"
     assert res["goals"] == {}  # a smoke run judges no goal
+
+
+def test_bench_gpu_smoke_custom_neuron_compile(tmp_path):
+    """The custom-neuron part (eager vs torch.compile of a Python ``charge``) runs and reports the compile time."""
+    res = _check(tmp_path, ["--parts", "custom", "--compile-backend", "aot_eager"],
+                 {"custom/48/fp32": ["eager", "compiled"]})
+    assert res["rows"]["custom/48/fp32"]["compiled"]["first_call_s"] > 0

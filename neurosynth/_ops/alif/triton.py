@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import torch
 
-from ..cubalif.triton import _per_neuron
-from ..lif.triton import (
+from .._triton_common import (
     _acc,
     block_for,
     compute_dtype,
     interpret_env,
     launch_opts,
     on_device,
+    reset,
     surrogate_code,
     surrogate_grad,
     tl,
     triton,
     usable,
 )
+from ..cubalif.triton import _per_neuron
 
 if triton is not None:
     with interpret_env():
@@ -56,13 +57,7 @@ if triton is not None:
                 s = tl.where(h > th, 1.0, 0.0).to(ACC)
                 tl.store(h_ptr + ptr_off, h.to(h_ptr.dtype.element_ty), mask=mask)
                 tl.store(s_ptr + ptr_off, s.to(s_ptr.dtype.element_ty), mask=mask)
-                if MODE == 0:
-                    r = th * s
-                    v = h - r
-                elif MODE == 1:
-                    v = h * (1.0 - s)
-                else:
-                    v = h
+                v = reset(h, th, s, MODE)
                 ra = rho * ad
                 ad = ra + s
                 tl.store(aseq_ptr + ptr_off, ad.to(aseq_ptr.dtype.element_ty), mask=mask)

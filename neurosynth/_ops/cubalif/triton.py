@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..lif.triton import (
+from .._triton_common import (
     DKIND,
     _acc,
     block_for,
@@ -19,6 +19,8 @@ from ..lif.triton import (
     interpret_env,
     launch_opts,
     on_device,
+    reset,
+    reset_slope,
     surrogate_code,
     surrogate_grad,
     tl,
@@ -56,13 +58,7 @@ if triton is not None:
                 s = tl.where(h > thr, 1.0, 0.0).to(ACC)
                 tl.store(h_ptr + ptr_off, h.to(h_ptr.dtype.element_ty), mask=mask)
                 tl.store(s_ptr + ptr_off, s.to(s_ptr.dtype.element_ty), mask=mask)
-                if MODE == 0:
-                    r = thr * s
-                    v = h - r
-                elif MODE == 1:
-                    v = h * (1.0 - s)
-                else:
-                    v = h
+                v = reset(h, thr, s, MODE)
                 ptr_off += M
             tl.store(i_ptr + offs, cur.to(i_ptr.dtype.element_ty), mask=mask)
             tl.store(v_ptr + offs, v.to(v_ptr.dtype.element_ty), mask=mask)
@@ -111,12 +107,7 @@ if triton is not None:
                     gh = a + gv
                 else:
                     s = tl.where(hh > thr, 1.0, 0.0).to(ACC)
-                    if DK == 1:
-                        d = 1.0 - thr * sg
-                    elif DK == 2:
-                        d = 1.0 - s
-                    else:
-                        d = (1.0 - s) - hh * sg
+                    d = reset_slope(hh, thr, sg, s, DK)
                     gh = a + d * gv
                 gx = gh + gi
                 tl.store(gx_ptr + ptr_off, gx.to(gx_ptr.dtype.element_ty), mask=mask)

@@ -13,138 +13,37 @@ Same contract as the reference backend (``neurosynth/_ops/lif/reference.py``; or
 Arithmetic mirrors the reference op for op (``beta * v`` then ``+ x``, no fused multiply-add:
 ``enable_fp_fusion=False``; strict ``>``), so float32 spikes are bit-identical to the reference.
 
-This module also holds what the other ops' Triton modules share: :data:`INTERPRET`, :func:`interpret_env`,
-:func:`surrogate_grad`, :func:`usable`, :func:`block_for`, :func:`compute_dtype`.
-
-Interpreter: kernels are decorated in interpreter mode when ``TRITON_INTERPRET=1`` is set or when no CUDA device
-is present (compiled kernels could not run then anyway); the variable is set only while this module's kernels
-are decorated, so nothing else in the process is affected. Then :func:`usable` accepts CPU tensors only,
-otherwise CUDA tensors only.
+What the ops' Triton modules share (:data:`INTERPRET`, :func:`interpret_env`, :func:`usable`,
+:func:`block_for`, and the ``@triton.jit`` helpers :func:`surrogate_grad`, :func:`reset`, :func:`reset_slope`)
+lives in :mod:`neurosynth._ops._triton_common` (re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 import torch
 
-try:  # triton is optional (the `gpu` extra); without it every function here reports "not usable"
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - exercised only where triton is missing
-    triton = None
-    tl = None
-
-
-def _env_interpret() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-#: kernels run in the Triton interpreter (CPU tensors) rather than compiled for CUDA
-INTERPRET = triton is not None and (_env_interpret() or not torch.cuda.is_available())
-
-_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-
-
-@contextlib.contextmanager
-def interpret_env():
-    """Set ``TRITON_INTERPRET=1`` while kernels are decorated when :data:`INTERPRET` (restored afterwards)."""
-    if not INTERPRET or _env_interpret():
-        yield
-        return
-    old = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = old
-
-
-def usable(x: torch.Tensor) -> bool:
-    """True when the kernels here can run on ``x``: triton present, a supported float dtype, and CUDA (compiled)
-    or CPU (interpreter)."""
-    if triton is None or x.dtype not in _DTYPES:
-        return False
-    return x.device.type == ("cpu" if INTERPRET else "cuda")
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The accumulation dtype of a kernel for inputs of ``dtype``: float64 stays, everything else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def block_for(m: int) -> tuple[int, int]:
-    """``(BLOCK, num_warps)`` for ``m`` independent neurons.
-
-    On a GPU: small blocks so that even ``B*N = 65536`` neurons give a few hundred programs (the time loop is
-    sequential, the parallelism is across neurons). In the interpreter: one big block (each program is a
-    Python-level loop, fewer programs are faster)."""
-    if INTERPRET:
-        return max(16, min(4096, triton.next_power_of_2(max(m, 1)))), 4
-    # one neuron per thread: the time loop is latency-bound, so more resident warps (programs) is what helps
-    if m >= 1 << 15:
-        return 128, 4
-    if m >= 1 << 12:
-        return 64, 2
-    return 32, 1
-
-
-def on_device(x: torch.Tensor):
-    """The context a launch runs in: ``x``'s CUDA device (so kernels land on the right GPU), nothing in the
-    interpreter."""
-    return contextlib.nullcontext() if INTERPRET else torch.cuda.device(x.device)
-
-
-def launch_opts() -> dict:
-    """Keyword options for every launch: no FMA contraction (bit-identical spikes)."""
-    return {} if INTERPRET else {"enable_fp_fusion": False}
-
-
-MODES = {"subtract": 0, "zero": 1, "none": 2, "subtract_delayed": 3}
-
-# how d_t = dv_t/dh_t is formed, by (mode, detach_reset): 0 d = 1, 1 d = 1 - thr*sg, 2 d = 1 - s,
-# 3 d = (1 - s) - h*sg (same table as neurosynth._cext._DKIND)
-DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
-         (3, True): 0, (3, False): 0}
-
-
-def surrogate_code(surrogate):
-    """``(id, p, c)`` of a built-in surrogate (see :func:`neurosynth._cext._surrogate_code`); a triple passes
-    through; ``None`` when the surrogate is not a built-in one (then the caller uses another backend)."""
-    if isinstance(surrogate, tuple):
-        return surrogate
-    from ... import _cext
-
-    return _cext._surrogate_code(surrogate)
-
+from .._triton_common import (  # noqa: F401 - re-exported: the other ops' modules and tests import them from here
+    DKIND,
+    INTERPRET,
+    MODES,
+    _acc,
+    _env_interpret,
+    block_for,
+    compute_dtype,
+    interpret_env,
+    launch_opts,
+    on_device,
+    reset,
+    reset_slope,
+    surrogate_code,
+    surrogate_grad,
+    tl,
+    triton,
+    usable,
+)
 
 if triton is not None:
     with interpret_env():
-
-        @triton.jit
-        def surrogate_grad(x, p, c, SUR: tl.constexpr):
-            """sigma'(x) of the built-in surrogate ``SUR`` (codes of ``neurosynth._cext._surrogate_code``)."""
-            if SUR == 0:  # atan: (alpha/2) / (1 + (pi/2*alpha*x)^2); p = alpha/2, c = pi/2*alpha
-                u = c * x
-                g = p / (1.0 + u * u)
-            elif SUR == 1:  # fast sigmoid: 1 / (1 + k|x|)^2; c = k
-                u = 1.0 + c * tl.abs(x)
-                g = 1.0 / (u * u)
-            elif SUR == 2:  # sigmoid: alpha * sig(alpha x) * (1 - sig(alpha x)); c = alpha
-                sg = 1.0 / (1.0 + tl.exp(-(c * x)))
-                g = c * sg * (1.0 - sg)
-            elif SUR == 3:  # triangle: max(0, 1 - |x|/w) / w; c = w
-                u = 1.0 - tl.abs(x) / c
-                g = tl.maximum(u, 0.0) / c
-            elif SUR == 4:  # rectangular: 1[|x| < w/2] / w; p = w/2, c = w
-                g = tl.where(tl.abs(x) < p, 1.0, 0.0) / c
-            else:  # straight-through: constant c
-                g = x * 0.0 + c
-            return g
 
         @triton.jit
         def _lif_fwd_kernel(x_ptr, v0_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, v_ptr, T, M,
@@ -173,13 +72,7 @@ if triton is not None:
                 s = tl.where(spk, 1.0, 0.0).to(ACC)
                 tl.store(h_ptr + ptr_off, h.to(h_ptr.dtype.element_ty), mask=mask)
                 tl.store(s_ptr + ptr_off, s.to(s_ptr.dtype.element_ty), mask=mask)
-                if MODE == 0:
-                    r = thr * s
-                    v = h - r
-                elif MODE == 1:
-                    v = h * (1.0 - s)
-                else:
-                    v = h
+                v = reset(h, thr, s, MODE)
                 if MODE == 3:
                     s_prev = s
                 ptr_off += M
@@ -234,12 +127,8 @@ if triton is not None:
                 s = tl.where(spk, 1.0, 0.0).to(ACC)
                 if DK == 0:
                     d = one
-                elif DK == 1:
-                    d = 1.0 - thr * sg
-                elif DK == 2:
-                    d = 1.0 - s
                 else:
-                    d = (1.0 - s) - hh * sg
+                    d = reset_slope(hh, thr, sg, s, DK)
                 f = d * f_beta
                 gh = a + f * g_next
                 tl.store(gh_ptr + ptr_off, gh.to(gh_ptr.dtype.element_ty), mask=mask)
@@ -260,12 +149,7 @@ if triton is not None:
                     if _i < T - 1:
                         hp = h_nxt.to(ACC)  # h[t-1], already loaded
                         sprev = tl.where(hp > thr, 1.0, 0.0).to(ACC)
-                        if MODE == 0:
-                            vp = hp - thr * sprev
-                        elif MODE == 1:
-                            vp = hp * (1.0 - sprev)
-                        else:
-                            vp = hp
+                        vp = reset(hp, thr, sprev, MODE)
                         if MODE == 3:
                             gt += -(gh * sprev)
                     else:
@@ -303,10 +187,6 @@ def _seq_grad(g, like):
     if g.dim() == like.dim() and g.numel() > 0 and all(st == 0 for st in g.stride()):
         return g.reshape(-1)[:1].contiguous(), 0
     return g.expand_as(like).contiguous(), 1
-
-
-def _acc(dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
 
 
 def lif_forward(x, v0, beta, thr, mode, h_dtype=None, v_dtype=None):

@@ -9,7 +9,7 @@ from torch import Tensor
 from ... import _ops
 from ..alif.autograd import _beta_grad
 from ..alif.autograd import param_grads as alif_param_grads
-from ..common import acc_dtype, reduce_to, shift_prev, surrogate_code
+from ..common import acc_dtype, reduce_to, surrogate_code
 from ..cubalif.autograd import param_grads as cubalif_param_grads
 from ..lif.autograd import MODES
 from ..lif.autograd import param_grads as lif_param_grads
@@ -54,37 +54,39 @@ def _grads(ctx, s, h, aux, x_dtype, weight, bias, s0, states0, params, g_s, g_h_
     neuron, mode, detach, sur = ctx.neuron, ctx.mode, ctx.detach, ctx.sur
     g_c, g_s_tot, g_h, g_th, g_as = bwd(neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_states, None,
                                         mode, detach, sur)
-    n = ctx.needs_input_grad  # (neuron, x, weight, bias, s0, states0, params, ...)
+    n = ctx.needs_input_grad  # (neuron, x, weight, bias, s0, ...)
     acc = h.dtype
     flat_c = g_c.reshape(-1, g_c.shape[-1])
     g_w = g_b = g_s0 = None
     if n[2]:
-        s_prev = shift_prev(s.to(acc), s0.to(acc))
-        g_w = (flat_c.t() @ s_prev.reshape(-1, s.shape[-1])).to(weight.dtype)
+        # one GEMM over steps 1..T-1 (the spikes s[0..T-2] in place, no shifted copy) plus step 0's with s0
+        T, N = s.shape[0], s.shape[-1]
+        g_w = g_c[0].t() @ s0.to(acc).expand(g_c.shape[1:-1] + (N,)).reshape(-1, N)
+        if T > 1:
+            g_w = torch.addmm(g_w, g_c[1:].reshape(-1, g_c.shape[-1]).t(), s[:-1].to(acc).reshape(-1, N))
+        g_w = g_w.to(weight.dtype)
     if bias is not None and n[3]:
         g_b = reduce_to(flat_c.sum(0), bias)
     if n[4]:
         g_s0 = reduce_to(g_c[0] @ weight.to(acc), s0)
-    ns = len(states0)
-    need_states = [True] * ns
-    need_params = [True] * len(params)
+    need_st, need_p = ctx.need_states, ctx.need_params  # only the gradients autograd asks for
     if neuron == "lif":
-        g_v0, g_beta, g_thr = lif_param_grads((True, True, True), h, g_h, g_s_tot, g_states[0], states0[0],
-                                              params[0], params[1], mode, detach, sur)
+        g_v0, g_beta, g_thr = lif_param_grads((need_st[0], need_p[0], need_p[1]), h, g_h, g_s_tot, g_states[0],
+                                              states0[0], params[0], params[1], mode, detach, sur)
         g_st, g_p = [g_v0], [g_beta, g_thr]
     elif neuron == "cubalif":
         g_i0, g_v0, g_alpha, g_beta, g_thr = cubalif_param_grads(
-            (True, True, True, True, True), h, aux, g_c, g_h, g_s_tot, g_states[1], states0[0], states0[1],
+            (need_st[0], need_st[1], *need_p[:3]), h, aux, g_c, g_h, g_s_tot, g_states[1], states0[0], states0[1],
             params[0], params[1], params[2], mode, detach, sur)
         g_st, g_p = [g_i0, g_v0], [g_alpha, g_beta, g_thr]
     else:
         v0, a0 = states0
         beta, thr, rho, b = params
-        g_v0, g_a0, g_thr, g_b_, g_rho = alif_param_grads((True, True, False, True, True, True), h, aux, g_h, g_th,
-                                                          g_as, v0, a0, beta, thr, rho, b)
-        g_beta = _beta_grad(h, aux, g_h, v0, a0, beta, thr, b, mode)
+        g_v0, g_a0, g_thr, g_b_, g_rho = alif_param_grads((need_st[0], need_st[1], False, need_p[1], need_p[2],
+                                                           need_p[3]), h, aux, g_h, g_th, g_as, v0, a0, beta, thr,
+                                                          rho, b)
+        g_beta = _beta_grad(h, aux, g_h, v0, a0, beta, thr, b, mode) if need_p[0] else None
         g_st, g_p = [g_v0, g_a0], [g_beta, g_thr, g_rho, g_b_]
-    del need_states, need_params
     return g_c.to(x_dtype), g_w, g_b, g_s0, g_st, g_p
 
 
@@ -94,6 +96,8 @@ def _setup(ctx, inputs, output):
     ctx.save_for_backward(s, h, aux, weight, bias, s0, *states0, *params)
     ctx.neuron, ctx.mode, ctx.detach, ctx.sur, ctx.x_dtype = neuron, mode, detach, (sid, sp, sc), x.dtype
     ctx.ns = len(states0)
+    ctx.need_states = [t.requires_grad for t in states0]
+    ctx.need_params = [t.requires_grad for t in params]
 
 
 def _backward(ctx, grads):
@@ -142,6 +146,8 @@ class RecurrentFunction(torch.autograd.Function):
         c.neuron, c.mode, c.detach, c.sur = ctx.neuron, ctx.mode, ctx.detach, ctx.sur
         n = ctx.needs_input_grad
         c.needs_input_grad = (False, n[1], n[2], n[3], n[4])
+        c.need_states = list(n[9:9 + ctx.ns])
+        c.need_params = list(n[9 + ctx.ns:])
 
         def bwd(*args):
             return _ops.backward("recurrent", *args)

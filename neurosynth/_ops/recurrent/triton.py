@@ -20,8 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..cubalif.triton import _per_neuron
-from ..lif.triton import (
+from .._triton_common import (
     DKIND,
     INTERPRET,
     _acc,
@@ -30,12 +29,15 @@ from ..lif.triton import (
     interpret_env,
     launch_opts,
     on_device,
+    reset,
+    reset_slope,
     surrogate_code,
     surrogate_grad,
     tl,
     triton,
     usable,
 )
+from ..cubalif.triton import _per_neuron
 
 __all__ = ["INTERPRET", "available", "backward", "forward", "triton"]
 
@@ -100,13 +102,7 @@ if triton is not None:
             tl.store(h_ptr + offs, h.to(h_ptr.dtype.element_ty), mask=mask)
             tl.store(s_ptr + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
             tl.store(sbuf_ptr + offs, s.to(sbuf_ptr.dtype.element_ty), mask=mask)
-            if MODE == 0:
-                r = th * s
-                v = h - r
-            elif MODE == 1:
-                v = h * (1.0 - s)
-            else:
-                v = h
+            v = reset(h, th, s, MODE)
             if KIND == 1:
                 tl.store(st2_ptr + offs, v, mask=mask)
             else:
@@ -193,12 +189,7 @@ if triton is not None:
                     gh = a + gv
                 else:
                     s = tl.where(hh > thr, 1.0, 0.0).to(ACC)
-                    if DK == 1:
-                        d = 1.0 - thr * sg
-                    elif DK == 2:
-                        d = 1.0 - s
-                    else:
-                        d = (1.0 - s) - hh * sg
+                    d = reset_slope(hh, thr, sg, s, DK)
                     gh = a + d * gv
                 tl.store(gh_ptr + offs, gh.to(gh_ptr.dtype.element_ty), mask=mask)
                 if KIND == 0:
