@@ -135,3 +135,40 @@ def loihi_space(input_shape, T: int, overrides: dict | None = None):
     return MSESpace(MSESpaceConfig.from_dict({"input_shape": list(input_shape), "num_classes": 10, "target": "loihi",
                                               "max_layers": max(3, 3 * T // 4),
                                               **(FMNIST_SPACE if overrides is None else overrides)}))
+
+
+def split_validation(task, n_val: int):
+    """Move the last ``n_val`` training samples of ``task`` into a validation set; returns ``(x_val, y_val)``
+    (the training subset is a sorted random sample, so its tail is a random sample too)."""
+    x_val, y_val = task.x_train[:, -n_val:].contiguous(), task.y_train[-n_val:].contiguous()
+    task.x_train, task.y_train = task.x_train[:, :-n_val].contiguous(), task.y_train[:-n_val].contiguous()
+    return x_val, y_val
+
+
+def train_and_test(spec: dict, seed: int, task, *, epochs: int, lr: float, val=None, batch_size: int = 64) -> dict:
+    """Train ``spec`` exactly as :class:`snn_nas.mse.evaluator.TrainEvaluator` does (seeded build, shuffling
+    and training) and report validation accuracy (``val = (x, y)``, for choosing among candidates), test
+    accuracy and the CPU / wall seconds of training + evaluation."""
+    import time
+
+    import torch
+
+    from neurosynth.training import evaluate, fit
+    from snn_nas.mse.data import TensorLoader
+    from snn_nas.mse.evaluator import build_seeded, loss_for, seeded
+
+    c0, w0 = time.process_time(), time.perf_counter()
+    loss = loss_for(spec)
+    model = build_seeded(spec, seed)
+    with seeded(seed):
+        hist = fit(model, TensorLoader(task.x_train, task.y_train, batch_size, True, seed), epochs=epochs, lr=lr,
+                   loss=loss, progress=False)
+    out = {"train_accuracy": float(hist["train_accuracy"][-1]),
+           "params": int(sum(p.numel() for p in model.parameters()))}
+    with torch.no_grad():
+        if val is not None:
+            out["val_accuracy"] = float(evaluate(model, TensorLoader(*val, 256, False, 0), loss=loss)["accuracy"])
+        out["test_accuracy"] = float(evaluate(model, TensorLoader(task.x_test, task.y_test, 256, False, 0),
+                                              loss=loss)["accuracy"])
+    out["cpu_seconds"], out["wall_seconds"] = time.process_time() - c0, time.perf_counter() - w0
+    return out
