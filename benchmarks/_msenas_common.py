@@ -55,6 +55,10 @@ class ResultsLog:
         self.rows: dict[str, dict] = {}
         if protocol is not None:
             self._check_protocol(json.loads(json.dumps(protocol)))
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the file (rows appended by another process working on the same run)."""
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 if line.strip():

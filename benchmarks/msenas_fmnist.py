@@ -65,6 +65,8 @@ def main(argv=None) -> dict:
     p.add_argument("--space", default=json.dumps(FMNIST_SPACE), help="MSESpaceConfig overrides (JSON)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/msenas_fmnist")
+    p.add_argument("--reverse", action="store_true",
+                   help="measure the architectures from the last one backwards (a second process can share a run)")
     p.add_argument("--max-seconds", type=float, default=0, help="stop adding architectures after this long")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -91,8 +93,10 @@ def main(argv=None) -> dict:
     train_ev = TrainEvaluator(task, epochs=args.epochs, lr=args.lr)
     specs = sample_unique(space, args.n_archs, args.seed)
     log = ResultsLog(out, protocol={k: getattr(args, k) for k in PROTOCOL})
-    for i, s in enumerate(specs):
+    order = list(enumerate(specs))
+    for i, s in (reversed(order) if args.reverse else order):
         h = spec_hash(s)
+        log.refresh()  # another process (e.g. a --reverse one) may have measured it meanwhile
         if h in log:
             continue
         if args.max_seconds and time.perf_counter() - t_start > args.max_seconds:
@@ -127,6 +131,7 @@ def main(argv=None) -> dict:
     res["train_samples"], res["test_samples"] = int(task.x_train.shape[1]), int(task.x_test.shape[1])
     write_json(out / "correlation.json", res)
     _plot(rows, res, out / "correlation.png")
+    _plot_taus(res, out / "correlation_taus.png")
     print(json.dumps(res, indent=1))
     return res
 
@@ -219,6 +224,35 @@ def _plot(rows, res, path):
             ax.set_xscale("log")
     axes[0].set_ylabel("test accuracy")
     fig.suptitle("Fashion-MNIST, Loihi-deployable MSE space: score vs trained accuracy", fontsize=10)
+    save_figure(fig, path)
+
+
+def _plot_taus(res, path):
+    """Kendall tau of every score on every disjoint architecture set (and all), the 0.6 goal as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurosynth.rundir import save_figure
+
+    taus = res["kendall_tau"]
+    names = [n for n in ("rdm", "rdm_cheap", "rdm_spikes", "dissimilarity", "snasnet", "jacob_cov", "params",
+                         "last_width", "synops", "loihi_cores", "firing_rate") if n in taus]
+    sets = [s for s in taus["rdm"]]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(names) * len(sets) / 3, 3.6))
+    w = 0.8 / len(sets)
+    for j, sname in enumerate(sets):
+        ax.bar(np.arange(len(names)) + (j - (len(sets) - 1) / 2) * w,
+               [taus[n].get(sname, {}).get("tau", np.nan) for n in names], w,
+               label=f"{sname} ({res['sets'][sname]})")
+    ax.axhline(0.6, color="red", ls="--", lw=0.8, label="goal 0.6")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("Kendall tau with test accuracy")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"Fashion-MNIST, {res['n_archs']} random Loihi-space archs, {res['train_samples']} train / "
+                 f"{res['test_samples']} test images, {res['epochs']} epochs", fontsize=9)
     save_figure(fig, path)
 
 
