@@ -67,14 +67,15 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="runs/msenas_fmnist")
     p.add_argument("--reverse", action="store_true",
                    help="measure the architectures from the last one backwards (a second process can share a run)")
+    p.add_argument("--start", type=int, default=None, help="first architecture (index) to measure")
+    p.add_argument("--summarise-only", action="store_true",
+                   help="train nothing: summarise and plot the rows already in OUT/results.jsonl")
     p.add_argument("--max-seconds", type=float, default=0, help="stop adding architectures after this long")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     t_start = time.perf_counter()
 
-    from scipy.stats import kendalltau
 
-    from neurosynth.io import write_json
     from snn_nas.engine import spec_hash
     from snn_nas.engine.space import derive_seed
     from snn_nas.mse import builder  # noqa: F401
@@ -82,6 +83,12 @@ def main(argv=None) -> dict:
     from snn_nas.mse.evaluator import RDMFitnessEvaluator, TrainEvaluator, build_seeded
 
     out = Path(args.out)
+    if args.summarise_only:
+        log = ResultsLog(out, protocol={k: getattr(args, k) for k in PROTOCOL})
+        specs = sample_unique(loihi_space([1, 28 // args.pool, 28 // args.pool], args.T, json.loads(args.space)),
+                              args.n_archs, args.seed)
+        return _report(log.ordered(specs), args, out, [1, 28 // args.pool, 28 // args.pool], args.train_limit,
+                       args.test_limit or 10000)
     task = fashion_task(T=args.T, seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
                         pool=args.pool)
     space = loihi_space(task.input_shape, args.T, json.loads(args.space))
@@ -94,7 +101,9 @@ def main(argv=None) -> dict:
     specs = sample_unique(space, args.n_archs, args.seed)
     log = ResultsLog(out, protocol={k: getattr(args, k) for k in PROTOCOL})
     order = list(enumerate(specs))
-    for i, s in (reversed(order) if args.reverse else order):
+    order = list(reversed(order[:args.start + 1] if args.start is not None else order)) if args.reverse else \
+        order[args.start or 0:]
+    for i, s in order:
         h = spec_hash(s)
         log.refresh()  # another process (e.g. a --reverse one) may have measured it meanwhile
         if h in log:
@@ -126,9 +135,17 @@ def main(argv=None) -> dict:
               f"epoch {t['epoch_seconds']:.1f}s fitness {default_s:.3f}s cpu {time.process_time() - c0:.1f}s",
               flush=True)
     rows = log.ordered(specs)
+    return _report(rows, args, out, task.input_shape, int(task.x_train.shape[1]), int(task.x_test.shape[1]))
+
+
+def _report(rows, args, out, input_shape, n_train, n_test) -> dict:
+    from scipy.stats import kendalltau
+
+    from neurosynth.io import write_json
+
     res = summarise(rows, args, kendalltau)
-    res["input_shape"] = task.input_shape
-    res["train_samples"], res["test_samples"] = int(task.x_train.shape[1]), int(task.x_test.shape[1])
+    res["input_shape"] = list(input_shape)
+    res["train_samples"], res["test_samples"] = int(n_train), int(n_test)
     write_json(out / "correlation.json", res)
     _plot(rows, res, out / "correlation.png")
     _plot_taus(res, out / "correlation_taus.png")
