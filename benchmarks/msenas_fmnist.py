@@ -239,6 +239,9 @@ def _plot(rows, res, path):
         ax.set_title(f"tau(all) = {res['kendall_tau'][n].get('all', {}).get('tau', float('nan')):.2f}", fontsize=9)
         if n in ("params", "synops"):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        if n == "jacob_cov":  # one very negative outlier; tau is rank-based
+            ax.set_xscale("symlog")
     axes[0].set_ylabel("test accuracy")
     fig.suptitle("Fashion-MNIST, Loihi-deployable MSE space: score vs trained accuracy", fontsize=10)
     save_figure(fig, path)
