@@ -19,6 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _msenas_common import ResultsLog, sample_unique
+
+# the arguments that define how a row of results.jsonl was measured (a resumed run must match them)
+PROTOCOL = ("epochs", "T", "encoding", "batch", "extra_batches", "lr", "widths", "depth", "seed")
 
 
 def main(argv=None) -> dict:
@@ -49,7 +53,6 @@ def main(argv=None) -> dict:
     from snn_nas.mse.space import MSESpace, MSESpaceConfig
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     task = load_task("digits", T=args.T, conv=True, seed=args.seed, encoding=args.encoding)
     widths = tuple(int(w) for w in args.widths.split(","))
     depth = tuple(int(d) for d in args.depth.split(","))
@@ -64,22 +67,11 @@ def main(argv=None) -> dict:
         # all scores (for tau) and the default fitness alone (for the cost of one search evaluation)
         evs[b] = (RDMFitnessEvaluator(xb, yb), RDMFitnessEvaluator(xb, yb, all_scores=False))
     train_ev = TrainEvaluator(task, epochs=args.epochs, lr=args.lr)
-    rng = np.random.default_rng(args.seed)
-    specs, seen = [], set()
-    while len(specs) < args.n_archs:
-        s = space.sample(rng)
-        if spec_hash(s) not in seen:
-            seen.add(spec_hash(s))
-            specs.append(s)
-    log = out / "results.jsonl"
-    done = {}
-    if log.exists():
-        for line in log.read_text().splitlines():
-            r = json.loads(line)
-            done[r["hash"]] = r
+    specs = sample_unique(space, args.n_archs, args.seed)
+    log = ResultsLog(out, protocol={k: getattr(args, k) for k in PROTOCOL})
     for s in tqdm(specs, desc="architectures"):
         h = spec_hash(s)
-        if h in done:
+        if h in log:
             continue
         seed = derive_seed(args.seed, h)
         f = fit_ev.evaluate(s, seed)
@@ -94,10 +86,8 @@ def main(argv=None) -> dict:
              "firing_rate": f["firing_rate"], "fitness_seconds": by_batch[str(args.batch)]["rdm_seconds"],
              "by_batch": by_batch, "test_accuracy": t["test_accuracy"], "epoch_seconds": t["epoch_seconds"],
              "spec": s}
-        with open(log, "a") as fh:
-            fh.write(json.dumps(r) + "\n")
-        done[h] = r
-    rows = [done[spec_hash(s)] for s in specs]
+        log.append(r)
+    rows = log.ordered(specs)
     acc = np.array([r["test_accuracy"] for r in rows])
     taus = {}
     for name in rows[0]["scores"]:

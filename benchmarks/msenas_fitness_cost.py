@@ -2,8 +2,8 @@
 
 For ``--n-archs`` random candidates of ``--target loihi`` (14x14 OR-pooled rate-coded spike images, T steps):
 time one ``rdm`` evaluation (build + forward + score) at the default batch 64 / all T steps and at a cheap
-setting (batch 32, first 2 steps), and time ``--train-batches`` training steps of batch 64 (forward + backward
-+ Adam); one epoch is extrapolated as (seconds per training image) x 60,000. CPU times per process
+setting (batch 32, the first ``--cheap-T`` steps; 4 = the deepest candidate at T = 6), and time
+``--train-batches`` training steps of batch 64 (forward + backward + Adam); one epoch is extrapolated as (seconds per training image) x 60,000. CPU times per process
 (``time.process_time``) are reported next to wall times, because the machine is shared.
 
     python benchmarks/msenas_fitness_cost.py --n-archs 8 --out runs/msenas_fitness_cost
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _msenas_common import fashion_task, loihi_space, sample_unique
 
 
 def main(argv=None):
@@ -25,37 +26,28 @@ def main(argv=None):
     p.add_argument("--n-archs", type=int, default=8)
     p.add_argument("--T", type=int, default=6)
     p.add_argument("--train-batches", type=int, default=3)
+    p.add_argument("--cheap-T", type=int, default=4, help="fitness horizon of the cheap setting (batch 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/msenas_fitness_cost")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    import torch.nn.functional as F
 
     from neurosynth.io import write_json
     from neurosynth.losses import get_loss
     from snn_nas.engine.space import derive_seed, spec_hash
     from snn_nas.mse import builder  # noqa: F401
-    from snn_nas.mse.data import fitness_batch, load_task
+    from snn_nas.mse.data import fitness_batch
     from snn_nas.mse.evaluator import RDMFitnessEvaluator, build_seeded
-    from snn_nas.mse.space import MSESpace, MSESpaceConfig
 
-    task = load_task("fashion_mnist", T=args.T, conv=True, seed=args.seed, limit=640, test_limit=10,
-                     encoding="rate")
-    T, N = task.x_train.shape[:2]
-    task.x_train = (F.max_pool2d(task.x_train.reshape(T * N, 1, 28, 28), 2) > 0).float().reshape(T, N, 1, 14, 14)
-    space = MSESpace(MSESpaceConfig.from_dict({"input_shape": [1, 14, 14], "num_classes": 10, "target": "loihi",
-                                               "max_layers": max(3, 3 * args.T // 4), "widths": [4, 8, 16],
-                                               "stem_widths": [4, 8], "kernels": [1, 3], "depth": [1, 2],
-                                               "max_nodes": 2}))
+    task = fashion_task(T=args.T, seed=args.seed, train_limit=640, test_limit=10, pool=2)
+    space = loihi_space(task.input_shape, args.T)
     x64, y64 = fitness_batch(task, 64, args.seed)
     x32, y32 = fitness_batch(task, 32, args.seed)
     ev_default = RDMFitnessEvaluator(x64, y64, all_scores=False)
-    ev_cheap = RDMFitnessEvaluator(x32, y32, all_scores=False, fitness_T=2)
+    ev_cheap = RDMFitnessEvaluator(x32, y32, all_scores=False, fitness_T=args.cheap_T)
     loss_fn = get_loss("rate_ce")
-    rng = np.random.default_rng(args.seed)
     rows = []
-    for _ in range(args.n_archs):
-        s = space.sample(rng)
+    for s in sample_unique(space, args.n_archs, args.seed):
         seed = derive_seed(args.seed, spec_hash(s))
         r = {"hash": spec_hash(s)}
         for name, ev in (("default", ev_default), ("cheap", ev_cheap)):
@@ -80,7 +72,7 @@ def main(argv=None):
     ratios = {f"epoch_over_{n}_{kind}": float(np.median([r[f"epoch_{kind}_extrapolated"] / r[f"{n}_{kind}"]
                                                            for r in rows]))
               for n in ("default", "cheap") for kind in ("cpu", "wall")}
-    res = {"n_archs": len(rows), "T": args.T, "train_batches": args.train_batches, "medians": med, **ratios,
+    res = {"n_archs": len(rows), "T": args.T, "cheap": {"batch": 32, "T": args.cheap_T}, "train_batches": args.train_batches, "medians": med, **ratios,
            "rows": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
