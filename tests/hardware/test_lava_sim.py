@@ -92,6 +92,43 @@ def test_single_sample_run_equals_batched_run():
 
 @pytest.mark.lava
 @needs_lava
+def test_runs_leave_nothing_in_lavas_global_registries():
+    """lava-nc keeps every process and Var ever built in two singletons; a long check (one graph per run) grew
+    by hundreds of MB per run until a Lava process was killed. Finished runs must leave them as they were."""
+    import weakref
+
+    from lava.magma.core.process.process import ProcessServer
+    from lava.magma.core.process.variable import VarServer
+
+    import neurosynth.hardware.lava.builder as builder
+
+    m, _ = mlp(alpha=0.3)
+    x = spikes(10, 2, 20, seed=5)
+    run_lava(m, x[:, :1], "fixed", copies=1, slots=1)  # Lava imported and warmed up
+    n_proc, n_var = len(ProcessServer().processes), len(VarServer().vars)
+    built = []
+    real_build = builder.build_graph
+
+    def build(*a, **k):
+        g = real_build(*a, **k)
+        built.append(weakref.ref(g.synapses[0]))
+        return g
+
+    builder.build_graph = build
+    try:
+        run_lava(m, x, "fixed", copies=1, slots=1)  # two runs, two graphs
+    finally:
+        builder.build_graph = real_build
+    assert len(built) == 2
+    assert (len(ProcessServer().processes), len(VarServer().vars)) == (n_proc, n_var)
+    import gc
+
+    gc.collect()
+    assert all(r() is None for r in built)  # the runs' processes (and their weights) are freed
+
+
+@pytest.mark.lava
+@needs_lava
 def test_conv_network_float_equals_torch():
     m, _ = convnet()
     x = spikes(8, 3, 2, 6, 6)
