@@ -101,6 +101,8 @@ class LavaGraph:
                 _abort(proc)
                 raise
             proc.stop()
+            # after a clean stop only: collecting a runtime torn down by _abort can crash the interpreter
+            _forget([self.source, *self.synapses, *self.neurons, *self.sinks, *self.recurrent])
             if self.record_dir is not None:
                 out = []
                 for s in self.sinks:
@@ -111,7 +113,6 @@ class LavaGraph:
         finally:
             if self.record_dir is not None:
                 shutil.rmtree(self.record_dir, ignore_errors=True)
-            _forget([self.source, *self.synapses, *self.neurons, *self.sinks, *self.recurrent])
         return out
 
 
