@@ -187,14 +187,9 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode: int, detach_reset: bool,
         return None
     h = h.contiguous()
     step = h[0]
-
-    def full(t):
-        return None if t is None else t.to(h.dtype).expand_as(h).contiguous()
-
-    gv = torch.zeros_like(step) if g_v is None else g_v.to(h.dtype).expand_as(step).contiguous()
-    gs = torch.zeros_like(h) if g_s is None else full(g_s)
+    gv, gs = _grad(g_v, step), _grad(g_s, h)
     g_h = torch.empty_like(h)
-    _module.lif_backward(h, gs, full(g_h_out), gv, _per_neuron(beta, step), _per_neuron(thr, step),
+    _module.lif_backward(h, gs, _opt(g_h_out, h), gv, _per_neuron(beta, step), _per_neuron(thr, step),
                          _DKIND[(int(mode), bool(detach_reset))], code[0], float(code[1]), float(code[2]), g_h)
     return g_h
 
@@ -226,6 +221,16 @@ def _opt(t, like):
     return None if t is None else t.to(like.dtype).expand_as(like).contiguous()
 
 
+def _grad(t, like):
+    """An incoming gradient as the kernel reads it: zeros when autograd passed none."""
+    return torch.zeros_like(like) if t is None else _opt(t, like)
+
+
+def _state(t0, step):
+    """An initial state as a fresh contiguous tensor the kernel updates in place."""
+    return t0.to(step.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
+
+
 def cubalif_forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
     """``(s, h, i_seq, i, v)`` per :mod:`neurosynth._ops.cubalif.reference` from the C++ kernel (float32/64), or
     ``None`` when it cannot run."""
@@ -235,8 +240,8 @@ def cubalif_forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
     step = x[0] if x.shape[0] > 0 else x.new_empty(x.shape[1:])
     s, h = torch.empty_like(x), torch.empty_like(x)
     i_seq = torch.empty_like(x) if save_i else x.new_empty(0)
-    i = i0.to(x.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
-    v = v0.to(x.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
+    i = _state(i0, step)
+    v = _state(v0, step)
     _module.cubalif_forward(x, _per_neuron(alpha, step), _per_neuron(beta, step), _per_neuron(thr, step), int(mode),
                             s, h, i_seq if save_i else None, i, v)
     return s, h, i_seq, i, v
@@ -249,9 +254,9 @@ def cubalif_backward(h, g_s, g_h_out, g_v, g_i, alpha, beta, thr, mode: int, det
         return None
     h = h.contiguous()
     step = h[0]
-    gs = torch.zeros_like(h) if g_s is None else _opt(g_s, h)
-    gv = torch.zeros_like(step) if g_v is None else _opt(g_v, step)
-    gi = torch.zeros_like(step) if g_i is None else _opt(g_i, step)
+    gs = _grad(g_s, h)
+    gv = _grad(g_v, step)
+    gi = _grad(g_i, step)
     g_x = torch.empty_like(h)
     g_h = torch.empty_like(h) if need_gh else None
     _module.cubalif_backward(h, gs, _opt(g_h_out, h), gv, gi, _per_neuron(alpha, step), _per_neuron(beta, step),
@@ -267,8 +272,8 @@ def alif_forward(x, v0, a0, beta, thr, rho, b, mode: int):
     x = x.contiguous()
     step = x[0] if x.shape[0] > 0 else x.new_empty(x.shape[1:])
     s, h, a_seq = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
-    v = v0.to(x.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
-    a = a0.to(x.dtype).expand_as(step).clone(memory_format=torch.contiguous_format)
+    v = _state(v0, step)
+    a = _state(a0, step)
     _module.alif_forward(x, _per_neuron(beta, step), _per_neuron(thr, step), _per_neuron(rho, step),
                          _per_neuron(b, step), int(mode), s, h, a_seq, v, a)
     return s, h, a_seq, v, a
@@ -281,9 +286,9 @@ def alif_backward(h, a_seq, a0, g_s, g_h_out, g_v, g_a, beta, thr, rho, b, mode:
         return None
     h = h.contiguous()
     step = h[0]
-    gs = torch.zeros_like(h) if g_s is None else _opt(g_s, h)
-    gv = torch.zeros_like(step) if g_v is None else _opt(g_v, step)
-    ga = torch.zeros_like(step) if g_a is None else _opt(g_a, step)
+    gs = _grad(g_s, h)
+    gv = _grad(g_v, step)
+    ga = _grad(g_a, step)
     g_h = torch.empty_like(h)
     g_th = torch.empty_like(h) if need_param else None
     g_as = torch.empty_like(h) if need_param else None
