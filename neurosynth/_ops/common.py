@@ -95,3 +95,15 @@ def shift_prev(seq: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
 
 def zeros_step(like: torch.Tensor) -> torch.Tensor:
     return torch.zeros(like.shape[1:], dtype=like.dtype, device=like.device)
+
+
+def reset_into(v: torch.Tensor, h: torch.Tensor, th, s: torch.Tensor, mode: int, tmp: torch.Tensor) -> None:
+    """The post-spike membrane of one step into ``v`` (in place): mode 0 subtracts the threshold ``th`` where
+    ``s`` fired, 1 zeroes the neurons above it, 2 keeps ``h``. ``tmp`` is scratch of ``h``'s shape."""
+    if mode == 0:
+        torch.addcmul(h, th, s, value=-1, out=v)
+    elif mode == 1:
+        torch.le(h, th, out=tmp)
+        torch.mul(h, tmp, out=v)
+    else:
+        v.copy_(h)

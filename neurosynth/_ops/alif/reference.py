@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 
-from ..common import acc_dtype, surrogate_grad
+from ..common import acc_dtype, reset_into, surrogate_grad
 
 
 def forward(x, v0, a0, beta, thr, rho, b, mode: int):
@@ -61,13 +61,7 @@ def forward(x, v0, a0, beta, thr, rho, b, mode: int):
         torch.mul(b, a, out=tmp)
         torch.add(thr, tmp, out=th)
         torch.gt(h, th, out=s)
-        if mode == 0:
-            torch.addcmul(h, th, s, value=-1, out=v)
-        elif mode == 1:
-            torch.le(h, th, out=tmp)
-            torch.mul(h, tmp, out=v)
-        else:
-            v.copy_(h)
+        reset_into(v, h, th, s, mode, tmp)
         torch.mul(rho, a, out=tmp)
         torch.add(tmp, s, out=a)
         a_all[t].copy_(a)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from ..common import acc_dtype
+from ..common import acc_dtype, reset_into
 from ..lif.reference import _a_and_d
 
 
@@ -59,13 +59,7 @@ def forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
         torch.mul(beta, v, out=tmp)
         torch.add(tmp, i, out=h)
         torch.gt(h, thr, out=s)
-        if mode == 0:
-            torch.addcmul(h, thr, s, value=-1, out=v)
-        elif mode == 1:
-            torch.le(h, thr, out=tmp)
-            torch.mul(h, tmp, out=v)
-        else:
-            v.copy_(h)
+        reset_into(v, h, thr, s, mode, tmp)
     return s_all.to(x.dtype), h_all, i_all, i, v
 
 
