@@ -20,18 +20,9 @@ import torch
 from .binning import Binning, bin_events, downsampled_size, frame_shape
 from .cache import FrameCache, cache_key
 from .errors import CorruptFileError, DatasetNotFoundError
+from .location import Location
 
 SHD_URL = "https://zenkelab.org/datasets/"
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a split lives on disk and how to get it."""
-
-    path: Path  # the folder or file that must exist
-    needed: tuple[str, ...]  # what must be inside (human-readable)
-    url: str
-    present: bool
 
 
 @dataclass(frozen=True)

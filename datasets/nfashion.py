@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import CorruptFileError
 from .event_camera import EVENT_DTYPE, EventCameraConfig, Sensor, saccade_events
+from .location import Location
 
 MAGIC = b"NSEVT01\n"
 FORMAT = 1
@@ -259,8 +260,6 @@ def generate(root, split: str = "train", n_samples: int | None = None, seed: int
 def open_nfashion(spec, root, split: str, *, download: bool = False, n_samples: int | None = None, seed: int = 0,
                   camera: dict | None = None, fashion_root=None, progress: bool = True, **_):
     """The :class:`EventFrames` source for ``split`` (generating the events first if needed)."""
-    from .events import Location
-
     if split not in spec.splits:
         raise ValueError(f"dataset '{spec.name}' has splits {list(spec.splits)}, not '{split}'")
     path = generate(root, split, n_samples, seed, camera, fashion_root=fashion_root, progress=progress)

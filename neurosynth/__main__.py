@@ -1,5 +1,9 @@
-import sys
+"""``python -m neurosynth``: the same program as the ``neurosynth`` command.
 
-from .apps.cli import main
+The command line lives in the application layer (``apps/``, installed as ``neurosynth.apps``), one floor above
+the core; the core imports nothing of it. This launcher only hands over to ``python -m neurosynth.apps``.
+"""
 
-sys.exit(main())
+import runpy
+
+runpy.run_module("neurosynth.apps", run_name="__main__", alter_sys=True)

@@ -53,3 +53,36 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+class TypeRegistry(Generic[T]):
+    """Python type -> object, looked up along the MRO (most specific class first).
+
+    For per-layer handlers keyed by module class (the NIR exporters, the op-count rules): a subclass without an
+    entry of its own uses its nearest registered base class.
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[type, T] = {}
+
+    def register(self, *types: type) -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            for t in types:
+                self._entries[t] = obj
+            return obj
+
+        return deco
+
+    def lookup(self, obj: object) -> T | None:
+        """The entry for ``type(obj)`` or its nearest registered base class; ``None`` if there is none."""
+        for cls in type(obj).__mro__:
+            if cls in self._entries:
+                return self._entries[cls]
+        return None
+
+    def names(self) -> list[str]:
+        return sorted(t.__name__ for t in self._entries)
+
+    def __repr__(self) -> str:
+        return f"TypeRegistry({self.kind!r}, {self.names()})"

@@ -1,7 +1,7 @@
 """Check the layering contract in ``.importlinter`` with import-linter (``make test`` runs this).
 
-``neurosynth.datasets`` and ``neurosynth.hardware`` live in the top-level folders ``datasets/`` and
-``hardware/`` (``setup.py`` maps them), a layout grimp (import-linter's import graph) cannot follow. This lays
+``neurosynth.datasets``, ``neurosynth.hardware`` and ``neurosynth.apps`` live in the top-level folders
+``datasets/``, ``hardware/`` and ``apps/`` (``setup.py`` maps them), a layout grimp (import-linter's import graph) cannot follow. This lays
 the packages' ``.py`` files out as they are installed in a temporary folder and runs ``lint-imports`` there.
 Extra arguments go to ``lint-imports`` (e.g. ``--verbose``).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUT = {"neurosynth": "neurosynth", "datasets": "neurosynth/datasets", "hardware": "neurosynth/hardware",
-          "snn_nas": "snn_nas"}
+          "snn_nas": "snn_nas", "apps": "neurosynth/apps"}
 
 
 def main(argv: list[str]) -> int:

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurosynth.registry import TypeRegistry
+
 
 @dataclasses.dataclass(frozen=True)
 class LayerCounts:
@@ -129,34 +131,10 @@ class OpCounts:
 
 
 # ----------------------------------------------------------------------------- rules
-Rule = Callable[[str, nn.Module, torch.Tensor, torch.Tensor], LayerCounts]
+CountRule = Callable[[str, nn.Module, torch.Tensor, torch.Tensor], LayerCounts]
 
 
-class RuleRegistry:
-    """Module type -> counting rule, looked up along the MRO (most specific class first)."""
-
-    def __init__(self):
-        self._rules: dict[type, Rule] = {}
-
-    def register(self, *types: type):
-        def deco(fn: Rule) -> Rule:
-            for t in types:
-                self._rules[t] = fn
-            return fn
-
-        return deco
-
-    def lookup(self, module: nn.Module) -> Rule | None:
-        for cls in type(module).__mro__:
-            if cls in self._rules:
-                return self._rules[cls]
-        return None
-
-    def names(self) -> list[str]:
-        return sorted(t.__name__ for t in self._rules)
-
-
-COUNT_RULES = RuleRegistry()
+COUNT_RULES: TypeRegistry[CountRule] = TypeRegistry("op-count rule")
 
 
 def is_binary(x: torch.Tensor) -> bool:
@@ -253,7 +231,7 @@ def param_bytes(model: nn.Module) -> int:
 
 
 def count_ops(model: nn.Module, x: torch.Tensor, *, time_first: bool = True,
-              rules: RuleRegistry | None = None) -> OpCounts:
+              rules: TypeRegistry[CountRule] | None = None) -> OpCounts:
     """Run ``model`` on ``x [T, B, ...]`` (no gradients) and count operations per layer.
 
     ``time_first=False`` counts a model that takes ``[B, ...]`` (an ANN; ``timesteps`` is then 1).
@@ -275,7 +253,7 @@ def count_ops(model: nn.Module, x: torch.Tensor, *, time_first: bool = True,
     order: list[str] = []
     handles = []
 
-    def make_hook(name: str, rule: Rule):
+    def make_hook(name: str, rule: CountRule):
         def hook(mod, inputs, output):
             inp = inputs[0] if isinstance(inputs, tuple) else inputs
             out = output[0] if isinstance(output, tuple) else output

@@ -1,7 +1,7 @@
 """NIR interchange: :func:`to_nir` / :func:`from_nir` between neurosynth models and ``nir.NIRGraph``.
 
-See :mod:`neurosynth.hardware.nir.convert` for the time discretisation (``beta = 1 - dt/tau``), the reset
-convention and the supported layers. Names are imported lazily (PEP 562) so that the CLI, which imports
+:mod:`.export` (model -> NIR), :mod:`.importer` (NIR -> model) and :mod:`.common` (the time discretisation
+``beta = 1 - dt/tau``, the reset convention, file I/O). Names are imported lazily (PEP 562) so that the CLI, which imports
 ``neurosynth.apps.cli.export_nir``, does not pay for torch and nir at start-up.
 """
 
@@ -13,9 +13,14 @@ __all__ = ["DEFAULT_DT", "NIR_EXPORTERS", "NIR_IMPORTERS", "ExportContext", "Imp
            "read_nir", "to_nir", "write_nir"]
 
 
+_HOMES = {"DEFAULT_DT": ".common", "read_nir": ".common", "write_nir": ".common", "NIR_EXPORTERS": ".export",
+          "ExportContext": ".export", "to_nir": ".export", "NIR_IMPORTERS": ".importer", "ImportContext": ".importer",
+          "from_nir": ".importer"}
+
+
 def __getattr__(name: str):
-    if name in __all__:
-        return getattr(importlib.import_module(".convert", __name__), name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from neurosynth.arch import build, mlp_spec
-from neurosynth.hardware.distributed import DistInfo, PinnedLoader, fit_distributed
+from neurosynth.distributed import DistInfo, PinnedLoader, fit_distributed
 from neurosynth.training import fit
 
 pytestmark = [pytest.mark.gpu,

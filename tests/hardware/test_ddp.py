@@ -11,7 +11,7 @@ import torch
 
 from neurosynth.apps.ddp import main
 from neurosynth.arch import build, mlp_spec
-from neurosynth.hardware.distributed import ShardedLoader
+from neurosynth.distributed import ShardedLoader
 from neurosynth.io import write_json
 
 

@@ -109,7 +109,7 @@ def test_lowered_network_passes_the_loihi_extractor_and_nir_export():
         assert len(net.stages) == sum(len(c["motif"]["nodes"]) for c in s["cells"]) + 2
         assert all(st.delayed for st in net.stages)
     nir = pytest.importorskip("nir")
-    from neurosynth.hardware.nir.convert import to_nir
+    from neurosynth.hardware.nir import to_nir
 
     s = space("nir").sample(np.random.default_rng(4))
     g = to_nir(build(s), input_shape=(1, 8, 8))

@@ -1,4 +1,4 @@
-"""benchmarks/_msenas_common.py: the shared "distinct seeded specs + resumable results.jsonl" of the MSE-NAS
+"""experiments/_msenas_common.py: the shared "distinct seeded specs + resumable results.jsonl" of the MSE-NAS
 evidence benchmarks."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def common():
-    spec = importlib.util.spec_from_file_location("_msenas_common", ROOT / "benchmarks" / "_msenas_common.py")
+    spec = importlib.util.spec_from_file_location("_msenas_common", ROOT / "experiments" / "_msenas_common.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("_msenas_common", mod)
     spec.loader.exec_module(mod)

@@ -12,7 +12,7 @@ also show the best of all of them (more compute than the search).
 
 Everything is resumable per seed (``OUT/seed<S>/search.json`` and ``results.jsonl``).
 
-    python benchmarks/msenas_search_vs_random.py --seeds 0,1,2 --out runs/msenas_vs_random_fmnist
+    python experiments/msenas_search_vs_random.py --seeds 0,1,2 --out runs/msenas_vs_random_fmnist
 """
 
 from __future__ import annotations

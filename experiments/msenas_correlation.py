@@ -7,7 +7,7 @@ accuracy after ``--epochs`` epochs of surrogate-gradient training. Reports Kenda
 the parameter count, as a naive baseline) with test accuracy, and the cost of one fitness evaluation vs one
 training epoch. Results are appended to ``OUT/results.jsonl`` as they come (re-running resumes).
 
-    python benchmarks/msenas_correlation.py --n-archs 30 --epochs 3 --out runs/msenas_corr
+    python experiments/msenas_correlation.py --n-archs 30 --epochs 3 --out runs/msenas_corr
 """
 
 from __future__ import annotations

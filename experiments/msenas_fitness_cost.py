@@ -6,7 +6,7 @@ setting (batch 32, the first ``--cheap-T`` steps; 4 = the deepest candidate at T
 ``--train-batches`` training steps of batch 64 (forward + backward + Adam); one epoch is extrapolated as (seconds per training image) x 60,000. CPU times per process
 (``time.process_time``) are reported next to wall times, because the machine is shared.
 
-    python benchmarks/msenas_fitness_cost.py --n-archs 8 --out runs/msenas_fitness_cost
+    python experiments/msenas_fitness_cost.py --n-archs 8 --out runs/msenas_fitness_cost
 """
 
 from __future__ import annotations

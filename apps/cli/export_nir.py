@@ -54,7 +54,7 @@ def _run(args) -> int:
     import torch
 
     from neurosynth.errors import UserError
-    from neurosynth.hardware.nir.convert import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir
+    from neurosynth.hardware.nir import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir
     from neurosynth.io import write_json
     from neurosynth.rundir import load_run, manifest
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the MSE-NAS evidence benchmarks (``benchmarks/msenas_*.py``).
+"""Shared pieces of the MSE-NAS evidence benchmarks (``experiments/msenas_*.py``).
 
 * :func:`sample_unique` draws ``n`` distinct specs (by :func:`snn_nas.engine.spec_hash`) from a space with a
   seeded generator, in a reproducible order (the same seed gives the same list, whatever was run before);

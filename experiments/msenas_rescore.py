@@ -1,14 +1,14 @@
 """Re-score stored architectures with every registered training-free fitness (no retraining) and time them.
 
 Reads ``RUN/results.jsonl`` (specs + test accuracies after short training, written by
-``benchmarks/msenas_correlation.py``), rebuilds each architecture with the same seed, computes every score of
+``experiments/msenas_correlation.py``), rebuilds each architecture with the same seed, computes every score of
 ``FITNESSES`` with :class:`RDMFitnessEvaluator` on the same class-balanced training batch(es), and prints
 Kendall tau with the stored test accuracy (plus the parameter count and the last cell's width as naive
 baselines). The cost of one evaluation of ``--fitness`` is timed per architecture; with ``--time-epochs K``
 one training epoch of the first K architectures is re-timed in the same process, so the ratio compares
 numbers measured under the same machine load. Writes ``RUN/rescore.json``.
 
-    python benchmarks/msenas_rescore.py runs/msenas_corr --seed 0 --batches 64,32 --time-epochs 5
+    python experiments/msenas_rescore.py runs/msenas_corr --seed 0 --batches 64,32 --time-epochs 5
 """
 
 from __future__ import annotations

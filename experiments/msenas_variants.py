@@ -1,11 +1,11 @@
 """Exploratory variants of the RDM fitness, re-scored on the architectures of msenas_correlation.py.
 
-Reads ``OUT/results.jsonl`` (specs + test accuracies written by ``benchmarks/msenas_correlation.py``), rebuilds
+Reads ``OUT/results.jsonl`` (specs + test accuracies written by ``experiments/msenas_correlation.py``), rebuilds
 each architecture with the same seed, and prints Kendall tau with test accuracy for variants of the label-RDM
 agreement (all layers / last cell / last cell's outputs / readout input / Spearman / per-layer mean, max).
 
-    python benchmarks/msenas_variants.py runs/msenas_corr --seed 0
-    python benchmarks/msenas_variants.py runs/msenas_corr_s1 --seed 1
+    python experiments/msenas_variants.py runs/msenas_corr --seed 0
+    python experiments/msenas_variants.py runs/msenas_corr_s1 --seed 1
 """
 
 from __future__ import annotations

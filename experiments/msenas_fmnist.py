@@ -11,7 +11,7 @@ reaches tau >= 0.6 and beats every naive baseline on every held-out set. Results
 ``OUT/results.jsonl`` as they come (``OUT/protocol.json`` holds the settings), so a run can be split into several
 shorter jobs (re-running with the same settings resumes; other settings are refused).
 
-    python benchmarks/msenas_fmnist.py --n-archs 60 --epochs 2 --train-limit 2000 --out runs/msenas_fmnist
+    python experiments/msenas_fmnist.py --n-archs 60 --epochs 2 --train-limit 2000 --out runs/msenas_fmnist
 """
 
 from __future__ import annotations

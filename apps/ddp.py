@@ -5,7 +5,7 @@
 
 ``--batch-size`` is the global batch; each of the N processes gets ``batch_size / N`` samples per step. Rank 0
 writes the run directory (model.pt, arch.json, metrics.json, manifest.json). The library it drives is
-:mod:`neurosynth.hardware.distributed`.
+:mod:`neurosynth.distributed`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from neurosynth.hardware.distributed import cleanup, fit_distributed, init_distributed
+from neurosynth.distributed import cleanup, fit_distributed, init_distributed
 
 
 def build_parser() -> argparse.ArgumentParser:
