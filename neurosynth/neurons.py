@@ -387,8 +387,8 @@ class LIF(NeuronModel):
         return self.reset
 
     def _run_fused(self, x, state, p):
-        s, h, v = engine.fused_lif(x, state.v, p.beta, p.threshold, self._fused_mode(), self.detach_reset,
-                                   self.surrogate)
+        s, h, v = F.lif(x, state.v, p.beta, p.threshold, reset_mode=self.reset, detach_reset=self.detach_reset,
+                        surrogate=self.surrogate, reset_delay=self.reset_delay)
         return s, state._replace(v=v), h
 
     def config(self):
@@ -455,10 +455,8 @@ class CubaLIF(NeuronModel):
                 and type(self).after_fire is NeuronModel.after_fire)
 
     def _run_fused(self, x, state, p):
-        from ._ops.cubalif.autograd import cubalif
-
-        s, h, _, i, v = cubalif(x, state.i, state.v, p.alpha, p.beta, p.threshold, self.reset, self.detach_reset,
-                                self.surrogate)
+        s, h, i, v = F.cubalif(x, state.i, state.v, p.alpha, p.beta, p.threshold, reset_mode=self.reset,
+                               detach_reset=self.detach_reset, surrogate=self.surrogate)
         return s, state._replace(i=i, v=v), h
 
 
@@ -496,10 +494,8 @@ class ALIF(NeuronModel):
                 and type(self).threshold_of is ALIF.threshold_of and type(self).after_fire is ALIF.after_fire)
 
     def _run_fused(self, x, state, p):
-        from ._ops.alif.autograd import alif
-
-        s, h, _, v, a = alif(x, state.v, state.a, p.beta, p.threshold, p.adapt_decay, p.adapt_scale, self.reset,
-                             self.detach_reset, self.surrogate)
+        s, h, v, a = F.alif(x, state.v, state.a, p.beta, p.threshold, p.adapt_decay, p.adapt_scale,
+                            reset_mode=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate)
         return s, state._replace(v=v, a=a), h
 
 

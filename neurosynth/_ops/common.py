@@ -93,10 +93,6 @@ def shift_prev(seq: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     return torch.cat([first.to(seq.dtype).expand_as(seq[0]).unsqueeze(0), seq[:-1]], 0)
 
 
-def zeros_step(like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros(like.shape[1:], dtype=like.dtype, device=like.device)
-
-
 def reset_into(v: torch.Tensor, h: torch.Tensor, th, s: torch.Tensor, mode: int, tmp: torch.Tensor) -> None:
     """The post-spike membrane of one step into ``v`` (in place): mode 0 subtracts the threshold ``th`` where
     ``s`` fired, 1 zeroes the neurons above it, 2 keeps ``h``. ``tmp`` is scratch of ``h``'s shape."""

@@ -163,13 +163,6 @@ if triton is not None:
                 tl.store(gthr_ptr + offs, gt, mask=mask)
 
 
-def _param(p: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """A parameter as a contiguous per-neuron vector (stride 1) or a 1-element tensor (stride 0)."""
-    if p.numel() == 1:
-        return p.reshape(1).contiguous(), 0
-    return p.expand_as(step).contiguous(), 1
-
-
 def _params(beta, thr, step):
     """beta and thr with one shared stride (both scalar, or both per neuron)."""
     if beta.numel() == 1 and thr.numel() == 1:
