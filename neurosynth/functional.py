@@ -3,7 +3,7 @@ r"""The functional core: every built-in neuron's dynamics as pure functions of `
 Two levels, both pure (no module state is read or written):
 
 - **one step** (``*_step``): autograd-differentiable torch expressions, used by the python reference loop
-  (:func:`neurosynth.engine.scan`), the modules' ``step`` API, the recurrent layer's reference path, plasticity
+  (:func:`neurosynth.timeloop.scan`), the modules' ``step`` API, the recurrent layer's reference path, plasticity
   and the Loihi reference; their arithmetic (order of every product and sum) is the contract the fused kernels
   reproduce bit for bit in float32;
 - **a whole sequence** (:func:`lif`, :func:`cubalif`, :func:`alif`, and :func:`recurrent` for a recurrently

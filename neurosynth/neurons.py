@@ -8,7 +8,7 @@ functional core, :mod:`neurosynth.functional`) built from three overridable piec
 - fire: ``s = Θ(h - threshold_of(state, p))`` with the neuron's surrogate gradient (strict ``>``);
 - reset (``RESETS``: ``subtract``, ``zero``, ``none``) and ``after_fire(s, state, p) -> state``.
 
-Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.engine` owns the time loop and
+Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.timeloop` owns the time loop and
 :mod:`neurosynth._ops` the fused whole-sequence kernels. One step at a time (snnTorch style)::
 
     spk, state = neuron.step(x_t, state)      # state=None starts from rest
@@ -34,8 +34,8 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from . import engine
 from . import functional as F
+from . import timeloop
 from .registry import Registry
 from .surrogate import Surrogate, get_surrogate
 from .utils import check_time_first
@@ -247,7 +247,7 @@ class NeuronModel(nn.Module):
 
     def dynamics(self, x: torch.Tensor, state, p):
         """One time step: ``(out, new_state, h)``. Pure given ``p`` (no module state is touched); what the
-        reference loop (:func:`neurosynth.engine.scan`) and the recurrent layer iterate."""
+        reference loop (:func:`neurosynth.timeloop.scan`) and the recurrent layer iterate."""
         state = self.charge(x, state, p)
         h = state.v
         if not self.spiking:
@@ -291,7 +291,7 @@ class NeuronModel(nn.Module):
         p = self.params()
         if self._use_fused(state):
             return self._run_fused(x, state, p)
-        return engine.scan(self, x, state, p)
+        return timeloop.scan(self, x, state, p)
 
     def forward(self, x: torch.Tensor, state=None) -> torch.Tensor:
         return self.run(x, state)[0]
