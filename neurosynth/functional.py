@@ -9,8 +9,8 @@ Two levels, both pure (no module state is read or written):
 - **a whole sequence** (:func:`lif`, :func:`cubalif`, :func:`alif`, and :func:`recurrent` for a recurrently
   connected layer): the fused operators of :mod:`neurosynth._ops` (C++ on CPU, Triton on CUDA, pure torch
   elsewhere, chosen by its one dispatcher) with hand-written backward. These are the one route into the kernels:
-  the neuron modules (``_run_fused``) and :class:`neurosynth.layers.Recurrent` call them, nothing else imports
-  ``neurosynth._ops``.
+  the neuron modules (``_run_fused``) and :class:`neurosynth.layers.Recurrent` call them, no other module of
+  the library imports ``neurosynth._ops`` (except :mod:`neurosynth._cext`, the operators' C++ half).
 
 Conventions: time-first ``x [T, B, ...]`` for sequences, ``x [B, ...]`` for one step; spikes are
 :math:`\mathbb{1}[h > \vartheta]` with the surrogate gradient of ``surrogate`` (an object from

@@ -8,8 +8,9 @@ functional core, :mod:`neurosynth.functional`) built from three overridable piec
 - fire: ``s = Θ(h - threshold_of(state, p))`` with the neuron's surrogate gradient (strict ``>``);
 - reset (``RESETS``: ``subtract``, ``zero``, ``none``) and ``after_fire(s, state, p) -> state``.
 
-Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.timeloop` owns the time loop and
-:mod:`neurosynth._ops` the fused whole-sequence kernels. One step at a time (snnTorch style)::
+Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.timeloop` owns the reference time
+loop and the fused whole-sequence kernels are reached through :mod:`neurosynth.functional` (``lif``, ``cubalif``,
+``alif``). One step at a time (snnTorch style)::
 
     spk, state = neuron.step(x_t, state)      # state=None starts from rest
 Parameters are ``nn.Parameter`` when learnable (``learn_beta=True``, ``learn=("beta",)``) and buffers
