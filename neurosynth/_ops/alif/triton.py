@@ -14,10 +14,16 @@ import torch
 
 from .._triton_common import (
     _acc,
+    adapt,
+    adaptive_threshold,
+    alif_grad_step,
     block_for,
+    block_offsets,
     compute_dtype,
     interpret_env,
     launch_opts,
+    load_acc,
+    load_or_zero,
     on_device,
     reset,
     surrogate_code,
@@ -35,16 +41,13 @@ if triton is not None:
         def _alif_fwd_kernel(x_ptr, v0_ptr, a0_ptr, beta_ptr, thr_ptr, rho_ptr, b_ptr, s_ptr, h_ptr, aseq_ptr,
                              v_ptr, a_ptr, T, M, P_STRIDE: tl.constexpr, MODE: tl.constexpr, ACC: tl.constexpr,
                              BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            ad = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            rho = tl.load(rho_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            b = tl.load(b_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            v = load_acc(v0_ptr, offs, mask, ACC)
+            ad = load_acc(a0_ptr, offs, mask, ACC)
+            beta = load_acc(beta_ptr, poffs, mask, ACC)
+            thr = load_acc(thr_ptr, poffs, mask, ACC)
+            rho = load_acc(rho_ptr, poffs, mask, ACC)
+            b = load_acc(b_ptr, poffs, mask, ACC)
             ptr_off = offs.to(tl.int64)
             x_nxt = tl.load(x_ptr + ptr_off, mask=mask, other=0.0)  # one step of lookahead
             for _t in range(T):
@@ -52,14 +55,12 @@ if triton is not None:
                 x_nxt = tl.load(x_ptr + ptr_off + M, mask=mask & (_t + 1 < T), other=0.0)
                 bv = beta * v
                 h = x + bv
-                ba = b * ad
-                th = thr + ba
+                th = adaptive_threshold(thr, b, ad)
                 s = tl.where(h > th, 1.0, 0.0).to(ACC)
                 tl.store(h_ptr + ptr_off, h.to(h_ptr.dtype.element_ty), mask=mask)
                 tl.store(s_ptr + ptr_off, s.to(s_ptr.dtype.element_ty), mask=mask)
                 v = reset(h, th, s, MODE)
-                ra = rho * ad
-                ad = ra + s
+                ad = adapt(ad, s, rho)
                 tl.store(aseq_ptr + ptr_off, ad.to(aseq_ptr.dtype.element_ty), mask=mask)
                 ptr_off += M
             tl.store(v_ptr + offs, v.to(v_ptr.dtype.element_ty), mask=mask)
@@ -72,23 +73,14 @@ if triton is not None:
                              HAS_GS: tl.constexpr, HAS_GHO: tl.constexpr, HAS_GV: tl.constexpr,
                              HAS_GA: tl.constexpr, NEED_PARAM: tl.constexpr, ACC: tl.constexpr,
                              BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            rho = tl.load(rho_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            b = tl.load(b_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            a_init = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            if HAS_GV:
-                gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(ACC)
-            else:
-                gv = tl.full([BLOCK], 0.0, ACC)
-            if HAS_GA:
-                ga = tl.load(ga_ptr + offs, mask=mask, other=0.0).to(ACC)
-            else:
-                ga = tl.full([BLOCK], 0.0, ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            beta = load_acc(beta_ptr, poffs, mask, ACC)
+            thr = load_acc(thr_ptr, poffs, mask, ACC)
+            rho = load_acc(rho_ptr, poffs, mask, ACC)
+            b = load_acc(b_ptr, poffs, mask, ACC)
+            a_init = load_acc(a0_ptr, offs, mask, ACC)
+            gv = load_or_zero(gv_ptr, offs, mask, HAS_GV, ACC, BLOCK)
+            ga = load_or_zero(ga_ptr, offs, mask, HAS_GA, ACC, BLOCK)
             ptr_off = offs.to(tl.int64) + LAST
             # one step of lookahead; a_{t-1} is the saved a_seq of the previous step, a0 at t = 0
             h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)
@@ -103,8 +95,7 @@ if triton is not None:
                 h_nxt = tl.load(h_ptr + ptr_off - M, mask=more, other=0.0)
                 a_prev = tl.where(_i < T - 1, ap_nxt.to(ACC), a_init)
                 ap_nxt = tl.load(aseq_ptr + ptr_off - 2 * M, mask=mask & (_i + 2 < T), other=0.0)
-                ba = b * a_prev
-                th = thr + ba
+                th = adaptive_threshold(thr, b, a_prev)
                 sg = surrogate_grad(hh - th, sp, sc, SUR).to(ACC)
                 s = tl.where(hh > th, 1.0, 0.0).to(ACC)
                 if HAS_GS:
@@ -112,25 +103,12 @@ if triton is not None:
                     gs_nxt = tl.load(gs_ptr + ptr_off - M, mask=more, other=0.0)
                 else:
                     gsum = ga
-                if not DETACH:
-                    if MODE == 0:
-                        gsum = gsum - th * gv
-                    elif MODE == 1:
-                        gsum = gsum - hh * gv
-                gss = gsum * sg
                 if HAS_GHO:
-                    gh = gss + gho_nxt.to(ACC)
+                    gho = gho_nxt.to(ACC)
                     gho_nxt = tl.load(gho_ptr + ptr_off - M, mask=more, other=0.0)
                 else:
-                    gh = gss
-                if MODE == 1:
-                    gh = gh + (1.0 - s) * gv
-                else:
-                    gh = gh + gv
-                if MODE == 0:
-                    gth = -gss - s * gv
-                else:
-                    gth = -gss
+                    gho = gsum  # not read
+                gh, gth = alif_grad_step(hh, th, sg, s, gsum, gv, gho, MODE, DETACH, HAS_GHO)
                 tl.store(gh_ptr + ptr_off, gh.to(gh_ptr.dtype.element_ty), mask=mask)
                 if NEED_PARAM:
                     tl.store(gth_ptr + ptr_off, gth.to(gth_ptr.dtype.element_ty), mask=mask)
