@@ -92,6 +92,28 @@ def launch_opts() -> dict:
     return {} if INTERPRET else {"enable_fp_fusion": False}
 
 
+def numel(shape) -> int:
+    """The number of neurons in one time step of shape ``shape``."""
+    n = 1
+    for k in shape:
+        n *= k
+    return n
+
+
+def per_neuron(params, step: torch.Tensor) -> tuple[list, int]:
+    """``(tensors, P_STRIDE)``: the parameters as contiguous per-neuron tensors shaped like ``step``
+    (``P_STRIDE`` 1), or, when every one is a single value, as 1-element tensors (``P_STRIDE`` 0, read by every
+    program without materialising them)."""
+    if all(p.numel() == 1 for p in params):
+        return [p.reshape(1).contiguous() for p in params], 0
+    return [p.expand_as(step).contiguous() for p in params], 1
+
+
+def contiguous_as(g, shape):
+    """An optional gradient (``None`` passes through) broadcast to ``shape`` and made contiguous for a kernel."""
+    return None if g is None else g.expand(shape).contiguous()
+
+
 MODES = {"subtract": 0, "zero": 1, "none": 2, "subtract_delayed": 3}
 
 # how d_t = dv_t/dh_t is formed, by (mode, detach_reset): 0 d = 1, 1 d = 1 - thr*sg, 2 d = 1 - s,

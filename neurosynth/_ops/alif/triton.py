@@ -20,11 +20,14 @@ from .._triton_common import (
     block_for,
     block_offsets,
     compute_dtype,
+    contiguous_as,
     interpret_env,
     launch_opts,
     load_acc,
     load_or_zero,
+    numel,
     on_device,
+    per_neuron,
     reset,
     surrogate_code,
     surrogate_grad,
@@ -32,7 +35,6 @@ from .._triton_common import (
     triton,
     usable,
 )
-from ..cubalif.triton import _per_neuron
 
 if triton is not None:
     with interpret_env():
@@ -122,13 +124,6 @@ def available(x: torch.Tensor) -> bool:
     return usable(x)
 
 
-def _numel(shape) -> int:
-    n = 1
-    for k in shape:
-        n *= k
-    return n
-
-
 def forward(x, v0, a0, beta, thr, rho, b, mode: int):
     """``(s in x.dtype, h, a_seq, v, a)`` (acc dtype) per the reference contract, or ``None`` when not usable."""
     if not usable(x) or x.dim() < 1:
@@ -136,7 +131,7 @@ def forward(x, v0, a0, beta, thr, rho, b, mode: int):
     acc = compute_dtype(x.dtype)
     x = x.contiguous()
     T, shape, dev = x.shape[0], x.shape[1:], x.device
-    M = _numel(shape)
+    M = numel(shape)
     s = torch.empty(x.shape, dtype=x.dtype, device=dev)
     h = torch.empty(x.shape, dtype=acc, device=dev)
     a_seq = torch.empty(x.shape, dtype=acc, device=dev)
@@ -145,7 +140,7 @@ def forward(x, v0, a0, beta, thr, rho, b, mode: int):
     if T == 0 or M == 0:
         return s, h, a_seq, v, a
     step = torch.empty(shape, dtype=acc, device=dev)
-    (b_, t_, r_, k_), ps = _per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
+    (b_, t_, r_, k_), ps = per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
     BLOCK, warps = block_for(M)
     with on_device(x):
         _alif_fwd_kernel[(triton.cdiv(M, BLOCK),)](
@@ -164,23 +159,17 @@ def backward(h, a_seq, a0, g_s, g_h_out, g_v, g_a, beta, thr, rho, b, mode: int,
     h = h.contiguous()
     a_seq = a_seq.to(acc).contiguous()
     T, shape, dev = h.shape[0], h.shape[1:], h.device
-    M = _numel(shape)
+    M = numel(shape)
     g_h = torch.empty(h.shape, dtype=acc, device=dev)
     g_th = torch.empty(h.shape if need_param else (0,), dtype=acc, device=dev)
     g_as = torch.empty(h.shape if need_param else (0,), dtype=acc, device=dev)
     if T == 0 or M == 0:
         return g_h, g_th, g_as
     step = torch.empty(shape, dtype=acc, device=dev)
-    (b_, t_, r_, k_), ps = _per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
+    (b_, t_, r_, k_), ps = per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
     a0c = a0.to(acc).expand(shape).contiguous()
-
-    def full(g):
-        return None if g is None else g.expand(h.shape).contiguous()
-
-    def one(g):
-        return None if g is None else g.expand(shape).contiguous()
-
-    gs, gho, gv, ga = full(g_s), full(g_h_out), one(g_v), one(g_a)
+    gs, gho = contiguous_as(g_s, h.shape), contiguous_as(g_h_out, h.shape)
+    gv, ga = contiguous_as(g_v, shape), contiguous_as(g_a, shape)
     BLOCK, warps = block_for(M)
     with on_device(h):
         _alif_bwd_kernel[(triton.cdiv(M, BLOCK),)](

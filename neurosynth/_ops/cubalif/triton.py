@@ -17,13 +17,16 @@ from .._triton_common import (
     block_for,
     block_offsets,
     compute_dtype,
+    contiguous_as,
     cuba_charge,
     interpret_env,
     launch_opts,
     load_acc,
     load_or_zero,
     membrane_grad,
+    numel,
     on_device,
+    per_neuron,
     reset,
     surrogate_code,
     surrogate_grad,
@@ -102,13 +105,6 @@ if triton is not None:
                 ptr_off -= M
 
 
-def _per_neuron(params, step):
-    """Parameters as contiguous per-neuron vectors (stride 1), or all 1-element (stride 0)."""
-    if all(p.numel() == 1 for p in params):
-        return [p.reshape(1).contiguous() for p in params], 0
-    return [p.expand_as(step).contiguous() for p in params], 1
-
-
 def available(x: torch.Tensor) -> bool:
     return usable(x)
 
@@ -121,9 +117,7 @@ def forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
     x = x.contiguous()
     T = x.shape[0]
     shape = x.shape[1:]
-    M = 1
-    for n in shape:
-        M *= n
+    M = numel(shape)
     dev = x.device
     s = torch.empty(x.shape, dtype=x.dtype, device=dev)
     h = torch.empty(x.shape, dtype=acc, device=dev)
@@ -133,7 +127,7 @@ def forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
     if T == 0 or M == 0:
         return s, h, i_seq, i, v
     step = torch.empty(shape, dtype=acc, device=dev)
-    (a_, b_, t_), ps = _per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
+    (a_, b_, t_), ps = per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
     BLOCK, warps = block_for(M)
     with on_device(x):
         _cuba_fwd_kernel[(triton.cdiv(M, BLOCK),)](
@@ -151,24 +145,16 @@ def backward(h, g_s, g_h_out, g_v, g_i, alpha, beta, thr, mode: int, detach_rese
     h = h.contiguous()
     T = h.shape[0]
     shape = h.shape[1:]
-    M = 1
-    for n in shape:
-        M *= n
+    M = numel(shape)
     dev = h.device
     g_x = torch.empty(h.shape, dtype=acc, device=dev)
     g_h = torch.empty(h.shape if need_gh else (0,), dtype=acc, device=dev)
     if T == 0 or M == 0:
         return g_x, g_h
     step = torch.empty(shape, dtype=acc, device=dev)
-    (a_, b_, t_), ps = _per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
-
-    def full(g):
-        return None if g is None else g.expand(h.shape).contiguous()
-
-    def one(g):
-        return None if g is None else g.expand(shape).contiguous()
-
-    gs, gho, gv, gi = full(g_s), full(g_h_out), one(g_v), one(g_i)
+    (a_, b_, t_), ps = per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
+    gs, gho = contiguous_as(g_s, h.shape), contiguous_as(g_h_out, h.shape)
+    gv, gi = contiguous_as(g_v, shape), contiguous_as(g_i, shape)
     BLOCK, warps = block_for(M)
     with on_device(h):
         _cuba_bwd_kernel[(triton.cdiv(M, BLOCK),)](

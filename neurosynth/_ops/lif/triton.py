@@ -37,6 +37,7 @@ from .._triton_common import (  # noqa: F401 - re-exported: the other ops' modul
     load_acc,
     load_or_zero,
     on_device,
+    per_neuron,
     reset,
     reset_slope,
     surrogate_code,
@@ -158,13 +159,6 @@ if triton is not None:
                 tl.store(gthr_ptr + offs, gt, mask=mask)
 
 
-def _params(beta, thr, step):
-    """beta and thr with one shared stride (both scalar, or both per neuron)."""
-    if beta.numel() == 1 and thr.numel() == 1:
-        return beta.reshape(1).contiguous(), thr.reshape(1).contiguous(), 0
-    return beta.expand_as(step).contiguous(), thr.expand_as(step).contiguous(), 1
-
-
 def _seq_grad(g, like):
     """A gradient w.r.t. a ``[T, ...]`` output for a kernel: ``(tensor, 1)`` contiguous and full, or
     ``(one-element tensor, 0)`` when ``g`` is a single value broadcast to the whole shape (all strides 0, as
@@ -195,7 +189,7 @@ def lif_forward(x, v0, beta, thr, mode, h_dtype=None, v_dtype=None):
         v.copy_(v0c)
         return s, h, v
     acc = compute_dtype(x.dtype)
-    b, t, ps = _params(beta.to(acc), thr.to(acc), step)
+    (b, t), ps = per_neuron([beta.to(acc), thr.to(acc)], step)
     BLOCK, warps = block_for(M)
     grid = (triton.cdiv(M, BLOCK),)
     with on_device(x):
@@ -227,7 +221,7 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, surrogate,
     if T == 0 or M == 0:
         return (gh, gbeta, gthr) if param_grads else gh
     pdt = acc_dtype
-    b, t, ps = _params(beta.to(pdt), thr.to(pdt), step)
+    (b, t), ps = per_neuron([beta.to(pdt), thr.to(pdt)], step)
 
     gs, gs_full = _seq_grad(g_s, h)
     gho, gho_full = _seq_grad(g_h_out, h)

@@ -30,12 +30,14 @@ from .._triton_common import (
     block_for,
     block_offsets,
     compute_dtype,
+    contiguous_as,
     cuba_charge,
     interpret_env,
     launch_opts,
     load_acc,
     membrane_grad,
     on_device,
+    per_neuron,
     reset,
     surrogate_code,
     surrogate_grad,
@@ -43,7 +45,6 @@ from .._triton_common import (
     triton,
     usable,
 )
-from ..cubalif.triton import _per_neuron
 
 __all__ = ["INTERPRET", "available", "backward", "forward", "triton"]
 
@@ -198,7 +199,7 @@ def forward(neuron, x, weight, bias, s0, states0, params, mode: int):
     states = [st.to(acc).expand(B, N).contiguous().clone() for st in states0]
     if T == 0 or M == 0:
         return s_all, h_all, aux, states
-    ps, stride = _per_neuron([p.to(acc) for p in params], states[0])
+    ps, stride = per_neuron([p.to(acc) for p in params], states[0])
     while len(ps) < 4:
         ps.append(ps[0])
     st1, st2 = states[0], states[-1]
@@ -246,11 +247,10 @@ def backward(neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_sta
     c1, c2 = carry[0], carry[1] if len(carry) > 1 else carry[0]
     g_rec = (torch.zeros((B, N), dtype=acc, device=dev) if g_s_last is None
              else g_s_last.to(acc).expand(B, N).contiguous().clone())
-    ps, stride = _per_neuron([p.to(acc) for p in params], carry[0])
+    ps, stride = per_neuron([p.to(acc) for p in params], carry[0])
     while len(ps) < 4:
         ps.append(ps[0])
-    gs_all = None if g_s is None else g_s.expand(h.shape).contiguous()
-    gho_all = None if g_h_out is None else g_h_out.expand(h.shape).contiguous()
+    gs_all, gho_all = contiguous_as(g_s, h.shape), contiguous_as(g_h_out, h.shape)
     a0 = states0[1].to(acc).expand(B, N).contiguous() if alif else None
     BLOCK, warps = block_for(M)
     grid = (triton.cdiv(M, BLOCK),)
