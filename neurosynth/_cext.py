@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from ._ops.common import DKIND, surrogate_code
+
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).parent / "_csrc" / "lif.cpp"
@@ -166,26 +168,10 @@ def lif_forward(x, v0, beta, thr, mode: int):
     return s, h, v
 
 
-def _surrogate_code(sur):
-    """``(id, p, c)`` of a built-in surrogate the C++ backward implements, or ``None`` (then Python computes it).
-
-    Only the exact built-in classes qualify (a subclass may override ``grad``); a code triple passes through.
-    See :func:`neurosynth._ops.common.surrogate_code`.
-    """
-    from ._ops.common import surrogate_code
-
-    return surrogate_code(sur)
-
-
-# how d_t = dv_t/dh_t is formed in the C++ backward, by (mode, detach_reset)
-_DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
-          (3, True): 0, (3, False): 0}
-
-
 def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode: int, detach_reset: bool, surrogate):
     """``g_h`` (the gradient w.r.t. every pre-reset membrane, i.e. w.r.t. the input) in one C++ pass, or ``None``
     when the kernel cannot run (device, dtype, disabled) or the surrogate is not a built-in one."""
-    code = _surrogate_code(surrogate)
+    code = surrogate_code(surrogate)
     if code is None or not available(h):
         return None
     h = h.contiguous()
@@ -193,7 +179,7 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode: int, detach_reset: bool,
     gv, gs = _grad(g_v, step), _grad(g_s, h)
     g_h = torch.empty_like(h)
     _module.lif_backward(h, gs, _opt(g_h_out, h), gv, _per_neuron(beta, step), _per_neuron(thr, step),
-                         _DKIND[(int(mode), bool(detach_reset))], code[0], float(code[1]), float(code[2]), g_h)
+                         DKIND[(int(mode), bool(detach_reset))], code[0], float(code[1]), float(code[2]), g_h)
     return g_h
 
 
@@ -240,7 +226,7 @@ def cubalif_backward(h, g_s, g_h_out, g_v, g_i, alpha, beta, thr, mode: int, det
     g_x = torch.empty_like(h)
     g_h = torch.empty_like(h) if need_gh else None
     _module.cubalif_backward(h, gs, _opt(g_h_out, h), gv, gi, _per_neuron(alpha, step), _per_neuron(beta, step),
-                             _per_neuron(thr, step), _DKIND[(int(mode), bool(detach_reset))], int(code[0]),
+                             _per_neuron(thr, step), DKIND[(int(mode), bool(detach_reset))], int(code[0]),
                              float(code[1]), float(code[2]), g_x, g_h)
     return g_x, (g_h if need_gh else h.new_empty(0))
 

@@ -43,7 +43,7 @@ inline scalar_t reset_v(scalar_t hh, scalar_t th, scalar_t ss) {
   return hh;
 }
 
-// ... and its derivative d = dv/dh by DK (0: 1; 1: 1 - th*sg; 2: 1 - s; 3: (1 - s) - h*sg), see _cext._DKIND.
+// ... and its derivative d = dv/dh by DK (0: 1; 1: 1 - th*sg; 2: 1 - s; 3: (1 - s) - h*sg), see neurosynth._ops.common.DKIND.
 template <typename scalar_t, int DK>
 inline scalar_t reset_slope(scalar_t hh, scalar_t th, scalar_t sg) {
   if (DK == 0) {

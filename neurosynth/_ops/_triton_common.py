@@ -17,6 +17,8 @@ import os
 
 import torch
 
+from .common import DKIND, MODES, surrogate_code  # noqa: F401 - re-exported for the ops' Triton modules
+
 try:  # triton is optional (the `gpu` extra); without it every function here reports "not usable"
     import triton
     import triton.language as tl
@@ -114,22 +116,6 @@ def contiguous_as(g, shape):
     return None if g is None else g.expand(shape).contiguous()
 
 
-MODES = {"subtract": 0, "zero": 1, "none": 2, "subtract_delayed": 3}
-
-# how d_t = dv_t/dh_t is formed, by (mode, detach_reset): 0 d = 1, 1 d = 1 - thr*sg, 2 d = 1 - s,
-# 3 d = (1 - s) - h*sg (same table as neurosynth._cext._DKIND)
-DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
-         (3, True): 0, (3, False): 0}
-
-
-def surrogate_code(surrogate):
-    """``(id, p, c)`` of a built-in surrogate (see :func:`neurosynth._cext._surrogate_code`); a triple passes
-    through; ``None`` when the surrogate is not a built-in one (then the caller uses another backend)."""
-    if isinstance(surrogate, tuple):
-        return surrogate
-    from .. import _cext
-
-    return _cext._surrogate_code(surrogate)
 
 
 if triton is not None:
@@ -224,7 +210,7 @@ if triton is not None:
 
         @triton.jit
         def surrogate_grad(x, p, c, SUR: tl.constexpr):
-            """sigma'(x) of the built-in surrogate ``SUR`` (codes of ``neurosynth._cext._surrogate_code``)."""
+            """sigma'(x) of the built-in surrogate ``SUR`` (codes of ``neurosynth._ops.common.surrogate_code``)."""
             if SUR == 0:  # atan: (alpha/2) / (1 + (pi/2*alpha*x)^2); p = alpha/2, c = pi/2*alpha
                 u = c * x
                 g = p / (1.0 + u * u)

@@ -24,6 +24,15 @@ import torch
 
 SurrogateCode = tuple  # (int id, float p, float c)
 
+#: reset modes as the kernels number them (``subtract_delayed``: snnTorch's ``reset_delay``, LIF only)
+MODES = {"subtract": 0, "zero": 1, "none": 2, "subtract_delayed": 3}
+
+#: how the backward forms ``d_t = dv_t/dh_t``, by ``(mode, detach_reset)``: 0 ``d = 1`` (detached subtract, none,
+#: delayed subtract), 1 ``1 - thr*sg`` (attached subtract), 2 ``1 - s`` (detached zero), 3 ``(1 - s) - h*sg``
+#: (attached zero); the numbering of every implementation (reference, C++, Triton)
+DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
+         (3, True): 0, (3, False): 0}
+
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype membranes are accumulated and saved in: float64 for float64 input, float32 otherwise."""
