@@ -26,7 +26,7 @@ _LAZY = {
     "fit": "neurosynth.training", "evaluate": "neurosynth.training",
     "Registry": "neurosynth.registry",
 }
-_SUBMODULES = {"encoding", "losses", "surrogate", "neurons", "layers", "arch", "training", "engine", "functional",
+_SUBMODULES = {"encoding", "losses", "surrogate", "neurons", "layers", "arch", "training", "timeloop", "functional",
                "rundir", "io", "utils", "registry", "errors", "plots"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)

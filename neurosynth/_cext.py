@@ -1,8 +1,8 @@
 """Optional compiled kernels for the fused backend (C++ via ``torch.utils.cpp_extension``, built on first use).
 
-The kernel source is ``neurosynth/_csrc/lif.cpp``: the LIF forward recurrence, the whole backward in one pass
-for the built-in surrogates, and the generic reverse-time scan of the backward, for float32/float64 CPU
-tensors, parallelised over neurons with ``at::parallel_for`` (the time loop runs inside each chunk). The ops
+The kernel source is ``neurosynth/_csrc/lif.cpp``: the forward recurrences and the whole backward in one pass
+(for the built-in surrogates) of the LIF, CubaLIF and ALIF operators, and the per-step kernels of the recurrent
+layer, for float32/float64 CPU tensors, parallelised over neurons with ``at::parallel_for`` (the time loop runs inside each chunk). The ops
 are registered with ``TORCH_LIBRARY`` (``torch.ops.neurosynth_lif``) using light headers, so the build is
 about 20 s of CPU time. It happens the first time a fused LIF runs on a CPU tensor, at most once per process
 (thread-safe; concurrent processes wait on torch's file lock), and is cached: later processes only load the
@@ -10,10 +10,12 @@ library (~0.1 s). The cache is ``$TORCH_EXTENSIONS_DIR`` when that is set, else
 ``~/.cache/neurosynth/torch_extensions``, in a sub-directory keyed by a hash of interpreter, torch, compiler,
 flags and source (so a changed source, or another set-up sharing the cache, never rebuilds over a library in use).
 
+This module only builds, loads and calls the kernels; choosing an implementation is the dispatcher's job
+(:func:`neurosynth._ops.implementation`; the ``neurosynth/_ops/<op>/cpu.py`` modules call the functions here).
 Nothing here ever fails an import or a forward pass: if the compiler is missing or the build fails, the
-failure is logged once (debug level) and :mod:`neurosynth.engine` uses its pure-torch loops, which give
-bit-identical spikes. Set ``NEUROSYNTH_NO_CEXT=1`` to skip the kernel (no compilation is attempted), or use
-:func:`disabled` in tests.
+failure is logged once (debug level), :func:`available` is false and every ``*_forward`` / ``*_backward`` here
+returns ``None``, so the dispatcher runs the op's pure-torch ``reference.py`` (bit-identical spikes). Set
+``NEUROSYNTH_NO_CEXT=1`` to skip the kernel (no compilation is attempted), or use :func:`disabled` in tests.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import threading
 from pathlib import Path
 
 import torch
+
+from ._ops.common import DKIND, surrogate_code
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +131,8 @@ def status() -> dict:
 
 @contextlib.contextmanager
 def disabled():
-    """Within this block (in this thread) the pure-torch loops run instead of the C++ kernel."""
+    """Within this block (in this thread) the C++ kernel is unavailable, so the dispatcher runs the pure-torch
+    reference instead."""
     prev = getattr(_local, "off", False)
     _local.off = True
     try:
@@ -163,26 +168,10 @@ def lif_forward(x, v0, beta, thr, mode: int):
     return s, h, v
 
 
-def _surrogate_code(sur):
-    """``(id, p, c)`` of a built-in surrogate the C++ backward implements, or ``None`` (then Python computes it).
-
-    Only the exact built-in classes qualify (a subclass may override ``grad``); a code triple passes through.
-    See :func:`neurosynth._ops.common.surrogate_code`.
-    """
-    from ._ops.common import surrogate_code
-
-    return surrogate_code(sur)
-
-
-# how d_t = dv_t/dh_t is formed in the C++ backward, by (mode, detach_reset)
-_DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
-          (3, True): 0, (3, False): 0}
-
-
 def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode: int, detach_reset: bool, surrogate):
     """``g_h`` (the gradient w.r.t. every pre-reset membrane, i.e. w.r.t. the input) in one C++ pass, or ``None``
     when the kernel cannot run (device, dtype, disabled) or the surrogate is not a built-in one."""
-    code = _surrogate_code(surrogate)
+    code = surrogate_code(surrogate)
     if code is None or not available(h):
         return None
     h = h.contiguous()
@@ -190,31 +179,8 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode: int, detach_reset: bool,
     gv, gs = _grad(g_v, step), _grad(g_s, h)
     g_h = torch.empty_like(h)
     _module.lif_backward(h, gs, _opt(g_h_out, h), gv, _per_neuron(beta, step), _per_neuron(thr, step),
-                         _DKIND[(int(mode), bool(detach_reset))], code[0], float(code[1]), float(code[2]), g_h)
+                         DKIND[(int(mode), bool(detach_reset))], code[0], float(code[1]), float(code[2]), g_h)
     return g_h
-
-
-def reverse_scan(a, m, d, g_v, g_h) -> bool:
-    """Fill ``g_h`` in place: ``g_h[T-1] = a[T-1] + d[T-1]*g_v``, ``g_h[t] = a[t] + m[t]*g_h[t+1]``.
-
-    ``m`` and ``d`` are ``[T, ...]`` or broadcastable to one time step (time-invariant); ``d=None`` means 1 and
-    ``g_v=None`` means 0. Returns ``False`` (and leaves ``g_h`` untouched) when the kernel cannot run.
-    """
-    if not (available(a) and g_h.is_contiguous() and g_h.dtype == a.dtype and g_h.shape == a.shape):
-        return False
-    a = a.contiguous()
-    step = a[0]
-
-    def prep(t):
-        if t is None:
-            return None
-        if t.dim() == a.dim():  # one value per step
-            return t.to(a.dtype).expand_as(a).contiguous()
-        return _per_neuron(t, step)
-
-    gv = None if g_v is None else g_v.to(a.dtype).expand_as(step).contiguous()
-    _module.reverse_scan(a, prep(m), prep(d), gv, g_h)
-    return True
 
 
 def _opt(t, like):
@@ -260,7 +226,7 @@ def cubalif_backward(h, g_s, g_h_out, g_v, g_i, alpha, beta, thr, mode: int, det
     g_x = torch.empty_like(h)
     g_h = torch.empty_like(h) if need_gh else None
     _module.cubalif_backward(h, gs, _opt(g_h_out, h), gv, gi, _per_neuron(alpha, step), _per_neuron(beta, step),
-                             _per_neuron(thr, step), _DKIND[(int(mode), bool(detach_reset))], int(code[0]),
+                             _per_neuron(thr, step), DKIND[(int(mode), bool(detach_reset))], int(code[0]),
                              float(code[1]), float(code[2]), g_x, g_h)
     return g_x, (g_h if need_gh else h.new_empty(0))
 

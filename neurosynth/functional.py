@@ -3,11 +3,14 @@ r"""The functional core: every built-in neuron's dynamics as pure functions of `
 Two levels, both pure (no module state is read or written):
 
 - **one step** (``*_step``): autograd-differentiable torch expressions, used by the python reference loop
-  (:func:`neurosynth.engine.scan`), the modules' ``step`` API, the recurrent layer's reference path, plasticity
+  (:func:`neurosynth.timeloop.scan`), the modules' ``step`` API, the recurrent layer's reference path, plasticity
   and the Loihi reference; their arithmetic (order of every product and sum) is the contract the fused kernels
   reproduce bit for bit in float32;
-- **a whole sequence** (:func:`lif`, :func:`cubalif`, :func:`alif`): the fused operators of
-  :mod:`neurosynth._ops` (C++ on CPU, Triton on CUDA, pure torch elsewhere) with hand-written backward.
+- **a whole sequence** (:func:`lif`, :func:`cubalif`, :func:`alif`, and :func:`recurrent` for a recurrently
+  connected layer): the fused operators of :mod:`neurosynth._ops` (C++ on CPU, Triton on CUDA, pure torch
+  elsewhere, chosen by its one dispatcher) with hand-written backward. These are the one route into the kernels:
+  the neuron modules (``_run_fused``) and :class:`neurosynth.layers.Recurrent` call them, no other module of
+  the library imports ``neurosynth._ops`` (except :mod:`neurosynth._cext`, the operators' C++ half).
 
 Conventions: time-first ``x [T, B, ...]`` for sequences, ``x [B, ...]`` for one step; spikes are
 :math:`\mathbb{1}[h > \vartheta]` with the surrogate gradient of ``surrogate`` (an object from
@@ -111,4 +114,20 @@ def alif(x: Tensor, v0: Tensor, a0: Tensor, beta: Tensor, threshold: Tensor, ada
     return s, h, v, a
 
 
-__all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "li_step", "lif", "cubalif", "alif"]
+def recurrent(neuron: str, x: Tensor, weight: Tensor, bias: Tensor | None, s0: Tensor, states0, params, *,
+              reset_mode: str, detach_reset: bool = True, surrogate: Surrogate = _ATAN):
+    r"""A recurrently connected layer over ``x [T, B, N]`` (fused op): the neuron ``neuron`` (``"lif"``,
+    ``"cubalif"`` or ``"alif"``) is driven by :math:`x_t + W s_{t-1} + b`. ``states0`` are the neuron's initial
+    state variables and ``params`` its parameters, in the order of the step function (``lif``: ``[v]``,
+    ``[beta, threshold]``; ``cubalif``: ``[i, v]``, ``[alpha, beta, threshold]``; ``alif``: ``[v, a]``,
+    ``[beta, threshold, adapt_decay, adapt_scale]``). Returns ``(spikes, h, final_states)`` (a tuple in the order
+    of ``states0``). Equal to looping the neuron's ``*_step`` on ``x[t] + rec(s[t-1])`` (spikes bit-identical in
+    float32); the delayed (snnTorch) reset is not supported."""
+    from ._ops.recurrent.autograd import recurrent as op
+
+    out = op(neuron, x, weight, bias, s0, states0, params, reset_mode, detach_reset, surrogate)
+    return out[0], out[1], tuple(out[3:])
+
+
+__all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "li_step", "lif", "cubalif", "alif",
+           "recurrent"]

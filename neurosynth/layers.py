@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from . import functional as F
 from .neurons import ALIF, LIF, CubaLIF, NeuronModel, build_neuron
 from .utils import check_time_first
 
@@ -151,8 +152,8 @@ class Recurrent(nn.Module):
     ``x[t] + rec(s[t-1])`` (``rec`` is an ``nn.Linear``; its bias is added at every step).
 
     Two paths, with bit-identical spikes in float32: for the fused neurons (LIF, IF, CubaLIF, ALIF with the
-    built-in dynamics and ``backend != "python"``) the fast path :mod:`neurosynth._ops.recurrent` runs one GEMM
-    plus one fused elementwise kernel per step and a hand-written reverse-scan backward; every other neuron
+    built-in dynamics and ``backend != "python"``) the fast path :func:`neurosynth.functional.recurrent` runs one
+    GEMM plus one fused elementwise kernel per step and a hand-written reverse-scan backward; every other neuron
     (custom ``charge``, ``reset_delay``), ``backend="python"`` and a ``rec`` Linear with forward hooks (energy
     counters see every step) run the reference loop over the neuron's pure ``dynamics``.
     """
@@ -193,14 +194,11 @@ class Recurrent(nn.Module):
             state = self.initial_state(x[0])
         fast = self._fast_op(state.neuron)
         if fast is not None:
-            from ._ops.recurrent.autograd import recurrent
-
             name, states0, params = fast
-            out = recurrent(name, x, self.rec.weight, self.rec.bias, state.s, states0, params, self.neuron.reset,
-                            self.neuron.detach_reset, self.neuron.surrogate)
-            s, h = out[0], out[1]
-            nstate = self.neuron.State(*out[3:])
-            return s, RecurrentState(s[-1], nstate), h
+            s, h, final = F.recurrent(name, x, self.rec.weight, self.rec.bias, state.s, states0, params,
+                                      reset_mode=self.neuron.reset, detach_reset=self.neuron.detach_reset,
+                                      surrogate=self.neuron.surrogate)
+            return s, RecurrentState(s[-1], self.neuron.State(*final)), h
         p = self.neuron.params()
         s_prev, nstate = state
         outs, trace = [], []

@@ -8,8 +8,9 @@ functional core, :mod:`neurosynth.functional`) built from three overridable piec
 - fire: ``s = Θ(h - threshold_of(state, p))`` with the neuron's surrogate gradient (strict ``>``);
 - reset (``RESETS``: ``subtract``, ``zero``, ``none``) and ``after_fire(s, state, p) -> state``.
 
-Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.engine` owns the time loop and
-:mod:`neurosynth._ops` the fused whole-sequence kernels. One step at a time (snnTorch style)::
+Modules take and return time-first tensors ``[T, B, ...]``; :mod:`neurosynth.timeloop` owns the reference time
+loop and the fused whole-sequence kernels are reached through :mod:`neurosynth.functional` (``lif``, ``cubalif``,
+``alif``). One step at a time (snnTorch style)::
 
     spk, state = neuron.step(x_t, state)      # state=None starts from rest
 Parameters are ``nn.Parameter`` when learnable (``learn_beta=True``, ``learn=("beta",)``) and buffers
@@ -34,8 +35,8 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from . import engine
 from . import functional as F
+from . import timeloop
 from .registry import Registry
 from .surrogate import Surrogate, get_surrogate
 from .utils import check_time_first
@@ -247,7 +248,7 @@ class NeuronModel(nn.Module):
 
     def dynamics(self, x: torch.Tensor, state, p):
         """One time step: ``(out, new_state, h)``. Pure given ``p`` (no module state is touched); what the
-        reference loop (:func:`neurosynth.engine.scan`) and the recurrent layer iterate."""
+        reference loop (:func:`neurosynth.timeloop.scan`) and the recurrent layer iterate."""
         state = self.charge(x, state, p)
         h = state.v
         if not self.spiking:
@@ -291,7 +292,7 @@ class NeuronModel(nn.Module):
         p = self.params()
         if self._use_fused(state):
             return self._run_fused(x, state, p)
-        return engine.scan(self, x, state, p)
+        return timeloop.scan(self, x, state, p)
 
     def forward(self, x: torch.Tensor, state=None) -> torch.Tensor:
         return self.run(x, state)[0]
@@ -387,8 +388,8 @@ class LIF(NeuronModel):
         return self.reset
 
     def _run_fused(self, x, state, p):
-        s, h, v = engine.fused_lif(x, state.v, p.beta, p.threshold, self._fused_mode(), self.detach_reset,
-                                   self.surrogate)
+        s, h, v = F.lif(x, state.v, p.beta, p.threshold, reset_mode=self.reset, detach_reset=self.detach_reset,
+                        surrogate=self.surrogate, reset_delay=self.reset_delay)
         return s, state._replace(v=v), h
 
     def config(self):
@@ -455,10 +456,8 @@ class CubaLIF(NeuronModel):
                 and type(self).after_fire is NeuronModel.after_fire)
 
     def _run_fused(self, x, state, p):
-        from ._ops.cubalif.autograd import cubalif
-
-        s, h, _, i, v = cubalif(x, state.i, state.v, p.alpha, p.beta, p.threshold, self.reset, self.detach_reset,
-                                self.surrogate)
+        s, h, i, v = F.cubalif(x, state.i, state.v, p.alpha, p.beta, p.threshold, reset_mode=self.reset,
+                               detach_reset=self.detach_reset, surrogate=self.surrogate)
         return s, state._replace(i=i, v=v), h
 
 
@@ -496,10 +495,8 @@ class ALIF(NeuronModel):
                 and type(self).threshold_of is ALIF.threshold_of and type(self).after_fire is ALIF.after_fire)
 
     def _run_fused(self, x, state, p):
-        from ._ops.alif.autograd import alif
-
-        s, h, _, v, a = alif(x, state.v, state.a, p.beta, p.threshold, p.adapt_decay, p.adapt_scale, self.reset,
-                             self.detach_reset, self.surrogate)
+        s, h, v, a = F.alif(x, state.v, state.a, p.beta, p.threshold, p.adapt_decay, p.adapt_scale,
+                            reset_mode=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate)
         return s, state._replace(v=v, a=a), h
 
 

@@ -5,8 +5,8 @@
 // contiguous, broadcasts the per-neuron parameters and allocates the outputs; this file only runs loops.
 //
 // Layout: x is [T, M] (time-first, everything after time flattened); per-neuron values have M elements. Each at::parallel_for chunk owns a slice of neurons and runs the whole time loop over
-// it: one parallel region per layer and sequence. The arithmetic mirrors the pure-torch path of
-// neurosynth/engine.py operation by operation (every product and sum rounded on its own; compiled with
+// it: one parallel region per layer and sequence. The arithmetic mirrors the pure-torch references
+// (neurosynth/_ops/<op>/reference.py) operation by operation (every product and sum rounded on its own; compiled with
 // -ffp-contract=off so no FMA is formed), which keeps the spikes bit-identical to it.
 //
 // Modes: 0 subtract, 1 zero, 2 none, 3 subtract_delayed (snnTorch: h_t = beta*v_{t-1} + x_t - thr*s_{t-1}).
@@ -43,7 +43,7 @@ inline scalar_t reset_v(scalar_t hh, scalar_t th, scalar_t ss) {
   return hh;
 }
 
-// ... and its derivative d = dv/dh by DK (0: 1; 1: 1 - th*sg; 2: 1 - s; 3: (1 - s) - h*sg), see _cext._DKIND.
+// ... and its derivative d = dv/dh by DK (0: 1; 1: 1 - th*sg; 2: 1 - s; 3: (1 - s) - h*sg), see neurosynth._ops.common.DKIND.
 template <typename scalar_t, int DK>
 inline scalar_t reset_slope(scalar_t hh, scalar_t th, scalar_t sg) {
   if (DK == 0) {
@@ -124,66 +124,6 @@ void lif_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& be
       case 2: lif_forward_kernel<scalar_t, 2>(xp, v0p, bp, tp, sp, hp, vp, T, M); break;
       default: lif_forward_kernel<scalar_t, 3>(xp, v0p, bp, tp, sp, hp, vp, T, M); break;
     }
-  });
-}
-
-// Reverse-time linear scan into g_h [T, M]:
-//   g_h[T-1] = a[T-1] + d[T-1] * g_v,   g_h[t] = a[t] + m[t] * g_h[t+1].
-// m and d are [T, M] (one value per step) or [M] (the same for every step); d absent means 1, g_v absent 0.
-template <typename scalar_t>
-void scan_row(const scalar_t* __restrict__ a, const scalar_t* __restrict__ m, const scalar_t* __restrict__ next,
-              scalar_t* __restrict__ out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const scalar_t p = m[i] * next[i];
-    out[i] = a[i] + p;
-  }
-}
-
-template <typename scalar_t>
-void reverse_scan_kernel(const scalar_t* a, const scalar_t* m, bool m_full, const scalar_t* d, bool d_full,
-                         const scalar_t* gv, scalar_t* gh, int64_t T, int64_t M) {
-  at::parallel_for(0, M, kGrain, [&](int64_t b, int64_t e) {
-    const int64_t n = e - b;
-    const int64_t last = (T - 1) * M + b;
-    if (gv == nullptr) {
-      std::copy(a + last, a + last + n, gh + last);
-    } else if (d == nullptr) {
-      for (int64_t i = 0; i < n; ++i) gh[last + i] = a[last + i] + gv[b + i];
-    } else {
-      scan_row<scalar_t>(a + last, d_full ? d + last : d + b, gv + b, gh + last, n);
-    }
-    for (int64_t t = T - 2; t >= 0; --t) {
-      const int64_t o = t * M + b;
-      scan_row<scalar_t>(a + o, m_full ? m + o : m + b, gh + o + M, gh + o, n);
-    }
-  });
-}
-
-void reverse_scan(const at::Tensor& a, const at::Tensor& m, const std::optional<at::Tensor>& d,
-                  const std::optional<at::Tensor>& g_v, const at::Tensor& g_h) {
-  TORCH_CHECK(a.dim() >= 1, "neurosynth_lif: a must be [T, ...]");
-  const auto dtype = a.scalar_type();
-  const int64_t T = a.size(0);
-  const int64_t N = a.numel();
-  if (N == 0) return;
-  const int64_t M = N / T;
-  check(a, dtype, N, "a");
-  check(g_h, dtype, N, "g_h");
-  const bool m_full = m.numel() == N && N != M;
-  check(m, dtype, m_full ? N : M, "m");
-  const bool has_d = d.has_value() && d->defined();
-  bool d_full = false;
-  if (has_d) {
-    d_full = d->numel() == N && N != M;
-    check(*d, dtype, d_full ? N : M, "d");
-  }
-  const bool has_gv = g_v.has_value() && g_v->defined();
-  if (has_gv) check(*g_v, dtype, M, "g_v");
-  AT_DISPATCH_FLOATING_TYPES(dtype, "neurosynth_reverse_scan", [&] {
-    reverse_scan_kernel<scalar_t>(a.const_data_ptr<scalar_t>(), m.const_data_ptr<scalar_t>(), m_full,
-                                  has_d ? d->const_data_ptr<scalar_t>() : nullptr, d_full,
-                                  has_gv ? g_v->const_data_ptr<scalar_t>() : nullptr,
-                                  g_h.mutable_data_ptr<scalar_t>(), T, M);
   });
 }
 
@@ -687,7 +627,6 @@ TORCH_LIBRARY(neurosynth_lif, lib) {
   lib.def("lif_backward(Tensor h, Tensor g_s, Tensor? g_h_out, Tensor g_v, Tensor beta, Tensor thr, int dk, "
           "int sur, float p, float c, Tensor(a!) g_h) -> ()",
           &lif_backward);
-  lib.def("reverse_scan(Tensor a, Tensor m, Tensor? d, Tensor? g_v, Tensor(a!) g_h) -> ()", &reverse_scan);
   lib.def("cubalif_forward(Tensor x, Tensor alpha, Tensor beta, Tensor thr, int mode, Tensor(a!) s, Tensor(b!) h, "
           "Tensor(c!)? i_seq, Tensor(d!) i, Tensor(e!) v) -> ()",
           &cubalif_forward);

@@ -1,6 +1,8 @@
 r"""What the Triton kernels of every operator share (``lif``, ``cubalif``, ``alif``, ``recurrent``): the
-interpreter switch, launch helpers and the ``@triton.jit`` pieces of the step math (surrogate gradients, the
-reset, the reset's derivative), written once so that each kernel inlines the same arithmetic.
+interpreter switch, launch helpers and the ``@triton.jit`` pieces every kernel inlines: the preamble (a
+program's block of neurons, parameter and optional-input loads) and the step math (surrogate gradients, the
+reset, the reset's derivative, the CubaLIF charge, the ALIF threshold, adaptation and backward step), written
+once so that every kernel runs the same arithmetic in the same order.
 
 Interpreter: kernels are decorated in interpreter mode when ``TRITON_INTERPRET=1`` is set or when no CUDA device
 is present (compiled kernels could not run then anyway); the variable is set only while kernels are decorated,
@@ -14,6 +16,8 @@ import contextlib
 import os
 
 import torch
+
+from .common import DKIND, MODES, surrogate_code  # noqa: F401 - re-exported for the ops' Triton modules
 
 try:  # triton is optional (the `gpu` extra); without it every function here reports "not usable"
     import triton
@@ -90,30 +94,123 @@ def launch_opts() -> dict:
     return {} if INTERPRET else {"enable_fp_fusion": False}
 
 
-MODES = {"subtract": 0, "zero": 1, "none": 2, "subtract_delayed": 3}
+def numel(shape) -> int:
+    """The number of neurons in one time step of shape ``shape``."""
+    n = 1
+    for k in shape:
+        n *= k
+    return n
 
-# how d_t = dv_t/dh_t is formed, by (mode, detach_reset): 0 d = 1, 1 d = 1 - thr*sg, 2 d = 1 - s,
-# 3 d = (1 - s) - h*sg (same table as neurosynth._cext._DKIND)
-DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
-         (3, True): 0, (3, False): 0}
+
+def per_neuron(params, step: torch.Tensor) -> tuple[list, int]:
+    """``(tensors, P_STRIDE)``: the parameters as contiguous per-neuron tensors shaped like ``step``
+    (``P_STRIDE`` 1), or, when every one is a single value, as 1-element tensors (``P_STRIDE`` 0, read by every
+    program without materialising them)."""
+    if all(p.numel() == 1 for p in params):
+        return [p.reshape(1).contiguous() for p in params], 0
+    return [p.expand_as(step).contiguous() for p in params], 1
 
 
-def surrogate_code(surrogate):
-    """``(id, p, c)`` of a built-in surrogate (see :func:`neurosynth._cext._surrogate_code`); a triple passes
-    through; ``None`` when the surrogate is not a built-in one (then the caller uses another backend)."""
-    if isinstance(surrogate, tuple):
-        return surrogate
-    from .. import _cext
+def contiguous_as(g, shape):
+    """An optional gradient (``None`` passes through) broadcast to ``shape`` and made contiguous for a kernel."""
+    return None if g is None else g.expand(shape).contiguous()
 
-    return _cext._surrogate_code(surrogate)
+
 
 
 if triton is not None:
     with interpret_env():
 
         @triton.jit
+        def block_offsets(M, P_STRIDE: tl.constexpr, BLOCK: tl.constexpr):
+            """Every kernel's preamble: this program's block of neurons as ``(offs, mask, poffs)``, where ``poffs``
+            indexes the per-neuron parameters (``P_STRIDE`` 0: one shared scalar, 1: one value per neuron)."""
+            pid = tl.program_id(0)
+            offs = pid * BLOCK + tl.arange(0, BLOCK)
+            mask = offs < M
+            poffs = offs * P_STRIDE
+            return offs, mask, poffs
+
+        @triton.jit
+        def load_acc(ptr, offs, mask, ACC: tl.constexpr):
+            """``ptr[offs]`` (0 where masked) converted to the accumulation dtype ``ACC``."""
+            return tl.load(ptr + offs, mask=mask, other=0.0).to(ACC)
+
+        @triton.jit
+        def load_or_zero(ptr, offs, mask, HAS: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+            """An optional per-neuron input (e.g. the gradient w.r.t. a final state): ``load_acc`` when ``HAS``,
+            else zeros (``ptr`` is then a placeholder that is never read)."""
+            if HAS:
+                g = tl.load(ptr + offs, mask=mask, other=0.0).to(ACC)
+            else:
+                g = tl.full([BLOCK], 0.0, ACC)
+            return g
+
+        @triton.jit
+        def cuba_charge(cur, v, x, alpha, beta):
+            """The CubaLIF charge, in the reference's order: ``i = alpha * i + x`` then ``h = beta * v + i``;
+            returns ``(i, h)``."""
+            ai = alpha * cur
+            cur = ai + x
+            bv = beta * v
+            h = bv + cur
+            return cur, h
+
+        @triton.jit
+        def adaptive_threshold(thr, b, a):
+            """The ALIF threshold ``thr + b * a`` (``b * a`` rounded first)."""
+            ba = b * a
+            return thr + ba
+
+        @triton.jit
+        def adapt(a, s, rho):
+            """The ALIF adaptation update ``rho * a + s`` (``rho * a`` rounded first)."""
+            ra = rho * a
+            return ra + s
+
+        @triton.jit
+        def membrane_grad(a, hh, thr, sg, gv, DK: tl.constexpr, ACC: tl.constexpr):
+            """``g_h = a + d * g_v`` of the CubaLIF and recurrent LIF/CubaLIF reverse scans (``d`` per
+            :func:`reset_slope`; DK 0: ``a + g_v``). The LIF kernel folds ``beta`` into ``d`` first
+            (``(d * beta) * g``, the reference's order for that op) and does not use this."""
+            if DK == 0:
+                gh = a + gv
+            else:
+                s = tl.where(hh > thr, 1.0, 0.0).to(ACC)
+                d = reset_slope(hh, thr, sg, s, DK)
+                gh = a + d * gv
+            return gh
+
+        @triton.jit
+        def alif_grad_step(hh, th, sg, s, gsum, gv, gho, MODE: tl.constexpr, DETACH: tl.constexpr,
+                           HAS_GHO: tl.constexpr):
+            """One ALIF step of the reverse scan: from the gradient reaching the spike (``gsum`` = dL/ds_t plus
+            the adaptation's carried gradient), the carried membrane gradient ``gv`` and, when ``HAS_GHO``, the
+            gradient ``gho`` w.r.t. the returned ``h``, return ``(g_h, g_theta)`` (``g_theta``: w.r.t. this step's
+            threshold, firing and reset uses)."""
+            if not DETACH:
+                if MODE == 0:
+                    gsum = gsum - th * gv
+                elif MODE == 1:
+                    gsum = gsum - hh * gv
+            gss = gsum * sg
+            if HAS_GHO:
+                gh = gss + gho
+            else:
+                gh = gss
+            if MODE == 1:
+                gh = gh + (1.0 - s) * gv
+            else:
+                gh = gh + gv
+            if MODE == 0:
+                gth = -gss - s * gv
+            else:
+                gth = -gss
+            return gh, gth
+
+        @triton.jit
         def surrogate_grad(x, p, c, SUR: tl.constexpr):
-            """sigma'(x) of the built-in surrogate ``SUR`` (codes of ``neurosynth._cext._surrogate_code``)."""
+            """sigma'(x) of the built-in surrogate ``SUR`` (codes of ``neurosynth._ops.common.surrogate_code``)."""
             if SUR == 0:  # atan: (alpha/2) / (1 + (pi/2*alpha*x)^2); p = alpha/2, c = pi/2*alpha
                 u = c * x
                 g = p / (1.0 + u * u)

@@ -24,6 +24,15 @@ import torch
 
 SurrogateCode = tuple  # (int id, float p, float c)
 
+#: reset modes as the kernels number them (``subtract_delayed``: snnTorch's ``reset_delay``, LIF only)
+MODES = {"subtract": 0, "zero": 1, "none": 2, "subtract_delayed": 3}
+
+#: how the backward forms ``d_t = dv_t/dh_t``, by ``(mode, detach_reset)``: 0 ``d = 1`` (detached subtract, none,
+#: delayed subtract), 1 ``1 - thr*sg`` (attached subtract), 2 ``1 - s`` (detached zero), 3 ``(1 - s) - h*sg``
+#: (attached zero); the numbering of every implementation (reference, C++, Triton)
+DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
+         (3, True): 0, (3, False): 0}
+
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype membranes are accumulated and saved in: float64 for float64 input, float32 otherwise."""
@@ -91,10 +100,6 @@ def reduce_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def shift_prev(seq: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     """``[first, seq[0], ..., seq[T-2]]``: the value at the previous step for every t."""
     return torch.cat([first.to(seq.dtype).expand_as(seq[0]).unsqueeze(0), seq[:-1]], 0)
-
-
-def zeros_step(like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros(like.shape[1:], dtype=like.dtype, device=like.device)
 
 
 def reset_into(v: torch.Tensor, h: torch.Tensor, th, s: torch.Tensor, mode: int, tmp: torch.Tensor) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurosynth import _cext, engine
+from neurosynth import _cext
+from neurosynth._ops.lif import reference
 from neurosynth.neurons import LIF
 
 RESETS = [("subtract", False), ("zero", False), ("none", False), ("subtract", True)]  # (reset, reset_delay)
@@ -91,7 +92,7 @@ def test_cext_forward_bit_identical_to_torch_loop(mode, dtype):
     for beta, thr in [(torch.tensor(0.9, dtype=dtype), torch.tensor(1.0, dtype=dtype)),
                       (torch.rand(N, generator=g, dtype=dtype), torch.rand(B, N, generator=g, dtype=dtype) + 0.5)]:
         got = _cext.lif_forward(x, v0, beta, thr, mode)
-        ref = engine._forward_torch(x, v0, beta, thr, mode)
+        ref = reference.forward(x, v0, beta, thr, mode)
         for a, b, name in zip(got, ref, ("spikes", "h", "v_final")):
             assert torch.equal(a, b), f"mode {mode}: C++ {name} differs from the pure-torch loop"
 
@@ -99,10 +100,9 @@ def test_cext_forward_bit_identical_to_torch_loop(mode, dtype):
 @pytest.mark.parametrize("m_kind", ["full", "neuron", "scalar"])
 @pytest.mark.parametrize("d_kind", ["none", "full", "neuron"])
 @pytest.mark.parametrize("with_gv", [True, False])
-def test_reverse_scan_cext_matches_torch(m_kind, d_kind, with_gv):
-    st = _cext.status()
-    if not st["available"]:
-        pytest.skip(f"C++ LIF kernel unavailable: {st['reason']}")
+def test_reference_reverse_scan_is_the_written_out_recurrence(m_kind, d_kind, with_gv):
+    """The reverse-time scan of the pure-torch LIF backward (``m``, ``d`` per step, per neuron or scalar; ``d=None``
+    means 1, ``g_v=None`` means 0) against the recurrence written out step by step."""
     g = torch.Generator().manual_seed(3)
     T, B, N = 30, 3, 17
     a = torch.randn(T, B, N, generator=g, dtype=torch.float64)
@@ -112,15 +112,17 @@ def test_reverse_scan_cext_matches_torch(m_kind, d_kind, with_gv):
     d = {"none": None, "full": torch.rand(T, B, N, generator=g, dtype=torch.float64),
          "neuron": torch.rand(N, generator=g, dtype=torch.float64)}[d_kind]
     g_v = torch.randn(B, N, generator=g, dtype=torch.float64) if with_gv else None
-    got, ref = torch.empty_like(a), torch.empty_like(a)
-    assert _cext.reverse_scan(a, m, d, g_v, got)
-    engine._reverse_scan_torch(a, m, d, g_v, ref)
-    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
-    # the recurrence itself, written out
-    carry = a[-1] + (0 if g_v is None else (1 if d is None else (d[-1] if d.dim() == 3 else d)) * g_v)
-    torch.testing.assert_close(got[-1], carry)
-    mt = m[0] if m.dim() == 3 else m
-    torch.testing.assert_close(got[0], a[0] + mt * got[1])
+    got = torch.empty_like(a)
+    reference.reverse_scan(a, m, d, g_v, got)
+
+    def at(t, seq):
+        return seq[t] if seq.dim() == 3 else seq
+
+    want = torch.empty_like(a)
+    want[-1] = a[-1] + (0 if g_v is None else (1 if d is None else at(-1, d)) * g_v)
+    for t in range(T - 2, -1, -1):
+        want[t] = a[t] + at(t, m) * want[t + 1]
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_fused_noncontiguous_input_and_scalar_params(impl):
@@ -138,7 +140,6 @@ def test_env_var_disables_cext(monkeypatch):
     x = torch.zeros(3, 2, 4)
     assert not _cext.available(x)
     assert _cext.lif_forward(x, x[0], torch.tensor(0.9), torch.tensor(1.0), 0) is None
-    assert not _cext.reverse_scan(x, torch.tensor(0.9), None, None, torch.empty_like(x))
     assert _cext.status()["reason"] == "NEUROSYNTH_NO_CEXT is set"
     # the fused backend still runs (pure-torch loop)
     s = LIF(beta=0.9, threshold=0.5, backend="fused")(torch.ones(5, 2, 3))

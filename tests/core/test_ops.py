@@ -1,4 +1,4 @@
-"""Every fused operator (``neurosynth._ops``) against the python reference loop (``engine.scan`` over the pure
+"""Every fused operator (``neurosynth._ops``) against the python reference loop (``timeloop.scan`` over the pure
 step), for every neuron, reset mode, several shapes (odd sizes, T=1), learnable parameters on and off, and for
 each implementation the dispatcher can pick on CPU: ``reference`` (pure torch) and ``cpu`` (C++; skipped with the
 reason when it is unavailable). float32 spikes must be bit-identical and gradients within 1e-5."""

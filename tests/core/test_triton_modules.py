@@ -1,6 +1,6 @@
 """Whole neuron modules through the dispatcher pinned to the Triton kernels (``_ops.forced("triton")``: the
 custom ops and autograd of ``neurosynth/_ops/<op>/autograd.py`` around ``triton.py``) against the python
-backend (``engine.scan`` over the pure step, autograd): every neuron and reset mode, learnable parameters on and
+backend (``timeloop.scan`` over the pure step, autograd): every neuron and reset mode, learnable parameters on and
 off, attached and detached reset, T=1 and odd sizes. Interpreter on CPU without a CUDA device.
 
 float32: spikes, membrane trace and final state bit-identical, every gradient (input, initial state, learnable

@@ -7,8 +7,7 @@ import torch
 from torch import Tensor
 
 from ... import _ops
-from ..common import acc_dtype, reduce_to, shift_prev, surrogate_code
-from ..lif.autograd import MODES
+from ..common import MODES, acc_dtype, reduce_to, shift_prev, surrogate_code
 
 
 def param_grads(needs, h, a_seq, g_h, g_th, g_as, v0, a0, beta, thr, rho, b):

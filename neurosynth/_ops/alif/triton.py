@@ -14,11 +14,20 @@ import torch
 
 from .._triton_common import (
     _acc,
+    adapt,
+    adaptive_threshold,
+    alif_grad_step,
     block_for,
+    block_offsets,
     compute_dtype,
+    contiguous_as,
     interpret_env,
     launch_opts,
+    load_acc,
+    load_or_zero,
+    numel,
     on_device,
+    per_neuron,
     reset,
     surrogate_code,
     surrogate_grad,
@@ -26,7 +35,6 @@ from .._triton_common import (
     triton,
     usable,
 )
-from ..cubalif.triton import _per_neuron
 
 if triton is not None:
     with interpret_env():
@@ -35,16 +43,13 @@ if triton is not None:
         def _alif_fwd_kernel(x_ptr, v0_ptr, a0_ptr, beta_ptr, thr_ptr, rho_ptr, b_ptr, s_ptr, h_ptr, aseq_ptr,
                              v_ptr, a_ptr, T, M, P_STRIDE: tl.constexpr, MODE: tl.constexpr, ACC: tl.constexpr,
                              BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            ad = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            rho = tl.load(rho_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            b = tl.load(b_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            v = load_acc(v0_ptr, offs, mask, ACC)
+            ad = load_acc(a0_ptr, offs, mask, ACC)
+            beta = load_acc(beta_ptr, poffs, mask, ACC)
+            thr = load_acc(thr_ptr, poffs, mask, ACC)
+            rho = load_acc(rho_ptr, poffs, mask, ACC)
+            b = load_acc(b_ptr, poffs, mask, ACC)
             ptr_off = offs.to(tl.int64)
             x_nxt = tl.load(x_ptr + ptr_off, mask=mask, other=0.0)  # one step of lookahead
             for _t in range(T):
@@ -52,14 +57,12 @@ if triton is not None:
                 x_nxt = tl.load(x_ptr + ptr_off + M, mask=mask & (_t + 1 < T), other=0.0)
                 bv = beta * v
                 h = x + bv
-                ba = b * ad
-                th = thr + ba
+                th = adaptive_threshold(thr, b, ad)
                 s = tl.where(h > th, 1.0, 0.0).to(ACC)
                 tl.store(h_ptr + ptr_off, h.to(h_ptr.dtype.element_ty), mask=mask)
                 tl.store(s_ptr + ptr_off, s.to(s_ptr.dtype.element_ty), mask=mask)
                 v = reset(h, th, s, MODE)
-                ra = rho * ad
-                ad = ra + s
+                ad = adapt(ad, s, rho)
                 tl.store(aseq_ptr + ptr_off, ad.to(aseq_ptr.dtype.element_ty), mask=mask)
                 ptr_off += M
             tl.store(v_ptr + offs, v.to(v_ptr.dtype.element_ty), mask=mask)
@@ -72,23 +75,14 @@ if triton is not None:
                              HAS_GS: tl.constexpr, HAS_GHO: tl.constexpr, HAS_GV: tl.constexpr,
                              HAS_GA: tl.constexpr, NEED_PARAM: tl.constexpr, ACC: tl.constexpr,
                              BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            rho = tl.load(rho_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            b = tl.load(b_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            a_init = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            if HAS_GV:
-                gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(ACC)
-            else:
-                gv = tl.full([BLOCK], 0.0, ACC)
-            if HAS_GA:
-                ga = tl.load(ga_ptr + offs, mask=mask, other=0.0).to(ACC)
-            else:
-                ga = tl.full([BLOCK], 0.0, ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            beta = load_acc(beta_ptr, poffs, mask, ACC)
+            thr = load_acc(thr_ptr, poffs, mask, ACC)
+            rho = load_acc(rho_ptr, poffs, mask, ACC)
+            b = load_acc(b_ptr, poffs, mask, ACC)
+            a_init = load_acc(a0_ptr, offs, mask, ACC)
+            gv = load_or_zero(gv_ptr, offs, mask, HAS_GV, ACC, BLOCK)
+            ga = load_or_zero(ga_ptr, offs, mask, HAS_GA, ACC, BLOCK)
             ptr_off = offs.to(tl.int64) + LAST
             # one step of lookahead; a_{t-1} is the saved a_seq of the previous step, a0 at t = 0
             h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)
@@ -103,8 +97,7 @@ if triton is not None:
                 h_nxt = tl.load(h_ptr + ptr_off - M, mask=more, other=0.0)
                 a_prev = tl.where(_i < T - 1, ap_nxt.to(ACC), a_init)
                 ap_nxt = tl.load(aseq_ptr + ptr_off - 2 * M, mask=mask & (_i + 2 < T), other=0.0)
-                ba = b * a_prev
-                th = thr + ba
+                th = adaptive_threshold(thr, b, a_prev)
                 sg = surrogate_grad(hh - th, sp, sc, SUR).to(ACC)
                 s = tl.where(hh > th, 1.0, 0.0).to(ACC)
                 if HAS_GS:
@@ -112,25 +105,12 @@ if triton is not None:
                     gs_nxt = tl.load(gs_ptr + ptr_off - M, mask=more, other=0.0)
                 else:
                     gsum = ga
-                if not DETACH:
-                    if MODE == 0:
-                        gsum = gsum - th * gv
-                    elif MODE == 1:
-                        gsum = gsum - hh * gv
-                gss = gsum * sg
                 if HAS_GHO:
-                    gh = gss + gho_nxt.to(ACC)
+                    gho = gho_nxt.to(ACC)
                     gho_nxt = tl.load(gho_ptr + ptr_off - M, mask=more, other=0.0)
                 else:
-                    gh = gss
-                if MODE == 1:
-                    gh = gh + (1.0 - s) * gv
-                else:
-                    gh = gh + gv
-                if MODE == 0:
-                    gth = -gss - s * gv
-                else:
-                    gth = -gss
+                    gho = gsum  # not read
+                gh, gth = alif_grad_step(hh, th, sg, s, gsum, gv, gho, MODE, DETACH, HAS_GHO)
                 tl.store(gh_ptr + ptr_off, gh.to(gh_ptr.dtype.element_ty), mask=mask)
                 if NEED_PARAM:
                     tl.store(gth_ptr + ptr_off, gth.to(gth_ptr.dtype.element_ty), mask=mask)
@@ -144,13 +124,6 @@ def available(x: torch.Tensor) -> bool:
     return usable(x)
 
 
-def _numel(shape) -> int:
-    n = 1
-    for k in shape:
-        n *= k
-    return n
-
-
 def forward(x, v0, a0, beta, thr, rho, b, mode: int):
     """``(s in x.dtype, h, a_seq, v, a)`` (acc dtype) per the reference contract, or ``None`` when not usable."""
     if not usable(x) or x.dim() < 1:
@@ -158,7 +131,7 @@ def forward(x, v0, a0, beta, thr, rho, b, mode: int):
     acc = compute_dtype(x.dtype)
     x = x.contiguous()
     T, shape, dev = x.shape[0], x.shape[1:], x.device
-    M = _numel(shape)
+    M = numel(shape)
     s = torch.empty(x.shape, dtype=x.dtype, device=dev)
     h = torch.empty(x.shape, dtype=acc, device=dev)
     a_seq = torch.empty(x.shape, dtype=acc, device=dev)
@@ -167,7 +140,7 @@ def forward(x, v0, a0, beta, thr, rho, b, mode: int):
     if T == 0 or M == 0:
         return s, h, a_seq, v, a
     step = torch.empty(shape, dtype=acc, device=dev)
-    (b_, t_, r_, k_), ps = _per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
+    (b_, t_, r_, k_), ps = per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
     BLOCK, warps = block_for(M)
     with on_device(x):
         _alif_fwd_kernel[(triton.cdiv(M, BLOCK),)](
@@ -186,23 +159,17 @@ def backward(h, a_seq, a0, g_s, g_h_out, g_v, g_a, beta, thr, rho, b, mode: int,
     h = h.contiguous()
     a_seq = a_seq.to(acc).contiguous()
     T, shape, dev = h.shape[0], h.shape[1:], h.device
-    M = _numel(shape)
+    M = numel(shape)
     g_h = torch.empty(h.shape, dtype=acc, device=dev)
     g_th = torch.empty(h.shape if need_param else (0,), dtype=acc, device=dev)
     g_as = torch.empty(h.shape if need_param else (0,), dtype=acc, device=dev)
     if T == 0 or M == 0:
         return g_h, g_th, g_as
     step = torch.empty(shape, dtype=acc, device=dev)
-    (b_, t_, r_, k_), ps = _per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
+    (b_, t_, r_, k_), ps = per_neuron([beta.to(acc), thr.to(acc), rho.to(acc), b.to(acc)], step)
     a0c = a0.to(acc).expand(shape).contiguous()
-
-    def full(g):
-        return None if g is None else g.expand(h.shape).contiguous()
-
-    def one(g):
-        return None if g is None else g.expand(shape).contiguous()
-
-    gs, gho, gv, ga = full(g_s), full(g_h_out), one(g_v), one(g_a)
+    gs, gho = contiguous_as(g_s, h.shape), contiguous_as(g_h_out, h.shape)
+    gv, ga = contiguous_as(g_v, shape), contiguous_as(g_a, shape)
     BLOCK, warps = block_for(M)
     with on_device(h):
         _alif_bwd_kernel[(triton.cdiv(M, BLOCK),)](

@@ -8,8 +8,7 @@ import torch
 from torch import Tensor
 
 from ... import _ops
-from ..common import acc_dtype, reduce_to, shift_prev, surrogate_code
-from ..lif.autograd import MODES
+from ..common import MODES, acc_dtype, reduce_to, shift_prev, surrogate_code
 from ..lif.autograd import param_grads as lif_param_grads
 
 

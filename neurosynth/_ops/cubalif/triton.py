@@ -15,12 +15,19 @@ from .._triton_common import (
     DKIND,
     _acc,
     block_for,
+    block_offsets,
     compute_dtype,
+    contiguous_as,
+    cuba_charge,
     interpret_env,
     launch_opts,
+    load_acc,
+    load_or_zero,
+    membrane_grad,
+    numel,
     on_device,
+    per_neuron,
     reset,
-    reset_slope,
     surrogate_code,
     surrogate_grad,
     tl,
@@ -35,26 +42,20 @@ if triton is not None:
         def _cuba_fwd_kernel(x_ptr, i0_ptr, v0_ptr, alpha_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, iseq_ptr,
                              i_ptr, v_ptr, T, M, P_STRIDE: tl.constexpr, MODE: tl.constexpr,
                              SAVE_I: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            cur = tl.load(i0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            alpha = tl.load(alpha_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            cur = load_acc(i0_ptr, offs, mask, ACC)
+            v = load_acc(v0_ptr, offs, mask, ACC)
+            alpha = load_acc(alpha_ptr, poffs, mask, ACC)
+            beta = load_acc(beta_ptr, poffs, mask, ACC)
+            thr = load_acc(thr_ptr, poffs, mask, ACC)
             ptr_off = offs.to(tl.int64)
             x_nxt = tl.load(x_ptr + ptr_off, mask=mask, other=0.0)  # one step of lookahead
             for _t in range(T):
                 x = x_nxt.to(ACC)
                 x_nxt = tl.load(x_ptr + ptr_off + M, mask=mask & (_t + 1 < T), other=0.0)
-                ai = alpha * cur
-                cur = ai + x
+                cur, h = cuba_charge(cur, v, x, alpha, beta)
                 if SAVE_I:
                     tl.store(iseq_ptr + ptr_off, cur.to(iseq_ptr.dtype.element_ty), mask=mask)
-                bv = beta * v
-                h = bv + cur
                 s = tl.where(h > thr, 1.0, 0.0).to(ACC)
                 tl.store(h_ptr + ptr_off, h.to(h_ptr.dtype.element_ty), mask=mask)
                 tl.store(s_ptr + ptr_off, s.to(s_ptr.dtype.element_ty), mask=mask)
@@ -69,21 +70,12 @@ if triton is not None:
                              HAS_GS: tl.constexpr, HAS_GHO: tl.constexpr, HAS_GV: tl.constexpr,
                              HAS_GI: tl.constexpr, NEED_GH: tl.constexpr, ACC: tl.constexpr,
                              BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            alpha = tl.load(alpha_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            if HAS_GV:
-                gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(ACC)
-            else:
-                gv = tl.full([BLOCK], 0.0, ACC)
-            if HAS_GI:
-                gi = tl.load(gi_ptr + offs, mask=mask, other=0.0).to(ACC)
-            else:
-                gi = tl.full([BLOCK], 0.0, ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            alpha = load_acc(alpha_ptr, poffs, mask, ACC)
+            beta = load_acc(beta_ptr, poffs, mask, ACC)
+            thr = load_acc(thr_ptr, poffs, mask, ACC)
+            gv = load_or_zero(gv_ptr, offs, mask, HAS_GV, ACC, BLOCK)
+            gi = load_or_zero(gi_ptr, offs, mask, HAS_GI, ACC, BLOCK)
             ptr_off = offs.to(tl.int64) + LAST
             h_nxt = tl.load(h_ptr + ptr_off, mask=mask, other=0.0)  # one step of lookahead
             if HAS_GS:
@@ -103,12 +95,7 @@ if triton is not None:
                 if HAS_GHO:
                     a = a + gho_nxt.to(ACC)
                     gho_nxt = tl.load(gho_ptr + ptr_off - M, mask=more, other=0.0)
-                if DK == 0:
-                    gh = a + gv
-                else:
-                    s = tl.where(hh > thr, 1.0, 0.0).to(ACC)
-                    d = reset_slope(hh, thr, sg, s, DK)
-                    gh = a + d * gv
+                gh = membrane_grad(a, hh, thr, sg, gv, DK, ACC)
                 gx = gh + gi
                 tl.store(gx_ptr + ptr_off, gx.to(gx_ptr.dtype.element_ty), mask=mask)
                 if NEED_GH:
@@ -116,13 +103,6 @@ if triton is not None:
                 gv = beta * gh
                 gi = alpha * gx
                 ptr_off -= M
-
-
-def _per_neuron(params, step):
-    """Parameters as contiguous per-neuron vectors (stride 1), or all 1-element (stride 0)."""
-    if all(p.numel() == 1 for p in params):
-        return [p.reshape(1).contiguous() for p in params], 0
-    return [p.expand_as(step).contiguous() for p in params], 1
 
 
 def available(x: torch.Tensor) -> bool:
@@ -137,9 +117,7 @@ def forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
     x = x.contiguous()
     T = x.shape[0]
     shape = x.shape[1:]
-    M = 1
-    for n in shape:
-        M *= n
+    M = numel(shape)
     dev = x.device
     s = torch.empty(x.shape, dtype=x.dtype, device=dev)
     h = torch.empty(x.shape, dtype=acc, device=dev)
@@ -149,7 +127,7 @@ def forward(x, i0, v0, alpha, beta, thr, mode: int, save_i: bool):
     if T == 0 or M == 0:
         return s, h, i_seq, i, v
     step = torch.empty(shape, dtype=acc, device=dev)
-    (a_, b_, t_), ps = _per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
+    (a_, b_, t_), ps = per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
     BLOCK, warps = block_for(M)
     with on_device(x):
         _cuba_fwd_kernel[(triton.cdiv(M, BLOCK),)](
@@ -167,24 +145,16 @@ def backward(h, g_s, g_h_out, g_v, g_i, alpha, beta, thr, mode: int, detach_rese
     h = h.contiguous()
     T = h.shape[0]
     shape = h.shape[1:]
-    M = 1
-    for n in shape:
-        M *= n
+    M = numel(shape)
     dev = h.device
     g_x = torch.empty(h.shape, dtype=acc, device=dev)
     g_h = torch.empty(h.shape if need_gh else (0,), dtype=acc, device=dev)
     if T == 0 or M == 0:
         return g_x, g_h
     step = torch.empty(shape, dtype=acc, device=dev)
-    (a_, b_, t_), ps = _per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
-
-    def full(g):
-        return None if g is None else g.expand(h.shape).contiguous()
-
-    def one(g):
-        return None if g is None else g.expand(shape).contiguous()
-
-    gs, gho, gv, gi = full(g_s), full(g_h_out), one(g_v), one(g_i)
+    (a_, b_, t_), ps = per_neuron([alpha.to(acc), beta.to(acc), thr.to(acc)], step)
+    gs, gho = contiguous_as(g_s, h.shape), contiguous_as(g_h_out, h.shape)
+    gv, gi = contiguous_as(g_v, shape), contiguous_as(g_i, shape)
     BLOCK, warps = block_for(M)
     with on_device(h):
         _cuba_bwd_kernel[(triton.cdiv(M, BLOCK),)](

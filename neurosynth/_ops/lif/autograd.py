@@ -12,9 +12,7 @@ import torch
 from torch import Tensor
 
 from ... import _ops
-from ..common import acc_dtype, reduce_to, shift_prev, surrogate_code, surrogate_grad
-
-MODES = {"subtract": 0, "zero": 1, "none": 2, "subtract_delayed": 3}
+from ..common import MODES, acc_dtype, reduce_to, shift_prev, surrogate_code, surrogate_grad
 
 
 def param_grads(needs, h, g_h, g_s, g_v, v0, beta, thr, mode, detach, sur):

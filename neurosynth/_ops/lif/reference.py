@@ -44,10 +44,7 @@ from __future__ import annotations
 
 import torch
 
-from ..common import acc_dtype, surrogate_grad
-
-DKIND = {(0, True): 0, (0, False): 1, (1, True): 2, (1, False): 3, (2, True): 0, (2, False): 0,
-         (3, True): 0, (3, False): 0}
+from ..common import DKIND, acc_dtype, surrogate_grad
 
 
 def forward(x, v0, beta, thr, mode: int):

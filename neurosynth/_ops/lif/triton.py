@@ -14,8 +14,9 @@ Arithmetic mirrors the reference op for op (``beta * v`` then ``+ x``, no fused 
 ``enable_fp_fusion=False``; strict ``>``), so float32 spikes are bit-identical to the reference.
 
 What the ops' Triton modules share (:data:`INTERPRET`, :func:`interpret_env`, :func:`usable`,
-:func:`block_for`, and the ``@triton.jit`` helpers :func:`surrogate_grad`, :func:`reset`, :func:`reset_slope`)
-lives in :mod:`neurosynth._ops._triton_common` (re-exported here).
+:func:`block_for`, the kernel preamble :func:`block_offsets` / :func:`load_acc` / :func:`load_or_zero` and the
+``@triton.jit`` step helpers :func:`surrogate_grad`, :func:`reset`, :func:`reset_slope`, ...) lives in
+:mod:`neurosynth._ops._triton_common` (the first ones are re-exported here).
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ from .._triton_common import (  # noqa: F401 - re-exported: the other ops' modul
     _acc,
     _env_interpret,
     block_for,
+    block_offsets,
     compute_dtype,
     interpret_env,
     launch_opts,
+    load_acc,
+    load_or_zero,
     on_device,
+    per_neuron,
     reset,
     reset_slope,
     surrogate_code,
@@ -49,13 +54,10 @@ if triton is not None:
         def _lif_fwd_kernel(x_ptr, v0_ptr, beta_ptr, thr_ptr, s_ptr, h_ptr, v_ptr, T, M,
                             P_STRIDE: tl.constexpr, MODE: tl.constexpr, ACC: tl.constexpr,
                             BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE  # P_STRIDE 0: one shared (scalar) parameter
-            v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(ACC)
-            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            v = load_acc(v0_ptr, offs, mask, ACC)
+            beta = load_acc(beta_ptr, poffs, mask, ACC)
+            thr = load_acc(thr_ptr, poffs, mask, ACC)
             s_prev = tl.full([BLOCK], 0.0, ACC)
             ptr_off = offs.to(tl.int64)
             # one step of lookahead: the load of x[t+1] is issued before step t computes (latency hiding)
@@ -85,16 +87,10 @@ if triton is not None:
                             SUR: tl.constexpr, HAS_GS: tl.constexpr, HAS_GHO: tl.constexpr,
                             HAS_GV: tl.constexpr, PGRAD: tl.constexpr, GS_FULL: tl.constexpr,
                             GHO_FULL: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            beta = tl.load(beta_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            thr = tl.load(thr_ptr + poffs, mask=mask, other=0.0).to(ACC)
-            if HAS_GV:
-                g_next = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(ACC)
-            else:
-                g_next = tl.full([BLOCK], 0.0, ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            beta = load_acc(beta_ptr, poffs, mask, ACC)
+            thr = load_acc(thr_ptr, poffs, mask, ACC)
+            g_next = load_or_zero(gv_ptr, offs, mask, HAS_GV, ACC, BLOCK)
             one = tl.full([BLOCK], 1.0, ACC)
             f_beta = one  # the last step: g_h[T-1] = a + d * g_v (no beta)
             gb = tl.full([BLOCK], 0.0, ACC)  # sum_t g_h[t] * v[t-1]
@@ -153,7 +149,7 @@ if triton is not None:
                         if MODE == 3:
                             gt += -(gh * sprev)
                     else:
-                        vp = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(ACC)
+                        vp = load_acc(v0_ptr, offs, mask, ACC)
                     gb += gh * vp
                 g_next = gh
                 f_beta = beta
@@ -161,20 +157,6 @@ if triton is not None:
             if PGRAD:
                 tl.store(gbeta_ptr + offs, gb, mask=mask)
                 tl.store(gthr_ptr + offs, gt, mask=mask)
-
-
-def _param(p: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """A parameter as a contiguous per-neuron vector (stride 1) or a 1-element tensor (stride 0)."""
-    if p.numel() == 1:
-        return p.reshape(1).contiguous(), 0
-    return p.expand_as(step).contiguous(), 1
-
-
-def _params(beta, thr, step):
-    """beta and thr with one shared stride (both scalar, or both per neuron)."""
-    if beta.numel() == 1 and thr.numel() == 1:
-        return beta.reshape(1).contiguous(), thr.reshape(1).contiguous(), 0
-    return beta.expand_as(step).contiguous(), thr.expand_as(step).contiguous(), 1
 
 
 def _seq_grad(g, like):
@@ -207,7 +189,7 @@ def lif_forward(x, v0, beta, thr, mode, h_dtype=None, v_dtype=None):
         v.copy_(v0c)
         return s, h, v
     acc = compute_dtype(x.dtype)
-    b, t, ps = _params(beta.to(acc), thr.to(acc), step)
+    (b, t), ps = per_neuron([beta.to(acc), thr.to(acc)], step)
     BLOCK, warps = block_for(M)
     grid = (triton.cdiv(M, BLOCK),)
     with on_device(x):
@@ -239,7 +221,7 @@ def lif_backward(h, g_s, g_h_out, g_v, beta, thr, mode, detach_reset, surrogate,
     if T == 0 or M == 0:
         return (gh, gbeta, gthr) if param_grads else gh
     pdt = acc_dtype
-    b, t, ps = _params(beta.to(pdt), thr.to(pdt), step)
+    (b, t), ps = per_neuron([beta.to(pdt), thr.to(pdt)], step)
 
     gs, gs_full = _seq_grad(g_s, h)
     gho, gho_full = _seq_grad(g_h_out, h)

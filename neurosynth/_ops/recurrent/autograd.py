@@ -9,9 +9,8 @@ from torch import Tensor
 from ... import _ops
 from ..alif.autograd import _beta_grad
 from ..alif.autograd import param_grads as alif_param_grads
-from ..common import acc_dtype, reduce_to, surrogate_code
+from ..common import MODES, acc_dtype, reduce_to, surrogate_code
 from ..cubalif.autograd import param_grads as cubalif_param_grads
-from ..lif.autograd import MODES
 from ..lif.autograd import param_grads as lif_param_grads
 
 N_STATES = {"lif": 1, "cubalif": 2, "alif": 2}

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import _cext
-from ..common import surrogate_code
+from ..common import DKIND, surrogate_code
 
 
 def available(x: torch.Tensor) -> bool:
@@ -77,7 +77,7 @@ def backward(neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_sta
     g_rec = torch.zeros_like(step) if g_s_last is None else _per(g_s_last, step).clone()
     gs = None if g_s is None else g_s.to(acc).contiguous()
     gho = None if g_h_out is None else g_h_out.to(acc).contiguous()
-    dk = _cext._DKIND[(int(mode), bool(detach_reset))]
+    dk = DKIND[(int(mode), bool(detach_reset))]
     sid, sp, sc = int(code[0]), float(code[1]), float(code[2])
     a0 = _per(states0[1], step) if alif else None
     for t in range(T - 1, -1, -1):

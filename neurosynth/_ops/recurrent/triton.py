@@ -24,20 +24,27 @@ from .._triton_common import (
     DKIND,
     INTERPRET,
     _acc,
+    adapt,
+    adaptive_threshold,
+    alif_grad_step,
     block_for,
+    block_offsets,
     compute_dtype,
+    contiguous_as,
+    cuba_charge,
     interpret_env,
     launch_opts,
+    load_acc,
+    membrane_grad,
     on_device,
+    per_neuron,
     reset,
-    reset_slope,
     surrogate_code,
     surrogate_grad,
     tl,
     triton,
     usable,
 )
-from ..cubalif.triton import _per_neuron
 
 __all__ = ["INTERPRET", "available", "backward", "forward", "triton"]
 
@@ -56,12 +63,8 @@ if triton is not None:
             dtype, as ``torch.add``), then the neuron update with its state in place (lif: st1 = v; cubalif:
             st1 = i, st2 = v; alif: st1 = v, st2 = a); writes s_t, h_t and aux_t (i_t / a_t), and s_t again into
             ``sbuf``, the next step's GEMM operand."""
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            xr = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC) + tl.load(r_ptr + offs, mask=mask,
-                                                                              other=0.0).to(ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            xr = load_acc(x_ptr, offs, mask, ACC) + load_acc(r_ptr, offs, mask, ACC)
             if X_BF16:
                 # round to nearest even by hand: the Triton interpreter truncates float32 -> bfloat16 casts
                 # (compiled code rounds to nearest even, as torch does); NaN passes through
@@ -72,30 +75,26 @@ if triton is not None:
             else:
                 c = xr.to(x_ptr.dtype.element_ty).to(ACC)
             if KIND == 1:
-                alpha = tl.load(p0_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                beta = tl.load(p1_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                thr = tl.load(p2_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                cur = tl.load(st1_ptr + offs, mask=mask, other=0.0).to(ACC)
-                v = tl.load(st2_ptr + offs, mask=mask, other=0.0).to(ACC)
-                ai = alpha * cur
-                cur = ai + c
+                alpha = load_acc(p0_ptr, poffs, mask, ACC)
+                beta = load_acc(p1_ptr, poffs, mask, ACC)
+                thr = load_acc(p2_ptr, poffs, mask, ACC)
+                cur = load_acc(st1_ptr, offs, mask, ACC)
+                v = load_acc(st2_ptr, offs, mask, ACC)
+                cur, h = cuba_charge(cur, v, c, alpha, beta)
                 tl.store(aux_ptr + offs, cur, mask=mask)
                 tl.store(st1_ptr + offs, cur, mask=mask)
-                bv = beta * v
-                h = bv + cur
                 th = thr
             else:
-                beta = tl.load(p0_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                thr = tl.load(p1_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                v = tl.load(st1_ptr + offs, mask=mask, other=0.0).to(ACC)
+                beta = load_acc(p0_ptr, poffs, mask, ACC)
+                thr = load_acc(p1_ptr, poffs, mask, ACC)
+                v = load_acc(st1_ptr, offs, mask, ACC)
                 bv = beta * v
                 h = c + bv
                 if KIND == 2:
-                    rho = tl.load(p2_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                    b = tl.load(p3_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                    ad = tl.load(st2_ptr + offs, mask=mask, other=0.0).to(ACC)
-                    ba = b * ad
-                    th = thr + ba
+                    rho = load_acc(p2_ptr, poffs, mask, ACC)
+                    b = load_acc(p3_ptr, poffs, mask, ACC)
+                    ad = load_acc(st2_ptr, offs, mask, ACC)
+                    th = adaptive_threshold(thr, b, ad)
                 else:
                     th = thr
             s = tl.where(h > th, 1.0, 0.0).to(ACC)
@@ -108,8 +107,7 @@ if triton is not None:
             else:
                 tl.store(st1_ptr + offs, v, mask=mask)
             if KIND == 2:
-                ra = rho * ad
-                ad = ra + s
+                ad = adapt(ad, s, rho)
                 tl.store(aux_ptr + offs, ad, mask=mask)
                 tl.store(st2_ptr + offs, ad, mask=mask)
 
@@ -123,57 +121,40 @@ if triton is not None:
             """One step of the reverse scan. ``c1``/``c2``: the carried state gradients, updated in place
             (lif: c1 = G^v; cubalif: c1 = G^i, c2 = G^v; alif: c1 = G^v, c2 = G^a). Parameters p0..p3:
             lif (beta, thr); cubalif (alpha, beta, thr); alif (beta, thr, rho, b)."""
-            pid = tl.program_id(0)
-            offs = pid * BLOCK + tl.arange(0, BLOCK)
-            mask = offs < M
-            poffs = offs * P_STRIDE
-            gs = tl.load(grec_ptr + offs, mask=mask, other=0.0).to(ACC)
+            offs, mask, poffs = block_offsets(M, P_STRIDE, BLOCK)
+            gs = load_acc(grec_ptr, offs, mask, ACC)
             if HAS_GS:
-                gs = gs + tl.load(gs_ptr + offs, mask=mask, other=0.0).to(ACC)
+                gs = gs + load_acc(gs_ptr, offs, mask, ACC)
             tl.store(gstot_ptr + offs, gs.to(gstot_ptr.dtype.element_ty), mask=mask)
-            hh = tl.load(h_ptr + offs, mask=mask, other=0.0).to(ACC)
+            hh = load_acc(h_ptr, offs, mask, ACC)
             if KIND == 0:
-                beta = tl.load(p0_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                thr = tl.load(p1_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                gv = tl.load(c1_ptr + offs, mask=mask, other=0.0).to(ACC)
+                beta = load_acc(p0_ptr, poffs, mask, ACC)
+                thr = load_acc(p1_ptr, poffs, mask, ACC)
+                gv = load_acc(c1_ptr, offs, mask, ACC)
             elif KIND == 1:
-                alpha = tl.load(p0_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                beta = tl.load(p1_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                thr = tl.load(p2_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                gi = tl.load(c1_ptr + offs, mask=mask, other=0.0).to(ACC)
-                gv = tl.load(c2_ptr + offs, mask=mask, other=0.0).to(ACC)
+                alpha = load_acc(p0_ptr, poffs, mask, ACC)
+                beta = load_acc(p1_ptr, poffs, mask, ACC)
+                thr = load_acc(p2_ptr, poffs, mask, ACC)
+                gi = load_acc(c1_ptr, offs, mask, ACC)
+                gv = load_acc(c2_ptr, offs, mask, ACC)
             else:
-                beta = tl.load(p0_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                thr = tl.load(p1_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                rho = tl.load(p2_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                b = tl.load(p3_ptr + poffs, mask=mask, other=0.0).to(ACC)
-                gv = tl.load(c1_ptr + offs, mask=mask, other=0.0).to(ACC)
-                ga = tl.load(c2_ptr + offs, mask=mask, other=0.0).to(ACC)
+                beta = load_acc(p0_ptr, poffs, mask, ACC)
+                thr = load_acc(p1_ptr, poffs, mask, ACC)
+                rho = load_acc(p2_ptr, poffs, mask, ACC)
+                b = load_acc(p3_ptr, poffs, mask, ACC)
+                gv = load_acc(c1_ptr, offs, mask, ACC)
+                ga = load_acc(c2_ptr, offs, mask, ACC)
             if KIND == 2:
-                a_prev = tl.load(aprev_ptr + offs, mask=mask, other=0.0).to(ACC)
-                ba = b * a_prev
-                th = thr + ba
+                a_prev = load_acc(aprev_ptr, offs, mask, ACC)
+                th = adaptive_threshold(thr, b, a_prev)
                 sg = surrogate_grad(hh - th, sp, sc, SUR).to(ACC)
                 s = tl.where(hh > th, 1.0, 0.0).to(ACC)
                 gsum = gs + ga
-                if not DETACH:
-                    if MODE == 0:
-                        gsum = gsum - th * gv
-                    elif MODE == 1:
-                        gsum = gsum - hh * gv
-                gss = gsum * sg
                 if HAS_GHO:
-                    gh = gss + tl.load(gho_ptr + offs, mask=mask, other=0.0).to(ACC)
+                    gho = load_acc(gho_ptr, offs, mask, ACC)
                 else:
-                    gh = gss
-                if MODE == 1:
-                    gh = gh + (1.0 - s) * gv
-                else:
-                    gh = gh + gv
-                if MODE == 0:
-                    gth = -gss - s * gv
-                else:
-                    gth = -gss
+                    gho = gsum  # not read
+                gh, gth = alif_grad_step(hh, th, sg, s, gsum, gv, gho, MODE, DETACH, HAS_GHO)
                 tl.store(gh_ptr + offs, gh.to(gh_ptr.dtype.element_ty), mask=mask)
                 tl.store(gc_ptr + offs, gh.to(gc_ptr.dtype.element_ty), mask=mask)
                 tl.store(gth_ptr + offs, gth.to(gth_ptr.dtype.element_ty), mask=mask)
@@ -184,13 +165,8 @@ if triton is not None:
                 sg = surrogate_grad(hh - thr, sp, sc, SUR).to(ACC)
                 a = gs * sg
                 if HAS_GHO:
-                    a = a + tl.load(gho_ptr + offs, mask=mask, other=0.0).to(ACC)
-                if DK == 0:
-                    gh = a + gv
-                else:
-                    s = tl.where(hh > thr, 1.0, 0.0).to(ACC)
-                    d = reset_slope(hh, thr, sg, s, DK)
-                    gh = a + d * gv
+                    a = a + load_acc(gho_ptr, offs, mask, ACC)
+                gh = membrane_grad(a, hh, thr, sg, gv, DK, ACC)
                 tl.store(gh_ptr + offs, gh.to(gh_ptr.dtype.element_ty), mask=mask)
                 if KIND == 0:
                     tl.store(gc_ptr + offs, gh.to(gc_ptr.dtype.element_ty), mask=mask)
@@ -223,7 +199,7 @@ def forward(neuron, x, weight, bias, s0, states0, params, mode: int):
     states = [st.to(acc).expand(B, N).contiguous().clone() for st in states0]
     if T == 0 or M == 0:
         return s_all, h_all, aux, states
-    ps, stride = _per_neuron([p.to(acc) for p in params], states[0])
+    ps, stride = per_neuron([p.to(acc) for p in params], states[0])
     while len(ps) < 4:
         ps.append(ps[0])
     st1, st2 = states[0], states[-1]
@@ -271,11 +247,10 @@ def backward(neuron, s, h, aux, weight, s0, states0, params, g_s, g_h_out, g_sta
     c1, c2 = carry[0], carry[1] if len(carry) > 1 else carry[0]
     g_rec = (torch.zeros((B, N), dtype=acc, device=dev) if g_s_last is None
              else g_s_last.to(acc).expand(B, N).contiguous().clone())
-    ps, stride = _per_neuron([p.to(acc) for p in params], carry[0])
+    ps, stride = per_neuron([p.to(acc) for p in params], carry[0])
     while len(ps) < 4:
         ps.append(ps[0])
-    gs_all = None if g_s is None else g_s.expand(h.shape).contiguous()
-    gho_all = None if g_h_out is None else g_h_out.expand(h.shape).contiguous()
+    gs_all, gho_all = contiguous_as(g_s, h.shape), contiguous_as(g_h_out, h.shape)
     a0 = states0[1].to(acc).expand(B, N).contiguous() if alif else None
     BLOCK, warps = block_for(M)
     grid = (triton.cdiv(M, BLOCK),)
