@@ -1,0 +1,1 @@
+"""Hardware targets as data (filled in by the next commit)."""
