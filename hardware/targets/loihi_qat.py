@@ -15,8 +15,11 @@ pass, gradients passed straight through) and neurons whose ``alpha``/``beta``/``
 on their grids (:func:`loihi_mlp_spec` puts them there) computes in float exactly what the exported
 integer network computes up to the truncation of the decays, so it keeps its accuracy after export.
 
-The ArchSpec layer types ``"qlinear"`` and ``"qconv2d"`` are registered in ``neurosynth.arch.LAYERS``
-when this module is imported; specs that use them carry ``"plugin": "neurosynth.hardware.lava.qat"``.
+The grids themselves are data of the Loihi target (:mod:`neurosynth.hardware.targets.loihi`, pure Python); this
+module adds what needs torch. The ArchSpec layer types ``"qlinear"``, ``"qconv2d"``, ``"qrecurrent"`` and
+``"qsumpool"`` are registered in ``neurosynth.arch.LAYERS`` when this module is imported; specs that use them name
+``"target": "loihi"`` (``neurosynth.arch/2``; release 0.1.0 wrote ``"plugin": "neurosynth.hardware.lava.qat"``,
+which ``neurosynth.arch.upgrade`` maps). ``neurosynth.hardware.lava.qat`` is this module under its old name.
 """
 
 from __future__ import annotations
@@ -27,17 +30,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PLUGIN = "neurosynth.hardware.lava.qat"
+from neurosynth.arch import FORMAT
 
-W_SCALE = 64  # exported weight = W_SCALE * float weight
-W_STEP = 2  # exported weights are multiples of 2 (slayer quantize_8bit)
-W_MIN, W_MAX = -256, 254  # integer range of exported weights
-TH_SCALE = 64  # vThMant = TH_SCALE * threshold
-VTH_MAX = (1 << 17) - 1  # 17-bit unsigned threshold mantissa
-DECAY_UNITY = 4096  # 12-bit decays: decay constant = 4096 * (1 - factor)
+from .loihi import (  # noqa: F401  (the grids, re-exported: qat.W_SCALE, qat.snap_beta, ...)
+    DECAY_UNITY,
+    TH_SCALE,
+    VTH_MAX,
+    W_MAX,
+    W_MIN,
+    W_SCALE,
+    W_STEP,
+    i_decay,
+    snap_alpha,
+    snap_beta,
+    snap_threshold,
+    threshold_mant,
+    v_decay,
+)
+
+TARGET = "loihi"  # the specs below name their target (neurosynth.arch/2); release 0.1.0 named this module
 
 
-# ----------------------------------------------------------------------------- grids (pure functions)
+# ----------------------------------------------------------------------------- weight grid (torch)
 def weight_grid_ints(w: torch.Tensor) -> torch.Tensor:
     """Integer weights ``64 w`` rounded to the even grid, *without* clamping (to check the range)."""
     return torch.round(w * (W_SCALE / W_STEP)) * W_STEP
@@ -48,36 +62,6 @@ def quantize_weight(w: torch.Tensor) -> torch.Tensor:
     straight-through estimator: the forward value is quantised, the gradient is the identity."""
     q = torch.clamp(weight_grid_ints(w.detach()), W_MIN, W_MAX) / W_SCALE
     return w + (q - w).detach()
-
-
-def threshold_mant(threshold: float) -> int:
-    """``vThMant = round(64 * threshold)``."""
-    return int(round(float(threshold) * TH_SCALE))
-
-
-def i_decay(alpha: float) -> int:
-    """Current decay ``iDecay = round(4096 (1 - alpha))`` (netx/slayer convention; Lava ``du = iDecay - 1``)."""
-    return int(round((1.0 - float(alpha)) * DECAY_UNITY))
-
-
-def v_decay(beta: float) -> int:
-    """Voltage decay ``vDecay = round(4096 (1 - beta))`` (Lava ``dv``)."""
-    return int(round((1.0 - float(beta)) * DECAY_UNITY))
-
-
-def snap_alpha(alpha: float) -> float:
-    """The nearest current-decay factor Loihi can represent: ``1 - iDecay/4096`` with ``iDecay >= 1``."""
-    return 1.0 - min(max(i_decay(alpha), 1), DECAY_UNITY) / DECAY_UNITY
-
-
-def snap_beta(beta: float) -> float:
-    """The nearest voltage-decay factor Loihi can represent: ``1 - vDecay/4096`` with ``vDecay <= 4095``."""
-    return 1.0 - min(max(v_decay(beta), 0), DECAY_UNITY - 1) / DECAY_UNITY
-
-
-def snap_threshold(threshold: float) -> float:
-    """The nearest threshold on the ``1/64`` grid (at least ``1/64``, at most ``131071/64``)."""
-    return min(max(threshold_mant(threshold), 1), VTH_MAX) / TH_SCALE
 
 
 # ----------------------------------------------------------------------------- layers
@@ -301,7 +285,7 @@ def loihi_mlp_spec(n_in: int, hidden: list[int], n_out: int, *, beta: float = 0.
         if delay:
             layers.append({"type": "delay", "steps": 1})
         layers.append({**neuron, "params": dict(neuron["params"]), "shape": [b]})
-    return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN, "input_shape": [int(n_in)],
+    return {"format": FORMAT, "kind": "sequential", "target": TARGET, "input_shape": [int(n_in)],
             "layers": layers, "meta": {"family": "loihi", "weight_grid": "even ints in [-256,254] / 64",
                                        "delay_per_synapse": 1 if delay else 0}}
 
@@ -330,7 +314,7 @@ def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: lis
     if delay:
         layers.append({"type": "delay", "steps": 1})
     layers.append({**neuron, "params": dict(neuron["params"]), "shape": [int(n_out)]})
-    return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN,
+    return {"format": FORMAT, "kind": "sequential", "target": TARGET,
             "input_shape": [int(v) for v in input_shape], "layers": layers,
             "meta": {"family": "loihi", "delay_per_synapse": 1 if delay else 0}}
 
@@ -357,7 +341,7 @@ def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, a
               {"type": "qlinear", "in_features": int(hidden), "out_features": int(n_out), "bias": False},
               {"type": "delay", "steps": 1},
               {**out, "shape": [int(n_out)]}]
-    return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN, "input_shape": [int(n_in)],
+    return {"format": FORMAT, "kind": "sequential", "target": TARGET, "input_shape": [int(n_in)],
             "layers": layers, "meta": {"family": "loihi", "delay_per_synapse": 1, "recurrent": "dense_rec"}}
 
 
@@ -400,7 +384,7 @@ def loihi_pooled_conv_spec(input_shape: tuple[int, int, int] | list[int], channe
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [{"type": "qlinear", "in_features": a, "out_features": b, "bias": False},
                    {"type": "delay", "steps": 1}, {**neuron, "params": dict(neuron["params"]), "shape": [b]}]
-    return {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": PLUGIN,
+    return {"format": FORMAT, "kind": "sequential", "target": TARGET,
             "input_shape": [int(v) for v in input_shape], "layers": layers,
             "meta": {"family": "loihi", "delay_per_synapse": 1, "pooling": "fixed sum-pool conv + LIF"}}
 
