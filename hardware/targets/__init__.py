@@ -12,6 +12,7 @@ from .base import (
     TARGETS,
     Target,
     downsample_layers,
+    exporter_for,
     exporters,
     get_target,
     neuron_entry,
@@ -21,5 +22,5 @@ from .base import (
     target_of,
 )
 
-__all__ = ["DEPLOY_PARAMS", "TARGETS", "Target", "downsample_layers", "exporters", "get_target", "neuron_entry",
+__all__ = ["DEPLOY_PARAMS", "TARGETS", "Target", "downsample_layers", "exporter_for", "exporters", "get_target", "neuron_entry",
            "register_layers", "sequential_spec", "synapse_layers", "target_of"]

@@ -99,6 +99,11 @@ def exporters() -> dict[str, list[str]]:
     return out
 
 
+def exporter_for(spec: dict) -> str | None:
+    """The ``neurosynth export`` command that deploys the target ``spec`` names (``None``: not exportable)."""
+    return target_of(spec).exporter
+
+
 def register_layers(target: str | Target) -> None:
     """Register the layer types ``target``'s lowered specs use (idempotent; nothing for core-only targets)."""
     t = get_target(target)

@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from neurosynth.arch import build
-from snn_nas.mse import builder  # noqa: F401  registers the "mse" kind
-from snn_nas.mse.data import Task
-from snn_nas.mse.evaluator import RDMFitnessEvaluator
-from snn_nas.mse.space import MSESpace, MSESpaceConfig
 from neurosynth.hardware.targets.loihi import (
     LOIHI2_NEURONS_PER_CORE,
     LOIHI2_SRAM_BYTES_PER_CORE,
     loihi2_resources,
 )
+from snn_nas.mse import builder  # noqa: F401  registers the "mse" kind
+from snn_nas.mse.data import Task
+from snn_nas.mse.evaluator import RDMFitnessEvaluator
+from snn_nas.mse.space import MSESpace, MSESpaceConfig
 from snn_nas.mse.targets import check_deployable, lower
 
 SMALL = {"widths": [4, 8], "stem_widths": [4], "depth": [1, 3], "max_nodes": 2}
