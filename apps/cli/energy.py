@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-
 DEFAULT_SNN_COST = "loihi"
 
 
