@@ -142,3 +142,36 @@ def test_export_loihi_verify_in_lava_on_an_old_run(tmp_path):
                  "fixed"]) == 0
     rep = read_json(out.with_name("net.manifest.json"))["results"]["verification"]
     assert rep["fixed_exact"] is True and rep["samples"] == 4
+
+
+def test_unknown_future_formats_are_refused_with_the_readable_ones_named(tmp_path):
+    from neurosynth.arch import build
+    from neurosynth.errors import UserError
+    from neurosynth.rundir import read_marker
+
+    with pytest.raises(ValueError, match="neurosynth.arch/1.*neurosynth.arch/2"):
+        build({"format": "neurosynth.arch/3", "kind": "sequential", "layers": [{"type": "flatten"}]})
+    run = tmp_path / "future"
+    shutil.copytree(FIXTURES / "train_loihi", run)
+    (run / "run.json").write_text('{"format": "neurosynth.run/3", "kind": "train", "complete": true}')
+    with pytest.raises(UserError, match="neurosynth.run/3"):
+        read_marker(run)
+    with pytest.raises(UserError, match="cannot read"):
+        load_run(run)
+
+
+def test_runs_written_today_name_the_target_and_reload(tmp_path):
+    from neurosynth.apps.cli import main
+
+    out = tmp_path / "train_loihi"
+    assert main(["train", "--dataset", "digits", "--loihi", "--epochs", "1", "--T", "4", "--hidden", "8", "--out",
+                 str(out), "--no-progress"]) == 0
+    arch = read_json(out / "arch.json")
+    assert arch["format"] == "neurosynth.arch/2" and arch["target"] == "loihi" and "plugin" not in arch
+    assert read_json(out / "run.json")["format"] == "neurosynth.run/2"
+    model, spec, _ = load_run(out)
+    assert spec == arch
+    state = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    x = (torch.rand((6, 3, 64), generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    with torch.no_grad():
+        assert torch.equal(model(x), _reference_forward(arch, state, x))
