@@ -67,6 +67,14 @@ class Target:
     exporter: str | None = None
     register_layers: Callable[[], object] | None = None
 
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The ArchSpec layer types a lowered spec of this target may hold (``()``: no lowering)."""
+        if not self.lowers:
+            return ()
+        pool = {"sumpool": ("sumpool2d",), "avgpool": ("avgpool2d",), "strided_conv": ()}[self.downsample]
+        return (*self.synapse, *pool, *(("delay",) if self.synapse_delay else ()), "neuron", "flatten")
+
     def __post_init__(self):
         if self.downsample not in DOWNSAMPLES:
             raise ValueError(f"target {self.name!r}: downsample must be one of {list(DOWNSAMPLES)}; got {self.downsample!r}")

@@ -30,6 +30,8 @@ def test_builtin_targets_are_data():
     assert get_target("nir").downsample == "sumpool" and get_target("nir").exporter == "nir"
     assert not get_target("float").lowers and get_target("float").exporter is None
     assert exporters() == {"loihi": ["loihi"], "nir": ["nir"]}
+    assert lo.layers == ("qconv2d", "qlinear", "delay", "neuron", "flatten") and get_target("float").layers == ()
+    assert set(get_target("nir").layers) == {"conv2d", "linear", "sumpool2d", "neuron", "flatten"}
     with pytest.raises(ValueError, match="float, loihi, nir"):
         get_target("tpu")
 
@@ -138,6 +140,7 @@ def test_a_new_target_works_in_the_space_the_lowering_the_builder_and_the_export
     assert seq["target"] == "toy" and seq["format"] == arch.FORMAT and "plugin" not in seq
     types = [layer["type"] for layer in seq["layers"]]
     assert "delay" not in types and "qconv2d" not in types and {"toyconv2d", "toylinear"} <= set(types)
+    assert set(types) <= set(toy.layers)
     assert {layer["params"]["threshold"] for layer in seq["layers"] if layer["type"] == "neuron"} == {1.0}
     assert exporter_for(seq) == "nir" and exporters()["nir"] == ["nir", "toy"]
     model = arch.build(seq)  # arch.build registers the toy layer types through the target's hook

@@ -22,7 +22,7 @@ from snn_nas.mse import builder  # noqa: F401  registers the "mse" kind
 from snn_nas.mse.data import Task
 from snn_nas.mse.evaluator import RDMFitnessEvaluator
 from snn_nas.mse.space import MSESpace, MSESpaceConfig
-from snn_nas.mse.targets import check_deployable, lower
+from snn_nas.mse.targets import check_deployable, get_target, lower
 
 SMALL = {"widths": [4, 8], "stem_widths": [4], "depth": [1, 3], "max_nodes": 2}
 
@@ -49,6 +49,7 @@ def test_every_candidate_and_offspring_is_a_deployable_chain(target, shape):
         seq = lower(s, target)
         assert seq["kind"] == "sequential"
         types = [layer["type"] for layer in seq["layers"]]
+        assert set(types) <= set(get_target(target).layers)  # only the layer types the target runs
         assert "batchnorm2d" not in types and "avgpool2d" not in types
         neurons = [layer for layer in seq["layers"] if layer["type"] == "neuron"]
         assert {n["neuron"] for n in neurons} <= {"lif", "cubalif"} and {n["reset"] for n in neurons} == {"zero"}
