@@ -162,3 +162,23 @@ def test_the_cli_offers_a_new_target(toy):
 
     args = build_parser().parse_args(["search", "mse", "--target", "toy", "--out", "x"])
     assert args.target == "toy"
+
+
+def test_a_target_of_another_distribution_loads_through_its_entry_point():
+    """``arch.build`` of a spec naming a target no module has registered yet calls the ``register_layers`` function
+    the ``neurosynth.targets`` entry-point group declares for it (fresh process: nothing registered before)."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib.metadata as md
+from neurosynth import arch
+ep = md.EntryPoint(name="chipx", value="neurosynth.hardware.targets.loihi:register_layers", group="neurosynth.targets")
+md.entry_points = lambda group=None, **kw: [ep] if group == "neurosynth.targets" else []
+assert "qlinear" not in arch.LAYERS
+m = arch.build({"format": arch.FORMAT, "kind": "sequential", "target": "chipx", "input_shape": [3],
+                "layers": [{"type": "qlinear", "in_features": 3, "out_features": 2}]})
+print(type(m[0]).__name__, "chipx" in arch._TARGETS_LOADED)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["QLinear", "True"]
