@@ -1,6 +1,6 @@
 """ArchSpec: a JSON document that rebuilds a model without running code.
 
-``{"format": "neurosynth.arch/1", "kind": "sequential", "input_shape": [64], "layers": [...]}`` where each layer
+``{"format": "neurosynth.arch/2", "kind": "sequential", "input_shape": [64], "layers": [...]}`` where each layer
 is ``{"type": <registered type>, ...constructor fields}``; ``{"type": "neuron", "neuron": "lif", "params": {...}}``
 builds any registered neuron. :func:`build` validates and builds; :func:`to_spec` inverts it for the layer
 types registered here (and for models that provide ``to_spec()``).
@@ -10,6 +10,14 @@ module that registers it in ``"plugin"``. Only modules of registered plugin pack
 ``neurosynth`` itself, packages that call :func:`register_plugin_package` (``snn_nas`` does on import), and
 installed distributions that declare the package under the ``neurosynth.plugins`` entry-point group (as
 this project's ``pyproject.toml`` does for ``snn_nas``). The core names no package above it.
+
+Format 2 (``neurosynth.arch/2``) lets a spec name its hardware target, ``"target": "loihi"``, instead of the
+module that registers the target's layer types: :func:`build` calls the ``register_layers`` function that the
+``neurosynth.targets`` entry-point group declares under that name (``pyproject.toml`` declares ``loihi``; targets of
+other distributions declare theirs), else that of this distribution's own target of that name
+(:data:`BUILTIN_TARGETS`).
+Format 1 specs still build: :func:`upgrade` maps the module paths release 0.1.0 wrote (:data:`LEGACY_PLUGINS`,
+the one table old -> new) to their new homes.
 """
 
 from __future__ import annotations
@@ -25,8 +33,18 @@ from .layers import SNN, Delay, MeanOverTime, Recurrent, SumPool2d
 from .neurons import NeuronModel, build_neuron
 from .registry import Registry
 
-FORMAT = "neurosynth.arch/1"
+FORMAT = "neurosynth.arch/2"
+FORMATS = ("neurosynth.arch/1", FORMAT)  # formats this version reads (1: see LEGACY_PLUGINS)
 PLUGIN_ENTRY_POINTS = "neurosynth.plugins"  # entry-point group: value = a top-level package name
+TARGET_ENTRY_POINTS = "neurosynth.targets"  # entry-point group: name = target, value = its register_layers function
+#: "plugin" module paths written by earlier releases -> the fields that replace them (read by :func:`upgrade`)
+LEGACY_PLUGINS: dict[str, dict[str, str]] = {
+    "neurosynth.hardware.lava.qat": {"target": "loihi"},  # release 0.1.0: Loihi QAT layers (qlinear, qconv2d, ...)
+}
+#: the package of this distribution's own targets (``hardware/targets/``), asked when no entry point names a target:
+#: the one place the core names a package above it, as the module of a plugin (never imported at import time)
+BUILTIN_TARGETS = "neurosynth.hardware.targets"
+_TARGETS_LOADED: set[str] = set()
 _PLUGIN_PACKAGES: set[str] = {"neurosynth"}
 
 LAYERS: Registry[Callable[[dict], nn.Module]] = Registry("layer type")
@@ -169,8 +187,8 @@ def validate(spec: Any) -> dict:
     """Check the top-level structure; raise ``ValueError`` naming the problem."""
     if not isinstance(spec, dict):
         raise ValueError(f"an ArchSpec must be a JSON object; got {type(spec).__name__}")
-    if spec.get("format") != FORMAT:
-        raise ValueError(f"unsupported ArchSpec format {spec.get('format')!r}; expected {FORMAT!r}")
+    if spec.get("format") not in FORMATS:
+        raise ValueError(f"unsupported ArchSpec format {spec.get('format')!r}; expected one of {list(FORMATS)}")
     kind = spec.get("kind", "sequential")
     if kind == "sequential":
         layers = spec.get("layers")
@@ -202,6 +220,47 @@ def plugin_packages() -> list[str]:
     return sorted(found)
 
 
+def upgrade(spec: dict) -> dict:
+    """``spec`` in the current format: an old ``"plugin"`` module path (:data:`LEGACY_PLUGINS`) becomes the fields
+    that replace it (e.g. ``"target": "loihi"``) and the format becomes ``neurosynth.arch/2``. A spec that needs no
+    change is returned as is (the same object); otherwise a copy."""
+    if not isinstance(spec, dict) or spec.get("plugin") not in LEGACY_PLUGINS:
+        return spec
+    new = {k: v for k, v in spec.items() if k != "plugin"}
+    new.update(LEGACY_PLUGINS[spec["plugin"]])
+    new["format"] = FORMAT
+    return new
+
+
+def _import_target(spec: dict) -> None:
+    """Register the layer types of the spec's ``"target"`` (entry-point group ``neurosynth.targets``); a target
+    without an entry point (e.g. one registered in-process) needs nothing here."""
+    name = spec.get("target")
+    if not isinstance(name, str) or name in _TARGETS_LOADED:
+        return
+    from importlib.metadata import entry_points
+
+    try:
+        eps = [ep for ep in entry_points(group=TARGET_ENTRY_POINTS) if ep.name == name]
+    except Exception:  # pragma: no cover - broken metadata of some unrelated distribution
+        eps = []
+    for ep in eps:
+        try:
+            ep.load()()
+        except ModuleNotFoundError as e:
+            from .errors import UserError
+
+            raise UserError(f"ArchSpec target {name!r} needs {ep.value!r}, which is not importable ({e})") from e
+    if not eps:  # this distribution's own targets, also when its entry-point metadata is stale (an old egg-info)
+        try:
+            builtin = importlib.import_module(BUILTIN_TARGETS)
+        except ModuleNotFoundError:
+            builtin = None
+        if builtin is not None and name in builtin.TARGETS:
+            builtin.register_layers(name)
+    _TARGETS_LOADED.add(name)
+
+
 def _import_plugin(spec: dict) -> None:
     plugin = spec.get("plugin")
     if not plugin:
@@ -221,6 +280,8 @@ def _import_plugin(spec: dict) -> None:
 def build(spec: dict) -> nn.Module:
     """Build a model from an ArchSpec dict (see module docstring)."""
     if isinstance(spec, dict):
+        spec = upgrade(spec)
+        _import_target(spec)  # a target registers the layer types of its lowered specs
         _import_plugin(spec)  # a plugin may register the layer types the spec uses
     validate(spec)
     kind = spec.get("kind", "sequential")

@@ -28,7 +28,10 @@ from .errors import UserError
 from .io import atomic_path, file_mode, read_json, write_json
 
 MARKER = "run.json"
-RUN_FORMAT = "neurosynth.run/1"
+#: 2: ``arch.json`` is ``neurosynth.arch/2`` (names its hardware target); 1 (release 0.1.0) still loads:
+#: :func:`load_run` maps its old ArchSpec strings through ``neurosynth.arch.upgrade``
+RUN_FORMAT = "neurosynth.run/2"
+RUN_FORMATS = ("neurosynth.run/1", RUN_FORMAT)
 #: kinds whose directory holds a model (arch.json + model.pt); legacy model dirs are compatible with these
 MODEL_KINDS = {"train", "convert", "example"}
 #: the kill point of a test: ``NEUROSYNTH_TEST_KILL=<point>`` makes the process SIGKILL itself there
@@ -122,6 +125,9 @@ def read_marker(path: str | os.PathLike) -> dict | None:
         return {"kind": None, "complete": False}
     if not isinstance(m, dict) or not isinstance(m.get("kind"), str) or not isinstance(m.get("complete"), bool):
         return {"kind": None, "complete": False}  # damaged: never trusted as a complete run
+    if m.get("format", RUN_FORMATS[0]) not in RUN_FORMATS:
+        raise UserError(f"{f} has format {m.get('format')!r}, which this version cannot read (it reads "
+                        f"{', '.join(RUN_FORMATS)}); upgrade neurosynth")
     return m
 
 
@@ -458,7 +464,7 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
     UserError that names the problem."""
     import torch
 
-    from .arch import build
+    from .arch import build, upgrade
 
     path = Path(path)
     if not path.is_dir():
@@ -473,7 +479,7 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
                 raise UserError(f"{path} holds a `{kind}` run, which has no model{hint}; pass a run directory of "
                                 "`neurosynth train` or `neurosynth convert`")
             raise UserError(f"{path} is not a complete run directory: {name} is missing")
-    spec = read_json(path / "arch.json")
+    spec = upgrade(read_json(path / "arch.json"))  # old module paths -> their new homes (neurosynth.arch/2)
     try:
         model = build(spec)
     except UserError:

@@ -38,7 +38,12 @@ def train_stage(ctx: dict) -> None:
         return _train_searched(ctx)
     from .train import train_digits
 
-    loihi = importlib.util.find_spec("neurosynth.hardware.lava.qat") is not None
+    try:  # the hardware package (Loihi target) is installed
+        from neurosynth.hardware.targets import loihi as _loihi  # noqa: F401
+
+        loihi = True
+    except ImportError:
+        loihi = False
     cfg = {"out": str(ctx["out"] / "train"), "epochs": 2 if ctx["quick"] else ctx["epochs"], "T": 20,
            "hidden": "128", "seed": ctx["seed"], "no_progress": False, "loihi": loihi, "threads": 1}
     metrics = train_digits(cfg)

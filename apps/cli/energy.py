@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+DEFAULT_SNN_COST = "loihi"
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -22,7 +24,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--inputs", default=None,
                    help="tensor file [T, N, ...] (torch.save, or a dict with key 'x'); default: the run's test set")
     p.add_argument("--out", default=None, help="JSON file to write (default RUN_DIR/energy.json)")
-    p.add_argument("--snn-cost", default="loihi", help="cost model for the SNN (loihi, loihi2, cmos45_fp32, ...)")
+    p.add_argument("--snn-cost", default=None, help="cost model for the SNN (loihi, loihi2, cmos45_fp32, ...; default: "
+                                                    "the one of the run's hardware target, else loihi)")
     p.add_argument("--ann-cost", default="cmos45_fp32", help="cost model for the equivalent ANN")
     p.add_argument("--seed", type=int, default=None, help="input encoding seed (default: the run's seed)")
     p.add_argument("--no-progress", action="store_true")
@@ -147,10 +150,14 @@ def run(args) -> int:
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1; got {args.samples}")
     for name in (args.snn_cost, args.ann_cost):
-        if name not in COST_MODELS:
+        if name is not None and name not in COST_MODELS:
             raise UserError(f"unknown cost model {name!r}; choose from {', '.join(COST_MODELS.names())}")
     run_path = Path(args.model)
     model, spec, _ = load_run(run_path)
+    if args.snn_cost is None:  # the energy model of the target the run was built for (neurosynth.hardware.targets)
+        from neurosynth.hardware.targets import target_of
+
+        args.snn_cost = target_of(spec).cost_model or DEFAULT_SNN_COST
     man = read_json(run_path / "manifest.json") if (run_path / "manifest.json").exists() else {}
     loader, source = _inputs(args, run_path, man)
     try:

@@ -118,10 +118,6 @@ def plot_loihi_check(report: dict, path: Path | None = None):
     return finish(fig, path)
 
 
-class _Discard(Exception):
-    pass
-
-
 def run(args) -> int:
     from neurosynth.rundir import output_file
 
@@ -129,12 +125,21 @@ def run(args) -> int:
         return _run(args)
 
 
+def searched(cfg: dict) -> bool:
+    """Whether a run's config is a searched network (``search mse --target T`` with a lowering): it is verified on
+    its own dataset's test split."""
+    from neurosynth.hardware.targets import TARGETS
+
+    name = cfg.get("target")
+    return name in TARGETS and TARGETS.get(name).lowers
+
+
 def _run(args) -> int:
     from neurosynth.errors import UserError
     from neurosynth.hardware.lava.compat import import_lava
-    from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
-    from neurosynth.hardware.lava.netx import read_netx, write_netx
-    from neurosynth.io import atomic_path, write_json
+    from neurosynth.hardware.lava.ir import LoihiExportError
+    from neurosynth.hardware.lava.verify import export_verified, exportable
+    from neurosynth.io import write_json
     from neurosynth.rundir import load_run, manifest
 
     run_dir, out = Path(args.model), Path(args.out)
@@ -146,8 +151,7 @@ def _run(args) -> int:
     model, spec, _ = load_run(run_dir)
     input_shape = tuple(spec.get("input_shape") or ()) or None
     try:
-        net = extract(model, input_shape)
-        check_fixed(net)
+        net = exportable(model, input_shape)
     except LoihiExportError as e:
         raise UserError(f"{run_dir} cannot be exported to Loihi: {e}") from e
     if args.verify:
@@ -160,35 +164,25 @@ def _run(args) -> int:
     size = cfg.get("size")  # the DVS example's frame side: tonic downsampling 128 -> size
     config = {"model": str(run_dir), "out": str(out), "verify": args.verify, "dataset": dataset, "steps": steps,
               "encoder": encoder, "modes": list(modes), "data_root": None if data_root is None else str(data_root)}
-    results: dict = {"layers": [{"name": s.name, "kind": s.kind, "in": list(s.in_shape), "out": list(s.out_shape),
-                                 "iDecay": s.neuron.i_decay, "vDecay": s.neuron.v_decay, "vThMant": s.neuron.vth_mant}
-                                for s in net.stages]}
-    failed = False
-    try:
-        with atomic_path(out) as tmp:
-            write_netx(net, tmp)
-            if args.verify:
-                from neurosynth.hardware.lava.verify import verify
+    x = y = None
+    if args.verify:
+        try:
+            if searched(cfg):  # a searched network (search mse --target loihi): its dataset's own test split
+                from snn_nas.mse.data import test_samples
 
-                try:
-                    if cfg.get("target") in ("loihi", "nir"):  # a searched network (search mse --target loihi)
-                        from snn_nas.mse.data import test_samples  # its dataset's own test split
-
-                        x, y = test_samples(dataset, args.verify, T=steps, encoding=encoder,
-                                            conv=len(net.input_shape) == 3, seed=args.seed)
-                    else:
-                        x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,
-                                                 encoder=encoder, seed=args.seed, data_root=data_root,
-                                                 spatial_factor=None if size is None else int(size) / 128)
-                except (ValueError, OSError) as e:
-                    raise UserError(str(e)) from e
-                rep = verify(model, x, y, input_shape=input_shape, net=read_netx(tmp), modes=modes, progress=True)
-                results["verification"] = rep
-                failed = not rep["passed"]
-                if failed:
-                    raise _Discard
-    except _Discard:
-        pass
+                x, y = test_samples(dataset, args.verify, T=steps, encoding=encoder,
+                                    conv=len(net.input_shape) == 3, seed=args.seed)
+            else:
+                x, y = verification_data(net.input_shape, args.verify, dataset=dataset, steps=steps,
+                                         encoder=encoder, seed=args.seed, data_root=data_root,
+                                         spatial_factor=None if size is None else int(size) / 128)
+        except (ValueError, OSError) as e:
+            raise UserError(str(e)) from e
+    report = export_verified(model, out, x, y, input_shape=input_shape, modes=modes, net=net, progress=True)
+    results: dict = {"layers": report["netx_layers"]}
+    if args.verify:
+        results["verification"] = {k: v for k, v in report.items() if k not in ("netx_layers", "netx_file")}
+    failed = not report["passed"]
     man_path = out.with_name(out.stem + ".manifest.json")
     write_json(man_path, manifest(None, config, args.seed, results))
     rep = results.get("verification")
@@ -205,5 +199,5 @@ def _run(args) -> int:
     if failed:
         print(f"verification FAILED; {out} was not written (details in {man_path})")
         return 1
-    print(f"wrote {out} ({len(net.stages)} layers) and {man_path}")
+    print(f"wrote {out} ({len(report['netx_layers'])} layers) and {man_path}")
     return 0

@@ -6,6 +6,8 @@ import argparse
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from neurosynth.hardware.targets import TARGETS  # light: the targets are data
+
     p = subparsers.add_parser(
         "mse", help="MSE-NAS: micro/meso/macro search scored by a training-free RDM fitness",
         description="Search spiking architectures (neuron model, E/I sign, kernel; circuit motifs; motif wiring) "
@@ -17,11 +19,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="keep at most this many samples per split in memory")
     p.add_argument("--T", type=int, default=4, help="time steps per sample")
     p.add_argument("--encoding", default=None,
-                   help="static images: direct | rate | latency (default: direct; rate for --target loihi/nir)")
-    p.add_argument("--target", default="float", choices=["float", "loihi", "nir"],
-                   help="float: the full MSE space; loihi / nir: only candidates the exporter can deploy "
-                        "(sequential chains of zero-reset LIF/CubaLIF with binary spikes, 8-bit QAT and one-step "
-                        "delays for loihi, sum pooling for nir, spiking readout); see docs/msenas.md")
+                   help="static images: direct | rate | latency (default: direct; rate for a --target whose input is spikes)")
+    p.add_argument("--target", default="float", choices=TARGETS.names(),
+                   help="the hardware the candidates must run on (neurosynth.hardware.targets): " + "; ".join(
+                       f"{n}: {t.description}" for n, t in TARGETS.items()) + ". A target with an exporter allows "
+                        "only candidates it can deploy; see docs/msenas.md")
     p.add_argument("--dense", action="store_true", help="flatten inputs and search dense networks (SHD-like)")
     p.add_argument("--population", type=int, default=8)
     p.add_argument("--generations", type=int, default=5)

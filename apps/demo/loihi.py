@@ -17,11 +17,10 @@ FULL_SAMPLES = 100
 def stage(ctx: dict) -> None:
     import argparse
 
-    from neurosynth.apps.cli.export_loihi import _first, _run_config, verification_data
+    from neurosynth.apps.cli.export_loihi import _first, _run_config, searched, verification_data
     from neurosynth.hardware.lava.compat import import_lava
-    from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
-    from neurosynth.hardware.lava.netx import read_netx, write_netx
-    from neurosynth.hardware.lava.verify import verify
+    from neurosynth.hardware.lava.ir import LoihiExportError
+    from neurosynth.hardware.lava.verify import export_verified, exportable
     from neurosynth.io import write_json
     from neurosynth.rundir import load_run, manifest
 
@@ -32,18 +31,16 @@ def stage(ctx: dict) -> None:
     model, spec, _ = load_run(run_dir)
     input_shape = tuple(spec.get("input_shape") or ()) or None
     try:
-        net = extract(model, input_shape)
-        check_fixed(net)
+        net = exportable(model, input_shape)
     except LoihiExportError as e:
         report.append(f"Loihi export: skipped, the model cannot run on Loihi exactly: {e}")
         return
     import_lava("the Loihi demo stage")
-    path = write_netx(net, out_dir / "net.h5")
     cfg = _run_config(run_dir)
     steps = int(_first(cfg, ("T", "steps", "time_steps", "num_steps"), 20))
     encoder = _first(cfg, ("encoder", "encoding"), "rate")
     seed = int(ctx.get("seed", 0))
-    if cfg.get("target") in ("loihi", "nir"):  # a searched network: its own dataset's *test* split
+    if searched(cfg):  # a searched network: its own dataset's *test* split
         from snn_nas.mse.data import test_samples
 
         x, y = test_samples(cfg.get("dataset", "digits"), n, T=steps, encoding=encoder,
@@ -51,10 +48,12 @@ def stage(ctx: dict) -> None:
         n = int(y.shape[0])
     else:
         x, y = verification_data(net.input_shape, n, dataset="digits", steps=steps, encoder=encoder, seed=seed)
-    rep = verify(model, x, y, input_shape=input_shape, net=read_netx(path), modes=("fixed",), progress=True)
+    path = out_dir / "net.h5"
+    rep = export_verified(model, path, x, y, input_shape=input_shape, modes=("fixed",), net=net, progress=True)
     args = argparse.Namespace(run_dir=str(run_dir), samples=n, steps=steps, encoder=encoder)
     write_json(out_dir / "net.manifest.json", manifest("neurosynth demo (loihi stage)", vars(args), seed, rep))
-    report.append(f"Loihi 2 via Lava fixed point (netx file {path}): {len(net.stages)} layers, {n} digits test samples")
+    written = f"netx file {path}" if rep["passed"] else f"verification FAILED, {path} removed"
+    report.append(f"Loihi 2 via Lava fixed point ({written}): {len(net.stages)} layers, {n} digits test samples")
     if "accuracy_torch" in rep:
         report.append(f"  accuracy on the same {n} test samples: torch float {rep['accuracy_torch']:.4f} | Lava fixed "
                       f"point {rep['accuracy_lava_fixed']:.4f} (gap {rep['accuracy_gap_pp']:+.2f} pp)")

@@ -31,7 +31,8 @@ _EXPORTS = {
     "quantize_weight": "qat", "QRecurrent": "qat", "SumPoolConv": "qat", "loihi_rsnn_spec": "qat",
     "loihi_pooled_conv_spec": "qat", "scale_synapses": "qat",
     "simulate": "reference",
-    "verify": "verify", "export_verified": "verify", "verify_samples": "verify",
+    "verify": "verify", "export_verified": "verify", "verify_samples": "verify", "exportable": "verify",
+    "layer_summary": "verify",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import qat
+from ..targets import loihi_qat as qat
 
 
 class LoihiExportError(ValueError):

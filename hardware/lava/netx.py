@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import MissingExtraError
-from . import qat
+from ..targets import loihi_qat as qat
 from .ir import LoihiExportError, LoihiLayer, LoihiNet, NeuronParams, check_fixed
 
 FORMAT = "neurosynth.netx/1"

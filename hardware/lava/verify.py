@@ -89,30 +89,51 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
     return report
 
 
-def export_verified(model: nn.Module, path, inputs, labels=None, *, input_shape=None, copies: int | None = None,
-                    progress: bool = False) -> dict[str, Any]:
-    """Write ``model`` as a netx file at ``path`` and :func:`verify` it on ``inputs`` (Lava fixed point runs the
-    network read back *from the file*). A failed check removes the file (``report["passed"]`` is False); a model
-    Loihi cannot run raises :class:`~.ir.LoihiExportError` before anything is written."""
+def exportable(model: nn.Module, input_shape=None) -> LoihiNet:
+    """The :class:`LoihiNet` of ``model``, checked on Loihi's fixed-point ranges; a model Loihi cannot run exactly
+    raises :class:`~.ir.LoihiExportError` naming the layer and the fix."""
+    net = extract(model, input_shape)
+    check_fixed(net)
+    return net
+
+
+def layer_summary(net: LoihiNet) -> list[dict[str, Any]]:
+    """One JSON-able row per netx layer: name, kind, in/out shapes and the neuron's fixed-point constants."""
+    return [{"name": s.name, "kind": s.kind, "in": list(s.in_shape), "out": list(s.out_shape),
+             "iDecay": s.neuron.i_decay, "vDecay": s.neuron.v_decay, "vThMant": s.neuron.vth_mant} for s in net.stages]
+
+
+def export_verified(model: nn.Module, path, inputs=None, labels=None, *, input_shape=None,
+                    modes: tuple[str, ...] = ("float", "fixed"), net: LoihiNet | None = None,
+                    copies: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Write ``model`` as a netx file at ``path`` (atomically) and, given ``inputs [T, B, ...]`` (binary spikes),
+    :func:`verify` it in the Lava ``modes`` (Lava fixed point runs the network read back *from the file*).
+
+    The workflow behind ``neurosynth export loihi`` and the demo's Loihi stage. A model Loihi cannot run raises
+    :class:`~.ir.LoihiExportError` before anything is written (pass ``net`` from :func:`exportable` to check
+    first); a failed check removes the file. Returns the :func:`verify` report (without ``inputs``: no
+    verification) plus ``netx_layers`` (:func:`layer_summary`), ``passed`` and ``netx_file`` (None when removed).
+    """
     from pathlib import Path
 
     from neurosynth.io import atomic_path
 
     from .netx import read_netx, write_netx
 
-    net = extract(model, input_shape)
-    check_fixed(net)
+    net = net if net is not None else exportable(model, input_shape)
     path = Path(path)
+    report: dict[str, Any] = {"passed": True}
     try:
         with atomic_path(path) as tmp:
             write_netx(net, tmp)
-            report = verify(model, inputs, labels, input_shape=input_shape, net=read_netx(tmp), copies=copies,
-                            progress=progress)
-            if not report["passed"]:
-                raise _Failed(report)
+            if inputs is not None:
+                report = verify(model, inputs, labels, input_shape=input_shape, net=read_netx(tmp), modes=modes,
+                                copies=copies, progress=progress)
+                if not report["passed"]:
+                    raise _Failed(report)
     except _Failed as e:  # atomic_path removed the file
-        return e.report
-    return report
+        report = e.report
+    return {**report, "netx_layers": layer_summary(net), "netx_file": str(path) if report["passed"] else None}
 
 
 class _Failed(Exception):

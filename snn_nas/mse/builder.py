@@ -190,8 +190,11 @@ class MSENet(nn.Module):
 
 def build_mse(spec: dict) -> nn.Module:
     """ArchSpec builder for ``"kind": "mse"``: an :class:`MSENet`, or, for a deployment target
-    (``"target": "loihi" | "nir"``), the plain sequential :class:`neurosynth.SNN` of :func:`lowered`."""
-    if spec.get("target", "float") != "float":
+    (a target with a lowering, e.g. ``"target": "loihi"``), the plain sequential :class:`neurosynth.SNN` of
+    :func:`lowered`."""
+    from .targets import get_target
+
+    if get_target(spec.get("target", "float")).lowers:
         from neurosynth.arch import build
 
         return deploy_init(build(lowered(spec)))

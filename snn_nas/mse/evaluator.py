@@ -130,7 +130,7 @@ class RDMFitnessEvaluator(Evaluator):
 
     Returns ``fitness`` plus metrics: every registered score, ``params``, ``synops`` (per sample),
     ``firing_rate`` (mean over spiking layers), for a Loihi/NIR candidate the Loihi 2 resource estimate
-    (``loihi_cores``, ``loihi_neurons``, ``loihi_synapse_bytes``, :func:`snn_nas.mse.targets.loihi2_resources`)
+    (``loihi_cores``, ``loihi_neurons``, ``loihi_synapse_bytes``, :func:`neurosynth.hardware.targets.loihi.loihi2_resources`)
     and ``objectives = [-fitness, *costs]`` where ``cost`` is one name or a comma-separated list of
     ``params``, ``synops``, ``loihi_cores``, ``loihi_synapse_bytes``. ``fitness_T`` scores on the first
     ``fitness_T`` steps of the batch only (a shorter, cheaper horizon). ``reference_spec``/``reference_state``
@@ -186,11 +186,13 @@ class RDMFitnessEvaluator(Evaluator):
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         f = scores[self.fitness]
         metrics = {"params": int(params), "synops": synops}
-        if spec.get("target", "float") != "float":
-            from .builder import lowered
-            from .targets import loihi2_resources
+        from .targets import get_target
 
-            res = loihi2_resources(lowered(spec))
+        tgt = get_target(spec.get("target", "float"))
+        if tgt.lowers and tgt.resources is not None:  # the target's resource model (Loihi 2 estimate for loihi/nir)
+            from .builder import lowered
+
+            res = tgt.resources(lowered(spec))
             metrics.update({"loihi_cores": res["cores"], "loihi_neurons": res["neurons"],
                             "loihi_synapse_bytes": res["synapse_bytes"]})
         missing = [c for c in self.costs if c not in metrics]

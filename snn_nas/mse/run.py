@@ -32,7 +32,7 @@ class SearchConfig:
     T: int = 4
     encoding: str | None = None  # static images: direct (analog current every step) | rate | latency;
     # None: direct for target float, rate for loihi/nir (their inputs must be spikes)
-    target: str = "float"  # float | loihi | nir (snn_nas.mse.targets): every candidate deployable by construction
+    target: str = "float"  # a name in neurosynth.hardware.targets.TARGETS: every candidate deployable by construction
     fitness_T: int | None = None  # score on the first fitness_T steps only (None: all T)
     dense: bool = False
     limit: int | None = None
@@ -79,14 +79,17 @@ def check_config(cfg: SearchConfig) -> None:
 
     if cfg.target not in TARGETS:
         raise _user_error(f"unknown --target {cfg.target!r}; choose from {list(TARGETS)}")
-    if cfg.target != "float" and cfg.encoding == "direct":
+    tgt = TARGETS.get(cfg.target)
+    if tgt.input == "spikes" and cfg.encoding == "direct":
         raise _user_error(f"--target {cfg.target} needs spike inputs (the chip receives spikes): use --encoding rate "
                           "or latency, not direct")
     costs = [c.strip() for c in cfg.cost.split(",") if c.strip()]
     if not costs or set(costs) - set(COSTS):
         raise _user_error(f"--cost takes one or more (comma-separated) of {list(COSTS)}; got {cfg.cost!r}")
-    if cfg.target == "float" and any(c.startswith("loihi") for c in costs):
-        raise _user_error("--cost loihi_* needs --target loihi or nir (the resource estimate of a deployable network)")
+    if (not tgt.lowers or tgt.resources is None) and any(c.startswith("loihi") for c in costs):
+        with_model = [n for n, t in TARGETS.items() if t.lowers and t.resources is not None]
+        raise _user_error(f"--cost loihi_* needs a --target with a resource model ({', '.join(with_model)}): the "
+                          "resource estimate of a deployable network")
     if cfg.fitness_T is not None and not 1 <= cfg.fitness_T <= cfg.T:
         raise _user_error(f"--fitness-T must lie in [1, --T={cfg.T}]; got {cfg.fitness_T}")
     if cfg.strategy == "nsga2" and cfg.population < 4:
@@ -95,6 +98,13 @@ def check_config(cfg: SearchConfig) -> None:
     if (out / "archive.sqlite").exists() and not cfg.resume:
         raise _user_error(f"{out} already holds a search (archive.sqlite); pass --resume to continue it "
                           "or choose another --out")
+
+
+def _synapse_delay(target: str) -> int:
+    """Steps of synaptic delay per layer on ``target`` (Loihi: 1), which bound the depth a time window allows."""
+    from .targets import get_target
+
+    return get_target(target).synapse_delay
 
 
 def _reference(cfg: SearchConfig):
@@ -124,7 +134,10 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     from .space import MSESpace, MSESpaceConfig
 
     if cfg.encoding is None:
-        cfg.encoding = "direct" if cfg.target == "float" else "rate"
+        from .targets import TARGETS
+
+        spikes = cfg.target in TARGETS and TARGETS.get(cfg.target).input == "spikes"
+        cfg.encoding = "rate" if spikes else "direct"
     check_config(cfg)
     torch.set_num_threads(1)
     with RunDir.create(cfg.out, kind="search mse", resume=cfg.resume, replace=False) as rd:
@@ -137,12 +150,13 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
         try:
             base = {"input_shape": task.input_shape, "num_classes": task.num_classes, "target": cfg.target}
-            if cfg.target == "loihi":  # one step of delay per layer: keep >= 1/4 of the window for the output
+            delayed = _synapse_delay(cfg.target)
+            if delayed:  # one step of delay per layer: keep >= 1/4 of the window for the output
                 base["max_layers"] = max(3, (3 * cfg.T) // 4)
             space = MSESpace(MSESpaceConfig.from_dict({**base, **cfg.space}))
         except (ValueError, TypeError) as e:
             raise _user_error(f"invalid search space: {e}") from e
-        if cfg.target == "loihi" and cfg.fitness_T is not None and cfg.fitness_T < (space.cfg.max_layers or 0):
+        if delayed and cfg.fitness_T is not None and cfg.fitness_T < (space.cfg.max_layers or 0):
             raise _user_error(f"--fitness-T {cfg.fitness_T} is shorter than the deepest candidate "
                               f"({space.cfg.max_layers} layers): with one step of synaptic delay per layer the readout "
                               "would still be silent (every score 0); use --fitness-T >= max_layers or leave it unset")

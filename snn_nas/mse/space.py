@@ -121,7 +121,7 @@ class MSESpace(SearchSpace):
         tgt = get_target(config.target)
         if config.neurons is None:
             config = MSESpaceConfig(**{**asdict(config), "neurons": tuple(tgt.neurons or spiking_neurons())})
-        if tgt.name != "float":
+        if tgt.lowers:  # a deployment target (float has no lowering)
             bad = [n for n in config.neurons if n not in tgt.neurons]
             if bad:
                 raise ValueError(f"neurons {bad} cannot be deployed on target {tgt.name!r}; allowed: {list(tgt.neurons)}")
@@ -151,8 +151,8 @@ class MSESpace(SearchSpace):
             raise ValueError("widths and stem_widths must be non-empty lists of positive ints")
         if not (1 <= c.depth[0] <= c.depth[1]):
             raise ValueError(f"depth must be [min, max] with 1 <= min <= max; got {list(c.depth)}")
-        if c.max_nodes < (1 if c.target != "float" else 2):
-            raise ValueError(f"max_nodes must be >= {1 if c.target != 'float' else 2}; got {c.max_nodes}")
+        if c.max_nodes < (1 if get_target(c.target).lowers else 2):
+            raise ValueError(f"max_nodes must be >= {1 if get_target(c.target).lowers else 2}; got {c.max_nodes}")
         if set(c.templates) - set(TEMPLATES):
             raise ValueError(f"unknown templates {sorted(set(c.templates) - set(TEMPLATES))}; known: {list(TEMPLATES)}")
         if not c.templates and c.p_composed <= 0:
@@ -227,7 +227,7 @@ class MSESpace(SearchSpace):
 
     @property
     def deploy(self) -> bool:
-        return self.target.name != "float"
+        return self.target.lowers
 
     def random_motif(self, rng: np.random.Generator) -> dict:
         c = self.cfg

@@ -6,9 +6,11 @@ not on each other (no import cycle).
 
 from __future__ import annotations
 
+from neurosynth.arch import FORMAT, FORMATS
+from neurosynth.hardware.targets import TARGETS
+
 from ..engine.space import canonical_json
 
-FORMAT = "neurosynth.arch/1"
 PLUGIN = "snn_nas.mse.builder"
 EDGE_TYPES = ("ff", "lat", "fb", "skip")
 SIGNS = ("exc", "inh")
@@ -29,7 +31,7 @@ def validate_spec(spec: dict) -> dict:
 
     if not isinstance(spec, dict):
         raise ValueError(f"an MSE spec must be a JSON object; got {type(spec).__name__}")
-    if spec.get("format") != FORMAT:
+    if spec.get("format") not in FORMATS:  # neurosynth.arch/1 (release 0.1.0) reads unchanged
         raise ValueError(f"spec.format must be {FORMAT!r}; got {spec.get('format')!r}")
     if spec.get("kind") != "mse":
         raise ValueError(f"spec.kind must be 'mse'; got {spec.get('kind')!r}")
@@ -44,8 +46,8 @@ def validate_spec(spec: dict) -> dict:
         raise ValueError("spec.stem.width must be >= 1")
     if stem.get("neuron", "lif") not in NEURONS:
         raise ValueError(f"spec.stem.neuron {stem.get('neuron')!r} is not registered; known: {NEURONS.names()}")
-    if spec.get("target", "float") not in ("float", "loihi", "nir"):
-        raise ValueError(f"spec.target must be 'float', 'loihi' or 'nir'; got {spec.get('target')!r}")
+    if spec.get("target", "float") not in TARGETS:
+        raise ValueError(f"spec.target must be one of {TARGETS.names()}; got {spec.get('target')!r}")
     if spec.get("readout", "li") not in ("li", "spiking"):
         raise ValueError(f"spec.readout must be 'li' or 'spiking'; got {spec.get('readout')!r}")
     cells = _need(spec, "cells", "spec", list)

@@ -20,7 +20,7 @@ def mlp(n_in=20, hidden=(16,), n_out=6, *, alpha=0.0, beta=0.85, threshold=1.0, 
 
 def convnet(*, seed=0, gain=8.0):
     torch.manual_seed(seed)
-    spec = {"format": "neurosynth.arch/1", "kind": "sequential", "plugin": qat.PLUGIN, "input_shape": [2, 6, 6],
+    spec = {"format": "neurosynth.arch/2", "kind": "sequential", "target": qat.TARGET, "input_shape": [2, 6, 6],
             "layers": [
                 {"type": "qconv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1,
                  "stride": [2, 1]},

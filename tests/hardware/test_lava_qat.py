@@ -45,12 +45,12 @@ def test_decay_and_threshold_grids():
 
 def test_loihi_mlp_spec_builds_round_trips_and_quantises():
     spec = qat.loihi_mlp_spec(12, [7], 3, beta=0.8, alpha=0.5, threshold=1.3)
-    assert spec["plugin"] == "neurosynth.hardware.lava.qat"
+    assert spec["target"] == "loihi" and "plugin" not in spec and spec["format"] == "neurosynth.arch/2"
     m = build(spec)
     types = [type(c).__name__ for c in m.children()]
     assert types == ["QLinear", "Delay", "CubaLIF", "QLinear", "Delay", "CubaLIF"]
     assert m[2].reset == "zero" and float(m[2].threshold[0]) == qat.snap_threshold(1.3)
-    again = build(to_spec(m, input_shape=[12], plugin=qat.PLUGIN))
+    again = build(to_spec(m, input_shape=[12], target=qat.TARGET))
     again.load_state_dict(m.state_dict())
     x = spikes(6, 2, 12)
     assert torch.equal(m(x), again(x))

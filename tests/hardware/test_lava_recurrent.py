@@ -26,7 +26,7 @@ def test_qrecurrent_is_the_recurrent_layer_with_quantised_weights():
     rec = m[2]
     assert isinstance(rec, qat.QRecurrent) and isinstance(rec, Recurrent) and rec.rec.bias is None
     assert to_spec(m, spec["input_shape"])["layers"][2]["type"] == "qrecurrent"
-    again = build(to_spec(m, spec["input_shape"]) | {"plugin": qat.PLUGIN})
+    again = build(to_spec(m, spec["input_shape"]) | {"target": qat.TARGET})
     again.load_state_dict(m.state_dict())
     x = spikes(10, 2, 20)
     assert torch.equal(again(x), m(x))

@@ -28,7 +28,7 @@ def _loaded(out: Path):
     from neurosynth.rundir import load_run
 
     model, spec, _ = load_run(out)
-    assert spec["plugin"] == qat.PLUGIN
+    assert spec["target"] == qat.TARGET
     return model, spec
 
 

@@ -13,17 +13,16 @@ import pytest
 import torch
 
 from neurosynth.arch import build
+from neurosynth.hardware.targets.loihi import (
+    LOIHI2_NEURONS_PER_CORE,
+    LOIHI2_SRAM_BYTES_PER_CORE,
+    loihi2_resources,
+)
 from snn_nas.mse import builder  # noqa: F401  registers the "mse" kind
 from snn_nas.mse.data import Task
 from snn_nas.mse.evaluator import RDMFitnessEvaluator
 from snn_nas.mse.space import MSESpace, MSESpaceConfig
-from snn_nas.mse.targets import (
-    LOIHI2_NEURONS_PER_CORE,
-    LOIHI2_SRAM_BYTES_PER_CORE,
-    check_deployable,
-    loihi2_resources,
-    lower,
-)
+from snn_nas.mse.targets import check_deployable, get_target, lower
 
 SMALL = {"widths": [4, 8], "stem_widths": [4], "depth": [1, 3], "max_nodes": 2}
 
@@ -50,6 +49,7 @@ def test_every_candidate_and_offspring_is_a_deployable_chain(target, shape):
         seq = lower(s, target)
         assert seq["kind"] == "sequential"
         types = [layer["type"] for layer in seq["layers"]]
+        assert set(types) <= set(get_target(target).layers)  # only the layer types the target runs
         assert "batchnorm2d" not in types and "avgpool2d" not in types
         neurons = [layer for layer in seq["layers"] if layer["type"] == "neuron"]
         assert {n["neuron"] for n in neurons} <= {"lif", "cubalif"} and {n["reset"] for n in neurons} == {"zero"}
@@ -178,7 +178,7 @@ def test_cli_search_mse_target_loihi_writes_an_exportable_best_model(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     arch = json.loads((out / "best_model" / "arch.json").read_text())
-    assert arch["kind"] == "sequential" and arch["plugin"] == "neurosynth.hardware.lava.qat"
+    assert arch["kind"] == "sequential" and arch["target"] == "loihi" and "plugin" not in arch
     assert json.loads((out / "best_model" / "searched_spec.json").read_text())["target"] == "loihi"
     from neurosynth.hardware.lava.ir import extract
     from neurosynth.rundir import load_run

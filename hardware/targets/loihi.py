@@ -1,0 +1,154 @@
+r"""The Loihi 2 target (Lava / lava-dl netx): its number grids, what it runs, its resource model, its lowering.
+
+**Grids** (Loihi 2 and Lava's bit-accurate ``LIF``/``Dense``/``Conv``; ``docs/hardware_lava.md``):
+
+- weights: 8-bit integers on a 64x grid: the exported integer ``64 w`` is an *even* integer in ``[-256, 254]``
+  (:data:`W_SCALE`, :data:`W_STEP`, :data:`W_MIN`, :data:`W_MAX`; the straight-through quantiser and the QAT
+  layers ``qlinear``/``qconv2d``/``qrecurrent``/``qsumpool`` are in :mod:`.loihi_qat`, imported only when a spec
+  is built, since they need torch);
+- thresholds: ``vThMant = 64 * threshold`` (17-bit unsigned, ``1 .. 131071``);
+- decays: 12-bit fractions of 4096: ``iDecay = 4096 (1 - alpha)`` (``1 .. 4096``), ``vDecay = 4096 (1 - beta)``
+  (``0 .. 4095``).
+
+**What it runs.** netx networks are *sequential* (``layer/0..n-1``; ``pool``/``concat`` are not implemented),
+Lava's ``LIF`` resets to zero and every ``Dense``/``Conv`` delays its output by one step. So a lowered network is
+a chain ``[qconv2d|qlinear -> delay(1) -> LIF|CubaLIF(reset zero)]``, binary spikes between all layers, no bias,
+no batch norm, downsampling by a strided convolution, a spiking readout.
+
+**Resource model** (:func:`loihi2_resources`), published figures only:
+
+* 128 neuromorphic cores per chip; up to 1 million neurons and 120 million synapses per chip
+  (Intel Labs, *Loihi 2 technology brief*, 2021, as summarised by Open Neuromorphic,
+  https://open-neuromorphic.org/neuromorphic-computing/hardware/loihi-2-intel/);
+* 8x Loihi 1's 1,024 neurons per core, i.e. 8,192 neurons per core (= 1 M / 128), and 128 KB of
+  flexibly partitioned local SRAM per core (same brief, as reported at
+  https://fbhtechinfo.com/intels-new-loihi-2-chip-uses-1-million-neurons).
+
+Per layer (a layer is never packed into a core together with another layer: the simple placement Lava's compiler
+uses per process): ``neurons = prod(out_shape)``; ``synapses = neurons x fan_in`` (dense storage, an upper bound:
+Loihi 2's weight sharing for convolutions would need less); ``synapse_bits = 8 x synapses``;
+``cores = max(ceil(neurons / 8192), ceil(synapse_bits / (128 KB x 8)))``. The 128 KB is the whole core's SRAM, so
+the core count is a *lower* bound for the synaptic memory term. An estimate for comparing candidates, not a
+compiler result.
+
+**Energy**: the ``loihi`` cost model of ``neurosynth.hardware.energy`` (per-op figures of Loihi 1).
+**Export**: ``neurosynth export loihi`` (``neurosynth.hardware.lava.verify.export_verified``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .base import TARGETS, Target
+
+# ----------------------------------------------------------------------------- grids (pure Python)
+W_SCALE = 64  # exported weight = W_SCALE * float weight
+W_STEP = 2  # exported weights are multiples of 2 (slayer quantize_8bit)
+W_MIN, W_MAX = -256, 254  # integer range of exported weights
+TH_SCALE = 64  # vThMant = TH_SCALE * threshold
+VTH_MAX = (1 << 17) - 1  # 17-bit unsigned threshold mantissa
+DECAY_UNITY = 4096  # 12-bit decays: decay constant = 4096 * (1 - factor)
+
+
+def threshold_mant(threshold: float) -> int:
+    """``vThMant = round(64 * threshold)``."""
+    return int(round(float(threshold) * TH_SCALE))
+
+
+def i_decay(alpha: float) -> int:
+    """Current decay ``iDecay = round(4096 (1 - alpha))`` (netx/slayer convention; Lava ``du = iDecay - 1``)."""
+    return int(round((1.0 - float(alpha)) * DECAY_UNITY))
+
+
+def v_decay(beta: float) -> int:
+    """Voltage decay ``vDecay = round(4096 (1 - beta))`` (Lava ``dv``)."""
+    return int(round((1.0 - float(beta)) * DECAY_UNITY))
+
+
+def snap_alpha(alpha: float) -> float:
+    """The nearest current-decay factor Loihi can represent: ``1 - iDecay/4096`` with ``iDecay >= 1``."""
+    return 1.0 - min(max(i_decay(alpha), 1), DECAY_UNITY) / DECAY_UNITY
+
+
+def snap_beta(beta: float) -> float:
+    """The nearest voltage-decay factor Loihi can represent: ``1 - vDecay/4096`` with ``vDecay <= 4095``."""
+    return 1.0 - min(max(v_decay(beta), 0), DECAY_UNITY - 1) / DECAY_UNITY
+
+
+def snap_threshold(threshold: float) -> float:
+    """The nearest threshold on the ``1/64`` grid (at least ``1/64``, at most ``131071/64``)."""
+    return min(max(threshold_mant(threshold), 1), VTH_MAX) / TH_SCALE
+
+
+_SNAP = {"alpha": snap_alpha, "beta": snap_beta, "threshold": snap_threshold}
+
+
+def snap(param: str, value: float) -> float:
+    """A neuron parameter on Loihi's grid (``alpha``, ``beta``, ``threshold``; others unchanged)."""
+    fn = _SNAP.get(param)
+    return float(value) if fn is None else fn(value)
+
+
+def quantize(w):
+    """Weights on Loihi's 8-bit grid, straight-through gradient (:func:`.loihi_qat.quantize_weight`)."""
+    from .loihi_qat import quantize_weight
+
+    return quantize_weight(w)
+
+
+def register_layers() -> bool:
+    """Register ``qlinear``/``qconv2d``/``qrecurrent``/``qsumpool`` in ``neurosynth.arch.LAYERS`` (idempotent)."""
+    from . import loihi_qat
+
+    return loihi_qat.register_layers()
+
+
+# ----------------------------------------------------------------------------- resources
+LOIHI2_CORES_PER_CHIP = 128
+LOIHI2_NEURONS_PER_CHIP = 1_000_000
+LOIHI2_SYNAPSES_PER_CHIP = 120_000_000
+LOIHI2_NEURONS_PER_CORE = 8192
+LOIHI2_SRAM_BYTES_PER_CORE = 128 * 1024
+LOIHI2_WEIGHT_BITS = 8
+LOIHI2_SOURCES = (
+    "https://open-neuromorphic.org/neuromorphic-computing/hardware/loihi-2-intel/ (Intel Loihi 2 brief: 128 cores, "
+    "1M neurons, 120M synapses per chip)",
+    "https://fbhtechinfo.com/intels-new-loihi-2-chip-uses-1-million-neurons (8x Loihi's 1,024 neurons per core, "
+    "128 KB local SRAM per core)",
+)
+_CONV = ("conv2d", "qconv2d")
+_LINEAR = ("linear", "qlinear")
+
+
+def loihi2_resources(seq_spec: dict) -> dict:
+    """Loihi 2 resource estimate of a lowered (sequential) spec: neurons, synapses, synaptic memory, cores, chips."""
+    per_layer = []
+    pending = None
+    for layer in seq_spec["layers"]:
+        ty = layer["type"]
+        if ty in _CONV:
+            k = layer["kernel_size"]
+            kh, kw = (k, k) if isinstance(k, int) else k
+            pending = layer["in_channels"] * kh * kw // int(layer.get("groups", 1))
+        elif ty in _LINEAR:
+            pending = int(layer["in_features"])
+        elif ty == "neuron":
+            n = math.prod(layer["shape"])
+            syn = n * (pending or 0)
+            bits = syn * LOIHI2_WEIGHT_BITS
+            cores = max(math.ceil(n / LOIHI2_NEURONS_PER_CORE), math.ceil(bits / (LOIHI2_SRAM_BYTES_PER_CORE * 8)), 1)
+            per_layer.append({"neurons": n, "synapses": syn, "synapse_bytes": bits // 8, "cores": cores})
+            pending = None
+    tot = {k: sum(layer[k] for layer in per_layer) for k in ("neurons", "synapses", "synapse_bytes", "cores")}
+    tot["chips"] = max(math.ceil(tot["cores"] / LOIHI2_CORES_PER_CHIP), 1)
+    tot["fits_one_chip"] = (tot["cores"] <= LOIHI2_CORES_PER_CHIP and tot["neurons"] <= LOIHI2_NEURONS_PER_CHIP
+                            and tot["synapses"] <= LOIHI2_SYNAPSES_PER_CHIP)
+    return {**tot, "layers": per_layer}
+
+
+LOIHI = TARGETS.add("loihi", Target(
+    name="loihi", description="Intel Loihi 2 via Lava / lava-dl netx (8-bit weights, 12-bit decays, zero-reset LIF)",
+    neurons=("lif", "cubalif"), edge_types=("ff",), multi_output=False, max_inputs=1, readouts=("spiking",),
+    input="spikes", synapse=("qconv2d", "qlinear"), synapse_delay=1, downsample="strided_conv", snap=snap,
+    quantize=quantize, resources=loihi2_resources, cost_model="loihi", exporter="loihi",
+    register_layers=register_layers))
