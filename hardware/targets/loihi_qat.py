@@ -32,7 +32,7 @@ from torch import nn
 
 from neurosynth.arch import FORMAT
 
-from .loihi import (  # noqa: F401  (the grids, re-exported: qat.W_SCALE, qat.snap_beta, ...)
+from .loihi_grids import (  # noqa: F401  (the grids, re-exported: qat.W_SCALE, qat.snap_beta, ...)
     DECAY_UNITY,
     TH_SCALE,
     VTH_MAX,
