@@ -71,6 +71,14 @@ def test_toy_dataset_trains_with_the_conv_recipe(toy, tmp_path, capsys):
     assert m["dataset"] == "toy (train 48, test 24)" and m["test_samples"] == 24
 
 
+def test_toy_dataset_searched_by_mse(toy, tmp_path):
+    out = tmp_path / "search"
+    assert main(["search", "mse", "--dataset", "toy", "--T", "2", "--population", "2", "--generations", "1",
+                 "--fitness-batch", "12", "--out", str(out), "--no-progress"]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert best["input_shape"] == [1, 6, 6] and best["num_classes"] == 3
+
+
 def test_toy_dataset_in_mse_bionas_attacks_and_loihi_check(toy):
     from neurosynth.apps.cli.export_loihi import verification_data
     from neurosynth.apps.cli.robustness import _image_datasets, _infer_dataset, _load_data
