@@ -109,6 +109,25 @@ def test_toy_dataset_in_mse_bionas_attacks_and_loihi_check(toy):
     assert set(spikes.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_digits_seen_by_the_apps_is_the_one_split():
+    """Asking the entry instead of calling the digits helpers gives the same tensors (equivalence with before)."""
+    from neurosynth.apps.cli.export_loihi import verification_data
+    from neurosynth.apps.cli.robustness import _load_data
+    from neurosynth.datasets.digits import load_digits_split
+    from neurosynth.encoding import encode
+    from snn_nas.bionas.data import load_image_data
+
+    xtr, ytr, xte, yte = load_digits_split(image=True)
+    a = _load_data("digits", None, 7)
+    assert torch.equal(a[0], xtr) and torch.equal(a[1], ytr) and torch.equal(a[2], xte[:7]) and a[4] == 10
+    b = load_image_data("digits")
+    assert torch.equal(b.x_train, xtr) and torch.equal(b.y_test, yte) and b.num_classes == 10
+    for shape in ((64,), (1, 8, 8)):
+        x, y = verification_data(shape, 5, dataset="digits", steps=4, encoder="rate", seed=3)
+        want = encode("rate", xte[:5].reshape(5, *shape), 4, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(x, want.float()) and torch.equal(y, yte[:5])
+
+
 def test_unknown_or_non_image_dataset_errors_name_the_choices(tmp_path, capsys):
     from neurosynth.errors import UserError
     from snn_nas.bionas.data import load_image_data
