@@ -57,7 +57,7 @@ class DatasetEntry:
     input_shape: tuple[int, ...] = ()
     n_classes: int = 0
     modality: str = "image"
-    splits: tuple[str, ...] = ("train", "test")
+    splits: tuple[str, ...] = ("train", "test")  # the splits on disk (what `data info` reports)
     needs_root: bool = True  # False: root=None works (offline data, a system folder, or default_root)
     default_root: Callable[[], Path] | None = None  # the folder used for root=None
     root_help: str = "the folder holding the data"
@@ -211,7 +211,7 @@ register_dataset(DatasetEntry("digits", "static", _digits_loader, "scikit-learn 
 register_dataset(DatasetEntry(
     "fashion_mnist", "static", _fashion_loader,
     "Fashion-MNIST: 28x28 grey images, 10 classes (IDX files; Debian package)", (1, 28, 28), 10,
-    splits=("train", "test"), needs_root=False, default_encoding="direct",
+    splits=("train", "test"), needs_root=False, default_encoding="direct",  # (+ "fit"/"val": views of train)
     root_help="the folder of the Fashion-MNIST IDX files (default: the Debian package folder "
               "/usr/share/datasets/fashion-mnist)",
 ))
