@@ -1,7 +1,8 @@
-"""``neurosynth data info|plot``: look at a dataset on disk.
+"""``neurosynth data list|info|plot``: the registered datasets, and a dataset on disk.
 
 ``neurosynth data list`` prints the registered datasets with their facts (modality, shape of a sample, classes,
-whether a root folder is needed). ``neurosynth data info NAME --data-root DIR`` prints which splits are present (and where they are expected),
+whether a root folder is needed): every command asks these entries, never a dataset's name.
+``neurosynth data info NAME --data-root DIR`` prints which splits are present (and where they are expected),
 sample counts, sensor size, classes and the event statistics of a few samples.
 ``neurosynth data plot NAME --data-root DIR --index I --out x.png`` draws one sample: a spike raster for SHD/SSC,
 binned frames and an event raster for the cameras, the image (or its frame strip with --T) for static datasets.
@@ -15,7 +16,7 @@ import argparse
 
 
 def register(subparsers):
-    p = subparsers.add_parser("data", help="inspect datasets: info, plot",
+    p = subparsers.add_parser("data", help="inspect datasets: list, info, plot",
                               description="Inspect a dataset on disk (nothing is downloaded).")
     inner = p.add_subparsers(dest="data_command", metavar="ACTION")
     lst = inner.add_parser("list", help="the registered datasets and their facts (shape, classes, root)")
