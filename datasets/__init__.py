@@ -65,7 +65,7 @@ class DatasetEntry:
     default_encoding: str | None = None  # static data: how the loader encodes over T by default
     generated: str = ""  # how the data is synthesised locally, when it is (empty: read from files)
     # load() keywords that make loading read what is on disk and never generate or download it
-    offline: dict = field(default_factory=dict)
+    offline: dict = field(default_factory=dict, hash=False)
     # hooks of `neurosynth data` for datasets generated on first use (all take the resolved root):
     existing: Callable | None = None  # (root, split) -> load() options matching data already generated
     info: Callable | None = None  # root -> lines of `data info` (instead of loading each split)

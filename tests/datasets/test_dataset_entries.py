@@ -200,6 +200,7 @@ def test_root_rules_come_from_the_entry(tmp_path, monkeypatch):
     nf = DATASETS.get("nfashion_mnist")
     assert not nf.needs_root and nf.resolve_root(None) == tmp_path / "ns" and nf.resolve_root("x") == "x"
     assert DATASETS.get("digits").resolve_root(None) is None
+    assert len(set(entries())) == len(DATASETS)  # entries are hashable values (the offline options stay out)
     with pytest.raises(ValueError, match="modality must be one of"):
         DatasetEntry("x", "static", _toy_loader, "x", modality="video")
     with pytest.raises(ValueError, match="kind must be one of"):
