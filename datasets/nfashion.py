@@ -265,3 +265,39 @@ def open_nfashion(spec, root, split: str, *, download: bool = False, n_samples: 
     path = generate(root, split, n_samples, seed, camera, fashion_root=fashion_root, progress=progress)
     loc = Location(path, (path.name,), "generated from Fashion-MNIST by neurosynth.datasets.nfashion", True)
     return NFashionSource(EventFile(path)), loc
+
+
+def existing_settings(root, split: str) -> dict:
+    """``load()`` options matching the newest generated file of ``split`` under ``root`` (so inspecting or plotting
+    never starts a generation of the default size when a smaller one exists); ``{}`` when none exists."""
+    files = generated_files(root, split)
+    if not files:
+        return {}
+    h = files[0][1]
+    return {"n_samples": h["n_samples"], "seed": h["seed"], "camera": h["camera"]}
+
+
+def info_lines(root) -> list[str]:
+    """``neurosynth data info nfashion_mnist``: what was generated under ``root``, read from the files (nothing
+    is generated)."""
+    root = Path(os.path.expanduser(str(root))) if root is not None else user_root()
+    lines = []
+    for split in ("train", "test"):
+        files = generated_files(root, split)
+        if not files:
+            lines.append(f"  {split}: not generated yet under {root}/NFashionMNIST; neurosynth.datasets.load("
+                         f"'nfashion_mnist', '{root}', '{split}') converts the first {DEFAULT_SAMPLES[split]} "
+                         f"Fashion-MNIST {split} images (n_samples=... to change; needs Fashion-MNIST: apt-get "
+                         "install -y dataset-fashion-mnist)")
+            continue
+        for path, h in files:
+            ef = EventFile(path)
+            counts = np.diff(np.asarray(ef.cols["offsets"]))
+            hist = np.bincount(ef.labels, minlength=10)
+            lines.append(f"  {split}: {len(ef)} samples in {path} ({path.stat().st_size / 1e6:.1f} MB; seed "
+                         f"{h['seed']}, sha256 of the payload {h['payload_sha256'][:16]}...)")
+            lines.append(f"    sensor size (W, H, P): {tuple(h['sensor_size'])}; events/sample mean "
+                         f"{counts.mean():.0f} (min {counts.min()}, max {counts.max()}); duration 0.3 s (three "
+                         "100 ms saccades)")
+            lines.append(f"    samples per class min {hist.min()}, max {hist.max()}; camera {h['camera']}")
+    return lines

@@ -126,17 +126,26 @@ class ImageBatches:
             yield xb, (yb.to(self.device) if self.device is not None else yb)
 
 
+def _check_limit(limit) -> None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be a positive number of images, got {limit!r}")
+
+
 def load_digits(root=None, split: str = "train", *, T: int | None = 20, encoding: str = "rate", seed: int = 0,
-                flatten: bool = True, download: bool = False, cache=None, **encoder_kwargs) -> EncodedImages:
+                flatten: bool = True, limit: int | None = None, download: bool = False, cache=None,
+                **encoder_kwargs) -> EncodedImages:
     """scikit-learn ``load_digits`` (offline) on the project's one split (see
     :func:`neurosynth.datasets.digits.load_digits_split`): stratified, 1,347 train / 450 test images, fixed
-    and independent of ``seed`` (which seeds the spike encoding only). Pixels are scaled from 0..16 to [0, 1]."""
+    and independent of ``seed`` (which seeds the spike encoding only). Pixels are scaled from 0..16 to [0, 1].
+    ``limit``: keep only the first ``limit`` images."""
     from .digits import load_digits_split
 
     if split not in ("train", "test"):
         raise ValueError(f"dataset 'digits' has splits ['train', 'test'], not '{split}'")
+    _check_limit(limit)
     xtr, ytr, xte, yte = load_digits_split(image=not flatten)
     images, labels = (xte, yte) if split == "test" else (xtr, ytr)
+    images, labels = images[:limit], labels[:limit]
     return EncodedImages("digits", split, images, labels, [str(i) for i in range(10)], T, encoding, seed,
                          encoder_kwargs)
 
@@ -162,8 +171,10 @@ def _offline_cifar(name: str):
 
 
 def load_cifar(name: str, root, split: str = "train", *, T: int | None = None, encoding: str = "direct",
-               seed: int = 0, download: bool = False, cache=None, **encoder_kwargs) -> EncodedImages:
-    """CIFAR-10/100 through torchvision; ``[3, 32, 32]`` images in [0, 1] (or ``[T, 3, 32, 32]``)."""
+               seed: int = 0, flatten: bool = False, limit: int | None = None, download: bool = False, cache=None,
+               **encoder_kwargs) -> EncodedImages:
+    """CIFAR-10/100 through torchvision; ``[3, 32, 32]`` images in [0, 1] (or ``[T, 3, 32, 32]``; ``flatten``:
+    ``[3072]``). ``limit``: keep only the first ``limit`` images."""
     try:
         import torchvision.datasets as tvd
     except ImportError as e:  # pragma: no cover
@@ -172,6 +183,7 @@ def load_cifar(name: str, root, split: str = "train", *, T: int | None = None, e
         raise MissingExtraError("torchvision", "data", f"dataset '{name}'") from e
     if split not in ("train", "test"):
         raise ValueError(f"dataset '{name}' has splits ['train', 'test'], not '{split}'")
+    _check_limit(limit)
     base = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
     folder = Path(root) / base.base_folder
     files = [f for f, _ in (base.train_list if split == "train" else base.test_list)] + [base.meta["filename"]]
@@ -196,6 +208,8 @@ def load_cifar(name: str, root, split: str = "train", *, T: int | None = None, e
     if data.dtype != np.uint8 or data.ndim != 4 or data.shape[1:] != (32, 32, 3):
         raise CorruptFileError(f"dataset '{name}': images in {folder} have dtype {data.dtype} and shape "
                                f"{data.shape}; expected uint8 [N, 32, 32, 3]")
-    images = torch.from_numpy(data).permute(0, 3, 1, 2).to(torch.float32) / 255.0
-    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    images = torch.from_numpy(data[:limit]).permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)[:limit]
+    if flatten:
+        images = images.reshape(len(images), -1)
     return EncodedImages(name, split, images, labels, list(ds.classes), T, encoding, seed, encoder_kwargs)

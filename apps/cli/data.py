@@ -1,5 +1,7 @@
-"""``neurosynth data info|plot``: look at a dataset on disk.
+"""``neurosynth data list|info|plot``: the registered datasets, and a dataset on disk.
 
+``neurosynth data list`` prints the registered datasets with their facts (modality, shape of a sample, classes,
+whether a root folder is needed): every command asks these entries, never a dataset's name.
 ``neurosynth data info NAME --data-root DIR`` prints which splits are present (and where they are expected),
 sample counts, sensor size, classes and the event statistics of a few samples.
 ``neurosynth data plot NAME --data-root DIR --index I --out x.png`` draws one sample: a spike raster for SHD/SSC,
@@ -14,12 +16,13 @@ import argparse
 
 
 def register(subparsers):
-    p = subparsers.add_parser("data", help="inspect datasets: info, plot",
+    p = subparsers.add_parser("data", help="inspect datasets: list, info, plot",
                               description="Inspect a dataset on disk (nothing is downloaded).")
     inner = p.add_subparsers(dest="data_command", metavar="ACTION")
+    lst = inner.add_parser("list", help="the registered datasets and their facts (shape, classes, root)")
+    lst.set_defaults(_run=run)
     info = inner.add_parser("info", help="what is present, sample counts, sensor size, classes, event rates")
-    info.add_argument("name", help="dataset name (shd, ssc, dvs_gesture, nmnist, cifar10_dvs, cifar10, cifar100, "
-                                   "digits, fashion_mnist, nfashion_mnist, spoken_digits)")
+    info.add_argument("name", help="dataset name (`neurosynth data list` lists them)")
     _data_root(info)
     info.add_argument("--samples", type=int, default=5, help="samples to compute event statistics on")
     info.set_defaults(_run=run)
@@ -79,34 +82,35 @@ def _usage() -> int:
 def run(args) -> int:
     from neurosynth.errors import UserError
 
-    if getattr(args, "data_command", None) not in ("info", "plot", "simulate-events"):
+    if getattr(args, "data_command", None) not in ("list", "info", "plot", "simulate-events"):
         return _usage()
     if args.data_command == "simulate-events":
         return _simulate(args)
-    try:
-        import neurosynth.datasets as nd
+    import neurosynth.datasets as nd
 
+    if args.data_command == "list":
+        return _list(nd)
+    try:
         entry = nd.DATASETS.get(args.name)
     except ValueError as e:
         raise UserError(str(e)) from e
-    if entry.name not in ("digits", "fashion_mnist", "nfashion_mnist") and not args.root:
+    if entry.needs_root and not args.root:
         raise UserError(f"dataset '{args.name}' needs --data-root DIR (the folder holding the data)")
     if args.data_command == "info":
         return _info(nd, entry, args)
     return _plot(nd, entry, args)
 
 
-def _no_generation(entry) -> dict:
-    """info/plot never generate a synthetic dataset (``neurosynth data generate`` does)."""
-    return {"generate_missing": False} if entry.name == "spoken_digits" else {}
-
-
-def _splits(entry) -> tuple[str, ...]:
-    if entry.kind == "events":
-        from neurosynth.datasets.events import EVENT_SPECS
-
-        return EVENT_SPECS[entry.name].splits
-    return ("train", "test")
+def _list(nd) -> int:
+    rows = [("name", "modality", "sample (per step)", "classes", "splits", "root")]
+    for name, e in nd.DATASETS.items():
+        root = "needed" if e.needs_root else ("default folder" if e.default_root is not None else "not needed")
+        rows.append((name, e.modality, "x".join(map(str, e.input_shape)) or "?", str(e.n_classes or "?"),
+                     ",".join(e.splits), root))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
 
 
 def _info(nd, entry, args) -> int:
@@ -115,12 +119,15 @@ def _info(nd, entry, args) -> int:
     from neurosynth.datasets.errors import DatasetNotFoundError
 
     print(f"{entry.name}: {entry.description}")
-    if entry.name == "nfashion_mnist":
-        return _info_nfashion(args)
+    if entry.info is not None:  # generated on first use: describe what is on disk (loading would generate it)
+        for line in entry.info(entry.resolve_root(args.root)):
+            print(line)
+        return 0
     found = 0
-    for split in _splits(entry):
-        try:
-            ds = nd.load(entry.name, args.root, split, cache=False, **_no_generation(entry))
+    for split in entry.splits:
+        try:  # info never generates a synthetic dataset (`neurosynth data generate` does): entry.offline
+            ds = nd.load(entry.name, args.root, split, **({"cache": False} if entry.kind == "events" else {}),
+                         **entry.offline)
         except DatasetNotFoundError as e:
             print(f"  {split}: MISSING - {e}")
             continue
@@ -147,10 +154,9 @@ def _info(nd, entry, args) -> int:
         hist = np.bincount(labels, minlength=ds.n_classes)
         print(f"    classes: {ds.n_classes} ({', '.join(map(str, ds.classes[:5]))}{', ...' if ds.n_classes > 5 else ''});"
               f" samples per class min {hist.min()}, max {hist.max()}")
-    if found and entry.name == "spoken_digits":
-        from .data_audio import spoken_digits_info
-
-        spoken_digits_info(args.root)
+    if found and entry.notes is not None:
+        for line in entry.notes(entry.resolve_root(args.root)):
+            print(line)
     if not found:
         from neurosynth.errors import UserError
 
@@ -168,9 +174,9 @@ def _plot(nd, entry, args) -> int:
     from neurosynth.errors import UserError
     from neurosynth.io import atomic_path
 
-    kw = {"cache": False, **_no_generation(entry)} if entry.kind == "events" else {}
-    if entry.name == "nfashion_mnist":
-        kw.update(_nfashion_settings(args.root, args.split))
+    kw = {"cache": False, **entry.offline} if entry.kind == "events" else dict(entry.offline)
+    if entry.existing is not None:  # the options of the data already generated (plotting never generates)
+        kw.update(entry.existing(entry.resolve_root(args.root), args.split))
     if args.T is not None:
         kw["T"] = args.T
     ds = nd.load(entry.name, args.root, args.split, **kw)
@@ -179,10 +185,8 @@ def _plot(nd, entry, args) -> int:
     x, label = ds[args.index]
     name = ds.classes[label] if label < len(ds.classes) else str(label)
     title = f"{entry.name} {args.split}[{args.index}] label {label} ({name})"
-    if entry.name == "spoken_digits":  # waveform, cochleagram and spike raster
-        from .data_audio import spoken_digits_figure
-
-        fig = spoken_digits_figure(args.root, args.split, args.index, title)
+    if entry.figure is not None:  # the dataset's own figure (spoken_digits: waveform, cochleagram, raster)
+        fig = entry.figure(entry.resolve_root(args.root), args.split, args.index, title)
     elif entry.kind == "events" and not ds.spec.has_y:
         ev, _ = ds.events(args.index)
         fig, ax = plt.subplots(figsize=(8, 4))
@@ -241,43 +245,6 @@ def _plot(nd, entry, args) -> int:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     print(f"wrote {args.out}")
-    return 0
-
-
-def _nfashion_settings(root, split: str) -> dict:
-    """load() options matching an already generated nfashion_mnist file of ``split`` (so plotting or inspecting
-    never starts a generation of the default size when a smaller one exists)."""
-    from neurosynth.datasets.nfashion import generated_files
-
-    files = generated_files(root, split)
-    if not files:
-        return {}
-    h = files[0][1]
-    return {"n_samples": h["n_samples"], "seed": h["seed"], "camera": h["camera"]}
-
-
-def _info_nfashion(args) -> int:
-    import numpy as np
-
-    from neurosynth.datasets.nfashion import DEFAULT_SAMPLES, EventFile, generated_files, user_root
-
-    root = args.root or user_root()
-    for split in ("train", "test"):
-        files = generated_files(root, split)
-        if not files:
-            print(f"  {split}: not generated yet under {root}/NFashionMNIST; neurosynth.datasets.load('nfashion_mnist', "
-                  f"'{root}', '{split}') converts the first {DEFAULT_SAMPLES[split]} Fashion-MNIST {split} images "
-                  "(n_samples=... to change; needs Fashion-MNIST: apt-get install -y dataset-fashion-mnist)")
-            continue
-        for path, h in files:
-            ef = EventFile(path)
-            counts = np.diff(np.asarray(ef.cols["offsets"]))
-            hist = np.bincount(ef.labels, minlength=10)
-            print(f"  {split}: {len(ef)} samples in {path} ({path.stat().st_size / 1e6:.1f} MB; seed {h['seed']}, "
-                  f"sha256 of the payload {h['payload_sha256'][:16]}...)")
-            print(f"    sensor size (W, H, P): {tuple(h['sensor_size'])}; events/sample mean {counts.mean():.0f} "
-                  f"(min {counts.min()}, max {counts.max()}); duration 0.3 s (three 100 ms saccades)")
-            print(f"    samples per class min {hist.min()}, max {hist.max()}; camera {h['camera']}")
     return 0
 
 

@@ -57,13 +57,16 @@ def _inputs(args, run_path, manifest: dict):
         _, test = digits_loaders(T=int(cfg.get("T", 20)), batch_size=64, seed=seed,
                                  encoder=cfg.get("encoder", "rate"))
         return test, f"digits test split, encoder={cfg.get('encoder', 'rate')}, T={cfg.get('T', 20)}"
-    if cfg.get("dataset") in ("shd", "spoken_digits") and cfg.get("data_root"):  # examples/train_shd.py runs
+    from neurosynth.datasets import DATASETS
+
+    entry = DATASETS.get(cfg["dataset"]) if cfg.get("dataset") in DATASETS else None
+    if entry is not None and entry.modality == "audio" and cfg.get("data_root"):  # examples/train_shd.py runs
         from torch.utils.data import DataLoader
 
         from neurosynth.datasets import collate_time_first, load
 
-        test = load(cfg["dataset"], cfg["data_root"], "test", T=int(cfg.get("T", 100)), binary=bool(cfg.get("loihi")),
-                    **({"generate_missing": False} if cfg["dataset"] == "spoken_digits" else {}))
+        test = load(entry.name, cfg["data_root"], "test", T=int(cfg.get("T", entry.default_T)),
+                    binary=bool(cfg.get("loihi")), **entry.offline)
         return (DataLoader(test, batch_size=64, collate_fn=collate_time_first),
                 f"SHD-layout test split in {cfg['data_root']}, T={cfg.get('T', 100)}")
     raise UserError(f"{run_path} does not say which dataset it was trained on (no digits config in manifest.json); "

@@ -57,17 +57,19 @@ def _first(cfg: dict, keys: tuple[str, ...], default):
 
 def verification_data(input_shape: tuple[int, ...], n: int, *, dataset: str = "digits", steps: int = 20,
                       encoder: str = "rate", seed: int = 0, data_root=None, spatial_factor: float | None = None):
-    """``(spikes [T, N, *input_shape], labels or None)``: the first ``n`` digits test samples encoded with a
-    generator seeded with ``seed``; with ``data_root``, the first ``n`` test samples of that event dataset (``shd``,
-    ``dvs_gesture``, ...) binned into ``steps`` binary frames; otherwise Bernoulli(0.2) spikes and no labels."""
+    """``(spikes [T, N, *input_shape], labels or None)``: the first ``n`` test samples of a static dataset whose
+    sample shape the model takes (digits, ...) encoded with a generator seeded with ``seed``; with ``data_root``, the
+    first ``n`` test samples of that event dataset (``shd``, ``dvs_gesture``, ...) binned into ``steps`` binary
+    frames; otherwise Bernoulli(0.2) spikes and no labels."""
     import torch
+
+    from neurosynth.datasets import DATASETS, load
 
     g = torch.Generator()
     g.manual_seed(int(seed))
     shape = tuple(input_shape)
-    if data_root is not None and dataset != "digits":
-        from neurosynth.datasets import load
-
+    entry = DATASETS.get(dataset) if dataset in DATASETS else None
+    if data_root is not None and entry is not None and entry.kind == "events":
         kw = {"T": int(steps), "binary": True}
         if spatial_factor is not None:
             kw["spatial_factor"] = float(spatial_factor)
@@ -77,12 +79,11 @@ def verification_data(input_shape: tuple[int, ...], n: int, *, dataset: str = "d
         if tuple(x.shape[2:]) != shape:
             raise ValueError(f"{dataset} samples have shape {tuple(x.shape[2:])} but the model takes {shape}")
         return x, torch.as_tensor([int(p[1]) for p in pairs])
-    if dataset == "digits" and shape in ((64,), (1, 8, 8)):
-        from neurosynth.datasets.digits import load_digits_split
+    if entry is not None and entry.kind == "static" and entry.matches(shape) and (data_root or not entry.needs_root):
         from neurosynth.encoding import encode
 
-        _, _, xte, yte = load_digits_split(image=len(shape) == 3)
-        xte, yte = xte[:n], yte[:n]
+        te = load(dataset, data_root, "test", T=None, flatten=len(shape) == 1, limit=max(1, int(n)))
+        xte, yte = te.images[:n].float() / (255.0 if te.images.dtype == torch.uint8 else 1.0), te.targets[:n]
         if encoder == "current":
             raise ValueError("Loihi inputs are spikes: the run used analog 'current' input; retrain with a spike "
                              "encoder (e.g. --encoder rate)")

@@ -22,10 +22,12 @@ def register(subparsers):
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="run directory with model.pt + arch.json")
     p.add_argument("--attacks", default=ALL, help=f"comma-separated attacks (default: {ALL})")
-    p.add_argument("--dataset", choices=["digits", "fashion_mnist", "cifar10"], default=None,
-                   help="test data (default: inferred from the model's input shape)")
-    p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (cifar10, required) or the "
-                                                     "Fashion-MNIST IDX files (default: the Debian package folder)")
+    p.add_argument("--dataset", choices=_image_datasets(), default=None,
+                   help="test data: a static image dataset (default: the run's, else inferred from the model's "
+                        "input shape)")
+    p.add_argument("--data-root", default=None, help="folder holding the dataset, e.g. cifar-10-batches-py (cifar10, "
+                                                     "required) or the Fashion-MNIST IDX files (default: the Debian "
+                                                     "package folder); not needed for digits")
     p.add_argument("--n-samples", type=int, default=200, help="number of test images attacked")
     p.add_argument("--gradient", choices=["true", "feedback"], default="true",
                    help="white-box gradient: true backprop (honest default) or the rules' feedback path")
@@ -61,27 +63,37 @@ def _parse_params(items: list[str]) -> dict[str, dict]:
     return out
 
 
+def _image_datasets() -> list[str]:
+    """The registered static image datasets (``[C, H, W]`` samples): what the attacks take."""
+    from neurosynth.datasets import entries
+
+    return [e.name for e in entries(is_image=True)]
+
+
+def _infer_dataset(shape) -> str:
+    """The image dataset whose sample shape (or its flattening) a model taking ``shape`` reads; digits if none."""
+    from neurosynth.datasets import entries
+
+    return next((e.name for e in entries(is_image=True) if shape and e.matches(shape)), "digits")
+
+
 def _load_data(name: str, root, n: int):
+    """``(x_train, y_train, x_test[:n], y_test[:n], classes)``: the images in [0, 1] as ``[N, C, H, W]`` floats (the
+    test images attacked are the first ``n`` of the test split)."""
     import torch
 
+    from neurosynth.datasets import DATASETS, load
     from neurosynth.errors import UserError
 
-    if name == "digits":
-        from neurosynth.datasets.digits import load_digits_split
+    def unit(x):  # uint8 images (Fashion-MNIST) -> floats in [0, 1]; float images pass through
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
-        xtr, ytr, xte, yte = load_digits_split(test_size=0.25, seed=0, image=True)
-        return xtr.float(), ytr.long(), xte[:n].float(), yte[:n].long(), 10
-    if name == "fashion_mnist":  # the test images attacked are the first n of the official 10,000
-        from neurosynth.datasets import load
-
-        tr, te = load("fashion_mnist", root, "train"), load("fashion_mnist", root, "test", limit=n)
-        return (tr.images.float() / 255.0, tr.targets.long(), te.images.float() / 255.0, te.targets.long(), 10)
-    if root is None:
-        raise UserError("--dataset cifar10 needs --data-root DIR (the folder holding cifar-10-batches-py)")
-    from neurosynth.datasets import load
-
-    tr, te = load("cifar10", root, "train"), load("cifar10", root, "test")
-    return tr.images, torch.as_tensor(tr.targets), te.images[:n], torch.as_tensor(te.targets[:n]), 10
+    entry = DATASETS.get(name)
+    if entry.needs_root and root is None:
+        raise UserError(f"--dataset {name} needs --data-root DIR ({entry.root_help})")
+    tr = load(name, root, "train", T=None, flatten=False)
+    te = load(name, root, "test", T=None, flatten=False, limit=n)
+    return unit(tr.images), tr.targets.long(), unit(te.images), te.targets.long(), entry.n_classes
 
 
 def plot_robustness(res: dict, path=None, title: str = ""):
@@ -132,9 +144,8 @@ def run(args) -> int:
     dataset = args.dataset
     if dataset is None:
         dataset = run_config.get("dataset")
-        if dataset not in ("digits", "fashion_mnist", "cifar10"):
-            last = list(shape)[-1] if shape else None
-            dataset = {32: "cifar10", 28: "fashion_mnist"}.get(last, "digits")
+        if dataset not in _image_datasets():
+            dataset = _infer_dataset(shape)
     xtr, ytr, x, y, num_classes = _load_data(dataset, args.data_root, args.n_samples)
     image_shape = tuple(x.shape[1:])
     time_steps = args.time_steps

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+# the MLP recipe (train_digits, STDP) trains on digits' own loaders (digits_loaders); every other dataset goes to the
+# conv recipe, which asks the dataset entry (apps/recipes/csnn.py)
+MLP_DATASET = "digits"
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="train a spiking network (digits by default) and write a run directory",
                               description="Train a spiking MLP with surrogate gradients (or STDP) and write DIR/"
                                           "{model.pt, arch.json, metrics.json, manifest.json, plots/}.")
     p.add_argument("--dataset", default="digits",
-                   help="dataset name: digits (ships offline; MLP) or fashion_mnist (conv SNN; Debian package "
-                        "dataset-fashion-mnist, or --data-root/--download)")
+                   help="dataset name: digits (ships offline; MLP) or a static image dataset for the conv SNN, e.g. "
+                        "fashion_mnist (Debian package dataset-fashion-mnist, or --data-root/--download); "
+                        "`neurosynth data list` lists them")
     p.add_argument("--arch", default=None, choices=["mlp", "csnn"],
                    help="mlp (default for digits) or csnn: conv-BN-spiking-pool blocks (default for fashion_mnist)")
     p.add_argument("--recipe", default=None, choices=["cpu", "full"],
@@ -53,7 +58,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from neurosynth.errors import UserError
 
-    arch = args.arch or ("csnn" if args.dataset != "digits" else "mlp")
+    arch = args.arch or ("csnn" if args.dataset != MLP_DATASET else "mlp")
     if arch == "csnn":
         if args.method != "surrogate" or args.loihi:
             raise UserError("--arch csnn trains with surrogate gradients; --method stdp and --loihi are for the "
@@ -64,8 +69,8 @@ def run(args) -> int:
         print(f"test accuracy {result['test_accuracy']:.4f} after {result['epochs']} epochs "
               f"({result['train_seconds']:.1f} s); run directory {args.out}")
         return 0
-    if args.dataset != "digits":
-        raise UserError(f"`neurosynth train --arch mlp` supports --dataset digits; for {args.dataset!r} use --arch csnn "
+    if args.dataset != MLP_DATASET:
+        raise UserError(f"`neurosynth train --arch mlp` supports --dataset {MLP_DATASET}; for {args.dataset!r} use --arch csnn "
                         "or the example scripts in examples/ (train_shd.py, train_dvs_gesture.py)")
     for key, value in (("T", 20), ("hidden", "256"), ("beta", 0.9), ("encoder", "rate"), ("lr", 2e-3),
                        ("batch_size", 64)):

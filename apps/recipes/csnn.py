@@ -29,7 +29,6 @@ RECIPES: dict[str, dict] = {
              "learn": "beta", "dropout": 0.5, "pool": "max", "epochs": 64, "lr": 1e-3, "batch_size": 128,
              "encoder": "current", "weight_decay": 0.0, "surrogate": "atan"},
 }
-IMAGE_SHAPES = {"fashion_mnist": (1, 28, 28), "digits": (1, 8, 8), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
 
 
 def resolve(cfg: dict) -> dict:
@@ -85,24 +84,22 @@ def build_spec(cfg: dict, input_shape, n_out: int) -> dict:
 
 def load_data(cfg: dict):
     """Train and test :class:`EncodedImages` ([C, H, W] images) and their batch loaders."""
-    from neurosynth.datasets import load
+    from neurosynth.datasets import DATASETS, entries, load
     from neurosynth.errors import UserError
 
     name = cfg["dataset"]
-    if name not in IMAGE_SHAPES:
-        raise UserError(f"--arch csnn trains on static image datasets {sorted(IMAGE_SHAPES)}; got {name!r} "
-                        "(for event data use examples/train_dvs_gesture.py)")
+    if name not in DATASETS or not DATASETS.get(name).is_image:
+        raise UserError(f"--arch csnn trains on static image datasets {[e.name for e in entries(is_image=True)]}; "
+                        f"got {name!r} (for event data use examples/train_dvs_gesture.py)")
     T = int(cfg["T"])
     if T < 1:
         raise UserError(f"--T must be >= 1; got {T}")
     encoding = {"current": "direct"}.get(cfg["encoder"], cfg["encoder"])
-    kw = {"T": T, "encoding": encoding, "seed": int(cfg.get("seed", 0))}
-    if name == "digits":
-        kw["flatten"] = False
+    kw = {"T": T, "encoding": encoding, "seed": int(cfg.get("seed", 0)), "flatten": False}
     if cfg.get("download"):
         kw["download"] = True
     limit = cfg.get("limit")
-    if name == "fashion_mnist" and limit:
+    if limit:
         kw["limit"] = int(limit)
     root = cfg.get("root")
     train = load(name, root, "train", **kw)

@@ -1,5 +1,6 @@
-"""Image data for BioNAS: digits (offline, sklearn, 1x8x8), Fashion-MNIST (IDX files, 1x28x28) and CIFAR-10
-(only when on disk).
+"""Image data for BioNAS: any registered static image dataset (``neurosynth.datasets`` entries with
+``is_image``): digits (offline, sklearn, 1x8x8), Fashion-MNIST (IDX files, 1x28x28), CIFAR-10/100 (only when on
+disk).
 
 Splits: ``train`` is halved into ``search_train`` / ``search_val`` for the bilevel search (DARTS'
 ``train_portion = 0.5``); derived models train on ``train`` and report ``test``. Images stay in [0, 1]
@@ -13,8 +14,6 @@ from dataclasses import dataclass
 import torch
 
 from neurosynth.errors import UserError
-
-DATASET_NAMES = ("digits", "fashion_mnist", "cifar10")
 
 
 @dataclass
@@ -64,65 +63,36 @@ class TensorLoader:
             yield self.x[j], self.y[j]
 
 
+def image_datasets() -> tuple[str, ...]:
+    """The registered static image datasets (``entry.is_image``: ``[C, H, W]`` samples), by name."""
+    from neurosynth.datasets import entries
+
+    return tuple(e.name for e in entries(is_image=True))
+
+
 def load_image_data(name: str, root: str | None = None, *, limit_train: int | None = None,
                     limit_test: int | None = None) -> ImageData:
-    if name == "digits":
-        from neurosynth.datasets.digits import load_digits_split
+    """Any registered static image dataset as ``[N, C, H, W]`` floats in [0, 1]: the first ``limit_train`` training
+    images (the full training split by default) and the first ``limit_test`` test images (default: all).
+    ``root=None`` works for the datasets whose entry does not need a folder (digits; Fashion-MNIST reads the Debian
+    package folder ``/usr/share/datasets/fashion-mnist``); nothing is ever downloaded."""
+    from neurosynth.datasets import DATASETS, load
 
-        xtr, ytr, xte, yte = load_digits_split(test_size=0.25, seed=0, image=True)
-        data = ImageData("digits", xtr.float(), ytr.long(), xte.float(), yte.long(), 10)
-    elif name == "fashion_mnist":
-        data = _load_fashion_mnist(root, limit_train)
-    elif name == "cifar10":
-        data = _load_cifar10(root)
-    else:
-        raise UserError(f"unknown dataset '{name}'; choose one of {DATASET_NAMES}")
-    if limit_train:
-        data.x_train, data.y_train = data.x_train[:limit_train], data.y_train[:limit_train]
-    if limit_test:
-        data.x_test, data.y_test = data.x_test[:limit_test], data.y_test[:limit_test]
-    return data
+    entry = DATASETS.get(name) if name in DATASETS else None
+    if entry is None or not entry.is_image:
+        raise UserError(f"unknown dataset '{name}'; choose one of {image_datasets()}")
+    if entry.needs_root and root is None:
+        raise UserError(f"{name} needs --data-root DIR ({entry.root_help}); it is never downloaded implicitly")
+    try:  # a missing or corrupt file raises a UserError (DatasetNotFoundError, CorruptFileError) naming the fix
+        tr = load(name, root, "train", T=None, flatten=False, limit=limit_train or None)
+        te = load(name, root, "test", T=None, flatten=False, limit=limit_test or None)
+    except UserError:
+        raise
+    except (FileNotFoundError, RuntimeError, ValueError, OSError) as e:
+        raise UserError(f"{name} is not available under {root}: {e}. Download it first (e.g. "
+                        f"neurosynth.datasets.load('{name}', '{root}', download=True)) or use --dataset digits") from e
 
-
-def _load_fashion_mnist(root, limit_train: int | None = None) -> ImageData:
-    """Fashion-MNIST as ``[N, 1, 28, 28]`` floats in [0, 1]: the first ``limit_train`` of the official 60,000
-    training images (the file is shuffled, so the classes stay balanced) and the full 10,000-image test set.
-    ``root=None`` reads the Debian package folder (``/usr/share/datasets/fashion-mnist``)."""
-    from neurosynth.datasets import load  # a missing/corrupt file raises a UserError naming the fix
-
-    tr = load("fashion_mnist", root, "train", limit=limit_train or None)
-    te = load("fashion_mnist", root, "test")
-
-    def unit(ds) -> torch.Tensor:
-        x = ds.images
+    def unit(x: torch.Tensor) -> torch.Tensor:
         return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
-    return ImageData("fashion_mnist", unit(tr), tr.targets.long(), unit(te), te.targets.long(), 10)
-
-
-def _load_cifar10(root) -> ImageData:
-    if root is None:
-        raise UserError("cifar10 needs --data-root DIR (the folder holding cifar-10-batches-py); it is never "
-                        "downloaded implicitly")
-    try:
-        from neurosynth.datasets import load
-    except ImportError:
-        load = None
-    try:
-        if load is not None:
-            tr, te = load("cifar10", root, "train"), load("cifar10", root, "test")
-            return ImageData("cifar10", tr.images, tr.targets, te.images, te.targets, 10)
-        import torchvision.datasets as tvd  # pragma: no cover - fallback when neurosynth.datasets is absent
-
-        tr = tvd.CIFAR10(root, train=True, download=False)
-        te = tvd.CIFAR10(root, train=False, download=False)
-
-        def conv(ds):
-            x = torch.as_tensor(ds.data).permute(0, 3, 1, 2).float() / 255.0
-            return x, torch.as_tensor(ds.targets)
-
-        (xtr, ytr), (xte, yte) = conv(tr), conv(te)
-        return ImageData("cifar10", xtr, ytr, xte, yte, 10)
-    except (FileNotFoundError, RuntimeError, ValueError, OSError) as e:
-        raise UserError(f"CIFAR-10 is not available under {root}: {e}. Download it first (e.g. "
-                        f"neurosynth.datasets.load('cifar10', '{root}', download=True)) or use --dataset digits") from e
+    return ImageData(name, unit(tr.images), tr.targets.long(), unit(te.images), te.targets.long(), entry.n_classes)

@@ -1,8 +1,9 @@
 """Data for MSE-NAS: a dataset materialised once as time-first tensors, reproducible batches and loaders.
 
 ``load_task("digits", T=8)`` uses :func:`neurosynth.datasets.load` (scikit-learn digits, offline) as 1x8x8
-images (``conv=True``) or 64 features (``conv=False``). Other registered datasets (``shd``, ``dvs_gesture``,
-...) load from ``root``; ``limit`` caps the number of samples kept in memory.
+images (``conv=True``) or 64 features (``conv=False``). Any registered dataset loads the same way: static ones
+(``entry.kind == "static"``) are spike-encoded over ``T`` steps, event ones (``shd``, ``dvs_gesture``, ...) binned
+into ``T`` frames, from ``root``; ``limit`` caps the number of samples kept in memory.
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ class Task:
         return int(self.x_train.shape[0])
 
 
+def _load_options(name: str, *, T: int, encoding: str, seed: int, conv: bool) -> dict:
+    """``load()`` options for ``T`` steps: static datasets are spike-encoded (``encoding``, ``seed``; flattened
+    unless ``conv``), event datasets binned into ``T`` frames. Unknown names raise the registry's ValueError."""
+    from neurosynth.datasets import DATASETS
+
+    if DATASETS.get(name).kind == "static":
+        return {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv}
+    return {"T": T}
+
+
 def _materialise(ds, limit: int | None, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     from neurosynth.datasets import collate_time_first
 
@@ -50,14 +61,7 @@ def load_task(name: str = "digits", root=None, *, T: int = 8, conv: bool = True,
     from neurosynth.datasets import load
 
     rng = np.random.default_rng(seed)
-    if name == "digits":
-        kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv, **kw}
-    elif name == "fashion_mnist":
-        kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv, **kw}
-    elif name in ("cifar10", "cifar100"):
-        kw = {"T": T, "encoding": encoding, "seed": seed, **kw}
-    else:
-        kw = {"T": T, **kw}
+    kw = {**_load_options(name, T=T, encoding=encoding, seed=seed, conv=conv), **kw}
     tr = load(name, root, "train", **kw)
     te = load(name, root, "test", **kw)
     xtr, ytr = _materialise(tr, limit, rng)
@@ -109,9 +113,7 @@ def test_samples(dataset: str, n: int, *, T: int, encoding: str = "rate", conv: 
     searched network was tested on), as ``(x [T, n, ...], y [n])``."""
     from neurosynth.datasets import load
 
-    kw = {"T": T, "encoding": encoding, "seed": seed, "flatten": not conv} if dataset in ("digits", "fashion_mnist") \
-        else {"T": T}
-    te = load(dataset, root, "test", **kw)
+    te = load(dataset, root, "test", **_load_options(dataset, T=T, encoding=encoding, seed=seed, conv=conv))
     x, y = _materialise(te, None, np.random.default_rng(seed)) if len(te) <= n else \
         _materialise_first(te, n)
     return x, y

@@ -143,9 +143,8 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     with RunDir.create(cfg.out, kind="search mse", resume=cfg.resume, replace=False) as rd:
         t0 = time.perf_counter()
         try:
-            extra = {"encoding": cfg.encoding} if cfg.dataset in ENCODED_DATASETS else {}
             task = load_task(cfg.dataset, cfg.data_root, T=cfg.T, conv=not cfg.dense, seed=cfg.seed, limit=cfg.limit,
-                             **extra)
+                             encoding=cfg.encoding)  # used by static datasets only (their entry says so)
         except (ValueError, FileNotFoundError) as e:
             raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
         try:
@@ -225,7 +224,6 @@ def _generation_done(rd, summary: dict) -> None:
 
 
 BEST_MODEL = "best_model"  # run-directory name of the trained winner (MSE-NAS and BioNAS)
-ENCODED_DATASETS = ("digits", "cifar10", "cifar100", "fashion_mnist")
 
 
 def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> dict:
