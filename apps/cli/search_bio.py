@@ -180,7 +180,7 @@ def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
 def _evo(args, space, data, rd, layers, max_skip, progress, config) -> dict:
     import numpy as np
 
-    import snn_nas.evo  # noqa: F401  (registers the strategies)
+    import snn_nas.strategies  # noqa: F401  (registers the strategies)
     from snn_nas.bionas.engine_space import BioNASEvaluator, BioNASSearchSpace
     from snn_nas.engine import STRATEGIES, Archive, Runner
 

@@ -60,7 +60,7 @@ def _user_error(msg: str):
 
 
 def check_config(cfg: SearchConfig) -> None:
-    from .. import evo  # noqa: F401  (registers the EvoSearch strategies "evo" and "cmaes")
+    from .. import strategies  # noqa: F401  (registers the EvoSearch strategies "evo" and "cmaes")
     from ..engine.strategy import STRATEGIES
     from .fitness import FITNESSES
 

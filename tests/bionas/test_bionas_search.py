@@ -79,7 +79,7 @@ def test_eg_search_sigma_schedule_and_persistent_cma():
 
 
 def test_eg_cma_is_an_engine_strategy_with_resumable_state():
-    from snn_nas.bionas.eg_strategy import CMAESLogits, LogitSpace
+    from snn_nas.strategies.eg_cma import CMAESLogits, LogitSpace
     from snn_nas.engine import STRATEGIES
 
     assert STRATEGIES.get("eg_cma") is CMAESLogits

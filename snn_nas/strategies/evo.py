@@ -5,7 +5,7 @@
     ``decode(x) -> spec`` (the BioNAS spaces decode architecture logits with the DARTS derivation rule).
 ``evo``
     EvoSearch (the blog post in the seeds): genetic programming over architecture trees (subtree
-    crossover, node mutation, subtree mutation; :mod:`snn_nas.evo.gp`) with tournament selection of size
+    crossover, node mutation, subtree mutation; :mod:`snn_nas.strategies.gp`) with tournament selection of size
     4 and a hall of fame of 10, plus CMA-ES for the continuous parameters named by ``continuous``
     (``{dotted.path: [low, high]}``, ``*`` matches every list item / key; default: the space's
     ``continuous`` attribute, if any). Works on any space whose specs are JSON trees and whose
