@@ -180,9 +180,9 @@ def _gradient_or_eg(args, space, data, rd, layers, max_skip, progress) -> dict:
 def _evo(args, space, data, rd, layers, max_skip, progress, config) -> dict:
     import numpy as np
 
-    import snn_nas.strategies  # noqa: F401  (registers the strategies)
     from snn_nas.bionas.engine_space import BioNASEvaluator, BioNASSearchSpace
-    from snn_nas.engine import STRATEGIES, Archive, Runner
+    from snn_nas.engine import Archive, Runner
+    from snn_nas.strategies import STRATEGIES
 
     sp = BioNASSearchSpace(args.space, space.rules, space.extra_ops, max_skip=max_skip)
     strategy = STRATEGIES.get("evo")(sp, np.random.default_rng(args.seed))

@@ -1,13 +1,18 @@
-"""EvoSearch: CMA-ES for continuous parameters + genetic programming over architecture trees, and BioNAS-EG's
-CMA-ES over architecture logits.
+"""The search strategies of the shared engine, one module per family.
 
-Importing this package registers the strategies ``cmaes``, ``evo`` and ``eg_cma`` in
-:data:`snn_nas.engine.strategy.STRATEGIES`.
+Importing this package registers the strategies in :data:`snn_nas.engine.strategy.STRATEGIES`:
+``random`` (:mod:`.random_search`), ``ga`` (:mod:`.genetic`), ``nsga2`` (:mod:`.nsga2`), ``cmaes`` and ``eg_cma``
+(:mod:`.cma`), ``evo`` (:mod:`.evo`, with the tree operators of :mod:`.gp`).
 """
 
-from .eg_cma import CMAESLogits, LogitSpace
-from .evo import CMAESStrategy, EvoSearch, ReplayCMA
-from .gp import node_mutation, subtree_crossover, subtree_mutation
+from snn_nas.engine.strategy import STRATEGIES
 
-__all__ = ["CMAESLogits", "CMAESStrategy", "EvoSearch", "LogitSpace", "ReplayCMA", "subtree_crossover",
-           "node_mutation", "subtree_mutation"]
+from .cma import CMAESLogits, CMAESStrategy, ReplayCMA
+from .evo import EvoSearch
+from .genetic import GeneticAlgorithm
+from .gp import node_mutation, subtree_crossover, subtree_mutation
+from .nsga2 import NSGA2
+from .random_search import RandomSearch
+
+__all__ = ["STRATEGIES", "CMAESLogits", "CMAESStrategy", "EvoSearch", "GeneticAlgorithm", "NSGA2", "RandomSearch", "ReplayCMA",
+           "subtree_crossover", "node_mutation", "subtree_mutation"]

@@ -18,7 +18,6 @@ import pytest
 
 from snn_nas.engine import (
     EVALUATORS,
-    STRATEGIES,
     Archive,
     GridSpace,
     HallOfFame,
@@ -28,6 +27,7 @@ from snn_nas.engine import (
     evaluate_safely,
     spec_hash,
 )
+from snn_nas.strategies import STRATEGIES
 
 GENES = {"a": {"int": [0, 20]}, "b": {"int": [0, 20]}, "c": {"choices": [1, 2, 3]}}
 
@@ -276,7 +276,8 @@ def test_ray_gives_the_same_archive(tmp_path):
 
 _CHILD = """
 import sys, numpy as np
-from snn_nas.engine import Archive, EVALUATORS, STRATEGIES, GridSpace, Runner
+from snn_nas.engine import Archive, EVALUATORS, GridSpace, Runner
+from snn_nas.strategies import STRATEGIES
 genes = {genes!r}
 sp = GridSpace(genes)
 ev = EVALUATORS.get("quadratic")({{"a": 10, "b": 3}}, noise=0.1, sleep={sleep})
