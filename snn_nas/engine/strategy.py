@@ -1,4 +1,4 @@
-"""Ask/tell search strategies. A strategy proposes specs and learns from scores; it never trains.
+"""The ask/tell strategy base class. A strategy proposes specs and learns from scores; it never trains.
 
 Contract (cf. pycma's ``OOOptimizer`` and NNI's strategies):
 
@@ -10,7 +10,10 @@ Contract (cf. pycma's ``OOOptimizer`` and NNI's strategies):
 * ``stopped``: True when the strategy has nothing more to propose,
 * ``hall_of_fame``: the best ``(fitness, spec)`` pairs seen so far (best first).
 
-Strategies are registered in :data:`STRATEGIES` and built as ``STRATEGIES.get(name)(space, rng, **options)``.
+The strategies themselves live in :mod:`snn_nas.strategies` (one module per family), which fills its
+``STRATEGIES`` registry in one place; build one as ``STRATEGIES.get(name)(space, rng, **options)``. This module
+also holds the helpers they share (:func:`fitness_of`, :func:`copy_spec`, :func:`json_float`,
+:func:`from_json_float`).
 """
 
 from __future__ import annotations
@@ -22,18 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from neurosynth.registry import Registry
-
 from .space import SearchSpace, canonical_json, spec_hash
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 
-
-def _copy(spec: dict) -> dict:
+def copy_spec(spec: dict) -> dict:
+    """A deep copy of a JSON spec (through its canonical JSON)."""
     return json.loads(canonical_json(spec))
 
 
-def _fit(result: dict) -> float:
+def fitness_of(result: dict) -> float:
     """Fitness as a float; NaN/None/missing (failed) becomes -inf so it always loses."""
     f = result.get("fitness") if isinstance(result, dict) else None
     try:
@@ -43,11 +43,13 @@ def _fit(result: dict) -> float:
     return -math.inf if math.isnan(f) else f
 
 
-def _json_float(x: float) -> float | None:
+def json_float(x: float) -> float | None:
+    """A float for JSON: non-finite (failed) becomes ``None``."""
     return None if (x is None or not math.isfinite(x)) else float(x)
 
 
-def _from_json_float(x: Any) -> float:
+def from_json_float(x: Any) -> float:
+    """The inverse of :func:`json_float`: ``None`` becomes ``-inf``."""
     return -math.inf if x is None else float(x)
 
 
@@ -63,12 +65,12 @@ class HallOfFame:
     def update(self, specs: list[dict], results: list[dict]) -> None:
         seen = {h for _, h, _ in self._items}
         for s, r in zip(specs, results):
-            f = _fit(r)
+            f = fitness_of(r)
             h = spec_hash(s)
             if not math.isfinite(f) or h in seen:
                 continue
             seen.add(h)
-            self._items.append((f, h, _copy(s)))
+            self._items.append((f, h, copy_spec(s)))
         self._items.sort(key=lambda t: -t[0])  # stable: earlier entries win ties
         del self._items[self.size :]
 

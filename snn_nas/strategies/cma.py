@@ -25,7 +25,7 @@ import pickle
 import numpy as np
 
 from snn_nas.engine.space import SearchSpace
-from snn_nas.engine.strategy import STRATEGIES, Strategy, _fit
+from snn_nas.engine.strategy import Strategy, fitness_of
 
 
 class ReplayCMA:
@@ -103,7 +103,6 @@ def _minimised(results: list[dict]) -> list[float]:
     return [v if math.isfinite(v) else worst for v in f]
 
 
-@STRATEGIES.register("cmaes")
 class CMAESStrategy(Strategy):
     """CMA-ES over ``space.decode``'s continuous encoding (one pycma instance for the whole search)."""
 
@@ -147,7 +146,6 @@ class CMAESStrategy(Strategy):
 
 
 
-@STRATEGIES.register("eg_cma")
 class CMAESLogits(Strategy):
     """Persistent CMA-ES (pycma) on a :class:`LogitSpace`: ``ask(n)`` draws ``n`` points (``n`` defaults to the
     population size), ``tell`` updates mean, covariance and step size from their ranks."""
@@ -198,7 +196,7 @@ class CMAESLogits(Strategy):
         super().tell(specs, results)
         X = [np.asarray(s["z"], dtype=np.float64) for s in specs]
         # failed candidates (fitness -inf) get the worst finite value so CMA ranks them last
-        f = [-_fit(r) for r in results]
+        f = [-fitness_of(r) for r in results]
         worst = max([v for v in f if np.isfinite(v)], default=0.0)
         self.es.tell(X, [v if np.isfinite(v) else worst + 1.0 for v in f])
         self._pending = []

@@ -16,13 +16,12 @@ import math
 import numpy as np
 
 from snn_nas.engine.space import canonical_json, spec_hash
-from snn_nas.engine.strategy import STRATEGIES, Strategy, _fit
+from snn_nas.engine.strategy import Strategy, fitness_of
 
 from . import gp
 from .cma import ReplayCMA, _minimised
 
 
-@STRATEGIES.register("evo")
 class EvoSearch(Strategy):
     """Genetic programming over spec trees + CMA-ES on continuous parameters (see module doc)."""
 
@@ -119,7 +118,7 @@ class EvoSearch(Strategy):
             self.cma.tell(_minimised(results))
         size = len(self.population) or len(specs)
         old = sorted(self.population, key=lambda t: -t[0])[: self.elite]
-        new = sorted(((_fit(r), json.loads(canonical_json(s))) for s, r in zip(specs, results)),
+        new = sorted(((fitness_of(r), json.loads(canonical_json(s))) for s, r in zip(specs, results)),
                      key=lambda t: -t[0])
         merged, seen = [], set()
         for f, s in old + new:

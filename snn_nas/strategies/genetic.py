@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from snn_nas.engine.space import canonical_json, spec_hash
-from snn_nas.engine.strategy import STRATEGIES, Strategy, _copy, _fit, _from_json_float, _json_float
+from snn_nas.engine.strategy import Strategy, copy_spec, fitness_of, from_json_float, json_float
 
 
-@STRATEGIES.register("ga")
 class GeneticAlgorithm(Strategy):
     """Generational GA with elitism.
 
@@ -44,7 +43,7 @@ class GeneticAlgorithm(Strategy):
             if self.rng.random() < self.p_crossover:
                 child = self.space.crossover(p1, self._select(), self.rng)
             else:
-                child = _copy(p1)
+                child = copy_spec(p1)
             if self.rng.random() < self.p_mutation or canonical_json(child) == canonical_json(p1):
                 child = self.space.mutate(child, self.rng)
             out.append(child)
@@ -54,7 +53,7 @@ class GeneticAlgorithm(Strategy):
         super().tell(specs, results)
         size = len(specs)
         old = sorted(self.population, key=lambda t: -t[0])[: self.elite]
-        new = [(_fit(r), _copy(s)) for s, r in zip(specs, results)]
+        new = [(fitness_of(r), copy_spec(s)) for s, r in zip(specs, results)]
         merged, seen = [], set()
         for f, s in old + sorted(new, key=lambda t: -t[0]):
             h = spec_hash(s)
@@ -65,9 +64,9 @@ class GeneticAlgorithm(Strategy):
 
     def state_dict(self) -> dict:
         d = super().state_dict()
-        d["population"] = [[_json_float(f), s] for f, s in self.population]
+        d["population"] = [[json_float(f), s] for f, s in self.population]
         return d
 
     def load_state_dict(self, d: dict) -> None:
         super().load_state_dict(d)
-        self.population = [(_from_json_float(f), s) for f, s in d["population"]]
+        self.population = [(from_json_float(f), s) for f, s in d["population"]]

@@ -7,12 +7,12 @@ import math
 import numpy as np
 
 from snn_nas.engine.space import SearchSpace, canonical_json, spec_hash
-from snn_nas.engine.strategy import STRATEGIES, Strategy, _copy, _fit, _json_float
+from snn_nas.engine.strategy import Strategy, copy_spec, fitness_of, json_float
 
 
 def _objectives(result: dict, n_obj: int) -> list[float]:
     """Objectives to minimise: ``result['objectives']`` or ``[-fitness, 0...]``; failed -> +inf."""
-    f = _fit(result)
+    f = fitness_of(result)
     if not math.isfinite(f):
         return [math.inf] * n_obj
     obj = result.get("objectives")
@@ -24,7 +24,6 @@ def _objectives(result: dict, n_obj: int) -> list[float]:
     return [o if math.isfinite(o) else math.inf for o in obj]
 
 
-@STRATEGIES.register("nsga2")
 class NSGA2(Strategy):
     """Multi-objective NSGA-II (non-dominated sorting + crowding distance) through pymoo's ask/tell API.
 
@@ -69,7 +68,7 @@ class NSGA2(Strategy):
         elif int(n) != self.pop_size:
             raise ValueError(f"nsga2 was set up with population {self.pop_size}; ask({n}) must use the same size")
         self._pending = self.algorithm.ask()
-        return [_copy(x[0]) for x in self._pending.get("X")]
+        return [copy_spec(x[0]) for x in self._pending.get("X")]
 
     def tell(self, specs: list[dict], results: list[dict]) -> None:
         super().tell(specs, results)
@@ -83,7 +82,7 @@ class NSGA2(Strategy):
 
     def _sync_population(self) -> None:
         pop = self.algorithm.pop
-        self.population = [(list(map(float, f)), _copy(x[0])) for x, f in zip(pop.get("X"), pop.get("F"))]
+        self.population = [(list(map(float, f)), copy_spec(x[0])) for x, f in zip(pop.get("X"), pop.get("F"))]
 
     @property
     def pareto_front(self) -> list[tuple[list[float], dict]]:
@@ -99,7 +98,7 @@ class NSGA2(Strategy):
     def state_dict(self) -> dict:
         d = super().state_dict()
         d["pop_size"] = self.pop_size
-        d["population"] = [[[_json_float(v) for v in f], s] for f, s in self.population]
+        d["population"] = [[[json_float(v) for v in f], s] for f, s in self.population]
         return d
 
     def load_state_dict(self, d: dict) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from snn_nas.engine.strategy import STRATEGIES, Strategy
+from snn_nas.engine.strategy import Strategy
 
 
-@STRATEGIES.register("random")
 class RandomSearch(Strategy):
     """Random search: every candidate is an independent ``space.sample(rng)``. The baseline."""
 
