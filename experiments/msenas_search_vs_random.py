@@ -40,11 +40,12 @@ PROTOCOL = ("population", "generations", "strategy", "fitness", "epochs", "lr", 
 
 
 def run_seed(args, seed: int, out: Path) -> dict:
-    from snn_nas.engine import STRATEGIES, Archive, Runner, spec_hash
+    from snn_nas.engine import Archive, Runner, spec_hash
     from snn_nas.engine.space import derive_seed
     from snn_nas.mse import builder  # noqa: F401
     from snn_nas.mse.data import fitness_batch
     from snn_nas.mse.evaluator import RDMFitnessEvaluator
+    from snn_nas.strategies import STRATEGIES
 
     task = fashion_task(T=args.T, seed=seed, train_limit=args.train_limit + args.val, test_limit=0, pool=args.pool)
     val = split_validation(task, args.val)

@@ -280,8 +280,9 @@ def apply_update(w: Tensor, dw: Tensor, lr: float, p) -> Tensor:
 
 # ----------------------------------------------------------------------------------- rule registry
 @dataclass(frozen=True)
-class Rule:
-    """A registered plasticity rule: its parameter class, state constructor and step function."""
+class PlasticityRule:
+    """A local plasticity rule (a ``PLASTICITY_RULES`` entry: STDP, triplet STDP, R-STDP): its parameter class,
+    state constructor and step function."""
 
     name: str
     params: type
@@ -290,10 +291,10 @@ class Rule:
     needs_reward: bool = False
 
 
-PLASTICITY_RULES: Registry[Rule] = Registry("plasticity rule")
-PLASTICITY_RULES.add("stdp", Rule("stdp", STDPParams, lambda pre, post, w: stdp_init(pre, post), stdp_step))
-PLASTICITY_RULES.add("triplet", Rule("triplet", TripletParams, lambda pre, post, w: triplet_init(pre, post), triplet_step))
-PLASTICITY_RULES.add("rstdp", Rule("rstdp", RSTDPParams, rstdp_init, rstdp_step, needs_reward=True))
+PLASTICITY_RULES: Registry[PlasticityRule] = Registry("plasticity rule")
+PLASTICITY_RULES.add("stdp", PlasticityRule("stdp", STDPParams, lambda pre, post, w: stdp_init(pre, post), stdp_step))
+PLASTICITY_RULES.add("triplet", PlasticityRule("triplet", TripletParams, lambda pre, post, w: triplet_init(pre, post), triplet_step))
+PLASTICITY_RULES.add("rstdp", PlasticityRule("rstdp", RSTDPParams, rstdp_init, rstdp_step, needs_reward=True))
 
 
 def make_params(rule: str, **kw) -> STDPParams | TripletParams | RSTDPParams:
@@ -314,7 +315,7 @@ def _build(cls, kw: dict):
 
 
 __all__ = [
-    "PLASTICITY_RULES", "Rule", "RSTDPParams", "RSTDPState", "STDPParams", "STDPState", "TripletParams", "TripletState",
+    "PLASTICITY_RULES", "PlasticityRule", "RSTDPParams", "RSTDPState", "STDPParams", "STDPState", "TripletParams", "TripletState",
     "add_spikes", "apply_update", "decay_factor", "make_params", "pair_window", "rstdp_init",
     "rstdp_step", "soft_bound_factors", "stdp_init", "stdp_step", "triplet_init", "triplet_step",
 ]

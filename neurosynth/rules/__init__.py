@@ -24,11 +24,11 @@ from .convert import (
     weight_ratio,
 )
 from .functional import CaptureError, Conv2dDFA, Conv2dFeedback, DFAContext, LinearDFA, LinearFeedback
-from .layers import RULES, BioConv2d, BioLayer, BioLinear, Rule, get_rule
+from .layers import RULES, BioConv2d, BioLayer, BioLinear, FeedbackRule, get_rule
 from .local import HebbianConv2d, PredictiveCodingConv2d
 
 __all__ = [
-    "RULES", "Rule", "get_rule", "BioLayer", "BioLinear", "BioConv2d", "HebbianConv2d", "PredictiveCodingConv2d",
+    "RULES", "FeedbackRule", "get_rule", "BioLayer", "BioLinear", "BioConv2d", "HebbianConv2d", "PredictiveCodingConv2d",
     "convert", "assign", "rule_map", "step", "attach", "true_gradients", "alignment_angle", "alignment_angles", "weight_ratio",
     "LinearFeedback", "Conv2dFeedback", "LinearDFA", "Conv2dDFA", "CaptureError", "DFAContext",
 ]

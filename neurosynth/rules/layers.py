@@ -30,7 +30,7 @@ from neurosynth.registry import Registry
 
 from .functional import Conv2dDFA, Conv2dFeedback, DFAContext, LinearDFA, LinearFeedback
 
-RULES: Registry[type[Rule]] = Registry("learning rule")
+RULES: Registry[type[FeedbackRule]] = Registry("learning rule")
 
 _MAX_SEED = 2**62
 
@@ -46,8 +46,9 @@ def xavier_uniform(shape, fan_in: int, fan_out: int, generator: torch.Generator 
     return ((2 * u - 1) * bound).to(dtype=dtype, device=device)
 
 
-class Rule:
-    """A learning rule: how a layer's feedback state is created and which ``B`` its backward uses."""
+class FeedbackRule:
+    """A feedback learning rule (a ``RULES`` entry): how a layer's feedback state is created and which ``B`` its
+    backward pass uses to carry the error down."""
 
     name = "rule"
     dfa = False  # needs the network's output error
@@ -68,12 +69,12 @@ class Rule:
 
 
 @RULES.register("bp")
-class Backprop(Rule):
+class Backprop(FeedbackRule):
     name = "bp"
 
 
 @RULES.register("fa")
-class FeedbackAlignment(Rule):
+class FeedbackAlignment(FeedbackRule):
     name = "fa"
 
     def init(self, layer, generator, output_dim):
@@ -86,7 +87,7 @@ class FeedbackAlignment(Rule):
 
 
 @RULES.register("dfa")
-class DirectFeedbackAlignment(Rule):
+class DirectFeedbackAlignment(FeedbackRule):
     name = "dfa"
     dfa = True
 
@@ -108,7 +109,7 @@ class DirectFeedbackAlignment(Rule):
 
 
 @RULES.register("usf")
-class UniformSignConcordant(Rule):
+class UniformSignConcordant(FeedbackRule):
     name = "usf"
 
     def feedback(self, layer):
@@ -117,7 +118,7 @@ class UniformSignConcordant(Rule):
 
 
 @RULES.register("frsf")
-class FixedRandomSignConcordant(Rule):
+class FixedRandomSignConcordant(FeedbackRule):
     name = "frsf"
 
     def init(self, layer, generator, output_dim):
@@ -131,7 +132,7 @@ class FixedRandomSignConcordant(Rule):
 
 
 @RULES.register("brsf")
-class BatchRandomSignConcordant(Rule):
+class BatchRandomSignConcordant(FeedbackRule):
     name = "brsf"
     needs_step = True
 
@@ -156,8 +157,8 @@ class BatchRandomSignConcordant(Rule):
         layer.feedback_magnitude.copy_(self._draw(layer, int(layer.feedback_seed), int(layer.feedback_step)))
 
 
-def get_rule(rule: str | Rule) -> Rule:
-    if isinstance(rule, Rule):
+def get_rule(rule: str | FeedbackRule) -> FeedbackRule:
+    if isinstance(rule, FeedbackRule):
         return rule
     return RULES.get(rule)()
 
@@ -165,7 +166,7 @@ def get_rule(rule: str | Rule) -> Rule:
 class BioLayer:
     """Mixin of :class:`BioLinear` and :class:`BioConv2d`: holds the rule and its feedback buffers."""
 
-    rule: Rule
+    rule: FeedbackRule
     _dfa_ctx: DFAContext | None
     true_gradient: bool = False  # set by neurosynth.rules.true_gradients(): backward through W (plain autograd)
 

@@ -22,6 +22,30 @@ from snn_nas.engine.space import SearchSpace
 from .space import DEFAULT_RULES, CellSpace, logits_size, split_logits
 
 
+class LogitSpace(SearchSpace):
+    """Real vectors of length ``dim`` (the flattened logits of a BioNAS supernet), the space of BioNAS-EG's
+    CMA-ES (strategy ``eg_cma``): a spec is ``{"z": [float, ...]}``."""
+
+    name = "logits"
+
+    def __init__(self, dim: int, scale: float = 1.0):
+        if int(dim) < 1:
+            raise ValueError(f"dim must be >= 1; got {dim}")
+        self.dim, self.scale = int(dim), float(scale)
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        return {"z": (self.scale * rng.standard_normal(self.dim)).tolist()}
+
+    def validate(self, spec: dict) -> dict:
+        z = spec.get("z") if isinstance(spec, dict) else None
+        if not isinstance(z, list) or len(z) != self.dim or not all(isinstance(v, (int, float)) for v in z):
+            raise ValueError(f"a logit spec is {{'z': [{self.dim} floats]}}; got {str(spec)[:80]}")
+        return spec
+
+    def describe(self) -> dict:
+        return {"name": self.name, "dim": self.dim}
+
+
 class BioNASSearchSpace(SearchSpace):
     def __init__(self, kind: str = "nb201", rules=DEFAULT_RULES, extra_ops=(), max_skip: int | None = 2):
         self.cells = CellSpace(kind, tuple(rules), tuple(extra_ops))

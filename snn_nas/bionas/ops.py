@@ -1,6 +1,6 @@
 """Candidate operations of the BioNAS cells; every weighted conv carries a learning rule.
 
-``OPS[name](C, stride, rule, affine) -> nn.Module``. ``rule`` is a name from
+``CELL_OPS[name](C, stride, rule, affine) -> nn.Module``. ``rule`` is a name from
 :data:`neurosynth.rules.RULES` for ops with weights and ``None`` for parameter-free ops. Batch norms are
 always trained by ordinary gradients (they have no weight-transport problem). Follows the DARTS
 (quark0/darts ``cnn/operations.py``) and NAS-Bench-201 (``nor_conv``: ReLU-Conv-BN) definitions, except that
@@ -16,7 +16,7 @@ import torch.nn as nn
 from neurosynth.registry import Registry
 from neurosynth.rules import BioConv2d, HebbianConv2d, PredictiveCodingConv2d
 
-OPS: Registry = Registry("BioNAS operation")
+CELL_OPS: Registry = Registry("BioNAS operation")  # the candidate operations of a cell edge, by name
 
 # ops whose weights follow a learning rule (the others are parameter-free, or use their own mechanism)
 RULE_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "nor_conv_1x1", "nor_conv_3x3")
@@ -104,20 +104,20 @@ class PCOp(nn.Sequential):
                          nn.BatchNorm2d(C, affine=affine))
 
 
-OPS.add("none", lambda C, stride, rule, affine: Zero(stride))
-OPS.add("max_pool_3x3", lambda C, stride, rule, affine: PoolBN("max", C, stride, affine))
-OPS.add("avg_pool_3x3", lambda C, stride, rule, affine: PoolBN("avg", C, stride, affine))
-OPS.add("skip_connect", lambda C, stride, rule, affine: nn.Identity() if stride == 1
+CELL_OPS.add("none", lambda C, stride, rule, affine: Zero(stride))
+CELL_OPS.add("max_pool_3x3", lambda C, stride, rule, affine: PoolBN("max", C, stride, affine))
+CELL_OPS.add("avg_pool_3x3", lambda C, stride, rule, affine: PoolBN("avg", C, stride, affine))
+CELL_OPS.add("skip_connect", lambda C, stride, rule, affine: nn.Identity() if stride == 1
         else FactorizedReduce(C, C, rule, affine))
-OPS.add("sep_conv_3x3", lambda C, stride, rule, affine: SepConv(C, C, 3, stride, 1, rule, affine))
-OPS.add("sep_conv_5x5", lambda C, stride, rule, affine: SepConv(C, C, 5, stride, 2, rule, affine))
-OPS.add("dil_conv_3x3", lambda C, stride, rule, affine: DilConv(C, C, 3, stride, 2, 2, rule, affine))
-OPS.add("dil_conv_5x5", lambda C, stride, rule, affine: DilConv(C, C, 5, stride, 4, 2, rule, affine))
-OPS.add("nor_conv_1x1", lambda C, stride, rule, affine: ReLUConvBN(C, C, 1, stride, 0, rule, affine))
-OPS.add("nor_conv_3x3", lambda C, stride, rule, affine: ReLUConvBN(C, C, 3, stride, 1, rule, affine))
-OPS.add("hebbian_conv_3x3", lambda C, stride, rule, affine: HebbianOp(C, stride, affine))
-OPS.add("pc_conv_3x3", lambda C, stride, rule, affine: PCOp(C, stride, affine))
+CELL_OPS.add("sep_conv_3x3", lambda C, stride, rule, affine: SepConv(C, C, 3, stride, 1, rule, affine))
+CELL_OPS.add("sep_conv_5x5", lambda C, stride, rule, affine: SepConv(C, C, 5, stride, 2, rule, affine))
+CELL_OPS.add("dil_conv_3x3", lambda C, stride, rule, affine: DilConv(C, C, 3, stride, 2, 2, rule, affine))
+CELL_OPS.add("dil_conv_5x5", lambda C, stride, rule, affine: DilConv(C, C, 5, stride, 4, 2, rule, affine))
+CELL_OPS.add("nor_conv_1x1", lambda C, stride, rule, affine: ReLUConvBN(C, C, 1, stride, 0, rule, affine))
+CELL_OPS.add("nor_conv_3x3", lambda C, stride, rule, affine: ReLUConvBN(C, C, 3, stride, 1, rule, affine))
+CELL_OPS.add("hebbian_conv_3x3", lambda C, stride, rule, affine: HebbianOp(C, stride, affine))
+CELL_OPS.add("pc_conv_3x3", lambda C, stride, rule, affine: PCOp(C, stride, affine))
 
 
 def build_op(name: str, C: int, stride: int, rule: str | None, affine: bool = True) -> nn.Module:
-    return OPS.get(name)(C, stride, rule, affine)
+    return CELL_OPS.get(name)(C, stride, rule, affine)

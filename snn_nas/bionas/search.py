@@ -191,11 +191,12 @@ def edge_similarity(p_ref: dict, p_cand: dict) -> float:
 
 class EGExplorer:
     """The persistent CMA-ES of BioNAS-EG over the flattened architecture logits: a thin driver of the engine
-    strategy :class:`~snn_nas.bionas.eg_strategy.CMAESLogits` (``STRATEGIES["eg_cma"]``), one ``ask``/``tell``
+    strategy :class:`~snn_nas.strategies.cma.CMAESLogits` (``STRATEGIES["eg_cma"]``), one ``ask``/``tell``
     round per generation."""
 
     def __init__(self, x0: np.ndarray, rng: np.random.Generator, *, sigma0: float, popsize: int | None = None):
-        from .eg_strategy import CMAESLogits, LogitSpace
+        from ..strategies.cma import CMAESLogits
+        from .engine_space import LogitSpace
 
         x0 = np.asarray(x0, dtype=np.float64)
         self.strategy = CMAESLogits(LogitSpace(x0.size), rng, x0=x0, sigma0=sigma0, popsize=popsize)

@@ -32,7 +32,7 @@ import numpy as np
 
 from neurosynth.rules import RULES
 
-from .ops import LOCAL_OPS, OPS, RULE_OPS
+from .ops import CELL_OPS, LOCAL_OPS, RULE_OPS
 
 DEFAULT_RULES = ("fa", "usf", "brsf", "frsf")
 DARTS_CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -200,8 +200,8 @@ class CellSpace:
         j, i, op, rule = e["node"], e["from"], e["op"], e["rule"]
         if (j, i) not in self.edges:
             raise ValueError(f"genotype['{key}'] edge {j}<-{i} does not exist; edges: {list(self.edges)}")
-        if op not in OPS:
-            raise ValueError(f"genotype['{key}'] edge {j}<-{i}: unknown op '{op}'; known: {OPS.names()}")
+        if op not in CELL_OPS:
+            raise ValueError(f"genotype['{key}'] edge {j}<-{i}: unknown op '{op}'; known: {CELL_OPS.names()}")
         stride = self.stride(key, (j, i))
         if op not in {c[0] for c in self.columns} and op not in LOCAL_OPS:
             raise ValueError(f"genotype['{key}'] edge {j}<-{i}: op '{op}' is not part of the {self.kind} space "

@@ -4,7 +4,8 @@ Roles are separate (see docs/msenas.md):
 
 * :mod:`.space` -- ``SearchSpace`` (data: ``sample(rng)``, ``validate(spec)``, ``mutate``, ``crossover``),
   ``canonical_json``, ``spec_hash``, ``derive_seed``;
-* :mod:`.strategy` -- ask/tell ``Strategy`` and the ``STRATEGIES`` registry (random, ga, nsga2);
+* :mod:`.strategy` -- the ask/tell ``Strategy`` base class and ``HallOfFame`` (the strategies themselves and
+  their ``STRATEGIES`` registry: :mod:`snn_nas.strategies`);
 * :mod:`.evaluator` -- ``Evaluator`` and the ``EVALUATORS`` registry, ``evaluate_safely``;
 * :mod:`.archive` -- ``Archive``, the SQLite record of a search;
 * :mod:`.runner` -- ``Runner``, the loop (budget, workers / Ray, progress, checkpoints, resume).
@@ -14,7 +15,7 @@ from .archive import Archive
 from .evaluator import EVALUATORS, Evaluator, evaluate_safely
 from .runner import Runner
 from .space import GridSpace, SearchSpace, canonical_json, derive_seed, spec_hash
-from .strategy import STRATEGIES, HallOfFame, Strategy
+from .strategy import HallOfFame, Strategy
 
 __all__ = ["Archive", "EVALUATORS", "Evaluator", "evaluate_safely", "Runner", "GridSpace", "SearchSpace",
-           "canonical_json", "derive_seed", "spec_hash", "STRATEGIES", "HallOfFame", "Strategy"]
+           "canonical_json", "derive_seed", "spec_hash", "HallOfFame", "Strategy"]

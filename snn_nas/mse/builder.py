@@ -230,9 +230,3 @@ def lowered(spec: dict) -> dict:
 
 
 ARCH_KINDS.register("mse", overwrite=True)(build_mse)
-
-
-def count_params(spec: dict) -> int:
-    """Trainable parameters of the network ``spec`` describes (builds it on the CPU)."""
-    return sum(p.numel() for p in build_mse(spec).parameters() if p.requires_grad)
-

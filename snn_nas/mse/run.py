@@ -60,8 +60,7 @@ def _user_error(msg: str):
 
 
 def check_config(cfg: SearchConfig) -> None:
-    from .. import evo  # noqa: F401  (registers the EvoSearch strategies "evo" and "cmaes")
-    from ..engine.strategy import STRATEGIES
+    from ..strategies import STRATEGIES
     from .fitness import FITNESSES
 
     if cfg.population < 1 or cfg.generations < 1:
@@ -127,7 +126,8 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     from neurosynth.io import write_json
     from neurosynth.rundir import RunDir
 
-    from ..engine import STRATEGIES, Archive, Runner
+    from ..engine import Archive, Runner
+    from ..strategies import STRATEGIES
     from . import builder  # noqa: F401  (registers the "mse" ArchSpec kind)
     from .data import fitness_batch, load_task
     from .evaluator import RDMFitnessEvaluator

@@ -5,10 +5,9 @@ import json
 import numpy as np
 import pytest
 
-import snn_nas.evo  # noqa: F401  (registers the strategies)
 from snn_nas.bionas.engine_space import BioNASSearchSpace
-from snn_nas.engine import STRATEGIES, GridSpace, SearchSpace
-from snn_nas.evo import gp
+from snn_nas.engine import GridSpace, SearchSpace
+from snn_nas.strategies import STRATEGIES, gp
 
 
 class ToySpace(SearchSpace):

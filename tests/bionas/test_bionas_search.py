@@ -79,8 +79,9 @@ def test_eg_search_sigma_schedule_and_persistent_cma():
 
 
 def test_eg_cma_is_an_engine_strategy_with_resumable_state():
-    from snn_nas.bionas.eg_strategy import CMAESLogits, LogitSpace
-    from snn_nas.engine import STRATEGIES
+    from snn_nas.bionas.engine_space import LogitSpace
+    from snn_nas.strategies import STRATEGIES
+    from snn_nas.strategies.cma import CMAESLogits
 
     assert STRATEGIES.get("eg_cma") is CMAESLogits
     f = lambda z: float(np.sum((np.asarray(z) - 1.0) ** 2))  # noqa: E731

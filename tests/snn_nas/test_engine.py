@@ -18,7 +18,6 @@ import pytest
 
 from snn_nas.engine import (
     EVALUATORS,
-    STRATEGIES,
     Archive,
     GridSpace,
     HallOfFame,
@@ -28,6 +27,7 @@ from snn_nas.engine import (
     evaluate_safely,
     spec_hash,
 )
+from snn_nas.strategies import STRATEGIES
 
 GENES = {"a": {"int": [0, 20]}, "b": {"int": [0, 20]}, "c": {"choices": [1, 2, 3]}}
 
@@ -92,11 +92,33 @@ def test_gridspace_validate_names_bad_field(genes, match):
 
 # ---- strategies --------------------------------------------------------------------------------------
 def test_registry_lists_strategies():
-    assert {"random", "ga", "nsga2"} <= set(STRATEGIES.names())
+    assert STRATEGIES.names() == ["cmaes", "eg_cma", "evo", "ga", "nsga2", "random"]
     with pytest.raises(ValueError, match="registered strategys: .*ga"):
         STRATEGIES.get("nope")
     with pytest.raises(ValueError, match="unknown options"):
         STRATEGIES.get("random")(space(), np.random.default_rng(0), bogus=1)
+
+
+def test_every_strategy_class_is_registered_under_its_own_name():
+    """The registry is filled in one place (snn_nas/strategies/__init__.py): every Strategy subclass defined in the
+    package is in it, under the ``name`` its saved state carries, and the engine itself holds no registry."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import snn_nas.engine
+    import snn_nas.strategies
+    from snn_nas.engine.strategy import Strategy
+
+    defined = set()
+    for info in pkgutil.iter_modules(snn_nas.strategies.__path__):
+        mod = importlib.import_module(f"snn_nas.strategies.{info.name}")
+        defined |= {c for _, c in inspect.getmembers(mod, inspect.isclass)
+                    if issubclass(c, Strategy) and c is not Strategy and c.__module__ == mod.__name__}
+    assert defined == {STRATEGIES.get(n) for n in STRATEGIES.names()}
+    for n in STRATEGIES.names():
+        assert STRATEGIES.get(n).name == n
+    assert not hasattr(snn_nas.engine, "STRATEGIES")
 
 
 def test_tournament_selection_probabilities_match_size_4():
@@ -276,7 +298,8 @@ def test_ray_gives_the_same_archive(tmp_path):
 
 _CHILD = """
 import sys, numpy as np
-from snn_nas.engine import Archive, EVALUATORS, STRATEGIES, GridSpace, Runner
+from snn_nas.engine import Archive, EVALUATORS, GridSpace, Runner
+from snn_nas.strategies import STRATEGIES
 genes = {genes!r}
 sp = GridSpace(genes)
 ev = EVALUATORS.get("quadratic")({{"a": 10, "b": 3}}, noise=0.1, sleep={sleep})

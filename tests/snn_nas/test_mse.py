@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neurosynth.arch import build
-from snn_nas.engine import EVALUATORS, STRATEGIES, Archive, Runner, spec_hash
+from snn_nas.engine import EVALUATORS, Archive, Runner, spec_hash
 from snn_nas.mse import builder  # noqa: F401  registers the "mse" kind
 from snn_nas.mse.builder import EdgeOp, MotifCell
 from snn_nas.mse.data import Task, fitness_batch
@@ -26,6 +26,7 @@ from snn_nas.mse.fitness import (
     snasnet_logdet,
 )
 from snn_nas.mse.space import MSESpace, MSESpaceConfig, validate_spec
+from snn_nas.strategies import STRATEGIES
 
 SMALL = {"widths": [4, 8], "stem_widths": [4], "depth": [1, 3]}
 
