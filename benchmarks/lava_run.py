@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     import torch
 
     from neurosynth.arch import build
-    from neurosynth.hardware.lava import qat
+    from neurosynth.hardware.targets import loihi_qat as qat
     from neurosynth.hardware.lava.builder import _lava_shape, build_graph, lava_conv_weight, replicate
     from neurosynth.hardware.lava.compat import import_lava
     from neurosynth.hardware.lava.ir import extract

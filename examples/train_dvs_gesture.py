@@ -11,7 +11,7 @@ a fully connected LIF layer and 11 leaky-integrator readouts scored by their mea
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
 ``manifest.json`` and ``plots/training.png``.
 
-``--loihi`` trains the network Loihi 2 runs exactly (``neurosynth.hardware.lava.qat.loihi_pooled_conv_spec``):
+``--loihi`` trains the network Loihi 2 runs exactly (``neurosynth.hardware.targets.loihi_qat.loihi_pooled_conv_spec``):
 binary event frames, two [QConv2d(3x3) -> Delay(1) -> LIF -> sum pooling -> Delay(1) -> LIF] blocks, where the
 2x2 sum pooling is a fixed depthwise strided convolution (netx has no pooling layer), then QLinear -> Delay(1) ->
 LIF -> QLinear -> Delay(1) -> spiking LIF output read out by spike count; zero reset, 8-bit weights, Lava's
@@ -62,7 +62,7 @@ def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: in
 
 def build_loihi_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: int = 11, beta: float = 0.9):
     from neurosynth.arch import build
-    from neurosynth.hardware.lava.qat import loihi_pooled_conv_spec
+    from neurosynth.hardware.targets.loihi_qat import loihi_pooled_conv_spec
 
     # any side >= 4 runs exactly on Loihi (an odd map loses its last row/column to the 2x2 pooling, in torch and
     # in Lava alike); loihi_pooled_conv_spec refuses smaller inputs naming the pooling layer
@@ -132,7 +132,7 @@ def border_fraction(ds, n: int) -> float:
 
 def build_model_from(args):
     if getattr(args, "loihi", False):
-        from neurosynth.hardware.lava.qat import scale_synapses
+        from neurosynth.hardware.targets.loihi_qat import scale_synapses
 
         n_out = 10 if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist" else 11
         return scale_synapses(build_loihi_model(args.size, args.channels, args.hidden, n_out), args.init_gain)

@@ -11,7 +11,7 @@ membrane over time (Cramer et al. 2022 used max-over-time). Standard preprocessi
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
 ``manifest.json`` and ``plots/training.png``.
 
-``--loihi`` trains the model Loihi 2 runs exactly (``neurosynth.hardware.lava.qat.loihi_rsnn_spec``): binary input
+``--loihi`` trains the model Loihi 2 runs exactly (``neurosynth.hardware.targets.loihi_qat.loihi_rsnn_spec``): binary input
 spikes, QLinear (8-bit grid) -> Delay(1) -> QRecurrent (LIF, or CubaLIF with ``--alpha``; zero reset; 8-bit
 recurrent weights; one-step recurrent delay) -> QLinear -> Delay(1) -> spiking LIF output read out by spike count.
 Every synapse carries Lava's one-step delay. ``--verify N`` then writes ``loihi.h5`` (netx, ``dense_rec``) into
@@ -59,14 +59,14 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
                       threshold: float = 1.0):
     from neurosynth.arch import build
-    from neurosynth.hardware.lava.qat import loihi_rsnn_spec
+    from neurosynth.hardware.targets.loihi_qat import loihi_rsnn_spec
 
     return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold))
 
 
 def build_model_from(args, n_in: int = 700):
     if getattr(args, "loihi", False):
-        from neurosynth.hardware.lava.qat import scale_synapses
+        from neurosynth.hardware.targets.loihi_qat import scale_synapses
 
         return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha),
                               args.init_gain)

@@ -172,7 +172,7 @@ def train_digits(cfg: dict) -> dict:
     seed_all(seed)
     if cfg.get("loihi"):
         try:
-            from neurosynth.hardware.lava.qat import loihi_mlp_spec
+            from neurosynth.hardware.targets.loihi_qat import loihi_mlp_spec
         except ImportError as e:
             raise UserError(f"--loihi needs neurosynth.hardware.lava ({e})") from e
         spec = loihi_mlp_spec(64, hidden, 10)

@@ -1,6 +1,6 @@
 """Demo stage for ``neurosynth demo``: a short MSE-NAS search on digits in the Loihi-deployable space.
 
-The space is ``--target loihi`` (:mod:`snn_nas.mse.targets`): every candidate is a chain of zero-reset
+The space is ``--target loihi`` (:mod:`neurosynth.hardware.targets.loihi`): every candidate is a chain of zero-reset
 LIF/CubaLIF layers with 8-bit QAT synapses and one-step delays, so the network the search finds is the one
 the ``train`` stage trains and the ``loihi`` stage deploys in Lava.
 """
@@ -55,6 +55,6 @@ def stage(ctx: dict) -> None:
         f"{m['synops']:.0f} SynOps/sample",
         f"  network: {describe(best['spec'])}",
         f"  Loihi 2 estimate: {m.get('loihi_neurons')} neurons, {m.get('loihi_synapse_bytes')} B synaptic memory, "
-        f"{m.get('loihi_cores')} cores (snn_nas.mse.targets)",
+        f"{m.get('loihi_cores')} cores (neurosynth.hardware.targets.loihi)",
         f"  search directory: {cfg.out} (best.json, archive.sqlite, plots/fitness.png, plots/pareto.png)",
     ])

@@ -38,7 +38,7 @@ def _np32(t: torch.Tensor) -> np.ndarray:
 
 def _weight(m: nn.Module) -> torch.Tensor:
     """The weight a synapse computes with: ``m.effective_weight()`` when the layer quantises (QLinear/QConv2d of
-    :mod:`neurosynth.hardware.lava.qat`), else ``m.weight``."""
+    :mod:`neurosynth.hardware.targets.loihi_qat`), else ``m.weight``."""
     fn = getattr(m, "effective_weight", None)
     with torch.no_grad():
         return fn() if callable(fn) else m.weight

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from neurosynth.arch import build
-from neurosynth.hardware.lava import qat
+from neurosynth.hardware.targets import loihi_qat as qat
 
 
 def mlp(n_in=20, hidden=(16,), n_out=6, *, alpha=0.0, beta=0.85, threshold=1.0, delay=True, gain=6.0, seed=0):
