@@ -42,10 +42,10 @@ def main(argv=None) -> int:
     import torch
 
     from neurosynth.arch import build
-    from neurosynth.hardware.targets import loihi_qat as qat
     from neurosynth.hardware.lava.builder import _lava_shape, build_graph, lava_conv_weight, replicate
     from neurosynth.hardware.lava.compat import import_lava
     from neurosynth.hardware.lava.ir import extract
+    from neurosynth.hardware.targets import loihi_qat as qat
 
     torch.manual_seed(args.seed)
     shape = (2, args.size, args.size)

@@ -9,9 +9,9 @@ from lava_helpers import convnet, mlp, spikes
 from torch import nn
 
 from neurosynth.arch import build, to_spec
-from neurosynth.hardware.targets import loihi_qat as qat
 from neurosynth.hardware.lava.ir import LoihiExportError, check_fixed, extract
 from neurosynth.hardware.lava.reference import simulate, torch_layer_spikes
+from neurosynth.hardware.targets import loihi_qat as qat
 from neurosynth.layers import SNN, Delay
 from neurosynth.neurons import ALIF, LI, LIF, CubaLIF
 
