@@ -30,7 +30,6 @@ from pathlib import Path
 from neurosynth.registry import Registry
 
 from .binning import Binning, bin_events, downsampled_size
-from .collate import collate_time_first, pad_time_first
 from .errors import CorruptFileError, DatasetNotFoundError
 
 KINDS = ("events", "static")  # how the loader builds a sample: binned events | an (encoded) static tensor
@@ -243,3 +242,14 @@ __all__ = [
     "DATASETS", "MODALITIES", "Binning", "CorruptFileError", "DatasetEntry", "DatasetNotFoundError", "bin_events",
     "collate_time_first", "downsampled_size", "entries", "load", "pad_time_first", "register_dataset",
 ]
+
+
+def __getattr__(name: str):
+    # the collate functions need torch: imported on first use, so that reading the registry (the CLI's --help
+    # choices) stays free of torch
+    if name in ("collate_time_first", "pad_time_first"):
+        from . import collate
+
+        return getattr(collate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
