@@ -193,7 +193,7 @@ def _w_snntorch_export(net_name, x):
         net = nn.Sequential(lin(12, 16, 1), leaky(16), lin(16, 6, 3), leaky(6, 0.9))
     elif net_name == "cubalif":
         syn = [snn.Synaptic(alpha=torch.full((n,), 0.7), beta=torch.full((n,), 0.85), threshold=torch.ones(n),
-                            reset_mechanism="zero", init_hidden=True) for n in (16, 6)]
+                            reset_mechanism="zero", init_hidden=True, reset_delay=False) for n in (16, 6)]
         net = nn.Sequential(lin(12, 16, 1), syn[0], lin(16, 6, 3), syn[1])
     elif net_name == "recurrent":
         rl = snn.RLeaky(beta=torch.full((16,), 0.85), threshold=torch.ones(16), linear_features=16,

@@ -65,24 +65,23 @@ class NirForm:
     its threshold with *one* value per layer (so it needs ``r = tau/dt`` when ``tau`` varies within a layer);
     Norse 1.1 ignores ``r`` on LIF/LI (so it needs ``r = 1``). ``fold``: ``"none"``, ``"uniform"`` (fold layers
     whose ``tau`` is one value: what both read) or ``"all"``. CubaLIF keeps ``r``/``w_in`` in every form: both honour
-    them. ``affine_only``: write a bias-free layer as an ``Affine`` with zero bias (Norse 1.1 builds ``nir.Linear``
-    with its in/out features swapped). The matrix behind these choices: ``docs/nir_interop.md``.
+    them. A folded bias-free layer is written as an ``Affine`` with a zero bias. The matrix behind these choices:
+    ``docs/nir_interop.md``.
     """
 
     name: str
     fold: str
-    affine_only: bool
     summary: str
 
 
 NIR_FORMS: Registry[NirForm] = Registry("NIR form")
 NIR_FORMS.add("portable", NirForm(
-    "portable", fold="uniform", affine_only=True,
+    "portable", fold="uniform",
     summary="r = 1 (tau/dt folded into the weights) where a layer has one tau, r = tau/dt where tau varies"))
 NIR_FORMS.add("snntorch", NirForm(
-    "snntorch", fold="none", affine_only=False, summary="r = tau/dt in every neuron (snnTorch's own export form)"))
+    "snntorch", fold="none", summary="r = tau/dt in every neuron (snnTorch's own export form)"))
 NIR_FORMS.add("norse", NirForm(
-    "norse", fold="all", affine_only=True, summary="r = 1 in every LIF/LI, tau/dt folded into the weights"))
+    "norse", fold="all", summary="r = 1 in every LIF/LI, tau/dt folded into the weights"))
 DEFAULT_FORM = "portable"
 
 

@@ -257,23 +257,12 @@ def _scaled(node, gain: np.ndarray, name: str):
     return nir.Affine(weight=wf, bias=bf, metadata=meta)
 
 
-def _as_affine(node):
-    """A ``nir.Linear`` as an ``Affine`` with zero bias (``metadata["bias"] = 0`` tells our importer)."""
-    nir = _nir()
-    if type(node).__name__ != "Linear":
-        return node
-    w = np.asarray(node.weight)
-    meta = dict(getattr(node, "metadata", None) or {})
-    meta["bias"] = 0
-    return nir.Affine(weight=w, bias=np.zeros(w.shape[0], dtype=np.float32), metadata=meta)
-
-
 _WEIGHTS = ("Affine", "Linear", "Conv2d")
 
 
 def _apply_form(named: list[tuple[str, Any]], form: NirForm) -> list[tuple[str, Any]]:
-    """Rewrite the snnTorch-form node chain into ``form``: fold each neuron's gain into the weights before it
-    (through ``Delay`` nodes, which commute with a per-neuron scale) and write bias-free layers as ``Affine``."""
+    """Rewrite the snnTorch-form node chain into ``form``: fold each LIF/LI node's ``r = tau/dt`` into the weights
+    before it (through ``Delay`` nodes, which commute with a per-neuron scale)."""
     nir = _nir()
     out = list(named)
     if form.fold != "none":
@@ -300,8 +289,6 @@ def _apply_form(named: list[tuple[str, Any]], form: NirForm) -> list[tuple[str, 
                 out[i] = (name, nir.NIRGraph(nodes=nodes, edges=node.edges, metadata=node.metadata))
             else:
                 out[i] = (name, _with_unit_gain(neuron))
-    if form.affine_only:
-        out = [(k, _as_affine(v)) for k, v in out]
     return out
 
 
@@ -450,13 +437,11 @@ def _snntorch_problem(graph) -> str | None:
 
 def _norse_problem(graph) -> str | None:
     """Why Norse 1.1.0's ``norse.torch.from_nir(graph, dt=...)`` would not run ``graph`` as we do: it ignores ``r`` on
-    LIF, has no AvgPool2d, LI or Delay, and builds ``nir.Linear`` with in/out features swapped."""
+    LIF and has no AvgPool2d (dropped silently), LI or Delay."""
     for name, node in _all_nodes(graph):
         kind = type(node).__name__
         if kind in ("AvgPool2d", "LI", "Delay"):
             return f"node {name} is {kind}, which Norse does not import"
-        if kind == "Linear" and np.asarray(node.weight).shape[0] != np.asarray(node.weight).shape[1]:
-            return f"node {name} is a nir.Linear (Norse swaps its in/out features)"
         if kind == "LIF" and not np.allclose(node.r, 1.0):
             return f"node {name} has r != 1 (Norse ignores r on LIF)"
     return None

@@ -112,7 +112,7 @@ def test_model_to_nir_to_model_is_identical(tmp_path, form):
     model = _all_layers_model(gen)
     graph = read_nir(write_nir(to_nir(model, input_shape=(2, 6, 6), form=form), tmp_path / "all.nir"))
     kinds = [type(n).__name__ for k, n in sorted(graph.nodes.items()) if k not in ("input", "output")]
-    linear = "Linear" if form == "snntorch" else "Affine"  # the other forms write bias-free layers as Affine
+    linear = "Linear" if form == "snntorch" else "Affine"  # folded into: written as an Affine with zero bias
     assert sorted(kinds) == sorted(["Conv2d", "CubaLIF", "SumPool2d", "IF", "Conv2d", "LIF", "AvgPool2d", "Flatten",
                                     linear, "LIF", "Affine", "Delay", "LI"])  # Dropout skipped
     back = from_nir(graph)
