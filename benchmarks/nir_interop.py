@@ -57,6 +57,11 @@ READERS: dict[str, dict] = {
                                                "contourpy", "cycler", "fonttools", "kiwisolver", "packaging", "pillow",
                                                "pyparsing", "python-dateutil", "six"],
                "version": "Sinabs 3.1.3 (nir 1.0.4, nirtorch 1.0: its pins)"},
+    "sinabs-nir108": {"env": "nirenv_sinabs108",
+                      "pip": ["sinabs==3.1.3", "nir==1.0.8", "nirtorch==1.0", "numpy", "h5py", "pbr", "matplotlib",
+                              "contourpy", "cycler", "fonttools", "kiwisolver", "packaging", "pillow", "pyparsing",
+                              "python-dateutil", "six"],
+                      "version": "Sinabs 3.1.3 with nir 1.0.8 (its nir<=1.0.4 pin overridden)"},
     "rockpool": {"env": "nirenv_rockpool", "pip": ["rockpool==3.1.0", "nir", "nirtorch", "numpy", "scipy", "h5py"],
                  "version": "Rockpool 3.1.0"},
     "spyx": {"env": "nirenv_spyx", "pip": None, "version": "Spyx 1.0.0 (JAX, CPU)"},
@@ -163,6 +168,7 @@ def _w_spyx_import(graph, x):
 
 
 WORKER_IMPORT = {"snntorch": _w_snntorch_import, "norse": _w_norse_import, "sinabs": _w_sinabs_import,
+                 "sinabs-nir108": _w_sinabs_import,
                  "rockpool": _w_rockpool_import, "spyx": _w_spyx_import}
 
 
@@ -273,8 +279,8 @@ def _w_sinabs_export(net_name, x):
                                   "NIR export; its conv path is not measured here")
     lins = [nn.Linear(12, 16), nn.Linear(16, 6)]
     with torch.no_grad():
-        for i, m in enumerate(lins):
-            m.weight.copy_(torch.as_tensor(_seeded(tuple(m.weight.shape), 2 * i + 1)))
+        for i, m in enumerate(lins):  # x4: Sinabs' default norm_input scales the input by 1 - exp(-1/tau)
+            m.weight.copy_(torch.as_tensor(_seeded(tuple(m.weight.shape), 2 * i + 1, 2.4)))
             m.bias.copy_(torch.as_tensor(_seeded(tuple(m.bias.shape), 2 * i + 2, 0.1)))
     # Sinabs: tau in time steps, default norm_input: v = a v + (1 - a) x with a = exp(-1/tau)
     net = nn.Sequential(lins[0], sl.LIF(tau_mem=torch.full((16,), 6.0), spike_threshold=torch.ones(16)),
@@ -339,7 +345,8 @@ def _w_spyx_export(net_name, x):
     return graph, np.stack(outs, 1), DT
 
 
-WORKER_EXPORT = {"spyx": _w_spyx_export, "snntorch": _w_snntorch_export, "norse": _w_norse_export, "sinabs": _w_sinabs_export,
+WORKER_EXPORT = {"spyx": _w_spyx_export, "snntorch": _w_snntorch_export, "norse": _w_norse_export,
+                 "sinabs": _w_sinabs_export, "sinabs-nir108": _w_sinabs_export,
                  "rockpool": _w_rockpool_export}
 
 
@@ -417,6 +424,8 @@ def compare(ours: np.ndarray, theirs: np.ndarray, max_shift: int = 3) -> dict:
     res = {"spikes_ours": float(ours.sum()), "spikes_theirs": float(theirs.sum())}
     if ours.shape != theirs.shape:
         return {**res, "verdict": "differs", "reason": f"output shape {theirs.shape} != ours {ours.shape}"}
+    if not ours.any() and not theirs.any():
+        return {**res, "verdict": "no spikes", "reason": "neither side spiked: not a comparison"}
     if np.array_equal(ours, theirs):
         return {**res, "verdict": "identical", "mismatch": 0.0}
     for k in range(1, max_shift + 1):
@@ -493,6 +502,12 @@ def measure(readers: list[str], envs: Path, out: Path, work: Path, force: bool) 
     results["config"] = {"T": T, "B": B, "p_spike": P_SPIKE, "seed": SEED, "dt": DT, "networks": list(NETWORKS),
                          "forms": list(FORMS), "command": "python benchmarks/nir_interop.py"}
     results.setdefault("versions", {})
+    import platform
+
+    import nir
+
+    results["versions"]["neurosynth"] = f"this checkout (nir {nir.__version__}, torch {torch.__version__})"
+    results["machine"] = f"{platform.machine()} {platform.system()}, Python {platform.python_version()}, CPU only"
     work.mkdir(parents=True, exist_ok=True)
     for net_name in NETWORKS:
         x = _input(net_name)
@@ -531,7 +546,7 @@ def measure(readers: list[str], envs: Path, out: Path, work: Path, force: bool) 
                             back = from_nir(read_nir(args[3]), dt=float(Path(args[4] + ".dt").read_text()))
                             with torch.no_grad():
                                 y = back(torch.as_tensor(np.load(work / f"{net_name}_x.npy"))).numpy()
-                            cell = compare(np.load(args[4]), y)  # "ours" = the reader's own output here
+                            cell = compare(y, np.load(args[4]))  # ours: the imported model; theirs: the reader's
                         except Exception as e:  # noqa: BLE001 - the cell records what our importer said
                             cell = {"verdict": "not supported", "reason": f"neurosynth from_nir: {e}"[:400],
                                     "our_side": True}
@@ -540,7 +555,26 @@ def measure(readers: list[str], envs: Path, out: Path, work: Path, force: bool) 
                 _save(results, out)
                 print(f"{key}: {cell['verdict']}" + (f" ({cell.get('reason') or cell.get('mismatch')})"
                                                      if cell["verdict"] != "identical" else ""), flush=True)
+    results["prediction_check"] = _check_predictions(results)
+    _save(results, out)
     return results
+
+
+def _check_predictions(results: dict) -> dict:
+    """Does ``identical_readers`` (what the export message prints) agree with the measured cells?"""
+    short = {"snnTorch 1.0.0": "snntorch", "Norse 1.1.0": "norse"}
+    agree, disagree = 0, []
+    for key, pred in results.get("predicted", {}).items():
+        net_name, form = key.split("/")
+        for reader, says in pred.items():
+            cell = results["cells"].get(f"{short[reader]}/{net_name}/ours->theirs/{form}")
+            if cell is None:
+                continue
+            if (cell["verdict"] == "identical") == (says is None):
+                agree += 1
+            else:
+                disagree.append(f"{reader} {key}")
+    return {"agree": agree, "disagree": disagree}
 
 
 def _cells(reader: str, net_name: str, work: Path):
