@@ -27,6 +27,11 @@ so that one Euler step of the NIR equation equals one step of our neuron exactly
 (``v + dt/tau (-v + r I) = (1 - dt/tau) v + I``). Note this is *not* ``NeuronModel.from_tau``'s
 ``beta = exp(-dt/tau)``: the two agree only to first order in ``dt/tau``.
 
+That is the ``snntorch`` form. The same step can also be written with ``r = 1`` and ``tau/dt`` multiplied into the
+preceding ``Affine``/``Conv2d`` (the ``norse`` form); the default ``portable`` form folds layers with one ``tau``
+and keeps ``r = tau/dt`` where ``tau`` varies (:data:`NIR_FORMS`, docs/nir_interop.md). :func:`from_nir` reads
+every form, folding any extra input gain ``r dt/tau`` into the weights before the neuron.
+
 Reset
 -----
 NIR resets to ``v_reset`` (we write 0) after a spike: our ``reset="zero"``. Reset-by-subtraction and no-reset
