@@ -43,9 +43,10 @@ import numpy as np
 T, B, P_SPIKE, SEED = 20, 4, 0.3, 0
 DT = 1e-4
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = ("dense_lif", "cubalif", "conv_avgpool", "conv_sumpool", "recurrent")
+NETWORKS = ("dense_lif", "cubalif", "conv_avgpool", "conv_sumpool", "recurrent", "digits")
 INPUT_SHAPES = {"dense_lif": (12,), "cubalif": (12,), "conv_avgpool": (1, 8, 8), "conv_sumpool": (1, 8, 8),
-                "recurrent": (12,)}
+                "recurrent": (12,), "digits": (64,)}
+DIGITS_SAMPLES = 256  # the trained digits MLP of issue 24 (ours -> snnTorch / Norse only)
 FORMS = ("portable", "snntorch", "norse")
 
 # reader -> (pip arguments for its env (all --no-deps), version string shown in the table)
@@ -372,13 +373,22 @@ def worker_main(argv: list[str]) -> int:
 
 
 # ============================================================================ driver side (our venv)
-def _our_model(net_name: str):
+def _our_model(net_name: str, work: Path):
     import torch
     from torch import nn
 
     from neurosynth.layers import SNN, Recurrent, SumPool2d
     from neurosynth.neurons import LIF, CubaLIF
 
+    if net_name == "digits":  # `neurosynth train --epochs 3 --hidden 64 --reset zero`, cached in the work folder
+        from neurosynth.apps.cli.train import train_digits
+        from neurosynth.rundir import load_run
+
+        run = work / "digits_run"
+        if not (run / "model.pt").exists():
+            train_digits({"out": str(run), "epochs": 3, "hidden": "64", "reset": "zero", "no_progress": True,
+                          "seed": SEED, "T": T})
+        return load_run(run)[0]
     gen = torch.Generator().manual_seed(SEED)
 
     def lin(i, o):
@@ -413,6 +423,14 @@ def _our_model(net_name: str):
 
 
 def _input(net_name: str) -> np.ndarray:
+    if net_name == "digits":  # the first DIGITS_SAMPLES test digits, rate-coded as in training
+        import torch
+
+        from neurosynth.datasets.digits import digits_loaders
+
+        _, test = digits_loaders(T=T, seed=SEED)
+        xs = torch.cat([x for x, _ in test], 1)[:, :DIGITS_SAMPLES]
+        return xs.numpy().astype(np.float32)
     rng = np.random.default_rng(SEED + 1)
     return (rng.random((T, B) + INPUT_SHAPES[net_name]) < P_SPIKE).astype(np.float32)
 
@@ -422,6 +440,8 @@ def compare(ours: np.ndarray, theirs: np.ndarray, max_shift: int = 3) -> dict:
     or differs (fraction of differing entries)."""
     ours, theirs = np.asarray(ours, np.float32), np.asarray(theirs, np.float32)
     res = {"spikes_ours": float(ours.sum()), "spikes_theirs": float(theirs.sum())}
+    if ours.shape == theirs.shape and ours.ndim == 3:  # the class a spike-count readout would predict
+        res["same_prediction"] = float((ours.sum(0).argmax(-1) == theirs.sum(0).argmax(-1)).mean())
     if ours.shape != theirs.shape:
         return {**res, "verdict": "differs", "reason": f"output shape {theirs.shape} != ours {ours.shape}"}
     if not ours.any() and not theirs.any():
@@ -512,7 +532,7 @@ def measure(readers: list[str], envs: Path, out: Path, work: Path, force: bool) 
     for net_name in NETWORKS:
         x = _input(net_name)
         np.save(work / f"{net_name}_x.npy", x)
-        model = _our_model(net_name).eval()
+        model = _our_model(net_name, work).eval()
         with torch.no_grad():
             ours = model(torch.as_tensor(x)).numpy()
         np.save(work / f"{net_name}_ours.npy", ours)
@@ -578,10 +598,14 @@ def _check_predictions(results: dict) -> dict:
 
 
 def _cells(reader: str, net_name: str, work: Path):
+    if net_name == "digits" and reader not in ("snntorch", "norse"):
+        return
     for form in FORMS:
         yield (f"{reader}/{net_name}/ours->theirs/{form}",
                ["import", str(work / f"{net_name}_{form}.nir"), str(work / f"{net_name}_x.npy"),
                 str(work / f"{reader}_{net_name}_{form}_y.npy")])
+    if net_name == "digits":
+        return
     yield (f"{reader}/{net_name}/theirs->ours",
            ["export", net_name, str(work / f"{net_name}_x.npy"), str(work / f"{reader}_{net_name}_export.nir"),
             str(work / f"{reader}_{net_name}_export_y.npy")])
