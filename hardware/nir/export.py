@@ -270,8 +270,9 @@ def _apply_form(named: list[tuple[str, Any]], form: NirForm) -> list[tuple[str, 
             sub = isinstance(node, nir.NIRGraph)
             neuron = node.nodes["lif"] if sub else node
             gain = _neuron_gain(neuron)
-            if gain is None or (form.fold == "uniform" and not np.all(gain == gain.flat[0])):
-                continue
+            if gain is None or not np.all(np.isfinite(gain)) or (
+                    form.fold == "uniform" and not np.all(gain == gain.flat[0])):
+                continue  # beta = 1 (tau = inf) has no finite factor to fold: it keeps r = tau/dt
             j = i - 1
             while j >= 0 and type(out[j][1]).__name__ == "Delay":
                 j -= 1

@@ -188,10 +188,15 @@ def _input_gain(node, dt: float) -> np.ndarray | None:
     ``(r dt/tau_mem)(w_in dt/tau_syn)`` (CubaLIF), ``r`` (IF); ``None`` when that is 1 (the snnTorch form)."""
     kind = type(node).__name__
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    def ratio(r, tau):  # r dt / tau, with r = tau = inf (beta = 1, no leak) meaning 1
+        r, tau = f64(r), f64(tau)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isinf(r) & np.isinf(tau), 1.0, r * dt / tau)
+
     if kind in ("LIF", "LI"):
-        gain = f64(node.r) * dt / f64(node.tau)
+        gain = ratio(node.r, node.tau)
     elif kind == "CubaLIF":
-        gain = (f64(node.r) * dt / f64(node.tau_mem)) * (f64(node.w_in) * dt / f64(node.tau_syn))
+        gain = ratio(node.r, node.tau_mem) * ratio(node.w_in, node.tau_syn)
     elif kind == "IF":
         gain = f64(node.r)
     else:

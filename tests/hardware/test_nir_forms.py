@@ -205,3 +205,21 @@ def test_read_nir_accepts_a_batch_axis_in_the_input_type(tmp_path):
     m = from_nir(read_nir(tmp_path / "b.nir"))
     assert m.nir_input_shape == [4]
     np.testing.assert_array_equal(m[0].weight.detach().numpy(), w)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_non_leaky_lif_keeps_r_equal_tau_over_dt_and_round_trips(form):
+    """beta = 1 gives tau = r = inf: nothing finite to fold, and r dt/tau = inf/inf must read back as 1."""
+    gen = torch.Generator().manual_seed(5)
+    model = SNN(nn.Linear(6, 5), LIF(beta=1.0, threshold=1.0, reset="zero", shape=5),
+                nn.Linear(5, 3), CubaLIF(alpha=1.0, beta=0.9, threshold=1.0, reset="zero", shape=3)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.6)
+    g = to_nir(model, form=form)
+    assert np.all(np.isinf(g.nodes["1"].r)) and np.all(np.isfinite(g.nodes["0"].weight))
+    back = from_nir(g)
+    x = _x(gen, T=20, B=3, n=6)
+    with torch.no_grad():
+        ours, theirs = model(x), back(x)
+    assert 0 < ours.sum() and torch.equal(ours, theirs)
