@@ -443,6 +443,8 @@ def _norse_problem(graph) -> str | None:
         kind = type(node).__name__
         if kind in ("AvgPool2d", "LI", "Delay"):
             return f"node {name} is {kind}, which Norse does not import"
+        if kind == "IF":
+            return f"node {name} is IF, which the matrix has not measured in Norse"
         if kind == "LIF" and not np.allclose(node.r, 1.0):
             return f"node {name} has r != 1 (Norse ignores r on LIF)"
     return None

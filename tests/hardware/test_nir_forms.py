@@ -191,6 +191,10 @@ def test_identical_readers_follows_the_measured_matrix():
     avg = SNN(nn.Conv2d(1, 2, 3, padding=1), LIF(beta=0.8, reset="zero", shape=(2, 4, 4)), nn.AvgPool2d(2))
     assert "AvgPool2d" in identical_readers(to_nir(avg, (1, 4, 4)))["Norse 1.1.0"]
     assert "dt = 0.001" in identical_readers(to_nir(uniform, dt=1e-3))["snnTorch 1.0.0"]
+    from neurosynth.neurons import IF
+
+    with_if = identical_readers(to_nir(SNN(nn.Linear(4, 3), IF(threshold=1.0, reset="zero", shape=3))))
+    assert "IF" in with_if["snnTorch 1.0.0"] and "not measured" in with_if["Norse 1.1.0"]
 
 
 def test_read_nir_accepts_a_batch_axis_in_the_input_type(tmp_path):
