@@ -2,7 +2,9 @@
 
 Writes ``net.nir`` (HDF5, via ``nir.write``, atomically) and ``net.nir.manifest.json`` next to it. With
 ``--verify N`` (default 8) the file is read back, rebuilt with :func:`from_nir`, and both models are run on
-``N`` seeded random spike trains; the export fails unless the outputs are identical.
+``N`` seeded random spike trains; the export fails unless the outputs are identical. ``--for`` picks the NIR form
+(``portable``, the default, ``snntorch`` or ``norse``: where the factor tau/dt goes); the message then lists the
+readers that run the file with identical spikes (docs/nir_interop.md).
 """
 
 from __future__ import annotations
