@@ -464,7 +464,8 @@ def _run_worker(reader: str, envs: Path, args: list[str], timeout: float = 600) 
     if not py.exists():
         return False, f"no env at {py.parent.parent} (run --setup)"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update({"OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "ignore"})
+    # PYTHONHASHSEED: nirtorch's legacy loader (Norse, Sinabs, Rockpool) picks among entry nodes by set order
+    env.update({"OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "ignore", "PYTHONHASHSEED": "0"})
     p = subprocess.run([str(py), str(Path(__file__).resolve()), "--worker", reader, *args], capture_output=True,
                        text=True, timeout=timeout, env=env, cwd="/tmp")
     if p.returncode != 0:
