@@ -2,7 +2,9 @@
 
 Writes ``net.nir`` (HDF5, via ``nir.write``, atomically) and ``net.nir.manifest.json`` next to it. With
 ``--verify N`` (default 8) the file is read back, rebuilt with :func:`from_nir`, and both models are run on
-``N`` seeded random spike trains; the export fails unless the outputs are identical.
+``N`` seeded random spike trains; the export fails unless the outputs are identical. ``--for`` picks the NIR form
+(``portable``, the default, ``snntorch`` or ``norse``: where the factor tau/dt goes); the message then lists the
+readers that run the file with identical spikes (docs/nir_interop.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dt", type=float, default=None, help="time step in seconds (default 1e-4, snnTorch's)")
     p.add_argument("--input-shape", default=None,
                    help="per-sample input shape, comma separated (default: arch.json input_shape)")
+    p.add_argument("--for", dest="form", default=None, metavar="READER",
+                   choices=["portable", "snntorch", "norse"],
+                   help="where the factor tau/dt goes: portable (default: folded into the weights where a layer has "
+                        "one tau, what snnTorch 1.0 and Norse 1.1 both run), snntorch (r = tau/dt in every neuron), "
+                        "norse (r = 1 in every LIF, factor in the weights); see docs/nir_interop.md")
     p.add_argument("--allow-nonstandard-reset", action="store_true",
                    help="export subtract/none resets anyway (NIR has none; kept in node metadata for neurosynth)")
     p.add_argument("--verify", type=int, default=8, metavar="N",
@@ -54,7 +61,15 @@ def _run(args) -> int:
     import torch
 
     from neurosynth.errors import UserError
-    from neurosynth.hardware.nir import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir
+    from neurosynth.hardware.nir import (
+        DEFAULT_DT,
+        DEFAULT_FORM,
+        from_nir,
+        identical_readers,
+        read_nir,
+        to_nir,
+        write_nir,
+    )
     from neurosynth.io import write_json
     from neurosynth.rundir import load_run, manifest
 
@@ -65,7 +80,8 @@ def _run(args) -> int:
     model, spec, _ = load_run(args.model)
     shape = _shape(args.input_shape) or (tuple(spec["input_shape"]) if spec.get("input_shape") else None)
     try:
-        graph = to_nir(model, shape, dt=dt, allow_nonstandard_reset=args.allow_nonstandard_reset)
+        graph = to_nir(model, shape, dt=dt, allow_nonstandard_reset=args.allow_nonstandard_reset,
+                       form=args.form or DEFAULT_FORM)
     except ValueError as e:
         raise UserError(f"cannot export {args.model} to NIR: {e}") from e
     in_shape = [int(s) for s in graph.nodes["input"].input_type["input"]]
@@ -89,12 +105,21 @@ def _run(args) -> int:
                             f"(max |diff| {verify['max_abs_diff']}); the file was not written")
     write_nir(graph, out)
     nodes = {k: type(v).__name__ for k, v in graph.nodes.items()}
+    readers = identical_readers(graph)
     results = {"file": str(out), "nodes": nodes, "edges": [list(e) for e in graph.edges], "dt": dt,
-               "input_shape": in_shape, "verify": verify}
+               "input_shape": in_shape, "form": args.form or DEFAULT_FORM, "verify": verify,
+               "identical_readers": ["neurosynth"] + [r for r, why in readers.items() if why is None],
+               "not_identical": {r: why for r, why in readers.items() if why is not None}}
     config = {k: v for k, v in vars(args).items() if not k.startswith("_") and not callable(v)}
     write_json(out.with_name(out.name + ".manifest.json"), manifest(None, config, args.seed, results))
     chain = " -> ".join(nodes[k] for k in nodes)
     print(f"wrote {out}: {chain} (dt={dt:g} s)")
     if verify["samples"]:
         print(f"verified: read back and re-run on {verify['samples']} random inputs, outputs identical")
+    print(f"runs identically in: {', '.join(results['identical_readers'])}"
+          + (f" (Norse: norse.torch.from_nir(graph, dt={dt:g}))" if readers.get("Norse 1.1.0") is None else ""))
+    for reader, why in results["not_identical"].items():
+        hint = " (try --for norse)" if reader.startswith("Norse") and "r != 1" in why else ""
+        print(f"not identical in {reader}: {why}{hint}")
+    print("other readers (Sinabs 3.1, Rockpool 3.1, Spyx 1.0): see docs/nir_interop.md")
     return 0

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["DEFAULT_DT", "NIR_EXPORTERS", "NIR_IMPORTERS", "ExportContext", "ImportContext", "from_nir",
-           "read_nir", "to_nir", "write_nir"]
+__all__ = ["DEFAULT_DT", "DEFAULT_FORM", "NIR_EXPORTERS", "NIR_FORMS", "NIR_IMPORTERS", "ExportContext",
+           "ImportContext", "NirForm", "from_nir", "identical_readers", "read_nir", "to_nir", "write_nir"]
 
 
-_HOMES = {"DEFAULT_DT": ".common", "read_nir": ".common", "write_nir": ".common", "NIR_EXPORTERS": ".export",
+_HOMES = {"DEFAULT_DT": ".common", "DEFAULT_FORM": ".common", "NIR_FORMS": ".common", "NirForm": ".common",
+          "identical_readers": ".export", "read_nir": ".common", "write_nir": ".common", "NIR_EXPORTERS": ".export",
           "ExportContext": ".export", "to_nir": ".export", "NIR_IMPORTERS": ".importer", "ImportContext": ".importer",
           "from_nir": ".importer"}
 

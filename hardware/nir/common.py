@@ -27,6 +27,11 @@ so that one Euler step of the NIR equation equals one step of our neuron exactly
 (``v + dt/tau (-v + r I) = (1 - dt/tau) v + I``). Note this is *not* ``NeuronModel.from_tau``'s
 ``beta = exp(-dt/tau)``: the two agree only to first order in ``dt/tau``.
 
+That is the ``snntorch`` form. The same step can also be written with ``r = 1`` and ``tau/dt`` multiplied into the
+preceding ``Affine``/``Conv2d`` (the ``norse`` form); the default ``portable`` form folds layers with one ``tau``
+and keeps ``r = tau/dt`` where ``tau`` varies (:data:`NIR_FORMS`, docs/nir_interop.md). :func:`from_nir` reads
+every form, folding any extra input gain ``r dt/tau`` into the weights before the neuron.
+
 Reset
 -----
 NIR resets to ``v_reset`` (we write 0) after a spike: our ``reset="zero"``. Reset-by-subtraction and no-reset
@@ -43,13 +48,46 @@ discrete form; arbitrary float64 time constants come back to float32 precision).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from neurosynth.registry import Registry
+
 DEFAULT_DT = 1e-4
 DISCRETISATION = "forward-euler: beta = 1 - dt/tau, r = tau/dt (snnTorch convention)"
 PRODUCER = "neurosynth"
+
+
+@dataclasses.dataclass(frozen=True)
+class NirForm:
+    """How :func:`~neurosynth.hardware.nir.export.to_nir` writes the discrete step, chosen for the readers it serves.
+
+    NIR's LIF/LI equation ``tau dv/dt = -v + r I`` lets the factor ``tau/dt`` that makes one Euler step equal our
+    ``v = beta v + x`` sit either in the neuron (``r = tau/dt``, snnTorch's form) or in the weights before it
+    (``r = 1``, the preceding ``Affine``/``Conv2d`` multiplied by ``tau/dt``). snnTorch 1.0 reads both but rescales
+    its threshold with *one* value per layer (so it needs ``r = tau/dt`` when ``tau`` varies within a layer);
+    Norse 1.1 ignores ``r`` on LIF/LI (so it needs ``r = 1``). ``fold``: ``"none"``, ``"uniform"`` (fold layers
+    whose ``tau`` is one value: what both read) or ``"all"``. CubaLIF keeps ``r``/``w_in`` in every form: both honour
+    them. A folded bias-free layer is written as an ``Affine`` with a zero bias. The matrix behind these choices:
+    ``docs/nir_interop.md``.
+    """
+
+    name: str
+    fold: str
+    summary: str
+
+
+NIR_FORMS: Registry[NirForm] = Registry("NIR form")
+NIR_FORMS.add("portable", NirForm(
+    "portable", fold="uniform",
+    summary="r = 1 (tau/dt folded into the weights) where a layer has one tau, r = tau/dt where tau varies"))
+NIR_FORMS.add("snntorch", NirForm(
+    "snntorch", fold="none", summary="r = tau/dt in every neuron (snnTorch's own export form)"))
+NIR_FORMS.add("norse", NirForm(
+    "norse", fold="all", summary="r = 1 in every LIF/LI, tau/dt folded into the weights"))
+DEFAULT_FORM = "portable"
 
 
 def _nir():
@@ -103,6 +141,13 @@ def read_nir(path: str | Path):
     if not path.exists():
         raise ValueError(f"NIR file {path} does not exist")
     try:
-        return nir.read(path)
+        try:
+            return nir.read(path)
+        except ValueError as e:
+            if "Type inference error" not in str(e):
+                raise
+            # Norse's and Sinabs' exporters record the sample batch axis in Input/Output types ([1, N] -> [N]),
+            # which nir's type check rejects; the nodes themselves are fine and from_nir drops that axis
+            return nir.read(path, type_check=False)
     except (OSError, KeyError, ValueError) as e:
         raise ValueError(f"{path} is not a readable NIR file ({e}); re-export it with `neurosynth export nir`") from e

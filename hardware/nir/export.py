@@ -15,7 +15,7 @@ from torch import nn
 
 from neurosynth.registry import TypeRegistry
 
-from .common import DEFAULT_DT, DISCRETISATION, PRODUCER, _nir, _pair, _tau
+from .common import DEFAULT_DT, DEFAULT_FORM, DISCRETISATION, NIR_FORMS, PRODUCER, NirForm, _nir, _pair, _tau
 
 NIR_EXPORTERS = TypeRegistry("NIR exporter")
 SKIP = object()  # an exporter returns SKIP for layers that are the identity at inference (Dropout)
@@ -212,6 +212,87 @@ def _recurrent_subgraph(m: nn.Module, ctx: ExportContext):
         metadata={"neurosynth_layer": "recurrent"})
 
 
+# ----------------------------------------------------------------------------- the folded form (r = 1)
+def _neuron_gain(node) -> np.ndarray | None:
+    """The factor ``r = tau/dt`` a LIF/LI node multiplies its input by, which the folded form moves into the
+    weights; ``None`` for IF (``r = 1`` already) and CubaLIF, whose ``r``/``w_in`` every reader measured honours
+    (Norse included; snnTorch refuses a CubaLIF with ``r != tau_mem/dt``)."""
+    if type(node).__name__ in ("LIF", "LI"):
+        return np.asarray(node.r, dtype=np.float64)
+    return None
+
+
+def _with_unit_gain(node):
+    d = {k: v for k, v in node.to_dict().items() if k != "type"}
+    meta = dict(d.pop("metadata", None) or {})
+    meta["gain_folded"] = 1
+    if "r" in d:
+        d["r"] = np.ones_like(np.asarray(d["r"], dtype=np.float64))
+    return type(node)(**d, metadata=meta)
+
+
+def _scaled(node, gain: np.ndarray, name: str):
+    """``node`` (Affine/Linear/Conv2d) with its output rows multiplied by ``gain`` (per output neuron); the unscaled
+    weights stay in ``metadata`` (``neurosynth_weight``/``neurosynth_bias``) so that our importer restores them
+    bit for bit."""
+    nir = _nir()
+    kind = type(node).__name__
+    w = np.asarray(node.weight)
+    bias = np.asarray(node.bias) if kind != "Linear" else np.zeros(w.shape[0], dtype=np.float32)
+    meta = dict(getattr(node, "metadata", None) or {})
+    if kind == "Conv2d":
+        per_channel = gain.reshape(gain.shape[0], -1)
+        if not np.all(per_channel == per_channel[:, :1]):
+            raise ValueError(f"node {name}: the folded form needs one time constant per channel after a Conv2d")
+        g = per_channel[:, 0]
+    else:
+        g = gain.reshape(-1)
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    meta.update({"neurosynth_weight": w, "neurosynth_bias": bias, "bias": int(meta.get("bias", kind != "Linear"))})
+    wf = (w.astype(np.float64) * g.reshape(shape)).astype(np.float32)
+    bf = (bias.astype(np.float64) * g).astype(np.float32)
+    if kind == "Conv2d":
+        return nir.Conv2d(input_shape=node.input_shape, weight=wf, stride=node.stride, padding=node.padding,
+                          dilation=node.dilation, groups=node.groups, bias=bf, metadata=meta)
+    return nir.Affine(weight=wf, bias=bf, metadata=meta)
+
+
+_WEIGHTS = ("Affine", "Linear", "Conv2d")
+
+
+def _apply_form(named: list[tuple[str, Any]], form: NirForm) -> list[tuple[str, Any]]:
+    """Rewrite the snnTorch-form node chain into ``form``: fold each LIF/LI node's ``r = tau/dt`` into the weights
+    before it (through ``Delay`` nodes, which commute with a per-neuron scale)."""
+    nir = _nir()
+    out = list(named)
+    if form.fold != "none":
+        for i, (name, node) in enumerate(out):
+            sub = isinstance(node, nir.NIRGraph)
+            neuron = node.nodes["lif"] if sub else node
+            gain = _neuron_gain(neuron)
+            if gain is None or not np.all(np.isfinite(gain)) or (
+                    form.fold == "uniform" and not np.all(gain == gain.flat[0])):
+                continue  # beta = 1 (tau = inf) has no finite factor to fold: it keeps r = tau/dt
+            j = i - 1
+            while j >= 0 and type(out[j][1]).__name__ == "Delay":
+                j -= 1
+            if j < 0 or type(out[j][1]).__name__ not in _WEIGHTS:
+                if form.fold == "uniform":
+                    continue  # nothing to fold into: keep r = tau/dt
+                prev = type(out[j][1]).__name__ if j >= 0 else "the input"
+                raise ValueError(f"layer {name}: the '{form.name}' form folds the neuron's r = tau/dt into the "
+                                 f"weights before it, but it follows {prev}; export with the default form")
+            out[j] = (out[j][0], _scaled(out[j][1], gain, out[j][0]))
+            if sub:
+                nodes = dict(node.nodes)
+                nodes["lif"] = _with_unit_gain(neuron)
+                nodes["w_rec"] = _scaled(nodes["w_rec"], gain, f"{name}.w_rec")
+                out[i] = (name, nir.NIRGraph(nodes=nodes, edges=node.edges, metadata=node.metadata))
+            else:
+                out[i] = (name, _with_unit_gain(neuron))
+    return out
+
+
 @NIR_EXPORTERS.register(nn.Dropout, nn.Identity)
 def _export_skip(m, ctx):
     return SKIP
@@ -263,7 +344,7 @@ def _out_shape(m: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = None, *, dt: float = DEFAULT_DT,
-           allow_nonstandard_reset: bool = False):
+           allow_nonstandard_reset: bool = False, form: str = DEFAULT_FORM):
     """Export a sequential model (``neurosynth.SNN`` / ``nn.Sequential``) to a ``nir.NIRGraph``.
 
     ``input_shape`` is the per-sample shape without ``[T, B]`` (default: the model's ArchSpec ``input_shape``,
@@ -271,9 +352,16 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
     ``"1"``... counting exported nodes, zero-padded from 10 nodes on: ``"00"``, ``"01"``...; Dropout/Identity are
     skipped), chained ``input -> ... -> output``. Raises ``ValueError`` naming the layer for anything NIR
     cannot express (ALIF, subtract reset unless ``allow_nonstandard_reset``, unsupported module types).
+
+    ``form`` (a name in :data:`~neurosynth.hardware.nir.common.NIR_FORMS`) picks where the discrete step's factor
+    ``tau/dt`` goes: ``"portable"`` (default) folds it into the preceding weights (``r = 1``) for layers with one
+    ``tau`` and keeps ``r = tau/dt`` where ``tau`` varies; ``"snntorch"`` never folds; ``"norse"`` always folds
+    (and refuses a LIF/LI with no Linear/Conv2d before it). Every form reads back into an identical model with
+    :func:`from_nir`; :func:`identical_readers` says which other readers run the result identically.
     """
     nir = _nir()
     _ensure_core()
+    nir_form = NIR_FORMS.get(form)
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive number of seconds; got {dt}")
     layers = _flatten_layers(model)
@@ -291,7 +379,8 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
             shape = _out_shape(m, shape)
         if node is SKIP:
             continue
-        exported.append(node)
+        exported.append((name, node))
+    exported = [node for _, node in _apply_form(exported, nir_form)]
     # keys: position among exported nodes (stable under NIR -> model -> NIR), zero-padded so that sorted names
     # are in layer order: nir.read returns nodes sorted by name, and nirtorch (snnTorch's importer) fails on a
     # recurrent subgraph it meets before the node feeding it
@@ -304,8 +393,68 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     chain.append("output")
     edges = list(zip(chain[:-1], chain[1:]))
-    meta = {"producer": PRODUCER, "dt": float(dt), "discretisation": DISCRETISATION,
+    meta = {"producer": PRODUCER, "dt": float(dt), "discretisation": DISCRETISATION, "form": nir_form.name,
             "reset_convention": "v_reset after a spike (neurosynth reset='zero'); see node metadata 'reset'"}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
+
+
+# ----------------------------------------------------------------------------- which readers run a graph identically
+def _all_nodes(graph):
+    for name, node in graph.nodes.items():
+        if type(node).__name__ == "NIRGraph":
+            yield from ((f"{name}.{k}", v) for k, v in _all_nodes(node))
+        else:
+            yield name, node
+
+
+def _uniform(a) -> bool:
+    a = np.asarray(a)
+    return a.size == 0 or bool(np.all(a == a.flat[0]))
+
+
+def _snntorch_problem(graph) -> str | None:
+    """Why snnTorch 1.0.0's ``import_from_nir`` would not run ``graph`` as we do (``None``: it does, measured in
+    ``benchmarks/nir_interop.py``). Its importer hard-codes dt = 1e-4, maps IF to a subtract-reset Leaky, has no LI
+    or Delay, takes one threshold per layer and divides it by one value of ``r dt/tau`` per layer."""
+    dt = float(np.asarray((graph.metadata or {}).get("dt", DEFAULT_DT)))
+    if not math.isclose(dt, 1e-4, rel_tol=1e-9):
+        return f"dt = {dt:g} (snnTorch assumes 1e-4)"
+    for name, node in _all_nodes(graph):
+        kind = type(node).__name__
+        if kind in ("IF", "LI", "Delay"):
+            return f"node {name} is {kind}, which snnTorch does not import as NIR defines it"
+        if kind in ("LIF", "CubaLIF") and not _uniform(node.v_threshold):
+            return f"node {name} has per-neuron thresholds"
+        if kind == "LIF":
+            gain = np.asarray(node.r, np.float64) * dt / np.asarray(node.tau, np.float64)
+            if not (np.allclose(gain, 1.0, rtol=1e-6) or _uniform(gain)):
+                return f"node {name} has r = 1 with per-neuron tau (snnTorch rescales by one value per layer)"
+        if kind == "CubaLIF" and not np.allclose(np.asarray(node.r) * dt, node.tau_mem, rtol=1e-6):
+            return f"node {name} is a CubaLIF with r != tau_mem/dt"
+    return None
+
+
+def _norse_problem(graph) -> str | None:
+    """Why Norse 1.1.0's ``norse.torch.from_nir(graph, dt=...)`` would not run ``graph`` as we do: it ignores ``r`` on
+    LIF and has no AvgPool2d (dropped silently), LI or Delay."""
+    for name, node in _all_nodes(graph):
+        kind = type(node).__name__
+        if kind in ("AvgPool2d", "LI", "Delay"):
+            return f"node {name} is {kind}, which Norse does not import"
+        if kind == "IF":
+            return f"node {name} is IF, which the matrix has not measured in Norse"
+        if kind == "LIF" and not np.allclose(node.r, 1.0):
+            return f"node {name} has r != 1 (Norse ignores r on LIF)"
+    return None
+
+
+READER_CHECKS = {"snnTorch 1.0.0": _snntorch_problem, "Norse 1.1.0": _norse_problem}
+
+
+def identical_readers(graph) -> dict[str, str | None]:
+    """For each foreign reader measured in ``docs/nir_interop.md``: ``None`` if it runs ``graph`` with spikes
+    identical to ours, else the reason it does not. Sinabs 3.1, Rockpool 3.1 and Spyx 1.0 run none of the measured
+    networks identically and are not listed."""
+    return {reader: check(graph) for reader, check in READER_CHECKS.items()}

@@ -87,16 +87,11 @@ def _register_core_importers() -> None:
     def _import_lif(node, ctx: ImportContext):
         _check_leak(node, ctx)
         dt = _node_dt(node, ctx)
-        if not _close(node.r * dt, node.tau):
-            raise ValueError(f"node {ctx.name}: LIF with r != tau/dt scales its input (r*dt/tau = "
-                             f"{np.unique(node.r * dt / node.tau)[:3]}); scale the incoming weights instead")
         beta = _decay(node.tau, dt)
         return LIF(beta=_f32(beta), threshold=_f32(node.v_threshold), shape=tuple(beta.shape), **_reset_of(node, ctx))
 
     @NIR_IMPORTERS.register("IF")
     def _import_if(node, ctx: ImportContext):
-        if not np.allclose(node.r, 1):
-            raise ValueError(f"node {ctx.name}: IF with r != 1 is not supported (neurosynth IF integrates v += x)")
         shape = tuple(np.asarray(node.v_threshold).shape)
         return IF(threshold=_f32(node.v_threshold), shape=shape, **_reset_of(node, ctx))
 
@@ -104,9 +99,6 @@ def _register_core_importers() -> None:
     def _import_cubalif(node, ctx: ImportContext):
         _check_leak(node, ctx)
         dt = _node_dt(node, ctx)
-        if not _close(node.r * dt, node.tau_mem) or not _close(node.w_in * dt, node.tau_syn):
-            raise ValueError(f"node {ctx.name}: CubaLIF needs r = tau_mem/dt and w_in = tau_syn/dt (dt={dt}); other "
-                             "values scale the input, which neurosynth's CubaLIF does not model")
         alpha, beta = _decay(node.tau_syn, dt), _decay(node.tau_mem, dt)
         return CubaLIF(alpha=_f32(alpha), beta=_f32(beta), threshold=_f32(node.v_threshold),
                        shape=tuple(beta.shape), **_reset_of(node, ctx))
@@ -115,8 +107,6 @@ def _register_core_importers() -> None:
     def _import_li(node, ctx: ImportContext):
         _check_leak(node, ctx)
         dt = _node_dt(node, ctx)
-        if not _close(node.r * dt, node.tau):
-            raise ValueError(f"node {ctx.name}: LI needs r = tau/dt (dt={dt})")
         beta = _decay(node.tau, dt)
         return LI(beta=_f32(beta), shape=tuple(beta.shape))
 
@@ -141,10 +131,14 @@ def _ensure_core() -> None:
 @NIR_IMPORTERS.register("Affine")
 def _import_affine(node, ctx: ImportContext):
     w = np.asarray(node.weight)
-    m = nn.Linear(w.shape[1], w.shape[0], bias=True)
+    has_bias = bool(int(np.asarray(_meta(node).get("bias", 1))))  # 0: a bias-free layer written as Affine
+    if not has_bias and not np.allclose(node.bias, 0):
+        raise ValueError(f"node {ctx.name}: metadata says no bias but the bias is non-zero")
+    m = nn.Linear(w.shape[1], w.shape[0], bias=has_bias)
     with torch.no_grad():
         m.weight.copy_(_f32(w))
-        m.bias.copy_(_f32(node.bias))
+        if has_bias:
+            m.bias.copy_(_f32(node.bias))
     return m
 
 
@@ -187,6 +181,52 @@ def _import_flatten(node, ctx: ImportContext):
 def _import_avgpool(node, ctx: ImportContext):
     k, s, p = (_pair(np.asarray(a).tolist()) for a in (node.kernel_size, node.stride, node.padding))
     return nn.AvgPool2d(k, s, p)
+
+
+def _input_gain(node, dt: float) -> np.ndarray | None:
+    """How much more than our neuron a NIR neuron node scales its input by, per neuron: ``r dt/tau`` (LIF, LI),
+    ``(r dt/tau_mem)(w_in dt/tau_syn)`` (CubaLIF), ``r`` (IF); ``None`` when that is 1 (the snnTorch form)."""
+    kind = type(node).__name__
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    def ratio(r, tau):  # r dt / tau, with r = tau = inf (beta = 1, no leak) meaning 1
+        r, tau = f64(r), f64(tau)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isinf(r) & np.isinf(tau), 1.0, r * dt / tau)
+
+    if kind in ("LIF", "LI"):
+        gain = ratio(node.r, node.tau)
+    elif kind == "CubaLIF":
+        gain = ratio(node.r, node.tau_mem) * ratio(node.w_in, node.tau_syn)
+    elif kind == "IF":
+        gain = f64(node.r)
+    else:
+        return None
+    return None if _close(gain, 1.0) else gain
+
+
+def _unfold_into(layer: nn.Module, source, gain: np.ndarray, name: str) -> None:
+    """Multiply ``gain`` (per output neuron) into ``layer`` (Linear/Conv2d imported from NIR node ``source``): the
+    neuron after it scaled its input by ``gain``, ours do not. When ``source`` carries our exporter's unscaled
+    weights (the folded form) and they agree with the scaled ones, those are restored exactly instead."""
+    w = layer.weight
+    if isinstance(layer, nn.Conv2d):
+        per_channel = gain.reshape(w.shape[0], -1)
+        if not np.all(per_channel == per_channel[:, :1]):
+            raise ValueError(f"node {name}: r varies within a channel after a Conv2d; cannot fold it into the conv")
+        g = per_channel[:, 0]
+    else:
+        g = gain.reshape(-1)
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    meta = _meta(source)
+    scaled_w = np.asarray(source.weight, dtype=np.float64) * g.reshape(shape)
+    orig_w = meta.get("neurosynth_weight")
+    exact = orig_w is not None and np.asarray(orig_w).shape == w.shape and np.allclose(
+        scaled_w, np.asarray(orig_w, dtype=np.float64), rtol=1e-5, atol=1e-7)
+    with torch.no_grad():
+        w.copy_(_f32(orig_w if exact else scaled_w))
+        if layer.bias is not None:
+            b = meta["neurosynth_bias"] if exact else np.asarray(source.bias, dtype=np.float64) * g
+            layer.bias.copy_(_f32(b))
 
 
 _NEURON_NODES = ("LIF", "CubaLIF", "IF")
@@ -246,6 +286,9 @@ def _import_recurrent(graph, ctx: ImportContext) -> nn.Module:
         raise ValueError(f"node '{ctx.name}': recurrent weight must be square; got {weight.shape}")
     neuron = NIR_IMPORTERS.get(kinds[a])(graph.nodes[a], ImportContext(ctx.dt, f"{ctx.name}.{a}"))
     rec = NIR_IMPORTERS.get(kinds[w])(graph.nodes[w], ImportContext(ctx.dt, f"{ctx.name}.{w}"))
+    gain = _input_gain(graph.nodes[a], ctx.dt)
+    if gain is not None:
+        _unfold_into(rec, graph.nodes[w], gain, f"{ctx.name}.{w}")
     layer = Recurrent(n, neuron, bias=rec.bias is not None)
     with torch.no_grad():
         layer.rec.weight.copy_(rec.weight)
@@ -297,6 +340,7 @@ def from_nir(graph, *, dt: float | None = None) -> nn.Module:
     gmeta = dict(getattr(graph, "metadata", None) or {})
     base_dt = float(dt) if dt is not None else float(np.asarray(gmeta.get("dt", DEFAULT_DT)))
     layers: list[nn.Module] = []
+    sources: list = []  # the NIR node each layer came from
     input_shape = None
     for name in _chain(graph):
         node = graph.nodes[name]
@@ -307,14 +351,31 @@ def from_nir(graph, *, dt: float | None = None) -> nn.Module:
         if kind == "Output":
             continue
         if kind == "NIRGraph":
-            lif = next((v for v in node.nodes.values() if type(v).__name__ in _NEURON_NODES), None)
-            node_dt = _node_dt(lif, ImportContext(base_dt, name)) if lif is not None else base_dt
-            layers.append(_import_recurrent(node, ImportContext(dt=base_dt if dt is not None else node_dt, name=name)))
-            continue
-        importer = NIR_IMPORTERS.get(kind)
-        ctx = ImportContext(dt=base_dt if dt is not None else _node_dt(node, ImportContext(base_dt, name)), name=name)
-        layers.append(importer(node, ctx))
+            neuron = next((v for v in node.nodes.values() if type(v).__name__ in _NEURON_NODES), None)
+            node_dt = _node_dt(neuron, ImportContext(base_dt, name)) if neuron is not None else base_dt
+            ctx = ImportContext(dt=base_dt if dt is not None else node_dt, name=name)
+            layers.append(_import_recurrent(node, ctx))
+        else:
+            neuron = node
+            ctx = ImportContext(dt=base_dt if dt is not None else _node_dt(node, ImportContext(base_dt, name)),
+                                name=name)
+            layers.append(NIR_IMPORTERS.get(kind)(node, ctx))
+        gain = _input_gain(neuron, ctx.dt) if neuron is not None else None
+        if gain is not None:  # r (w_in) other than tau/dt: fold the extra input gain into the weights before it
+            j = len(layers) - 2
+            while j >= 0 and type(sources[j]).__name__ == "Delay":
+                j -= 1
+            if j < 0 or not isinstance(layers[j], (nn.Linear, nn.Conv2d)):
+                raise ValueError(f"node {name} ({type(neuron).__name__}) scales its input by r*dt/tau = "
+                                 f"{np.unique(gain)[:3]} (not 1) and no Linear/Affine/Conv2d precedes it to fold "
+                                 "that factor into")
+            _unfold_into(layers[j], sources[j], gain, name)
+        sources.append(node)
     model = SNN(*layers)
+    first = layers[0] if layers else None
+    if input_shape is not None and len(input_shape) == 2 and input_shape[0] == 1 and isinstance(first, nn.Linear) \
+            and first.in_features == input_shape[1]:
+        input_shape = input_shape[1:]  # a writer that kept the sample batch axis in the Input type (Norse)
     if input_shape is not None:
         model.nir_input_shape = input_shape
         try:  # an ArchSpec lets RunDir.save_model store the imported model (and to_nir find its input shape)

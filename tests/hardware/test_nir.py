@@ -106,13 +106,15 @@ def _all_layers_model(gen):
     ), gen).eval()
 
 
-def test_model_to_nir_to_model_is_identical(tmp_path):
+@pytest.mark.parametrize("form", ["portable", "snntorch", "norse"])
+def test_model_to_nir_to_model_is_identical(tmp_path, form):
     gen = torch.Generator().manual_seed(2)
     model = _all_layers_model(gen)
-    graph = read_nir(write_nir(to_nir(model, input_shape=(2, 6, 6)), tmp_path / "all.nir"))
+    graph = read_nir(write_nir(to_nir(model, input_shape=(2, 6, 6), form=form), tmp_path / "all.nir"))
     kinds = [type(n).__name__ for k, n in sorted(graph.nodes.items()) if k not in ("input", "output")]
+    linear = "Linear" if form == "snntorch" else "Affine"  # folded into: written as an Affine with zero bias
     assert sorted(kinds) == sorted(["Conv2d", "CubaLIF", "SumPool2d", "IF", "Conv2d", "LIF", "AvgPool2d", "Flatten",
-                                    "Linear", "LIF", "Affine", "Delay", "LI"])  # Dropout skipped
+                                    linear, "LIF", "Affine", "Delay", "LI"])  # Dropout skipped
     back = from_nir(graph)
     x = torch.rand(12, 2, 2, 6, 6, generator=gen) * 2
     with torch.no_grad():
@@ -125,12 +127,13 @@ def test_model_to_nir_to_model_is_identical(tmp_path):
         assert va.shape == vb.shape and torch.equal(va, vb), (ka, kb)
 
 
-def test_nir_to_model_to_nir_round_trips_exactly(tmp_path):
+@pytest.mark.parametrize("form", ["portable", "snntorch", "norse"])
+def test_nir_to_model_to_nir_round_trips_exactly(tmp_path, form):
     gen = torch.Generator().manual_seed(3)
-    g1 = read_nir(write_nir(to_nir(_all_layers_model(gen), input_shape=(2, 6, 6)), tmp_path / "a.nir"))
+    g1 = read_nir(write_nir(to_nir(_all_layers_model(gen), input_shape=(2, 6, 6), form=form), tmp_path / "a.nir"))
     back = from_nir(g1)
     assert back.arch_spec["input_shape"] == [2, 6, 6]  # the imported model can be saved as a run directory
-    g2 = to_nir(back)  # input shape from the imported graph
+    g2 = to_nir(back, form=form)  # input shape from the imported graph
     _assert_graphs_equal(g1, g2)
     g3 = read_nir(write_nir(g2, tmp_path / "b.nir"))
     _assert_graphs_equal(g1, g3)
@@ -248,7 +251,7 @@ def test_loihi_family_model_exports_its_quantised_weights_and_delays():
 
     torch.manual_seed(0)
     model = build(qat.loihi_mlp_spec(12, [10], 4, alpha=0.5)).eval()
-    graph = to_nir(model)
+    graph = to_nir(model, form="snntorch")  # the form that writes weights unchanged
     kinds = [type(graph.nodes[str(i)]).__name__ for i in range(len(graph.nodes) - 2)]
     assert kinds == ["Linear", "Delay", "CubaLIF", "Linear", "Delay", "CubaLIF"]
     w = graph.nodes["0"].weight

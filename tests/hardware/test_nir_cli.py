@@ -53,3 +53,25 @@ def test_export_nir_refuses_subtract_reset_and_writes_nothing(tmp_path, capsys):
 def test_export_nir_reports_a_missing_run(tmp_path, capsys):
     assert main(["export", "nir", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x.nir")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_export_nir_for_a_reader_and_the_readers_message(tmp_path, capsys):
+    torch.manual_seed(0)
+    spec = mlp_spec(16, [12], 4, neuron="lif", reset="zero")
+    model = build(spec)
+    RunDir(tmp_path / "run").save_model(model, spec)
+    outs = {}
+    for form in ("portable", "snntorch", "norse"):
+        out = tmp_path / f"{form}.nir"
+        assert main(["export", "nir", "--model", str(tmp_path / "run"), "--out", str(out), "--for", form]) == 0
+        outs[form] = capsys.readouterr().out
+        g = read_nir(out)
+        lif = g.nodes["1"]
+        assert (abs(lif.r - 1).max() < 1e-12) == (form != "snntorch")  # one tau per layer: portable folds it
+        man = json.loads((tmp_path / f"{form}.nir.manifest.json").read_text())
+        assert man["results"]["form"] == form and man["results"]["verify"]["identical"]
+    assert "runs identically in: neurosynth, snnTorch 1.0.0, Norse 1.1.0" in outs["portable"]
+    assert "not identical in Norse 1.1.0" in outs["snntorch"] and "--for norse" in outs["snntorch"]
+    with pytest.raises(SystemExit) as e:  # argparse: unknown choice
+        main(["export", "nir", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "x.nir"), "--for", "lava"])
+    assert e.value.code == 2 and not (tmp_path / "x.nir").exists()
