@@ -151,7 +151,7 @@ def test_a_new_target_works_in_the_space_the_lowering_the_builder_and_the_export
     nir = pytest.importorskip("nir")
     from neurosynth.hardware.nir import to_nir
 
-    graph = to_nir(model, seq["input_shape"])
+    graph = to_nir(model, seq["input_shape"], form="snntorch")  # the unfolded form: weights as the grid gives them
     assert isinstance(graph, nir.NIRGraph)
     w = [n.weight for n in graph.nodes.values() if isinstance(n, (nir.Affine, nir.Linear))]
     assert w and all(np.all(np.remainder(a, TOY_W_STEP) == 0) for a in w)  # the exporter used the toy grid
