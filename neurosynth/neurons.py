@@ -36,6 +36,7 @@ from torch import nn
 
 from . import engine
 from . import functional as F
+from ._ops import custom as custom_kernels
 from .registry import Registry
 from .surrogate import Surrogate, get_surrogate
 from .utils import check_time_first
@@ -291,6 +292,10 @@ class NeuronModel(nn.Module):
         p = self.params()
         if self._use_fused(state):
             return self._run_fused(x, state, p)
+        if self.backend != "python":  # a custom neuron: a kernel generated from its hooks, when one can be
+            out = custom_kernels.run(self, x, state, p)
+            if out is not None:
+                return out
         return engine.scan(self, x, state, p)
 
     def forward(self, x: torch.Tensor, state=None) -> torch.Tensor:
