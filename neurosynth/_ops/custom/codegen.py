@@ -42,6 +42,10 @@ class Cpp:
     def assign(var: str, expr: str, is_bool: bool) -> str:
         return f"const {'bool' if is_bool else 'scalar_t'} {var} = {expr};"
 
+    @classmethod
+    def const_block(cls, c) -> str:
+        return cls.const(c)
+
     @staticmethod
     def where(c, a, b):
         return f"({c} ? {a} : {b})"
@@ -82,6 +86,12 @@ class Triton:
     @staticmethod
     def assign(var: str, expr: str, is_bool: bool) -> str:
         return f"{var} = {expr}"
+
+    @classmethod
+    def const_block(cls, c) -> str:
+        if isinstance(c, bool):
+            return f"tl.full([BLOCK], {int(c)}, tl.int1)"
+        return f"tl.full([BLOCK], {cls.const(c)}, ACC)"
 
     @staticmethod
     def where(c, a, b):
@@ -206,12 +216,12 @@ def _to(c, a, dtype=None, **kw):
 
 def _const_like(value):
     def op(c, *a, **kw):
-        return c.d.const(value), False
+        return c.d.const_block(value), False
     return op
 
 
 def _full_like(c, a, value, **kw):
-    return c.d.const(value), isinstance(value, bool)
+    return c.d.const_block(value), isinstance(value, bool)
 
 
 def _ident(c, a, *rest, **kw):
@@ -260,7 +270,7 @@ OPS: dict[str, Callable] = {
     "logical_and": _logic("and"), "logical_or": _logic("or"), "logical_not": _logic("not"),
     "bitwise_and": _logic("and"), "bitwise_or": _logic("or"), "bitwise_not": _logic("not"),
     "_to_copy": _to, "to": _to, "type_as": lambda c, a, b: (c.f(a), False),
-    "scalar_tensor": lambda c, value, **kw: (c.d.const(value), isinstance(value, bool)),
+    "scalar_tensor": lambda c, value, **kw: (c.d.const_block(value), isinstance(value, bool)),
     "zeros_like": _const_like(0.0), "ones_like": _const_like(1.0), "full_like": _full_like,
     "detach": _ident, "alias": _ident, "clone": _ident, "lift_fresh_copy": _ident, "view": _ident,
     "_unsafe_view": _ident, "reshape": _ident, "expand": _ident, "contiguous": _ident,
