@@ -79,9 +79,16 @@ def implementation(op: str, x: torch.Tensor) -> ModuleType:
     candidate = "cpu" if dev == "cpu" else "triton" if dev == "cuda" else None
     if candidate is not None:
         mod = _module(op, candidate)
-        if mod is not None and mod.available(x):
+        # the Triton kernels are checked once per op and device against the reference before they run (selfcheck)
+        if mod is not None and mod.available(x) and (candidate != "triton" or _selfcheck().verified(op, x)):
             return mod
     return _module(op, "reference")
+
+
+def _selfcheck() -> ModuleType:
+    from . import selfcheck
+
+    return selfcheck
 
 
 def name_of(op: str, x: torch.Tensor) -> str:

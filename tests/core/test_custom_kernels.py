@@ -55,6 +55,22 @@ class RefractoryLIF(NeuronModel):  # docs/tutorials/02_custom_neurons.py
         return state._replace(ref=state.ref + s.detach() * (p.t_ref - state.ref))
 
 
+class CurrentAdaptiveLIF(NeuronModel):  # three states: a synaptic current, the membrane and an adaptation
+    defaults = {"alpha": 0.8, "beta": 0.9, "threshold": 1.0, "rho": 0.9, "b": 0.3}
+    state_vars = ("i", "v", "a")
+    default_reset = "zero"
+
+    def charge(self, x, state, p):
+        i = p.alpha * state.i + x
+        return state._replace(i=i, v=p.beta * state.v + i)
+
+    def threshold_of(self, state, p):
+        return p.threshold + p.b * state.a
+
+    def after_fire(self, s, state, p):
+        return state._replace(a=p.rho * state.a + s)
+
+
 class Izhikevich(NeuronModel):  # three parameters in one hook, constants, a non-zero rest (the tutorial's)
     defaults = {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0, "threshold": 30.0, "dt": 0.5}
     state_vars = ("v", "u")
@@ -120,6 +136,7 @@ def _compare(neuron, x, state=None, exact=True, atol=1e-5):
     (AdaptiveLIF, {"learn": ("beta", "rho", "b", "threshold")}),
     (AdaptiveLIF, {"reset": "zero", "detach_reset": False}),
     (RefractoryLIF, {"learn": ("beta", "t_ref")}),
+    (CurrentAdaptiveLIF, {"learn": ("alpha", "beta", "rho", "b", "threshold")}),
 ])
 def test_generated_equals_reference(cls, kw):
     neuron = cls(shape=8, **kw)
@@ -268,3 +285,14 @@ def test_training_step_through_a_network_matches_reference():
     out_r.sum().backward()
     for (n, a), b in zip(net.named_parameters(), ref.parameters()):
         torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-5, msg=n)
+
+
+def test_no_grad_run_reuses_the_training_kernel():
+    neuron = QuadraticLIF(shape=8, learn=("a",))
+    x = _input(T=6)
+    k_train = custom.kernel_for(neuron, x, neuron.params())
+    with torch.no_grad():
+        k_eval = custom.kernel_for(neuron, x, neuron.params())
+        s = neuron(x)
+    assert k_train is k_eval and k_train.cap.grad_params == ("a",)
+    assert torch.equal(s, engine.scan(neuron, x, neuron.initial_state(x[0]), neuron.params())[0])

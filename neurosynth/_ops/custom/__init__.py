@@ -15,7 +15,8 @@ Whenever a step cannot be captured (a reduction or a data-dependent Python branc
 neuron, an unsupported dtype or device, no compiler) or the check fails, :func:`run` returns ``None`` and the
 caller runs the reference loop; a :class:`RuntimeWarning` says why, once per neuron class and reason.
 :func:`paths` records which path every custom neuron class took in this process (run manifests include it).
-``NEUROSYNTH_NO_CEXT=1`` (never compile) or ``backend="python"`` on the neuron keep the reference loop silently.
+``NEUROSYNTH_NO_CEXT=1`` (never compile), ``backend="python"`` on the neuron, a non-spiking neuron and tracing by
+``torch.compile`` (which then fuses the reference loop itself) keep the reference loop silently.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def kernel_for(neuron, x: torch.Tensor, p, *, check: bool = True):
     key = (x.dtype, device_type, grad_params, neuron.reset, neuron.detach_reset, neuron.surrogate)
     with _lock:
         table = _kernels.setdefault(neuron, {})
+        if not grad_params and key not in table:  # no gradients needed: any kernel of this configuration will do
+            key = next((k for k, v in table.items() if k[:2] == key[:2] and k[3:] == key[3:]
+                        and not isinstance(v, str)), key)
         if key not in table:
             try:
                 table[key] = _build(neuron, x.dtype, device_type, grad_params)
@@ -149,6 +153,8 @@ def run(neuron, x: torch.Tensor, state, p):
         return None
     if not neuron.spiking or not generic_dynamics(neuron):
         return None  # a built-in's own dynamics (its fused op declined deliberately) or a non-spiking readout
+    if torch.compiler.is_compiling():
+        return None  # torch.compile traces (and fuses) the reference loop, as before; the kernel is opaque to it
     why = why_not(neuron)
     if why is None:
         kernel = kernel_for(neuron, x, p)
