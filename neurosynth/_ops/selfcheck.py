@@ -3,8 +3,9 @@ r"""A safe default on CUDA until the built-in Triton kernels are proven there: c
 The first time the dispatcher (:func:`neurosynth._ops.implementation`) would send an op to its Triton kernels on a
 device, :func:`verified` runs that op once on a small input (``T=6, B=2``, 16 neurons, forward and backward,
 milliseconds) with the Triton implementation and with the reference implementation and compares them:
-spikes may differ only where the membrane is within ``1e-5`` of the threshold, and when no spike flipped the
-outputs and input gradients must agree within ``rtol=1e-3, atol=1e-4``. On a mismatch (or an exception in the
+spikes may differ only where rounding decided (at the first flipped step the reference membrane is within
+``1e-5`` relative of the threshold), and when no spike flipped the membranes and input gradients must agree
+within ``rtol=1e-3, atol=1e-4``. On a mismatch (or an exception in the
 kernel) it warns once and the op runs its reference implementation on that device for the rest of the process.
 
 :func:`paths` records which implementation each op took on each device (``{"lif@cuda:0": "triton", ...}``);
@@ -71,14 +72,30 @@ def check(op: str, device: torch.device, impl: str = "triton") -> str | None:
     s_r, h_r, g_r = _run(ref_module, x, "reference")
     flips = s != s_r
     if bool(flips.any()):
-        if h_r is None or not bool(((h_r - 1.0).abs()[flips] < 1e-5).all()):
+        if not hasattr(module, "run") or not rounding_flips(module, x, flips):
             return f"{int(flips.sum())} of {s.numel()} spikes differ from the reference"
-        return None
+        return None  # after a flip the runs diverge: nothing more to compare
     if h is not None and not torch.allclose(h, h_r, rtol=1e-3, atol=1e-4):
         return f"membranes differ from the reference (max {float((h - h_r).abs().max()):.2e})"
     if not torch.allclose(g, g_r, rtol=1e-3, atol=1e-4):
         return f"gradients differ from the reference (max {float((g - g_r).abs().max()):.2e})"
     return None
+
+
+def rounding_flips(neuron, x: torch.Tensor, flips: torch.Tensor, tol: float = 1e-5) -> bool:
+    """True when the first step with flipped spikes flipped only where the reference membrane sits on the
+    threshold (``|h - threshold_of(state)| <= tol * (1 + |threshold|)``): a rounding difference, not a bug. The
+    reference state before that step comes from the neuron's pure step (``dynamics``)."""
+    t0 = int(flips.flatten(1).any(1).nonzero()[0])
+    p = neuron.params()
+    with torch.no_grad():
+        state = neuron.initial_state(x[0])
+        for t in range(t0):
+            _, state, _ = neuron.dynamics(x[t], state, p)
+        st1 = neuron.charge(x[t0], state, p)
+        thr = neuron.threshold_of(st1, p)
+        margin = (st1.v - thr).abs() <= tol * (1 + torch.as_tensor(thr).abs())
+    return bool(margin.expand_as(flips[t0])[flips[t0]].all())
 
 
 def verified(op: str, x: torch.Tensor, impl: str = "triton") -> bool:

@@ -70,3 +70,23 @@ def test_manifest_records_the_kernels():
     m = manifest("test", {}, 0)
     assert m["kernels"]["fused"][f"alif@{DEV}"] == "triton"
     assert isinstance(m["kernels"]["custom"], dict)
+
+
+def test_rounding_flips_are_told_apart_from_wrong_spikes():
+    from neurosynth.neurons import ALIF
+
+    neuron = ALIF(beta=0.9, threshold=1.0, adapt_scale=0.2)
+    x = torch.full((4, 1, 3), 0.5)
+    x[0, 0, 0] = 1.0  # h = 1.0 exactly on the threshold at t=0: a flip there is rounding
+    flips = torch.zeros(4, 1, 3, dtype=torch.bool)
+    flips[0, 0, 0] = True
+    assert selfcheck.rounding_flips(neuron, x, flips)
+    flips[0, 0, 1] = True  # h = 0.5, far below the threshold: a wrong spike
+    assert not selfcheck.rounding_flips(neuron, x, flips)
+    # a spike at t=0 raises the threshold to 1 + 0.2 * 0.95 = 1.19 at t=2: the state before the flip is replayed
+    at2 = torch.zeros(3, 1, 1, dtype=torch.bool)
+    at2[2] = True
+    on = torch.tensor([[[2.0]], [[0.2]], [[0.2]]])  # h(2) = 0.99 + 0.2 = 1.19: on the adaptive threshold
+    off = torch.tensor([[[2.0]], [[0.2]], [[0.01]]])  # h(2) = 1.0: on the base threshold, not the adaptive one
+    assert selfcheck.rounding_flips(neuron, on, at2)
+    assert not selfcheck.rounding_flips(neuron, off, at2)
