@@ -1,7 +1,8 @@
 """Generated kernels for custom neurons (neurosynth/_ops/custom): equal to the reference loop, fall back safely.
 
 On the CPU the generated C++ kernel must give spikes, membranes and final states bit-identical to the reference
-loop (``engine.scan`` over the neuron's pure step) in float32, and gradients (input, initial state, learnable
+loop (the neuron's ``backend="python"`` run: the package's time loop over its pure step) in float32, and
+gradients (input, initial state, learnable
 parameters) within 1e-5, for the README's quadratic LIF, a two-state adaptive neuron and the tutorial's
 refractory neuron; every hook the generator cannot capture falls back to the reference loop with one warning.
 """
@@ -13,7 +14,6 @@ import warnings
 import pytest
 import torch
 
-from neurosynth import engine
 from neurosynth._ops import custom
 from neurosynth._ops.custom import tracing
 from neurosynth.neurons import LIF, NeuronModel
@@ -90,6 +90,16 @@ class Izhikevich(NeuronModel):  # three parameters in one hook, constants, a non
         return state._replace(v=state.v + s * (p.c - state.v), u=state.u + s * p.d)
 
 
+def reference(neuron, x, state=None):
+    """The reference loop: the same neuron's run with ``backend="python"`` (the package's time loop)."""
+    prev = neuron.backend
+    neuron.backend = "python"
+    try:
+        return neuron.run(x, state)
+    finally:
+        neuron.backend = prev
+
+
 def _input(T=30, B=3, n=8, scale=0.9, offset=0.0, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(T, B, n, generator=g, dtype=torch.float64) * scale + offset).to(dtype)
@@ -107,7 +117,7 @@ def _compare(neuron, x, state=None, exact=True, atol=1e-5):
     assert custom.paths()[type(neuron).__name__] == "generated-cpu"
     xr = x.clone().requires_grad_(True)
     st_ref = [t.detach().clone().requires_grad_(True) for t in st0]
-    s2, fin2, h2 = engine.scan(neuron, xr, neuron.State(*st_ref), neuron.params())
+    s2, fin2, h2 = reference(neuron, xr, neuron.State(*st_ref))
     if exact:
         assert torch.equal(s, s2)
         assert torch.equal(h, h2)
@@ -216,7 +226,7 @@ def test_uncapturable_hook_falls_back_with_one_warning(cls, reason):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per class and reason
         s_again = neuron(x)
-    ref, _, _ = engine.scan(neuron, x, neuron.initial_state(x[0]), neuron.params())
+    ref, _, _ = reference(neuron, x)
     assert torch.equal(s, ref) and torch.equal(s_again, ref)
     assert custom.paths()[cls.__name__].startswith("reference:")
 
@@ -238,7 +248,7 @@ def test_failed_self_check_falls_back(monkeypatch):
     x = _input(T=10, B=2, n=4)
     with pytest.warns(RuntimeWarning, match="spikes differ from the reference loop"):
         s = neuron(x)
-    ref, _, _ = engine.scan(neuron, x, neuron.initial_state(x[0]), neuron.params())
+    ref, _, _ = reference(neuron, x)
     assert torch.equal(s, ref)
 
 
@@ -262,7 +272,7 @@ def test_no_cext_env_keeps_reference_silently(monkeypatch):
         warnings.simplefilter("error")
         s = Quiet()(x)
     assert "Quiet" not in custom.paths()
-    ref, _, _ = engine.scan(Quiet(), x, Quiet().initial_state(x[0]), Quiet().params())
+    ref, _, _ = reference(Quiet(), x)
     assert torch.equal(s, ref)
 
 
@@ -295,4 +305,20 @@ def test_no_grad_run_reuses_the_training_kernel():
         k_eval = custom.kernel_for(neuron, x, neuron.params())
         s = neuron(x)
     assert k_train is k_eval and k_train.cap.grad_params == ("a",)
-    assert torch.equal(s, engine.scan(neuron, x, neuron.initial_state(x[0]), neuron.params())[0])
+    assert torch.equal(s, reference(neuron, x)[0])
+
+
+def test_a_kernel_that_raises_fails_the_check(monkeypatch):
+    from neurosynth._ops.custom import cpu
+
+    class Raising(QuadraticLIF):
+        pass
+
+    def boom(self, *args):
+        raise RuntimeError("launch failed")
+
+    monkeypatch.setattr(cpu.CpuKernel, "forward", boom)
+    x = _input(T=6, B=2, n=4)
+    with pytest.warns(RuntimeWarning, match="kernel failed .*launch failed"):
+        s = Raising()(x)
+    assert torch.equal(s, reference(Raising(), x)[0])

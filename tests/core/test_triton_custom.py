@@ -18,9 +18,8 @@ tri = pytest.importorskip("neurosynth._ops.custom.triton")
 if tri.triton is None:  # pragma: no cover - triton not installed
     pytest.skip("triton is not installed", allow_module_level=True)
 
-from test_custom_kernels import AdaptiveLIF, QuadraticLIF, RefractoryLIF  # noqa: E402
+from test_custom_kernels import AdaptiveLIF, QuadraticLIF, RefractoryLIF, reference  # noqa: E402
 
-from neurosynth import engine  # noqa: E402
 from neurosynth._ops import custom  # noqa: E402
 
 DEV = "cpu" if tri.interpreting() else "cuda"
@@ -51,7 +50,7 @@ def test_triton_generated_equals_reference(cls, kw):
     assert custom.paths()[cls.__name__] == "generated-triton"
     st_r = [t.detach().clone().requires_grad_(True) for t in st]
     xr = x.clone().requires_grad_(True)
-    s2, fin2, h2 = engine.scan(neuron, xr, neuron.State(*st_r), neuron.params())
+    s2, fin2, h2 = reference(neuron, xr, neuron.State(*st_r))
     assert s2.sum() > 0
     flips = s != s2
     if EXACT:

@@ -171,11 +171,21 @@ def run(neuron, x: torch.Tensor, state, p):
     return s, neuron.State(*finals), h
 
 
+def reference_loop(neuron, x: torch.Tensor, state, p):
+    """The reference loop over ``neuron.dynamics`` (what the package's time loop ``scan`` runs):
+    ``(out [T, ...], final state, trace [T, ...])``."""
+    outs, trace = [], []
+    for t in range(x.shape[0]):
+        out, state, h = neuron.dynamics(x[t], state, p)
+        outs.append(out)
+        trace.append(h)
+    return torch.stack(outs), state, torch.stack(trace)
+
+
 def self_check(neuron, kernel, x: torch.Tensor, p) -> str | None:
     """Compare ``kernel`` with the reference loop on a slice of ``x`` (``T <= 8``, ``B <= 2``; forward and
     backward, from rest). ``None`` when they agree (CPU: spikes, membranes and states identical, gradients within
     1e-4; CUDA: spike flips only where the reference membrane sits on the threshold), else what differed."""
-    from ...engine import scan
     from .autograd import apply
 
     gen = torch.Generator(device="cpu").manual_seed(0)
@@ -193,14 +203,17 @@ def self_check(neuron, kernel, x: torch.Tensor, p) -> str | None:
     g_s = torch.randn(xs.shape, generator=gen).to(xs)
     exact = xs.device.type == "cpu" and kernel.device_type == "cpu"
     with torch.enable_grad():
-        out_r, fin_r, h_r = scan(neuron, xr, neuron.State(*st0), pp)
+        out_r, fin_r, h_r = reference_loop(neuron, xr, neuron.State(*st0), pp)
         ref_in = [xr, *st0, *[t for t in pd if t.requires_grad]]
         grads_r = torch.autograd.grad((out_r * g_s).sum() + (h_r * 0.5 * g_s).sum(), ref_in, allow_unused=True)
         st0k = [t.detach().clone().requires_grad_(True) for t in st0]
         pk = [t.detach().clone().requires_grad_(t.requires_grad) for t in pd]
-        s_k, h_k, fin_k = apply(kernel, xk, st0k, pk)
-        kern_in = [xk, *st0k, *[t for t in pk if t.requires_grad]]
-        grads_k = torch.autograd.grad((s_k * g_s).sum() + (h_k * 0.5 * g_s).sum(), kern_in, allow_unused=True)
+        try:  # a kernel that fails to compile or launch on this device fails the check
+            s_k, h_k, fin_k = apply(kernel, xk, st0k, pk)
+            kern_in = [xk, *st0k, *[t for t in pk if t.requires_grad]]
+            grads_k = torch.autograd.grad((s_k * g_s).sum() + (h_k * 0.5 * g_s).sum(), kern_in, allow_unused=True)
+        except Exception as exc:  # noqa: BLE001
+            return f"the generated {kernel.device_type} kernel failed ({type(exc).__name__}: {str(exc)[:160]})"
     fin_r = _states_list(neuron, fin_r)
     if exact:
         if not torch.equal(out_r.detach(), s_k.detach()):
