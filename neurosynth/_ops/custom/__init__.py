@@ -184,8 +184,9 @@ def reference_loop(neuron, x: torch.Tensor, state, p):
 
 def self_check(neuron, kernel, x: torch.Tensor, p) -> str | None:
     """Compare ``kernel`` with the reference loop on a slice of ``x`` (``T <= 8``, ``B <= 2``; forward and
-    backward, from rest). ``None`` when they agree (CPU: spikes, membranes and states identical, gradients within
-    1e-4; CUDA: spike flips only where the reference membrane sits on the threshold), else what differed."""
+    backward, from rest). ``None`` when they agree, else what differed. CPU: spikes, membranes and states
+    identical, gradients within 1e-4. CUDA, and a CPU step with an op torch does not round correctly (``sqrt``,
+    ``exp``...): spike flips only where the reference membrane sits on the threshold, membranes within 1e-4."""
     from .autograd import apply
 
     gen = torch.Generator(device="cpu").manual_seed(0)
@@ -201,7 +202,7 @@ def self_check(neuron, kernel, x: torch.Tensor, p) -> str | None:
     xr = xs.clone().requires_grad_(True)
     xk = xs.clone().requires_grad_(True)
     g_s = torch.randn(xs.shape, generator=gen).to(xs)
-    exact = xs.device.type == "cpu" and kernel.device_type == "cpu"
+    exact = xs.device.type == "cpu" and kernel.device_type == "cpu" and not kernel.cap.inexact_ops
     with torch.enable_grad():
         out_r, fin_r, h_r = reference_loop(neuron, xr, neuron.State(*st0), pp)
         ref_in = [xr, *st0, *[t for t in pd if t.requires_grad]]

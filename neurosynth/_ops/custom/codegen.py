@@ -6,9 +6,10 @@ put those statements inside their per-neuron time loop. Each supported ATen op i
 (a registry: a new op is one more entry). Arithmetic is written as the eager CPU kernels compute it, one rounding
 per operation (``pow(x, 2)`` is ``x*x``, ``pow(x, 0.5)`` is ``sqrt``, Python numbers become constants of the
 compute dtype, comparisons are strict as written), and the C++ is compiled without FMA contraction, so float32
-results are bit-identical to the reference loop for ``+ - * /``, ``sqrt``, comparisons, ``where``, ``clamp``;
-transcendental functions (``exp``, ``tanh``...) call the C library (C++) or Triton's (CUDA), which may differ
-from torch's vectorised ones in the last bit.
+results are bit-identical to the reference loop for ``+ - * /``, ``pow(x, 2 | 3 | -1)``, comparisons,
+``where``, ``clamp``; ``sqrt``, ``exp``, ``tanh``... call the C library (C++) or Triton's (CUDA), while torch's
+vectorised CPU kernels of these are not correctly rounded, so they agree to about one ulp
+(:attr:`~neurosynth._ops.custom.tracing.Captured.inexact_ops`).
 """
 
 from __future__ import annotations
@@ -282,6 +283,10 @@ OPS: dict[str, Callable] = {
 }
 
 
+OPS["sgn"] = OPS["sign"]  # abs()'s derivative
+OPS["masked_fill"] = lambda c, a, mask, value: _where(c, mask, value, a)
+
+
 def _raise(msg):
     raise CaptureError(msg)
 
@@ -326,6 +331,11 @@ def lower(gm: fx.GraphModule, dialect, inputs: list[str | None], dtype: torch.dt
             raise CaptureError(f"aten.{name} is not an elementwise op the kernel generator knows")
         _check_shape(node)
         expr, is_bool = lowering(ctx, *node.args, **node.kwargs)
+        want_bool = node.meta["val"].dtype == torch.bool  # the value's type as torch computed it
+        if want_bool and not is_bool:  # e.g. bool * bool (torch keeps bool)
+            expr, is_bool = f"({expr} != {dialect.const(0.0)})", True
+        elif is_bool and not want_bool:
+            expr, is_bool = dialect.to_float(expr), False
         var = f"{prefix}{i}"
         lines.append(dialect.assign(var, expr, is_bool))
         env[node] = (var, is_bool)
