@@ -89,3 +89,23 @@ def test_triton_declines_other_dtypes_with_reason():
     with custom.force_triton():
         why = custom.kernel_for(neuron, x, neuron.params())
     assert isinstance(why, str) and "float32" in why
+
+
+def test_triton_template_lowers_constants_booleans_and_sqrt():
+    """Izhikevich (Python constants, two states, a non-zero rest) and a gated neuron (boolean algebra, where,
+    maximum, division, sqrt) through the Triton template: the same spikes as the reference loop."""
+    from test_custom_kernels import GatedLIF, Izhikevich
+
+    g = torch.Generator().manual_seed(0)
+    for neuron, x in [(Izhikevich(shape=8), torch.randn(60, 2, 8, generator=g) * 4 + 10),
+                      (GatedLIF(shape=8, learn=("g",)), torch.randn(25, 3, 8, generator=g) * 1.5 + 0.3)]:
+        neuron, x = neuron.to(DEV), x.to(DEV)
+        with custom.force_triton(), warnings.catch_warnings():
+            warnings.filterwarnings("error", message="neurosynth")
+            s, _, h = neuron.run(x)
+        assert custom.paths()[type(neuron).__name__] == "generated-triton"
+        s2, _, h2 = reference(neuron, x)
+        assert 0 < float(s2.detach().mean()) < 0.9
+        if EXACT:
+            assert torch.equal(s, s2)
+        torch.testing.assert_close(h, h2, atol=1e-4, rtol=1e-5)
