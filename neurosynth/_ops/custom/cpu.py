@@ -33,8 +33,10 @@ import torch
 from .codegen import Cpp, lower
 from .tracing import Captured, CaptureError
 
-FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp", "-std=c++17", "-shared",
-         "-fPIC"]
+# -fno-tree-loop-distribute-patterns: otherwise GCC turns the saved-state stores into memmove calls, which splits
+# the forward row loop and leaves it scalar (seen with -fopt-info-vec-missed for two-state neurons)
+FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fno-tree-loop-distribute-patterns",
+         "-fopenmp", "-std=c++17", "-shared", "-fPIC"]
 GRAIN = 512  # neurons per thread below which fewer threads are used (as the built-in kernels' at::parallel_for)
 _CTYPES = {torch.float32: "float", torch.float64: "double"}
 _lock = threading.Lock()
