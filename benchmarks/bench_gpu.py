@@ -15,10 +15,11 @@ subtraction) detached, ATan(alpha=2); snnTorch ``Leaky`` uses its default delaye
 compared with neurosynth's ``LIF(reset_delay=True)``. Then ``CubaLIF`` and ``ALIF`` (fused vs python, vs LIF fused)
 and the recurrent SHD model (``700 -> Linear -> 1024 Recurrent LIF -> Linear -> 20 LI``, B=256, T=100, Bernoulli
 (0.05) input, cross-entropy of the max-over-time readout; default backend vs ``backend="python"``). Last
-(``--parts custom``), what ``torch.compile`` gives a custom neuron (a Python ``charge``: the quadratic LIF of
-``examples/custom_neuron.py``, which always runs the reference loop): ``Linear(n, n)`` + that neuron, n=4096,
-fp32, ``T=--custom-T`` (100: the compiled graph unrolls the time loop), eager vs ``torch.compile(model)``, with
-the compile time (the first call, forward and backward graphs).
+(``--parts custom``), a custom neuron (a Python ``charge``: the quadratic LIF of ``examples/custom_neuron.py``):
+``Linear(n, n)`` + that neuron, n=4096, fp32, ``T=--custom-T``: its generated kernel (Triton on CUDA,
+``neurosynth/_ops/custom``; the first call includes the generation), the built-in LIF (reset to zero) in its
+place (the goal: generated within 1.5x of it), and the reference loop eager vs ``torch.compile(model)`` (the
+compiled graph unrolls the time loop), with the compile time (the first call, forward and backward graphs).
 
 Timing: CUDA events around each forward+backward, after ``--warmup`` iterations and ``torch.cuda.synchronize()``;
 the median of ``--iters``. Memory: ``torch.cuda.max_memory_allocated`` over one iteration (absolute, i.e. with
@@ -294,8 +295,10 @@ def bench_shd(args, backend: str, dtype: str, timer: Timer, pin) -> dict:
     return res
 
 
-def _custom_net(n: int, device: str):
-    from neurosynth.neurons import NeuronModel
+def _custom_net(n: int, device: str, mode: str = "eager"):
+    """``Linear(n, n)`` + the quadratic LIF: through its generated kernel (``mode="generated"``), the reference
+    loop (``"eager"``/``"compiled"``), or the built-in LIF in its place (``"lif"``, the ratio's reference)."""
+    from neurosynth.neurons import LIF, NeuronModel
 
     class QuadraticLIF(NeuronModel):  # examples/custom_neuron.py (not registered: a benchmark-local class)
         defaults = {"beta": 0.9, "threshold": 1.0, "a": 0.1}
@@ -308,7 +311,12 @@ def _custom_net(n: int, device: str):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(n, n)
-            self.neuron = QuadraticLIF(beta=BETA, threshold=THR, surrogate={"name": "atan", "alpha": 2.0})
+            sur = {"name": "atan", "alpha": 2.0}
+            if mode == "lif":
+                self.neuron = LIF(beta=BETA, threshold=THR, reset="zero", surrogate=sur)
+            else:
+                self.neuron = QuadraticLIF(beta=BETA, threshold=THR, surrogate=sur,
+                                           backend="auto" if mode == "generated" else "python")
 
         def forward(self, x):
             T, B = x.shape[:2]
@@ -317,17 +325,25 @@ def _custom_net(n: int, device: str):
     return Net().to(device)
 
 
-def bench_custom(args, compiled: bool, timer: Timer) -> dict:
-    """A custom neuron (Python ``charge``) eager vs ``torch.compile(model)``; ``compile_s`` = the first call."""
+def bench_custom(args, mode: str, timer: Timer) -> dict:
+    """A custom neuron (Python ``charge``): ``mode`` ``generated`` (its generated kernel: Triton on CUDA),
+    ``lif`` (built-in LIF instead), ``eager`` (reference loop) or ``compiled`` (``torch.compile`` of the reference
+    loop); ``first_call_s`` = the first call (kernel generation or compilation included)."""
     dev, n = args.device, args.custom_n
     torch.manual_seed(0)
-    net = _custom_net(n, dev)
-    run = torch.compile(net, backend=args.compile_backend) if compiled else net
+    net = _custom_net(n, dev, mode)
+    run = torch.compile(net, backend=args.compile_backend) if mode == "compiled" else net
     x = torch.randn(args.custom_T, args.B, n, generator=torch.Generator().manual_seed(0)).to(dev)
+    pinned = contextlib.nullcontext
+    if args.smoke and mode == "generated":  # on CPU the smoke run exercises the Triton template (interpreter)
+        from neurosynth._ops import custom
+
+        pinned = custom.force_triton
 
     def step():
         net.zero_grad(set_to_none=True)
-        run(x).sum().backward()
+        with pinned():
+            run(x).sum().backward()
 
     t0 = time.perf_counter()
     step()
@@ -336,6 +352,10 @@ def bench_custom(args, compiled: bool, timer: Timer) -> dict:
     res = timer.measure(step, args.warmup, args.iters)
     res["first_call_s"] = first_s
     res.update(timer.peak(step))
+    if mode == "generated":
+        from neurosynth._ops import custom
+
+        res["path"] = custom.paths().get("QuadraticLIF")
     return res
 
 
@@ -412,14 +432,20 @@ def markdown(results: dict, args) -> str:
     cu = rows.get(f"custom/{args.custom_n}/fp32")
     if cu:
         e, c = cu.get("eager"), cu.get("compiled")
+        gen, lif = cu.get("generated"), cu.get("lif")
         sp = _ratio(e, c)
         cs = c.get("first_call_s") if c and "error" not in c else None
-        lines += ["", f"Custom neuron (Python `charge`, quadratic LIF of `examples/custom_neuron.py`, reference loop): "
+        gs = gen.get("first_call_s") if gen and "error" not in gen else None
+        rl = _ratio(gen, lif)
+        lines += ["", f"Custom neuron (Python `charge`, quadratic LIF of `examples/custom_neuron.py`): "
                   f"`Linear({args.custom_n}, {args.custom_n})` + neuron, randn [T={args.custom_T}, B={args.B}, n], fp32, "
-                  f"`out.sum()`, forward + backward:", "",
-                  "| eager | torch.compile | speed-up | compile (first call) |", "|---|---|---|---|",
-                  f"| {_fmt_ms(e)} | {_fmt_ms(c)} | {f'{sp:.1f}×' if sp else '—'} | "
-                  f"{f'{cs:.0f} s' if cs is not None else '—'} |"]
+                  f"`out.sum()`, forward + backward; generated kernel (path: {gen.get('path') if gen else '—'}) vs "
+                  "built-in LIF (reset to zero) in its place vs the reference loop eager / under torch.compile:", "",
+                  "| generated | built-in LIF | generated / LIF | generation (first call) | eager | torch.compile | "
+                  "eager / compiled | compile (first call) |", "|---|---|---|---|---|---|---|---|",
+                  f"| {_fmt_ms(gen)} | {_fmt_ms(lif)} | {f'{rl:.2f}×' if rl else '—'} | "
+                  f"{f'{gs:.1f} s' if gs is not None else '—'} | {_fmt_ms(e)} | {_fmt_ms(c)} | "
+                  f"{f'{sp:.1f}×' if sp else '—'} | {f'{cs:.0f} s' if cs is not None else '—'} |"]
     goals = results.get("goals", {})
     if goals:
         lines += ["", "Goals (issue 10): " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in goals.items())
@@ -593,8 +619,8 @@ def main(argv=None) -> int:
             save()
     if "custom" in parts:
         key = f"custom/{args.custom_n}/fp32"
-        run(key, "eager", lambda: bench_custom(args, False, timer))
-        run(key, "compiled", lambda: bench_custom(args, True, timer))
+        for mode in ("generated", "lif", "eager", "compiled"):  # the slow compile last (--budget-s)
+            run(key, mode, lambda mode=mode: bench_custom(args, mode, timer))
     results["total_s"] = time.perf_counter() - started
     save()
     section = markdown(results, args)

@@ -15,10 +15,16 @@ Variants (each timed in its own subprocess, then measured for memory in another 
 - ``rec_fused`` / ``rec_python``: ``Linear(700, 256) -> Recurrent(256, LIF) -> Linear(256, 20) -> LIF`` (the SHD
   recurrent model at hidden 256), with the recurrent fast path (per-step GEMM + fused C++ step, reverse-scan
   backward) or the python loop over the pure step (what ``Recurrent`` ran before the fast path).
-- ``custom_eager`` / ``custom_compiled``: the 700-256-256-20 network with a custom neuron written as a Python
-  ``charge`` (the quadratic LIF of ``examples/custom_neuron.py``: ``v = beta v + a relu(v)^2 + x``, reset to zero),
-  which always runs the reference loop over the pure step, eager or under ``torch.compile(model)`` (default
-  inductor backend; ``first_iter_ms`` then includes the compilation, reported as ``compile_s``).
+- ``custom_generated`` / ``custom_eager`` / ``custom_compiled``: the 700-256-256-20 network with a custom neuron
+  written as a Python ``charge`` (the README's quadratic LIF, ``examples/custom_neuron.py``:
+  ``v = beta v + a relu(v)^2 + x``, reset to zero): through the kernel generated from its hooks (the default;
+  ``neurosynth/_ops/custom``), or the reference loop over the pure step (``backend="python"``), eager or under
+  ``torch.compile(model)`` (default inductor backend). ``first_iter_ms`` includes the kernel generation
+  (``custom_generated``, when its cache is cold: ``--cold-kernel-cache``) or the compilation (``custom_compiled``),
+  reported as ``compile_s``.
+- ``custom_adaptive`` / ``custom_refractory``: generated kernels of two two-state custom neurons: an adaptive
+  threshold written as hooks (``threshold_of = threshold + 0.2 a``, ``after_fire: a = 0.95 a + s``) and the
+  tutorial's refractory LIF (``t_ref`` 2 steps).
 - ``shd_fused`` / ``shd_python`` (``--recurrent-shd``): the recurrent SHD model at the issue's size, built as
   ``examples/train_shd.py`` builds it: ``SNN(Linear(700, 1024), Recurrent(1024, LIF(beta 0.95)), Linear(1024, 20),
   LI(beta 0.95))``, B=256, T=100, loss cross-entropy of the max-over-time readout; fast path vs the python loop
@@ -76,10 +82,54 @@ VARIANTS = {
     "rec_python": "recurrent net 700-256(rec LIF)-20: python loop (before)",
     "shd_fused": "SHD model 700-1024(rec LIF)-20: fast path",
     "shd_python": "SHD model 700-1024(rec LIF)-20: python loop (before)",
+    "custom_generated": "custom neuron (Python charge), generated kernel",
+    "custom_adaptive": "custom adaptive neuron (hooks, 2 states), generated kernel",
+    "custom_refractory": "custom refractory LIF (hooks, 2 states), generated kernel",
     "custom_eager": "custom neuron (Python charge), eager reference loop",
     "custom_compiled": "custom neuron (Python charge), torch.compile(model)",
 }
 SHD_VARIANTS = ("shd_fused", "shd_python")
+CUSTOM_VARIANTS = ("custom_generated", "custom_adaptive", "custom_refractory", "custom_eager", "custom_compiled")
+
+
+def _custom_neurons() -> dict:
+    """The benchmark's custom neurons (benchmark-local classes, not registered), by variant."""
+    from neurosynth.neurons import NeuronModel
+
+    class QuadraticLIF(NeuronModel):  # the README's / examples/custom_neuron.py's neuron
+        defaults = {"beta": 0.9, "threshold": 1.0, "a": 0.1}
+        default_reset = "zero"
+
+        def charge(self, x, state, p):
+            return state._replace(v=p.beta * state.v + p.a * state.v.clamp(min=0) ** 2 + x)
+
+    class AdaptiveLIF(NeuronModel):  # an adaptive threshold written as hooks (two states)
+        defaults = {"beta": 0.9, "threshold": 1.0, "rho": 0.95, "b": 0.2}
+        state_vars = ("v", "a")
+
+        def charge(self, x, state, p):
+            return state._replace(v=p.beta * state.v + x)
+
+        def threshold_of(self, state, p):
+            return p.threshold + p.b * state.a
+
+        def after_fire(self, s, state, p):
+            return state._replace(a=p.rho * state.a + s)
+
+    class RefractoryLIF(NeuronModel):  # docs/tutorials/02_custom_neurons.py
+        defaults = {"beta": 0.9, "threshold": 1.0, "t_ref": 2.0}
+        state_vars = ("v", "ref")
+        default_reset = "zero"
+
+        def charge(self, x, state, p):
+            open_ = (state.ref <= 0).to(x.dtype)
+            return state._replace(v=p.beta * state.v + open_ * x, ref=(state.ref - 1).clamp_min(0))
+
+        def after_fire(self, s, state, p):
+            return state._replace(ref=state.ref + s.detach() * (p.t_ref - state.ref))
+
+    return {"custom_generated": QuadraticLIF, "custom_eager": QuadraticLIF, "custom_compiled": QuadraticLIF,
+            "custom_adaptive": AdaptiveLIF, "custom_refractory": RefractoryLIF}
 SIZES = (700, 256, 256, 20)
 
 
@@ -222,17 +272,10 @@ def _build(variant: str, batch: int, steps: int):
                 h = lif(gemm(fc, h))
             return h
 
-    elif variant in ("custom_eager", "custom_compiled"):
-        from neurosynth.neurons import NeuronModel
-
-        class QuadraticLIF(NeuronModel):  # examples/custom_neuron.py, not registered (a benchmark-local class)
-            defaults = {"beta": 0.9, "threshold": 1.0, "a": 0.1}
-            default_reset = "zero"
-
-            def charge(self, x, state, p):
-                return state._replace(v=p.beta * state.v + p.a * state.v.clamp(min=0) ** 2 + x)
-
-        lifs = nn.ModuleList(QuadraticLIF(surrogate={"name": "atan", "alpha": 2.0}) for _ in fcs)
+    elif variant in CUSTOM_VARIANTS:
+        neuron_cls = _custom_neurons()[variant]
+        backend = "auto" if variant in ("custom_generated", "custom_adaptive", "custom_refractory") else "python"
+        lifs = nn.ModuleList(neuron_cls(surrogate={"name": "atan", "alpha": 2.0}, backend=backend) for _ in fcs)
 
         class Net(nn.Module):
             def __init__(self):
@@ -250,6 +293,13 @@ def _build(variant: str, batch: int, steps: int):
 
         def forward():
             return run_net(x)
+
+        def paths():
+            from neurosynth._ops import custom
+
+            return custom.paths()
+
+        info["paths"] = paths
 
     elif variant in SHD_VARIANTS:
         from neurosynth.layers import SNN, Recurrent
@@ -315,8 +365,10 @@ def _worker(args) -> dict:
     t0 = time.perf_counter()
     loss, out = step()
     res["first_iter_ms"] = (time.perf_counter() - t0) * 1e3
-    if args.worker == "custom_compiled":  # compilation happens in the first call (forward and backward graphs)
+    if args.worker in CUSTOM_VARIANTS and args.worker != "custom_eager":  # generated / compiled in the first call
         res["compile_s"] = res["first_iter_ms"] / 1e3
+    if callable(res.get("paths")):
+        res["paths"] = res["paths"]()
     res["loss"] = float(loss)
     res["output_rate"] = float(out.detach().mean())
     if "hidden_rate" in res:
@@ -441,6 +493,10 @@ def _run_worker(variant: str, args, measure: str) -> dict:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(args.threads)
     env.setdefault("PYTHONPATH", str(ROOT))
+    if args.cold_kernel_cache and variant in CUSTOM_VARIANTS:  # the kernel generated (and compiled) afresh
+        import tempfile
+
+        env["NEUROSYNTH_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="ns-kernels-")
     if variant == "ns_fused_torch":
         env["NEUROSYNTH_NO_CEXT"] = "1"
     else:
@@ -508,8 +564,12 @@ def _ratios_of(results: dict, key: str) -> dict:
         for ref in ("snntorch", "snntorch_hoisted", "spikingjelly", "ns_python", "ns_fused_torch"):
             if med(ref):
                 out[f"{ref}/ns_fused"] = med(ref) / fused
+        for v in ("custom_generated", "custom_adaptive", "custom_refractory"):
+            if med(v):
+                out[f"{v}/ns_fused"] = med(v) / fused
     for slow, fast in (("ns_cubalif_python", "ns_cubalif"), ("ns_alif_python", "ns_alif"), ("rec_python", "rec_fused"),
-                       ("shd_python", "shd_fused"), ("custom_eager", "custom_compiled")):
+                       ("shd_python", "shd_fused"), ("custom_eager", "custom_compiled"),
+                       ("custom_eager", "custom_generated")):
         if med(slow) and med(fast):
             out[f"{slow}/{fast}"] = med(slow) / med(fast)
     return out
@@ -524,6 +584,9 @@ def _goals(ratios: dict) -> dict:
         goals["recurrent fast path >= 2x faster than the python loop"] = ratios["rec_python/rec_fused"] >= 2.0
     if "shd_python/shd_fused" in ratios:
         goals["recurrent SHD model >= 2x faster than the python loop"] = ratios["shd_python/shd_fused"] >= 2.0
+    for v in ("custom_generated", "custom_adaptive", "custom_refractory"):
+        if f"{v}/ns_fused" in ratios:
+            goals[f"{v} within 1.5x of built-in LIF"] = ratios[f"{v}/ns_fused"] <= 1.5
     if "snntorch/ns_fused" in ratios:
         goals[">= 4x faster than snnTorch"] = ratios["snntorch/ns_fused"] >= 4.0
     if "spikingjelly/ns_fused" in ratios:
@@ -569,6 +632,9 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=1,
                    help="repeat the whole set of workers, interleaved; report the median over runs")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--cold-kernel-cache", action="store_true",
+                   help="custom_* workers start from an empty generated-kernel cache (first_iter_ms includes the "
+                        "generation and compilation)")
     p.add_argument("--saved-bytes", action="store_true",
                    help="only print what each fused op saves for backward vs the python backend (MB, spike tensors)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -634,6 +700,8 @@ def main(argv=None) -> int:
         r["first_iter_ms"] = statistics.median(x["first_iter_ms"] for x in ok)
         if "compile_s" in ok[0]:
             r["compile_s"] = statistics.median(x["compile_s"] for x in ok)
+            # the generation / compilation alone: the first call minus a steady-state iteration
+            r["generation_s"] = statistics.median((x["first_iter_ms"] - x["median_ms"]) / 1e3 for x in ok)
         if not args.no_memory:
             mem = _run_worker(v, args, "memory")
             r["saved_mb"], r["peak_rss_mb"] = mem.get("saved_mb"), mem.get("peak_rss_mb")
@@ -654,7 +722,8 @@ def main(argv=None) -> int:
         print(f"  {k}: {v:.2f}")
     for v, r in results.items():
         if r.get("compile_s") is not None:
-            print(f"  {v}: first iteration (compilation included) {r['compile_s']:.1f} s")
+            print(f"  {v}: first iteration (compilation included) {r['compile_s']:.1f} s; generation / compilation "
+                  f"alone (first minus median iteration) {r['generation_s']:.1f} s")
         if r.get("hidden_rate") is not None:
             print(f"  {v}: hidden firing rate {r['hidden_rate']:.4f}")
     for k, ok in goals.items():  # judged on wall-clock medians

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared call for a lent GPU machine (see ../shared/gpu/README.md): the Triton kernels' tests on CUDA
 # tensors (compiled, not interpreted) and benchmarks/bench_gpu.py (issue 10's LIF table, CubaLIF/ALIF, the recurrent
-# SHD model, then a custom neuron eager vs torch.compile while --budget-s allows); everything lands in $OUT as it
+# SHD model, then a custom neuron: its generated Triton kernel vs built-in LIF, eager vs torch.compile while --budget-s
+# allows); everything lands in $OUT as it
 # goes (the JSON and the Markdown section after every row).
 #
 # Before the call, here (once):  echo /.whl/ >> .git/info/exclude; python3 -m pip download -q --no-deps \
@@ -18,7 +19,8 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index --target /tm
 export PYTHONPATH=/tmp/ns:/tmp/site OMP_NUM_THREADS=4
 cd /tmp   # the installed package, not the checkout
 timeout 200 python3 -m pytest -q -p no:cacheprovider -x "$SRC/tests/core/test_triton_ops.py" \
-    "$SRC/tests/core/test_triton_recurrent.py" "$SRC/tests/core/test_triton_modules.py" > "$OUT/tests.txt" 2>&1
+    "$SRC/tests/core/test_triton_recurrent.py" "$SRC/tests/core/test_triton_modules.py" \
+    "$SRC/tests/core/test_triton_custom.py" > "$OUT/tests.txt" 2>&1
 echo "tests rc=$?" >> "$OUT/tests.txt"
 timeout 330 python3 "$SRC/benchmarks/bench_gpu.py" --json "$OUT/bench_gpu.json" --md "$OUT/BENCHMARKS_gpu.md" \
     --budget-s 270 > "$OUT/bench.txt" 2>&1

@@ -129,5 +129,23 @@ def recurrent(neuron: str, x: Tensor, weight: Tensor, bias: Tensor | None, s0: T
     return out[0], out[1], tuple(out[3:])
 
 
+def custom(neuron, x: Tensor, state, params):
+    """A custom neuron (``NeuronModel`` subclass with its own ``charge`` / ``threshold_of`` / ``after_fire``) over
+    ``x [T, B, ...]`` through a kernel generated from its hooks (:mod:`neurosynth._ops.custom`: C++ on the CPU,
+    Triton on CUDA): ``(out, final_state, trace)`` like :func:`neurosynth.timeloop.scan`, or ``None`` when the
+    reference loop must run (a hook that cannot be captured: one warning says why)."""
+    from ._ops.custom import run
+
+    return run(neuron, x, state, params)
+
+
+def kernel_record() -> dict:
+    """Which kernel implementation ran in this process, for run manifests: ``{"fused": {op@device: impl},
+    "custom": {neuron class: path}}`` (the first-use check of the fused ops, the generated custom kernels)."""
+    from ._ops.selfcheck import kernel_record as record
+
+    return record()
+
+
 __all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "li_step", "lif", "cubalif", "alif",
-           "recurrent"]
+           "recurrent", "custom", "kernel_record"]

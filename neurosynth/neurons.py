@@ -292,6 +292,10 @@ class NeuronModel(nn.Module):
         p = self.params()
         if self._use_fused(state):
             return self._run_fused(x, state, p)
+        if self.backend != "python":  # a custom neuron: a kernel generated from its hooks, when one can be
+            out = F.custom(self, x, state, p)
+            if out is not None:
+                return out
         return timeloop.scan(self, x, state, p)
 
     def forward(self, x: torch.Tensor, state=None) -> torch.Tensor:

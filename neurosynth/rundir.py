@@ -107,7 +107,15 @@ def manifest(command: str | list[str] | None, config: dict, seed: int | None, re
         "git_commit": git_commit(),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "results": results or {},
+        "kernels": _kernel_record(),
     }
+
+
+def _kernel_record() -> dict:
+    """Which fused-kernel implementation ran in this process (the CUDA self-check, generated custom kernels)."""
+    from .functional import kernel_record
+
+    return kernel_record()
 
 
 def _now() -> str:

@@ -28,7 +28,7 @@ from types import ModuleType
 
 import torch
 
-OPS = ("lif", "cubalif", "alif", "recurrent")
+FUSED_OPS = ("lif", "cubalif", "alif", "recurrent")
 IMPLS = ("reference", "cpu", "triton")
 log = logging.getLogger(__name__)
 _local = threading.local()
@@ -67,8 +67,8 @@ def forced(impl: str | None):
 
 def implementation(op: str, x: torch.Tensor) -> ModuleType:
     """The module (with ``forward``/``backward`` per the op's reference contract) that runs ``op`` on ``x``."""
-    if op not in OPS:
-        raise ValueError(f"unknown op {op!r}; ops are {OPS}")
+    if op not in FUSED_OPS:
+        raise ValueError(f"unknown op {op!r}; ops are {FUSED_OPS}")
     pinned = getattr(_local, "impl", None)
     if pinned is not None:
         mod = _module(op, pinned)
@@ -79,9 +79,16 @@ def implementation(op: str, x: torch.Tensor) -> ModuleType:
     candidate = "cpu" if dev == "cpu" else "triton" if dev == "cuda" else None
     if candidate is not None:
         mod = _module(op, candidate)
-        if mod is not None and mod.available(x):
+        # the Triton kernels are checked once per op and device against the reference before they run (selfcheck)
+        if mod is not None and mod.available(x) and (candidate != "triton" or _selfcheck().verified(op, x)):
             return mod
     return _module(op, "reference")
+
+
+def _selfcheck() -> ModuleType:
+    from . import selfcheck
+
+    return selfcheck
 
 
 def name_of(op: str, x: torch.Tensor) -> str:
