@@ -109,8 +109,10 @@ class Cochlea:
             raise ValueError("audio has no samples")
         if not np.all(np.isfinite(x)):
             raise ValueError("audio contains NaN or infinite samples")
-        if fs <= 0:
-            raise ValueError(f"sample rate must be positive; got {fs}")
+        if not (np.isfinite(fs) and WAV_RATE_RANGE[0] <= fs <= WAV_RATE_RANGE[1]):
+            raise ValueError(f"sample rate must be {WAV_RATE_RANGE[0]}-{WAV_RATE_RANGE[1]} Hz; got {fs}")
+        if x.size > WAV_MAX_SECONDS * fs:
+            raise ValueError(f"audio of {x.size / fs:.0f} s is longer than the {WAV_MAX_SECONDS:.0f} s limit")
         if int(fs) != c.fs:
             from fractions import Fraction
 
@@ -284,15 +286,92 @@ def encode_waveform(wave, fs: float, *, seed: int = 0, config: CochleaConfig | N
 
 # ------------------------------------------------------------------ WAV files
 
-def read_wav(path) -> tuple[np.ndarray, int]:
-    """A WAV file as mono float64 in [-1, 1] and its sample rate; errors name the file."""
-    from scipy.io import wavfile
+# Limits on a WAV file, checked from its header before the samples are read (so an absurd header never
+# makes us allocate): 1 kHz - 768 kHz, at most 16 channels and 10 minutes.
+WAV_RATE_RANGE = (1000, 768_000)
+WAV_MAX_SECONDS = 600.0
+WAV_MAX_CHANNELS = 16
+SILENCE_PEAK = 1e-6  # a file whose samples never exceed this (full scale 1) is silent
+
+
+@dataclasses.dataclass(frozen=True)
+class WavHeader:
+    """What a WAV file's ``fmt`` and ``data`` chunks declare (read without touching the samples)."""
+
+    rate: int
+    channels: int
+    bits: int
+    frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.rate if self.rate else float("inf")
+
+
+def wav_header(path) -> WavHeader:
+    """Parse the RIFF/WAVE header of ``path`` (a few hundred bytes) and check it: a sample rate in
+    ``WAV_RATE_RANGE``, 1..``WAV_MAX_CHANNELS`` channels, at least one and at most ``WAV_MAX_SECONDS`` of audio.
+    Raises :class:`CorruptFileError` naming the file; this runs before any sample is read."""
+    import struct
 
     path = Path(path)
     if not path.is_file():
         from .errors import DatasetNotFoundError
 
         raise DatasetNotFoundError(f"audio file {path} does not exist")
+    hint = "encode-audio reads PCM or float WAV (convert other formats first, e.g. with ffmpeg or sox)"
+    size = path.stat().st_size
+    fmt = None
+    data_bytes = None
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            raise CorruptFileError(f"{path} is not a WAV file (no RIFF/WAVE header); {hint}")
+        pos = 12
+        while pos + 8 <= size and (fmt is None or data_bytes is None):
+            f.seek(pos)
+            cid, clen = struct.unpack("<4sI", f.read(8))
+            if cid == b"fmt ":
+                body = f.read(min(clen, 40))
+                if len(body) < 16:
+                    raise CorruptFileError(f"{path} has a truncated WAV fmt chunk; {hint}")
+                _tag, ch, rate, _bps, _align, bits = struct.unpack("<HHIIHH", body[:16])
+                fmt = (int(rate), int(ch), int(bits))
+            elif cid == b"data":
+                # a streaming header (length 0 or 0xFFFFFFFF) means "up to the end of the file"
+                avail = size - pos - 8
+                data_bytes = avail if clen in (0, 0xFFFFFFFF) else min(int(clen), avail)
+            pos += 8 + clen + (clen & 1)
+    if fmt is None or data_bytes is None:
+        raise CorruptFileError(f"{path} has no {'fmt' if fmt is None else 'data'} chunk; {hint}")
+    rate, ch, bits = fmt
+    lo, hi = WAV_RATE_RANGE
+    if not lo <= rate <= hi:
+        raise CorruptFileError(f"{path} declares a sample rate of {rate} Hz; audio must be sampled at "
+                               f"{lo}-{hi} Hz (resample it first, e.g. sox in.wav -r 48000 out.wav)")
+    if not 1 <= ch <= WAV_MAX_CHANNELS:
+        raise CorruptFileError(f"{path} declares {ch} channels; expected 1-{WAV_MAX_CHANNELS}")
+    if bits not in (8, 16, 24, 32, 64):
+        raise CorruptFileError(f"{path} declares {bits} bits per sample; expected 8, 16, 24, 32 or 64; {hint}")
+    frames = data_bytes // (ch * bits // 8)
+    header = WavHeader(rate=rate, channels=ch, bits=bits, frames=int(frames))
+    if frames == 0:
+        raise CorruptFileError(f"{path} holds no audio samples")
+    if header.seconds > WAV_MAX_SECONDS:
+        raise CorruptFileError(f"{path} holds {header.seconds:.0f} s of audio; encode-audio takes files of at most "
+                               f"{WAV_MAX_SECONDS:.0f} s (cut it into utterances first)")
+    return header
+
+
+def read_wav(path) -> tuple[np.ndarray, int]:
+    """A WAV file as mono float64 in [-1, 1] and its sample rate; errors name the file.
+
+    The header is checked first (:func:`wav_header`: sample rate, channels, length), then the samples:
+    NaN or infinite samples and a silent file (peak below ``SILENCE_PEAK``) are errors too."""
+    from scipy.io import wavfile
+
+    path = Path(path)
+    wav_header(path)
     try:
         fs, data = wavfile.read(path)
     except (ValueError, OSError, EOFError, TypeError) as e:
@@ -311,6 +390,9 @@ def read_wav(path) -> tuple[np.ndarray, int]:
         raise CorruptFileError(f"{path} holds no audio samples")
     if not np.all(np.isfinite(data)):
         raise CorruptFileError(f"{path} holds NaN or infinite samples")
+    if float(np.max(np.abs(data))) < SILENCE_PEAK:
+        raise CorruptFileError(f"{path} is silent (every sample below {SILENCE_PEAK:g} of full scale): it would "
+                               "give no spikes")
     return data, int(fs)
 
 
@@ -411,6 +493,8 @@ def encode_wav_files(paths, out, *, labels=None, seed: int = 0, config: CochleaC
         else:
             keys = list(dict.fromkeys(labels))
             ids = [keys.index(x) for x in labels]
+    for p in paths:  # every header first: a bad file is reported before any audio is read or encoded
+        wav_header(p)
     coch = get_cochlea(config)
     samples = []
     for i, p in enumerate(tqdm(paths, desc="encode-audio", unit="file", disable=not progress)):

@@ -331,3 +331,86 @@ def test_energy_cli_reads_train_shd_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "SHD-layout test split" in out and "T=10" in out
     assert (run / "energy.json").exists()
+
+
+# ------------------------------------------------------------------ bad WAV files (header checked first)
+
+def _wav_bytes(rate, channels=1, bits=16, data=b"\x00\x01" * 100):
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * channels * bits // 8) & 0xFFFFFFFF,
+                      (channels * bits // 8) & 0xFFFF, bits)
+    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
+            + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def _bad_wavs(tmp_path):
+    from scipy.io import wavfile
+
+    out = {}
+    out["rate0.wav"] = "sample rate of 0 Hz"
+    (tmp_path / "rate0.wav").write_bytes(_wav_bytes(0))
+    out["rate_huge.wav"] = "sample rate of 4000000000 Hz"
+    (tmp_path / "rate_huge.wav").write_bytes(_wav_bytes(4_000_000_000))
+    out["long.wav"] = "601 s of audio"  # 601 s at 1 kHz, 8-bit: small on disk, too long
+    (tmp_path / "long.wav").write_bytes(_wav_bytes(1000, bits=8, data=b"\x80" * 601_000))
+    out["channels.wav"] = "40000 channels"
+    (tmp_path / "channels.wav").write_bytes(_wav_bytes(16000, channels=40000))
+    out["empty.wav"] = "no audio samples"
+    (tmp_path / "empty.wav").write_bytes(_wav_bytes(16000, data=b""))
+    x = tone(500).astype(np.float32)
+    x[100] = np.nan
+    wavfile.write(tmp_path / "nan.wav", FS, x)
+    out["nan.wav"] = "NaN or infinite"
+    x[100] = np.inf
+    wavfile.write(tmp_path / "inf.wav", FS, x)
+    out["inf.wav"] = "NaN or infinite"
+    wavfile.write(tmp_path / "silent.wav", FS, np.zeros(8000, np.int16))
+    out["silent.wav"] = "silent"
+    return out
+
+
+def test_bad_wav_files_raise_naming_the_file(tmp_path):
+    from neurosynth.datasets.cochlea import wav_header
+
+    for name, match in _bad_wavs(tmp_path).items():
+        with pytest.raises(CorruptFileError, match=match) as e:
+            read_wav(tmp_path / name)
+        assert name in str(e.value)
+    ok = tmp_path / "ok.wav"
+    _write_wav(ok, tone(500))
+    h = wav_header(ok)
+    assert (h.rate, h.channels, h.bits) == (FS, 1, 16) and h.frames == len(tone(500))
+
+
+def test_absurd_header_is_rejected_before_reading_samples(tmp_path, monkeypatch):
+    """The header decides: scipy's reader (which allocates the samples) is never called for a bad header."""
+    from scipy.io import wavfile
+
+    def boom(*a, **k):
+        raise AssertionError("samples read before the header was checked")
+
+    monkeypatch.setattr(wavfile, "read", boom)
+    (tmp_path / "r.wav").write_bytes(_wav_bytes(4_000_000_000))
+    with pytest.raises(CorruptFileError, match="sample rate"):
+        read_wav(tmp_path / "r.wav")
+    # a good file first and a bad one second: the bad header stops encode_wav_files before any encoding
+    _write_wav(tmp_path / "ok.wav", tone(500))
+    with pytest.raises(CorruptFileError, match="r.wav"):
+        encode_wav_files([tmp_path / "ok.wav", tmp_path / "r.wav"], tmp_path / "o.h5", progress=False)
+    assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.parametrize("fs", [0, -1, 10, 1e9, float("nan")])
+def test_array_with_absurd_rate_raises(fs):
+    with pytest.raises(ValueError, match="sample rate"):
+        Cochlea(n_channels=8)(np.ones(100), fs)
+
+
+def test_cli_encode_audio_bad_wavs_one_error_line_exit_2(tmp_path, capsys):
+    for name, match in _bad_wavs(tmp_path).items():
+        out = tmp_path / f"{name}.h5"
+        assert _cli("data", "encode-audio", str(tmp_path / name), "--out", str(out), "--no-progress") == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and name in err[0] and match in err[0], err
+        assert not out.exists() and not list(tmp_path.glob(f"{name}.h5*"))
