@@ -190,7 +190,7 @@ def test_write_shd_h5_is_byte_reproducible(tmp_path):
 
 # ------------------------------------------------------------------ spoken_digits (needs espeak-ng)
 
-TINY = {"voices": 2, "channels": 32, "seed": 3}
+TINY = {"voices": 3, "per_voice": 1, "channels": 32, "seed": 3}
 
 
 @pytest.fixture(scope="module")
@@ -209,10 +209,16 @@ def test_spoken_digits_layout_split_and_loading(tiny_root):
     from neurosynth.datasets.spoken_digits import KEYS, file_path
 
     man = __import__("json").loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
-    assert set(man["voices"]["train"]).isdisjoint(man["voices"]["test"])
+    v = man["voices"]
+    assert not set(v["train"]) & set(v["test"]) and not set(v["train"]) & set(v["valid"])
+    assert not set(v["valid"]) & set(v["test"])
     tr, te = read_shd_h5(file_path(tiny_root, "train")), read_shd_h5(file_path(tiny_root, "test"))
+    va = read_shd_h5(file_path(tiny_root, "valid"))
     assert sorted(tr["labels"]) == list(range(20)) and sorted(te["labels"]) == list(range(20))
+    assert sorted(va["labels"]) == list(range(20))
     assert set(tr["speaker"]).isdisjoint(te["speaker"])  # test speakers unseen in training
+    assert set(tr["speaker"]).isdisjoint(va["speaker"]) and set(va["speaker"]).isdisjoint(te["speaker"])
+    assert len(load("spoken_digits", tiny_root, "valid")) == 20
     assert tr["keys"] == list(KEYS)
     assert all(len(t) > 0 for t in tr["times"])
     assert max(u.max() for u in tr["units"]) < 32
@@ -264,9 +270,11 @@ def test_spoken_digits_bad_options():
 
         SpokenDigitsOptions.from_kwargs(colour="red")
     with pytest.raises(ValueError, match="voices"):
-        SpokenDigitsOptions(voices=1)
+        SpokenDigitsOptions(voices=2)
+    with pytest.raises(ValueError, match="valid_fraction"):
+        SpokenDigitsOptions(test_fraction=0.5, valid_fraction=0.5)
     with pytest.raises(ValueError, match="splits"):
-        load("spoken_digits", "/nonexistent", "valid")
+        load("spoken_digits", "/nonexistent", "dev")
 
 
 # ------------------------------------------------------------------ command line
@@ -414,3 +422,79 @@ def test_cli_encode_audio_bad_wavs_one_error_line_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:") and name in err[0] and match in err[0], err
         assert not out.exists() and not list(tmp_path.glob(f"{name}.h5*"))
+
+
+# ------------------------------------------------------------------ fair splits
+
+def _fake_variants():
+    fam = {}
+    for i in range(2):
+        fam[f"whisper{i}"] = "whispered"
+    for i in range(8):
+        fam[f"klatt{i}"] = "klatt"
+    for i in range(20):
+        fam[f"f{i}"] = "female"
+    for i in range(40):
+        fam[f"m{i}"] = "male"
+    for i in range(27):
+        fam[f"u{i}"] = "unspecified"
+    return fam
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_split_is_stratified_by_voice_family(seed):
+    """Every family has voices in training (the whispered pair never lands wholly in test), each split holds
+    its share of every large family, and the default sizes give >= 1,000 test utterances for 97 variants."""
+    from neurosynth.datasets.spoken_digits import SpokenDigitsOptions, split_voices
+
+    fam = _fake_variants()
+    opts = SpokenDigitsOptions(seed=seed)
+    sp = split_voices(sorted(fam), opts, fam)
+    assert sorted(sp["train"] + sp["valid"] + sp["test"]) == sorted(fam)
+    assert len(sp["test"]) == 25 and len(sp["valid"]) == 10 and len(sp["train"]) == 62
+    assert len(sp["test"]) * 20 * opts.per_voice >= 1000
+    for f in set(fam.values()):
+        members = [v for v in fam if fam[v] == f]
+        n_train = sum(fam[v] == f for v in sp["train"])
+        assert n_train >= 1, (f, sp)
+        for split, frac in (("train", 62 / 97), ("valid", 10 / 97), ("test", 25 / 97)):
+            n = sum(fam[v] == f for v in sp[split])
+            assert abs(n - frac * len(members)) <= 1.5, (f, split, n, frac * len(members))
+
+
+def test_variant_family_from_espeak_variant_files():
+    from neurosynth.datasets.spoken_digits import variant_family
+
+    assert variant_family("name whisper\ngender male\nvoicing 17\nbreath 75 75") == "whispered"
+    assert variant_family("name klatt2\nklatt 2\n") == "klatt"
+    assert variant_family("name female1\ngender female 70\npitch 140 200") == "female"
+    assert variant_family("name m1\ngender male 70 // a comment\n") == "male"
+    assert variant_family("name Alex\nvoicing 70\n") == "unspecified"
+
+
+def test_spoken_digits_real_variant_families():
+    need_espeak()
+    from neurosynth.datasets.spoken_digits import espeak_variants, variant_families
+
+    fam = variant_families(espeak_variants())
+    assert fam.get("whisper") == "whispered" and fam.get("whisperf") == "whispered"
+    assert fam.get("klatt2") == "klatt" and fam.get("f1") == "female" and fam.get("m1") == "male"
+
+
+def test_run_manifest_records_the_dataset_hash(tiny_root, tmp_path):
+    """A run directory written after loading spoken_digits names the exact files (their SHA-256)."""
+    import json
+
+    from neurosynth.rundir import RunDir
+
+    load("spoken_digits", tiny_root, "test")
+    man = json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
+    with RunDir.create(tmp_path / "run", kind="test") as rd:
+        rd.write_manifest(["x"], {}, 0)
+    rec = json.loads((tmp_path / "run" / "manifest.json").read_text())["datasets"]
+    assert rec["spoken_digits/test"]["sha256"] == man["files"]["test"]["sha256"]
+    # read through the SHD path (examples/train_shd.py --data-root .../SpokenDigits): the file's SHA-256 too
+    load("shd", tiny_root / "SpokenDigits", "train", cache=False)
+    from neurosynth.rundir import manifest
+
+    assert manifest(["x"], {}, 0)["datasets"]["shd/train"]["sha256"] == man["files"]["train"]["sha256"]
