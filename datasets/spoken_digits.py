@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cochlea import CochleaConfig, get_cochlea, sha256_file, write_shd_h5
+from .cochlea import COCHLEAS, cochlea_config, get_cochlea, resample, sha256_file, write_shd_h5
 from .errors import DatasetNotFoundError
 
 FOLDER = "SpokenDigits"
@@ -72,6 +72,8 @@ class SpokenDigitsOptions:
     snr_db: tuple[float, float] = (5.0, 30.0)  # SNR range of that noise
     max_onset_s: float = 0.2  # random silence before the word
     channels: int = 700  # cochlea channels (SHD: 700)
+    cochlea: str = "fast"  # "fast" (default) or "lauscher" (SHD's own model; slow; pip install 'neurosynth[lauscher]')
+    audio_rate: int = 48000  # espeak-ng's 22,050 Hz output is resampled to SHD's 48 kHz before noise is added
 
     def __post_init__(self):
         need = 3 if self.valid_fraction > 0 else 2
@@ -91,6 +93,7 @@ class SpokenDigitsOptions:
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name} range must be (low, high); got {(lo, hi)}")
+        COCHLEAS.get(self.cochlea)  # unknown name: ValueError listing the known ones
         if self.max_onset_s < 0:
             raise ValueError(f"max_onset_s must be >= 0; got {self.max_onset_s}")
 
@@ -108,8 +111,8 @@ class SpokenDigitsOptions:
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
         return cls(**kw)
 
-    def cochlea(self) -> CochleaConfig:
-        return CochleaConfig(n_channels=self.channels)
+    def cochlea_config(self):
+        return cochlea_config(self.cochlea, n_channels=self.channels)
 
 
 # ------------------------------------------------------------------ espeak-ng
@@ -307,9 +310,12 @@ def plan(split: str, voices: list[str], all_variants: list[str], opts: SpokenDig
     return [out[i] for i in order]
 
 
-def render(u: Utterance) -> tuple[np.ndarray, int]:
-    """The waveform of an utterance: espeak-ng output, onset silence, background noise at the SNR."""
+def render(u: Utterance, audio_rate: int = 48000) -> tuple[np.ndarray, int]:
+    """The waveform of an utterance at ``audio_rate``: espeak-ng output (22,050 Hz) resampled, onset silence,
+    background noise at the SNR (drawn at ``audio_rate``, so white noise reaches the highest channels)."""
     wave, fs = synthesize(u.text, u.voice, u.rate, u.pitch)
+    if audio_rate:
+        wave, fs = resample(wave, fs, audio_rate), int(audio_rate)
     wave = np.concatenate([np.zeros(int(round(u.onset_s * fs))), wave])
     if u.noise_kind:
         rng = np.random.default_rng([u.seed, 7])
@@ -325,10 +331,10 @@ def render(u: Utterance) -> tuple[np.ndarray, int]:
     return wave, fs
 
 
-def encode_utterances(utts: list[Utterance], config: CochleaConfig, *, batch: int = 32, progress: bool = True,
-                      desc: str = "spoken_digits", threads: int = 4):
-    """Render and encode ``utts``: a list of ``(times_s, units)``. espeak-ng runs in a few threads; the cochlea
-    runs its LIF stage over batches of utterances (same spikes as one at a time)."""
+def encode_utterances(utts: list[Utterance], config, *, batch: int = 32, progress: bool = True,
+                      desc: str = "spoken_digits", threads: int = 4, audio_rate: int = 48000):
+    """Render and encode ``utts``: a list of ``(times_s, units)``. espeak-ng runs in a few threads; the fast
+    cochlea runs its LIF stage over batches of utterances (same spikes as one at a time)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm.auto import tqdm
@@ -339,9 +345,8 @@ def encode_utterances(utts: list[Utterance], config: CochleaConfig, *, batch: in
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for start in range(0, len(utts), batch):
             chunk = utts[start:start + batch]
-            waves = list(pool.map(render, chunk))
-            drives = [coch.cochleagram(w, fs) for w, fs in waves]
-            out.extend(coch.spike_units_batch(drives, [u.seed for u in chunk]))
+            waves = list(pool.map(lambda u: render(u, audio_rate), chunk))
+            out.extend(coch.encode_batch(waves, [u.seed for u in chunk]))
             bar.update(len(chunk))
     bar.close()
     return out
@@ -421,11 +426,12 @@ def generate(root, opts: SpokenDigitsOptions | None = None, *, progress: bool = 
             raise DatasetNotFoundError(f"espeak-ng lists {len(variants)} voice variants; need at least 2")
         families = variant_families(variants)
         voices = split_voices(variants, opts, families)
-        config = opts.cochlea()
+        config = opts.cochlea_config()
         files = {}
         for split in SPLITS:
             utts = plan(split, voices[split], variants, opts)
-            spikes = encode_utterances(utts, config, progress=progress, desc=f"spoken_digits {split}")
+            spikes = encode_utterances(utts, config, progress=progress, desc=f"spoken_digits {split}",
+                                       audio_rate=opts.audio_rate)
             meta = {"voice": variants, "language": [u.voice.split("+")[0] for u in utts]}
             path = file_path(root, split)
             digest = write_shd_h5(path, spikes, [u.label for u in utts], KEYS, [u.speaker for u in utts], meta=meta)
@@ -537,5 +543,5 @@ def sample_waveform(root, split: str, index: int) -> tuple[np.ndarray, int, Utte
     if not 0 <= index < len(utts):
         raise IndexError(f"spoken_digits {split} has {len(utts)} samples; index {index} is out of range")
     u = utts[index]
-    wave, fs = render(u)
+    wave, fs = render(u, opts.audio_rate)
     return wave, fs, u

@@ -18,6 +18,9 @@ def register_audio(inner) -> None:
     enc.add_argument("--labels", nargs="+", default=None,
                      help="one label per file: integers, or class names (numbered in order of first appearance)")
     enc.add_argument("--channels", type=int, default=700, help="cochlea channels (default 700, like SHD)")
+    enc.add_argument("--cochlea", default="fast", choices=["fast", "lauscher"],
+                     help="fast (default): our vectorised cochlea that follows Lauscher; lauscher: SHD's own model "
+                          "(pip install 'neurosynth[lauscher]'; minutes per second of audio)")
     enc.add_argument("--seed", type=int, default=0, help="cochlea noise seed (file i uses seed + i)")
     enc.add_argument("--no-progress", action="store_true")
     enc.set_defaults(_run=run_encode_audio)
@@ -38,6 +41,9 @@ def register_audio(inner) -> None:
                      help="fraction of the voices held out for validation (default 0.1)")
     gen.add_argument("--noise", type=float, default=0.5, help="probability of background noise (default 0.5)")
     gen.add_argument("--channels", type=int, default=700)
+    gen.add_argument("--cochlea", default="fast", choices=["fast", "lauscher"],
+                     help="fast (default) or lauscher (SHD's own model: pip install 'neurosynth[lauscher]'; hours for "
+                          "the default size)")
     gen.add_argument("--force", action="store_true", help="regenerate even if a matching dataset exists")
     gen.add_argument("--no-progress", action="store_true")
     gen.set_defaults(_run=run_generate)
@@ -46,14 +52,16 @@ def register_audio(inner) -> None:
 def run_encode_audio(args) -> int:
     from pathlib import Path
 
-    from neurosynth.datasets.cochlea import CochleaConfig, encode_wav_files
+    from neurosynth.datasets.cochlea import cochlea_config, encode_wav_files, require_lauscher
     from neurosynth.errors import UserError
 
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'shd_train.h5'}")
     try:
-        config = CochleaConfig(n_channels=args.channels)
+        if args.cochlea == "lauscher":
+            require_lauscher()
+        config = cochlea_config(args.cochlea, n_channels=args.channels)
         info = encode_wav_files(args.wavs, out, labels=args.labels, seed=args.seed, config=config,
                                 progress=not args.no_progress)
     except ValueError as e:
@@ -74,7 +82,11 @@ def run_generate(args) -> int:
     try:
         opts = SpokenDigitsOptions(seed=args.seed, voices=args.voices or None, per_voice=args.per_voice,
                                    test_fraction=args.test_fraction, valid_fraction=args.valid_fraction,
-                                   noise=args.noise, channels=args.channels)
+                                   noise=args.noise, channels=args.channels, cochlea=args.cochlea)
+        if args.cochlea == "lauscher":
+            from neurosynth.datasets.cochlea import require_lauscher
+
+            require_lauscher()
         man = generate(args.root, opts, progress=not args.no_progress, force=args.force)
     except ValueError as e:
         raise UserError(str(e)) from e
@@ -112,7 +124,8 @@ def spoken_digits_figure(root, split: str, index: int, title: str):
     man = _read_manifest(root)
     data = read_shd_h5(file_path(root, split))
     wave, fs, utt = sample_waveform(root, split, index)
-    config = CochleaConfig(**man["cochlea"])
+    # the cochleagram is the fast cochlea's hair-cell drive (Lauscher's is not kept); rows: unit 0 = base
+    config = CochleaConfig(n_channels=man["cochlea"]["n_channels"])
     coch = Cochlea(config)
     return plot_audio_sample(data["times"][index], data["units"][index], wave=wave, fs=fs,
                              cochleagram=coch.cochleagram(wave, fs), dt=config.dt, n_channels=config.n_channels,
