@@ -66,18 +66,20 @@ class CochleaConfig:
     bm_a: float = 3500.0
     bm_m: float = 0.05
     bf_ratio: float = 0.87  # a place's best frequency over its local resonance (Lauscher's travelling-wave peak)
-    bandwidth: float = 1.0  # gammatone bandwidth in units of 1.019 ERB
+    bandwidth: float = 3.0  # gammatone bandwidth in units of 1.019 ERB (3: Lauscher's places are broad)
     compression: float = 0.3  # hair-cell power law
+    gain_tilt: float = 0.2  # the envelope of a unit is scaled by (best frequency / 1 kHz) ** -gain_tilt
     release_gain: float = 20.0  # transmitter release rate per unit of compressed drive (1/s)
     tau_recovery: float = 0.06  # transmitter pool recovery (s)
     release_max: float = 0.3  # at most this fraction of the pool is released per step
     tau_m: float = 2e-3  # bushy-cell membrane time constant (s)
     weight: float = 4.0  # synaptic weight: a steady drive * pool above 1 / weight makes the unit fire
     refractory: float = 1e-3  # refractory period (s)
-    noise: float = 0.0  # std of a seeded Gaussian membrane noise per step (0: deterministic firing steps)
+    noise: float = 0.03  # std of a seeded Gaussian membrane noise per step (0: deterministic firing steps)
+    spont_rate: float = 1.2  # spontaneous spikes per second and unit (Poisson; Lauscher's: ~1.2/s)
     vs_low: float = 0.93  # vector strength of the phase locking at low frequencies
-    phase_cutoff: float = 1500.0  # frequency (Hz) where the vector strength has halved
-    phase_order: float = 2.0  # steepness of that roll-off
+    phase_cutoff: float = 3500.0  # frequency (Hz) where the vector strength has halved
+    phase_order: float = 1.5  # steepness of that roll-off
     pad_s: float = 0.25  # zero padding against circular wrap-around of the FFT filtering
 
     def __post_init__(self):
@@ -232,6 +234,8 @@ class Cochlea:
         steps = n // d
         z = z[:, :steps]
         env = np.abs(z).astype(np.float32) * np.float32(2.0 * n_small / n_fft / c.rms)
+        if c.gain_tilt:
+            env *= ((self.cf / 1000.0) ** -c.gain_tilt).astype(np.float32)[:, None]
         # fine-structure phase at the start of each step: carrier 2 pi fc t plus the envelope's own phase
         t0 = np.arange(steps) * c.dt
         phase = (np.angle(z) + (2 * np.pi * fc[:, None] * t0[None, :]) % (2 * np.pi)).astype(np.float32)
@@ -324,7 +328,22 @@ class Cochlea:
         """Spikes of several ``(wave, fs)`` pairs; sample ``i`` uses ``seeds[i]`` (same result as alone)."""
         analysed = [self.analyse(self.prepare(w, fs)) for w, fs in waves]
         fired = self.spike_steps_batch([a[0] for a in analysed], seeds)
-        return [self.spike_times(st, un, a[1], s) for (st, un), a, s in zip(fired, analysed, seeds)]
+        out = [self.spike_times(st, un, a[1], s) for (st, un), a, s in zip(fired, analysed, seeds)]
+        if self.config.spont_rate > 0:
+            out = [self._add_spontaneous(t, u, a[0].shape[1] * self.config.dt, s)
+                   for (t, u), a, s in zip(out, analysed, seeds)]
+        return out
+
+    def _add_spontaneous(self, t, u, duration: float, seed: int):
+        """Poisson spikes at ``spont_rate`` per unit, uniform over ``duration`` (Lauscher's fibres fire
+        spontaneously; its bushy cells pass ~1 spike/s of it), merged in time order."""
+        rng = np.random.default_rng([seed, 3])
+        C = self.config.n_channels
+        k = rng.poisson(self.config.spont_rate * duration * C)
+        ts = np.concatenate([t, rng.uniform(0.0, duration, k)])
+        us = np.concatenate([u, rng.integers(0, C, k)])
+        order = np.argsort(ts, kind="stable")
+        return ts[order], us[order]
 
     def __call__(self, wave, fs: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         return self.encode_batch([(wave, fs)], [seed])[0]

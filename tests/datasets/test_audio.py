@@ -55,7 +55,7 @@ def test_erb_space_is_monotone_and_spans_the_range():
 def test_tone_spikes_in_the_channels_tuned_to_it():
     """Place coding in SHD's order: a 1 kHz tone drives the units whose best frequency is near 1 kHz, a 3 kHz
     tone units nearer the base (lower unit numbers)."""
-    coch = Cochlea(n_channels=64)
+    coch = Cochlea(n_channels=64, spont_rate=0.0)
     centres = {}
     for f in (1000.0, 3000.0):
         t, u = coch(tone(f), FS, seed=0)
@@ -112,9 +112,12 @@ def test_spike_times_units_and_duration():
 
 
 def test_silence_gives_no_spikes_and_level_is_normalised():
-    coch = Cochlea(n_channels=32)
-    t, _ = coch(np.zeros(8000), FS)
+    t, _ = Cochlea(n_channels=32, spont_rate=0.0)(np.zeros(8000), FS)
     assert len(t) == 0
+    # the spontaneous floor (Lauscher's ~1.2 spikes/s per unit) is there without sound
+    t, u = Cochlea(n_channels=100, spont_rate=1.2)(np.zeros(48000), 48000, seed=0)
+    assert 80 < len(t) < 160 and len(np.unique(u)) > 50
+    coch = Cochlea(n_channels=32)
     loud, _ = coch(tone(1000, amp=0.5), FS, seed=3)
     quiet, _ = coch(tone(1000, amp=0.005), FS, seed=3)
     assert len(loud) == len(quiet)  # the input is scaled to a fixed RMS
@@ -577,3 +580,28 @@ def test_lauscher_missing_is_one_error_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "o.h5").exists()
     assert _cli("data", "generate", "spoken_digits", "--root", str(tmp_path / "d"), "--cochlea", "lauscher") == 2
     assert "neurosynth[lauscher]" in capsys.readouterr().err
+
+
+def test_baselines_script_writes_the_protocol(tiny_root, tmp_path):
+    """benchmarks/baselines_spoken_digits.py: fractions for logreg / mlp / gru, chosen on the validation split,
+    and the protocol naming the files it read (their SHA-256)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "baselines_sd", Path(__file__).resolve().parents[2] / "benchmarks" / "baselines_spoken_digits.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "b.json"
+    assert mod.main(["--data-root", str(tiny_root), "--out", str(out), "--gru-epochs", "2"]) == 0
+    res = json.loads(out.read_text())
+    assert set(res) == {"logreg", "mlp", "gru", "protocol"}
+    assert all(0.0 <= res[k] <= 1.0 for k in ("logreg", "mlp", "gru"))
+    man = json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
+    assert res["protocol"]["dataset"]["sha256"] == {s: f["sha256"] for s, f in man["files"].items()}
+    assert res["protocol"]["splits"]["test"]["samples"] == 20
+    assert res["protocol"]["models"]["gru"]["selected_epoch"] in (1, 2)
+    # features: onset-aligned, so a sample shifted in time gives the same summary
+    t, u = np.array([0.1, 0.23, 0.5]), np.array([3, 40, 600])
+    np.testing.assert_array_equal(mod.summary_features([t], [u]), mod.summary_features([t + 0.3], [u]))
