@@ -7,6 +7,8 @@ Renders ``--n`` utterances of the spoken_digits test plan (seed 0, needs espeak-
 Slow: about a minute of CPU per utterance at 100 channels, ~7x that at 700.
 
     nice python benchmarks/cochlea_reference.py --n 4 --channels 100 --out tests/datasets/data/lauscher_ref_100.npz
+    nice python benchmarks/cochlea_reference.py --reseed tests/datasets/data/lauscher_ref_100.npz \
+        --out tests/datasets/data/lauscher_reseed_100.npz
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ def main(argv=None) -> int:
     p.add_argument("--channels", type=int, default=100)
     p.add_argument("--tones", type=float, nargs="*", default=[250.0, 500.0, 1000.0, 2000.0, 4000.0])
     p.add_argument("--out", required=True)
+    p.add_argument("--reseed", default=None, metavar="REF.npz",
+                   help="instead: run Lauscher again on the utterances stored in REF.npz with seeds 1000 + i "
+                        "(its run-to-run variability: the ceiling of any comparison with it)")
     args = p.parse_args(argv)
+    if args.reseed:
+        return reseed(args.reseed, args.out)
     import numpy as np
 
     from neurosynth.datasets import spoken_digits as sd
@@ -64,6 +71,27 @@ def main(argv=None) -> int:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **out)
     print(json.dumps({k: v for k, v in meta.items() if k != "utterances"}))
+    return 0
+
+
+def reseed(ref: str, out_path: str) -> int:
+    import numpy as np
+
+    from neurosynth.datasets.cochlea import LauscherCochlea
+    from neurosynth.io import atomic_path
+
+    z = np.load(ref)
+    meta = json.loads(str(z["meta"]))
+    coch = LauscherCochlea(n_channels=meta["channels"])
+    out = {}
+    for i in range(meta["n_utterances"]):
+        w = z[f"wave_{i}"].astype(np.float64) / 32767
+        t, u = coch(w, meta["fs"], seed=1000 + i)
+        out[f"times_{i}"], out[f"units_{i}"] = t, u.astype(np.uint16)
+        print(f"sample {i}: {len(out[f'times_{i}'])} spikes", flush=True)
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **out)
     return 0
 
 
