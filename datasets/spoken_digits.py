@@ -3,7 +3,8 @@
 20 classes like SHD: "zero" ... "nine" in English (labels 0-9) and "null" ... "neun" in German (10-19), spoken by
 espeak-ng's voice variants (``espeak-ng --voices=variant``, ~100 of them) at random speaking rates and pitches,
 with optional background noise and a random onset. The train/valid/test split is by voice variant: no valid or
-test speaker is heard in training, and each voice family (whispered, Klatt source, female, male, unspecified;
+test speaker is heard in training, and each voice family (whispered, breathy, Klatt source, female, male,
+unspecified;
 :func:`variant_family`) is spread over the splits in proportion, so no kind of voice is only ever tested.
 
 This is **synthetic speech** (formant synthesis), not the SHD recordings. It is here so every machine has a
@@ -212,20 +213,21 @@ def espeak_data_dir() -> Path | None:
     return Path(out.split("Data at:", 1)[1].strip())
 
 
-FAMILIES = ("whispered", "klatt", "female", "male", "unspecified")
+FAMILIES = ("whispered", "breathy", "klatt", "female", "male", "unspecified")
 
 
 def variant_family(text: str) -> str:
-    """The family of a voice variant from its espeak-ng variant file's text: ``whispered`` (voicing below 40:
-    mostly breath), ``klatt`` (the Klatt voice source), else its declared gender, else ``unspecified``."""
+    """The family of a voice variant from its espeak-ng variant file's text: ``whispered`` (voicing below 25:
+    ``whisper``, ``whisperf``, ``caleb``), ``breathy`` (voicing 25-44), ``klatt`` (the Klatt voice source), else
+    its declared gender, else ``unspecified``."""
     fields = {}
     for line in text.splitlines():
         parts = line.split("//", 1)[0].split()
         if parts:
             fields.setdefault(parts[0], parts[1:])
     voicing = fields.get("voicing")
-    if voicing and voicing[0].lstrip("-").isdigit() and int(voicing[0]) < 40:
-        return "whispered"
+    if voicing and voicing[0].lstrip("-").isdigit() and int(voicing[0]) < 45:
+        return "whispered" if int(voicing[0]) < 25 else "breathy"
     if "klatt" in fields:
         return "klatt"
     gender = fields.get("gender")

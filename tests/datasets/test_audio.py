@@ -504,6 +504,7 @@ def test_variant_family_from_espeak_variant_files():
     from neurosynth.datasets.spoken_digits import variant_family
 
     assert variant_family("name whisper\ngender male\nvoicing 17\nbreath 75 75") == "whispered"
+    assert variant_family("name Annie\ngender female\nvoicing 30\n") == "breathy"
     assert variant_family("name klatt2\nklatt 2\n") == "klatt"
     assert variant_family("name female1\ngender female 70\npitch 140 200") == "female"
     assert variant_family("name m1\ngender male 70 // a comment\n") == "male"
@@ -516,6 +517,7 @@ def test_spoken_digits_real_variant_families():
 
     fam = variant_families(espeak_variants())
     assert fam.get("whisper") == "whispered" and fam.get("whisperf") == "whispered"
+    assert sorted(v for v, f in fam.items() if f == "whispered") == ["caleb", "whisper", "whisperf"]
     assert fam.get("klatt2") == "klatt" and fam.get("f1") == "female" and fam.get("m1") == "male"
 
 
