@@ -72,7 +72,7 @@ def fit_sklearn(kind, Xtr, ytr, Xva, yva, Xte, yte, seed):
     from sklearn.preprocessing import StandardScaler
 
     best = None
-    grid = [0.01, 0.1, 1.0] if kind == "logreg" else [1e-4, 1e-3, 1e-2]
+    grid = [1e-3, 1e-2, 1e-1, 1.0] if kind == "logreg" else [1e-3, 1e-2, 1e-1, 1.0]
     for h in grid:
         if kind == "logreg":
             clf = LogisticRegression(C=h, max_iter=2000)
