@@ -16,15 +16,17 @@ Two cochleas, chosen by name (:data:`COCHLEAS`, ``--cochlea fast|lauscher``):
    unit 0 is the base. Each place is a 4th-order gammatone (bandwidth ``bandwidth`` x 1.019 ERB, Glasberg & Moore
    1990), applied in the frequency domain: for every channel the FFT bins within ``1 / (2 dt)`` of its centre,
    times the gammatone's response, shifted to baseband: the complex envelope ``z(t)`` at the step ``dt``
-   (0.5 ms). ``|z|`` is the envelope, ``arg z`` the fine-structure phase.
+   (0.5 ms). ``|z|`` is the envelope, ``arg z`` the fine-structure phase; a gain tilt
+   ``(f / 1 kHz) ** -gain_tilt`` (0.2) raises the apex, as Lauscher's membrane does.
 3. **Inner hair cell.** The half-wave rectified, compressed (``|x|^compression``) output averaged over a cycle,
    computed from the envelope directly (``k_p |z|^p``; exact for a narrow-band signal).
 4. **Synapse.** A depleting transmitter pool per channel (release ``gain * drive * q``, recovery
    ``tau_recovery``): strong onsets, adaptation to steady sound.
 5. **Bushy cell.** A leaky integrate-and-fire unit per channel (``tau_m``, threshold 1) driven by the release;
    after a spike the membrane is reset below rest to ``-exp(refractory / tau_m)``, from where the leak alone
-   takes ``refractory`` to climb back to -1 (a relative refractory period). With ``noise > 0`` a seeded Gaussian
-   membrane noise per step.
+   takes ``refractory`` to climb back to -1 (a relative refractory period). A seeded Gaussian membrane noise per
+   step (``noise`` 0.03: a soft threshold, as Lauscher's 40 stochastic fibres give) and Poisson spontaneous
+   spikes (``spont_rate`` 1.2 per second and unit, Lauscher's floor).
 6. **Phase locking and spike times.** A spike fired in step ``k`` is placed on the carrier cycle it fell in:
    at the time where the channel's fine-structure phase ``2 pi f t + arg z`` is at its peak, plus a phase jitter
    drawn from a von Mises distribution whose concentration gives the vector strength
