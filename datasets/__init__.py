@@ -217,7 +217,7 @@ register_dataset(DatasetEntry(
 register_dataset(DatasetEntry(
     "spoken_digits", "events", _spoken_digits_loader,
     "synthetic spoken digits (espeak-ng + cochlea) in the SHD layout, 20 classes", (700,), 20, "audio",
-    default_T=100, root_help="the folder holding SpokenDigits/ (neurosynth data generate spoken_digits)",
+    splits=("train", "valid", "test"), default_T=100, root_help="the folder holding SpokenDigits/ (neurosynth data generate spoken_digits)",
     generated="neurosynth data generate spoken_digits --data-root DIR (espeak-ng + cochlea)",
     offline={"generate_missing": False}, notes=_spoken_digits_notes, figure=_spoken_digits_figure,
 ))

@@ -19,11 +19,16 @@ the pixel's contrast threshold since the reference, the pixel emits an event (``
 * **leak (background activity)**: the reference of each pixel drifts down by ``leak_rate_hz * theta_on``
   per second (v2e's leak model), giving ON events at about ``leak_rate_hz`` per pixel in a static scene;
   per-pixel leak rates jitter by ``leak_jitter`` and the phases start at random;
-* **shot noise**: Poisson events at ``shot_noise_rate_hz`` per pixel (random polarity, uniform time),
-  ``shot_noise_dark_gain`` times more in the dark (v2e: shot noise is worse at low light).
+* **shot noise** (v2e's semantics): Poisson events at ``shot_noise_rate_hz`` per pixel for a dark pixel,
+  falling linearly with intensity to ``shot_noise_bright_factor`` (0.25) of it at full brightness (v2e's
+  factor ``1 + (0.25 - 1) * (I + 20) / 275`` of the 0..255 intensity ``I``), random polarity, uniform time in
+  the frame interval; a shot-noise event **resets** the pixel's memorised level to the current log intensity,
+  as in v2e, so it changes when the pixel fires next.
 
-Not modelled: the photoreceptor low-pass (intensity-dependent bandwidth) of v2e, the arbiter's finite
-readout bandwidth and timestamp jitter, and hot pixels.
+Defaults: the thresholds (0.2 / 0.2), mismatch (0.03), refractory period (0.5 ms), leak (0.01 Hz) and shot
+noise (0.001 Hz for a dark pixel) are v2e's command-line defaults. Not modelled: v2e's photoreceptor low-pass
+(intensity-dependent bandwidth, 300 Hz cutoff by default), the arbiter's finite readout bandwidth and timestamp
+jitter, and hot pixels.
 
 All randomness comes from ``numpy.random.Generator`` seeded explicitly: the sensor (mismatch, leak rates)
 from ``sensor_seed`` and the noise of each recording from its own seed, so a recording is the same whether
@@ -46,7 +51,7 @@ LIN_LOG_KNEE = 20.0  # v2e: linear below 20 (on a 0..255 scale), log above
 
 @dataclass(frozen=True)
 class EventCameraConfig:
-    """Sensor parameters (defaults: v2e's, except the shot noise, which v2e leaves off).
+    """Sensor parameters; the defaults are v2e's command-line defaults (its photoreceptor low-pass is not modelled).
 
     Thresholds are in log-intensity units (0.2 ~ a 22% change in brightness)."""
 
@@ -54,10 +59,10 @@ class EventCameraConfig:
     threshold_off: float = 0.2
     threshold_sigma: float = 0.03  # per-pixel mismatch (standard deviation) of both thresholds
     refractory_us: float = 500.0
-    leak_rate_hz: float = 0.1  # background-activity (leak) events per pixel per second
+    leak_rate_hz: float = 0.01  # background-activity (leak) events per pixel per second (v2e: 0.01)
     leak_jitter: float = 0.1  # relative per-pixel spread of the leak rate
-    shot_noise_rate_hz: float = 0.5  # shot-noise events per pixel per second (at full brightness)
-    shot_noise_dark_gain: float = 3.0  # how much more shot noise a black pixel gets than a white one
+    shot_noise_rate_hz: float = 0.001  # shot-noise events per second of a dark pixel (v2e: 0.001)
+    shot_noise_bright_factor: float = 0.25  # a fully bright pixel gets this fraction of it (v2e: 0.25)
     sensor_seed: int = 0  # draws the fixed per-pixel mismatch pattern
 
     def __post_init__(self):
@@ -66,12 +71,12 @@ class EventCameraConfig:
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive number (log-intensity units); got {v!r}")
         for name in ("threshold_sigma", "refractory_us", "leak_rate_hz", "leak_jitter", "shot_noise_rate_hz",
-                     "shot_noise_dark_gain"):
+                     "shot_noise_bright_factor"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0; got {v!r}")
-        if self.shot_noise_dark_gain < 1:
-            raise ValueError(f"shot_noise_dark_gain must be >= 1; got {self.shot_noise_dark_gain}")
+        if self.shot_noise_bright_factor > 1:
+            raise ValueError(f"shot_noise_bright_factor must be in [0, 1]; got {self.shot_noise_bright_factor}")
 
     def key(self) -> dict:
         return asdict(self)
@@ -202,6 +207,17 @@ def _simulate(f255: np.ndarray, times_us, sensor: Sensor, seeds) -> list[np.ndar
             chunks.append((px[rows], ek[rows, cols], np.full(rows.size, pol, np.int8)))
             ref[px] += (sign * m * th).astype(np.float32)
             last[px] = np.where(fired, ek[np.arange(px.size), np.maximum(m - 1, 0)], last[px])
+        if c.shot_noise_rate_hz > 0:  # v2e: rate of a dark pixel, scaled down with intensity; resets the pixel
+            factor = 1.0 + (c.shot_noise_bright_factor - 1.0) * (f255[i].reshape(-1) + 20.0) / 275.0
+            lam = (c.shot_noise_rate_hz * dt * 1e-6) * np.clip(factor, 0.0, None)
+            counts = np.concatenate([r.poisson(lam[b * H * W:(b + 1) * H * W]) for b, r in enumerate(rngs)])
+            px = np.flatnonzero(counts)
+            if px.size:
+                rep_px = np.repeat(px, counts[px])  # ascending pixel index: grouped by recording, as the draws
+                u = np.concatenate([rngs[b].random((2, int(counts[b * H * W:(b + 1) * H * W].sum())))
+                                    for b in range(B)], axis=1)
+                chunks.append((rep_px, t0 + dt * (1.0 - u[0]), (u[1] < 0.5).astype(np.int8)))
+                ref[px] = L_next[px]  # a shot-noise event resets the memorised level (v2e)
         L_prev = L_next
     if chunks:
         pix = np.concatenate([ch[0] for ch in chunks])
@@ -215,21 +231,10 @@ def _simulate(f255: np.ndarray, times_us, sensor: Sensor, seeds) -> list[np.ndar
     order = np.argsort(rec, kind="stable")
     pix, ts, ps, rec = pix[order], ts[order], ps[order], rec[order]
     bounds = np.searchsorted(rec, np.arange(B + 1))
-    mean_i = f255.mean(0, dtype=np.float64)  # [B, H, W] for the shot-noise brightness dependence
     for b in range(B):
         sl = slice(bounds[b], bounds[b + 1])
         local = pix[sl] - b * per
         ev_y, ev_x, ev_t, ev_p = local // W, local % W, ts[sl], ps[sl]
-        if c.shot_noise_rate_hz > 0:
-            rng = rngs[b]
-            dark = 1.0 - mean_i[b] / 255.0
-            rate = c.shot_noise_rate_hz * (1 + (c.shot_noise_dark_gain - 1) * dark)  # per pixel, Hz
-            counts = rng.poisson(rate * (times[-1] - times[0]) * 1e-6)
-            idx = np.repeat(np.arange(per), counts.reshape(-1))
-            ev_y = np.concatenate([ev_y, idx // W])
-            ev_x = np.concatenate([ev_x, idx % W])
-            ev_t = np.concatenate([ev_t, rng.uniform(times[0], times[-1], idx.size)])
-            ev_p = np.concatenate([ev_p, rng.integers(0, 2, idx.size).astype(np.int8)])
         out.append(make_events(ev_x, ev_y, ev_t, ev_p))
     return out
 

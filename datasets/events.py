@@ -125,6 +125,24 @@ def _validate_hsd(loc: Location) -> int:
         return n
 
 
+_SHA_CACHE: dict[tuple, str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of a file, computed once per process per (path, size, mtime)."""
+    import hashlib
+
+    st = Path(path).stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
 def _vlen_base(ds):
     import h5py
 
@@ -177,9 +195,16 @@ _add(EventSpec(
 ))
 # synthetic spoken digits (datasets/spoken_digits.py) in the SHD layout under <root>/SpokenDigits/SHD/; the
 # loader passes root/SpokenDigits as the tonic root after generating the files
+def _open_spoken_digits(spec, root, split, **kw):
+    from .shd_layout import open_split
+
+    return open_split(spec, root, split, **kw)
+
+
 _add(EventSpec(
-    "spoken_digits", "SHD", ("train", "test"), (700, 1, 1), SHD_CLASSES, SHD_BINNING,
+    "spoken_digits", "SHD", ("train", "valid", "test"), (700, 1, 1), SHD_CLASSES, SHD_BINNING,
     _locate_hsd("shd", "SHD"), lambda split: {"train": split == "train"}, _validate_hsd, has_y=False,
+    opener=_open_spoken_digits,
 ))
 _add(EventSpec(
     "dvs_gesture", "DVSGesture", ("train", "test"), (128, 128, 2), DVS_GESTURE_CLASSES,
@@ -426,6 +451,10 @@ def load_events(name: str, root, split: str = "train", *, binning: Binning | Non
     if bkw:
         base = base.replace(**bkw)
     source, loc = open_tonic(spec, root, split, download=download, **okw)
+    if spec.validate is _validate_hsd and spec.opener is None:  # SHD/SSC (or a generated set read as SHD)
+        from neurosynth.rundir import record_dataset
+
+        record_dataset(name, split, path=str(loc.path), sha256=_file_sha256(loc.path))
     fc = None
     if cache:
         cache_root = Path(root) / ".neurosynth_cache" if cache is True else Path(cache)

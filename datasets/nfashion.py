@@ -36,7 +36,7 @@ from .event_camera import EVENT_DTYPE, EventCameraConfig, Sensor, saccade_events
 from .location import Location
 
 MAGIC = b"NSEVT01\n"
-FORMAT = 1
+FORMAT = 2  # 2: v2e shot-noise semantics and defaults (leak 0.01 Hz, shot noise 0.001 Hz)
 SENSOR = (34, 34, 2)
 DEFAULT_SAMPLES = {"train": 4000, "test": 1000}
 GEN_BATCH = 64  # fixed, so the bytes never depend on how the work was split

@@ -2,8 +2,10 @@
 
 20 classes like SHD: "zero" ... "nine" in English (labels 0-9) and "null" ... "neun" in German (10-19), spoken by
 espeak-ng's voice variants (``espeak-ng --voices=variant``, ~100 of them) at random speaking rates and pitches,
-with optional background noise and a random onset. The train/test split is by voice variant: no test speaker
-is heard in training.
+with optional background noise and a random onset. The train/valid/test split is by voice variant: no valid or
+test speaker is heard in training, and each voice family (whispered, breathy, Klatt source, female, male,
+unspecified;
+:func:`variant_family`) is spread over the splits in proportion, so no kind of voice is only ever tested.
 
 This is **synthetic speech** (formant synthesis), not the SHD recordings. It is here so every machine has a
 real audio -> spikes pipeline to train on; SHD numbers are not comparable with it.
@@ -11,7 +13,8 @@ real audio -> spikes pipeline to train on; SHD numbers are not comparable with i
 Files (the exact SHD layout, so anything that reads SHD reads these)::
 
     <root>/SpokenDigits/SHD/shd_train.h5      spikes/times (vlen float16 s), spikes/units (vlen uint16),
-    <root>/SpokenDigits/SHD/shd_test.h5       labels (uint16), extra/keys, extra/speaker, extra/meta_info/...
+    <root>/SpokenDigits/SHD/shd_valid.h5      labels (uint16), extra/keys, extra/speaker, extra/meta_info/...
+    <root>/SpokenDigits/SHD/shd_test.h5
     <root>/SpokenDigits/spoken_digits.json    manifest: options, espeak-ng version, voices per split, sha256s
 
 so ``python examples/train_shd.py --data-root <root>/SpokenDigits`` trains on it unchanged, and
@@ -38,12 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .cochlea import CochleaConfig, get_cochlea, sha256_file, write_shd_h5
+from .cochlea import COCHLEAS, cochlea_config, get_cochlea, resample, sha256_file, write_shd_h5
 from .errors import DatasetNotFoundError
 
 FOLDER = "SpokenDigits"
 MANIFEST = "spoken_digits.json"
-FORMAT = 1
+FORMAT = 2
+SPLITS = ("train", "valid", "test")
 ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
 # the class names SHD uses in extra/keys ("german fuenf": ASCII)
@@ -53,27 +57,35 @@ INSTALL_HINT = "install it with: sudo apt-get install -y espeak-ng (Debian/Ubunt
 
 @dataclasses.dataclass(frozen=True)
 class SpokenDigitsOptions:
-    """What gets generated. The defaults: 50 of espeak-ng's voice variants (a seeded choice among the 97 distinct
-    ones of espeak-ng 1.51), 10 of them held out for test, one utterance per (word, variant): 800 train / 200 test
-    samples, generated in a few minutes on one core (measured sizes and times in docs/datasets.md).
-    ``voices=None`` uses every variant (~1,560 / 380 samples)."""
+    """What gets generated. The defaults: every distinct espeak-ng voice variant (97 with espeak-ng 1.51), 26% of
+    them held out for test and 10% for validation (stratified by voice family), two utterances per (word,
+    variant): with 97 variants 2,480 train / 400 valid / 1,000 test samples (measured sizes and times in
+    docs/datasets.md). ``voices=N`` uses a seeded, family-stratified choice of N variants."""
 
     seed: int = 0
-    voices: int | None = 50  # use this many variants (a seeded choice); None: all
-    test_fraction: float = 0.2  # fraction of the variants held out for the test split
-    per_voice: int = 1  # utterances per (word, variant)
+    voices: int | None = None  # use this many variants (a seeded choice); None: all
+    test_fraction: float = 0.26  # fraction of the variants held out for the test split
+    valid_fraction: float = 0.1  # fraction of the variants held out for the validation split
+    per_voice: int = 2  # utterances per (word, variant)
     rate: tuple[int, int] = (120, 210)  # espeak-ng -s range (words per minute)
     pitch: tuple[int, int] = (20, 80)  # espeak-ng -p range (0-99)
     noise: float = 0.5  # probability that an utterance gets background noise
     snr_db: tuple[float, float] = (5.0, 30.0)  # SNR range of that noise
     max_onset_s: float = 0.2  # random silence before the word
     channels: int = 700  # cochlea channels (SHD: 700)
+    cochlea: str = "fast"  # "fast" (default) or "lauscher" (SHD's own model; slow; pip install 'neurosynth[lauscher]')
+    audio_rate: int = 48000  # espeak-ng's 22,050 Hz output is resampled to SHD's 48 kHz before noise is added
 
     def __post_init__(self):
-        if self.voices is not None and self.voices < 2:
-            raise ValueError(f"voices must be >= 2 (at least one train and one test variant); got {self.voices}")
+        need = 3 if self.valid_fraction > 0 else 2
+        if self.voices is not None and self.voices < need:
+            raise ValueError(f"voices must be >= {need} (at least one train, {'one valid, ' if need == 3 else ''}"
+                             f"one test variant); got {self.voices}")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1); got {self.test_fraction}")
+        if not 0 <= self.valid_fraction < 1 or self.test_fraction + self.valid_fraction >= 1:
+            raise ValueError(f"valid_fraction must be in [0, 1) and leave training voices (test_fraction + "
+                             f"valid_fraction < 1); got {self.valid_fraction} and {self.test_fraction}")
         if self.per_voice < 1:
             raise ValueError(f"per_voice must be >= 1; got {self.per_voice}")
         if not 0 <= self.noise <= 1:
@@ -82,6 +94,7 @@ class SpokenDigitsOptions:
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name} range must be (low, high); got {(lo, hi)}")
+        COCHLEAS.get(self.cochlea)  # unknown name: ValueError listing the known ones
         if self.max_onset_s < 0:
             raise ValueError(f"max_onset_s must be >= 0; got {self.max_onset_s}")
 
@@ -99,8 +112,8 @@ class SpokenDigitsOptions:
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
         return cls(**kw)
 
-    def cochlea(self) -> CochleaConfig:
-        return CochleaConfig(n_channels=self.channels)
+    def cochlea_config(self):
+        return cochlea_config(self.cochlea, n_channels=self.channels)
 
 
 # ------------------------------------------------------------------ espeak-ng
@@ -192,20 +205,92 @@ class Utterance:
     seed: int  # cochlea noise and background noise
 
 
-def split_voices(variants: list[str], opts: SpokenDigitsOptions) -> dict[str, list[str]]:
+def espeak_data_dir() -> Path | None:
+    """espeak-ng's data folder (``espeak-ng --version`` prints it), or None."""
+    out = subprocess.run([require_espeak(), "--version"], capture_output=True, text=True, check=True).stdout
+    if "Data at:" not in out:
+        return None
+    return Path(out.split("Data at:", 1)[1].strip())
+
+
+FAMILIES = ("whispered", "breathy", "klatt", "female", "male", "unspecified")
+
+
+def variant_family(text: str) -> str:
+    """The family of a voice variant from its espeak-ng variant file's text: ``whispered`` (voicing below 25:
+    ``whisper``, ``whisperf``, ``caleb``), ``breathy`` (voicing 25-44), ``klatt`` (the Klatt voice source), else
+    its declared gender, else ``unspecified``."""
+    fields = {}
+    for line in text.splitlines():
+        parts = line.split("//", 1)[0].split()
+        if parts:
+            fields.setdefault(parts[0], parts[1:])
+    voicing = fields.get("voicing")
+    if voicing and voicing[0].lstrip("-").isdigit() and int(voicing[0]) < 45:
+        return "whispered" if int(voicing[0]) < 25 else "breathy"
+    if "klatt" in fields:
+        return "klatt"
+    gender = fields.get("gender")
+    if gender and gender[0] in ("female", "male"):
+        return gender[0]
+    return "unspecified"
+
+
+def variant_families(variants: list[str]) -> dict[str, str]:
+    """``{variant: family}`` read from espeak-ng's variant files (``<data>/voices/!v/<name>``)."""
+    data = espeak_data_dir()
+    out = {}
+    for v in variants:
+        f = data / "voices" / "!v" / v if data is not None else None
+        try:
+            out[v] = variant_family(f.read_text(encoding="utf-8", errors="replace")) if f else "unspecified"
+        except OSError:
+            out[v] = "unspecified"
+    return out
+
+
+def split_voices(variants: list[str], opts: SpokenDigitsOptions, families: dict[str, str] | None = None
+                 ) -> dict[str, list[str]]:
+    """Split the variants into train / valid / test, stratified by family.
+
+    Each family's members are shuffled (seeded) and given the keys ``(rank + u) / size`` (``u`` uniform in
+    [0, 1)); sorted by key, the variants of every family are spread evenly along the list, whose first part is
+    the training split, then validation, then test. So every family has its first member in training and its
+    others spread over the splits in proportion (a family of two, like the whispered voices, puts one voice in
+    training and one in validation or test). ``voices=N`` keeps the first N of that order (still stratified)."""
+    families = families or {v: "unspecified" for v in variants}
     rng = np.random.default_rng([opts.seed, 1])
-    order = [variants[i] for i in rng.permutation(len(variants))]
+    by_family: dict[str, list[str]] = {}
+    for v in sorted(variants):
+        by_family.setdefault(families.get(v, "unspecified"), []).append(v)
+    keyed = []
+    for fam in sorted(by_family):
+        members = [by_family[fam][i] for i in rng.permutation(len(by_family[fam]))]
+        u = rng.random(len(members))
+        keyed += [((rank + u[rank]) / len(members), v) for rank, v in enumerate(members)]
+    order = [v for _, v in sorted(keyed)]
     if opts.voices is not None:
-        order = order[: opts.voices]
-    n_test = max(1, int(round(opts.test_fraction * len(order))))
-    if n_test >= len(order):
-        raise ValueError(f"{len(order)} voice variants cannot be split into train and test")
-    return {"train": sorted(order[n_test:]), "test": sorted(order[:n_test])}
+        if opts.voices > len(order):
+            raise ValueError(f"voices={opts.voices}, but espeak-ng has {len(order)} distinct variants")
+        # a stratified subset: every k-th of the family-interleaved order, so the subset keeps the families
+        pick = np.round(np.linspace(0, len(order) - 1, opts.voices)).astype(int)
+        order = [order[i] for i in pick]
+    n = len(order)
+    n_test = max(1, int(round(opts.test_fraction * n)))
+    n_valid = int(round(opts.valid_fraction * n))
+    if opts.valid_fraction > 0:
+        n_valid = max(1, n_valid)
+    n_train = n - n_test - n_valid
+    if n_train < 1:
+        raise ValueError(f"{n} voice variants cannot be split into train, valid ({n_valid}) and test ({n_test})")
+    # the training split takes keys from the start of each family's range; test the end
+    return {"train": sorted(order[:n_train]), "valid": sorted(order[n_train:n_train + n_valid]),
+            "test": sorted(order[n_train + n_valid:])}
 
 
 def plan(split: str, voices: list[str], all_variants: list[str], opts: SpokenDigitsOptions) -> list[Utterance]:
     """Every utterance of ``split``, in file order, with its random draws fixed by the seed."""
-    rng = np.random.default_rng([opts.seed, 2, 0 if split == "train" else 1])
+    rng = np.random.default_rng([opts.seed, 2, SPLITS.index(split)])
     out = []
     for v in voices:
         for _rep in range(opts.per_voice):
@@ -227,9 +312,12 @@ def plan(split: str, voices: list[str], all_variants: list[str], opts: SpokenDig
     return [out[i] for i in order]
 
 
-def render(u: Utterance) -> tuple[np.ndarray, int]:
-    """The waveform of an utterance: espeak-ng output, onset silence, background noise at the SNR."""
+def render(u: Utterance, audio_rate: int = 48000) -> tuple[np.ndarray, int]:
+    """The waveform of an utterance at ``audio_rate``: espeak-ng output (22,050 Hz) resampled, onset silence,
+    background noise at the SNR (drawn at ``audio_rate``, so white noise reaches the highest channels)."""
     wave, fs = synthesize(u.text, u.voice, u.rate, u.pitch)
+    if audio_rate:
+        wave, fs = resample(wave, fs, audio_rate), int(audio_rate)
     wave = np.concatenate([np.zeros(int(round(u.onset_s * fs))), wave])
     if u.noise_kind:
         rng = np.random.default_rng([u.seed, 7])
@@ -245,10 +333,10 @@ def render(u: Utterance) -> tuple[np.ndarray, int]:
     return wave, fs
 
 
-def encode_utterances(utts: list[Utterance], config: CochleaConfig, *, batch: int = 32, progress: bool = True,
-                      desc: str = "spoken_digits", threads: int = 4):
-    """Render and encode ``utts``: a list of ``(times_s, units)``. espeak-ng runs in a few threads; the cochlea
-    runs its LIF stage over batches of utterances (same spikes as one at a time)."""
+def encode_utterances(utts: list[Utterance], config, *, batch: int = 32, progress: bool = True,
+                      desc: str = "spoken_digits", threads: int = 4, audio_rate: int = 48000):
+    """Render and encode ``utts``: a list of ``(times_s, units)``. espeak-ng runs in a few threads; the fast
+    cochlea runs its LIF stage over batches of utterances (same spikes as one at a time)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm.auto import tqdm
@@ -259,9 +347,8 @@ def encode_utterances(utts: list[Utterance], config: CochleaConfig, *, batch: in
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for start in range(0, len(utts), batch):
             chunk = utts[start:start + batch]
-            waves = list(pool.map(render, chunk))
-            drives = [coch.cochleagram(w, fs) for w, fs in waves]
-            out.extend(coch.spike_units_batch(drives, [u.seed for u in chunk]))
+            waves = list(pool.map(lambda u: render(u, audio_rate), chunk))
+            out.extend(coch.encode_batch(waves, [u.seed for u in chunk]))
             bar.update(len(chunk))
     bar.close()
     return out
@@ -300,8 +387,8 @@ def check(root, opts: SpokenDigitsOptions | None = None) -> tuple[bool, str]:
             return False, f"{p} is missing"
         if p.stat().st_size != info.get("bytes") or sha256_file(p) != info.get("sha256"):
             return False, f"{p} does not match its SHA-256 in the manifest (partial or corrupt)"
-    if set(man.get("files", {})) != {"train", "test"}:
-        return False, "the manifest does not list both splits"
+    if set(man.get("files", {})) != set(SPLITS):
+        return False, f"the manifest does not list the splits {list(SPLITS)}"
     return True, "ok"
 
 
@@ -339,19 +426,22 @@ def generate(root, opts: SpokenDigitsOptions | None = None, *, progress: bool = 
         variants = espeak_variants()
         if len(variants) < 2:
             raise DatasetNotFoundError(f"espeak-ng lists {len(variants)} voice variants; need at least 2")
-        voices = split_voices(variants, opts)
-        config = opts.cochlea()
+        families = variant_families(variants)
+        voices = split_voices(variants, opts, families)
+        config = opts.cochlea_config()
         files = {}
-        for split in ("train", "test"):
+        for split in SPLITS:
             utts = plan(split, voices[split], variants, opts)
-            spikes = encode_utterances(utts, config, progress=progress, desc=f"spoken_digits {split}")
+            spikes = encode_utterances(utts, config, progress=progress, desc=f"spoken_digits {split}",
+                                       audio_rate=opts.audio_rate)
             meta = {"voice": variants, "language": [u.voice.split("+")[0] for u in utts]}
             path = file_path(root, split)
             digest = write_shd_h5(path, spikes, [u.label for u in utts], KEYS, [u.speaker for u in utts], meta=meta)
             files[split] = {"path": str(path.relative_to(d)), "sha256": digest, "bytes": path.stat().st_size,
                             "samples": len(utts), "spikes_total": int(sum(len(t) for t, _ in spikes))}
         man = {"format": FORMAT, "dataset": "spoken_digits", "options": opts.to_dict(),
-               "espeak_ng": espeak_version(), "cochlea": config.to_dict(), "voices": voices, "files": files,
+               "espeak_ng": espeak_version(), "cochlea": config.to_dict(), "voices": voices,
+               "families": {split: {v: families[v] for v in vs} for split, vs in voices.items()}, "files": files,
                "note": "synthetic speech (espeak-ng), not the SHD recordings"}
         from neurosynth.io import write_json
 
@@ -371,8 +461,8 @@ def load_spoken_digits(root, split: str = "train", *, download: bool = False, ge
     del download  # nothing to download: the data is synthesised locally
     gen_fields = {f.name for f in dataclasses.fields(SpokenDigitsOptions)}
     gen_kw = {k: kw.pop(k) for k in list(kw) if k in gen_fields}
-    if split not in ("train", "test"):
-        raise ValueError(f"dataset 'spoken_digits' has splits ['train', 'test'], not '{split}'")
+    if split not in SPLITS:
+        raise ValueError(f"dataset 'spoken_digits' has splits {list(SPLITS)}, not '{split}'")
     opts = SpokenDigitsOptions.from_kwargs(**gen_kw) if gen_kw else None
     ok, reason = check(root, opts)
     if not ok:
@@ -381,6 +471,12 @@ def load_spoken_digits(root, split: str = "train", *, download: bool = False, ge
                                        f"({reason}); generate it with: neurosynth data generate spoken_digits --root {root} "
                                        f"(or neurosynth.datasets.load('spoken_digits', '{root}'))")
         generate(root, opts, progress=progress)
+    man = _read_manifest(root) or {}
+    from neurosynth.rundir import record_dataset
+
+    record_dataset("spoken_digits", split, path=str(file_path(root, split)),
+                   sha256=man.get("files", {}).get(split, {}).get("sha256"), options=man.get("options"),
+                   cochlea=man.get("cochlea"), espeak_ng=man.get("espeak_ng"))
     return load_events("spoken_digits", folder(root), split, **kw)
 
 
@@ -401,7 +497,7 @@ def sample_waveform(root, split: str, index: int) -> tuple[np.ndarray, int, Utte
     if not 0 <= index < len(utts):
         raise IndexError(f"spoken_digits {split} has {len(utts)} samples; index {index} is out of range")
     u = utts[index]
-    wave, fs = render(u)
+    wave, fs = render(u, opts.audio_rate)
     return wave, fs, u
 
 
@@ -410,20 +506,28 @@ def info_lines(root) -> list[str]:
     man = _read_manifest(root)
     if not man:
         return []
-    return [f"  generated by {man['espeak_ng']} with {man['options']}",
-            f"  voices: train {len(man['voices']['train'])}, test {len(man['voices']['test'])} (disjoint); "
-            "synthetic speech, not the SHD recordings"]
+    lines = [f"  generated by {man['espeak_ng']} with {man['options']}",
+             f"  voices: train {len(man['voices']['train'])}, valid {len(man['voices'].get('valid', []))}, "
+             f"test {len(man['voices']['test'])} (disjoint, stratified by family); "
+             "synthetic speech, not the SHD recordings"]
+    for split, fams in man.get("families", {}).items():
+        counts: dict[str, int] = {}
+        for fam in fams.values():
+            counts[fam] = counts.get(fam, 0) + 1
+        lines.append(f"    {split} voice families: {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}")
+    return lines
 
 
 def figure(root, split: str, index: int, title: str):
     """``neurosynth data plot spoken_digits``: waveform (re-synthesised from the manifest), cochleagram and spike
     raster of one sample."""
-    from .cochlea import Cochlea, plot_audio_sample, read_shd_h5
+    from .cochlea import Cochlea, CochleaConfig, plot_audio_sample, read_shd_h5
 
     man = _read_manifest(root)
     data = read_shd_h5(file_path(root, split))
     wave, fs, utt = sample_waveform(root, split, index)
-    config = CochleaConfig(**man["cochlea"])
+    # the cochleagram is the fast cochlea's hair-cell drive (Lauscher's is not kept); rows: unit 0 = base
+    config = CochleaConfig(n_channels=man["cochlea"]["n_channels"])
     coch = Cochlea(config)
     return plot_audio_sample(data["times"][index], data["units"][index], wave=wave, fs=fs,
                              cochleagram=coch.cochleagram(wave, fs), dt=config.dt, n_channels=config.n_channels,

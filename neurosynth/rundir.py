@@ -93,6 +93,21 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         return None
 
 
+#: the datasets this process has loaded, ``{"name/split": {"sha256": ..., ...}}``: every manifest records them, so
+#: a run names the exact files it trained and was tested on (filled by the dataset loaders)
+_DATASETS: dict[str, dict] = {}
+
+
+def record_dataset(name: str, split: str, **info) -> None:
+    """Note that this process loaded ``split`` of dataset ``name`` (with its ``sha256`` and other facts) for the
+    ``datasets`` field of every manifest written afterwards."""
+    _DATASETS[f"{name}/{split}"] = {k: v for k, v in info.items() if v is not None}
+
+
+def recorded_datasets() -> dict[str, dict]:
+    return {k: dict(v) for k, v in _DATASETS.items()}
+
+
 def manifest(command: str | list[str] | None, config: dict, seed: int | None, results: dict | None = None) -> dict:
     if command is None:
         command = sys.argv
@@ -108,6 +123,7 @@ def manifest(command: str | list[str] | None, config: dict, seed: int | None, re
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "results": results or {},
         "kernels": _kernel_record(),
+        "datasets": recorded_datasets(),
     }
 
 

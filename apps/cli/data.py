@@ -48,8 +48,10 @@ def register(subparsers):
     sim.add_argument("--threshold", type=float, default=0.2, help="ON/OFF contrast threshold (log units)")
     sim.add_argument("--threshold-sigma", type=float, default=0.03, help="per-pixel threshold mismatch (std)")
     sim.add_argument("--refractory-us", type=float, default=500.0)
-    sim.add_argument("--leak-rate", type=float, default=0.1, help="leak (background) events per pixel per second")
-    sim.add_argument("--shot-noise-rate", type=float, default=0.5, help="shot-noise events per pixel per second")
+    sim.add_argument("--leak-rate", type=float, default=0.01,
+                     help="leak (background) events per pixel per second (default 0.01, v2e's)")
+    sim.add_argument("--shot-noise-rate", type=float, default=0.001,
+                     help="shot-noise events per second of a dark pixel (default 0.001, v2e's; 0.25x when bright)")
     sim.add_argument("--seed", type=int, default=0, help="noise seed of this recording")
     sim.add_argument("--sensor-seed", type=int, default=0, help="seed of the per-pixel mismatch pattern")
     sim.set_defaults(_run=run)

@@ -19,6 +19,9 @@ def register_audio(inner) -> None:
     enc.add_argument("--labels", nargs="+", default=None,
                      help="one label per file: integers, or class names (numbered in order of first appearance)")
     enc.add_argument("--channels", type=int, default=700, help="cochlea channels (default 700, like SHD)")
+    enc.add_argument("--cochlea", default="fast", choices=["fast", "lauscher"],
+                     help="fast (default): our vectorised cochlea that follows Lauscher; lauscher: SHD's own model "
+                          "(pip install 'neurosynth[lauscher]'; minutes per second of audio)")
     enc.add_argument("--seed", type=int, default=0, help="cochlea noise seed (file i uses seed + i)")
     enc.add_argument("--no-progress", action="store_true")
     enc.set_defaults(_run=run_encode_audio)
@@ -30,10 +33,18 @@ def register_audio(inner) -> None:
     gen.add_argument("--data-root", "--root", dest="root", required=True,
                      help="folder to generate into (the dataset goes to DATA_ROOT/SpokenDigits)")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--voices", type=int, default=50, help="number of espeak-ng voice variants (default 50; 0: all)")
-    gen.add_argument("--per-voice", type=int, default=1, help="utterances per (word, voice) (default 1)")
+    gen.add_argument("--voices", type=int, default=0,
+                     help="number of espeak-ng voice variants (default 0: all; a family-stratified choice otherwise)")
+    gen.add_argument("--per-voice", type=int, default=2, help="utterances per (word, voice) (default 2)")
+    gen.add_argument("--test-fraction", type=float, default=0.26,
+                     help="fraction of the voices held out for test (default 0.26: 1,000 test utterances)")
+    gen.add_argument("--valid-fraction", type=float, default=0.1,
+                     help="fraction of the voices held out for validation (default 0.1)")
     gen.add_argument("--noise", type=float, default=0.5, help="probability of background noise (default 0.5)")
     gen.add_argument("--channels", type=int, default=700)
+    gen.add_argument("--cochlea", default="fast", choices=["fast", "lauscher"],
+                     help="fast (default) or lauscher (SHD's own model: pip install 'neurosynth[lauscher]'; hours for "
+                          "the default size)")
     gen.add_argument("--force", action="store_true", help="regenerate even if a matching dataset exists")
     gen.add_argument("--no-progress", action="store_true")
     gen.set_defaults(_run=run_generate)
@@ -42,14 +53,16 @@ def register_audio(inner) -> None:
 def run_encode_audio(args) -> int:
     from pathlib import Path
 
-    from neurosynth.datasets.cochlea import CochleaConfig, encode_wav_files
+    from neurosynth.datasets.cochlea import cochlea_config, encode_wav_files, require_lauscher
     from neurosynth.errors import UserError
 
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'shd_train.h5'}")
     try:
-        config = CochleaConfig(n_channels=args.channels)
+        if args.cochlea == "lauscher":
+            require_lauscher()
+        config = cochlea_config(args.cochlea, n_channels=args.channels)
         info = encode_wav_files(args.wavs, out, labels=args.labels, seed=args.seed, config=config,
                                 progress=not args.no_progress)
     except ValueError as e:
@@ -69,13 +82,19 @@ def run_generate(args) -> int:
 
     try:
         opts = SpokenDigitsOptions(seed=args.seed, voices=args.voices or None, per_voice=args.per_voice,
-                                   noise=args.noise, channels=args.channels)
+                                   test_fraction=args.test_fraction, valid_fraction=args.valid_fraction,
+                                   noise=args.noise, channels=args.channels, cochlea=args.cochlea)
+        if args.cochlea == "lauscher":
+            from neurosynth.datasets.cochlea import require_lauscher
+
+            require_lauscher()
         man = generate(args.root, opts, progress=not args.no_progress, force=args.force)
     except ValueError as e:
         raise UserError(str(e)) from e
     files = man["files"]
     print(f"spoken_digits in {folder(args.root)}: train {files['train']['samples']} samples "
-          f"({len(man['voices']['train'])} voices), test {files['test']['samples']} samples "
+          f"({len(man['voices']['train'])} voices), valid {files['valid']['samples']} samples "
+          f"({len(man['voices']['valid'])} unseen voices), test {files['test']['samples']} samples "
           f"({len(man['voices']['test'])} unseen voices); {man['espeak_ng']}")
     print(f"train on it: python examples/train_shd.py --data-root {folder(args.root)}")
     return 0

@@ -53,48 +53,85 @@ def test_erb_space_is_monotone_and_spans_the_range():
 
 
 def test_tone_spikes_in_the_channels_tuned_to_it():
-    """Place coding: a 1 kHz tone drives the units whose centre frequency is near 1 kHz, a 3 kHz tone others."""
-    coch = Cochlea(n_channels=64)
+    """Place coding in SHD's order: a 1 kHz tone drives the units whose best frequency is near 1 kHz, a 3 kHz
+    tone units nearer the base (lower unit numbers)."""
+    coch = Cochlea(n_channels=64, spont_rate=0.0)
+    centres = {}
     for f in (1000.0, 3000.0):
         t, u = coch(tone(f), FS, seed=0)
         assert len(t) > 20
         best = int(np.argmin(np.abs(coch.cf - f)))
-        centre = np.median(u)
-        assert abs(centre - best) <= 4, (f, centre, best)
+        centres[f] = np.median(u)
+        assert abs(centres[f] - best) <= 4, (f, centres[f], best)
         assert np.all(np.diff(t) >= 0)  # sorted by time
-        assert t.min() >= 0.1 - 0.02  # nothing before the onset (no spontaneous firing at this noise level)
+        assert t.min() >= 0.1 - 0.02  # nothing before the onset (no spontaneous firing)
+    assert centres[3000.0] < centres[1000.0]
+
+
+def test_channel_order_and_range_follow_shd():
+    """Unit 0 is the base (~20 kHz), unit 699 the apex (~100 Hz); SHD's units 200/400/600 are ~4.5 kHz / 1 kHz /
+    221 Hz (Lauscher's map; docs/datasets.md)."""
+    from neurosynth.datasets.cochlea import CochleaConfig, channel_frequencies
+
+    cf = channel_frequencies(CochleaConfig())
+    assert cf.shape == (700,) and np.all(np.diff(cf) < 0)
+    assert 18000 < cf[0] < 23000 and 90 < cf[699] < 115
+    for unit, f in ((200, 4500), (400, 1000), (600, 221)):
+        assert abs(np.log(cf[unit] / f)) < np.log(1.1), (unit, cf[unit], f)
+
+
+def test_phase_locking_and_sub_millisecond_times():
+    """Spikes lock to the phase of a low tone (vector strength near Lauscher's 0.89 at 500 Hz), not of a high one,
+    and their times are continuous, not on the 0.5 ms grid."""
+    from neurosynth.datasets.cochlea import vector_strength
+
+    coch = Cochlea(n_channels=100)
+    x = tone(500, dur=0.4, fs=48000)
+    t, u = coch(x, 48000, seed=0)
+    best = np.bincount(u).argmax()
+    assert vector_strength(t[u == best], 500.0) > 0.8
+    t4, u4 = coch(tone(6000, dur=0.4, fs=48000), 48000, seed=0)
+    assert vector_strength(t4[u4 == np.bincount(u4).argmax()], 6000.0) < 0.3
+    frac = (t / coch.config.dt) % 1.0
+    assert np.std(frac) > 0.2  # spread over the step, not all on its boundary
+    # a unit's spikes stay at least the refractory period apart
+    for unit in np.unique(u):
+        assert np.all(np.diff(np.sort(t[u == unit])) >= coch.config.refractory - 1e-12)
 
 
 def test_spike_times_units_and_duration():
-    coch = Cochlea(n_channels=32)
+    coch = Cochlea(n_channels=32, window=False)
     x = tone(500, dur=0.5)
     t, u = coch(x, FS, seed=1)
     assert u.dtype.kind == "i" and u.min() >= 0 and u.max() < 32
-    assert t.max() <= len(x) / FS + 1e-9
+    assert t.max() <= len(x) / FS + 0.01
     # onset response: the first 50 ms of the tone have a higher rate than its last 50 ms (adaptation)
     on = np.sum((t >= 0.1) & (t < 0.15))
     late = np.sum((t >= 0.55) & (t < 0.6))
-    assert on > late
+    assert on > 1.5 * late
 
 
 def test_silence_gives_no_spikes_and_level_is_normalised():
-    coch = Cochlea(n_channels=32)
-    t, _ = coch(np.zeros(8000), FS)
+    t, _ = Cochlea(n_channels=32, spont_rate=0.0)(np.zeros(8000), FS)
     assert len(t) == 0
+    # the spontaneous floor (Lauscher's ~1.2 spikes/s per unit) is there without sound
+    t, u = Cochlea(n_channels=100, spont_rate=1.2)(np.zeros(48000), 48000, seed=0)
+    assert 80 < len(t) < 160 and len(np.unique(u)) > 50
+    coch = Cochlea(n_channels=32)
     loud, _ = coch(tone(1000, amp=0.5), FS, seed=3)
     quiet, _ = coch(tone(1000, amp=0.005), FS, seed=3)
-    assert len(loud) == len(quiet)  # the voiced part is scaled to a fixed RMS
+    assert len(loud) == len(quiet)  # the input is scaled to a fixed RMS
 
 
 def test_same_seed_same_spikes_and_batch_independence():
     coch = Cochlea(n_channels=32, noise=0.05)
-    d1, d2 = coch.cochleagram(tone(800), FS), coch.cochleagram(tone(2000, dur=0.2), FS)
-    a = coch.spike_units(d1, seed=5)
-    b = coch.spike_units_batch([d2, d1], [9, 5])[1]
+    w1, w2 = (tone(800), FS), (tone(2000, dur=0.2), FS)
+    a = coch.encode_batch([w1], [5])[0]
+    b = coch.encode_batch([w2, w1], [9, 5])[1]
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
-    other = coch.spike_units(d1, seed=6)
-    assert not (len(other[0]) == len(a[0]) and np.array_equal(other[0], a[0]))  # the seed matters with noise
+    other = coch(*w1, seed=6)
+    assert not (len(other[0]) == len(a[0]) and np.array_equal(other[0], a[0]))  # the seed matters
 
 
 def test_resampling_from_other_rates():
@@ -117,8 +154,9 @@ def test_bad_audio_raises(bad, match):
 
 @pytest.mark.parametrize("kw, match", [
     ({"n_channels": 0}, "n_channels"),
-    ({"f_max": 9000.0}, "f_max"),
+    ({"fs": 16000}, "fs/2"),
     ({"dt": 0.33e-3}, "integer"),
+    ({"vs_low": 1.0}, "vs_low"),
 ])
 def test_bad_config_raises(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -190,7 +228,7 @@ def test_write_shd_h5_is_byte_reproducible(tmp_path):
 
 # ------------------------------------------------------------------ spoken_digits (needs espeak-ng)
 
-TINY = {"voices": 2, "channels": 32, "seed": 3}
+TINY = {"voices": 3, "per_voice": 1, "channels": 32, "seed": 3}
 
 
 @pytest.fixture(scope="module")
@@ -209,10 +247,16 @@ def test_spoken_digits_layout_split_and_loading(tiny_root):
     from neurosynth.datasets.spoken_digits import KEYS, file_path
 
     man = __import__("json").loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
-    assert set(man["voices"]["train"]).isdisjoint(man["voices"]["test"])
+    v = man["voices"]
+    assert not set(v["train"]) & set(v["test"]) and not set(v["train"]) & set(v["valid"])
+    assert not set(v["valid"]) & set(v["test"])
     tr, te = read_shd_h5(file_path(tiny_root, "train")), read_shd_h5(file_path(tiny_root, "test"))
+    va = read_shd_h5(file_path(tiny_root, "valid"))
     assert sorted(tr["labels"]) == list(range(20)) and sorted(te["labels"]) == list(range(20))
+    assert sorted(va["labels"]) == list(range(20))
     assert set(tr["speaker"]).isdisjoint(te["speaker"])  # test speakers unseen in training
+    assert set(tr["speaker"]).isdisjoint(va["speaker"]) and set(va["speaker"]).isdisjoint(te["speaker"])
+    assert len(load("spoken_digits", tiny_root, "valid")) == 20
     assert tr["keys"] == list(KEYS)
     assert all(len(t) > 0 for t in tr["times"])
     assert max(u.max() for u in tr["units"]) < 32
@@ -264,9 +308,11 @@ def test_spoken_digits_bad_options():
 
         SpokenDigitsOptions.from_kwargs(colour="red")
     with pytest.raises(ValueError, match="voices"):
-        SpokenDigitsOptions(voices=1)
+        SpokenDigitsOptions(voices=2)
+    with pytest.raises(ValueError, match="valid_fraction"):
+        SpokenDigitsOptions(test_fraction=0.5, valid_fraction=0.5)
     with pytest.raises(ValueError, match="splits"):
-        load("spoken_digits", "/nonexistent", "valid")
+        load("spoken_digits", "/nonexistent", "dev")
 
 
 # ------------------------------------------------------------------ command line
@@ -331,3 +377,233 @@ def test_energy_cli_reads_train_shd_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "SHD-layout test split" in out and "T=10" in out
     assert (run / "energy.json").exists()
+
+
+# ------------------------------------------------------------------ bad WAV files (header checked first)
+
+def _wav_bytes(rate, channels=1, bits=16, data=b"\x00\x01" * 100):
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * channels * bits // 8) & 0xFFFFFFFF,
+                      (channels * bits // 8) & 0xFFFF, bits)
+    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
+            + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def _bad_wavs(tmp_path):
+    from scipy.io import wavfile
+
+    out = {}
+    out["rate0.wav"] = "sample rate of 0 Hz"
+    (tmp_path / "rate0.wav").write_bytes(_wav_bytes(0))
+    out["rate_huge.wav"] = "sample rate of 4000000000 Hz"
+    (tmp_path / "rate_huge.wav").write_bytes(_wav_bytes(4_000_000_000))
+    out["long.wav"] = "601 s of audio"  # 601 s at 1 kHz, 8-bit: small on disk, too long
+    (tmp_path / "long.wav").write_bytes(_wav_bytes(1000, bits=8, data=b"\x80" * 601_000))
+    out["channels.wav"] = "40000 channels"
+    (tmp_path / "channels.wav").write_bytes(_wav_bytes(16000, channels=40000))
+    out["empty.wav"] = "no audio samples"
+    (tmp_path / "empty.wav").write_bytes(_wav_bytes(16000, data=b""))
+    x = tone(500).astype(np.float32)
+    x[100] = np.nan
+    wavfile.write(tmp_path / "nan.wav", FS, x)
+    out["nan.wav"] = "NaN or infinite"
+    x[100] = np.inf
+    wavfile.write(tmp_path / "inf.wav", FS, x)
+    out["inf.wav"] = "NaN or infinite"
+    wavfile.write(tmp_path / "silent.wav", FS, np.zeros(8000, np.int16))
+    out["silent.wav"] = "silent"
+    return out
+
+
+def test_bad_wav_files_raise_naming_the_file(tmp_path):
+    from neurosynth.datasets.cochlea import wav_header
+
+    for name, match in _bad_wavs(tmp_path).items():
+        with pytest.raises(CorruptFileError, match=match) as e:
+            read_wav(tmp_path / name)
+        assert name in str(e.value)
+    ok = tmp_path / "ok.wav"
+    _write_wav(ok, tone(500))
+    h = wav_header(ok)
+    assert (h.rate, h.channels, h.bits) == (FS, 1, 16) and h.frames == len(tone(500))
+
+
+def test_absurd_header_is_rejected_before_reading_samples(tmp_path, monkeypatch):
+    """The header decides: scipy's reader (which allocates the samples) is never called for a bad header."""
+    from scipy.io import wavfile
+
+    def boom(*a, **k):
+        raise AssertionError("samples read before the header was checked")
+
+    monkeypatch.setattr(wavfile, "read", boom)
+    (tmp_path / "r.wav").write_bytes(_wav_bytes(4_000_000_000))
+    with pytest.raises(CorruptFileError, match="sample rate"):
+        read_wav(tmp_path / "r.wav")
+    # a good file first and a bad one second: the bad header stops encode_wav_files before any encoding
+    _write_wav(tmp_path / "ok.wav", tone(500))
+    with pytest.raises(CorruptFileError, match="r.wav"):
+        encode_wav_files([tmp_path / "ok.wav", tmp_path / "r.wav"], tmp_path / "o.h5", progress=False)
+    assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.parametrize("fs", [0, -1, 10, 1e9, float("nan")])
+def test_array_with_absurd_rate_raises(fs):
+    with pytest.raises(ValueError, match="sample rate"):
+        Cochlea(n_channels=8)(np.ones(100), fs)
+
+
+def test_cli_encode_audio_bad_wavs_one_error_line_exit_2(tmp_path, capsys):
+    for name, match in _bad_wavs(tmp_path).items():
+        out = tmp_path / f"{name}.h5"
+        assert _cli("data", "encode-audio", str(tmp_path / name), "--out", str(out), "--no-progress") == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and name in err[0] and match in err[0], err
+        assert not out.exists() and not list(tmp_path.glob(f"{name}.h5*"))
+
+
+# ------------------------------------------------------------------ fair splits
+
+def _fake_variants():
+    fam = {}
+    for i in range(2):
+        fam[f"whisper{i}"] = "whispered"
+    for i in range(8):
+        fam[f"klatt{i}"] = "klatt"
+    for i in range(20):
+        fam[f"f{i}"] = "female"
+    for i in range(40):
+        fam[f"m{i}"] = "male"
+    for i in range(27):
+        fam[f"u{i}"] = "unspecified"
+    return fam
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_split_is_stratified_by_voice_family(seed):
+    """Every family has voices in training (the whispered pair never lands wholly in test), each split holds
+    its share of every large family, and the default sizes give >= 1,000 test utterances for 97 variants."""
+    from neurosynth.datasets.spoken_digits import SpokenDigitsOptions, split_voices
+
+    fam = _fake_variants()
+    opts = SpokenDigitsOptions(seed=seed)
+    sp = split_voices(sorted(fam), opts, fam)
+    assert sorted(sp["train"] + sp["valid"] + sp["test"]) == sorted(fam)
+    assert len(sp["test"]) == 25 and len(sp["valid"]) == 10 and len(sp["train"]) == 62
+    assert len(sp["test"]) * 20 * opts.per_voice >= 1000
+    for f in set(fam.values()):
+        members = [v for v in fam if fam[v] == f]
+        n_train = sum(fam[v] == f for v in sp["train"])
+        assert n_train >= 1, (f, sp)
+        for split, frac in (("train", 62 / 97), ("valid", 10 / 97), ("test", 25 / 97)):
+            n = sum(fam[v] == f for v in sp[split])
+            assert abs(n - frac * len(members)) <= 1.5, (f, split, n, frac * len(members))
+
+
+def test_variant_family_from_espeak_variant_files():
+    from neurosynth.datasets.spoken_digits import variant_family
+
+    assert variant_family("name whisper\ngender male\nvoicing 17\nbreath 75 75") == "whispered"
+    assert variant_family("name Annie\ngender female\nvoicing 30\n") == "breathy"
+    assert variant_family("name klatt2\nklatt 2\n") == "klatt"
+    assert variant_family("name female1\ngender female 70\npitch 140 200") == "female"
+    assert variant_family("name m1\ngender male 70 // a comment\n") == "male"
+    assert variant_family("name Alex\nvoicing 70\n") == "unspecified"
+
+
+def test_spoken_digits_real_variant_families():
+    need_espeak()
+    from neurosynth.datasets.spoken_digits import espeak_variants, variant_families
+
+    fam = variant_families(espeak_variants())
+    assert fam.get("whisper") == "whispered" and fam.get("whisperf") == "whispered"
+    assert sorted(v for v, f in fam.items() if f == "whispered") == ["caleb", "whisper", "whisperf"]
+    assert fam.get("klatt2") == "klatt" and fam.get("f1") == "female" and fam.get("m1") == "male"
+
+
+def test_run_manifest_records_the_dataset_hash(tiny_root, tmp_path):
+    """A run directory written after loading spoken_digits names the exact files (their SHA-256)."""
+    import json
+
+    from neurosynth.rundir import RunDir
+
+    load("spoken_digits", tiny_root, "test")
+    man = json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
+    with RunDir.create(tmp_path / "run", kind="test") as rd:
+        rd.write_manifest(["x"], {}, 0)
+    rec = json.loads((tmp_path / "run" / "manifest.json").read_text())["datasets"]
+    assert rec["spoken_digits/test"]["sha256"] == man["files"]["test"]["sha256"]
+    # read through the SHD path (examples/train_shd.py --data-root .../SpokenDigits): the file's SHA-256 too
+    load("shd", tiny_root / "SpokenDigits", "train", cache=False)
+    from neurosynth.rundir import manifest
+
+    assert manifest(["x"], {}, 0)["datasets"]["shd/train"]["sha256"] == man["files"]["train"]["sha256"]
+
+
+# ------------------------------------------------------------------ the lauscher cochlea (SHD's own model)
+
+@pytest.mark.slow
+def test_cli_encode_audio_with_lauscher(tmp_path, capsys):
+    pytest.importorskip("lauscher", reason="pip install 'neurosynth[lauscher]'")
+    p = tmp_path / "t.wav"
+    _write_wav(p, tone(500, dur=0.1, onset=0.02), fs=48000)
+    out = tmp_path / "l.h5"
+    assert _cli("data", "encode-audio", str(p), "--out", str(out), "--cochlea", "lauscher", "--channels", "8",
+                "--no-progress") == 0
+    data = read_shd_h5(out)
+    assert len(data["times"][0]) > 0 and data["units"][0].max() < 8
+    # the same seed gives the same spikes (Lauscher's global-RNG draws are seeded per utterance and isolated)
+    from neurosynth.datasets.cochlea import LauscherCochlea
+
+    state = np.random.get_state()
+    a = LauscherCochlea(n_channels=8)(tone(500, dur=0.1, onset=0.02), 16000, seed=4)
+    b = LauscherCochlea(n_channels=8)(tone(500, dur=0.1, onset=0.02), 16000, seed=4)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert np.array_equal(np.random.get_state()[1], state[1])  # the global generator is left as it was
+
+
+def test_lauscher_missing_is_one_error_line(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_lauscher(name, *a, **k):
+        if name == "lauscher" or name.startswith("lauscher."):
+            raise ImportError("No module named 'lauscher'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_lauscher)
+    p = tmp_path / "t.wav"
+    _write_wav(p, tone(500, dur=0.1))
+    assert _cli("data", "encode-audio", str(p), "--out", str(tmp_path / "o.h5"), "--cochlea", "lauscher",
+                "--no-progress") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "neurosynth[lauscher]" in err[0]
+    assert not (tmp_path / "o.h5").exists()
+    assert _cli("data", "generate", "spoken_digits", "--root", str(tmp_path / "d"), "--cochlea", "lauscher") == 2
+    assert "neurosynth[lauscher]" in capsys.readouterr().err
+
+
+def test_baselines_script_writes_the_protocol(tiny_root, tmp_path):
+    """benchmarks/baselines_spoken_digits.py: fractions for logreg / mlp / gru, chosen on the validation split,
+    and the protocol naming the files it read (their SHA-256)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "baselines_sd", Path(__file__).resolve().parents[2] / "benchmarks" / "baselines_spoken_digits.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "b.json"
+    assert mod.main(["--data-root", str(tiny_root), "--out", str(out), "--gru-epochs", "2"]) == 0
+    res = json.loads(out.read_text())
+    assert set(res) == {"logreg", "mlp", "gru", "protocol"}
+    assert all(0.0 <= res[k] <= 1.0 for k in ("logreg", "mlp", "gru"))
+    man = json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
+    assert res["protocol"]["dataset"]["sha256"] == {s: f["sha256"] for s, f in man["files"].items()}
+    assert res["protocol"]["splits"]["test"]["samples"] == 20
+    assert res["protocol"]["models"]["gru"]["selected_epoch"] in (1, 2)
+    # features: onset-aligned, so a sample shifted in time gives the same summary
+    t, u = np.array([0.1, 0.23, 0.5]), np.array([3, 40, 600])
+    np.testing.assert_array_equal(mod.summary_features([t], [u]), mod.summary_features([t + 0.3], [u]))

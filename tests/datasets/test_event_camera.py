@@ -84,11 +84,33 @@ def test_leak_and_shot_noise_rates():
     rate = len(leak) / 256 / 1.0
     assert 3.5 < rate < 6.0 and (leak["p"] == 1).all()  # leak events are ON
     shot = ec.simulate_events(static, times, ec.EventCameraConfig(**{**QUIET, "shot_noise_rate_hz": 4.0,
-                                                                      "shot_noise_dark_gain": 1.0}), seed=3)
+                                                                      "shot_noise_bright_factor": 1.0}), seed=3)
     assert 3.0 < len(shot) / 256 < 5.0 and 0.35 < shot["p"].mean() < 0.65
+    # v2e: the rate is a dark pixel's; a bright one gets 0.25x (linear in (I + 20) / 275)
     dark = ec.simulate_events(np.zeros((101, 16, 16)), times,
-                              ec.EventCameraConfig(**{**QUIET, "shot_noise_rate_hz": 4.0}), seed=3)
-    assert len(dark) > 2 * len(shot)  # more shot noise in the dark
+                              ec.EventCameraConfig(**{**QUIET, "shot_noise_rate_hz": 40.0}), seed=3)
+    bright = ec.simulate_events(np.full((101, 16, 16), 255.0 / 255.0), times,
+                                ec.EventCameraConfig(**{**QUIET, "shot_noise_rate_hz": 40.0}), seed=3)
+    assert len(dark) / 256 == pytest.approx(40 * (1 - 0.75 * 20 / 275), rel=0.1)
+    assert len(bright) / 256 == pytest.approx(40 * 0.25, rel=0.15)
+
+
+def test_shot_noise_resets_the_memorised_level():
+    """v2e: a shot-noise event sets the pixel's reference to the current level, so in a static scene the next
+    leak event comes a full leak period (1 / leak rate) after it; without the reset it would come any time."""
+    times = np.linspace(0, 4e6, 401)
+    static = np.full((401, 16, 16), 0.5)
+    cfg = ec.EventCameraConfig(**{**QUIET, "leak_rate_hz": 10.0, "leak_jitter": 0.0, "shot_noise_rate_hz": 0.5,
+                                  "shot_noise_bright_factor": 1.0})
+    ev = ec.simulate_events(static, times, cfg, seed=1)
+    gaps = []
+    for pix in np.unique(ev["y"].astype(np.int64) * 16 + ev["x"]):
+        e = ev[(ev["y"].astype(np.int64) * 16 + ev["x"]) == pix]
+        for k in np.flatnonzero(e["p"][:-1] == 0):  # an OFF event is shot noise (leak events are ON)
+            gaps.append(e["t"][k + 1] - e["t"][k])
+    gaps = np.asarray(gaps)
+    assert len(gaps) > 50
+    assert np.mean(gaps >= 0.099e6) > 0.85, np.percentile(gaps, [10, 50])
     assert len(ec.simulate_events(static, times, ec.EventCameraConfig(**QUIET))) == 0
 
 

@@ -46,7 +46,7 @@ def test_train_shd_loihi_on_spoken_digits_verifies_and_energy_reads_it(tmp_path,
     from neurosynth.datasets.spoken_digits import SpokenDigitsOptions, generate
 
     torch.set_num_threads(1)
-    man = generate(tmp_path / "data", SpokenDigitsOptions(voices=2, channels=32, seed=3), progress=False)
+    man = generate(tmp_path / "data", SpokenDigitsOptions(voices=3, per_voice=1, channels=32, seed=3), progress=False)
     assert man["files"]["test"]["samples"] == 20
     out = tmp_path / "run"
     argv = ["--data-root", str(tmp_path / "data"), "--dataset", "spoken_digits", "--loihi", "--epochs", "1",
