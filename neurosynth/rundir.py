@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_path, file_mode, read_json, write_json
+from .io import atomic_path, file_mode, read_json, stale_temp_files, writable_target, write_json
 
 MARKER = "run.json"
 #: 2: ``arch.json`` is ``neurosynth.arch/2`` (names its hardware target); 1 (release 0.1.0) still loads:
@@ -237,6 +237,11 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _writable_error(out: Path, e: OSError) -> UserError:
+    from .errors import disk_full_error
+
+    full = disk_full_error(e)
+    if full is not None:
+        return full
     reason = e.strerror or str(e)
     return UserError(f"cannot write --out {out}: {reason} ({e.filename or out}); choose a directory you can write to")
 
@@ -391,30 +396,60 @@ class RunDir:
         return self.path / "plots" / (name if name.endswith(".png") else name + ".png")
 
 
-@contextlib.contextmanager
-def output_file(out: str | os.PathLike, *, force: bool = False, what: str = "--out") -> Iterator[Path]:
-    """Guard a command that writes one output file (``export``): refuse an existing file unless ``force``,
-    refuse a directory, turn an unwritable location into a UserError, and hold an exclusive lock
-    (``.<name>.lock`` beside it) while the block writes. Write the file itself with ``atomic_path``."""
-    out = Path(os.path.abspath(os.fspath(out)))
-    if out.is_dir():
-        raise UserError(f"{what} {out} is a directory; give a file name inside it")
+def check_output(out: str | os.PathLike, *, force: bool = False, what: str = "--out", option: str | None = None) -> Path:
+    """The one rule for a single file a command writes, checked before any work: a symlink is followed (the
+    file written is its target); a directory, device node, pipe or socket is refused even with ``force``; an
+    existing file is refused unless ``force``; a name too long for the temp file beside it is refused.
+    Returns the path that will be written (absolute, the link's target for a symlink). ``what`` names the file
+    in messages, ``option`` the option to change (default: ``what``)."""
+    option = option or what
+    out = writable_target(Path(os.path.abspath(os.fspath(out))), what)
+    if out.exists() and out.name != MARKER and read_marker(out.parent) is not None:
+        raise UserError(f"{what} {out} is a file of the run {out.parent} (written by `{run_kind(out.parent)}`); no "
+                        f"other command overwrites a run's files, even with --force: choose another {option}")
     if out.exists() and not force:
-        raise UserError(f"{what} {out} already exists; pass --force to overwrite it, or choose another {what}")
-    created = [a for a in [out.parent, *out.parent.parents] if not a.exists()]
+        raise UserError(f"{what} {out} already exists; pass --force to overwrite it, or choose another {option}")
+    return out
+
+
+@contextlib.contextmanager
+def output_file(out: str | os.PathLike, *, force: bool = False, what: str = "--out",
+                side: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
+    """Guard a command that writes one output file (``export``, ``energy --out``, ``data plot``...): every path
+    (``out`` and the ``side`` files written with it, e.g. ``net.png`` and ``net.manifest.json``) passes
+    :func:`check_output` (existing -> needs ``force``; only regular files; symlinks followed), no two of them
+    may be the same file, an unwritable location is a UserError, and an exclusive lock (``.<name>.lock``
+    beside ``out``) is held while the block writes. Temp files a killed earlier write left beside the paths
+    are removed. Yields the path to write (a symlink's target); write it with ``atomic_path``/``atomic_write``."""
+    target = check_output(out, force=force, what=what)
+    extra = [check_output(p, force=force, what=f"the file written with {what},", option=what) for p in side]
+    seen: dict[Path, str] = {}
+    for p, label in [(target, f"{what} {out}"), *[(e, f"the side file {e.name}") for e in extra]]:
+        if p in seen:
+            raise UserError(f"{label} is the same file as {seen[p]}; the command writes both: choose another {what} "
+                            f"(e.g. with the extension the command expects)")
+        seen[p] = label
+    created = [a for a in [target.parent, *target.parent.parents] if not a.exists()]
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        lock = _Lock(out.parent / f".{out.name}.lock", out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = _Lock(target.parent / f".{target.name}.lock", target)
     except OSError as e:
         _rmdirs(created)
-        raise _writable_error(out, e) from e
+        raise _writable_error(target, e) from e
+    except BaseException:
+        _rmdirs(created)
+        raise
     ok = False
     try:
-        yield out
+        for p in (target, *extra):  # a kill -9 during an earlier write left these: we hold the lock, they are stale
+            for stale in stale_temp_files(p):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+        yield target
         ok = True
     except OSError as e:
-        if e.filename and Path(os.path.abspath(os.fspath(e.filename))).parent == out.parent:
-            raise _writable_error(out, e) from e
+        if e.filename and Path(os.path.abspath(os.fspath(e.filename))).parent == target.parent:
+            raise _writable_error(target, e) from e
         raise
     finally:
         lock.release()
@@ -443,6 +478,9 @@ def check_run(path: str | os.PathLike, kinds: set[str] | None = None, what: str 
     kind (``kinds``: the accepted kinds; None: any). Returns the marker (None for a directory written before
     run.json existed)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, not a directory; pass the --out directory of the command that "
+                        "wrote it")
     if not path.is_dir():
         raise UserError(f"{what} {path} does not exist; pass the --out directory of the command that wrote it")
     m = read_marker(path)
@@ -467,6 +505,9 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
     from .arch import build, upgrade
 
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a run directory; pass the --out directory of `neurosynth train` "
+                        "(the folder holding arch.json and model.pt)")
     if not path.is_dir():
         raise UserError(f"run directory {path} does not exist; pass the --out directory of `neurosynth train`")
     m = check_run(path)
@@ -492,6 +533,9 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
         state = torch.load(path / "model.pt", map_location=map_location, weights_only=True)
     except Exception as e:  # truncated / corrupt / not a state dict
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights only" in str(e).lower() or "weights_only" in str(e):  # never repeat torch's unsafe advice
+            reason = ("it holds Python objects, not only tensors (neurosynth never unpickles those: loading them "
+                      "could run code)")
         raise UserError(f"cannot load {path / 'model.pt'}: {reason}. The file is corrupt or was not written by "
                         "neurosynth") from e
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
@@ -505,6 +549,24 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
     model.eval()
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
     return model, spec, metrics
+
+
+def model_file_bytes(model) -> int:
+    """About how many bytes a file holding ``model``'s parameters takes (float64 and 1 MiB of headers: generous),
+    for :func:`neurosynth.io.require_free_space` before an export."""
+    return 8 * sum(t.numel() for t in [*model.parameters(), *model.buffers()]) + (1 << 20)
+
+
+def require_finite(model, path: str | os.PathLike, purpose: str) -> None:
+    """Refuse a model with a NaN or infinite parameter or buffer (a diverged training): exporters would turn them
+    into garbage integers (Loihi) or crash (NIR). Names the first bad tensor and how many values are bad."""
+    import torch
+
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise UserError(f"{Path(path) / 'model.pt'} has {bad} NaN or infinite value(s) in {name}; it cannot be "
+                            f"used for {purpose} (the training diverged: train again, e.g. with a lower --lr)")
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:

@@ -20,6 +20,7 @@ def register_audio(inner) -> None:
                      help="one label per file: integers, or class names (numbered in order of first appearance)")
     enc.add_argument("--channels", type=int, default=700, help="cochlea channels (default 700, like SHD)")
     enc.add_argument("--seed", type=int, default=0, help="cochlea noise seed (file i uses seed + i)")
+    enc.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     enc.add_argument("--no-progress", action="store_true")
     enc.set_defaults(_run=run_encode_audio)
     gen = inner.add_parser(
@@ -44,18 +45,20 @@ def run_encode_audio(args) -> int:
 
     from neurosynth.datasets.cochlea import CochleaConfig, encode_wav_files
     from neurosynth.errors import UserError
+    from neurosynth.rundir import output_file
 
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'shd_train.h5'}")
-    try:
-        config = CochleaConfig(n_channels=args.channels)
-        info = encode_wav_files(args.wavs, out, labels=args.labels, seed=args.seed, config=config,
-                                progress=not args.no_progress)
-    except ValueError as e:
-        raise UserError(str(e)) from e
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e}") from e
+    with output_file(out, force=args.force) as target:
+        try:
+            config = CochleaConfig(n_channels=args.channels)
+            info = encode_wav_files(args.wavs, target, labels=args.labels, seed=args.seed, config=config,
+                                    progress=not args.no_progress)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        except OSError as e:
+            raise UserError(f"cannot write {out}: {e.strerror or e}") from e
     n = info["spikes"]
     print(f"wrote {out}: {info['samples']} samples, {len(info['keys'])} classes ({', '.join(info['keys'][:5])}"
           f"{', ...' if len(info['keys']) > 5 else ''}), spikes/sample mean {sum(n) / len(n):.0f} "

@@ -122,7 +122,10 @@ def plot_loihi_check(report: dict, path: Path | None = None):
 def run(args) -> int:
     from neurosynth.rundir import output_file
 
-    with output_file(args.out, force=getattr(args, "force", False)):
+    out = Path(args.out)
+    # the three files it writes: the network, its manifest and the check plot (--out net.png would collide)
+    side = (out.with_name(out.stem + ".manifest.json"), *((out.with_suffix(".png"),) if args.verify else ()))
+    with output_file(out, force=getattr(args, "force", False), side=side):
         return _run(args)
 
 
@@ -140,8 +143,8 @@ def _run(args) -> int:
     from neurosynth.hardware.lava.compat import import_lava
     from neurosynth.hardware.lava.ir import LoihiExportError
     from neurosynth.hardware.lava.verify import export_verified, exportable
-    from neurosynth.io import write_json
-    from neurosynth.rundir import load_run, manifest
+    from neurosynth.io import require_free_space, write_json
+    from neurosynth.rundir import load_run, manifest, model_file_bytes, require_finite
 
     run_dir, out = Path(args.model), Path(args.out)
     if args.verify < 0:
@@ -150,6 +153,8 @@ def _run(args) -> int:
     if not set(modes) <= {"float", "fixed"}:
         raise UserError(f"--modes takes 'float' and/or 'fixed'; got {args.modes!r}")
     model, spec, _ = load_run(run_dir)
+    require_finite(model, run_dir, "a Loihi export")
+    require_free_space(out.parent, model_file_bytes(model), f"writing {out}")  # h5py crashes on a full disk
     input_shape = tuple(spec.get("input_shape") or ()) or None
     try:
         net = exportable(model, input_shape)

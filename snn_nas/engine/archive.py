@@ -73,6 +73,8 @@ class Archive:
             self._db.executescript(_SCHEMA)
             self._db.commit()
         except sqlite3.DatabaseError as e:
+            if "disk is full" in str(e):
+                raise  # the disk, not the archive: the CLI names it
             raise ValueError(f"{self.path} is not a usable search archive ({e}); "
                              "remove it or choose another output directory") from e
 

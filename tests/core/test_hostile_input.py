@@ -1,0 +1,221 @@
+"""Hostile input, second pass (issue 22): every single file a command writes follows one rule (an existing path
+needs --force, only regular files are ever written, symlinks are followed, temp file + rename), searches never
+replace each other, NaN weights are refused, full disks and absurd sizes are one `error:` line."""
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurosynth.apps.cli import main
+from neurosynth.arch import build, mlp_spec
+from neurosynth.errors import UserError
+from neurosynth.io import atomic_path, atomic_write, stale_temp_files
+from neurosynth.rundir import RunDir, check_output, output_file
+
+
+def _run(out: Path, *, nan: bool = False, reset: str = "zero") -> Path:
+    spec = mlp_spec(64, [8], 10, reset=reset)
+    model = build(spec)
+    if nan:
+        with torch.no_grad():
+            next(model.parameters())[0, 0] = float("nan")
+    with RunDir.create(out, kind="train") as run:
+        run.save_model(model, spec)
+        run.write_json("metrics.json", {})
+        run.write_manifest(["neurosynth", "train"], {"dataset": "digits", "T": 2, "encoder": "rate"}, 0)
+    return out
+
+
+def _snapshot(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return _run(tmp_path / "run")
+
+
+ENERGY = ["energy", "--samples", "2", "--no-progress"]
+
+
+# ---------------------------------------------------------------- the one rule for single output files
+def test_energy_out_never_overwrites_a_run_file_or_an_existing_file(tmp_path, run_dir, capsys):
+    before = _snapshot(run_dir)
+    for force in ([], ["--force"]):  # a run's own files are off limits even with --force
+        assert main([*ENERGY, "--model", str(run_dir), "--out", str(run_dir / "model.pt"), *force]) == 2
+        assert "is a file of the run" in _error(capsys)
+    assert _snapshot(run_dir) == before
+    other = tmp_path / "mine.json"
+    other.write_text("keep")
+    assert main([*ENERGY, "--model", str(run_dir), "--out", str(other)]) == 2
+    assert "already exists; pass --force" in _error(capsys)
+    assert other.read_text() == "keep"
+    assert main([*ENERGY, "--model", str(run_dir), "--out", str(other), "--force"]) == 0
+    assert "counts" in json.loads(other.read_text())
+    # the default RUN_DIR/energy.json is the run's own result: replaced on each run
+    assert main([*ENERGY, "--model", str(run_dir)]) == 0
+    assert main([*ENERGY, "--model", str(run_dir)]) == 0
+    assert not [n for n in os.listdir(run_dir.parent) if n.endswith(".lock")]
+
+
+def test_data_plot_out_cannot_overwrite_a_run_file_and_needs_force(tmp_path, run_dir, capsys):
+    arch = (run_dir / "arch.json").read_bytes()
+    assert main(["data", "plot", "digits", "--out", str(run_dir / "arch.json"), "--force"]) == 2
+    assert "is a file of the run" in _error(capsys)
+    assert (run_dir / "arch.json").read_bytes() == arch
+    png = tmp_path / "x.png"
+    assert main(["data", "plot", "digits", "--out", str(png)]) == 0
+    first = png.read_bytes()
+    assert first[:4] == b"\x89PNG"
+    assert main(["data", "plot", "digits", "--out", str(png), "--index", "1"]) == 2
+    assert "already exists" in _error(capsys)
+    assert png.read_bytes() == first
+    assert main(["data", "plot", "digits", "--out", str(png), "--index", "1", "--force"]) == 0
+    assert png.read_bytes() != first
+    assert main(["data", "plot", "digits", "--split", "foo", "--out", str(tmp_path / "y.png")]) == 2
+    assert "--split 'foo' is not a split of digits" in _error(capsys)
+
+
+@pytest.mark.parametrize("cmd", [
+    lambda out: [*ENERGY, "--model", "RUN", "--out", out, "--force"],
+    lambda out: ["data", "plot", "digits", "--out", out, "--force"],
+    lambda out: ["data", "simulate-events", "FRAMES", "--fps", "10", "--out", out, "--force"],
+    lambda out: ["data", "encode-audio", "x.wav", "--out", out, "--force"],
+    lambda out: ["export", "nir", "--model", "RUN", "--out", out, "--force"],
+    lambda out: ["export", "loihi", "--model", "RUN", "--out", out, "--force"],
+], ids=["energy", "data-plot", "simulate-events", "encode-audio", "export-nir", "export-loihi"])
+def test_no_command_writes_to_a_device_node_or_a_directory(tmp_path, run_dir, capsys, monkeypatch, cmd):
+    monkeypatch.chdir(tmp_path)
+    import numpy as np
+
+    np.save(tmp_path / "FRAMES.npy", np.zeros((3, 4, 4), np.uint8))
+
+    def fix(argv):
+        return [str(run_dir) if a == "RUN" else str(tmp_path / "FRAMES.npy") if a == "FRAMES" else a for a in argv]
+
+    # a device node (the issue destroyed /dev/full as root), here behind a symlink: refused even with --force
+    dev = tmp_path / "dev.npy"
+    dev.symlink_to("/dev/null")
+    st = os.stat("/dev/null")
+    assert main(fix(cmd(str(dev)))) == 2
+    assert "/dev/null is not a regular file" in _error(capsys)
+    assert os.stat("/dev/null").st_rdev == st.st_rdev and dev.is_symlink()
+    (tmp_path / "adir.npy").mkdir()
+    assert main(fix(cmd(str(tmp_path / "adir.npy")))) == 2
+    msg = _error(capsys)
+    assert "is a directory" in msg or "is a folder" in msg
+    assert (tmp_path / "adir.npy").is_dir()
+
+
+def test_atomic_writers_refuse_non_regular_files_and_follow_symlinks(tmp_path):
+    with pytest.raises(UserError, match="not a regular file"):
+        with atomic_write("/dev/null") as f:
+            f.write("x")
+    with pytest.raises(UserError, match="not a regular file"):
+        with atomic_path("/dev/null"):
+            pass
+    target = tmp_path / "real.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    with atomic_write(link) as f:
+        f.write("new")
+    assert link.is_symlink() and target.read_text() == "new"  # the link still points at the (new) file
+    assert check_output(link, force=True) == target
+
+
+def test_a_name_too_long_for_the_temp_file_is_a_user_error(tmp_path, capsys):
+    long = tmp_path / ("n" * 250 + ".png")
+    assert main(["data", "plot", "digits", "--out", str(long)]) == 2
+    assert "choose a shorter name" in _error(capsys)
+
+
+def test_export_side_files_follow_the_rule(tmp_path, capsys):
+    run = _run(tmp_path / "run")
+    man = tmp_path / "net.nir.manifest.json"
+    man.write_text("mine")
+    assert main(["export", "nir", "--model", str(run), "--out", str(tmp_path / "net.nir"), "--verify", "0"]) == 2
+    assert "net.nir.manifest.json already exists; pass --force" in _error(capsys)
+    assert man.read_text() == "mine" and not (tmp_path / "net.nir").exists()
+    # export loihi --out net.png --verify N would write its check plot over the network
+    assert main(["export", "loihi", "--model", str(run), "--out", str(tmp_path / "net.png"), "--verify", "2"]) == 2
+    assert "is the same file as" in _error(capsys)
+
+
+def test_output_file_removes_the_temp_files_of_a_killed_write(tmp_path):
+    out = tmp_path / "net.h5"
+    stale = [tmp_path / ".net.k3j_9xq2.h5", tmp_path / ".net.h5.abcdefgh.tmp"]
+    keep = [tmp_path / ".net.keep.h5", tmp_path / "other.h5", tmp_path / ".other.abcdefgh.h5"]
+    for p in stale + keep:
+        p.write_bytes(b"x")
+    assert sorted(stale_temp_files(out)) == sorted(stale)
+    with output_file(out) as target, atomic_path(target) as tmp:
+        tmp.write_bytes(b"net")
+    assert out.read_bytes() == b"net"
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in [out, *keep])
+
+
+# ---------------------------------------------------------------- NaN / inf weights
+@pytest.mark.parametrize("fmt", ["loihi", "nir"])
+def test_nan_weights_are_refused_by_the_exporters(tmp_path, capsys, fmt):
+    run = _run(tmp_path / "bad", nan=True)
+    out = tmp_path / f"net.{fmt}"
+    assert main(["export", fmt, "--model", str(run), "--out", str(out)]) == 2
+    assert "NaN or infinite" in _error(capsys)
+    assert sorted(os.listdir(tmp_path)) == ["bad"]
+
+
+def test_export_nir_validates_input_shape_and_T(tmp_path, capsys):
+    run = _run(tmp_path / "run")
+    out = str(tmp_path / "n.nir")
+    assert main(["export", "nir", "--model", str(run), "--out", out, "--T", "0"]) == 2
+    assert "--T must be >= 1" in _error(capsys)
+    assert main(["export", "nir", "--model", str(run), "--out", out, "--input-shape", "3,4"]) == 2
+    assert "does not match the model's input shape" in _error(capsys)
+    assert main(["export", "nir", "--model", str(run), "--out", out, "--input-shape", "-64"]) == 2
+    assert "positive integers" in _error(capsys)
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+# ---------------------------------------------------------------- messages
+def test_a_file_given_as_model_is_named_a_file(tmp_path, capsys):
+    run = _run(tmp_path / "run")
+    assert main([*ENERGY, "--model", str(run / "model.pt")]) == 2
+    msg = _error(capsys)
+    assert "is a file, not a" in msg and "does not exist" not in msg
+
+
+def test_a_pickled_model_pt_does_not_repeat_torchs_unsafe_advice(tmp_path, capsys):
+    run = _run(tmp_path / "run")
+    import argparse
+
+    torch.save({"x": argparse.Namespace(a=1)}, run / "model.pt")  # a pickled object weights_only refuses
+    assert main([*ENERGY, "--model", str(run)]) == 2
+    msg = _error(capsys)
+    assert "weights_only" not in msg and "never unpickles" in msg
+
+
+def test_disk_full_is_one_error_line_leaving_the_previous_file(tmp_path, run_dir, capsys, monkeypatch):
+    out = tmp_path / "e.json"
+    out.write_text("previous")
+    real = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main([*ENERGY, "--model", str(run_dir), "--out", str(out), "--force"]) == 2
+    assert "the disk is full" in _error(capsys)
+    monkeypatch.setattr(os, "fsync", real)
+    assert out.read_text() == "previous"
+    assert sorted(os.listdir(tmp_path)) == ["e.json", "run"]
