@@ -137,8 +137,24 @@ def run_kind(path: str | os.PathLike) -> str | None:
     path = Path(path)
     m = read_marker(path)
     if m is not None:
-        return m.get("kind")
-    return _legacy_kind(path)
+        return _refine(path, m.get("kind"))
+    return _refine(path, _legacy_kind(path))
+
+
+#: kinds written before the method became part of the kind: the method is read from the manifest's config
+_METHOD_KINDS = {"search bio": "evo"}
+
+
+def _refine(path: Path, kind: str | None) -> str | None:
+    """``search bio`` runs written before the method was part of their kind: ``search bio <method>`` from the
+    manifest (``search bio --method darts`` must never replace an evo search)."""
+    if kind not in _METHOD_KINDS:
+        return kind
+    method = _METHOD_KINDS[kind]
+    if (path / "manifest.json").is_file():
+        with contextlib.suppress(UserError, AttributeError, TypeError):
+            method = str((read_json(path / "manifest.json").get("config") or {}).get("method") or method)
+    return f"{kind} {method}"
 
 
 def _legacy_kind(path: Path) -> str | None:
@@ -317,7 +333,7 @@ class RunDir:
                                     "choose another --out")
             if partial.exists():
                 m = read_marker(partial)
-                stale = m is None or m.get("complete") or m.get("kind") != kind
+                stale = m is None or m.get("complete") or _refine(partial, m.get("kind")) != kind
                 if resume and not stale:
                     pass  # continue the interrupted run
                 elif not replace and not resume and not stale:
@@ -484,7 +500,7 @@ def check_run(path: str | os.PathLike, kinds: set[str] | None = None, what: str 
     if not path.is_dir():
         raise UserError(f"{what} {path} does not exist; pass the --out directory of the command that wrote it")
     m = read_marker(path)
-    kind = m.get("kind") if m is not None else _legacy_kind(path)
+    kind = run_kind(path)
     if m is not None and not m.get("complete"):
         what_run = f"`{kind}` run" if isinstance(kind, str) else "run"
         raise UserError(f"{path} is an incomplete {what_run} (the command was interrupted or is still running, or "

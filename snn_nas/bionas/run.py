@@ -122,7 +122,9 @@ def run_search(cfg: BioSearchConfig, command: str | list[str] | None = None,
                  f"{len(data.y_train) // 2} search-val images / batch {cfg.batch_size}); it will barely leave the "
                  f"uniform distribution. Use more --epochs, a larger --limit-train or a smaller --batch-size "
                  f"(>= {MIN_ALPHA_STEPS} steps)")
-    with RunDir.create(cfg.out, kind="search bio", resume=cfg.resume, replace=cfg.method != "evo") as rd:
+    # the method is part of the kind: a darts/eg search never replaces an (evo, resumable) search and vice versa
+    with RunDir.create(cfg.out, kind=f"search bio {cfg.method}", resume=cfg.resume,
+                       replace=cfg.method != "evo") as rd:
         config = {k: v for k, v in asdict(cfg).items() if k != "progress"}
         config.update({"layers": cfg.search_layers, "eval_layers": cfg.derived_layers,
                        "space_description": space.describe()})

@@ -219,3 +219,27 @@ def test_disk_full_is_one_error_line_leaving_the_previous_file(tmp_path, run_dir
     monkeypatch.setattr(os, "fsync", real)
     assert out.read_text() == "previous"
     assert sorted(os.listdir(tmp_path)) == ["e.json", "run"]
+
+
+# ---------------------------------------------------------------- a run's method is part of its kind
+@pytest.mark.parametrize("marker_kind", ["search bio evo", "search bio"])  # "search bio": written before 22
+def test_search_bio_darts_never_replaces_an_evo_search(tmp_path, capsys, marker_kind):
+    out = tmp_path / "s"
+    with RunDir.create(out, kind="search bio evo") as run:
+        run.write_json("search.json", {"method": "evo"})
+        run.write_manifest(["neurosynth", "search", "bio"], {"method": "evo"}, 0)
+    marker = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**marker, "kind": marker_kind}))
+    before = _snapshot(out)
+    for extra in ([], ["--resume"]):
+        rc = main(["search", "bio", "--method", "darts", "--space", "nb201", "--dataset", "digits", "--out", str(out),
+                   "--epochs", "1", "--warmup", "0", "--C", "4", "--limit-train", "48", "--batch-size", "24",
+                   "--no-progress", *extra])
+        assert rc == 2
+        msg = capsys.readouterr().err
+        assert "holds a `search bio evo` run; `search bio darts` will not overwrite it" in msg, msg
+    assert _snapshot(out) == before
+    # and an evo search over an evo search needs --resume (as search mse)
+    with pytest.raises(UserError, match="already holds a `search bio evo` run; pass --resume"):
+        with RunDir.create(out, kind="search bio evo", replace=False):
+            pass
