@@ -218,7 +218,8 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Ankle boot")
 _add(EventSpec(
     "nfashion_mnist", "NFashionMNIST", ("train", "test"), (34, 34, 2), FASHION_CLASSES, Binning(T=10),
-    _no_locate, lambda split: {}, options={"n_samples": None, "seed": 0, "camera": None, "fashion_root": None},
+    _no_locate, lambda split: {}, options={"n_samples": None, "seed": 0, "camera": None, "fashion_root": None,
+                                    "generate_missing": True},
     opener=_open_nfashion,
 ))
 
@@ -431,5 +432,6 @@ def load_events(name: str, root, split: str = "train", *, binning: Binning | Non
         cache_root = Path(root) / ".neurosynth_cache" if cache is True else Path(cache)
         options = {k: okw.get(k, v) for k, v in spec.options.items()}
         options["n_samples"] = len(source)
+        options.pop("generate_missing", None)  # whether it may generate is not part of what the frames are
         fc = FrameCache(cache_root, cache_key(name, split, options, base.key()))
     return EventFrames(spec, source, loc, split, base, fc)
