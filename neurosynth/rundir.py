@@ -252,6 +252,25 @@ def _exchange(a: Path, b: Path) -> bool:
     return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
 
 
+def swap_in(partial: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Replace the directory ``out`` by the complete directory ``partial`` (atomically on Linux; else two
+    renames) and remove the old one: a kill at any moment leaves either the old or the new directory whole.
+    For directories that are not runs (a generated dataset); runs use :meth:`RunDir.create`."""
+    partial, out = Path(partial), Path(out)
+    _fsync_dir(partial)
+    if out.exists():
+        if not _exchange(partial, out):
+            old = out.parent / f".{out.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(out, old)
+            os.rename(partial, out)
+            partial = old
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        os.rename(partial, out)
+    _fsync_dir(out.parent)
+
+
 def _writable_error(out: Path, e: OSError) -> UserError:
     from .errors import disk_full_error
 

@@ -26,7 +26,8 @@ def register_audio(inner) -> None:
     gen = inner.add_parser(
         "generate", help="generate a synthetic dataset (spoken_digits: espeak-ng + cochlea, SHD layout)",
         description="Generate spoken_digits under DATA_ROOT/SpokenDigits (deterministic for a seed; an existing "
-                    "complete dataset generated with the same options is kept). Needs espeak-ng.")
+                    "complete dataset generated with the same options is kept, one with other options is replaced "
+                    "only with --force; the new one is built beside it and swapped in whole). Needs espeak-ng.")
     gen.add_argument("name", choices=["spoken_digits"])
     gen.add_argument("--data-root", "--root", dest="root", required=True,
                      help="folder to generate into (the dataset goes to DATA_ROOT/SpokenDigits)")
@@ -35,7 +36,8 @@ def register_audio(inner) -> None:
     gen.add_argument("--per-voice", type=int, default=1, help="utterances per (word, voice) (default 1)")
     gen.add_argument("--noise", type=float, default=0.5, help="probability of background noise (default 0.5)")
     gen.add_argument("--channels", type=int, default=700)
-    gen.add_argument("--force", action="store_true", help="regenerate even if a matching dataset exists")
+    gen.add_argument("--force", action="store_true", help="regenerate even if a matching dataset exists, and replace "
+                                                         "one generated with other options")
     gen.add_argument("--no-progress", action="store_true")
     gen.set_defaults(_run=run_generate)
 
