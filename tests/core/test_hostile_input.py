@@ -243,3 +243,41 @@ def test_search_bio_darts_never_replaces_an_evo_search(tmp_path, capsys, marker_
     with pytest.raises(UserError, match="already holds a `search bio evo` run; pass --resume"):
         with RunDir.create(out, kind="search bio evo", replace=False):
             pass
+
+
+# ---------------------------------------------------------------- SHD-layout files validated on open
+@pytest.mark.parametrize("damage, message", [
+    ("negative_time", "spike time -0.5 s"),
+    ("nan_time", "spike time nan s"),
+    ("label", "label 25 is outside 0..19"),
+    ("negative_unit", "negative channel id -3"),
+])
+def test_shd_layout_files_are_validated_on_open(tmp_path, damage, message):
+    import h5py
+    import numpy as np
+
+    from neurosynth.datasets import load
+    from neurosynth.datasets.errors import CorruptFileError
+    from neurosynth.datasets.testing import _vlen, write_fake_shd
+
+    files = write_fake_shd(tmp_path, n_train=4, n_test=2)
+    path = files["train"]["path"]
+    with h5py.File(path, "r+") as f:
+        times = [np.asarray(t, np.float32) for t in f["spikes/times"][()]]
+        units = [np.asarray(u, np.int32) for u in f["spikes/units"][()]]
+        labels = np.asarray(f["labels"][()])
+        if damage == "negative_time":
+            times[1][0] = -0.5
+        elif damage == "nan_time":
+            times[2][-1] = np.nan
+        elif damage == "label":
+            labels[0] = 25
+        else:
+            units[3][0] = -3
+        for key in ("spikes/times", "spikes/units", "labels"):
+            del f[key]
+        f.create_dataset("spikes/times", data=_vlen(times, np.float32), dtype=h5py.vlen_dtype(np.float32))
+        f.create_dataset("spikes/units", data=_vlen(units, np.int32), dtype=h5py.vlen_dtype(np.int32))
+        f.create_dataset("labels", data=labels)
+    with pytest.raises(CorruptFileError, match=message):
+        load("shd", tmp_path, "train", cache=False)
