@@ -317,6 +317,8 @@ class RunDir:
         ``replace=False``: an existing complete run of this kind is an error unless ``resume`` (searches).
         """
         out = Path(os.path.abspath(os.fspath(out)))
+        if out.is_symlink():  # follow it: the run is written (and swapped) where the link points; the link stays
+            out = Path(os.path.realpath(out))
         if not out.name:
             raise UserError(f"--out {out} cannot be a filesystem root; choose a directory below it")
         if out.exists() and not out.is_dir():
