@@ -132,6 +132,39 @@ def require_free_space(folder: str | os.PathLike, nbytes: int, what: str) -> Non
                         f"{free / 2**20:.1f} MiB free; free some space and run the command again")
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def require_memory(nbytes: float, what: str, fix: str) -> None:
+    """Refuse (UserError, with the estimate) work whose estimated memory ``nbytes`` exceeds the memory
+    available, before allocating anything: an absurd size is one error line, not a crash in the allocator."""
+    from .errors import UserError
+
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise UserError(f"{what} needs about {_size(nbytes)} of memory and this machine has {_size(avail)} "
+                        f"available; {fix}")
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n / 1024:.3g} KiB"
+
+
 def stale_temp_files(path: str | os.PathLike) -> list[Path]:
     """The temp files a killed atomic write of ``path`` left beside it (``.NAME.XXXXXXXX.tmp`` of
     :func:`atomic_write`, ``.STEM.XXXXXXXX.SUFFIX`` of :func:`atomic_path`). Only delete them while holding the

@@ -532,6 +532,47 @@ def check_run(path: str | os.PathLike, kinds: set[str] | None = None, what: str 
     return m
 
 
+#: the largest per-sample input an ArchSpec may declare (elements): far above any dataset, far below a crash
+MAX_INPUT_ELEMENTS = 2**31
+
+
+def _check_spec_sizes(spec: Any, where: Path) -> None:
+    """Refuse an ``arch.json`` whose ``input_shape`` is not positive integers of a sane size, or whose layers would
+    need more memory than the machine has (an arch.json with 10^9 neurons), before anything is allocated."""
+    if not isinstance(spec, dict):
+        raise UserError(f"{where} is not a valid ArchSpec: it holds a {type(spec).__name__}, not a JSON object")
+    shape = spec.get("input_shape")
+    if shape is not None:
+        ok = isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+        if not ok:
+            raise UserError(f"{where}: input_shape must be a list of positive integers (e.g. [64] or [1, 28, 28]); "
+                            f"got {shape!r}")
+        n = 1
+        for d in shape:
+            n *= d
+        if n > MAX_INPUT_ELEMENTS:
+            raise UserError(f"{where}: input_shape {shape} means {n:,} inputs per sample (at most "
+                            f"{MAX_INPUT_ELEMENTS:,}); the file is damaged")
+    params = 0
+    for layer in spec.get("layers") or []:
+        if not isinstance(layer, dict):
+            continue
+        ints = {k: v for k, v in layer.items() if isinstance(v, int) and not isinstance(v, bool)}
+        k = layer.get("kernel_size", 1)
+        k = k * k if isinstance(k, int) else (k[0] * k[1] if isinstance(k, list) and len(k) == 2
+                                              and all(isinstance(x, int) for x in k) else 1)
+        if "in_features" in ints and "out_features" in ints:
+            params += ints["in_features"] * ints["out_features"]
+        elif "in_channels" in ints and "out_channels" in ints:
+            params += ints["in_channels"] * ints["out_channels"] * k
+        for key in ("num_features", "size", "n"):
+            params += max(0, ints.get(key, 0))
+    from .io import require_memory
+
+    require_memory(8 * params, f"the model of {where} ({params:,} weights)",
+                   "the file is damaged or the model is too large for this machine")
+
+
 def load_run(path: str | os.PathLike, map_location: str = "cpu"):
     """Load ``(model, spec, metrics)`` from a run directory. Never executes code from the files.
 
@@ -558,6 +599,7 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
                                 "`neurosynth train` or `neurosynth convert`")
             raise UserError(f"{path} is not a complete run directory: {name} is missing")
     spec = upgrade(read_json(path / "arch.json"))  # old module paths -> their new homes (neurosynth.arch/2)
+    _check_spec_sizes(spec, path / "arch.json")
     try:
         model = build(spec)
     except UserError:

@@ -64,7 +64,7 @@ def _run(args) -> int:
 
     from neurosynth.errors import UserError
     from neurosynth.hardware.nir import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir
-    from neurosynth.io import require_free_space, write_json
+    from neurosynth.io import require_free_space, require_memory, write_json
     from neurosynth.rundir import load_run, manifest, model_file_bytes, require_finite
 
     out = Path(args.out)
@@ -85,6 +85,11 @@ def _run(args) -> int:
     in_shape = [int(s) for s in graph.nodes["input"].input_type["input"]]
     verify: dict = {"samples": 0}
     if args.verify > 0:
+        n_in = 1
+        for d in in_shape:
+            n_in *= d
+        require_memory(4 * 4 * args.T * args.verify * n_in, f"verifying on {args.verify} inputs of {args.T} steps",
+                       "use a smaller --T or --verify")
         # verify in a temp file first: nothing is left at --out unless the check passes
         import tempfile
 

@@ -281,3 +281,41 @@ def test_shd_layout_files_are_validated_on_open(tmp_path, damage, message):
         f.create_dataset("labels", data=labels)
     with pytest.raises(CorruptFileError, match=message):
         load("shd", tmp_path, "train", cache=False)
+
+
+# ---------------------------------------------------------------- absurd sizes and unvalidated fields
+@pytest.mark.parametrize("argv, message", [
+    (["--T", "100000000"], "T=100000000"),
+    (["--hidden", "1000000000"], "64-1000000000-10"),
+])
+def test_absurd_train_sizes_are_refused_with_an_estimate_before_allocating(tmp_path, capsys, argv, message):
+    assert main(["train", *argv, "--epochs", "1", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    msg = _error(capsys)
+    assert message in msg and "of memory and this machine has" in msg
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"input_shape": [-5]}, "input_shape must be a list of positive integers"),
+    ({"input_shape": "abc"}, "input_shape must be a list of positive integers"),
+    ({"input_shape": [10**12]}, "inputs per sample"),
+    ({"layer0_out": 10**9}, "64,000,000,080 weights"),
+])
+def test_damaged_arch_json_sizes_are_refused(tmp_path, capsys, edit, message):
+    run = _run(tmp_path / "run")
+    spec = json.loads((run / "arch.json").read_text())
+    if "layer0_out" in edit:
+        spec["layers"][0]["out_features"] = edit["layer0_out"]
+    else:
+        spec.update(edit)
+    (run / "arch.json").write_text(json.dumps(spec))
+    for argv in ([*ENERGY, "--model", str(run)], ["export", "nir", "--model", str(run), "--out", str(tmp_path / "n.nir")]):
+        assert main(argv) == 2
+        assert message in _error(capsys)
+    assert not (tmp_path / "n.nir").exists() and not (run / "energy.json").exists()
+
+
+def test_huge_verification_steps_are_refused(tmp_path, capsys):
+    run = _run(tmp_path / "run")
+    assert main(["export", "nir", "--model", str(run), "--out", str(tmp_path / "n.nir"), "--T", "1000000000"]) == 2
+    assert "1000000000 steps needs about" in _error(capsys)
