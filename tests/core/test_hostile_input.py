@@ -319,3 +319,16 @@ def test_huge_verification_steps_are_refused(tmp_path, capsys):
     run = _run(tmp_path / "run")
     assert main(["export", "nir", "--model", str(run), "--out", str(tmp_path / "n.nir"), "--T", "1000000000"]) == 2
     assert "1000000000 steps needs about" in _error(capsys)
+
+
+@pytest.mark.parametrize("param, message", [
+    ("fgsm.eps=abc", "takes a number"),
+    ("fgsm.eps=nan", "takes a number"),
+    ("fgsm.eps=NaN", "finite number"),
+    ("pgd.steps=Infinity", "finite number"),
+])
+def test_robustness_param_values_are_checked(tmp_path, capsys, param, message):
+    run = _run(tmp_path / "run")
+    assert main(["robustness", "--model", str(run), "--attacks", "fgsm", "--param", param, "--no-progress"]) == 2
+    assert message in _error(capsys)
+    assert sorted(os.listdir(tmp_path)) == ["run"] and not (run / "robustness").exists()
