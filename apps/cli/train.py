@@ -56,8 +56,12 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from neurosynth.datasets import DATASETS, entries
     from neurosynth.errors import UserError
 
+    if args.dataset not in DATASETS:  # named first: no talk of an --arch that was never passed
+        raise UserError(f"--dataset {args.dataset!r} is not a registered dataset; `neurosynth train` takes "
+                        f"{', '.join(e.name for e in entries(is_image=True))} (`neurosynth data list` lists all)")
     arch = args.arch or ("csnn" if args.dataset != MLP_DATASET else "mlp")
     if arch == "csnn":
         if args.method != "surrogate" or args.loihi:

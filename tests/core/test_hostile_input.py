@@ -332,3 +332,38 @@ def test_robustness_param_values_are_checked(tmp_path, capsys, param, message):
     assert main(["robustness", "--model", str(run), "--attacks", "fgsm", "--param", param, "--no-progress"]) == 2
     assert message in _error(capsys)
     assert sorted(os.listdir(tmp_path)) == ["run"] and not (run / "robustness").exists()
+
+
+# ---------------------------------------------------------------- messages
+def test_train_unknown_dataset_names_the_dataset_not_an_arch(tmp_path, capsys):
+    assert main(["train", "--dataset", "foo", "--out", str(tmp_path / "r")]) == 2
+    msg = _error(capsys)
+    assert "--dataset 'foo' is not a registered dataset" in msg and "--arch" not in msg
+
+
+def test_ctrl_c_leaves_no_lock_file(tmp_path, run_dir, capsys, monkeypatch):
+    import neurosynth.hardware.energy as energy
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(energy, "count_ops_loader", interrupted)
+    for out in ([], ["--out", str(tmp_path / "e.json")]):
+        assert main([*ENERGY, "--model", str(run_dir), *out]) == 130
+        assert sorted(os.listdir(tmp_path)) == ["run"]
+        assert not [n for n in os.listdir(run_dir) if n.startswith(".")]
+
+
+@pytest.mark.slow
+def test_a_damaged_strategy_state_names_the_archive(tmp_path, capsys):
+    import sqlite3
+
+    search = ["search", "mse", "--population", "2", "--generations", "1", "--batch", "20", "--T", "2", "--seed", "3",
+              "--no-progress", "--out", str(tmp_path / "s")]
+    assert main(search) == 0
+    with sqlite3.connect(str(tmp_path / "s" / "archive.sqlite")) as db:
+        db.execute("UPDATE strategy_state SET state = '{\"garbage\": 1}'")
+    capsys.readouterr()
+    assert main([*search, "--generations", "2", "--resume"]) == 2
+    msg = _error(capsys)
+    assert "archive.sqlite (table strategy_state) is damaged" in msg and "generation 0" in msg
