@@ -90,6 +90,7 @@ def writable_target(path: str | os.PathLike, what: str | None = None) -> Path:
     from .errors import UserError
 
     path = Path(path)
+    check_name_length(path, TEMP_NAME_EXTRA, what)
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     label = f"{what} {path}" if what else str(path)
@@ -104,13 +105,27 @@ def writable_target(path: str | os.PathLike, what: str | None = None) -> Path:
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise UserError(f"{label} is not a regular file (a device, pipe or socket); neurosynth only writes regular "
                         "files: choose a file name")
-    name_max = 255
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        name_max = os.pathconf(path.parent if path.parent.exists() else "/", "PC_NAME_MAX")
-    if len(os.fsencode(path.name)) + TEMP_NAME_EXTRA > name_max:
-        raise UserError(f"{label}: the file name is {len(os.fsencode(path.name))} bytes long; this filesystem allows "
-                        f"{name_max - TEMP_NAME_EXTRA} for a file neurosynth writes: choose a shorter name")
+    check_name_length(path, TEMP_NAME_EXTRA, what)  # a symlink's target too
     return path
+
+
+def check_name_length(path: str | os.PathLike, extra: int, what: str | None = None) -> None:
+    """Refuse (UserError) a file name too long for the filesystem once ``extra`` bytes are added for the temp or
+    staging name beside it (``.NAME.partial``, ``.NAME.XXXXXXXX.tmp``): one error line, not an OSError."""
+    from .errors import UserError
+
+    path = Path(path)
+    name_max = 255
+    parent = path.parent
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        name_max = os.pathconf(parent, "PC_NAME_MAX")
+    n = len(os.fsencode(path.name))
+    if n + extra > name_max:
+        label = f"{what} {path.name[:40]}..." if what else f"{path.name[:40]}..."
+        raise UserError(f"{label}: the name is {n} bytes long; this filesystem allows {name_max - extra} for a name "
+                        "neurosynth writes (it adds a temp name beside it): choose a shorter name")
 
 
 def require_free_space(folder: str | os.PathLike, nbytes: int, what: str) -> None:

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_path, file_mode, read_json, stale_temp_files, writable_target, write_json
+from .io import (
+    atomic_path,
+    check_name_length,
+    file_mode,
+    read_json,
+    stale_temp_files,
+    writable_target,
+    write_json,
+)
 
 MARKER = "run.json"
 #: 2: ``arch.json`` is ``neurosynth.arch/2`` (names its hardware target); 1 (release 0.1.0) still loads:
@@ -317,6 +325,7 @@ class RunDir:
         ``replace=False``: an existing complete run of this kind is an error unless ``resume`` (searches).
         """
         out = Path(os.path.abspath(os.fspath(out)))
+        check_name_length(out, len(".partial.lock") + 1, "--out")  # .<name>.partial / .<name>.lock beside it
         if out.is_symlink():  # follow it: the run is written (and swapped) where the link points; the link stays
             out = Path(os.path.realpath(out))
         if not out.name:

@@ -367,3 +367,36 @@ def test_a_damaged_strategy_state_names_the_archive(tmp_path, capsys):
     assert main([*search, "--generations", "2", "--resume"]) == 2
     msg = _error(capsys)
     assert "archive.sqlite (table strategy_state) is damaged" in msg and "generation 0" in msg
+
+
+@pytest.mark.parametrize("n", [250, 300])
+def test_a_long_out_name_is_one_error_line(tmp_path, capsys, n):
+    assert main(["train", "--epochs", "1", "--hidden", "4", "--T", "2", "--no-progress",
+                 "--out", str(tmp_path / ("a" * n))]) == 2
+    assert "choose a shorter name" in _error(capsys)
+    assert os.listdir(tmp_path) == []
+
+
+def test_energy_holds_the_runs_lock_for_the_whole_command(tmp_path, run_dir, capsys, monkeypatch):
+    """A `train` committing into RUN_DIR while energy counts would get the old model's figures written into the
+    new run: energy holds the writer lock from loading the model to writing its result."""
+    import neurosynth.hardware.energy as energy
+    from neurosynth.rundir import locked
+
+    real = energy.count_ops_loader
+    seen = {}
+
+    def count_and_try_to_write(*a, **k):
+        try:  # another writer (what RunDir.create takes) is refused while energy counts
+            with RunDir.create(run_dir, kind="train"):
+                pass
+        except UserError as e:
+            seen["error"] = str(e)
+        return real(*a, **k)
+
+    monkeypatch.setattr(energy, "count_ops_loader", count_and_try_to_write)
+    assert main([*ENERGY, "--model", str(run_dir)]) == 0
+    assert "is being written by another neurosynth process" in seen["error"]
+    with locked(run_dir):  # and energy refuses to start while a writer holds the run
+        assert main([*ENERGY, "--model", str(run_dir), "--out", str(tmp_path / "e2.json")]) == 2
+    assert "being written by another neurosynth process" in _error(capsys)
