@@ -342,40 +342,52 @@ def generate(root, opts: SpokenDigitsOptions | None = None, *, progress: bool = 
     never leaves a half-written dataset and never loses the previous one. A dataset generated with other
     options is replaced only with ``force`` (``neurosynth data generate ... --force``); ``implicit`` (a reader
     that found no usable dataset) never replaces an existing one: it says what is wrong and how to rebuild."""
+    opts = opts or SpokenDigitsOptions()
+    d = folder(root)
+    made = [a for a in [d.parent, *d.parent.parents] if not a.exists()]  # removed again if nothing is generated
+    try:
+        with _lock(d.parent / f".{d.name}.lock"):
+            return _generate(root, d, opts, progress=progress, force=force, implicit=implicit)
+    except BaseException:
+        for a in made:
+            with contextlib.suppress(OSError):
+                a.rmdir()
+        raise
+
+
+def _generate(root, d: Path, opts: SpokenDigitsOptions, *, progress: bool, force: bool, implicit: bool) -> dict:
+    """:func:`generate` under the lock."""
     from neurosynth.errors import UserError
     from neurosynth.rundir import swap_in
 
-    opts = opts or SpokenDigitsOptions()
-    d = folder(root)
-    with _lock(d.parent / f".{d.name}.lock"):
-        ok, reason = check(root, opts)
-        if ok and not force:
-            return _read_manifest(root)
-        exists = d.is_dir() and any(p.name != ".lock" for p in d.iterdir())
-        rebuild = (f"neurosynth data generate spoken_digits --data-root {root} --seed {opts.seed} --voices "
-                   f"{opts.voices or 0} --per-voice {opts.per_voice} --noise {opts.noise} --channels {opts.channels} "
-                   "--force")
-        if exists and implicit:
-            raise DatasetNotFoundError(f"{d} holds a spoken_digits dataset that cannot be used: {reason}. neurosynth "
-                                       f"does not rebuild a dataset on its own; rebuild it with: {rebuild} (or choose "
-                                       "another --data-root)")
-        man = _read_manifest(root)
-        if exists and not force and man is not None and man.get("options") != opts.to_dict():
-            raise UserError(f"{d} holds spoken_digits generated with other options ({man.get('options')}); pass "
-                            "--force to replace it, or choose another --data-root")
-        require_espeak()
-        if exists:
-            import sys
+    ok, reason = check(root, opts)
+    if ok and not force:
+        return _read_manifest(root)
+    exists = d.is_dir() and any(p.name != ".lock" for p in d.iterdir())
+    rebuild = (f"neurosynth data generate spoken_digits --data-root {root} --seed {opts.seed} --voices "
+               f"{opts.voices or 0} --per-voice {opts.per_voice} --noise {opts.noise} --channels {opts.channels} "
+               "--force")
+    if exists and implicit:
+        raise DatasetNotFoundError(f"{d} holds a spoken_digits dataset that cannot be used: {reason}. neurosynth "
+                                   f"does not rebuild a dataset on its own; rebuild it with: {rebuild} (or choose "
+                                   "another --data-root)")
+    man = _read_manifest(root)
+    if exists and not force and man is not None and man.get("options") != opts.to_dict():
+        raise UserError(f"{d} holds spoken_digits generated with other options ({man.get('options')}); pass "
+                        "--force to replace it, or choose another --data-root")
+    require_espeak()
+    if exists:
+        import sys
 
-            print(f"spoken_digits: rebuilding {d} ({reason})", file=sys.stderr)
-        partial = d.parent / f".{d.name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)  # a killed earlier generation (we hold the lock)
-        try:
-            man = _build(partial, opts, progress)
-            swap_in(partial, d)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-        return man
+        print(f"spoken_digits: rebuilding {d} ({reason})", file=sys.stderr)
+    partial = d.parent / f".{d.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # a killed earlier generation (we hold the lock)
+    try:
+        man = _build(partial, opts, progress)
+        swap_in(partial, d)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return man
 
 
 def _build(d: Path, opts: SpokenDigitsOptions, progress: bool) -> dict:

@@ -45,6 +45,7 @@ def disk_full_error(e: BaseException) -> UserError | None:
     "PytorchStreamWriter failed writing file" or an h5py write error: the one ``UserError`` to print for it, or
     None when ``e`` is something else. The writers are atomic, so the previous files are intact."""
     import errno
+    import re
 
     seen: set[int] = set()
     chain = []
@@ -55,7 +56,8 @@ def disk_full_error(e: BaseException) -> UserError | None:
     for err in chain:
         text = str(err).lower()
         full = (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or \
-            any(k in text for k in _DISK_FULL) or ("pytorchstreamwriter" in text and "writ" in text)
+            any(k in text for k in _DISK_FULL) or ("pytorchstreamwriter" in text and "writ" in text) or \
+            (isinstance(err, OSError) and re.search(r"\d+ requested and \d+ written", text) is not None)  # numpy
         if full:
             where = f" while writing {err.filename}" if isinstance(err, OSError) and err.filename else ""
             return UserError(f"the disk is full{where} (no space left on device); free some space and run the command "

@@ -400,3 +400,52 @@ def test_energy_holds_the_runs_lock_for_the_whole_command(tmp_path, run_dir, cap
     with locked(run_dir):  # and energy refuses to start while a writer holds the run
         assert main([*ENERGY, "--model", str(run_dir), "--out", str(tmp_path / "e2.json")]) == 2
     assert "being written by another neurosynth process" in _error(capsys)
+
+
+# ---------------------------------------------------------------- a real full disk (a 64 KiB tmpfs; needs root)
+@pytest.fixture
+def full_disk(tmp_path):
+    import subprocess
+
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        with open(mnt / "fill", "wb") as f:  # leave a few KiB: enough to start, not to finish
+            f.write(b"\0" * (56 * 1024))
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_error_line_for_every_writer(tmp_path, full_disk):
+    """In subprocesses: h5py used to crash the interpreter (SIGSEGV) when the disk filled while it wrote."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from scipy.io import wavfile
+
+    run = _run(tmp_path / "run")
+    wav = tmp_path / "a.wav"
+    wavfile.write(wav, 16000, (np.sin(np.arange(16000) * 0.2) * 2e4).astype(np.int16))
+    np.save(tmp_path / "frames.npy", (np.random.default_rng(0).random((40, 64, 64)) * 255).astype(np.uint8))
+    cases = [
+        ["train", "--epochs", "1", "--hidden", "64", "--T", "2", "--no-progress", "--out", str(full_disk / "r")],
+        ["energy", "--model", str(run), "--samples", "2", "--no-progress", "--out", str(full_disk / "e.json")],
+        ["export", "nir", "--model", str(run), "--out", str(full_disk / "n.nir")],
+        ["data", "encode-audio", str(wav), str(wav), str(wav), "--out", str(full_disk / "a.h5"), "--no-progress"],
+        ["data", "simulate-events", str(tmp_path / "frames.npy"), "--fps", "100", "--out", str(full_disk / "ev.npy")],
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for argv in cases:
+        p = subprocess.run([sys.executable, "-m", "neurosynth", *argv], capture_output=True, text=True, env=env,
+                           timeout=600)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and lines and lines[-1].startswith("error: "), (argv, p.returncode, p.stderr[-2000:])
+        assert "full" in lines[-1] or "No space" in lines[-1], (argv, lines[-1])
+        assert "Traceback" not in p.stderr, argv
+        assert sorted(os.listdir(full_disk)) == ["fill"], (argv, os.listdir(full_disk))
