@@ -437,6 +437,9 @@ def test_a_full_disk_is_one_error_line_for_every_writer(tmp_path, full_disk):
         ["train", "--epochs", "1", "--hidden", "64", "--T", "2", "--no-progress", "--out", str(full_disk / "r")],
         ["energy", "--model", str(run), "--samples", "2", "--no-progress", "--out", str(full_disk / "e.json")],
         ["export", "nir", "--model", str(run), "--out", str(full_disk / "n.nir")],
+        ["export", "loihi", "--model", str(run), "--out", str(full_disk / "n.h5")],
+        ["search", "mse", "--population", "2", "--generations", "1", "--batch", "20", "--T", "2", "--no-progress",
+         "--out", str(full_disk / "s")],
         ["data", "encode-audio", str(wav), str(wav), str(wav), "--out", str(full_disk / "a.h5"), "--no-progress"],
         ["data", "simulate-events", str(tmp_path / "frames.npy"), "--fps", "100", "--out", str(full_disk / "ev.npy")],
     ]
