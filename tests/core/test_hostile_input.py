@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from neurosynth.apps.cli import main
 from neurosynth.arch import build, mlp_spec
@@ -452,3 +454,65 @@ def test_a_full_disk_is_one_error_line_for_every_writer(tmp_path, full_disk):
         assert "full" in lines[-1] or "No space" in lines[-1], (argv, lines[-1])
         assert "Traceback" not in p.stderr, argv
         assert sorted(os.listdir(full_disk)) == ["fill"], (argv, os.listdir(full_disk))
+
+
+# ---------------------------------------------------------------- fuzz: what --out may be
+OUT_KINDS = ["new", "existing", "directory", "link-to-file", "link-to-dir", "link-to-device", "dangling-link",
+             "long", "newline", "run-file", "in-missing-folder"]
+
+
+def _make_out(base: Path, kind: str) -> Path:
+    base.mkdir(parents=True, exist_ok=True)
+    p = base / "out.png"
+    if kind == "existing":
+        p.write_bytes(b"keep")
+    elif kind == "directory":
+        p.mkdir()
+    elif kind == "link-to-file":
+        (base / "target.png").write_bytes(b"keep")
+        p.symlink_to("target.png")
+    elif kind == "link-to-dir":
+        (base / "d").mkdir()
+        p.symlink_to("d")
+    elif kind == "link-to-device":
+        p.symlink_to("/dev/null")
+    elif kind == "dangling-link":
+        p.symlink_to("nowhere/x.png")
+    elif kind == "long":
+        p = base / ("n" * 260 + ".png")
+    elif kind == "newline":
+        p = base / "a\nb.png"
+    elif kind == "run-file":
+        p = _run(base / "run") / "arch.json"
+    elif kind == "in-missing-folder":
+        p = base / "x" / "y" / "out.png"
+    return p
+
+
+def _files(base: Path) -> dict:
+    return {str(q.relative_to(base)): (q.read_bytes() if q.is_file() and not q.is_symlink() else os.readlink(q)
+                                       if q.is_symlink() else None) for q in sorted(base.rglob("*"))}
+
+
+@settings(max_examples=22, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(kind=st.sampled_from(OUT_KINDS), force=st.booleans())
+def test_fuzz_single_file_out(tmp_path_factory, kind, force):
+    base = tmp_path_factory.mktemp("fuzz")
+    out = _make_out(base, kind)
+    before = _files(base)
+    rc = main(["data", "plot", "digits", "--out", str(out), *(["--force"] if force else [])])
+    assert rc in (0, 2)
+    after = _files(base)
+    assert not [k for k in after if ".lock" in k or ".tmp" in k or ".partial" in k]  # nothing half-written
+    if rc == 2:
+        assert after == before  # a refusal changes nothing
+    else:
+        written = Path(os.path.realpath(out))
+        assert written.is_file() and written.read_bytes()[:4] == b"\x89PNG"
+        assert kind in ("new", "newline", "in-missing-folder", "dangling-link") or force
+        if kind.startswith("link"):
+            assert out.is_symlink()  # followed, not replaced
+    if kind in ("directory", "link-to-dir", "link-to-device", "long", "run-file"):
+        assert rc == 2
+    assert os.stat("/dev/null").st_rdev != 0 and not Path("/dev/null").is_file()
