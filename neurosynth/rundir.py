@@ -234,6 +234,8 @@ def locked(path: str | os.PathLike) -> Iterator[Path]:
     lock ``RunDir.create`` and ``output_file`` take, so a command that adds a result to an existing run (e.g.
     ``neurosynth energy``) cannot interleave with a command rewriting that run."""
     path = Path(os.path.abspath(os.fspath(path)))
+    if path.is_symlink():  # the lock of what the link points to, as RunDir.create takes it
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = _Lock(path.parent / f".{path.name}.lock", path)
