@@ -150,7 +150,7 @@ def run(args) -> int:
 
     from neurosynth.errors import UserError
     from neurosynth.hardware.energy import COST_MODELS, compare, count_ops_loader
-    from neurosynth.io import read_json, write_json
+    from neurosynth.io import read_json, stale_temp_files, write_json
     from neurosynth.rundir import check_output, check_run, load_run, locked, manifest, output_file
 
     if args.samples < 1:
@@ -183,6 +183,8 @@ def run(args) -> int:
                "manifest": manifest(None, config, args.seed, {"ann_over_snn": report["ann_over_snn"]})}
         if not args.out:  # the run's own result: replaced on each run (both files atomically, the JSON last)
             out, plot = run_path / "energy.json", run_path / "plots" / "energy.png"
+            for stale in [*stale_temp_files(out), *stale_temp_files(plot)]:  # of a killed run (we hold the lock)
+                stale.unlink(missing_ok=True)
             plot.parent.mkdir(parents=True, exist_ok=True)
             plot_energy(report, counts, plot)
             write_json(out, doc)

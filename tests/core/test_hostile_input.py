@@ -64,8 +64,11 @@ def test_energy_out_never_overwrites_a_run_file_or_an_existing_file(tmp_path, ru
     assert other.read_text() == "keep"
     assert main([*ENERGY, "--model", str(run_dir), "--out", str(other), "--force"]) == 0
     assert "counts" in json.loads(other.read_text())
-    # the default RUN_DIR/energy.json is the run's own result: replaced on each run
+    # the default RUN_DIR/energy.json is the run's own result: replaced on each run (and the temp files a killed
+    # earlier run left are removed)
+    (run_dir / ".energy.json.k1ll3d9x.tmp").write_text("{")
     assert main([*ENERGY, "--model", str(run_dir)]) == 0
+    assert not (run_dir / ".energy.json.k1ll3d9x.tmp").exists()
     assert main([*ENERGY, "--model", str(run_dir)]) == 0
     assert not [n for n in os.listdir(run_dir.parent) if n.endswith(".lock")]
 
