@@ -565,7 +565,8 @@ def _check_spec_sizes(spec: Any, where: Path) -> None:
             raise UserError(f"{where}: input_shape {shape} means {n:,} inputs per sample (at most "
                             f"{MAX_INPUT_ELEMENTS:,}); the file is damaged")
     params = 0
-    for layer in spec.get("layers") or []:
+    layers = spec.get("layers")
+    for layer in layers if isinstance(layers, list) else []:  # other kinds (bionas: "layers" is a depth)
         if not isinstance(layer, dict):
             continue
         ints = {k: v for k, v in layer.items() if isinstance(v, int) and not isinstance(v, bool)}
