@@ -64,14 +64,17 @@ def _run(args) -> int:
 
     from neurosynth.errors import UserError
     from neurosynth.hardware.nir import DEFAULT_DT, from_nir, read_nir, to_nir, write_nir
-    from neurosynth.io import require_free_space, require_memory, write_json
-    from neurosynth.rundir import load_run, manifest, model_file_bytes, require_finite
+    from neurosynth.io import write_json
+    from neurosynth.rundir import load_run, manifest
 
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name such as {out / 'net.nir'}")
     dt = DEFAULT_DT if args.dt is None else float(args.dt)
     model, spec, _ = load_run(args.model)
+    from neurosynth.io import require_free_space, require_memory
+    from neurosynth.rundir import model_file_bytes, require_finite
+
     require_finite(model, args.model, "a NIR export")
     require_free_space(out.parent, 2 * model_file_bytes(model), f"writing {out}")  # h5py crashes on a full disk
     shape = _shape(args.input_shape) or (tuple(spec["input_shape"]) if spec.get("input_shape") else None)
