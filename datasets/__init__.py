@@ -199,7 +199,7 @@ register_dataset(DatasetEntry(
     (2, 34, 34), 10, "events", needs_root=False, default_root=_user_data_dir, default_T=10,
     root_help="the folder holding NFashionMNIST/ (default $NEUROSYNTH_DATA, ~/.cache/neurosynth)",
     generated="on first load: Fashion-MNIST through the simulated event camera (neurosynth.datasets.nfashion)",
-    existing=_nfashion_existing, info=_nfashion_info,
+    existing=_nfashion_existing, info=_nfashion_info, offline={"generate_missing": False},
 ))
 for _name, _n, _folder in (("cifar10", 10, "cifar-10-batches-py"), ("cifar100", 100, "cifar-100-python")):
     register_dataset(DatasetEntry(_name, "static", _cifar_loader(_name), f"CIFAR-{_n} (torchvision)", (3, 32, 32),

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -592,7 +593,7 @@ def write_shd_h5(path, samples, labels, keys, speakers=None, *, meta: dict | Non
     """
     import h5py
 
-    from neurosynth.io import atomic_path
+    from neurosynth.io import atomic_write
 
     n = len(samples)
     labels = np.asarray(labels, dtype=np.uint16)
@@ -604,8 +605,11 @@ def write_shd_h5(path, samples, labels, keys, speakers=None, *, meta: dict | Non
     for i, (t, u) in enumerate(samples):
         times[i] = np.asarray(t, dtype=np.float16)
         units[i] = np.asarray(u, dtype=np.uint16)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=False, libver="earliest") as f:
+    # built in memory, then written with plain file writes: a full disk is an OSError (ENOSPC) there, where
+    # h5py writing to disk crashes the interpreter on close
+    buf = io.BytesIO()
+    with atomic_write(path, "wb") as out:
+        with h5py.File(buf, "w", track_order=False, libver="earliest") as f:
             sp = f.create_group("spikes", track_order=False)
             sp.create_dataset("times", data=times, dtype=h5py.vlen_dtype(np.float16), track_times=False)
             sp.create_dataset("units", data=units, dtype=h5py.vlen_dtype(np.uint16), track_times=False)
@@ -616,8 +620,9 @@ def write_shd_h5(path, samples, labels, keys, speakers=None, *, meta: dict | Non
             mi = extra.create_group("meta_info")
             for k, v in sorted((meta or {}).items()):
                 mi.create_dataset(k, data=np.array([str(x).encode() for x in v]), track_times=False)
-        digest = sha256_file(tmp)
-    return digest
+        data = buf.getvalue()
+        out.write(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path) -> str:

@@ -117,7 +117,24 @@ def _validate_hsd(loc: Location) -> int:
         if len(f["extra/speaker"]) != n:
             raise CorruptFileError(f"{path}: {len(f['extra/speaker'])} speaker ids for {n} samples; the file is "
                                    "truncated or corrupt")
-        top = max((int(u.max()) for u in units[()] if len(u)), default=-1)
+        all_units = units[()]
+        low = min((int(u.min()) for u in all_units if len(u)), default=0)
+        if low < 0:
+            raise CorruptFileError(f"{path}: 'spikes/units' holds the negative channel id {low}; the file is corrupt "
+                                   f"or not an SHD/SSC file ({loc.url})")
+        for i, t in enumerate(times[()]):
+            t = np.asarray(t, np.float64)
+            if t.size and not (np.isfinite(t).all() and t.min() >= 0):
+                bad = t[~np.isfinite(t)][:1].tolist() or [float(t.min())]
+                raise CorruptFileError(f"{path}: sample {i} has the spike time {bad[0]} s (spike times are finite "
+                                       f"seconds >= 0); the file is corrupt ({loc.url})")
+        n_classes = len(f["extra/keys"])
+        lab = np.asarray(labels[()]).astype(np.int64)
+        if n and n_classes and (lab.min() < 0 or lab.max() >= n_classes):
+            bad = int(lab.min()) if lab.min() < 0 else int(lab.max())
+            raise CorruptFileError(f"{path}: label {bad} is outside 0..{n_classes - 1} ('extra/keys' names "
+                                   f"{n_classes} classes); the file is corrupt ({loc.url})")
+        top = max((int(u.max()) for u in all_units if len(u)), default=-1)
         if top >= HSD_CHANNELS:
             raise CorruptFileError(f"{path}: 'spikes/units' holds channel id {top}, but SHD/SSC have "
                                    f"{HSD_CHANNELS} channels (ids 0..{HSD_CHANNELS - 1}); the file is corrupt or "
@@ -243,7 +260,8 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Ankle boot")
 _add(EventSpec(
     "nfashion_mnist", "NFashionMNIST", ("train", "test"), (34, 34, 2), FASHION_CLASSES, Binning(T=10),
-    _no_locate, lambda split: {}, options={"n_samples": None, "seed": 0, "camera": None, "fashion_root": None},
+    _no_locate, lambda split: {}, options={"n_samples": None, "seed": 0, "camera": None, "fashion_root": None,
+                                    "generate_missing": True},
     opener=_open_nfashion,
 ))
 
@@ -460,5 +478,6 @@ def load_events(name: str, root, split: str = "train", *, binning: Binning | Non
         cache_root = Path(root) / ".neurosynth_cache" if cache is True else Path(cache)
         options = {k: okw.get(k, v) for k, v in spec.options.items()}
         options["n_samples"] = len(source)
+        options.pop("generate_missing", None)  # whether it may generate is not part of what the frames are
         fc = FrameCache(cache_root, cache_key(name, split, options, base.key()))
     return EventFrames(spec, source, loc, split, base, fc)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CorruptFileError
+from .errors import CorruptFileError, DatasetNotFoundError
 from .event_camera import EVENT_DTYPE, EventCameraConfig, Sensor, saccade_events
 from .location import Location
 
@@ -200,8 +200,9 @@ class NFashionSource:
         return self.ef.events(index), self.targets[index]
 
 
-def generated_files(root, split: str) -> list[tuple[Path, dict]]:
-    """The generated files of ``split`` under ``root`` (newest first) with their headers; unreadable ones skipped."""
+def generated_files(root, split: str, corrupt: list | None = None) -> list[tuple[Path, dict]]:
+    """The generated files of ``split`` under ``root`` (newest first) with their headers; unreadable ones are
+    skipped (and appended to ``corrupt`` as ``CorruptFileError``s when a list is given)."""
     root = Path(os.path.expanduser(str(root))) if root is not None else user_root()
     out = []
     folder = root / "NFashionMNIST"
@@ -210,15 +211,17 @@ def generated_files(root, split: str) -> list[tuple[Path, dict]]:
     for p in sorted(folder.glob(f"nfashion_mnist-{split}-*.nsev"), key=lambda q: q.stat().st_mtime, reverse=True):
         try:
             out.append((p, EventFile(p, verify=False).header))
-        except CorruptFileError:
-            continue
+        except CorruptFileError as e:
+            if corrupt is not None:
+                corrupt.append(e)
     return out
 
 
 def generate(root, split: str = "train", n_samples: int | None = None, seed: int = 0, camera: dict | None = None,
              frame_us: float = 2000.0, black_level: float = 0.1, fashion_root=None, progress: bool = True,
-             rebuild: bool = False) -> Path:
-    """Generate (if not already there and valid) the event file for ``split``; returns its path."""
+             rebuild: bool = False, generate_missing: bool = True) -> Path:
+    """Generate (if not already there and valid) the event file for ``split``; returns its path.
+    ``generate_missing=False`` (inspecting: ``data info/plot``): a missing or corrupt file is an error instead."""
     if split not in DEFAULT_SAMPLES:
         raise ValueError(f"dataset 'nfashion_mnist' has splits {list(DEFAULT_SAMPLES)}, not '{split}'")
     if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1):
@@ -231,8 +234,15 @@ def generate(root, split: str = "train", n_samples: int | None = None, seed: int
             EventFile(path)
             return path
         except CorruptFileError as e:
+            if not generate_missing:
+                raise CorruptFileError(f"{e}; delete it, and neurosynth.datasets.load('nfashion_mnist', ...) "
+                                       "generates it again") from e
             warnings.warn(f"{e}; deleting it and generating the events again", stacklevel=2)
             path.unlink(missing_ok=True)
+    if not generate_missing:
+        raise DatasetNotFoundError(f"nfashion_mnist {split} ({s['n_samples']} samples, seed {seed}) is not generated "
+                                   f"yet under {root / 'NFashionMNIST'}; neurosynth.datasets.load('nfashion_mnist', "
+                                   f"'{root}', '{split}') generates it")
     from tqdm.auto import tqdm
 
     from .fashion import load_fashion_mnist
@@ -258,11 +268,13 @@ def generate(root, split: str = "train", n_samples: int | None = None, seed: int
 
 
 def open_nfashion(spec, root, split: str, *, download: bool = False, n_samples: int | None = None, seed: int = 0,
-                  camera: dict | None = None, fashion_root=None, progress: bool = True, **_):
-    """The :class:`EventFrames` source for ``split`` (generating the events first if needed)."""
+                  camera: dict | None = None, fashion_root=None, progress: bool = True, generate_missing: bool = True,
+                  **_):
+    """The :class:`EventFrames` source for ``split`` (generating the events first if needed and allowed)."""
     if split not in spec.splits:
         raise ValueError(f"dataset '{spec.name}' has splits {list(spec.splits)}, not '{split}'")
-    path = generate(root, split, n_samples, seed, camera, fashion_root=fashion_root, progress=progress)
+    path = generate(root, split, n_samples, seed, camera, fashion_root=fashion_root, progress=progress,
+                    generate_missing=generate_missing)
     loc = Location(path, (path.name,), "generated from Fashion-MNIST by neurosynth.datasets.nfashion", True)
     return NFashionSource(EventFile(path)), loc
 
@@ -270,7 +282,11 @@ def open_nfashion(spec, root, split: str, *, download: bool = False, n_samples: 
 def existing_settings(root, split: str) -> dict:
     """``load()`` options matching the newest generated file of ``split`` under ``root`` (so inspecting or plotting
     never starts a generation of the default size when a smaller one exists); ``{}`` when none exists."""
-    files = generated_files(root, split)
+    corrupt: list = []
+    files = generated_files(root, split, corrupt)
+    if not files and corrupt:  # never "not generated yet" (and never a silent generation) for a damaged file
+        raise CorruptFileError(f"{corrupt[0]}; delete it, and neurosynth.datasets.load('nfashion_mnist', ...) "
+                               "generates it again")
     if not files:
         return {}
     h = files[0][1]
@@ -283,8 +299,11 @@ def info_lines(root) -> list[str]:
     root = Path(os.path.expanduser(str(root))) if root is not None else user_root()
     lines = []
     for split in ("train", "test"):
-        files = generated_files(root, split)
-        if not files:
+        corrupt: list = []
+        files = generated_files(root, split, corrupt)
+        for e in corrupt:
+            lines.append(f"  {split}: CORRUPT - {e}; delete it to generate it again")
+        if not files and not corrupt:
             lines.append(f"  {split}: not generated yet under {root}/NFashionMNIST; neurosynth.datasets.load("
                          f"'nfashion_mnist', '{root}', '{split}') converts the first {DEFAULT_SAMPLES[split]} "
                          f"Fashion-MNIST {split} images (n_samples=... to change; needs Fashion-MNIST: apt-get "

@@ -385,7 +385,10 @@ def check(root, opts: SpokenDigitsOptions | None = None) -> tuple[bool, str]:
         p = file_path(root, split)
         if not p.is_file():
             return False, f"{p} is missing"
-        if p.stat().st_size != info.get("bytes") or sha256_file(p) != info.get("sha256"):
+        if p.stat().st_size != info.get("bytes"):
+            return False, (f"{p} is {p.stat().st_size} bytes but the manifest says {info.get('bytes')}: truncated or "
+                           "changed")
+        if sha256_file(p) != info.get("sha256"):
             return False, f"{p} does not match its SHA-256 in the manifest (partial or corrupt)"
     if set(man.get("files", {})) != set(SPLITS):
         return False, f"the manifest does not list the splits {list(SPLITS)}"
@@ -394,59 +397,113 @@ def check(root, opts: SpokenDigitsOptions | None = None) -> tuple[bool, str]:
 
 @contextlib.contextmanager
 def _lock(path: Path):
+    """An exclusive (waiting) ``flock`` on ``path``, removed when released: concurrent generators take turns."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            import fcntl
-
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - Windows: no lock
-            pass
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
         yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # the previous holder may have removed the file between our open and flock: take the new one
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
 
 
-def generate(root, opts: SpokenDigitsOptions | None = None, *, progress: bool = True, force: bool = False) -> dict:
-    """Make sure ``root/SpokenDigits`` holds spoken_digits for ``opts``; (re)generate it if not. Returns the
-    manifest. A partial, corrupt or differently-generated cache is deleted and rebuilt."""
+def generate(root, opts: SpokenDigitsOptions | None = None, *, progress: bool = True, force: bool = False,
+             implicit: bool = False) -> dict:
+    """Make sure ``root/SpokenDigits`` holds spoken_digits for ``opts``; generate it if not. Returns the manifest.
+
+    The new dataset is built in ``root/.SpokenDigits.partial`` and swapped in whole when complete, so a kill
+    never leaves a half-written dataset and never loses the previous one. A dataset generated with other
+    options is replaced only with ``force`` (``neurosynth data generate ... --force``); ``implicit`` (a reader
+    that found no usable dataset) never replaces an existing one: it says what is wrong and how to rebuild."""
     opts = opts or SpokenDigitsOptions()
     d = folder(root)
-    with _lock(d / ".lock"):
-        ok, reason = check(root, opts)
-        if ok and not force:
-            return _read_manifest(root)
-        require_espeak()
-        if (d / MANIFEST).exists() or (d / "SHD").exists():
-            import sys
+    made = [a for a in [d.parent, *d.parent.parents] if not a.exists()]  # removed again if nothing is generated
+    try:
+        with _lock(d.parent / f".{d.name}.lock"):
+            return _generate(root, d, opts, progress=progress, force=force, implicit=implicit)
+    except BaseException:
+        for a in made:
+            with contextlib.suppress(OSError):
+                a.rmdir()
+        raise
 
-            print(f"spoken_digits: rebuilding {d} ({reason})", file=sys.stderr)
-        # the manifest goes first (it vouches for the files), then stale files and binned caches
-        with contextlib.suppress(FileNotFoundError):
-            (d / MANIFEST).unlink()
-        shutil.rmtree(d / ".neurosynth_cache", ignore_errors=True)
-        variants = espeak_variants()
-        if len(variants) < 2:
-            raise DatasetNotFoundError(f"espeak-ng lists {len(variants)} voice variants; need at least 2")
-        families = variant_families(variants)
-        voices = split_voices(variants, opts, families)
-        config = opts.cochlea_config()
-        files = {}
-        for split in SPLITS:
-            utts = plan(split, voices[split], variants, opts)
-            spikes = encode_utterances(utts, config, progress=progress, desc=f"spoken_digits {split}",
-                                       audio_rate=opts.audio_rate)
-            meta = {"voice": variants, "language": [u.voice.split("+")[0] for u in utts]}
-            path = file_path(root, split)
-            digest = write_shd_h5(path, spikes, [u.label for u in utts], KEYS, [u.speaker for u in utts], meta=meta)
-            files[split] = {"path": str(path.relative_to(d)), "sha256": digest, "bytes": path.stat().st_size,
-                            "samples": len(utts), "spikes_total": int(sum(len(t) for t, _ in spikes))}
-        man = {"format": FORMAT, "dataset": "spoken_digits", "options": opts.to_dict(),
-               "espeak_ng": espeak_version(), "cochlea": config.to_dict(), "voices": voices,
-               "families": {split: {v: families[v] for v in vs} for split, vs in voices.items()}, "files": files,
-               "note": "synthetic speech (espeak-ng), not the SHD recordings"}
-        from neurosynth.io import write_json
 
-        write_json(d / MANIFEST, man)
-        return man
+def _generate(root, d: Path, opts: SpokenDigitsOptions, *, progress: bool, force: bool, implicit: bool) -> dict:
+    """:func:`generate` under the lock."""
+    from neurosynth.errors import UserError
+    from neurosynth.rundir import swap_in
+
+    ok, reason = check(root, opts)
+    if ok and not force:
+        return _read_manifest(root)
+    exists = d.is_dir() and any(p.name != ".lock" for p in d.iterdir())
+    rebuild = (f"neurosynth data generate spoken_digits --data-root {root} --seed {opts.seed} --voices "
+               f"{opts.voices or 0} --per-voice {opts.per_voice} --test-fraction {opts.test_fraction} "
+               f"--valid-fraction {opts.valid_fraction} --noise {opts.noise} --channels {opts.channels} "
+               f"--cochlea {opts.cochlea} --force")
+    if exists and implicit:
+        raise DatasetNotFoundError(f"{d} holds a spoken_digits dataset that cannot be used: {reason}. neurosynth "
+                                   f"does not rebuild a dataset on its own; rebuild it with: {rebuild} (or choose "
+                                   "another --data-root)")
+    man = _read_manifest(root)
+    if exists and not force and man is not None and man.get("options") != opts.to_dict():
+        raise UserError(f"{d} holds spoken_digits generated with other options ({man.get('options')}); pass "
+                        "--force to replace it, or choose another --data-root")
+    require_espeak()
+    if exists:
+        import sys
+
+        print(f"spoken_digits: rebuilding {d} ({reason})", file=sys.stderr)
+    partial = d.parent / f".{d.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # a killed earlier generation (we hold the lock)
+    try:
+        man = _build(partial, opts, progress)
+        swap_in(partial, d)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return man
+
+
+def _build(d: Path, opts: SpokenDigitsOptions, progress: bool) -> dict:
+    """Synthesise, encode and write the whole dataset (every split and the manifest) into ``d``."""
+    variants = espeak_variants()
+    if len(variants) < 2:
+        raise DatasetNotFoundError(f"espeak-ng lists {len(variants)} voice variants; need at least 2")
+    families = variant_families(variants)
+    voices = split_voices(variants, opts, families)
+    config = opts.cochlea_config()
+    files = {}
+    for split in SPLITS:
+        utts = plan(split, voices[split], variants, opts)
+        spikes = encode_utterances(utts, config, progress=progress, desc=f"spoken_digits {split}",
+                                   audio_rate=opts.audio_rate)
+        meta = {"voice": variants, "language": [u.voice.split("+")[0] for u in utts]}
+        path = d / "SHD" / f"shd_{split}.h5"
+        digest = write_shd_h5(path, spikes, [u.label for u in utts], KEYS, [u.speaker for u in utts], meta=meta)
+        files[split] = {"path": str(path.relative_to(d)), "sha256": digest, "bytes": path.stat().st_size,
+                        "samples": len(utts), "spikes_total": int(sum(len(t) for t, _ in spikes))}
+    man = {"format": FORMAT, "dataset": "spoken_digits", "options": opts.to_dict(),
+           "espeak_ng": espeak_version(), "cochlea": config.to_dict(), "voices": voices,
+           "families": {split: {v: families[v] for v in vs} for split, vs in voices.items()}, "files": files,
+           "note": "synthetic speech (espeak-ng), not the SHD recordings"}
+    from neurosynth.io import write_json
+
+    write_json(d / MANIFEST, man)
+    return man
 
 
 def load_spoken_digits(root, split: str = "train", *, download: bool = False, generate_missing: bool = True,
@@ -470,7 +527,7 @@ def load_spoken_digits(root, split: str = "train", *, download: bool = False, ge
             raise DatasetNotFoundError(f"dataset 'spoken_digits' not found or incomplete under {folder(root)} "
                                        f"({reason}); generate it with: neurosynth data generate spoken_digits --root {root} "
                                        f"(or neurosynth.datasets.load('spoken_digits', '{root}'))")
-        generate(root, opts, progress=progress)
+        generate(root, opts, progress=progress, implicit=True)
     man = _read_manifest(root) or {}
     from neurosynth.rundir import record_dataset
 

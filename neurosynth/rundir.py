@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_path, file_mode, read_json, write_json
+from .io import (
+    atomic_path,
+    check_name_length,
+    file_mode,
+    read_json,
+    stale_temp_files,
+    writable_target,
+    write_json,
+)
 
 MARKER = "run.json"
 #: 2: ``arch.json`` is ``neurosynth.arch/2`` (names its hardware target); 1 (release 0.1.0) still loads:
@@ -161,8 +169,24 @@ def run_kind(path: str | os.PathLike) -> str | None:
     path = Path(path)
     m = read_marker(path)
     if m is not None:
-        return m.get("kind")
-    return _legacy_kind(path)
+        return _refine(path, m.get("kind"))
+    return _refine(path, _legacy_kind(path))
+
+
+#: kinds written before the method became part of the kind: the method is read from the manifest's config
+_METHOD_KINDS = {"search bio": "evo"}
+
+
+def _refine(path: Path, kind: str | None) -> str | None:
+    """``search bio`` runs written before the method was part of their kind: ``search bio <method>`` from the
+    manifest (``search bio --method darts`` must never replace an evo search)."""
+    if kind not in _METHOD_KINDS:
+        return kind
+    method = _METHOD_KINDS[kind]
+    if (path / "manifest.json").is_file():
+        with contextlib.suppress(UserError, AttributeError, TypeError):
+            method = str((read_json(path / "manifest.json").get("config") or {}).get("method") or method)
+    return f"{kind} {method}"
 
 
 def _legacy_kind(path: Path) -> str | None:
@@ -234,6 +258,8 @@ def locked(path: str | os.PathLike) -> Iterator[Path]:
     lock ``RunDir.create`` and ``output_file`` take, so a command that adds a result to an existing run (e.g.
     ``neurosynth energy``) cannot interleave with a command rewriting that run."""
     path = Path(os.path.abspath(os.fspath(path)))
+    if path.is_symlink():  # the lock of what the link points to, as RunDir.create takes it
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = _Lock(path.parent / f".{path.name}.lock", path)
@@ -260,7 +286,31 @@ def _exchange(a: Path, b: Path) -> bool:
     return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
 
 
+def swap_in(partial: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Replace the directory ``out`` by the complete directory ``partial`` (atomically on Linux; else two
+    renames) and remove the old one: a kill at any moment leaves either the old or the new directory whole.
+    For directories that are not runs (a generated dataset); runs use :meth:`RunDir.create`."""
+    partial, out = Path(partial), Path(out)
+    _fsync_dir(partial)
+    if out.exists():
+        if not _exchange(partial, out):
+            old = out.parent / f".{out.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(out, old)
+            os.rename(partial, out)
+            partial = old
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        os.rename(partial, out)
+    _fsync_dir(out.parent)
+
+
 def _writable_error(out: Path, e: OSError) -> UserError:
+    from .errors import disk_full_error
+
+    full = disk_full_error(e)
+    if full is not None:
+        return full
     reason = e.strerror or str(e)
     return UserError(f"cannot write --out {out}: {reason} ({e.filename or out}); choose a directory you can write to")
 
@@ -301,6 +351,9 @@ class RunDir:
         ``replace=False``: an existing complete run of this kind is an error unless ``resume`` (searches).
         """
         out = Path(os.path.abspath(os.fspath(out)))
+        check_name_length(out, len(".partial.lock") + 1, "--out")  # .<name>.partial / .<name>.lock beside it
+        if out.is_symlink():  # follow it: the run is written (and swapped) where the link points; the link stays
+            out = Path(os.path.realpath(out))
         if not out.name:
             raise UserError(f"--out {out} cannot be a filesystem root; choose a directory below it")
         if out.exists() and not out.is_dir():
@@ -336,7 +389,7 @@ class RunDir:
                                     "choose another --out")
             if partial.exists():
                 m = read_marker(partial)
-                stale = m is None or m.get("complete") or m.get("kind") != kind
+                stale = m is None or m.get("complete") or _refine(partial, m.get("kind")) != kind
                 if resume and not stale:
                     pass  # continue the interrupted run
                 elif not replace and not resume and not stale:
@@ -415,30 +468,60 @@ class RunDir:
         return self.path / "plots" / (name if name.endswith(".png") else name + ".png")
 
 
-@contextlib.contextmanager
-def output_file(out: str | os.PathLike, *, force: bool = False, what: str = "--out") -> Iterator[Path]:
-    """Guard a command that writes one output file (``export``): refuse an existing file unless ``force``,
-    refuse a directory, turn an unwritable location into a UserError, and hold an exclusive lock
-    (``.<name>.lock`` beside it) while the block writes. Write the file itself with ``atomic_path``."""
-    out = Path(os.path.abspath(os.fspath(out)))
-    if out.is_dir():
-        raise UserError(f"{what} {out} is a directory; give a file name inside it")
+def check_output(out: str | os.PathLike, *, force: bool = False, what: str = "--out", option: str | None = None) -> Path:
+    """The one rule for a single file a command writes, checked before any work: a symlink is followed (the
+    file written is its target); a directory, device node, pipe or socket is refused even with ``force``; an
+    existing file is refused unless ``force``; a name too long for the temp file beside it is refused.
+    Returns the path that will be written (absolute, the link's target for a symlink). ``what`` names the file
+    in messages, ``option`` the option to change (default: ``what``)."""
+    option = option or what
+    out = writable_target(Path(os.path.abspath(os.fspath(out))), what)
+    if out.exists() and out.name != MARKER and read_marker(out.parent) is not None:
+        raise UserError(f"{what} {out} is a file of the run {out.parent} (written by `{run_kind(out.parent)}`); no "
+                        f"other command overwrites a run's files, even with --force: choose another {option}")
     if out.exists() and not force:
-        raise UserError(f"{what} {out} already exists; pass --force to overwrite it, or choose another {what}")
-    created = [a for a in [out.parent, *out.parent.parents] if not a.exists()]
+        raise UserError(f"{what} {out} already exists; pass --force to overwrite it, or choose another {option}")
+    return out
+
+
+@contextlib.contextmanager
+def output_file(out: str | os.PathLike, *, force: bool = False, what: str = "--out",
+                side: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
+    """Guard a command that writes one output file (``export``, ``energy --out``, ``data plot``...): every path
+    (``out`` and the ``side`` files written with it, e.g. ``net.png`` and ``net.manifest.json``) passes
+    :func:`check_output` (existing -> needs ``force``; only regular files; symlinks followed), no two of them
+    may be the same file, an unwritable location is a UserError, and an exclusive lock (``.<name>.lock``
+    beside ``out``) is held while the block writes. Temp files a killed earlier write left beside the paths
+    are removed. Yields the path to write (a symlink's target); write it with ``atomic_path``/``atomic_write``."""
+    target = check_output(out, force=force, what=what)
+    extra = [check_output(p, force=force, what=f"the file written with {what},", option=what) for p in side]
+    seen: dict[Path, str] = {}
+    for p, label in [(target, f"{what} {out}"), *[(e, f"the side file {e.name}") for e in extra]]:
+        if p in seen:
+            raise UserError(f"{label} is the same file as {seen[p]}; the command writes both: choose another {what} "
+                            f"(e.g. with the extension the command expects)")
+        seen[p] = label
+    created = [a for a in [target.parent, *target.parent.parents] if not a.exists()]
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        lock = _Lock(out.parent / f".{out.name}.lock", out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = _Lock(target.parent / f".{target.name}.lock", target)
     except OSError as e:
         _rmdirs(created)
-        raise _writable_error(out, e) from e
+        raise _writable_error(target, e) from e
+    except BaseException:
+        _rmdirs(created)
+        raise
     ok = False
     try:
-        yield out
+        for p in (target, *extra):  # a kill -9 during an earlier write left these: we hold the lock, they are stale
+            for stale in stale_temp_files(p):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+        yield target
         ok = True
     except OSError as e:
-        if e.filename and Path(os.path.abspath(os.fspath(e.filename))).parent == out.parent:
-            raise _writable_error(out, e) from e
+        if e.filename and Path(os.path.abspath(os.fspath(e.filename))).parent == target.parent:
+            raise _writable_error(target, e) from e
         raise
     finally:
         lock.release()
@@ -467,10 +550,13 @@ def check_run(path: str | os.PathLike, kinds: set[str] | None = None, what: str 
     kind (``kinds``: the accepted kinds; None: any). Returns the marker (None for a directory written before
     run.json existed)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, not a directory; pass the --out directory of the command that "
+                        "wrote it")
     if not path.is_dir():
         raise UserError(f"{what} {path} does not exist; pass the --out directory of the command that wrote it")
     m = read_marker(path)
-    kind = m.get("kind") if m is not None else _legacy_kind(path)
+    kind = run_kind(path)
     if m is not None and not m.get("complete"):
         what_run = f"`{kind}` run" if isinstance(kind, str) else "run"
         raise UserError(f"{path} is an incomplete {what_run} (the command was interrupted or is still running, or "
@@ -479,6 +565,48 @@ def check_run(path: str | os.PathLike, kinds: set[str] | None = None, what: str 
         raise UserError(f"{path} holds a `{kind}` run, not a {' / '.join(f'`{k}`' for k in sorted(kinds))} run; "
                         f"pass a {what} of the right kind")
     return m
+
+
+#: the largest per-sample input an ArchSpec may declare (elements): far above any dataset, far below a crash
+MAX_INPUT_ELEMENTS = 2**31
+
+
+def _check_spec_sizes(spec: Any, where: Path) -> None:
+    """Refuse an ``arch.json`` whose ``input_shape`` is not positive integers of a sane size, or whose layers would
+    need more memory than the machine has (an arch.json with 10^9 neurons), before anything is allocated."""
+    if not isinstance(spec, dict):
+        raise UserError(f"{where} is not a valid ArchSpec: it holds a {type(spec).__name__}, not a JSON object")
+    shape = spec.get("input_shape")
+    if shape is not None:
+        ok = isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+        if not ok:
+            raise UserError(f"{where}: input_shape must be a list of positive integers (e.g. [64] or [1, 28, 28]); "
+                            f"got {shape!r}")
+        n = 1
+        for d in shape:
+            n *= d
+        if n > MAX_INPUT_ELEMENTS:
+            raise UserError(f"{where}: input_shape {shape} means {n:,} inputs per sample (at most "
+                            f"{MAX_INPUT_ELEMENTS:,}); the file is damaged")
+    params = 0
+    layers = spec.get("layers")
+    for layer in layers if isinstance(layers, list) else []:  # other kinds (bionas: "layers" is a depth)
+        if not isinstance(layer, dict):
+            continue
+        ints = {k: v for k, v in layer.items() if isinstance(v, int) and not isinstance(v, bool)}
+        k = layer.get("kernel_size", 1)
+        k = k * k if isinstance(k, int) else (k[0] * k[1] if isinstance(k, list) and len(k) == 2
+                                              and all(isinstance(x, int) for x in k) else 1)
+        if "in_features" in ints and "out_features" in ints:
+            params += ints["in_features"] * ints["out_features"]
+        elif "in_channels" in ints and "out_channels" in ints:
+            params += ints["in_channels"] * ints["out_channels"] * k
+        for key in ("num_features", "size", "n"):
+            params += max(0, ints.get(key, 0))
+    from .io import require_memory
+
+    require_memory(8 * params, f"the model of {where} ({params:,} weights)",
+                   "the file is damaged or the model is too large for this machine")
 
 
 def load_run(path: str | os.PathLike, map_location: str = "cpu"):
@@ -491,6 +619,9 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
     from .arch import build, upgrade
 
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a run directory; pass the --out directory of `neurosynth train` "
+                        "(the folder holding arch.json and model.pt)")
     if not path.is_dir():
         raise UserError(f"run directory {path} does not exist; pass the --out directory of `neurosynth train`")
     m = check_run(path)
@@ -504,6 +635,7 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
                                 "`neurosynth train` or `neurosynth convert`")
             raise UserError(f"{path} is not a complete run directory: {name} is missing")
     spec = upgrade(read_json(path / "arch.json"))  # old module paths -> their new homes (neurosynth.arch/2)
+    _check_spec_sizes(spec, path / "arch.json")
     try:
         model = build(spec)
     except UserError:
@@ -516,6 +648,9 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
         state = torch.load(path / "model.pt", map_location=map_location, weights_only=True)
     except Exception as e:  # truncated / corrupt / not a state dict
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights only" in str(e).lower() or "weights_only" in str(e):  # never repeat torch's unsafe advice
+            reason = ("it holds Python objects, not only tensors (neurosynth never unpickles those: loading them "
+                      "could run code)")
         raise UserError(f"cannot load {path / 'model.pt'}: {reason}. The file is corrupt or was not written by "
                         "neurosynth") from e
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
@@ -529,6 +664,24 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
     model.eval()
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
     return model, spec, metrics
+
+
+def model_file_bytes(model) -> int:
+    """About how many bytes a file holding ``model``'s parameters takes (float64 and 1 MiB of headers: generous),
+    for :func:`neurosynth.io.require_free_space` before an export."""
+    return 8 * sum(t.numel() for t in [*model.parameters(), *model.buffers()]) + (1 << 20)
+
+
+def require_finite(model, path: str | os.PathLike, purpose: str) -> None:
+    """Refuse a model with a NaN or infinite parameter or buffer (a diverged training): exporters would turn them
+    into garbage integers (Loihi) or crash (NIR). Names the first bad tensor and how many values are bad."""
+    import torch
+
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise UserError(f"{Path(path) / 'model.pt'} has {bad} NaN or infinite value(s) in {name}; it cannot be "
+                            f"used for {purpose} (the training diverged: train again, e.g. with a lower --lr)")
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:

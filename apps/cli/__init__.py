@@ -146,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a full disk is the user's to fix: one error line, not a traceback
+        from neurosynth.errors import disk_full_error
+
+        full = disk_full_error(e)
+        if full is None:
+            raise
+        print(f"error: {full}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,7 @@ def register(subparsers):
     plot.add_argument("--split", default="train")
     plot.add_argument("--index", type=int, default=0)
     plot.add_argument("--out", required=True, help="PNG file to write")
+    plot.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     plot.add_argument("--T", type=int, default=None, help="time steps for the frame plot (default: dataset's)")
     plot.set_defaults(_run=run)
     sim = inner.add_parser(
@@ -43,6 +44,7 @@ def register(subparsers):
     sim.add_argument("input", help="folder of images (sorted by name; PNG/JPG/...) or a .npy array [F, H, W] "
                                    "(uint8 0..255 or float in [0, 1])")
     sim.add_argument("--out", required=True, help="events file to write (.npy)")
+    sim.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     sim.add_argument("--fps", type=float, default=None, help="frame rate (or --times)")
     sim.add_argument("--times", default=None, help=".npy of frame times in microseconds, one per frame")
     sim.add_argument("--threshold", type=float, default=0.2, help="ON/OFF contrast threshold (log units)")
@@ -175,7 +177,11 @@ def _plot(nd, entry, args) -> int:
 
     from neurosynth.errors import UserError
     from neurosynth.io import atomic_path
+    from neurosynth.rundir import check_output, output_file
 
+    if args.split not in entry.splits:
+        raise UserError(f"--split {args.split!r} is not a split of {entry.name}; choose from {', '.join(entry.splits)}")
+    check_output(args.out, force=args.force)  # before loading anything
     kw = {"cache": False, **entry.offline} if entry.kind == "events" else dict(entry.offline)
     if entry.existing is not None:  # the options of the data already generated (plotting never generates)
         kw.update(entry.existing(entry.resolve_root(args.root), args.split))
@@ -243,7 +249,7 @@ def _plot(nd, entry, args) -> int:
             side = int(round(np.sqrt(img.size)))
             ax.imshow(img.reshape(side, -1), cmap="gray")
         ax.set_title(title, fontsize=9)
-    with atomic_path(args.out) as tmp:
+    with output_file(args.out, force=args.force) as out, atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     print(f"wrote {args.out}")
@@ -258,7 +264,11 @@ def _simulate(args) -> int:
     from neurosynth.datasets.event_camera import EventCameraConfig, simulate_events
     from neurosynth.errors import UserError
     from neurosynth.io import atomic_write
+    from neurosynth.rundir import check_output, output_file
 
+    if not str(args.out).endswith(".npy"):
+        raise UserError(f"--out must be a .npy file; got {args.out}")
+    check_output(args.out, force=args.force)  # before the work
     src = Path(args.input)
     if src.is_dir():
         from PIL import Image, UnidentifiedImageError
@@ -292,8 +302,6 @@ def _simulate(args) -> int:
             raise UserError(f"--times {args.times} is not a readable .npy array ({e})") from e
     if times is None and args.fps is None:
         raise UserError("give the frame rate (--fps) or the frame times (--times FILE.npy, microseconds)")
-    if not str(args.out).endswith(".npy"):
-        raise UserError(f"--out must be a .npy file; got {args.out}")
     try:
         cfg = EventCameraConfig(threshold_on=args.threshold, threshold_off=args.threshold,
                                 threshold_sigma=args.threshold_sigma, refractory_us=args.refractory_us,
@@ -302,7 +310,7 @@ def _simulate(args) -> int:
         events = simulate_events(frames, times, cfg, seed=args.seed, fps=None if times is not None else args.fps)
     except ValueError as e:
         raise UserError(f"simulate-events: {e}") from e
-    with atomic_write(args.out, "wb") as f:
+    with output_file(args.out, force=args.force) as out, atomic_write(out, "wb") as f:
         np.save(f, events, allow_pickle=False)
     n_on = int((events["p"] > 0).sum())
     dur = (events["t"][-1] - events["t"][0]) / 1e6 if len(events) else 0.0

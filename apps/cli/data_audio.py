@@ -23,12 +23,14 @@ def register_audio(inner) -> None:
                      help="fast (default): our vectorised cochlea that follows Lauscher; lauscher: SHD's own model "
                           "(pip install 'neurosynth[lauscher]'; minutes per second of audio)")
     enc.add_argument("--seed", type=int, default=0, help="cochlea noise seed (file i uses seed + i)")
+    enc.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     enc.add_argument("--no-progress", action="store_true")
     enc.set_defaults(_run=run_encode_audio)
     gen = inner.add_parser(
         "generate", help="generate a synthetic dataset (spoken_digits: espeak-ng + cochlea, SHD layout)",
         description="Generate spoken_digits under DATA_ROOT/SpokenDigits (deterministic for a seed; an existing "
-                    "complete dataset generated with the same options is kept). Needs espeak-ng.")
+                    "complete dataset generated with the same options is kept, one with other options is replaced "
+                    "only with --force; the new one is built beside it and swapped in whole). Needs espeak-ng.")
     gen.add_argument("name", choices=["spoken_digits"])
     gen.add_argument("--data-root", "--root", dest="root", required=True,
                      help="folder to generate into (the dataset goes to DATA_ROOT/SpokenDigits)")
@@ -45,7 +47,8 @@ def register_audio(inner) -> None:
     gen.add_argument("--cochlea", default="fast", choices=["fast", "lauscher"],
                      help="fast (default) or lauscher (SHD's own model: pip install 'neurosynth[lauscher]'; hours for "
                           "the default size)")
-    gen.add_argument("--force", action="store_true", help="regenerate even if a matching dataset exists")
+    gen.add_argument("--force", action="store_true", help="regenerate even if a matching dataset exists, and replace "
+                                                         "one generated with other options")
     gen.add_argument("--no-progress", action="store_true")
     gen.set_defaults(_run=run_generate)
 
@@ -55,20 +58,22 @@ def run_encode_audio(args) -> int:
 
     from neurosynth.datasets.cochlea import cochlea_config, encode_wav_files, require_lauscher
     from neurosynth.errors import UserError
+    from neurosynth.rundir import output_file
 
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'shd_train.h5'}")
-    try:
-        if args.cochlea == "lauscher":
-            require_lauscher()
-        config = cochlea_config(args.cochlea, n_channels=args.channels)
-        info = encode_wav_files(args.wavs, out, labels=args.labels, seed=args.seed, config=config,
-                                progress=not args.no_progress)
-    except ValueError as e:
-        raise UserError(str(e)) from e
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e}") from e
+    if args.cochlea == "lauscher":
+        require_lauscher()
+    with output_file(out, force=args.force) as target:
+        try:
+            config = cochlea_config(args.cochlea, n_channels=args.channels)
+            info = encode_wav_files(args.wavs, target, labels=args.labels, seed=args.seed, config=config,
+                                    progress=not args.no_progress)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        except OSError as e:
+            raise UserError(f"cannot write {out}: {e.strerror or e}") from e
     n = info["spikes"]
     print(f"wrote {out}: {info['samples']} samples, {len(info['keys'])} classes ({', '.join(info['keys'][:5])}"
           f"{', ...' if len(info['keys']) > 5 else ''}), spikes/sample mean {sum(n) / len(n):.0f} "

@@ -23,7 +23,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=256, help="number of inputs to average over (default 256)")
     p.add_argument("--inputs", default=None,
                    help="tensor file [T, N, ...] (torch.save, or a dict with key 'x'); default: the run's test set")
-    p.add_argument("--out", default=None, help="JSON file to write (default RUN_DIR/energy.json)")
+    p.add_argument("--out", default=None, help="JSON file to write (default RUN_DIR/energy.json, replaced on each run; "
+                                               "an --out file is never overwritten without --force)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file (and its plots/energy.png)")
     p.add_argument("--snn-cost", default=None, help="cost model for the SNN (loihi, loihi2, cmos45_fp32, ...; default: "
                                                     "the one of the run's hardware target, else loihi)")
     p.add_argument("--ann-cost", default="cmos45_fp32", help="cost model for the equivalent ANN")
@@ -143,12 +145,13 @@ def plot_energy(report: dict, counts, path=None):
 
 
 def run(args) -> int:
+    import shutil
     from pathlib import Path
 
     from neurosynth.errors import UserError
     from neurosynth.hardware.energy import COST_MODELS, compare, count_ops_loader
-    from neurosynth.io import read_json, write_json
-    from neurosynth.rundir import load_run, locked, manifest
+    from neurosynth.io import read_json, stale_temp_files, write_json
+    from neurosynth.rundir import check_output, check_run, load_run, locked, manifest, output_file
 
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1; got {args.samples}")
@@ -156,29 +159,46 @@ def run(args) -> int:
         if name is not None and name not in COST_MODELS:
             raise UserError(f"unknown cost model {name!r}; choose from {', '.join(COST_MODELS.names())}")
     run_path = Path(args.model)
-    model, spec, _ = load_run(run_path)
-    if args.snn_cost is None:  # the energy model of the target the run was built for (neurosynth.hardware.targets)
-        from neurosynth.hardware.targets import target_of
+    check_run(run_path)  # before taking its lock: a missing RUN_DIR is not created
+    if args.out:  # the one rule for a file a command writes, checked before the work
+        out = check_output(args.out, force=args.force)
+        plot = check_output(out.parent / "plots" / "energy.png", force=args.force, what="the plot written with --out,", option="--out")
+    # hold the run's writer lock for the whole command: a `train` committing a new model into RUN_DIR while we
+    # count would otherwise get the old model's figures written into it
+    with locked(run_path):
+        model, spec, _ = load_run(run_path)
+        if args.snn_cost is None:  # the energy model of the run's hardware target (neurosynth.hardware.targets)
+            from neurosynth.hardware.targets import target_of
 
-        args.snn_cost = target_of(spec).cost_model or DEFAULT_SNN_COST
-    man = read_json(run_path / "manifest.json") if (run_path / "manifest.json").exists() else {}
-    loader, source = _inputs(args, run_path, man)
-    try:
-        counts = count_ops_loader(model, loader, max_samples=args.samples, progress=not args.no_progress)
-    except ValueError as e:
-        raise UserError(f"cannot count operations of {run_path}: {e}") from e
-    report = compare(counts, args.snn_cost, args.ann_cost)
-    out = Path(args.out) if args.out else run_path / "energy.json"
-    config = {k: v for k, v in vars(args).items() if not k.startswith("_") and not callable(v)}
-    doc = {**report, "inputs": source, "layers": counts.to_dict()["layers"],
-           "manifest": manifest(None, config, args.seed, {"ann_over_snn": report["ann_over_snn"]})}
-    plot = out.parent / "plots" / "energy.png"
-    # the result goes into a run directory another command may be rewriting: hold its writer lock (both files
-    # are written atomically; the JSON last, so a present energy.json always has its plot)
-    with locked(run_path if out.resolve().parent == run_path.resolve() else out):
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_energy(report, counts, plot)
-        write_json(out, doc)
+            args.snn_cost = target_of(spec).cost_model or DEFAULT_SNN_COST
+        man = read_json(run_path / "manifest.json") if (run_path / "manifest.json").exists() else {}
+        loader, source = _inputs(args, run_path, man)
+        try:
+            counts = count_ops_loader(model, loader, max_samples=args.samples, progress=not args.no_progress)
+        except ValueError as e:
+            raise UserError(f"cannot count operations of {run_path}: {e}") from e
+        report = compare(counts, args.snn_cost, args.ann_cost)
+        config = {k: v for k, v in vars(args).items() if not k.startswith("_") and not callable(v)}
+        doc = {**report, "inputs": source, "layers": counts.to_dict()["layers"],
+               "manifest": manifest(None, config, args.seed, {"ann_over_snn": report["ann_over_snn"]})}
+        if not args.out:  # the run's own result: replaced on each run (both files atomically, the JSON last)
+            out, plot = run_path / "energy.json", run_path / "plots" / "energy.png"
+            for stale in [*stale_temp_files(out), *stale_temp_files(plot)]:  # of a killed run (we hold the lock)
+                stale.unlink(missing_ok=True)
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            plot_energy(report, counts, plot)
+            write_json(out, doc)
+        else:
+            made = not plot.parent.exists()
+            try:
+                with output_file(out, force=args.force, side=(plot,)) as out:
+                    plot.parent.mkdir(parents=True, exist_ok=True)
+                    plot_energy(report, counts, plot)
+                    write_json(out, doc)
+            except BaseException:
+                if made:  # leave nothing behind: the plots/ folder this command created
+                    shutil.rmtree(plot.parent, ignore_errors=True)
+                raise
     print(_table(report, counts.samples, source))
     print(f"\nwrote {out} and {plot}")
     return 0

@@ -122,7 +122,10 @@ def plot_loihi_check(report: dict, path: Path | None = None):
 def run(args) -> int:
     from neurosynth.rundir import output_file
 
-    with output_file(args.out, force=getattr(args, "force", False)):
+    out = Path(args.out)
+    # the three files it writes: the network, its manifest and the check plot (--out net.png would collide)
+    side = (out.with_name(out.stem + ".manifest.json"), *((out.with_suffix(".png"),) if args.verify else ()))
+    with output_file(out, force=getattr(args, "force", False), side=side):
         return _run(args)
 
 
@@ -140,8 +143,8 @@ def _run(args) -> int:
     from neurosynth.hardware.lava.compat import import_lava
     from neurosynth.hardware.lava.ir import LoihiExportError
     from neurosynth.hardware.lava.verify import export_verified, exportable
-    from neurosynth.io import write_json
-    from neurosynth.rundir import load_run, manifest
+    from neurosynth.io import require_free_space, require_memory, write_json
+    from neurosynth.rundir import load_run, manifest, model_file_bytes, require_finite
 
     run_dir, out = Path(args.model), Path(args.out)
     if args.verify < 0:
@@ -150,6 +153,8 @@ def _run(args) -> int:
     if not set(modes) <= {"float", "fixed"}:
         raise UserError(f"--modes takes 'float' and/or 'fixed'; got {args.modes!r}")
     model, spec, _ = load_run(run_dir)
+    require_finite(model, run_dir, "a Loihi export")
+    require_free_space(out.parent, model_file_bytes(model), f"writing {out}")  # h5py crashes on a full disk
     input_shape = tuple(spec.get("input_shape") or ()) or None
     try:
         net = exportable(model, input_shape)
@@ -160,6 +165,14 @@ def _run(args) -> int:
     cfg = _run_config(run_dir)
     dataset = args.dataset or _first(cfg, ("dataset", "data"), "digits")
     steps = args.steps or int(_first(cfg, ("T", "steps", "time_steps", "num_steps"), 20))
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be >= 1; got {args.steps}")
+    if args.verify:  # the spike trains of the verification, run through torch and two Lava simulations
+        n_in = 1
+        for d in net.input_shape:
+            n_in *= int(d)
+        require_memory(4 * 4 * steps * args.verify * n_in, f"verifying on {args.verify} samples of {steps} steps",
+                       "use a smaller --steps or --verify")
     encoder = args.encoder or _first(cfg, ("encoder", "encoding"), "rate")
     data_root = args.data_root or cfg.get("data_root")
     size = cfg.get("size")  # the DVS example's frame side: tonic downsampling 128 -> size

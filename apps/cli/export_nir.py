@@ -43,15 +43,24 @@ def _shape(text: str | None):
     if text is None:
         return None
     try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
+        shape = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError as e:
         raise UserError(f"--input-shape must be comma-separated integers like 1,8,8; got {text!r}") from e
+    if not shape or any(s < 1 for s in shape):
+        raise UserError(f"--input-shape must be positive integers like 1,8,8; got {text!r}")
+    return shape
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from neurosynth.errors import UserError
     from neurosynth.rundir import output_file
 
-    with output_file(args.out, force=getattr(args, "force", False)):
+    if args.T < 1:
+        raise UserError(f"--T must be >= 1 (time steps of the verification inputs); got {args.T}")
+    out = Path(args.out)
+    with output_file(out, force=getattr(args, "force", False), side=(out.with_name(out.name + ".manifest.json"),)):
         return _run(args)
 
 
@@ -78,7 +87,15 @@ def _run(args) -> int:
         raise UserError(f"--out {out} is a directory; give a file name such as {out / 'net.nir'}")
     dt = DEFAULT_DT if args.dt is None else float(args.dt)
     model, spec, _ = load_run(args.model)
+    from neurosynth.io import require_free_space, require_memory
+    from neurosynth.rundir import model_file_bytes, require_finite
+
+    require_finite(model, args.model, "a NIR export")
+    require_free_space(out.parent, 2 * model_file_bytes(model), f"writing {out}")  # h5py crashes on a full disk
     shape = _shape(args.input_shape) or (tuple(spec["input_shape"]) if spec.get("input_shape") else None)
+    if args.input_shape is not None and spec.get("input_shape") and shape != tuple(spec["input_shape"]):
+        raise UserError(f"--input-shape {','.join(map(str, shape))} does not match the model's input shape "
+                        f"{','.join(map(str, spec['input_shape']))} (arch.json); leave --input-shape out")
     try:
         graph = to_nir(model, shape, dt=dt, allow_nonstandard_reset=args.allow_nonstandard_reset,
                        form=args.form or DEFAULT_FORM)
@@ -87,6 +104,11 @@ def _run(args) -> int:
     in_shape = [int(s) for s in graph.nodes["input"].input_type["input"]]
     verify: dict = {"samples": 0}
     if args.verify > 0:
+        n_in = 1
+        for d in in_shape:
+            n_in *= d
+        require_memory(4 * 4 * args.T * args.verify * n_in, f"verifying on {args.verify} inputs of {args.T} steps",
+                       "use a smaller --T or --verify")
         # verify in a temp file first: nothing is left at --out unless the check passes
         import tempfile
 

@@ -59,8 +59,22 @@ def _parse_params(items: list[str]) -> dict[str, dict]:
             v = json.loads(value)
         except json.JSONDecodeError:
             v = value
+        if isinstance(v, float) and v != v or isinstance(v, float) and v in (float("inf"), float("-inf")):
+            raise UserError(f"--param {key}={value}: the value must be a finite number")
         out.setdefault(attack.strip().lower(), {})[name.strip()] = v
     return out
+
+
+def _check_param_types(overrides: dict[str, dict], defaults: dict[str, dict]) -> None:
+    """A parameter whose default is a number takes a number (``fgsm.eps=abc`` is refused, not passed on)."""
+    from neurosynth.errors import UserError
+
+    for attack, params in overrides.items():
+        for name, v in params.items():
+            d = defaults.get(attack, {}).get(name)
+            number = isinstance(d, (int, float)) and not isinstance(d, bool)
+            if number and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise UserError(f"--param {attack}.{name}={v!r}: {attack}.{name} takes a number (default {d})")
 
 
 def _image_datasets() -> list[str]:
@@ -135,6 +149,7 @@ def run(args) -> int:
     bad = [a for a in overrides if a not in PAPER_DEFAULTS]
     if bad:
         raise UserError(f"--param names unknown attacks {bad}; choose from {', '.join(PAPER_DEFAULTS)}")
+    _check_param_types(overrides, PAPER_DEFAULTS)
     if args.n_samples < 1:
         raise UserError("--n-samples must be >= 1")
     model, spec, _ = load_run(args.model)

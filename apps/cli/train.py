@@ -56,8 +56,12 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from neurosynth.datasets import DATASETS, entries
     from neurosynth.errors import UserError
 
+    if args.dataset not in DATASETS:  # named first: no talk of an --arch that was never passed
+        raise UserError(f"--dataset {args.dataset!r} is not a registered dataset; `neurosynth train` takes "
+                        f"{', '.join(e.name for e in entries(is_image=True))} (`neurosynth data list` lists all)")
     arch = args.arch or ("csnn" if args.dataset != MLP_DATASET else "mlp")
     if arch == "csnn":
         if args.method != "surrogate" or args.loihi:
@@ -157,6 +161,20 @@ def check_train_config(cfg: dict) -> tuple[list[int], str]:
     return hidden, device
 
 
+def _check_memory(hidden: list[int], T: int, batch: int, n_in: int = 64, n_out: int = 10,
+                  n_samples: int = 1797) -> None:
+    """Refuse absurd sizes (``--hidden 1000000000``, ``--T 100000000``) with the estimate, before allocating:
+    float32 weights with their gradient and two Adam moments, the encoded data set, and per step of the unrolled
+    batch the input, membrane and spikes of every layer (kept for backpropagation through time)."""
+    from neurosynth.io import require_memory
+
+    sizes = [n_in, *hidden, n_out]
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    need = 4 * (4 * params + T * n_samples * n_in + 3 * T * batch * sum(sizes))
+    require_memory(need, f"training a {'-'.join(map(str, sizes))} network with T={T} and batch {batch}",
+                   "use a smaller --hidden, --T or --batch-size")
+
+
 def train_digits(cfg: dict) -> dict:
     """Train on digits from a config dict (the CLI arguments) and write the run directory. Returns metrics."""
 
@@ -168,6 +186,7 @@ def train_digits(cfg: dict) -> dict:
 
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v) and v is not None}
     hidden, _ = check_train_config(cfg)
+    _check_memory(hidden, int(cfg.get("T", 20)), int(cfg.get("batch_size", 64)))
     seed = int(cfg.get("seed", 0))
     seed_all(seed)
     if cfg.get("loihi"):

@@ -122,7 +122,9 @@ def run_search(cfg: BioSearchConfig, command: str | list[str] | None = None,
                  f"{len(data.y_train) // 2} search-val images / batch {cfg.batch_size}); it will barely leave the "
                  f"uniform distribution. Use more --epochs, a larger --limit-train or a smaller --batch-size "
                  f"(>= {MIN_ALPHA_STEPS} steps)")
-    with RunDir.create(cfg.out, kind="search bio", resume=cfg.resume, replace=cfg.method != "evo") as rd:
+    # the method is part of the kind: a darts/eg search never replaces an (evo, resumable) search and vice versa
+    with RunDir.create(cfg.out, kind=f"search bio {cfg.method}", resume=cfg.resume,
+                       replace=cfg.method != "evo") as rd:
         config = {k: v for k, v in asdict(cfg).items() if k != "progress"}
         config.update({"layers": cfg.search_layers, "eval_layers": cfg.derived_layers,
                        "space_description": space.describe()})
@@ -209,6 +211,10 @@ def _evo(cfg: BioSearchConfig, space, data, rd) -> dict:
         archive = Archive(rd.file("archive.sqlite"))
         archive.get_meta("config")
     except (ValueError, sqlite3.DatabaseError) as e:
+        from neurosynth.errors import disk_full_error
+
+        if disk_full_error(e) is not None:  # the disk, not the archive
+            raise disk_full_error(e) from e
         raise UserError(f"{Path(cfg.out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
                         f"{cfg.out} (or choose another --out) and search again without --resume") from e
     with archive:

@@ -73,6 +73,8 @@ class Archive:
             self._db.executescript(_SCHEMA)
             self._db.commit()
         except sqlite3.DatabaseError as e:
+            if "disk is full" in str(e):
+                raise  # the disk, not the archive: the CLI names it
             raise ValueError(f"{self.path} is not a usable search archive ({e}); "
                              "remove it or choose another output directory") from e
 
@@ -145,7 +147,13 @@ class Archive:
         """``(generation, state)`` of the last completed generation, or None."""
         row = self._db.execute(
             "SELECT generation, state FROM strategy_state ORDER BY generation DESC LIMIT 1").fetchone()
-        return None if row is None else (int(row[0]), json.loads(row[1]))
+        if row is None:
+            return None
+        try:
+            return int(row[0]), json.loads(row[1])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{self.path}: the strategy state of generation {row[0]} (table strategy_state) is not "
+                             f"valid JSON ({e}); the archive is damaged") from e
 
     def summaries(self) -> list[dict]:
         rows = self._db.execute("SELECT generation, summary FROM strategy_state ORDER BY generation").fetchall()

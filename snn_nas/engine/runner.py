@@ -231,7 +231,12 @@ class Runner:
         if last is None:
             return 0
         gen, state = last
-        self.strategy.load_state_dict(state)
+        try:
+            self.strategy.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise ValueError(f"cannot resume: the strategy state of generation {gen} in {self.archive.path} (table "
+                             f"strategy_state) is damaged ({type(e).__name__}: {e}); delete the output directory and "
+                             "search again without --resume") from e
         return gen + 1
 
     def _executor(self):

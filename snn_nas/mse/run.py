@@ -175,6 +175,10 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             archive = Archive(rd.path / "archive.sqlite")
             archive.get_meta("config")
         except (ValueError, sqlite3.DatabaseError) as e:
+            from neurosynth.errors import disk_full_error
+
+            if disk_full_error(e) is not None:  # the disk, not the archive
+                raise disk_full_error(e) from e
             raise _user_error(f"{Path(cfg.out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
                               f"{cfg.out} (or choose another --out) and search again without --resume") from e
         try:

@@ -208,3 +208,21 @@ def test_lock_file_is_removed_and_retaken_without_races(tmp_path):
             run.write_json("i.json", i)
     assert json.loads((tmp_path / "run" / "i.json").read_text()) == 4
     assert _entries(tmp_path) == ["run"]
+
+
+def test_a_symlinked_out_is_followed_and_stays_a_link(tmp_path):
+    """issue 22: the link was replaced by a directory and a stale .partial link was left beside it."""
+    with RunDir.create(tmp_path / "real", kind="train") as run:
+        _save_tiny(run, seed=1)
+    (tmp_path / "link").symlink_to("real")
+    with RunDir.create(tmp_path / "link", kind="train") as run:
+        _save_tiny(run, seed=2)
+    assert (tmp_path / "link").is_symlink() and _entries(tmp_path) == ["link", "real"]
+    assert json.loads((tmp_path / "real" / "manifest.json").read_text())["seed"] == 2
+    check_run(tmp_path / "link")
+    # a dangling link: the run is created where it points
+    (tmp_path / "dangling").symlink_to("made")
+    with RunDir.create(tmp_path / "dangling", kind="train") as run:
+        _save_tiny(run)
+    assert (tmp_path / "dangling").is_symlink() and (tmp_path / "made" / "model.pt").is_file()
+    assert _entries(tmp_path) == ["dangling", "link", "made", "real"]

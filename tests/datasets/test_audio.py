@@ -275,10 +275,11 @@ def test_spoken_digits_same_seed_same_hash(tiny_root, tmp_path):
     assert {s: f["sha256"] for s, f in man["files"].items()} == {s: f["sha256"] for s, f in ref["files"].items()}
 
 
-def test_spoken_digits_corrupt_or_partial_cache_is_rebuilt(tiny_root, tmp_path):
+def test_spoken_digits_corrupt_cache_is_named_and_rebuilt_only_on_request(tiny_root, tmp_path):
     import json
 
     from neurosynth.datasets.spoken_digits import SpokenDigitsOptions, check, file_path, generate
+    from neurosynth.errors import UserError
 
     shutil.copytree(tiny_root / "SpokenDigits", tmp_path / "SpokenDigits")
     ref = json.loads((tmp_path / "SpokenDigits" / "spoken_digits.json").read_text())
@@ -286,20 +287,52 @@ def test_spoken_digits_corrupt_or_partial_cache_is_rebuilt(tiny_root, tmp_path):
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])  # truncated
     ok, reason = check(tmp_path)
-    assert not ok and "SHA-256" in reason
-    ds = load("spoken_digits", tmp_path, "train", **TINY, progress=False)  # rebuilt, not half-used
-    assert len(ds) == 20
+    assert not ok and "truncated" in reason
+    # a reader never rebuilds a user's dataset on its own: it names the file and the command that rebuilds it
+    with pytest.raises(DatasetNotFoundError, match="shd_train.h5 is .* bytes but the manifest says .*truncated"):
+        load("spoken_digits", tmp_path, "train", **TINY, progress=False)
+    assert p.read_bytes() == data[: len(data) // 2]
+    generate(tmp_path, SpokenDigitsOptions(**TINY), progress=False)  # explicit, same options: rebuilt
     assert check(tmp_path)[0]
     assert json.loads((tmp_path / "SpokenDigits" / "spoken_digits.json").read_text())["files"] == ref["files"]
-    # a missing manifest (interrupted generation) is a partial cache too
+    assert sorted(os.listdir(tmp_path)) == ["SpokenDigits"]  # no .partial, .old or .lock left
+    # a missing manifest (files of an older, interrupted generation) is refused by readers too
     (tmp_path / "SpokenDigits" / "spoken_digits.json").unlink()
     assert not check(tmp_path)[0]
     with pytest.raises(DatasetNotFoundError, match="incomplete"):
         load("spoken_digits", tmp_path, "train", generate_missing=False)
-    # other options than the cache was generated with: rebuilt for the new options
-    generate(tmp_path, SpokenDigitsOptions(**{**TINY, "seed": 4}), progress=False)
+    with pytest.raises(DatasetNotFoundError, match="does not rebuild a dataset on its own"):
+        load("spoken_digits", tmp_path, "train", progress=False)
+    generate(tmp_path, SpokenDigitsOptions(**TINY), progress=False)
+    # other options than the dataset was generated with: replaced only with force
+    with pytest.raises(UserError, match="generated with other options"):
+        generate(tmp_path, SpokenDigitsOptions(**{**TINY, "seed": 4}), progress=False)
+    assert check(tmp_path, SpokenDigitsOptions(**TINY))[0]
+    generate(tmp_path, SpokenDigitsOptions(**{**TINY, "seed": 4}), progress=False, force=True)
     assert check(tmp_path, SpokenDigitsOptions(**{**TINY, "seed": 4}))[0]
     assert not check(tmp_path, SpokenDigitsOptions(**TINY))[0]
+
+
+def test_spoken_digits_generate_is_atomic(tiny_root, tmp_path, monkeypatch):
+    """A generation that fails half-way (here: while encoding the test split) leaves the previous dataset whole
+    and nothing else behind."""
+    from neurosynth.datasets import spoken_digits as sd
+
+    shutil.copytree(tiny_root / "SpokenDigits", tmp_path / "SpokenDigits")
+    before = {q.relative_to(tmp_path): q.read_bytes() for q in sorted(tmp_path.rglob("*")) if q.is_file()}
+    real = sd.encode_utterances
+
+    def fail_on_test(utts, config, **kw):
+        if kw.get("desc", "").endswith("test"):
+            raise OSError(28, "No space left on device")
+        return real(utts, config, **kw)
+
+    monkeypatch.setattr(sd, "encode_utterances", fail_on_test)
+    with pytest.raises(OSError):
+        sd.generate(tmp_path, sd.SpokenDigitsOptions(**{**TINY, "seed": 7}), progress=False, force=True)
+    after = {q.relative_to(tmp_path): q.read_bytes() for q in sorted(tmp_path.rglob("*")) if q.is_file()}
+    assert after == before and sd.check(tmp_path, sd.SpokenDigitsOptions(**TINY))[0]
+    assert sorted(os.listdir(tmp_path)) == ["SpokenDigits"]
 
 
 def test_spoken_digits_bad_options():

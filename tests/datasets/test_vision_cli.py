@@ -137,3 +137,25 @@ def test_simulate_events_cli(tmp_path, capsys):
     assert main(["data", "simulate-events", str(tmp_path / "frames.npy"), "--fps", "10", "--threshold", "0",
                  "--out", str(bad)]) == 2
     assert not bad.exists() and not list(tmp_path.glob(".bad*"))
+
+
+def test_nfashion_truncated_or_missing_is_named_and_never_generated_by_inspection(froot, tmp_path, capsys,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(fm, "SYSTEM_DIR", froot)
+    root = tmp_path / "ev"
+    png = tmp_path / "nf.png"
+    # nothing generated: data plot refuses (it used to generate the default 315 MB set)
+    assert main(["data", "plot", "nfashion_mnist", "--root", str(root), "--split", "test", "--out", str(png)]) == 2
+    assert "not generated yet" in capsys.readouterr().err
+    assert not (root / "NFashionMNIST").exists() or not list((root / "NFashionMNIST").glob("*.nsev"))
+    from neurosynth.datasets import load
+
+    load("nfashion_mnist", root, "test", n_samples=3)
+    (f,) = (root / "NFashionMNIST").glob("*.nsev")
+    f.write_bytes(f.read_bytes()[:-100])  # truncated
+    assert main(["data", "info", "nfashion_mnist", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "CORRUPT" in out and "truncated" in out and "test: not generated yet" not in out
+    assert main(["data", "plot", "nfashion_mnist", "--root", str(root), "--split", "test", "--out", str(png)]) == 2
+    assert "truncated or corrupt" in capsys.readouterr().err
+    assert list((root / "NFashionMNIST").glob("*.nsev")) == [f] and not png.exists()
