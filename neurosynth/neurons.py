@@ -246,6 +246,22 @@ class NeuronModel(nn.Module):
     def after_fire(self, s: torch.Tensor, state, p):
         return state
 
+    @classmethod
+    def uses_generic_dynamics(cls) -> bool:
+        """True when this class steps through the generic composition of :meth:`NeuronModel.dynamics` (charge ->
+        fire -> reset -> after_fire): no ``dynamics`` of its own, or a built-in's ``dynamics`` that hands a subclass
+        with other hooks to it. What a kernel generated from the hooks (:func:`neurosynth.functional.custom`) runs."""
+        if cls.dynamics is NeuronModel.dynamics:
+            return True
+        if cls.dynamics is LIF.dynamics:
+            return cls.charge is not LIF.charge
+        if cls.dynamics is CubaLIF.dynamics:
+            return cls.charge is not CubaLIF.charge
+        if cls.dynamics is ALIF.dynamics:
+            return (cls.charge is not ALIF.charge or cls.threshold_of is not ALIF.threshold_of
+                    or cls.after_fire is not ALIF.after_fire)
+        return False
+
     def dynamics(self, x: torch.Tensor, state, p):
         """One time step: ``(out, new_state, h)``. Pure given ``p`` (no module state is touched); what the
         reference loop (:func:`neurosynth.timeloop.scan`) and the recurrent layer iterate."""

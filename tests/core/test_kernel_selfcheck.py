@@ -17,7 +17,7 @@ if tri.triton is None:  # pragma: no cover - triton not installed
     pytest.skip("triton is not installed", allow_module_level=True)
 
 from neurosynth import _ops  # noqa: E402
-from neurosynth._ops import selfcheck  # noqa: E402
+from neurosynth._ops import custom, selfcheck  # noqa: E402
 
 DEV = torch.device("cpu" if tri.INTERPRET else "cuda")
 
@@ -80,13 +80,13 @@ def test_rounding_flips_are_told_apart_from_wrong_spikes():
     x[0, 0, 0] = 1.0  # h = 1.0 exactly on the threshold at t=0: a flip there is rounding
     flips = torch.zeros(4, 1, 3, dtype=torch.bool)
     flips[0, 0, 0] = True
-    assert selfcheck.rounding_flips(neuron, x, flips)
+    assert custom.rounding_flips(neuron, x, flips)
     flips[0, 0, 1] = True  # h = 0.5, far below the threshold: a wrong spike
-    assert not selfcheck.rounding_flips(neuron, x, flips)
+    assert not custom.rounding_flips(neuron, x, flips)
     # a spike at t=0 raises the threshold to 1 + 0.2 * 0.95 = 1.19 at t=2: the state before the flip is replayed
     at2 = torch.zeros(3, 1, 1, dtype=torch.bool)
     at2[2] = True
     on = torch.tensor([[[2.0]], [[0.2]], [[0.2]]])  # h(2) = 0.99 + 0.2 = 1.19: on the adaptive threshold
     off = torch.tensor([[[2.0]], [[0.2]], [[0.01]]])  # h(2) = 1.0: on the base threshold, not the adaptive one
-    assert selfcheck.rounding_flips(neuron, on, at2)
-    assert not selfcheck.rounding_flips(neuron, off, at2)
+    assert custom.rounding_flips(neuron, on, at2)
+    assert not custom.rounding_flips(neuron, off, at2)

@@ -84,22 +84,10 @@ class Captured:
 
 
 def generic_dynamics(neuron) -> bool:
-    """True when ``neuron`` steps through the generic composition of :meth:`NeuronModel.dynamics` (the one this
-    module captures): no own ``dynamics``, or a built-in's ``dynamics`` that hands a subclass with other hooks
-    to it."""
-    from ... import neurons as N
-
-    cls = type(neuron)
-    if cls.dynamics is N.NeuronModel.dynamics:
-        return True
-    if cls.dynamics is N.LIF.dynamics:
-        return cls.charge is not N.LIF.charge
-    if cls.dynamics is N.CubaLIF.dynamics:
-        return cls.charge is not N.CubaLIF.charge
-    if cls.dynamics is N.ALIF.dynamics:
-        return (cls.charge is not N.ALIF.charge or cls.threshold_of is not N.ALIF.threshold_of
-                or cls.after_fire is not N.ALIF.after_fire)
-    return False
+    """True when ``neuron`` steps through the generic composition charge -> fire -> reset -> after_fire (the one
+    this module captures). The neuron says so itself (``NeuronModel.uses_generic_dynamics``): the kernel machinery
+    does not know the neuron classes."""
+    return bool(neuron.uses_generic_dynamics())
 
 
 def why_not(neuron) -> str | None:
