@@ -55,6 +55,10 @@ def finish_parser(p: argparse.ArgumentParser, command: str) -> argparse.Argument
     for action in p._actions:  # options without help get one, so their default shows
         if action.help is None and action.option_strings and action.default is not None and action.default is not False:
             action.help = "default: %(default)s"
+    if not any("--plugin" in a.option_strings for a in p._actions):
+        p.add_argument("--plugin", action="append", default=None, metavar="FILE.py|MODULE",
+                       help="import a Python file or module that registers custom neurons (repeatable); installed "
+                            "packages register theirs under the 'neurosynth.neurons' entry-point group")
     if not any("--threads" in a.option_strings for a in p._actions):
         p.add_argument("--threads", type=int, default=max(1, min(THREAD_CAPS.get(command, 1), os.cpu_count() or 1)),
                        help="torch CPU threads")
@@ -72,6 +76,16 @@ def apply_threads(n: int | None) -> None:
     import torch
 
     torch.set_num_threads(int(n))
+
+
+def load_plugins(refs: list[str] | None) -> None:
+    """Import the ``--plugin`` files/modules and the installed ``neurosynth.neurons`` entry points (the one place
+    the CLI does it, before the command runs)."""
+    from neurosynth.plugins import load_entry_points, load_plugin
+
+    load_entry_points()
+    for ref in refs or ():
+        load_plugin(ref)
 
 
 def _load(module: str):
@@ -138,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        load_plugins(getattr(args, "plugin", None))
         apply_threads(getattr(args, "threads", None))
         return int(args._run(args) or 0)
     except UserError as e:
