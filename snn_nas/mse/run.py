@@ -29,7 +29,7 @@ class SearchConfig:
     out: str
     dataset: str = "digits"
     data_root: str | None = None
-    T: int = 4
+    T: int | None = None  # None: DEFAULT_T, or on a target with synaptic delay the T its depth needs (default_T)
     encoding: str | None = None  # static images: direct (analog current every step) | rate | latency;
     # None: direct for target float, rate for loihi/nir (their inputs must be spikes)
     target: str = "float"  # a name in neurosynth.hardware.targets.TARGETS: every candidate deployable by construction
@@ -106,6 +106,40 @@ def _synapse_delay(target: str) -> int:
     return get_target(target).synapse_delay
 
 
+DEFAULT_T = 4  # time steps on a target without synaptic delay (float)
+DEFAULT_DELAYED_T = 8  # on a target with one step of delay per layer (loihi, nir): room for 6 spiking layers
+
+
+def _max_layers(T: int) -> int:
+    """The deepest network a window of ``T`` steps allows with one step of delay per layer (>= 1/4 of the window
+    left for the output)."""
+    return max(3, (3 * T) // 4)
+
+
+def _min_T(layers: int) -> int:
+    """The shortest window whose :func:`_max_layers` is >= ``layers``."""
+    T = 1
+    while _max_layers(T) < layers:
+        T += 1
+    return T
+
+
+def _min_depth(cfg: SearchConfig) -> int:
+    depth = (cfg.space or {}).get("depth", [2, 4])
+    try:
+        return 2 + int(depth[0])  # stem + the fewest cells + output
+    except (TypeError, ValueError, IndexError, KeyError):
+        return 4  # the space reports the bad value itself
+
+
+def default_T(cfg: SearchConfig) -> int:
+    """``--T`` when unset: 4, or on a target with synaptic delay the longer of 8 and what the space's smallest
+    network needs."""
+    if not _synapse_delay(cfg.target):
+        return DEFAULT_T
+    return max(DEFAULT_DELAYED_T, _min_T(_min_depth(cfg)))
+
+
 def _reference(cfg: SearchConfig):
     if cfg.reference in ("labels", "input"):
         return {"reference": cfg.reference}, None, None
@@ -138,6 +172,8 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
 
         spikes = cfg.target in TARGETS and TARGETS.get(cfg.target).input == "spikes"
         cfg.encoding = "rate" if spikes else "direct"
+    if cfg.T is None:
+        cfg.T = default_T(cfg)
     check_config(cfg)
     torch.set_num_threads(1)
     with RunDir.create(cfg.out, kind="search mse", resume=cfg.resume, replace=False) as rd:
@@ -151,7 +187,13 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             base = {"input_shape": task.input_shape, "num_classes": task.num_classes, "target": cfg.target}
             delayed = _synapse_delay(cfg.target)
             if delayed:  # one step of delay per layer: keep >= 1/4 of the window for the output
-                base["max_layers"] = max(3, (3 * cfg.T) // 4)
+                base["max_layers"] = _max_layers(cfg.T)
+                need = _min_depth(cfg)
+                if "max_layers" not in cfg.space and base["max_layers"] < need:
+                    raise ValueError(
+                        f"--T {cfg.T} is too short for --target {cfg.target}: with one step of synaptic delay per layer "
+                        f"it allows {base['max_layers']} spiking layers and the smallest network of the space has "
+                        f"{need}; use --T >= {_min_T(need)} (or leave --T unset: {default_T(cfg)} for this target)")
             space = MSESpace(MSESpaceConfig.from_dict({**base, **cfg.space}))
         except (ValueError, TypeError) as e:
             raise _user_error(f"invalid search space: {e}") from e
