@@ -49,6 +49,16 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{h} (default: %(default)s)" if h else "default: %(default)s"
 
 
+class ScriptHelpFormatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The examples' ``--help``: the description as written (their module docstring) and every default shown."""
+
+    def add_argument(self, action):
+        if (action.help is None and action.option_strings and action.default is not None
+                and action.default is not False and action.default != argparse.SUPPRESS):
+            action.help = "default: %(default)s"  # argparse formats no help string for an option without help
+        super().add_argument(action)
+
+
 def finish_parser(p: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     """The options and help layout every command shares (called once per command by the tables below)."""
     p.formatter_class = DefaultsHelpFormatter

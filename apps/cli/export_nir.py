@@ -96,5 +96,32 @@ def _run(args) -> int:
     chain = " -> ".join(nodes[k] for k in nodes)
     print(f"wrote {out}: {chain} (dt={dt:g} s)")
     if verify["samples"]:
-        print(f"verified: read back and re-run on {verify['samples']} random inputs, outputs identical")
+        print(f"verified with neurosynth's own NIR reader: read back and re-run on {verify['samples']} random "
+              "inputs, outputs identical")
+    print(readers_message(graph))
     return 0
+
+
+# NIR node types snnTorch 1.0's importer (snntorch.import_nir.import_from_nir) builds modules for; a recurrent
+# subgraph counts when its neuron is LIF/CubaLIF (see tests/hardware/test_nir*.py for the checked equivalences)
+SNNTORCH_READS = {"Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "AvgPool2d", "IF", "LIF", "CubaLIF",
+                  "NIRGraph"}
+
+
+def _node_types(graph) -> set[str]:
+    found = set()
+    for node in graph.nodes.values():
+        found.add(type(node).__name__)
+        if hasattr(node, "nodes"):
+            found |= _node_types(node)
+    return found
+
+
+def readers_message(graph) -> str:
+    """Which tools can read the file: neurosynth always; snnTorch 1.0 only without the node types it lacks."""
+    missing = sorted(_node_types(graph) - SNNTORCH_READS)
+    if not missing:
+        return ("readers: neurosynth (neurosynth.hardware.nir.from_nir) and snnTorch 1.0 "
+                "(snntorch.import_nir.import_from_nir); other NIR tools: check the primitives they support")
+    return (f"readers: neurosynth (neurosynth.hardware.nir.from_nir); snnTorch 1.0 cannot import this file (no "
+            f"importer for NIR {', '.join(missing)}); other NIR tools: check the primitives they support")

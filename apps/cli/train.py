@@ -109,8 +109,6 @@ def check_train_config(cfg: dict) -> tuple[list[int], str]:
     """Validate the train options before anything is written; returns (hidden sizes, torch device)."""
     import math
 
-    import torch
-
     from neurosynth.errors import UserError
     from neurosynth.neurons import NEURONS, RESETS
     from neurosynth.surrogate import SURROGATES
@@ -143,17 +141,10 @@ def check_train_config(cfg: dict) -> tuple[list[int], str]:
         if surrogate not in SURROGATES:
             raise UserError(f"--surrogate {surrogate!r} is not a surrogate gradient; choose one of "
                             f"{SURROGATES.names()}")
+    from neurosynth.utils import check_device
+
     device = str(cfg.get("device", "cpu"))
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as e:
-        raise UserError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device} was requested but no CUDA device is available; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
-    if dev.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {device!r} is not supported; use cpu, cuda or cuda:N")
+    check_device(device)
     return hidden, device
 
 
