@@ -78,10 +78,9 @@ def test_a_run_needing_a_plugin_is_refused_naming_it_and_imports_nothing(tmp_pat
     # a run that recorded a plugin never loaded in this process: the command names the exact --plugin
     run = tmp_path / "run"
     plugin = _plugin(tmp_path, "never_loaded_c")
+    import neurosynth as ns
     from neurosynth.arch import mlp_spec
     from neurosynth.rundir import RunDir
-
-    import neurosynth as ns
 
     spec = mlp_spec(4, [3], 2)
     with RunDir.create(run, kind="train") as r:
