@@ -77,5 +77,6 @@ def run_generate(args) -> int:
     print(f"spoken_digits in {folder(args.root)}: train {files['train']['samples']} samples "
           f"({len(man['voices']['train'])} voices), test {files['test']['samples']} samples "
           f"({len(man['voices']['test'])} unseen voices); {man['espeak_ng']}")
-    print(f"train on it: python examples/train_shd.py --data-root {folder(args.root)}")
+    # --data-root is the folder *holding* SpokenDigits/, as `data info spoken_digits` and every reader take it
+    print(f"train on it: python examples/train_shd.py --dataset spoken_digits --data-root {args.root}")
     return 0
