@@ -32,3 +32,18 @@ def test_data_generate_names_the_same_data_root_data_info_takes(tmp_path, monkey
     assert main(["data", "generate", "spoken_digits", "--data-root", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"--dataset spoken_digits --data-root {tmp_path}\n" in out
+
+
+def test_energy_prints_the_comparison_in_words():
+    from neurosynth.apps.cli.energy import energy_sentence
+
+    assert energy_sentence(0.0298, "loihi2", "gpu").startswith("the SNN uses 33.6x the energy of the ANN")
+    assert energy_sentence(4.0, "loihi2", "gpu").startswith("the SNN uses 1/4 of the energy of the ANN")
+    assert "ratio" not in energy_sentence(0.5, "a", "b")
+
+
+def test_energy_command_prints_the_sentence(default_run, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["energy", "--model", str(default_run), "--out", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "energy ratio" not in out and ("the energy of the ANN" in out or "n/a" in out)
