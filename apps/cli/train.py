@@ -225,10 +225,13 @@ def _train_into(run_dir, cfg, model, spec, loss, train, test, seed) -> dict:
     run_dir.save_model(model, spec)
     run_dir.write_json("metrics.json", metrics)
     plot_history(hist, run_dir.plot_path("curves"), title=f"digits, T={cfg.get('T', 20)}")
-    x, _ = next(iter(test))
+    from neurosynth.losses import get_loss
+
+    x, y = next(iter(test))
     with torch.no_grad():
-        _, rec = model(x[:, :1], record=True)
-    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", model=model)
+        out, rec = model(x[:, :1], record=True)
+    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", model=model, output=out,
+                label=int(y[0]), prediction=int(get_loss(loss).predict(out)[0]))
     run_dir.write_manifest(cfg.get("_command") or sys.argv, cfg, seed,
                            {"test_accuracy": ev["accuracy"], "train_seconds": train_seconds})
     return metrics

@@ -241,7 +241,7 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             write_json(rd.file("best.json"), best["spec"])
             write_json(rd.file("hall_of_fame.json"), [{"fitness": f, "spec": s} for f, s in strategy.hall_of_fame])
             plot_fitness(records, summary["history"], rd.plot_path("fitness"), cfg.fitness)
-            front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, evaluator.costs[0])
+            front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, list(evaluator.costs))
             summary["pareto_front"] = front
             results = {"best_fitness": best["fitness"], "best_hash": best["hash"], "best_metrics": best["metrics"],
                        "evaluations": summary["evaluations"], "failed": summary["failed"],
@@ -316,6 +316,8 @@ def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> 
 
 # ---- plots ---------------------------------------------------------------------------------------------
 def plot_fitness(records: list[dict], history: list[dict], path: Path | None, fitness: str):
+    from matplotlib.ticker import MaxNLocator
+
     from neurosynth.plots import figure, finish
 
     fig, ax = figure(figsize=(6, 4))
@@ -328,6 +330,7 @@ def plot_fitness(records: list[dict], history: list[dict], path: Path | None, fi
         if history else []
     ax.plot(g, best_so_far, "k-", lw=1, label="best so far")
     ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"fitness ({fitness})")
     ax.set_title("MSE-NAS search")
     ax.legend(fontsize=8)
@@ -344,24 +347,33 @@ def pareto_indices(F: np.ndarray) -> list[int]:
     return keep
 
 
-def plot_pareto(records: list[dict], path: Path, fitness: str, cost: str) -> list[dict]:
+def plot_pareto(records: list[dict], path: Path, fitness: str, cost: str | list[str]) -> list[dict]:
+    """Fitness against each ``--cost`` objective, one panel per cost, with the non-dominated front (over all the
+    objectives) marked in every panel. Returns the front (hash, fitness and every cost)."""
     from neurosynth.plots import figure, finish
 
+    costs = [cost] if isinstance(cost, str) else list(cost)
     ok = [r for r in records if r["status"] == "ok" and r["objectives"] is not None]
-    fig, ax = figure(figsize=(6, 4))
+    fig, axes = figure(1, len(costs), figsize=(5.5 * len(costs), 4), squeeze=False)
     front = []
+    F = np.array([r["objectives"] for r in ok], dtype=float) if ok else np.zeros((0, 1 + len(costs)))
+    idx = pareto_indices(F) if ok else []
+    for k, (ax, name) in enumerate(zip(axes[0], costs)):
+        col = 1 + k
+        if ok and F.shape[1] > col:
+            ax.scatter(F[:, col], -F[:, 0], s=10, alpha=0.4, label="evaluations")
+            fi = sorted(idx, key=lambda i: F[i, col])
+            ax.plot(F[fi, col], -F[fi, 0], "ro-", label="Pareto front (all objectives)")
+            if np.all(F[:, col] > 0):
+                ax.set_xscale("log")
+        ax.set_xlabel(name)
+        ax.set_ylabel(f"fitness ({fitness})")
+        ax.set_title(f"fitness vs {name}")
+        ax.legend(fontsize=8)
     if ok:
-        F = np.array([r["objectives"] for r in ok], dtype=float)
-        idx = pareto_indices(F)
-        ax.scatter(F[:, 1], -F[:, 0], s=10, alpha=0.4, label="evaluations")
-        fi = sorted(idx, key=lambda i: F[i, 1])
-        ax.plot(F[fi, 1], -F[fi, 0], "ro-", label="Pareto front")
-        front = [{"hash": ok[i]["hash"], "fitness": float(-F[i, 0]), cost: float(F[i, 1])} for i in fi]
-    ax.set_xscale("log")
-    ax.set_xlabel(cost)
-    ax.set_ylabel(f"fitness ({fitness})")
-    ax.set_title("fitness vs cost")
-    ax.legend(fontsize=8)
+        order = sorted(idx, key=lambda i: F[i, 1])
+        front = [{"hash": ok[i]["hash"], "fitness": float(-F[i, 0]),
+                  **{name: float(F[i, 1 + k]) for k, name in enumerate(costs) if F.shape[1] > 1 + k}} for i in order]
     finish(fig, path)
     return front
 
@@ -373,6 +385,9 @@ def _plot_history(hist: dict, path: Path | None = None):
     ax.plot(hist["epoch"], hist["train_accuracy"], "o-", label="train")
     ax.plot(hist["epoch"], hist["val_accuracy"], "s-", label="test")
     ax.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy")
     ax.legend()
     return finish(fig, path)
