@@ -111,6 +111,12 @@ def load_entry_points() -> list[str]:
     return added
 
 
+def loaded_plugins() -> list[str]:
+    """The ``--plugin`` references loaded in this process (files as absolute paths, modules by name), in load
+    order: what a spawned worker process loads again (entry points it finds itself)."""
+    return [k for k in _LOADED if not k.startswith("entry point ")]
+
+
 def _neuron_names(obj) -> set[str]:
     """Every neuron name a spec (any nesting: sequential layers, a DAG's cells) refers to."""
     found: set[str] = set()

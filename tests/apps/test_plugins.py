@@ -138,3 +138,16 @@ def test_entry_point_group_registers_neurons(tmp_path, monkeypatch):
 
     assert load_entry_points() == ["plug_ep_g"]
     assert PROVIDERS["plug_ep_g"].startswith("entry point ep_g")
+
+
+def test_search_worker_processes_load_the_parents_plugins(tmp_path):
+    # spawned evaluation workers import nothing of __main__: the pool hands them the --plugin list
+    import pickle
+
+    from neurosynth.plugins import loaded_plugins
+    from snn_nas.engine import runner
+
+    plugin = _plugin(tmp_path, "plug_worker_h")
+    runner._init_worker(pickle.dumps({"evaluator": 1}), (str(plugin),))  # what a fresh worker runs first
+    assert runner._WORKER_INIT_ERROR is None and "plug_worker_h" in NEURONS
+    assert str(plugin.resolve()) in loaded_plugins()
