@@ -44,6 +44,9 @@ def test_example_help_shows_defaults(name, monkeypatch, capsys):
         captured["p"] = self
         raise SystemExit(0)
 
+    from neurosynth.neurons import NEURONS
+
+    monkeypatch.setattr(NEURONS, "_entries", dict(NEURONS._entries))  # an example's neuron leaves with the test
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", grab)
     mod = _example(name)
     entry = getattr(mod, "main", None) or getattr(mod, "parse", None)

@@ -33,6 +33,17 @@ class Mine(NeuronModel):
 """
 
 
+@pytest.fixture(autouse=True)
+def _isolated_registry(monkeypatch):
+    """The neurons a test's plugin registers leave with the test (the default MSE space takes every registered
+    spiking neuron, so a leaked one would change other tests' searches)."""
+    import neurosynth.plugins as plugins
+
+    monkeypatch.setattr(NEURONS, "_entries", dict(NEURONS._entries))
+    monkeypatch.setattr(plugins, "PROVIDERS", dict(plugins.PROVIDERS))
+    monkeypatch.setattr(plugins, "_LOADED", dict(plugins._LOADED))
+
+
 def _plugin(tmp_path: Path, name: str, nir: str = "") -> Path:
     f = tmp_path / f"{name}_plugin.py"
     f.write_text(textwrap.dedent(PLUGIN.format(marker=str(tmp_path / f"{name}.imported"), name=name, nir=nir)))
