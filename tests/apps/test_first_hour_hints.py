@@ -47,3 +47,15 @@ def test_energy_command_prints_the_sentence(default_run, tmp_path, capsys):
     assert main(["energy", "--model", str(default_run), "--out", str(tmp_path / "e.json")]) == 0
     out = capsys.readouterr().out
     assert "energy ratio" not in out and ("the energy of the ANN" in out or "n/a" in out)
+
+
+def test_export_nir_of_a_loihi_run_says_snntorch_cannot_read_its_delays(tmp_path, capsys):
+    pytest.importorskip("nir")
+    run = tmp_path / "lo"
+    assert main(["train", "--loihi", "--epochs", "1", "--T", "8", "--hidden", "16", "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["export", "nir", "--model", str(run), "--out", str(tmp_path / "lo.nir")]) == 0
+    out = capsys.readouterr().out
+    assert "verified with neurosynth's own NIR reader" in out
+    assert "snnTorch 1.0 cannot import this file (no importer for NIR Delay)" in out
