@@ -164,7 +164,9 @@ def run_digits(variant: str, seed: int, args) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from neurosynth.apps.cli import ScriptHelpFormatter
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=ScriptHelpFormatter)
     ap.add_argument("--task", choices=["digits", "recall"], default="digits")
     ap.add_argument("--epochs", type=int, default=12, help="training epochs (digits task)")
     ap.add_argument("--d-model", type=int, default=32, help="model width (digits task; recall uses 64)")

@@ -27,7 +27,9 @@ import time
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from neurosynth.apps.cli import ScriptHelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=ScriptHelpFormatter)
     p.add_argument("--data-root", required=True, help="folder holding SHD/shd_{train,test}.h5 (e.g. DATA/SpokenDigits)")
     p.add_argument("--snn", required=True, metavar="RUN_DIR", help="run directory of examples/train_shd.py")
     p.add_argument("--gru-hidden", type=int, default=64)

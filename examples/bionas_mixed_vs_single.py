@@ -63,7 +63,9 @@ def slug(name: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from neurosynth.apps.cli import ScriptHelpFormatter
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=ScriptHelpFormatter)
     ap.add_argument("--genotype", help="genotype.json of a search (required unless --merge)")
     ap.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                     help="only combine the results.json of earlier runs (e.g. config groups run in parallel)")

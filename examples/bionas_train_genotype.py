@@ -26,7 +26,9 @@ from snn_nas.bionas.train import train_model
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from neurosynth.apps.cli import ScriptHelpFormatter
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=ScriptHelpFormatter)
     ap.add_argument("--genotype", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--rule", default=None, help="train with this single rule end to end (frame included)")

@@ -37,7 +37,9 @@ class QuadraticLIF(NeuronModel):
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from neurosynth.apps.cli import ScriptHelpFormatter
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=ScriptHelpFormatter)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--T", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)

@@ -27,7 +27,9 @@ from neurosynth.utils import seed_all
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from neurosynth.apps.cli import ScriptHelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=ScriptHelpFormatter)
     p.add_argument("--out", default="runs/loihi_digits")
     p.add_argument("--hidden", type=int, nargs="*", default=[64])
     p.add_argument("--conv", type=int, nargs="*", default=None,

@@ -142,7 +142,9 @@ def build_model_from(args):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from neurosynth.apps.cli import ScriptHelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=ScriptHelpFormatter)
     p.add_argument("--data-root", default=None, help="folder holding DVSGesture/ibmGesture{Train,Test}/ "
                                                      "(nfashion_mnist: where the generated events go; not needed "
                                                      "with --benchmark)")
@@ -190,6 +192,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from neurosynth.utils import check_device
+
+    check_device(args.device)  # before any data is read: one error line, as the CLI prints
     import torch
     from torch.utils.data import DataLoader, Subset
 

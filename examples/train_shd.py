@@ -8,6 +8,12 @@ membrane over time (Cramer et al. 2022 used max-over-time). Standard preprocessi
     python examples/train_shd.py --data-root ~/data --epochs 30 --out runs/shd          # data in ~/data/SHD/
     python examples/train_shd.py --data-root ~/data --download ...                      # fetch it first
 
+To hand the model to snnTorch or another NIR tool, train it with NIR's reset and a spiking readout, then export
+(``export nir`` refuses the default subtract reset, and snnTorch 1.0 has no importer for the LI readout)::
+
+    python examples/train_shd.py --data-root ~/data --reset zero --readout count --out runs/shd_nir
+    neurosynth export nir --model runs/shd_nir --out shd.nir   # then snntorch.import_nir.import_from_nir
+
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
 ``manifest.json`` and ``plots/training.png``.
 
@@ -37,23 +43,28 @@ import time
 
 
 def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, beta_out: float = 0.95,
-                arch: str = "recurrent"):
+                arch: str = "recurrent", reset: str = "subtract", readout: str = "li"):
     """``arch``: ``recurrent`` (recurrent LIF, the default), ``ff`` (feed-forward LIF hidden layer) or ``alif``
-    (recurrent adaptive-threshold LIF, Bellec et al. 2018; adaptation decay 0.98, scale 0.5)."""
+    (recurrent adaptive-threshold LIF, Bellec et al. 2018; adaptation decay 0.98, scale 0.5). ``reset``: the
+    hidden neurons' reset, ``subtract`` or ``zero`` (NIR's reset: ``neurosynth export nir`` takes only that one).
+    ``readout``: ``li`` (membrane readout) or ``lif`` (spiking output neurons, zero reset: every node of the model
+    then has an snnTorch 1.0 importer)."""
     import torch.nn as nn
 
     from neurosynth.layers import SNN, Recurrent
     from neurosynth.neurons import ALIF, LI, LIF
 
     if arch == "ff":
-        hidden_layer = LIF(beta=beta, threshold=1.0)
+        hidden_layer = LIF(beta=beta, threshold=1.0, reset=reset)
     elif arch == "alif":
-        hidden_layer = Recurrent(hidden, ALIF(beta=beta, threshold=1.0, adapt_decay=0.98, adapt_scale=0.5))
+        hidden_layer = Recurrent(hidden, ALIF(beta=beta, threshold=1.0, adapt_decay=0.98, adapt_scale=0.5,
+                                              reset=reset))
     elif arch == "recurrent":
-        hidden_layer = Recurrent(hidden, LIF(beta=beta, threshold=1.0))
+        hidden_layer = Recurrent(hidden, LIF(beta=beta, threshold=1.0, reset=reset))
     else:
         raise ValueError(f"arch must be recurrent, ff or alif; got {arch!r}")
-    return SNN(nn.Linear(n_in, hidden), hidden_layer, nn.Linear(hidden, n_out), LI(beta=beta_out))
+    out = LI(beta=beta_out) if readout == "li" else LIF(beta=beta_out, threshold=1.0, reset="zero")
+    return SNN(nn.Linear(n_in, hidden), hidden_layer, nn.Linear(hidden, n_out), out)
 
 
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
@@ -70,11 +81,15 @@ def build_model_from(args, n_in: int = 700):
 
         return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha),
                               args.init_gain)
-    return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", "recurrent"))
+    return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", "recurrent"),
+                       reset=getattr(args, "reset", "subtract"),
+                       readout="lif" if getattr(args, "readout", "max") == "count" else "li")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from neurosynth.apps.cli import ScriptHelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=ScriptHelpFormatter)
     p.add_argument("--data-root", default=None, help="folder holding SHD/shd_{train,test}.h5 (not needed with --benchmark)")
     p.add_argument("--dataset", choices=["shd", "spoken_digits"], default="shd",
                    help="shd (default): DATA_ROOT/SHD/shd_*.h5; spoken_digits: the generated synthetic speech under "
@@ -86,9 +101,14 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--readout", choices=["max", "mean"], default="max")
+    p.add_argument("--readout", choices=["max", "mean", "count"], default="max",
+                   help="max / mean: over time of an LI membrane readout; count: spiking output neurons read out by "
+                        "spike count (with --reset zero every node of the model then imports into snnTorch 1.0)")
     p.add_argument("--arch", choices=["recurrent", "ff", "alif"], default="recurrent",
                    help="hidden layer: recurrent LIF (default), feed-forward LIF, or recurrent adaptive LIF (ALIF)")
+    p.add_argument("--reset", choices=["subtract", "zero"], default="subtract",
+                   help="hidden neurons' reset; zero is NIR's, so `neurosynth export nir` can hand the model to "
+                        "snnTorch and other NIR tools (--loihi models always reset to zero)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N samples of each split")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -124,6 +144,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from neurosynth.utils import check_device
+
+    check_device(args.device)  # before any data is read: one error line, as the CLI prints
     import torch
     from torch.utils.data import DataLoader, Subset
 
@@ -151,7 +174,7 @@ def main(argv=None) -> int:
     test_loader = DataLoader(test, batch_size=args.batch_size, collate_fn=collate_time_first)
 
     model = build_model_from(args, n_in)
-    loss = "max_membrane_ce" if args.readout == "max" else "mean_membrane_ce"
+    loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[args.readout]
     if args.loihi:
         loss = "rate_ce"  # Loihi's output neurons spike: read out by spike count
     t0 = time.perf_counter()
@@ -224,7 +247,9 @@ def benchmark(args, model, shape, n_classes, n_train, g) -> int:
         return [((torch.rand(shape, generator=g) < 0.05).float(), torch.randint(0, n_classes, (shape[1],), generator=g))
                 for _ in range(n)]
 
-    loss = "max_membrane_ce" if getattr(args, "readout", "mean") == "max" else "mean_membrane_ce"
+    loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[getattr(args, "readout", "mean")]
+    if getattr(args, "loihi", False):
+        loss = "rate_ce"
     fit(model, batches(1), epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)
     data = batches(args.benchmark)
     hist = fit(model, data, epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)

@@ -452,8 +452,10 @@ class RunDir:
         import torch
 
         from .arch import to_spec
+        from .plugins import with_requirements
 
         spec = spec if spec is not None else getattr(model, "arch_spec", None) or to_spec(model)
+        spec = with_requirements(spec)  # records the --plugin each custom neuron needs (never imported on load)
         self.write_json("arch.json", spec)
         kill_point("rundir:after-arch")
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -636,6 +638,9 @@ def load_run(path: str | os.PathLike, map_location: str = "cpu"):
             raise UserError(f"{path} is not a complete run directory: {name} is missing")
     spec = upgrade(read_json(path / "arch.json"))  # old module paths -> their new homes (neurosynth.arch/2)
     _check_spec_sizes(spec, path / "arch.json")
+    from .plugins import check_spec
+
+    check_spec(spec, str(path / "arch.json"))  # custom neurons: name the --plugin, import nothing
     try:
         model = build(spec)
     except UserError:

@@ -141,7 +141,14 @@ def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimiz
         t0 = time.perf_counter()
         model.train()
         tot, n, correct = 0.0, 0, 0
-        for batch in train_loader:
+        try:
+            total = len(train_loader)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+        # a bar within the epoch too: a long epoch (Fashion-MNIST, ~1 min) shows its batches, not minutes of nothing
+        batches = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", total=total,
+                       disable=not progress, leave=False, position=1, mininterval=1.0)
+        for batch in batches:
             x, y = _unpack(batch)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             try:

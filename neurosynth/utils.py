@@ -47,6 +47,24 @@ def check_finite(x: torch.Tensor, name: str = "input") -> None:
                          "weights/parameters or diverging dynamics: lower the learning rate or clip gradients)")
 
 
+def check_device(device: str) -> torch.device:
+    """``--device`` as a torch device that exists here; a :class:`~neurosynth.errors.UserError` naming the fix
+    otherwise (for entry points: the CLI and the examples)."""
+    from .errors import UserError
+
+    try:
+        dev = torch.device(str(device))
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {device!r} is not supported; use cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device} was requested but no CUDA device is available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
+    return dev
+
+
 def seed_all(seed: int) -> torch.Generator:
     """Seed torch/numpy/random for weight initialisation in entry points (CLI, examples) and return a
     ``torch.Generator`` seeded with ``seed`` for explicit use. Library code never calls this."""

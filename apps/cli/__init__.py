@@ -5,15 +5,14 @@ Each command is a module of this package (or of another NeuroSynth package) expo
 Lava, Ray, tonic, torchattacks) only inside ``run``, so ``neurosynth --help`` stays instant.
 
 What every command shares lives here, once: ``--help`` shows each option's default
-(:class:`DefaultsHelpFormatter`), and every command takes ``--threads N`` (torch CPU threads, default from
-:data:`THREAD_CAPS`), applied by :func:`main` before the command runs.
+(:class:`DefaultsHelpFormatter`), and every command takes ``--threads N`` (torch CPU threads, default
+:data:`DEFAULT_THREADS` on every command), applied by :func:`main` before the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 # command name -> module path. Groups (search, export) have their own sub-command tables.
@@ -29,12 +28,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
-# torch CPU threads per command (the default of its --threads): small SNNs on few, shared cores run fastest
-# with 1-2 threads; conversion and the Lava export do larger dense work. Never more than the machine has.
-THREAD_CAPS: dict[str, int] = {
-    "train": 1, "demo": 1, "energy": 1, "search mse": 1, "search bio": 2, "robustness": 2, "convert": 4,
-    "export loihi": 4, "export nir": 1, "data info": 1, "data plot": 1,
-}
+# torch CPU threads, the default of every command's --threads: one number on every command and every machine, so a
+# command's result does not change with the core count (the float sums run in the same order); small SNNs on few,
+# shared cores run fastest with 1-2 threads anyway. Pass --threads N for more.
+DEFAULT_THREADS = 1
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -49,15 +46,29 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{h} (default: %(default)s)" if h else "default: %(default)s"
 
 
+class ScriptHelpFormatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The examples' ``--help``: the description as written (their module docstring) and every default shown."""
+
+    def add_argument(self, action):
+        if (action.help is None and action.option_strings and action.default is not None
+                and action.default is not False and action.default != argparse.SUPPRESS):
+            action.help = "default: %(default)s"  # argparse formats no help string for an option without help
+        super().add_argument(action)
+
+
 def finish_parser(p: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     """The options and help layout every command shares (called once per command by the tables below)."""
     p.formatter_class = DefaultsHelpFormatter
     for action in p._actions:  # options without help get one, so their default shows
         if action.help is None and action.option_strings and action.default is not None and action.default is not False:
             action.help = "default: %(default)s"
+    if not any("--plugin" in a.option_strings for a in p._actions):
+        p.add_argument("--plugin", action="append", default=None, metavar="FILE.py|MODULE",
+                       help="import a Python file or module that registers custom neurons (repeatable); installed "
+                            "packages register theirs under the 'neurosynth.neurons' entry-point group")
     if not any("--threads" in a.option_strings for a in p._actions):
-        p.add_argument("--threads", type=int, default=max(1, min(THREAD_CAPS.get(command, 1), os.cpu_count() or 1)),
-                       help="torch CPU threads")
+        p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                       help="torch CPU threads (the same default on every command; results can differ with N)")
     return p
 
 
@@ -72,6 +83,16 @@ def apply_threads(n: int | None) -> None:
     import torch
 
     torch.set_num_threads(int(n))
+
+
+def load_plugins(refs: list[str] | None) -> None:
+    """Import the ``--plugin`` files/modules and the installed ``neurosynth.neurons`` entry points (the one place
+    the CLI does it, before the command runs)."""
+    from neurosynth.plugins import load_entry_points, load_plugin
+
+    load_entry_points()
+    for ref in refs or ():
+        load_plugin(ref)
 
 
 def _load(module: str):
@@ -89,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spiking neural networks: train, search, export to Loihi 2 / NIR, estimate energy.",
         formatter_class=DefaultsHelpFormatter,
     )
+    from neurosynth import __version__
+
+    parser.add_argument("--version", action="version", version=f"neurosynth {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
         mod = _load(module)
@@ -138,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        load_plugins(getattr(args, "plugin", None))
         apply_threads(getattr(args, "threads", None))
         return int(args._run(args) or 0)
     except UserError as e:

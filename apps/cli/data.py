@@ -61,6 +61,12 @@ def register(subparsers):
     from .data_audio import register_audio
 
     register_audio(inner)  # encode-audio, generate spoken_digits
+    # `neurosynth --help` lists every action (the table above is the one list)
+    summary = "inspect and prepare datasets: " + ", ".join(inner.choices)
+    for action in subparsers._choices_actions:
+        if action.dest == "data":
+            action.help = summary
+    p.description = summary + ". Nothing is downloaded."
     global _PARSER
     _PARSER = p
     return p

@@ -101,5 +101,6 @@ def run_generate(args) -> int:
           f"({len(man['voices']['train'])} voices), valid {files['valid']['samples']} samples "
           f"({len(man['voices']['valid'])} unseen voices), test {files['test']['samples']} samples "
           f"({len(man['voices']['test'])} unseen voices); {man['espeak_ng']}")
-    print(f"train on it: python examples/train_shd.py --data-root {folder(args.root)}")
+    # --data-root is the folder *holding* SpokenDigits/, as `data info spoken_digits` and every reader take it
+    print(f"train on it: python examples/train_shd.py --dataset spoken_digits --data-root {args.root}")
     return 0

@@ -106,9 +106,20 @@ def _table(report: dict, samples: int, source: str) -> str:
             val, note = ">= " + _fmt_j(est["total_j"]), "unpriced: " + ", ".join(est["unpriced"])
         lines.append(f"  {label:<22}{est['cost_model']:<14}{val:>18}  {note}")
     if report["ann_over_snn"] is not None:
-        lines.append(f"\n  ANN / SNN energy ratio ({report['ann']['cost_model']} vs {report['snn']['cost_model']}): "
-                     f"{report['ann_over_snn']:.3g}x")
+        lines.append("\n  " + energy_sentence(report["ann_over_snn"], report["snn"]["cost_model"],
+                                               report["ann"]["cost_model"]))
     return "\n".join(lines)
+
+
+def energy_sentence(ann_over_snn: float, snn_model: str, ann_model: str) -> str:
+    """The comparison in words, larger side first: "the SNN uses 33.6x the energy of the ANN" (not "ratio 0.0298x")."""
+    r = float(ann_over_snn)
+    where = f"({snn_model} for the SNN, {ann_model} for the ANN)"
+    if r <= 0:
+        return f"the ANN's estimate is 0 J {where}"
+    if r < 1:
+        return f"the SNN uses {1 / r:.3g}x the energy of the ANN per inference {where}"
+    return f"the SNN uses 1/{r:.3g} of the energy of the ANN per inference (the ANN uses {r:.3g}x) {where}"
 
 
 def plot_energy(report: dict, counts, path=None):

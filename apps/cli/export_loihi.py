@@ -159,7 +159,10 @@ def _run(args) -> int:
     try:
         net = exportable(model, input_shape)
     except LoihiExportError as e:
-        raise UserError(f"{run_dir} cannot be exported to Loihi: {e}") from e
+        hint = "" if spec.get("target") == "loihi" else (
+            "; a network Loihi 2 runs exactly is trained with `neurosynth train --loihi --out DIR` (or searched with "
+            "`neurosynth search mse --target loihi`)")
+        raise UserError(f"{run_dir} cannot be exported to Loihi: {e}{hint}") from e
     if args.verify:
         import_lava("neurosynth export loihi --verify")
     cfg = _run_config(run_dir)

@@ -137,11 +137,24 @@ def _run(args) -> int:
     chain = " -> ".join(nodes[k] for k in nodes)
     print(f"wrote {out}: {chain} (dt={dt:g} s)")
     if verify["samples"]:
-        print(f"verified: read back and re-run on {verify['samples']} random inputs, outputs identical")
-    print(f"runs identically in: {', '.join(results['identical_readers'])}"
-          + (f" (Norse: norse.torch.from_nir(graph, dt={dt:g}))" if readers.get("Norse 1.1.0") is None else ""))
-    for reader, why in results["not_identical"].items():
-        hint = " (try --for norse)" if reader.startswith("Norse") and "r != 1" in why else ""
-        print(f"not identical in {reader}: {why}{hint}")
-    print("other readers (Sinabs 3.1, Rockpool 3.1, Spyx 1.0): see docs/nir_interop.md")
+        print(f"verified with neurosynth's own NIR reader: read back and re-run on {verify['samples']} random "
+              "inputs, outputs identical")
+    print(readers_message(graph, dt))
     return 0
+
+
+def readers_message(graph, dt: float | None = None) -> str:
+    """Which readers run the file with spikes identical to ours (measured: ``docs/nir_interop.md``;
+    :func:`neurosynth.hardware.nir.export.identical_readers`), and why the others do not."""
+    from neurosynth.hardware.nir.export import identical_readers
+
+    readers = identical_readers(graph)
+    ok = ["neurosynth"] + [r for r, why in readers.items() if why is None]
+    norse = f" (Norse: norse.torch.from_nir(graph, dt={dt:g}))" if dt and readers.get("Norse 1.1.0") is None else ""
+    lines = [f"runs identically in: {', '.join(ok)}{norse}"]
+    for reader, why in readers.items():
+        if why is not None:
+            hint = " (try --for norse)" if reader.startswith("Norse") and "r != 1" in why else ""
+            lines.append(f"not identical in {reader}: {why}{hint}")
+    lines.append("other readers (Sinabs 3.1, Rockpool 3.1, Spyx 1.0): see docs/nir_interop.md")
+    return "\n".join(lines)

@@ -2,8 +2,9 @@
 
     neurosynth robustness --model RUN_DIR --attacks fgsm,pgd,tpgd,apgd,square,onepixel,transfer
 
-Defaults are the BioNAS paper's attack parameters (see ``neurosynth.robustness``); override any of them with
-``--param pgd.steps=20``. White-box attacks use the true input gradient by default (``--gradient true``);
+Every attack with an L-inf budget uses one ``--eps`` (default 8/255) unless it is set per attack
+(``--param fgsm.eps=0.1``); PGD's step follows eps (eps / 4). The other parameters are the BioNAS paper's (see
+``neurosynth.robustness``); override any of them with ``--param pgd.steps=20``. White-box attacks use the true input gradient by default (``--gradient true``);
 ``--gradient feedback`` attacks through the learning rules' feedback path instead. Writes
 ``robustness.json``, ``robustness.md`` and ``plots/robustness.png`` into ``--out`` (default
 ``RUN_DIR/robustness``).
@@ -11,6 +12,7 @@ Defaults are the BioNAS paper's attack parameters (see ``neurosynth.robustness``
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -31,11 +33,18 @@ def register(subparsers):
     p.add_argument("--n-samples", type=int, default=200, help="number of test images attacked")
     p.add_argument("--gradient", choices=["true", "feedback"], default="true",
                    help="white-box gradient: true backprop (honest default) or the rules' feedback path")
+    p.add_argument("--eps", default="8/255", metavar="EPS",
+                   help="the L-inf budget of every attack that has one (a number in (0, 1] or N/255), shown in the "
+                        "table and the plot")
     p.add_argument("--param", action="append", default=[], metavar="ATTACK.KEY=VALUE",
                    help="override an attack parameter, e.g. --param fgsm.eps=0.1 (repeatable)")
-    p.add_argument("--surrogate", default=None, help="run directory of the transfer attack's source model "
-                                                     "(default: a small BP CNN trained here)")
-    p.add_argument("--surrogate-epochs", type=int, default=3)
+    p.add_argument("--transfer-source", default=None, metavar="RUN_DIR",
+                   help="run directory of the transfer attack's source model (default: a small BP CNN trained here)")
+    p.add_argument("--transfer-source-epochs", type=int, default=3,
+                   help="epochs of the transfer source trained here")
+    # deprecated spellings: "surrogate" means the surrogate gradient everywhere else in neurosynth
+    p.add_argument("--surrogate", dest="old_surrogate", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--surrogate-epochs", dest="old_surrogate_epochs", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--time-steps", type=int, default=None, help="for time-first SNNs: repeat the image T times")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
@@ -75,6 +84,30 @@ def _check_param_types(overrides: dict[str, dict], defaults: dict[str, dict]) ->
             number = isinstance(d, (int, float)) and not isinstance(d, bool)
             if number and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise UserError(f"--param {attack}.{name}={v!r}: {attack}.{name} takes a number (default {d})")
+
+
+def _parse_eps(text: str) -> float:
+    from neurosynth.errors import UserError
+    from neurosynth.robustness import check_eps
+
+    raw = str(text).strip()
+    try:
+        if raw.endswith("/255"):
+            return check_eps(float(raw[:-4]) / 255)
+        return check_eps(raw)
+    except ValueError as e:
+        raise UserError(f"--eps {text!r}: {e}") from e
+
+
+def _deprecated_aliases(args) -> None:
+    """``--surrogate``/``--surrogate-epochs`` (old names of the transfer source) still work, with a warning."""
+    for old, new in (("old_surrogate", "transfer_source"), ("old_surrogate_epochs", "transfer_source_epochs")):
+        value = getattr(args, old, None)
+        if value is not None:
+            flag, new_flag = "--" + old[4:].replace("_", "-"), "--" + new.replace("_", "-")
+            print(f"warning: {flag} is deprecated (it is the transfer attack's source model, not a surrogate "
+                  f"gradient); use {new_flag}", file=sys.stderr)
+            setattr(args, new, value)
 
 
 def _image_datasets() -> list[str]:
@@ -135,6 +168,8 @@ def run(args) -> int:
     from neurosynth.robustness import (
         PAPER_DEFAULTS,
         LogitsModel,
+        attack_params,
+        eps_label,
         evaluate_robustness,
         format_table,
         train_surrogate,
@@ -150,6 +185,13 @@ def run(args) -> int:
     if bad:
         raise UserError(f"--param names unknown attacks {bad}; choose from {', '.join(PAPER_DEFAULTS)}")
     _check_param_types(overrides, PAPER_DEFAULTS)
+    _deprecated_aliases(args)
+    eps = _parse_eps(args.eps)
+    for name, override in overrides.items():
+        try:
+            attack_params(name, eps, override)
+        except ValueError as e:
+            raise UserError(f"--param: {e}") from e
     if args.n_samples < 1:
         raise UserError("--n-samples must be >= 1")
     model, spec, _ = load_run(args.model)
@@ -175,17 +217,18 @@ def run(args) -> int:
     wrapped = LogitsModel(model, shape if shape and tuple(shape) != image_shape else None, time_steps).eval()
     surrogate = None
     if "transfer" in attacks:
-        if args.surrogate:
-            s_model, s_spec, _ = load_run(args.surrogate)
+        if args.transfer_source:
+            s_model, s_spec, _ = load_run(args.transfer_source)
             s_shape = s_spec.get("input_shape")
             surrogate = LogitsModel(s_model, s_shape if s_shape and tuple(s_shape) != image_shape else None).eval()
         else:
-            surrogate = train_surrogate(xtr, ytr, num_classes, epochs=args.surrogate_epochs, seed=args.seed)
+            surrogate = train_surrogate(xtr, ytr, num_classes, epochs=args.transfer_source_epochs, seed=args.seed)
     res = evaluate_robustness(wrapped, x, y, attacks, gradient=args.gradient, overrides=overrides,
                               surrogate=surrogate, batch_size=args.batch_size, seed=args.seed,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, eps=eps)
     res.update({"model": str(args.model), "dataset": dataset,
-                "surrogate": args.surrogate or f"small BP CNN trained {args.surrogate_epochs} epochs (seed {args.seed})"})
+                "transfer_source": args.transfer_source
+                or f"small BP CNN trained {args.transfer_source_epochs} epochs (seed {args.seed})"})
     with RunDir.create(args.out or f"{args.model}/robustness", kind="robustness") as out:
         out.write_json("robustness.json", res)
         table = format_table(res)
@@ -193,8 +236,8 @@ def run(args) -> int:
 
         with atomic_write(out.file("robustness.md")) as f:
             f.write(f"Robustness of {args.model} on {res['n_samples']} {dataset} test images; white-box gradients: "
-                    f"{res['white_box_gradient_source']}.\n\n{table}\n")
-        plot_robustness(res, out.plot_path("robustness"), title=f"gradient: {args.gradient}")
+                    f"{res['white_box_gradient_source']}; {eps_label(res)}.\n\n{table}\n")
+        plot_robustness(res, out.plot_path("robustness"), title=f"{eps_label(res)}, gradient: {args.gradient}")
         out.write_manifest(["neurosynth", *sys.argv[1:]], {k: v for k, v in vars(args).items() if not k.startswith("_")},
                            args.seed, {"clean_accuracy": res["clean_accuracy"],
                                        **{k: v["robust_accuracy"] for k, v in res["attacks"].items()}})

@@ -17,7 +17,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="digits", help="dataset name from neurosynth.datasets (digits ships offline)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset (not needed for digits)")
     p.add_argument("--limit", type=int, default=None, help="keep at most this many samples per split in memory")
-    p.add_argument("--T", type=int, default=4, help="time steps per sample")
+    p.add_argument("--T", type=int, default=None,
+                   help="time steps per sample (default: 4; 8 on a --target with synaptic delay (loihi, nir), whose "
+                        "window must cover one step per layer)")
     p.add_argument("--encoding", default=None,
                    help="static images: direct | rate | latency (default: direct; rate for a --target whose input is spikes)")
     p.add_argument("--target", default="float", choices=TARGETS.names(),

@@ -113,8 +113,6 @@ def check_train_config(cfg: dict) -> tuple[list[int], str]:
     """Validate the train options before anything is written; returns (hidden sizes, torch device)."""
     import math
 
-    import torch
-
     from neurosynth.errors import UserError
     from neurosynth.neurons import NEURONS, RESETS
     from neurosynth.surrogate import SURROGATES
@@ -147,17 +145,10 @@ def check_train_config(cfg: dict) -> tuple[list[int], str]:
         if surrogate not in SURROGATES:
             raise UserError(f"--surrogate {surrogate!r} is not a surrogate gradient; choose one of "
                             f"{SURROGATES.names()}")
+    from neurosynth.utils import check_device
+
     device = str(cfg.get("device", "cpu"))
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as e:
-        raise UserError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device} was requested but no CUDA device is available; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
-    if dev.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {device!r} is not supported; use cpu, cuda or cuda:N")
+    check_device(device)
     return hidden, device
 
 
@@ -253,10 +244,13 @@ def _train_into(run_dir, cfg, model, spec, loss, train, test, seed) -> dict:
     run_dir.save_model(model, spec)
     run_dir.write_json("metrics.json", metrics)
     plot_history(hist, run_dir.plot_path("curves"), title=f"digits, T={cfg.get('T', 20)}")
-    x, _ = next(iter(test))
+    from neurosynth.losses import get_loss
+
+    x, y = next(iter(test))
     with torch.no_grad():
-        _, rec = model(x[:, :1], record=True)
-    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", model=model)
+        out, rec = model(x[:, :1], record=True)
+    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", model=model, output=out,
+                label=int(y[0]), prediction=int(get_loss(loss).predict(out)[0]))
     run_dir.write_manifest(cfg.get("_command") or sys.argv, cfg, seed,
                            {"test_accuracy": ev["accuracy"], "train_seconds": train_seconds})
     return metrics

@@ -164,10 +164,13 @@ def train_csnn(cfg: dict) -> dict:
     run_dir.save_model(model, spec)
     run_dir.write_json("metrics.json", metrics)
     plot_history(hist, run_dir.plot_path("curves"), title=f"{cfg['dataset']} conv SNN, T={cfg['T']}")
-    x, _ = next(iter(test.batches(1, shuffle=False)))
+    from neurosynth.losses import get_loss
+
+    x, y = next(iter(test.batches(1, shuffle=False)))
     with torch.no_grad():
-        _, rec = model(x, record=True)
-    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample")
+        out, rec = model(x, record=True)
+    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", output=out,
+                label=int(y[0]), prediction=int(get_loss(loss).predict(out)[0]))
     run_dir.write_manifest(cfg.get("_command") or sys.argv, {**cfg, "out": str(Path(cfg["out"]))}, seed,
                            {"test_accuracy": ev["accuracy"], "train_seconds": train_seconds})
     return metrics

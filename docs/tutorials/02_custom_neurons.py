@@ -24,8 +24,19 @@ What you define:
   resting potential that is not 0.
 - ``default_reset`` (class attribute, default ``"subtract"``) and ``_validate(self)`` to check parameter ranges.
 
-``@register_neuron("name")`` makes it buildable by name everywhere (ArchSpec JSON, ``build_neuron``, the CLI's
-``--neuron``), so saved models that use it reload with ``load_run`` once its module is imported.
+``@register_neuron("name")`` makes it buildable by name everywhere: ArchSpec JSON, ``build_neuron``, and the
+command line once the file (or module) that registers it is passed with ``--plugin``, on any command::
+
+    neurosynth train --plugin examples/custom_neuron.py --neuron quadratic_lif --out runs/tutorials/02_cli
+    neurosynth search mse --plugin examples/custom_neuron.py --space space.json ...   # {"neurons": ["quadratic_lif"]}
+    neurosynth export nir --plugin examples/custom_neuron.py --model runs/tutorials/02_cli --out net.nir
+
+(a plugin file should only define and register: the command imports it; installed packages declare theirs under
+the ``neurosynth.neurons`` entry-point group instead). The run records the plugin in ``arch.json``; opening it
+never imports code on its own, so ``energy``/``export``/``robustness`` without the ``--plugin`` are refused with the
+exact option to pass. ``export nir`` maps a custom neuron onto a NIR primitive only where the class declares its
+dynamics equal one (``nir_primitive = "lif"``, ``"if"``, ``"cubalif"`` or ``"li"``); otherwise it refuses, saying
+why. ``load_run`` in Python works once the module is imported. Section 4 below runs the first command.
 """
 
 import os
@@ -136,3 +147,16 @@ rebuilt = ns.build(spec)  # the registered name rebuilds it
 rebuilt.load_state_dict(net.state_dict())
 with torch.no_grad():
     assert torch.equal(rebuilt(x), net(x))
+
+# --- 4. The same from the command line: --plugin imports the file that registers the neuron -----------------------
+from neurosynth.apps.cli import main as neurosynth_cli  # noqa: E402
+
+PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "custom_neuron.py"
+cli_run = OUT / "02_cli"
+rc = neurosynth_cli(["train", "--plugin", str(PLUGIN), "--neuron", "quadratic_lif", "--out", str(cli_run),
+                     "--epochs", "1" if QUICK else "5", "--T", "8", "--hidden", "32" if QUICK else "128",
+                     "--no-progress"])
+assert rc == 0
+import json  # noqa: E402
+
+print("the run records its plugin:", json.loads((cli_run / "arch.json").read_text())["neuron_plugins"])

@@ -32,7 +32,6 @@ What to do with ``net.h5`` afterwards
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +51,7 @@ from neurosynth.hardware.lava import (
 )
 
 QUICK = os.environ.get("NEUROSYNTH_TUTORIAL_QUICK") == "1"
-OUT = Path(os.environ.get("NEUROSYNTH_TUTORIAL_OUT", tempfile.mkdtemp())) / "04_loihi"
+OUT = Path(os.environ.get("NEUROSYNTH_TUTORIAL_OUT", "runs/tutorials")) / "04_loihi"
 torch.manual_seed(0)
 
 # 1. Train the Loihi-exact family on digits: QLinear -> Delay(1) -> LIF(reset="zero") with parameters on

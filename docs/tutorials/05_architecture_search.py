@@ -18,13 +18,14 @@ about 0.4-0.6) but mostly measures capacity.
 """
 
 import os
-import tempfile
+import shutil
 from pathlib import Path
 
 from snn_nas.mse.run import SearchConfig, run_search
 
 QUICK = os.environ.get("NEUROSYNTH_TUTORIAL_QUICK") == "1"
-OUT = Path(os.environ.get("NEUROSYNTH_TUTORIAL_OUT", tempfile.mkdtemp())) / "05_search"
+OUT = Path(os.environ.get("NEUROSYNTH_TUTORIAL_OUT", "runs/tutorials")) / "05_search"
+shutil.rmtree(OUT, ignore_errors=True)  # this lesson's own folder: a fresh search each time it is run
 
 cfg = SearchConfig(
     out=str(OUT),

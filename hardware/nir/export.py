@@ -293,6 +293,33 @@ def _apply_form(named: list[tuple[str, Any]], form: NirForm) -> list[tuple[str, 
     return out
 
 
+def _custom_neuron_exporter(m: nn.Module, name: str):
+    """A custom (plugin) neuron maps onto a NIR primitive only where it says its dynamics are those of a built-in
+    neuron (class attribute ``nir_primitive = "lif"`` | ``"if"`` | ``"cubalif"`` | ``"li"``): its own ``charge``
+    has no NIR form, and exporting it as its base class would silently change the model."""
+    from neurosynth.neurons import NEURONS, NeuronModel
+
+    if not isinstance(m, NeuronModel) or type(m) in NIR_EXPORTERS._entries or type(m).__module__.startswith(
+            "neurosynth."):
+        return None
+    label = getattr(m, "neuron_name", type(m).__name__)
+    primitive = getattr(type(m), "nir_primitive", None)
+    if primitive is None:
+        raise ValueError(f"layer {name}: the custom neuron {label!r} ({type(m).__name__}) has no NIR primitive (NIR "
+                         "has LIF, IF, CubaLIF and LI; its charge() is its own). If its dynamics equal one of them, "
+                         "declare it on the class, e.g. nir_primitive = \"lif\"")
+    base = NEURONS.get(primitive) if primitive in NEURONS else None
+    exporter = NIR_EXPORTERS._entries.get(base) if base is not None else None
+    if exporter is None:
+        raise ValueError(f"layer {name}: the custom neuron {label!r} declares nir_primitive={primitive!r}; choose one "
+                         "of 'lif', 'if', 'cubalif', 'li'")
+    missing = [k for k in base.defaults if not hasattr(m, k)]
+    if missing:
+        raise ValueError(f"layer {name}: the custom neuron {label!r} declares nir_primitive={primitive!r} but lacks "
+                         f"its parameters {missing}")
+    return exporter
+
+
 @NIR_EXPORTERS.register(nn.Dropout, nn.Identity)
 def _export_skip(m, ctx):
     return SKIP
@@ -369,7 +396,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
     exported: list = []
     for name, m in layers:
-        exporter = NIR_EXPORTERS.lookup(m)
+        exporter = _custom_neuron_exporter(m, name) or NIR_EXPORTERS.lookup(m)
         if exporter is None:
             raise ValueError(f"layer {name} ({type(m).__name__}) has no NIR exporter; supported: "
                              f"{', '.join(NIR_EXPORTERS.names())}")

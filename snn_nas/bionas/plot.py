@@ -141,6 +141,9 @@ def plot_curves(curves: dict[str, list[list[float]]], path=None, ylabel: str = "
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)

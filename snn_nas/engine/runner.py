@@ -42,13 +42,19 @@ WORKER_REGISTRATION_HINT = (
     "or that the evaluator's module imports, or run with workers=0")
 
 
-def _init_worker(payload: bytes) -> None:
-    """Unpickle the evaluator inside the worker; an error is kept and reported by every evaluation (a failure
-    here would otherwise kill the process and surface only as 'worker process died')."""
+def _init_worker(payload: bytes, plugins: tuple[str, ...] = ()) -> None:
+    """Load the parent's ``--plugin`` files/modules (custom neurons) and the installed neuron entry points, then
+    unpickle the evaluator inside the worker; an error is kept and reported by every evaluation (a failure here
+    would otherwise kill the process and surface only as 'worker process died')."""
     import pickle
 
     global _WORKER_EVALUATOR, _WORKER_INIT_ERROR
     try:
+        from neurosynth.plugins import load_entry_points, load_plugin
+
+        load_entry_points()
+        for ref in plugins:
+            load_plugin(ref)
         _WORKER_EVALUATOR = pickle.loads(payload)
     except Exception as e:  # noqa: BLE001 - reported per evaluation below
         _WORKER_INIT_ERROR = (f"the worker could not load the evaluator ({type(e).__name__}: {e}); "
@@ -97,8 +103,11 @@ class _Pool:
         import pickle
         from concurrent.futures import ProcessPoolExecutor
 
+        from neurosynth.plugins import loaded_plugins
+
         self.ex = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(pickle.dumps(self.evaluator),))
+                                      initializer=_init_worker,
+                                      initargs=(pickle.dumps(self.evaluator), tuple(loaded_plugins())))
 
     def map_unordered(self, tasks):
         from concurrent.futures import as_completed

@@ -29,7 +29,7 @@ class SearchConfig:
     out: str
     dataset: str = "digits"
     data_root: str | None = None
-    T: int = 4
+    T: int | None = None  # None: DEFAULT_T, or on a target with synaptic delay the T its depth needs (default_T)
     encoding: str | None = None  # static images: direct (analog current every step) | rate | latency;
     # None: direct for target float, rate for loihi/nir (their inputs must be spikes)
     target: str = "float"  # a name in neurosynth.hardware.targets.TARGETS: every candidate deployable by construction
@@ -106,6 +106,40 @@ def _synapse_delay(target: str) -> int:
     return get_target(target).synapse_delay
 
 
+DEFAULT_T = 4  # time steps on a target without synaptic delay (float)
+DEFAULT_DELAYED_T = 8  # on a target with one step of delay per layer (loihi, nir): room for 6 spiking layers
+
+
+def _max_layers(T: int) -> int:
+    """The deepest network a window of ``T`` steps allows with one step of delay per layer (>= 1/4 of the window
+    left for the output)."""
+    return max(3, (3 * T) // 4)
+
+
+def _min_T(layers: int) -> int:
+    """The shortest window whose :func:`_max_layers` is >= ``layers``."""
+    T = 1
+    while _max_layers(T) < layers:
+        T += 1
+    return T
+
+
+def _min_depth(cfg: SearchConfig) -> int:
+    depth = (cfg.space or {}).get("depth", [2, 4])
+    try:
+        return 2 + int(depth[0])  # stem + the fewest cells + output
+    except (TypeError, ValueError, IndexError, KeyError):
+        return 4  # the space reports the bad value itself
+
+
+def default_T(cfg: SearchConfig) -> int:
+    """``--T`` when unset: 4, or on a target with synaptic delay the longer of 8 and what the space's smallest
+    network needs."""
+    if not _synapse_delay(cfg.target):
+        return DEFAULT_T
+    return max(DEFAULT_DELAYED_T, _min_T(_min_depth(cfg)))
+
+
 def _reference(cfg: SearchConfig):
     if cfg.reference in ("labels", "input"):
         return {"reference": cfg.reference}, None, None
@@ -138,6 +172,8 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
 
         spikes = cfg.target in TARGETS and TARGETS.get(cfg.target).input == "spikes"
         cfg.encoding = "rate" if spikes else "direct"
+    if cfg.T is None:
+        cfg.T = default_T(cfg)
     check_config(cfg)
     torch.set_num_threads(1)
     with RunDir.create(cfg.out, kind="search mse", resume=cfg.resume, replace=False) as rd:
@@ -151,7 +187,13 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             base = {"input_shape": task.input_shape, "num_classes": task.num_classes, "target": cfg.target}
             delayed = _synapse_delay(cfg.target)
             if delayed:  # one step of delay per layer: keep >= 1/4 of the window for the output
-                base["max_layers"] = max(3, (3 * cfg.T) // 4)
+                base["max_layers"] = _max_layers(cfg.T)
+                need = _min_depth(cfg)
+                if "max_layers" not in cfg.space and base["max_layers"] < need:
+                    raise ValueError(
+                        f"--T {cfg.T} is too short for --target {cfg.target}: with one step of synaptic delay per layer "
+                        f"it allows {base['max_layers']} spiking layers and the smallest network of the space has "
+                        f"{need}; use --T >= {_min_T(need)} (or leave --T unset: {default_T(cfg)} for this target)")
             space = MSESpace(MSESpaceConfig.from_dict({**base, **cfg.space}))
         except (ValueError, TypeError) as e:
             raise _user_error(f"invalid search space: {e}") from e
@@ -203,7 +245,7 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             write_json(rd.file("best.json"), best["spec"])
             write_json(rd.file("hall_of_fame.json"), [{"fitness": f, "spec": s} for f, s in strategy.hall_of_fame])
             plot_fitness(records, summary["history"], rd.plot_path("fitness"), cfg.fitness)
-            front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, evaluator.costs[0])
+            front = plot_pareto(records, rd.plot_path("pareto"), cfg.fitness, list(evaluator.costs))
             summary["pareto_front"] = front
             results = {"best_fitness": best["fitness"], "best_hash": best["hash"], "best_metrics": best["metrics"],
                        "evaluations": summary["evaluations"], "failed": summary["failed"],
@@ -278,6 +320,8 @@ def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> 
 
 # ---- plots ---------------------------------------------------------------------------------------------
 def plot_fitness(records: list[dict], history: list[dict], path: Path | None, fitness: str):
+    from matplotlib.ticker import MaxNLocator
+
     from neurosynth.plots import figure, finish
 
     fig, ax = figure(figsize=(6, 4))
@@ -290,6 +334,7 @@ def plot_fitness(records: list[dict], history: list[dict], path: Path | None, fi
         if history else []
     ax.plot(g, best_so_far, "k-", lw=1, label="best so far")
     ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"fitness ({fitness})")
     ax.set_title("MSE-NAS search")
     ax.legend(fontsize=8)
@@ -306,24 +351,33 @@ def pareto_indices(F: np.ndarray) -> list[int]:
     return keep
 
 
-def plot_pareto(records: list[dict], path: Path, fitness: str, cost: str) -> list[dict]:
+def plot_pareto(records: list[dict], path: Path, fitness: str, cost: str | list[str]) -> list[dict]:
+    """Fitness against each ``--cost`` objective, one panel per cost, with the non-dominated front (over all the
+    objectives) marked in every panel. Returns the front (hash, fitness and every cost)."""
     from neurosynth.plots import figure, finish
 
+    costs = [cost] if isinstance(cost, str) else list(cost)
     ok = [r for r in records if r["status"] == "ok" and r["objectives"] is not None]
-    fig, ax = figure(figsize=(6, 4))
+    fig, axes = figure(1, len(costs), figsize=(5.5 * len(costs), 4), squeeze=False)
     front = []
+    F = np.array([r["objectives"] for r in ok], dtype=float) if ok else np.zeros((0, 1 + len(costs)))
+    idx = pareto_indices(F) if ok else []
+    for k, (ax, name) in enumerate(zip(axes[0], costs)):
+        col = 1 + k
+        if ok and F.shape[1] > col:
+            ax.scatter(F[:, col], -F[:, 0], s=10, alpha=0.4, label="evaluations")
+            fi = sorted(idx, key=lambda i: F[i, col])
+            ax.plot(F[fi, col], -F[fi, 0], "ro-", label="Pareto front (all objectives)")
+            if np.all(F[:, col] > 0):
+                ax.set_xscale("log")
+        ax.set_xlabel(name)
+        ax.set_ylabel(f"fitness ({fitness})")
+        ax.set_title(f"fitness vs {name}")
+        ax.legend(fontsize=8)
     if ok:
-        F = np.array([r["objectives"] for r in ok], dtype=float)
-        idx = pareto_indices(F)
-        ax.scatter(F[:, 1], -F[:, 0], s=10, alpha=0.4, label="evaluations")
-        fi = sorted(idx, key=lambda i: F[i, 1])
-        ax.plot(F[fi, 1], -F[fi, 0], "ro-", label="Pareto front")
-        front = [{"hash": ok[i]["hash"], "fitness": float(-F[i, 0]), cost: float(F[i, 1])} for i in fi]
-    ax.set_xscale("log")
-    ax.set_xlabel(cost)
-    ax.set_ylabel(f"fitness ({fitness})")
-    ax.set_title("fitness vs cost")
-    ax.legend(fontsize=8)
+        order = sorted(idx, key=lambda i: F[i, 1])
+        front = [{"hash": ok[i]["hash"], "fitness": float(-F[i, 0]),
+                  **{name: float(F[i, 1 + k]) for k, name in enumerate(costs) if F.shape[1] > 1 + k}} for i in order]
     finish(fig, path)
     return front
 
@@ -335,6 +389,9 @@ def _plot_history(hist: dict, path: Path | None = None):
     ax.plot(hist["epoch"], hist["train_accuracy"], "o-", label="train")
     ax.plot(hist["epoch"], hist["val_accuracy"], "s-", label="test")
     ax.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy")
     ax.legend()
     return finish(fig, path)

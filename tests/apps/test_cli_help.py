@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
 
-from neurosynth.apps.cli import THREAD_CAPS, build_parser, main
+from neurosynth.apps.cli import DEFAULT_THREADS, build_parser, main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -40,12 +39,30 @@ def test_every_command_help_shows_defaults():
     assert "(default: lif)" in " ".join(leaves["train"].format_help().split())  # --neuron
 
 
-def test_threads_default_comes_from_the_one_table():
+def test_threads_default_is_the_same_on_every_command():
+    for name, p in _leaves(build_parser()):
+        threads = [a for a in p._actions if "--threads" in a.option_strings]
+        assert len(threads) == 1 and threads[0].default == DEFAULT_THREADS == 1, name
+    assert build_parser().parse_args(["train", "--out", "x", "--threads", "3"]).threads == 3
+
+
+def test_every_command_takes_plugin_and_the_top_level_help_lists_every_data_action(capsys):
     parser = build_parser()
-    for argv, key in ((["search", "bio", "--out", "x"], "search bio"), (["train", "--out", "x"], "train"),
-                      (["export", "loihi", "--model", "m", "--out", "x"], "export loihi")):
-        assert parser.parse_args(argv).threads == max(1, min(THREAD_CAPS[key], os.cpu_count() or 1))
-    assert parser.parse_args(["train", "--out", "x", "--threads", "3"]).threads == 3
+    for name, p in _leaves(parser):
+        assert any("--plugin" in a.option_strings for a in p._actions), name
+    top = " ".join(parser.format_help().split())
+    data = dict(_leaves(parser))
+    actions = {n.split()[1] for n in data if n.startswith("data ")}
+    assert {"list", "info", "plot", "generate", "encode-audio", "simulate-events"} <= actions
+    assert all(a in top for a in actions), top
+
+
+def test_version(capsys):
+    from neurosynth import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"neurosynth {__version__}"
 
 
 def test_threads_are_validated(tmp_path, capsys):

@@ -155,3 +155,21 @@ def test_demo_quick_runs_every_stage(tmp_path):
     man = json.loads((tmp_path / "demo" / "manifest.json").read_text())
     assert set(man["results"]["stage_seconds"]) == {"search", "train", "loihi"}
     assert (tmp_path / "demo" / "train" / "model.pt").exists()
+
+
+def test_fit_shows_a_progress_bar_within_each_epoch(capsys):
+    # a long epoch must show its batches (issue 22: the default Fashion-MNIST run showed nothing for a minute)
+    import torch
+
+    import neurosynth as ns
+    from neurosynth.training import fit
+
+    gen = torch.Generator().manual_seed(0)
+    data = [((torch.rand(3, 4, 5, generator=gen) < 0.5).float(), torch.randint(0, 2, (4,), generator=gen))
+            for _ in range(3)]
+    net = ns.SNN(torch.nn.Linear(5, 2), ns.LIF())
+    fit(net, data, epochs=2, lr=1e-3, progress=True, scheduler=None)
+    err = capsys.readouterr().err
+    assert "epoch 1/2" in err and "0/3" in err and "batch/s" in err
+    fit(net, data, epochs=1, lr=1e-3, progress=False, scheduler=None)
+    assert "batch" not in capsys.readouterr().err

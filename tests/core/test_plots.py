@@ -73,3 +73,29 @@ def test_loihi_check_plot_labels_and_legend():
     fig.canvas.draw()  # constrained layout keeps the legend inside the figure
     box = fig.legends[0].get_window_extent()
     assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.x1
+
+
+def test_raster_shows_label_prediction_and_the_output_layer():
+    # a spiking output: the last recorded layer is marked as the output layer, label and prediction in the title
+    net, rec = _records()
+    out = rec[list(rec)[-1]]
+    fig = plot_raster(rec, model=net, output=out, label=3, prediction=1)
+    assert len(fig.axes) == 2 and "output layer" in fig.axes[-1].get_title(loc="left")
+    assert "label 3, predicted 1" in fig._suptitle.get_text()
+    # a membrane (LI) readout is not among the spike records: it gets a panel of its own
+    membrane = torch.randn(12, 2, 5)
+    fig = plot_raster(rec, model=net, output=membrane, label=2, prediction=4)
+    assert len(fig.axes) == 3 and "output layer (membrane readout)" in fig.axes[-1].get_title(loc="left")
+    assert all(float(t).is_integer() for t in fig.axes[-1].get_xticks())
+
+
+def test_search_plots_integer_generations_and_every_cost(tmp_path):
+    from snn_nas.mse.run import plot_fitness, plot_pareto
+
+    recs = [{"status": "ok", "generation": g, "fitness": 0.1 * i, "hash": f"h{g}{i}",
+             "objectives": [-0.1 * i, 10.0 + i * (g + 1), 100.0 - i]} for g in range(3) for i in range(4)]
+    hist = [{"generation": g, "best": 0.3, "mean": 0.15} for g in range(3)]
+    fig = plot_fitness(recs, hist, None, "rdm")
+    assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())
+    front = plot_pareto(recs, tmp_path / "p.png", "rdm", ["params", "synops"])
+    assert (tmp_path / "p.png").exists() and front and set(front[0]) == {"hash", "fitness", "params", "synops"}

@@ -35,3 +35,19 @@ def test_tutorial_runs(path: Path, tmp_path):
     assert r.returncode == 0, f"{path.name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
     assert r.stdout.strip(), f"{path.name} printed nothing"
     assert "Traceback" not in r.stderr
+
+
+def test_every_lesson_writes_under_runs_tutorials_by_default():
+    # the index promises runs/tutorials/ (or $NEUROSYNTH_TUTORIAL_OUT); a temporary folder would lose the outputs
+    for p in sorted(TUTORIALS.glob("[0-9][0-9]_*.py")):
+        src = p.read_text()
+        if "NEUROSYNTH_TUTORIAL_OUT" not in src:
+            continue
+        assert 'os.environ.get("NEUROSYNTH_TUTORIAL_OUT", "runs/tutorials")' in src, p.name
+        assert not [ln for ln in src.splitlines() if "OUT" in ln and "mkdtemp" in ln], p.name
+
+
+def test_lesson_02_trains_a_custom_neuron_from_the_command_line():
+    # the lesson's claim: --plugin makes a registered neuron usable with the CLI's --neuron
+    src = (TUTORIALS / "02_custom_neurons.py").read_text()
+    assert '"--plugin"' in src and '"--neuron", "quadratic_lif"' in src

@@ -68,3 +68,24 @@ def test_demo_stage_quick(tmp_path):
     assert ctx["search_spec"]["kind"] == "mse"
     assert (ctx["search_dir"] / "best.json").exists()
     assert any("MSE-NAS search" in line for line in ctx["report"])
+
+
+def test_search_mse_target_loihi_works_with_its_default_T(tmp_path, capsys):
+    # the README's `search mse --target loihi --dataset digits`: --T left unset picks the window the target needs
+    from snn_nas.mse.run import SearchConfig, default_T
+
+    assert default_T(SearchConfig(out="x", target="loihi")) == 8
+    assert default_T(SearchConfig(out="x", target="float")) == 4
+    out = tmp_path / "s"
+    assert main(["search", "mse", "--target", "loihi", "--dataset", "digits", "--population", "2",
+                 "--generations", "1", "--batch", "20", "--limit", "100", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["config"]["T"] == 8
+
+
+def test_search_mse_target_loihi_with_too_short_T_names_the_fix(tmp_path, capsys):
+    assert main(["search", "mse", "--target", "loihi", "--dataset", "digits", "--T", "4", "--population", "2",
+                 "--generations", "1", "--batch", "20", "--limit", "100", "--out", str(tmp_path / "s"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--T 4 is too short for --target loihi" in err and "use --T >= 6" in err
+    assert not (tmp_path / "s").exists()
