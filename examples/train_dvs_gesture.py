@@ -36,6 +36,8 @@ import argparse
 import sys
 import time
 
+from neurosynth.errors import UserError
+
 
 def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: int = 11, beta: float = 0.9):
     import torch.nn as nn
@@ -208,13 +210,13 @@ def main(argv=None) -> int:
     if args.benchmark:
         return benchmark(args, build_model_from(args), (args.T, args.batch_size, 2, args.size, args.size), 11, 1077, g)
     if args.verify and not args.loihi:
-        raise SystemExit("error: --verify needs --loihi")
+        raise UserError("--verify needs --loihi")
     if args.verify_run and not args.verify:
-        raise SystemExit("error: --verify-run RUN needs --loihi --verify N")
+        raise UserError("--verify-run RUN needs --loihi --verify N")
     border = None
     if args.dataset == "nfashion_mnist":
         if args.loihi and args.size not in NFASHION_SIZES:
-            raise SystemExit(f"error: nfashion_mnist --loihi takes --size {', '.join(map(str, sorted(NFASHION_SIZES)))} "
+            raise UserError(f"nfashion_mnist --loihi takes --size {', '.join(map(str, sorted(NFASHION_SIZES)))} "
                              f"({'; '.join(f'{k}: {v}' for k, v in NFASHION_SIZES.items())}); got {args.size}")
         n = [int(v) for v in args.n_samples.split(",")] if args.n_samples else [None, None]
         train = load("nfashion_mnist", args.data_root, "train", T=args.T, n_samples=n[0])
@@ -227,7 +229,7 @@ def main(argv=None) -> int:
             train, test = SensorCrop(train, args.size), SensorCrop(test, args.size)
     else:
         if args.size == 34:
-            raise SystemExit("error: --size 34 is nfashion_mnist's sensor; dvs_gesture takes --size 16, 32, 64 or 128")
+            raise UserError("--size 34 is nfashion_mnist's sensor; dvs_gesture takes --size 16, 32, 64 or 128")
         kw = {"T": args.T, "spatial_factor": args.size / 128, "download": args.download}
         if args.loihi:
             kw["binary"] = True  # Loihi's input layer takes binary spikes
@@ -287,7 +289,7 @@ def verify_run(args, test, border) -> int:
     model, spec, _ = load_run(run)
     shape = tuple(spec["input_shape"])
     if shape != (2, args.size, args.size):
-        raise SystemExit(f"error: {run} was trained on inputs {shape}; pass the same --size (and data options)")
+        raise UserError(f"{run} was trained on inputs {shape}; pass the same --size (and data options)")
     t0 = time.perf_counter()
     res = verify_samples(model.eval(), test, args.verify, run / "loihi.h5", shape, progress=not args.no_progress)
     res["verify_seconds"] = time.perf_counter() - t0

@@ -41,6 +41,8 @@ import argparse
 import sys
 import time
 
+from neurosynth.errors import UserError
+
 
 def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, beta_out: float = 0.95,
                 arch: str = "recurrent", reset: str = "subtract", readout: str = "li"):
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
     if args.verify_run:
         return verify_run(args.verify_run, args.verify, argv, copies=args.copies)
     if args.verify and not args.loihi:
-        raise SystemExit("error: --verify needs --loihi")
+        raise UserError("--verify needs --loihi")
     binning = {"binary": True} if args.loihi else {}  # Loihi's input layer takes binary spikes
     train = load(args.dataset, args.data_root, "train", T=args.T, download=args.download, **binning)
     test = load(args.dataset, args.data_root, "test", T=args.T, download=args.download, **binning)
@@ -221,7 +223,7 @@ def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
     model, _, _ = load_run(run)
     cfg = json.loads((run / "manifest.json").read_text(encoding="utf-8")).get("config", {})
     if not cfg.get("loihi"):
-        raise SystemExit(f"error: {run} was not trained with --loihi; only --loihi runs can be verified in Lava")
+        raise UserError(f"{run} was not trained with --loihi; only --loihi runs can be verified in Lava")
     test = load(cfg.get("dataset", "shd"), cfg["data_root"], "test", T=int(cfg["T"]), binary=True)
     t0 = time.perf_counter()
     res = verify_samples(model, test, n, run / "loihi.h5", (int(test[0][0].shape[-1]),), copies=copies)

@@ -34,6 +34,17 @@ def test_example_device_cuda_without_cuda_is_one_error_line(name, capsys):
         "error: --device cuda was requested but no CUDA device is available; use --device cpu"]
 
 
+@pytest.mark.parametrize("name", ["train_shd", "train_dvs_gesture"])
+def test_example_option_mistake_is_one_error_line_and_exit_2(name, tmp_path, capsys):
+    """`--verify` without `--loihi` is a user's mistake: exit status 2 and one line, like the CLI (was status 1)."""
+    from neurosynth.errors import run_script
+
+    mod = _example(name)
+    assert run_script(mod.main, ["--data-root", str(tmp_path), "--verify", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["error: --verify needs --loihi"]
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.py")))
 def test_example_help_shows_defaults(name, monkeypatch, capsys):
     # every example's --help shows each option's default, as the CLI's does

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from neurosynth.datasets.testing import write_fake_dvs_gesture, write_fake_shd
+from neurosynth.errors import UserError
 from neurosynth.hardware.lava import compat, qat
 from neurosynth.hardware.lava.ir import extract
 
@@ -67,7 +68,7 @@ def test_train_dvs_loihi_trains_the_pooled_loihi_model(tmp_path):
 
 
 def test_verify_needs_loihi(tmp_path):
-    with pytest.raises(SystemExit, match="--verify needs --loihi"):
+    with pytest.raises(UserError, match="--verify needs --loihi"):
         _module("train_shd").main(["--data-root", str(tmp_path), "--verify", "3", "--out", str(tmp_path / "r")])
 
 
@@ -87,10 +88,10 @@ def test_nfashion_sensor_crop_and_size_refusal(tmp_path):
     assert y16.shape == (3, 2, 16, 16) and y16.sum() == 1 and y16[1, 1, 0, 0] == 1  # summed, then clipped to 0/1
     with pytest.raises(ValueError, match="must be one of"):
         mod.SensorCrop(ds, 20)
-    with pytest.raises(SystemExit, match="nfashion_mnist --loihi takes --size"):
+    with pytest.raises(UserError, match="nfashion_mnist --loihi takes --size"):
         mod.main(["--dataset", "nfashion_mnist", "--data-root", str(tmp_path), "--loihi", "--size", "64",
                   "--out", str(tmp_path / "r")])
-    with pytest.raises(SystemExit, match="dvs_gesture takes --size"):
+    with pytest.raises(UserError, match="dvs_gesture takes --size"):
         mod.main(["--data-root", str(tmp_path), "--loihi", "--size", "34", "--out", str(tmp_path / "r")])
 
 
