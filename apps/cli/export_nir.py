@@ -109,11 +109,15 @@ def _run(args) -> int:
             n_in *= d
         require_memory(4 * 4 * args.T * args.verify * n_in, f"verifying on {args.verify} inputs of {args.T} steps",
                        "use a smaller --T or --verify")
-        # verify in a temp file first: nothing is left at --out unless the check passes
+        # verify in a temp file first: nothing is left at --out unless the check passes; the probe lives in the
+        # system's temp folder, so a killed export leaves nothing beside --out
         import tempfile
 
-        with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmpd:
+        from neurosynth.rundir import kill_point
+
+        with tempfile.TemporaryDirectory(prefix="neurosynth-nir-probe-") as tmpd:
             probe = write_nir(graph, Path(tmpd) / "probe.nir")
+            kill_point("export-nir:probe")
             back = from_nir(read_nir(probe)).eval()
         gen = torch.Generator().manual_seed(args.seed)
         x = (torch.rand(args.T, args.verify, *in_shape, generator=gen) < 0.2).float()

@@ -75,3 +75,27 @@ def test_export_nir_for_a_reader_and_the_readers_message(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # argparse: unknown choice
         main(["export", "nir", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "x.nir"), "--for", "lava"])
     assert e.value.code == 2 and not (tmp_path / "x.nir").exists()
+
+
+def test_export_nir_killed_during_its_check_leaves_no_probe_beside_out(tmp_path):
+    """kill -9 while the read-back check runs: the probe file lived in the system's temp folder, so nothing but
+    (at most) the lock file is left beside --out, and a second export works."""
+    import os
+    import subprocess
+    import sys
+
+    from neurosynth.rundir import KILL_ENV
+
+    _run_dir(tmp_path / "run")
+    out = tmp_path / "exp" / "net.nir"
+    out.parent.mkdir()
+    argv = [sys.executable, "-m", "neurosynth", "export", "nir", "--model", str(tmp_path / "run"), "--out", str(out),
+            "--verify", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", KILL_ENV: "export-nir:probe"}
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, r.stderr[-2000:]
+    left = sorted(p.name for p in out.parent.iterdir())
+    assert not out.exists() and all(not (out.parent / n).is_dir() for n in left), left
+    env.pop(KILL_ENV)
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and out.exists(), r.stderr[-2000:]
