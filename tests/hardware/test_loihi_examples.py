@@ -120,7 +120,7 @@ def test_train_dvs_loihi_on_nfashion_crops_trains_and_verifies(tmp_path, monkeyp
     mod = _module("train_dvs_gesture")
     assert mod.main(argv) == 0
     assert 0 < json.loads((out / "metrics.json").read_text())["cropped_border_event_fraction"] < 0.2
-    with pytest.raises(SystemExit, match="trained on inputs"):  # the run's input shape must match --size
+    with pytest.raises(UserError, match="trained on inputs"):  # the run's input shape must match --size
         mod.main([*argv[:argv.index("--size") + 1], "32", "--verify", "4", "--verify-run", str(out)])
     assert mod.main([*argv, "--verify", "4", "--verify-run", str(out)]) == 0  # verify the trained run
     res = json.loads((out / "loihi_verify.json").read_text())["loihi"]
