@@ -26,19 +26,21 @@ _lock = threading.Lock()
 _results: dict[tuple[str, str], str | None] = {}  # (op, device) -> None (passed) | why it failed
 _paths: dict[str, str] = {}
 T, B, N = 6, 2, 16
+THRESHOLD, ADAPT_DECAY, ADAPT_SCALE = 1.0, 0.9, 1.8  # the fixed case's threshold and ALIF adaptation
 
 
 def _case(op: str, device) -> tuple:
     """The op's fixed small case: ``(args before x, args after x)`` for its autograd function (no module, no RNG)."""
     f = dict(device=device, dtype=torch.float32)
     zeros = torch.zeros(B, N, **f)
-    beta, thr = torch.tensor(0.9, **f), torch.tensor(1.0, **f)
+    beta, thr = torch.tensor(0.9, **f), torch.tensor(THRESHOLD, **f)
     if op == "lif":
         return (), (zeros, beta, thr, "subtract")
     if op == "cubalif":
         return (), (zeros, zeros, torch.tensor(0.7, **f), beta, thr, "zero")
     if op == "alif":
-        return (), (zeros, zeros, beta, thr, torch.tensor(0.9, **f), torch.tensor(1.8, **f), "subtract")
+        return (), (zeros, zeros, beta, thr, torch.tensor(ADAPT_DECAY, **f), torch.tensor(ADAPT_SCALE, **f),
+                                   "subtract")
     if op == "recurrent":
         w = torch.linspace(-0.3, 0.3, N * N, **f).reshape(N, N).roll(3, 1)
         return ("lif",), (w, None, zeros, [zeros], [beta, thr], "subtract")
@@ -49,11 +51,11 @@ def _threshold_at(op: str, s_ref: torch.Tensor, t0: int):
     """The firing threshold of the fixed case at step ``t0``, from the reference spikes before it (ALIF's adaptive
     threshold ``threshold + adapt_scale * a``, ``a = adapt_decay * a + s`` after every step; the others: 1.0)."""
     if op != "alif":
-        return 1.0
+        return THRESHOLD
     a = torch.zeros_like(s_ref[0])
     for t in range(t0):
-        a = 0.9 * a + s_ref[t]
-    return 1.0 + 1.8 * a
+        a = ADAPT_DECAY * a + s_ref[t]
+    return THRESHOLD + ADAPT_SCALE * a
 
 
 def _run(op: str, x: torch.Tensor, impl: str):
