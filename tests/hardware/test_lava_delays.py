@@ -181,3 +181,36 @@ def test_lavadl_netx_builds_delaydense_from_our_file(netx_hdf5, tmp_path):  # no
     ref = simulate(ln, x[:, None], "fixed").output[:, 0]
     assert ref.any()
     np.testing.assert_array_equal(out.reshape(ref.shape), ref)
+
+
+def test_loihi_family_with_learned_delays():
+    """``loihi_mlp_spec(max_delay=K)``: qdelayed_linear synapses (weights on Loihi's grid), one-step Delay, zero-reset
+    neurons; the JSON spec rebuilds it, the exported integers are the trained weights times 64 and our fixed-point
+    reference of Lava agrees with the torch model on nearly every spike (decays truncate on Loihi)."""
+    import json
+
+    from neurosynth.arch import build, to_spec
+    from neurosynth.hardware.targets import loihi_qat as qat
+
+    torch.manual_seed(0)
+    spec = qat.loihi_mlp_spec(20, [16], 6, beta=0.875, max_delay=5)
+    net = build(spec)
+    with torch.no_grad():
+        for layer in (net[0], net[3]):
+            layer.weight.mul_(6)
+    net.eval()
+    assert isinstance(net[0], qat.QDelayedLinear) and spec["layers"][0]["type"] == "qdelayed_linear"
+    again = build(json.loads(json.dumps(to_spec(net, spec["input_shape"]) | {"target": qat.TARGET})))
+    again.load_state_dict(net.state_dict())
+    x = spikes(30, 4, 20)
+    assert torch.equal(again.eval()(x), net(x))
+    ln = extract(net)
+    assert ln.torch_shifts() == [0, 0] and [s.max_delay for s in ln.stages] == [4, 4]
+    np.testing.assert_array_equal(ln.stages[0].int_weight(), (qat.quantize_weight(net[0].weight) * 64).detach()
+                                  .round().long().numpy())
+    ref = simulate(ln, x.numpy(), "fixed")
+    ts = torch_layer_spikes(net, x)
+    for r, t in zip(ref.spikes, ts):
+        assert t.sum() > 20 and (r == t).mean() > 0.98
+    with pytest.raises(ValueError, match="max_delay <= 63"):
+        qat.QDelayedLinear(4, 2, max_delay=64)
