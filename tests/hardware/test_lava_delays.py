@@ -214,3 +214,18 @@ def test_loihi_family_with_learned_delays():
         assert t.sum() > 20 and (r == t).mean() > 0.98
     with pytest.raises(ValueError, match="max_delay <= 63"):
         qat.QDelayedLinear(4, 2, max_delay=64)
+
+
+def test_op_counts_treat_a_delayed_synapse_like_a_linear():
+    """Energy: each input spike crosses each non-zero synapse once, delayed or not."""
+    from neurosynth.hardware.energy import count_ops
+
+    net = delay_net()
+    plain = SNN(torch.nn.Linear(20, 16, bias=False), net[1], torch.nn.Linear(16, 6, bias=False), net[3])
+    with torch.no_grad():
+        plain[0].weight.copy_(net[0].weight)
+        plain[2].weight.copy_(net[2].weight)
+    x = spikes(20, 2, 20)
+    a, b = count_ops(net, x), count_ops(plain, x)
+    assert a.layers[0].kind == "synapse" and a.layers[0].ac_ops == b.layers[0].ac_ops > 0
+    assert a.layers[0].dense_ops == b.layers[0].dense_ops
