@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurosynth.delays import DelayedLinear
 from neurosynth.registry import TypeRegistry
 
 from .common import DEFAULT_DT, DEFAULT_FORM, DISCRETISATION, NIR_FORMS, PRODUCER, NirForm, _nir, _pair, _tau
@@ -399,7 +400,7 @@ def _infer_input_shape(model: nn.Module, layers) -> tuple[int, ...]:
     if getattr(model, "nir_input_shape", None):
         return tuple(int(s) for s in model.nir_input_shape)
     for _, m in layers:
-        if isinstance(m, nn.Linear) or type(m).__name__ == "DelayedLinear":
+        if isinstance(m, (nn.Linear, DelayedLinear)):
             return (m.in_features,)
         if getattr(m, "shape", None):
             return tuple(m.shape)
@@ -448,7 +449,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
                              f"{', '.join(NIR_EXPORTERS.names())}")
         node = exporter(m, ExportContext(shape, float(dt), allow_nonstandard_reset, name))
         is_neuron = getattr(m, "neuron_name", None) is not None and hasattr(m, "defaults")
-        if type(m).__name__ == "DelayedLinear":  # a [T, B, N] layer: _out_shape cannot call it on one step
+        if isinstance(m, DelayedLinear):  # a [T, B, N] layer: _out_shape cannot call it on one step
             shape = (int(m.out_features),)
         elif not is_neuron and not isinstance(node, nir.NIRGraph):  # neurons and recurrent layers keep the shape
             shape = _out_shape(m, shape)

@@ -77,3 +77,15 @@ def test_norse_form_refuses_a_neuron_after_delays():
     weight node to fold into, so it refuses (the default form keeps r = tau/dt there)."""
     with pytest.raises(ValueError, match="export with the default form"):
         to_nir(SNN(DelayedLinear(4, 3, max_delay=2), LIF(reset="zero")), form="norse")
+
+
+def test_loihi_family_with_delays_round_trips():
+    """A subclass (the Loihi QDelayedLinear, weights on the 8-bit grid) exports the weights it computes with."""
+    from neurosynth.arch import build
+    from neurosynth.hardware.targets import loihi_qat as qat
+
+    torch.manual_seed(0)
+    net = build(qat.loihi_mlp_spec(12, [8], 4, max_delay=4)).eval()
+    back = from_nir(to_nir(net)).eval()
+    x = _x()
+    torch.testing.assert_close(back(x), net(x), rtol=0, atol=0)
