@@ -166,7 +166,7 @@ def validate_netx(path: str | os.PathLike) -> list[str]:
                     if "type" in n and _str(n["type"]) not in ("CUBA", "LOIHI"):
                         problems.append(f"layer/{k}/neuron: type must be CUBA")
                 if "delay" in g:
-                    d = g["delay"][()]
+                    d = np.asarray(g["delay"][()])
                     n_out = int(np.prod(g["shape"][()])) if "shape" in g else -1
                     n_in = w.shape[1] if w is not None and w.ndim == 2 else -1
                     if t != "dense":
@@ -174,8 +174,9 @@ def validate_netx(path: str | os.PathLike) -> list[str]:
                                         f"dense layers only (it ignores conv delays; dense_rec + delay is broken)")
                     elif not np.issubdtype(d.dtype, np.integer):
                         problems.append(f"layer/{k}: delay must be integers; got {d.dtype}")
-                    elif d.shape != (n_out, n_in):
-                        problems.append(f"layer/{k}: delay {d.shape} must be ({n_out}, {n_in}), one per synapse")
+                    elif full_delays(d, n_out, n_in) is None:
+                        problems.append(f"layer/{k}: delay {d.shape} must be ({n_out}, {n_in}), one per synapse "
+                                        f"(or a scalar, ({n_out},) per output or ({n_in},) per input, as netx reads)")
                     elif d.size and (d.min() < 0 or d.max() > MAX_DELAY):
                         problems.append(f"layer/{k}: delays outside 0..{MAX_DELAY}")
                 if t == "conv":
@@ -183,6 +184,23 @@ def validate_netx(path: str | os.PathLike) -> list[str]:
                         if key not in g:
                             problems.append(f"layer/{k}: conv needs {key!r}")
     return problems
+
+
+def full_delays(d: np.ndarray, n_out: int, n_in: int) -> np.ndarray | None:
+    """A netx ``delay`` as the full ``(n_out, n_in)`` matrix, the way lava-dl's ``create_dense`` reads it: a scalar
+    (every synapse), a vector of ``n_out`` (per output neuron: slayer's axonal delays; checked first, so a square
+    layer's vector is per output), a vector of ``n_in`` (per input) or the matrix itself; ``None`` for any other
+    shape."""
+    d = np.asarray(d)
+    if d.ndim == 0:
+        return np.full((n_out, n_in), int(d), dtype=np.int64)
+    if d.ndim == 1 and d.size == n_out:
+        return np.repeat(d.reshape(-1, 1), n_in, axis=1).astype(np.int64)
+    if d.ndim == 1 and d.size == n_in:
+        return np.repeat(d.reshape(1, -1), n_out, axis=0).astype(np.int64)
+    if d.shape == (n_out, n_in):
+        return d.astype(np.int64)
+    return None
 
 
 def _pair(g, key: str) -> tuple[int, int]:
@@ -235,7 +253,7 @@ def read_netx(path: str | os.PathLike) -> LoihiNet:
                     w = w.reshape(out_shape[0], -1)
                 w_rec = g["weight_rec"][()].astype(np.float64) / qat.W_SCALE if t == "dense_rec" else None
                 in_shape = shape if len(shape) == 1 else (int(np.prod(shape)),)
-                delays = g["delay"][()].astype(np.int64) if "delay" in g else None
+                delays = full_delays(g["delay"][()], w.shape[0], w.shape[1]) if "delay" in g else None
                 layers.append(LoihiLayer("dense", name, in_shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed,
                                          weight_rec=w_rec, delays=delays))
             else:

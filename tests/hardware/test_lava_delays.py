@@ -229,3 +229,18 @@ def test_op_counts_treat_a_delayed_synapse_like_a_linear():
     a, b = count_ops(net, x), count_ops(plain, x)
     assert a.layers[0].kind == "synapse" and a.layers[0].ac_ops == b.layers[0].ac_ops > 0
     assert a.layers[0].dense_ops == b.layers[0].dense_ops
+
+
+def test_read_netx_expands_scalar_and_vector_delays_as_netx_does(tmp_path):
+    """slayer writes axonal delays as one value per output neuron; netx applies them to every synapse of the row."""
+    ln = extract(delay_net())
+    path = write_netx(ln, tmp_path / "net.h5")
+    with h5py.File(path, "a") as f:
+        del f["layer/1/delay"]
+        f["layer/1/delay"] = np.arange(16, dtype=np.int64) % 4  # per output neuron
+        del f["layer/2/delay"]
+        f["layer/2/delay"] = np.int64(2)  # every synapse
+    assert validate_netx(path) == []
+    back = read_netx(path)
+    np.testing.assert_array_equal(back.stages[0].delays, np.repeat((np.arange(16) % 4)[:, None], 20, axis=1))
+    np.testing.assert_array_equal(back.stages[1].delays, np.full((6, 16), 2))
