@@ -318,10 +318,12 @@ def to_spec(model: nn.Module, input_shape: list[int] | tuple[int, ...] | None = 
 
 
 def mlp_spec(n_in: int, hidden: list[int], n_out: int, neuron: str = "lif", readout: str = "spiking",
-             neuron_params: dict | None = None, per_neuron: bool = False, **neuron_kw) -> dict:
+             neuron_params: dict | None = None, per_neuron: bool = False, max_delay: int | None = None,
+             **neuron_kw) -> dict:
     """A spiking MLP: Linear + neuron per hidden layer, then Linear + spiking neuron (``readout='spiking'``) or an
     ``LI`` membrane readout (``readout='li'``). ``per_neuron``: one parameter value per neuron (needed to learn
-    them per neuron); ``neuron_kw`` (reset, surrogate, learn, ...) goes to every spiking neuron."""
+    them per neuron); ``neuron_kw`` (reset, surrogate, learn, ...) goes to every spiking neuron. ``max_delay=K``:
+    every synapse is a ``delayed_linear`` (learnable per-synapse delays 0..K-1, no bias; :mod:`neurosynth.delays`)."""
     neuron_params = neuron_params or {}
     layers: list[dict] = []
     sizes = [n_in, *hidden]
@@ -332,9 +334,14 @@ def mlp_spec(n_in: int, hidden: list[int], n_out: int, neuron: str = "lif", read
             d["shape"] = [size]
         return d
 
+    def synapse(a: int, b: int) -> dict:
+        if max_delay is None:
+            return {"type": "linear", "in_features": a, "out_features": b}
+        return {"type": "delayed_linear", "in_features": a, "out_features": b, "max_delay": int(max_delay)}
+
     for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [{"type": "linear", "in_features": a, "out_features": b}, neuron_layer(b)]
-    layers.append({"type": "linear", "in_features": sizes[-1], "out_features": n_out})
+        layers += [synapse(a, b), neuron_layer(b)]
+    layers.append(synapse(sizes[-1], n_out))
     if readout == "li":
         layers.append({"type": "neuron", "neuron": "li", "params": {"beta": neuron_params.get("beta", 0.9)}})
     elif readout == "spiking":

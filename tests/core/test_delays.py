@@ -149,7 +149,7 @@ def test_fit_anneals_and_keeps_positions_in_range():
     y = torch.arange(8) % 3
     ns.fit(net, [(x, y)], epochs=2, lr=0.5, progress=False)  # a huge step pushes positions out of range
     assert float(net[0].sigma) == pytest.approx(0.23)
-    assert float(net[0].delay.min()) >= 0 and float(net[0].delay.max()) <= 3
+    assert float(net[0].delay.detach().min()) >= 0 and float(net[0].delay.detach().max()) <= 3
 
 
 def test_json_spec_round_trip(tmp_path):
@@ -174,3 +174,14 @@ def test_json_spec_round_trip(tmp_path):
     torch.testing.assert_close(model(x), net(x))
     with pytest.raises(ValueError, match="no fields"):
         build({**spec, "layers": [{**spec["layers"][0], "delays": 3}]})
+
+
+def test_mlp_spec_with_delays():
+    from neurosynth.arch import mlp_spec
+
+    spec = mlp_spec(6, [5], 3, readout="li", max_delay=4, reset="zero")
+    assert [layer["type"] for layer in spec["layers"]] == ["delayed_linear", "neuron", "delayed_linear", "neuron"]
+    net = build(spec)
+    assert isinstance(net[0], DelayedLinear) and net[0].max_delay == 4 and net[0].bias is None
+    assert net(_spikes(7, 2, 6)).shape == (7, 2, 3)
+    assert [layer["type"] for layer in mlp_spec(6, [5], 3)["layers"]][0] == "linear"  # unchanged without delays
