@@ -140,7 +140,8 @@ def parse_args(argv=None):
                         "extrapolate to one epoch of the real training set (8156 samples)")
     from neurosynth.apps.recipes.examples import add_options
 
-    add_options(p, shipped="spoken_digits: its valid split, voices unheard in training; shd ships none")
+    add_options(p, shipped="spoken_digits: its valid split, voices unheard in training, whereas a carved "
+                          "fraction shares the training voices; shd ships none")
     args = p.parse_args(argv)
     if args.verify_run and not args.verify:
         p.error("--verify-run RUN_DIR needs --verify N")
