@@ -384,8 +384,9 @@ def train_select(model, train_loader: Iterable, val_loader: Iterable | None, con
         bar.set_postfix(loss=f"{tr['loss']:.3f}", acc=f"{tr['accuracy']:.3f}", val=f"{val_acc:.3f}")
         if log:
             mark = " *" if best_epoch == epoch + 1 and sel.needs_val else ""
-            log(f"epoch {epoch + 1}/{epochs}: train loss {tr['loss']:.4f} acc {tr['accuracy']:.4f} | val loss "
-                f"{val_loss:.4f} acc {val_acc:.4f}{mark} ({hist['seconds'][-1]:.1f} s)")
+            val = f"val loss {val_loss:.4f} acc {val_acc:.4f}{mark}" if val_loader is not None else "no validation"
+            log(f"epoch {epoch + 1}/{epochs}: train loss {tr['loss']:.4f} acc {tr['accuracy']:.4f} | {val} "
+                f"({hist['seconds'][-1]:.1f} s)")
         if checkpoint is not None:
             save_checkpoint(checkpoint, {
                 "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "epochs": epochs, "rule": sel.name,
@@ -449,6 +450,15 @@ def results(outcome: Outcome, split: Split) -> dict:
             "selection_rule": s.rule, "epochs": len(s.history["epoch"]), "split": split.to_dict(),
             "train_seconds": outcome.train_seconds, "resumed_after_epoch": s.resumed_from,
             "history": s.history}
+
+
+def describe(metrics: dict) -> str:
+    """``"epoch 7/20 chosen by best_val, validation accuracy 0.9412"`` (or ``"the last epoch, 20/20, no validation
+    split"``) from :func:`results`."""
+    if metrics["val_accuracy"] != metrics["val_accuracy"]:  # NaN: no validation split
+        return f"the last epoch, {metrics['chosen_epoch']}/{metrics['epochs']}, no validation split"
+    return (f"epoch {metrics['chosen_epoch']}/{metrics['epochs']} chosen by {metrics['selection_rule']}, validation "
+            f"accuracy {metrics['val_accuracy']:.4f}")
 
 
 def selection_record(outcome: Outcome) -> dict:
@@ -518,6 +528,6 @@ def command_line(argv: Sequence[str] | None, program: str) -> str:
 
 __all__ = [
     "CHECKPOINT", "DEFAULT_VAL_FRACTION", "SELECTION_RULES", "Outcome", "Selection", "Split", "TrainConfig",
-    "check_resume_options", "check_val_fraction", "labels_of", "load_checkpoint", "resume_checkpoint", "results",
+    "check_resume_options", "check_val_fraction", "describe", "labels_of", "load_checkpoint", "resume_checkpoint", "results",
     "selection_record", "selection_rule", "split_indices", "train_and_test", "train_select", "validation_split",
 ]

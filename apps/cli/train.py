@@ -144,9 +144,10 @@ def run(args) -> int:
 
 
 def _summary(m: dict, out) -> str:
-    return (f"test accuracy {m['test_accuracy']:.4f} (read once) with the weights of epoch {m['chosen_epoch']}/"
-            f"{m['epochs']} ({m['selection_rule']}: validation accuracy {m['val_accuracy']:.4f}); "
-            f"{m['train_seconds']:.1f} s of training; run directory {out}")
+    from neurosynth.workflow import describe
+
+    return (f"test accuracy {m['test_accuracy']:.4f} (read once; {describe(m)}); {m['train_seconds']:.1f} s of "
+            f"training; run directory {out}")
 
 
 def _positive(flag: str, value, kind=int) -> None:

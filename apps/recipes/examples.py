@@ -62,7 +62,7 @@ def train_example(args, argv, *, program: str, model, fit, val, test, split, los
 
     from neurosynth.datasets import collate_time_first
     from neurosynth.rundir import RunDir, save_figure
-    from neurosynth.workflow import TrainConfig, selection_record, train_and_test
+    from neurosynth.workflow import TrainConfig, describe, selection_record, train_and_test
     from neurosynth.workflow import results as workflow_results
 
     bs = args.batch_size
@@ -90,7 +90,6 @@ def train_example(args, argv, *, program: str, model, fit, val, test, split, los
         run.write_json("metrics.json", {**metrics, "test": outcome.test, **res})
         save_figure(curves(hist, title), run.plot_path("training"))
         run.write_manifest(cmd, config, args.seed, res, split=split.to_dict(), selection=selection_record(outcome))
-        print(f"test accuracy {metrics['test_accuracy']:.3f} (read once; epoch {metrics['chosen_epoch']}/"
-              f"{metrics['epochs']} chosen by {metrics['selection_rule']}, validation accuracy "
-              f"{metrics['val_accuracy']:.3f}); {res['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
+        print(f"test accuracy {metrics['test_accuracy']:.3f} (read once; {describe(metrics)}); "
+              f"{res['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
     return 0
