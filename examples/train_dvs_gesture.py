@@ -9,7 +9,10 @@ a fully connected LIF layer and 11 leaky-integrator readouts scored by their mea
     python examples/train_dvs_gesture.py --data-root ~/data --epochs 30 --T 16 --out runs/dvs_gesture
 
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
-``manifest.json`` and ``plots/training.png``.
+``manifest.json`` and ``plots/training.png``. The epoch is chosen on a validation split (``--val-fraction``, default
+0.1 of the training data, stratified by class, ``--split-seed``) and the test split is read
+once, at the end; a checkpoint is written every epoch, and ``--resume RUN_DIR`` finishes an interrupted run with
+the result of an uninterrupted one (``docs/training.md``).
 
 ``--loihi`` trains the network Loihi 2 runs exactly (``neurosynth.hardware.targets.loihi_qat.loihi_pooled_conv_spec``):
 binary event frames, two [QConv2d(3x3) -> Delay(1) -> LIF -> sum pooling -> Delay(1) -> LIF] blocks, where the

@@ -15,7 +15,10 @@ To hand the model to snnTorch or another NIR tool, train it with NIR's reset and
     neurosynth export nir --model runs/shd_nir --out shd.nir   # then snntorch.import_nir.import_from_nir
 
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
-``manifest.json`` and ``plots/training.png``.
+``manifest.json`` and ``plots/training.png``. The epoch is chosen on a validation split (``--dataset spoken_digits``:
+its ``valid`` voices, unheard in training; SHD: ``--val-fraction``, default 0.1 of the training data, stratified by
+class, ``--split-seed``) and the test split is read once, at the end; a checkpoint is written every epoch, and
+``--resume RUN_DIR`` finishes an interrupted run with the result of an uninterrupted one (``docs/training.md``).
 
 ``--loihi`` trains the model Loihi 2 runs exactly (``neurosynth.hardware.targets.loihi_qat.loihi_rsnn_spec``): binary input
 spikes, QLinear (8-bit grid) -> Delay(1) -> QRecurrent (LIF, or CubaLIF with ``--alpha``; zero reset; 8-bit
