@@ -361,6 +361,8 @@ def train_select(model, train_loader: Iterable, val_loader: Iterable | None, con
         _set_rng_state(ck["rng"], gens)
         if log:
             log(f"resuming after epoch {start}/{config.epochs} (best so far: epoch {best_epoch})")
+    if log is print and progress:  # a line printed under the progress bars, not through them
+        log = tqdm.write
     epochs = config.epochs
     bar = tqdm(range(start, epochs), desc="train", unit="epoch", disable=not progress, leave=False,
                initial=start, total=epochs)
