@@ -427,6 +427,7 @@ def train_and_test(model, train_loader: Iterable, val_loader: Iterable | None, t
     def keep(_epoch: int) -> None:
         run.keep_on_error = True
 
+    extra = _plain(extra) if extra is not None else None  # the checkpoint holds plain data only (weights_only)
     t0 = time.perf_counter()
     try:
         sel = train_select(model, train_loader, val_loader, config, rule=rule, checkpoint=checkpoint,
@@ -435,8 +436,8 @@ def train_and_test(model, train_loader: Iterable, val_loader: Iterable | None, t
     except FloatingPointError as e:
         raise UserError(str(e)) from e
     seconds = time.perf_counter() - t0
+    test = evaluate(model, test_loader, config.loss, config.device, config.amp, record_rates=True)
     model.cpu()
-    test = evaluate(model, test_loader, config.loss, record_rates=True)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return Outcome(sel, test, seconds)
@@ -505,6 +506,18 @@ def resume_checkpoint(out: str | os.PathLike, kind: str) -> dict:
                     "the --out of the interrupted run")
 
 
+def check_fresh(out: str | os.PathLike, kind: str) -> None:
+    """Before a run that does not resume: refuse (UserError) to discard an interrupted run of ``kind`` at ``out``
+    that has a checkpoint (finished epochs), naming ``--resume``."""
+    from .rundir import partial_path, read_marker
+
+    partial = partial_path(out)
+    m = read_marker(partial) if partial.is_dir() else None
+    if m and m.get("kind") == kind and not m.get("complete") and (partial / CHECKPOINT).is_file():
+        raise UserError(f"an interrupted `{kind}` run with finished epochs is in {partial}; pass --resume {out} to "
+                        f"continue it (same options), or delete {partial} to start over")
+
+
 def check_resume_options(checkpoint: dict, config: dict, out: str | os.PathLike) -> None:
     """Refuse (UserError naming the first differing option) to resume with options other than the interrupted
     run's, except those in :data:`RESUME_FREE`."""
@@ -530,6 +543,6 @@ def command_line(argv: Sequence[str] | None, program: str) -> str:
 
 __all__ = [
     "CHECKPOINT", "DEFAULT_VAL_FRACTION", "SELECTION_RULES", "Outcome", "Selection", "Split", "TrainConfig",
-    "check_resume_options", "check_val_fraction", "describe", "labels_of", "load_checkpoint", "resume_checkpoint", "results",
+    "check_fresh", "check_resume_options", "check_val_fraction", "describe", "labels_of", "load_checkpoint", "resume_checkpoint", "results",
     "selection_record", "selection_rule", "split_indices", "train_and_test", "train_select", "validation_split",
 ]

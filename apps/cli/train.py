@@ -231,6 +231,7 @@ def train_digits(cfg: dict) -> dict:
     from neurosynth.utils import seed_all
     from neurosynth.workflow import (
         Split,
+        check_fresh,
         check_resume_options,
         check_val_fraction,
         resume_checkpoint,
@@ -244,6 +245,8 @@ def train_digits(cfg: dict) -> dict:
     resume = bool(cfg.get("resume"))
     if resume:
         check_resume_options(resume_checkpoint(cfg["out"], "train"), _resume_config(cfg), cfg["out"])
+    else:
+        check_fresh(cfg["out"], "train")
     seed = int(cfg.get("seed", 0))
     seed_all(seed)
     if cfg.get("loihi"):

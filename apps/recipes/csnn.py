@@ -157,6 +157,7 @@ def train_csnn(cfg: dict) -> dict:
     from neurosynth.utils import seed_all
     from neurosynth.workflow import (
         TrainConfig,
+        check_fresh,
         check_resume_options,
         results,
         resume_checkpoint,
@@ -177,6 +178,8 @@ def train_csnn(cfg: dict) -> dict:
     resume = bool(cfg.get("resume"))
     if resume:
         check_resume_options(resume_checkpoint(cfg["out"], "train"), _resume_config(cfg), cfg["out"])
+    else:
+        check_fresh(cfg["out"], "train")
     seed = int(cfg.get("seed", 0))
     seed_all(seed)
     train, test = load_data(cfg)

@@ -29,11 +29,12 @@ def check_options(args, argv, program: str, default_out: str | None = None) -> b
     """Validate the workflow options before any data is read; with ``--resume`` set ``args.out`` to the run and
     refuse options other than the interrupted run's (one ``error:`` line). Returns whether this run resumes."""
     from neurosynth.apps.cli.train import workflow_out
-    from neurosynth.workflow import check_resume_options, check_val_fraction, resume_checkpoint
+    from neurosynth.workflow import check_fresh, check_resume_options, check_val_fraction, resume_checkpoint
 
     args.out = workflow_out(args, default_out)
     check_val_fraction(args.val_fraction, args.select)
     if not args.resume:
+        check_fresh(args.out, KIND)
         return False
     check_resume_options(resume_checkpoint(args.out, KIND), config_of(args), args.out)
     return True

@@ -319,6 +319,8 @@ def test_resume_refuses_foreign_complete_and_changed_runs(tmp_path, monkeypatch,
     assert main([*TRAIN, "--out", str(cut)]) == 130
     monkeypatch.undo()
     capsys.readouterr()
+    assert main([*TRAIN, "--out", str(cut)]) == 2  # a fresh run never discards finished epochs silently
+    assert "pass --resume" in capsys.readouterr().err
     assert main([*TRAIN, "--lr", "0.01", "--resume", str(cut)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--lr is 0.01 here but was" in err[0]
