@@ -276,11 +276,16 @@ def _as_tuple(x):
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write a checkpoint atomically (temp file + fsync + rename)."""
-    from .io import atomic_path
+    """Write a checkpoint atomically (temp file + fsync + rename). Serialised in memory first, so that a full disk
+    is the plain ``OSError(ENOSPC)`` of a file write (torch's own writer reports it as an unrelated RuntimeError)."""
+    import io as _io
 
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    from .io import atomic_write
+
+    buf = _io.BytesIO()
+    torch.save(state, buf)
+    with atomic_write(path, "wb") as f:
+        f.write(buf.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -511,8 +516,11 @@ def check_fresh(out: str | os.PathLike, kind: str) -> None:
     that has a checkpoint (finished epochs), naming ``--resume``."""
     from .rundir import partial_path, read_marker
 
-    partial = partial_path(out)
-    m = read_marker(partial) if partial.is_dir() else None
+    try:
+        partial = partial_path(out)
+        m = read_marker(partial) if partial.is_dir() else None
+    except OSError:  # a name too long, a folder we cannot read: RunDir.create says it in its words
+        return
     if m and m.get("kind") == kind and not m.get("complete") and (partial / CHECKPOINT).is_file():
         raise UserError(f"an interrupted `{kind}` run with finished epochs is in {partial}; pass --resume {out} to "
                         f"continue it (same options), or delete {partial} to start over")
