@@ -327,3 +327,26 @@ def test_resume_refuses_foreign_complete_and_changed_runs(tmp_path, monkeypatch,
     assert main([*TRAIN, "--out", str(tmp_path / "other"), "--resume", str(cut)]) == 2
     assert "names another directory" in capsys.readouterr().err
     assert (tmp_path / ".cut.partial" / workflow.CHECKPOINT).is_file()  # a refused resume keeps the checkpoint
+
+
+def test_conv_recipe_carves_validation_and_resumes_bitwise(tmp_path, monkeypatch, capsys):
+    """`neurosynth train --dataset fashion_mnist` (the conv recipe, its own loaders): the same workflow."""
+    from neurosynth.datasets.testing import write_fake_fashion_mnist
+
+    write_fake_fashion_mnist(tmp_path / "f", 60, 20, seed=0, informative=True)
+    argv = ["train", "--dataset", "fashion_mnist", "--root", str(tmp_path / "f"), "--epochs", "3", "--channels", "2",
+            "--hidden", "8", "--batch-size", "16", "--no-progress", "--val-fraction", "0.2"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+
+    def stop(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflow, "_after_epoch", stop)
+    assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    assert main([*argv, "--resume", str(tmp_path / "cut")]) == 0
+    _same_run(tmp_path / "full", tmp_path / "cut")
+    man = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert (man["split"]["n_fit"], man["split"]["n_val"]) == (48, 12) and man["selection"]["rule"] == "best_val"
+    assert len(man["datasets"]["fashion_mnist/test"]["sha256"]) == 64
