@@ -50,6 +50,17 @@ def clamp_params_(model) -> None:
             m.clamp_params_()
 
 
+def begin_epoch(model, epoch: int, epochs: int) -> None:
+    """Tell every module that schedules something per epoch which epoch (0-based) of ``epochs`` starts: modules with
+    a ``start_epoch(epoch, epochs)`` method (e.g. the annealed tap width of learnable delays). ``fit`` and
+    :func:`neurosynth.workflow.train_select` call it at the start of every epoch; custom loops should too. What it
+    sets must live in the module's state_dict (a buffer), so a checkpoint restores it."""
+    for m in model.modules():
+        fn = getattr(m, "start_epoch", None)
+        if callable(fn):
+            fn(epoch, epochs)
+
+
 def nonfinite_error(model, x: torch.Tensor, where: str) -> FloatingPointError:
     """Say where a NaN/inf came from: the data, the weights/parameters, or the network's dynamics."""
     with torch.no_grad():
@@ -204,6 +215,7 @@ def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimiz
     bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         t0 = time.perf_counter()
+        begin_epoch(model, epoch, epochs)
         tr = train_epoch(model, train_loader, opt, loss_fn, device=device, amp=amp, reg=reg, grad_clip=grad_clip,
                          progress=progress, desc=f"epoch {epoch + 1}/{epochs}", where=f"epoch {epoch + 1}")
         if sched:
@@ -226,5 +238,5 @@ def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimiz
     return hist
 
 
-__all__ = ["fit", "evaluate", "accuracy", "make_optimizer", "make_scheduler", "train_epoch", "new_history",
+__all__ = ["fit", "evaluate", "accuracy", "make_optimizer", "make_scheduler", "train_epoch", "new_history", "begin_epoch",
            "clamp_params_"]

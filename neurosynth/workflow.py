@@ -330,7 +330,7 @@ def train_select(model, train_loader: Iterable, val_loader: Iterable | None, con
     from tqdm.auto import tqdm
 
     from .losses import get_loss
-    from .training import evaluate, make_optimizer, make_scheduler, new_history, train_epoch
+    from .training import begin_epoch, evaluate, make_optimizer, make_scheduler, new_history, train_epoch
 
     sel = selection_rule(rule)
     if sel.needs_val and val_loader is None:
@@ -373,6 +373,7 @@ def train_select(model, train_loader: Iterable, val_loader: Iterable | None, con
                initial=start, total=epochs)
     for epoch in bar:
         t0 = time.perf_counter()
+        begin_epoch(model, epoch, epochs)
         tr = train_epoch(model, train_loader, opt, loss_fn, device=device, amp=config.amp, reg=config.reg,
                          grad_clip=config.grad_clip, progress=progress, desc=f"epoch {epoch + 1}/{epochs}",
                          where=f"epoch {epoch + 1}")

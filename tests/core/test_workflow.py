@@ -350,3 +350,38 @@ def test_conv_recipe_carves_validation_and_resumes_bitwise(tmp_path, monkeypatch
     man = json.loads((tmp_path / "cut" / "manifest.json").read_text())
     assert (man["split"]["n_fit"], man["split"]["n_val"]) == (48, 12) and man["selection"]["rule"] == "best_val"
     assert len(man["datasets"]["fashion_mnist/test"]["sha256"]) == 64
+
+
+def test_modules_hear_the_epoch_start_in_fit_and_in_the_workflow_also_after_resume(tmp_path, monkeypatch):
+    """A module with ``start_epoch(epoch, epochs)`` (learnable delays anneal their taps so) is told every epoch."""
+    import neurosynth as ns
+    from neurosynth.training import fit
+
+    class Scheduled(torch.nn.Linear):
+        def __init__(self):
+            super().__init__(6, 3)
+            self.heard = []
+
+        def start_epoch(self, epoch, epochs):
+            self.heard.append((epoch, epochs))
+
+    def net():
+        torch.manual_seed(0)
+        return ns.SNN(Scheduled(), ns.LI(beta=0.8))
+
+    m = net()
+    fit(m, _task(), epochs=3, lr=0.1, loss="mean_membrane_ce", progress=False)
+    assert m[0].heard == [(0, 3), (1, 3), (2, 3)]
+    cfg = TrainConfig(epochs=3, lr=0.1, loss="mean_membrane_ce")
+
+    def stop(epoch):
+        raise KeyboardInterrupt
+
+    m = net()
+    monkeypatch.setattr(workflow, "_after_epoch", stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_select(m, _task(), _task(24, 1), cfg, checkpoint=tmp_path / "c.pt", progress=False, log=None)
+    monkeypatch.undo()
+    m2 = net()
+    train_select(m2, _task(), _task(24, 1), cfg, checkpoint=tmp_path / "c.pt", resume=True, progress=False, log=None)
+    assert m[0].heard == [(0, 3)] and m2[0].heard == [(1, 3), (2, 3)]
