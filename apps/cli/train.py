@@ -134,7 +134,7 @@ def check_train_config(cfg: dict) -> tuple[list[int], str]:
             raise UserError(f"--neuron {name!r} is not a registered neuron; choose one of {NEURONS.names()}")
         cls = NEURONS.get(name)
         beta, thr = cfg.get("beta", 0.9), cfg.get("threshold", 1.0)
-        if "beta" in cls.defaults and not (beta is not None and 0.0 <= beta <= 1.0):
+        if cls.membrane_decay in cls.defaults and not (beta is not None and 0.0 <= beta <= 1.0):
             raise UserError(f"--beta must lie in [0, 1] (the membrane decay per step, exp(-dt/tau)); got {beta}")
         if "threshold" in cls.defaults and not (thr is not None and math.isfinite(thr) and thr > 0):
             raise UserError(f"--threshold must be a positive finite number (e.g. 1.0); got {thr}")
@@ -188,13 +188,14 @@ def train_digits(cfg: dict) -> dict:
         spec = loihi_mlp_spec(64, hidden, 10)
         loss = "rate_ce"
     else:
-        params = {"beta": cfg.get("beta", 0.9), "threshold": cfg.get("threshold", 1.0)}
-        kw = {"surrogate": cfg.get("surrogate", "atan")}
-        if cfg.get("reset"):
-            kw["reset"] = cfg["reset"]
         from neurosynth.neurons import NEURONS
 
         cls = NEURONS.get(cfg.get("neuron", "lif"))
+        # --beta is the membrane decay: the parameter the neuron names so (adLIF's is alpha; its beta adapts)
+        params = {cls.membrane_decay: cfg.get("beta", 0.9), "threshold": cfg.get("threshold", 1.0)}
+        kw = {"surrogate": cfg.get("surrogate", "atan")}
+        if cfg.get("reset"):
+            kw["reset"] = cfg["reset"]
         params = {k: v for k, v in params.items() if k in cls.defaults}
         spec = mlp_spec(64, hidden, 10, neuron=cfg.get("neuron", "lif"), readout=cfg.get("readout", "spiking"),
                         neuron_params=params, **kw)
