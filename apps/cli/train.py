@@ -188,14 +188,14 @@ def train_digits(cfg: dict) -> dict:
         spec = loihi_mlp_spec(64, hidden, 10)
         loss = "rate_ce"
     else:
-        from neurosynth.neurons import NEURONS
-
-        cls = NEURONS.get(cfg.get("neuron", "lif"))
-        # --beta is the membrane decay: the parameter the neuron names so (adLIF's is alpha; its beta adapts)
-        params = {cls.membrane_decay: cfg.get("beta", 0.9), "threshold": cfg.get("threshold", 1.0)}
+        params = {"beta": cfg.get("beta", 0.9), "threshold": cfg.get("threshold", 1.0)}
         kw = {"surrogate": cfg.get("surrogate", "atan")}
         if cfg.get("reset"):
             kw["reset"] = cfg["reset"]
+        from neurosynth.neurons import NEURONS
+
+        cls = NEURONS.get(cfg.get("neuron", "lif"))
+        params = {cls.membrane_decay if k == "beta" else k: v for k, v in params.items()}  # adLIF's is alpha
         params = {k: v for k, v in params.items() if k in cls.defaults}
         spec = mlp_spec(64, hidden, 10, neuron=cfg.get("neuron", "lif"), readout=cfg.get("readout", "spiking"),
                         neuron_params=params, **kw)
