@@ -180,6 +180,17 @@ def custom(neuron, x: Tensor, state, params):
     return run(neuron, x, state, params)
 
 
+def custom_recurrent(neuron, x: Tensor, weight: Tensor, bias: Tensor | None, s0: Tensor, state, params):
+    r"""A recurrently connected layer of a custom neuron (adLIF: RadLIF) over ``x [T, B, N]``: the neuron driven by
+    :math:`x_t + W s_{t-1} + b`, one GEMM and one step of the kernel generated from its hooks per time step, a
+    reverse-scan backward (:mod:`neurosynth._ops.custom.recurrent`). ``(spikes, final_state, trace)`` like the python
+    loop of :class:`neurosynth.layers.Recurrent` (bit-identical in float32 on the CPU), or ``None`` when that loop
+    must run."""
+    from ._ops.custom import run_recurrent
+
+    return run_recurrent(neuron, x, weight, bias, s0, state, params)
+
+
 def kernel_record() -> dict:
     """Which kernel implementation ran in this process, for run manifests: ``{"fused": {op@device: impl},
     "custom": {neuron class: path}}`` (the first-use check of the fused ops, the generated custom kernels)."""
@@ -190,4 +201,4 @@ def kernel_record() -> dict:
 
 __all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "adlif_charge", "adlif_step", "se_adlif_step",
            "li_step", "lif", "cubalif", "alif",
-           "recurrent", "custom", "kernel_record"]
+           "recurrent", "custom", "custom_recurrent", "kernel_record"]

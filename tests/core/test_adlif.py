@@ -331,6 +331,43 @@ def test_recurrent_layer_is_radlif(name):
     assert layer.rec.weight.grad.abs().sum() > 0 and n.alpha.grad is not None
 
 
+@pytest.mark.parametrize("name,kw", [("adlif", {}), ("adlif", {"reset": "zero", "detach_reset": False}),
+                                     ("se_adlif", {})])
+def test_recurrent_generated_path_equals_the_python_loop(name, kw):
+    """Recurrent(adLIF) runs one GEMM + one generated step per time step (functional.custom_recurrent): spikes,
+    membranes and final states bit-identical to the python loop, gradients of every input within tolerance."""
+    _needs_kernel()
+    torch.manual_seed(2)
+    layer = Recurrent(12, name, bias=True, shape=12, **kw)
+    _per_neuron(layer.neuron, 12)
+    with torch.no_grad():
+        layer.rec.weight.mul_(3.0)
+    x = _x(T=40, B=3, N=12, dtype=torch.float32)
+    s0 = (torch.rand(3, 12, generator=torch.Generator().manual_seed(3)) < 0.3).float()
+    n = layer.neuron
+    results = []
+    for backend in ("auto", "python"):
+        n.backend = backend
+        xl = x.clone().requires_grad_(True)
+        s0l = s0.clone().requires_grad_(True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="neurosynth")
+            s, st, h = layer.run(xl, layer.initial_state(x[0])._replace(s=s0l))
+        if backend == "auto":
+            assert custom.paths()[type(n).__name__] == "generated-cpu"
+        g = torch.randn(s.shape, generator=torch.Generator().manual_seed(1))
+        loss = (s * g).sum() + (h * g).mean() + st.neuron.w.sum() + st.neuron.v.sum()
+        ins = [xl, s0l, layer.rec.weight, layer.rec.bias, *[getattr(n, k) for k in n.learn]]
+        results.append((s, h, st, torch.autograd.grad(loss, ins)))
+    (s, h, st, gk), (s2, h2, st2, gr) = results
+    assert 0 < s.sum() < 0.5 * s.numel()
+    assert torch.equal(s, s2) and torch.equal(h, h2) and torch.equal(st.s, st2.s)
+    for a, b in zip(st.neuron, st2.neuron):
+        assert torch.equal(a, b)
+    for a, b, what in zip(gk, gr, ["x", "s0", "weight", "bias", *n.learn]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=f"gradient of {what}")
+
+
 def test_trains_in_a_network():
     """A few optimiser steps through SNN(Linear, AdLIF, Linear, LI) lower the loss and keep the ranges."""
     torch.manual_seed(0)
@@ -351,3 +388,25 @@ def test_trains_in_a_network():
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
     net[1]._validate()  # still in range
+
+
+@pytest.mark.slow
+def test_cli_train_with_adlif_maps_beta_to_the_membrane_decay(tmp_path):
+    """``neurosynth train --neuron adlif --beta B``: B is the membrane decay, adLIF's alpha (its beta adapts)."""
+    from neurosynth.apps.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--neuron", "adlif", "--beta", "0.9", "--epochs", "1", "--hidden", "8", "--T", "4",
+                 "--out", str(out)]) == 0
+    spec = json.loads((out / "arch.json").read_text())
+    entry = next(layer for layer in spec["layers"] if layer.get("neuron") == "adlif")
+    assert entry["params"]["alpha"] == 0.9 and "beta" not in entry["params"]
+
+
+def test_cli_train_refuses_an_adlif_membrane_decay_out_of_range(tmp_path, capsys):
+    from neurosynth.apps.cli import main
+
+    assert main(["train", "--neuron", "adlif", "--beta", "0.5", "--epochs", "1", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "alpha must lie in" in err and "tau_u" in err
+    assert not (tmp_path / "b").exists()
