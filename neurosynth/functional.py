@@ -79,6 +79,47 @@ def alif_step(x: Tensor, v: Tensor, a: Tensor, beta: Tensor, threshold: Tensor, 
     return s, v, adapt_decay * a + s, h
 
 
+def adlif_charge(x: Tensor, u: Tensor, w: Tensor, s: Tensor, alpha: Tensor, beta: Tensor, a: Tensor, b: Tensor,
+                 threshold: Tensor, *, reset_mode: str = "subtract", detach_reset: bool = True):
+    r"""The sub-threshold part of one adLIF step (Bittar & Garner 2022, sparch's ``adLIFLayer``): ``(u_t, w_t)``
+    from the previous step's pre-reset membrane ``u``, adaptation ``w`` and spike ``s``:
+
+    .. math:: w_t = \beta w_{t-1} + a u_{t-1} + b s_{t-1},\qquad
+              u_t = \alpha\,\mathrm{reset}(u_{t-1}, s_{t-1}) + (1-\alpha)(x_t - w_t)
+
+    where ``reset`` is :math:`u - \vartheta s` (``subtract``, sparch), :math:`u(1-s)` (``zero``) or :math:`u`
+    (``none``); ``detach_reset`` stops the gradient through ``s`` inside the reset only (not in ``b s``)."""
+    w = beta * w + a * u + b * s
+    u = alpha * reset(u, s.detach() if detach_reset else s, threshold, reset_mode) + (1 - alpha) * (x - w)
+    return u, w
+
+
+def adlif_step(x: Tensor, u: Tensor, w: Tensor, s: Tensor, alpha: Tensor, beta: Tensor, a: Tensor, b: Tensor,
+               threshold: Tensor, *, reset_mode: str = "subtract", detach_reset: bool = True,
+               surrogate: Surrogate = _ATAN):
+    r"""One adLIF step: ``(s_t, u_t, w_t)`` with :func:`adlif_charge` and :math:`s_t = 1[u_t > \vartheta]`.
+
+    The state is the pre-reset membrane ``u`` (also the trace ``h``), the adaptation ``w`` and the last spike ``s``:
+    the reset is applied at the start of the next step, as in sparch (so ``u`` is also what the trace shows)."""
+    u, w = adlif_charge(x, u, w, s, alpha, beta, a, b, threshold, reset_mode=reset_mode, detach_reset=detach_reset)
+    return fire(u, threshold, surrogate), u, w
+
+
+def se_adlif_step(x: Tensor, u: Tensor, w: Tensor, alpha: Tensor, beta: Tensor, a: Tensor, b: Tensor, q: Tensor,
+                  threshold: Tensor, *, reset_mode: str = "zero", detach_reset: bool = True,
+                  surrogate: Surrogate = _ATAN):
+    r"""One SE-adLIF step (Baronig et al. 2025, symplectic Euler): ``(s_t, u_t, w_t, h_t)``:
+
+    .. math:: h_t = \alpha u_{t-1} + (1-\alpha)(x_t - w_{t-1}),\quad s_t = 1[h_t > \vartheta],\quad
+              u_t = \mathrm{reset}(h_t, s_t),\quad w_t = \beta w_{t-1} + (1-\beta)\,q\,(a u_t + b s_t)
+
+    (the adaptation reads the post-reset membrane; ``u`` in the state is post-reset, ``h`` the pre-reset trace)."""
+    h = alpha * u + (1 - alpha) * (x - w)
+    s = fire(h, threshold, surrogate)
+    u = reset(h, s.detach() if detach_reset else s, threshold, reset_mode)
+    return s, u, beta * w + (1 - beta) * q * (a * u + b * s), h
+
+
 def li_step(x: Tensor, v: Tensor, beta: Tensor) -> Tensor:
     """One leaky-integrator step (non-spiking readout): ``beta * v + x``."""
     return beta * v + x
@@ -139,6 +180,17 @@ def custom(neuron, x: Tensor, state, params):
     return run(neuron, x, state, params)
 
 
+def custom_recurrent(neuron, x: Tensor, weight: Tensor, bias: Tensor | None, s0: Tensor, state, params):
+    r"""A recurrently connected layer of a custom neuron (adLIF: RadLIF) over ``x [T, B, N]``: the neuron driven by
+    :math:`x_t + W s_{t-1} + b`, one GEMM and one step of the kernel generated from its hooks per time step, a
+    reverse-scan backward (:mod:`neurosynth._ops.custom.recurrent`). ``(spikes, final_state, trace)`` like the python
+    loop of :class:`neurosynth.layers.Recurrent` (bit-identical in float32 on the CPU), or ``None`` when that loop
+    must run."""
+    from ._ops.custom import run_recurrent
+
+    return run_recurrent(neuron, x, weight, bias, s0, state, params)
+
+
 def kernel_record() -> dict:
     """Which kernel implementation ran in this process, for run manifests: ``{"fused": {op@device: impl},
     "custom": {neuron class: path}}`` (the first-use check of the fused ops, the generated custom kernels)."""
@@ -147,5 +199,6 @@ def kernel_record() -> dict:
     return {"fused": selfcheck.paths(), "custom": custom.paths()}
 
 
-__all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "li_step", "lif", "cubalif", "alif",
-           "recurrent", "custom", "kernel_record"]
+__all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "adlif_charge", "adlif_step", "se_adlif_step",
+           "li_step", "lif", "cubalif", "alif",
+           "recurrent", "custom", "custom_recurrent", "kernel_record"]

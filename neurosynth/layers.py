@@ -170,9 +170,13 @@ class Recurrent(nn.Module):
         """Rest: no previous spikes, the neuron's initial state (``x0``: one step ``[B, N]``)."""
         return RecurrentState(torch.zeros_like(x0), self.neuron.initial_state(x0))
 
+    def _hooked(self) -> bool:
+        """Forward hooks on ``rec`` (energy counters): the python loop runs, so they see every step."""
+        return bool(self.rec._forward_hooks or self.rec._forward_pre_hooks or _has_global_hooks())
+
     def _fast_op(self, neuron_state) -> tuple[str, list, list] | None:
         n = self.neuron
-        if self.rec._forward_hooks or self.rec._forward_pre_hooks or _has_global_hooks():
+        if self._hooked():
             return None
         if not n._use_fused(neuron_state):
             return None
@@ -200,6 +204,11 @@ class Recurrent(nn.Module):
                                       surrogate=self.neuron.surrogate)
             return s, RecurrentState(s[-1], self.neuron.State(*final)), h
         p = self.neuron.params()
+        if self.neuron.backend != "python" and not self._hooked():  # a custom neuron (adLIF): its generated kernel
+            out = F.custom_recurrent(self.neuron, x, self.rec.weight, self.rec.bias, state.s, state.neuron, p)
+            if out is not None:
+                s, nstate, h = out
+                return s, RecurrentState(s[-1], nstate), h
         s_prev, nstate = state
         outs, trace = [], []
         for t in range(x.shape[0]):

@@ -66,3 +66,21 @@ def test_custom_generated_equals_eager_reference_loop():
     assert runs["custom_generated"][0] == runs["custom_eager"][0]
     for a, b in zip(runs["custom_generated"][1], runs["custom_eager"][1]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fast,slow", [("ns_adlif", "ns_adlif_python"), ("rec_adlif", "rec_adlif_python")])
+def test_adlif_variants_same_loss_and_gradients(fast, slow):
+    bench = _bench()
+    out = {}
+    from neurosynth._ops import custom
+
+    for v in (fast, slow):
+        step, info = bench._build(v, 2, 6)
+        custom._paths.pop("AdLIF", None)
+        loss, _ = step()
+        out[v] = (float(loss.detach()), info["paths"]().get("AdLIF"), [p.grad.clone() for p in step.params])
+    (lf, path_f, gf), (ls, path_s, gs) = out[fast], out[slow]
+    assert path_f == "generated-cpu" and path_s is None  # the python variant never enters the kernel
+    assert lf == ls
+    for a, b in zip(gf, gs):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -146,9 +146,9 @@ def _states_list(neuron, state) -> list[torch.Tensor]:
     return [getattr(state, n) for n in neuron.state_vars]
 
 
-def run(neuron, x: torch.Tensor, state, p):
-    """``(out, final_state, trace)`` of ``neuron`` over ``x [T, B, ...]`` through a generated kernel, or ``None``
-    when the reference loop must run (a warning says why, once, unless the reason is deliberate)."""
+def _usable_kernel(neuron, x: torch.Tensor, p):
+    """The generated kernel for ``neuron`` on ``x``, or ``None`` when the reference loop must run (a warning says
+    why, once, unless the reason is deliberate)."""
     if _env_disabled() and x.device.type == "cpu" and not _triton_forced():
         return None
     if not neuron.spiking or not generic_dynamics(neuron):
@@ -162,6 +162,29 @@ def run(neuron, x: torch.Tensor, state, p):
             why = kernel
     if why is not None:
         _fallback(neuron, why)
+        return None
+    return kernel
+
+
+def run_recurrent(neuron, x: torch.Tensor, weight: torch.Tensor, bias, s0: torch.Tensor, state, p):
+    """A recurrent layer of ``neuron`` (``x[t] + s[t-1] W^T + b`` into it, :mod:`.recurrent`) over ``x [T, B, N]``
+    through its generated kernel: ``(spikes, final_state, trace)``, or ``None`` when the python loop must run."""
+    kernel = _usable_kernel(neuron, x, p)
+    if kernel is None:
+        return None
+    from .recurrent import apply
+
+    states0 = [t.expand(x.shape[1:]) if t.dim() < x.dim() - 1 else t for t in _states_list(neuron, state)]
+    s, h, finals = apply(kernel, x, weight, bias, s0, states0, [getattr(p, n) for n in neuron.defaults])
+    _record(neuron, f"generated-{kernel.device_type}")
+    return s, neuron.State(*finals), h
+
+
+def run(neuron, x: torch.Tensor, state, p):
+    """``(out, final_state, trace)`` of ``neuron`` over ``x [T, B, ...]`` through a generated kernel, or ``None``
+    when the reference loop must run (a warning says why, once, unless the reason is deliberate)."""
+    kernel = _usable_kernel(neuron, x, p)
+    if kernel is None:
         return None
     from .autograd import apply
 
