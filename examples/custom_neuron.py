@@ -16,10 +16,10 @@ import argparse
 import torch
 
 import neurosynth as ns
-from neurosynth.datasets.digits import digits_loaders
+from neurosynth.datasets.digits import digits_split_loaders
 from neurosynth.neurons import NeuronModel, register_neuron
 from neurosynth.rundir import RunDir
-from neurosynth.training import evaluate, fit
+from neurosynth.workflow import TrainConfig, describe, results, train_and_test
 
 
 @register_neuron("quadratic_lif")
@@ -50,15 +50,16 @@ def main(argv=None) -> dict:
     # Selected by name, like any built-in neuron; "a" is learnable per neuron.
     spec = ns.mlp_spec(64, [128], 10, neuron="quadratic_lif", neuron_params={"a": 0.1}, learn=["a"], per_neuron=True)
     model = ns.build(spec)
-    train, test = digits_loaders(T=args.T, seed=args.seed)
-    hist = fit(model, train, epochs=args.epochs, lr=2e-3, val_loader=test)
-    ev = evaluate(model, test)
+    # the epoch is chosen on validation images carved from the training images; the test images are read once
+    train, val, test, split = digits_split_loaders(T=args.T, seed=args.seed)
+    outcome = train_and_test(model, train, val, test, TrainConfig(epochs=args.epochs, lr=2e-3), log=None)
     with RunDir.create(args.out, kind="example") as run:
         run.save_model(model, spec)
-        metrics = {"test_accuracy": ev["accuracy"], "history": hist, "learned_a_mean": float(model[1].a.detach().mean())}
+        metrics = {**results(outcome, split), "learned_a_mean": float(model[1].a.detach().mean())}
         run.write_json("metrics.json", metrics)
-        run.write_manifest(None, vars(args), args.seed, {"test_accuracy": ev["accuracy"]})
-        print(f"quadratic_lif MLP on digits: test accuracy {ev['accuracy']:.4f}; learned a (mean) "
+        run.write_manifest(None, vars(args), args.seed, {"test_accuracy": metrics["test_accuracy"]})
+        print(f"quadratic_lif MLP on digits: test accuracy {metrics['test_accuracy']:.4f} ({describe(metrics)}); "
+              f"learned a (mean) "
               f"{metrics['learned_a_mean']:.3f}; run directory {args.out}")
     return metrics
 

@@ -4,7 +4,8 @@
     python examples/export_loihi.py --out runs/loihi_conv --conv 8 --epochs 10     # strided-conv variant
 
 Steps: ``loihi_mlp_spec`` (QLinear -> Delay(1) -> LIF/CubaLIF(reset='zero'), parameters on Loihi's grids)
--> ``neurosynth.training.fit`` on rate-coded digits -> run directory (arch.json, model.pt, metrics.json,
+-> ``neurosynth.workflow.train_and_test`` on rate-coded digits (the epoch chosen on validation images carved
+from the training images, the test images read once) -> run directory (arch.json, model.pt, metrics.json,
 manifest.json) -> ``neurosynth export loihi --model RUN --out RUN/net.h5 --verify N``, which checks Lava float
 spikes == torch spikes, Lava fixed point == our integer reference bit for bit, and prints torch vs Lava
 accuracy on N test samples.
@@ -19,11 +20,11 @@ import torch
 
 from neurosynth.apps.cli import main as cli_main
 from neurosynth.arch import build
-from neurosynth.datasets.digits import digits_loaders
+from neurosynth.datasets.digits import digits_split_loaders
 from neurosynth.hardware.lava import loihi_conv_spec, loihi_mlp_spec
 from neurosynth.rundir import RunDir
-from neurosynth.training import evaluate, fit
 from neurosynth.utils import seed_all
+from neurosynth.workflow import TrainConfig, describe, results, train_and_test
 
 
 def parse(argv=None):
@@ -54,15 +55,16 @@ def run(args) -> int:
     else:
         spec = loihi_mlp_spec(64, args.hidden, 10, **neuron)
     model = build(spec)
-    train, test = digits_loaders(T=args.T, batch_size=64, seed=args.seed, image=bool(args.conv))
-    hist = fit(model, train, epochs=args.epochs, lr=args.lr, val_loader=test)
-    metrics = evaluate(model, test)
+    # the epoch is chosen on validation images carved from the training images; the test images are read once
+    train, val, test, split = digits_split_loaders(T=args.T, batch_size=64, seed=args.seed, image=bool(args.conv))
+    outcome = train_and_test(model, train, val, test, TrainConfig(epochs=args.epochs, lr=args.lr), log=None)
+    metrics = results(outcome, split)
     with RunDir.create(args.out, kind="example") as rd:
         rd.save_model(model, spec)
-        rd.write_json("metrics.json", {**metrics, "history": hist})
+        rd.write_json("metrics.json", metrics)
         config = {"dataset": "digits", "T": args.T, "encoder": "rate", **{k: v for k, v in vars(args).items() if k != "T"}}
-        rd.write_manifest(sys.argv, config, args.seed, metrics)
-        print(f"torch test accuracy {metrics['accuracy']:.4f}; run directory {rd.final}")
+        rd.write_manifest(sys.argv, config, args.seed, {"accuracy": metrics["test_accuracy"]})
+        print(f"torch test accuracy {metrics['test_accuracy']:.4f} ({describe(metrics)}); run directory {rd.final}")
     return cli_main(["export", "loihi", "--model", str(rd.final), "--out", str(rd.final / "net.h5"),
                      "--verify", str(args.verify), "--seed", str(args.seed)])
 

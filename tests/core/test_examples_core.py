@@ -14,6 +14,9 @@ def test_custom_neuron_example_trains_end_to_end(tmp_path):
     arch = json.loads((tmp_path / "run" / "arch.json").read_text())
     assert arch["layers"][1]["neuron"] == "quadratic_lif" and arch["layers"][1]["learn"] == ["a"]
     assert (tmp_path / "run" / "manifest.json").exists()
+    # the epoch is chosen on validation images carved from the training images, never on test
+    assert metrics["selection_rule"] == "best_val" and metrics["chosen_epoch"] == 1
+    assert metrics["split"]["how"] == "carved" and metrics["split"]["n_fit"] + metrics["split"]["n_val"] == 1347
 
 
 @functools.cache
