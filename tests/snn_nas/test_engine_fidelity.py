@@ -299,3 +299,57 @@ def test_asha_with_two_workers_resumes_without_losing_or_repeating(tmp_path):
     with Archive(killed) as a:
         units = sum(TOY.rung_units(r["rung"]) for r in a.budget_records())
     assert units <= 3 * TOY.bracket_units() + 1e-9
+
+
+# ---- the archive: per-budget records, migration, versions ----------------------------------------------------
+def test_archive_keeps_one_record_per_candidate_and_budget(tmp_path):
+    spec = space().sample(np.random.default_rng(0))
+    rec = {"status": "ok", "fitness": 0.5, "objectives": [-0.5, 3.0], "metrics": {"synops": 3.0}, "error": None,
+           "seconds": 0.1, "cpu_seconds": 0.1}
+    with Archive(tmp_path / "a.sqlite") as a:
+        h = a.add_at_budget(spec, rec, Budget(1, 100), rung=0, bracket=0, seed=4)
+        a.add_at_budget(spec, {**rec, "fitness": 0.7}, Budget(1, 300), rung=1, bracket=0, seed=4)
+        a.add_at_budget(spec, {**rec, "fitness": 0.1}, Budget(1, 100), rung=0, bracket=1, seed=4)  # first wins
+        assert a.get_at_budget(h, Budget(1, 100))["fitness"] == 0.5
+        assert a.get_at_budget(h, Budget(1, 300))["fitness"] == 0.7 and a.get_at_budget(h, Budget(3, 100)) is None
+        assert [r["budget"] for r in a.budget_records()] == [{"epochs": 1, "images": 100}, {"epochs": 1, "images": 300}]
+        assert len(a.budget_records(budget=Budget(1, 300))) == 1 and len(a) == 0  # apart from budget-free records
+
+
+def test_version_1_archive_is_migrated_and_a_newer_one_refused(tmp_path):
+    import sqlite3
+
+    from snn_nas.engine.archive import ARCHIVE_VERSION
+
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as db:  # the schema release 0.1 wrote: no budget table, no version
+        db.executescript("""
+            CREATE TABLE evaluations (hash TEXT PRIMARY KEY, spec TEXT NOT NULL, fitness REAL, objectives TEXT,
+                metrics TEXT NOT NULL, status TEXT NOT NULL, error TEXT, seconds REAL, generation INTEGER NOT NULL,
+                seed INTEGER, created REAL NOT NULL);
+            CREATE TABLE strategy_state (generation INTEGER PRIMARY KEY, state TEXT NOT NULL, summary TEXT NOT NULL,
+                created REAL NOT NULL);
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO evaluations VALUES ('abc', '{"genes":{}}', 0.25, NULL, '{}', 'ok', NULL, 0.1, 0, 1, 0.0);
+        """)
+    with Archive(old) as a:
+        assert a.get_meta("archive_version") == ARCHIVE_VERSION == 2
+        assert a.get("abc")["fitness"] == 0.25 and a.budget_records() == []
+        a.add_at_budget({"genes": {}}, {"status": "ok", "fitness": 0.5}, Budget(1, 10), rung=0, bracket=0)
+    with sqlite3.connect(old) as db:
+        db.execute("UPDATE meta SET value='3' WHERE key='archive_version'")
+    with pytest.raises(ValueError, match="version 3, newer than this neurosynth reads"):
+        Archive(old)
+
+
+def test_pareto_helpers_match_a_brute_force_definition():
+    from snn_nas.engine.pareto import nondominated_rank, pareto_indices, pareto_order
+
+    F = np.random.default_rng(0).integers(0, 6, size=(40, 2)).astype(float)
+    F[3] = np.inf  # a failed candidate
+    rank = nondominated_rank(F)
+    front = [i for i in range(40) if np.isfinite(F[i]).all() and not any(_dominates(F[j], F[i]) for j in range(40))]
+    assert pareto_indices(F) == front == [i for i in range(40) if rank[i] == 0]
+    order = pareto_order(F)
+    assert sorted(order) == list(range(40)) and set(order[: len(front)]) == set(front) and order[-1] == 3
+    assert all(rank[order[i]] <= rank[order[i + 1]] for i in range(39))
