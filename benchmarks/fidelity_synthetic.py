@@ -14,7 +14,6 @@ Seeds are paired: arm X with seed s and arm Y with seed s see the same problem (
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import tempfile

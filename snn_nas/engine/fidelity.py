@@ -81,6 +81,7 @@ DEFAULT_FIDELITY = "none"  # the CLI's default (`search mse --fidelity`): today'
 DEFAULT_ETA = 3
 PREDICTOR_MIN = 8  # rung-0 results before the predictor ranks proposals
 PREDICTOR_POOL = 3  # proposals per rung-0 place when the predictor ranks them and no --prefilter is given
+MAX_REPEATED_PROPOSALS = 1000  # asha stops when this many proposals in a row were already evaluated (a tiny space)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -570,7 +571,7 @@ class MultiFidelityRunner:
             if self.total_budget is not None and b > 0 and self._units + self._plan_units(plan) > self.total_budget + 1e-9:
                 break
             asked = self._propose(plan[0][0])
-            cands = asked
+            cands = list({spec_hash(x): x for x in asked}.values())  # a repeated proposal is one candidate
             best_of: dict[str, tuple[int, dict]] = {}
             for k, (_n, rung) in enumerate(plan):
                 results = self._evaluate_all(cands, rung, b)
@@ -622,6 +623,7 @@ class MultiFidelityRunner:
         return self._units + self.schedule.rung_units(rung) <= cap + 1e-9
 
     def _asha_next(self) -> _Job | None:
+        repeats = 0
         while True:
             job = self._asha_promotion()
             if job is None:
@@ -639,6 +641,10 @@ class MultiFidelityRunner:
             if known is not None:  # a duplicate proposal: its result is already known
                 self._n_cached += 1
                 self._asha_done(job, known)
+                repeats += 1
+                if repeats > MAX_REPEATED_PROPOSALS:
+                    log.info("asha: %d proposals in a row were already evaluated; the space looks exhausted", repeats)
+                    return None
 
     def _asha_done(self, job: _Job, rec: dict) -> None:
         self._asha_record(job.hash, job.spec, job.rung, rec)

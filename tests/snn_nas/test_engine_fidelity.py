@@ -353,3 +353,26 @@ def test_pareto_helpers_match_a_brute_force_definition():
     order = pareto_order(F)
     assert sorted(order) == list(range(40)) and set(order[: len(front)]) == set(front) and order[-1] == 3
     assert all(rank[order[i]] <= rank[order[i + 1]] for i in range(39))
+
+
+# ---- parallel executors -------------------------------------------------------------------------------------
+def _sync_table(path, **kw):
+    with Archive(path) as a:
+        run_multifidelity(space(), quad(fidelity_noise=4.0), a, strategy="dehb", fidelity="sh", schedule=TOY,
+                          brackets=2, objectives=("accuracy", "synops"), seed=3, **kw)
+    return _table(path)
+
+
+def test_successive_halving_gives_the_same_archive_serially_and_on_two_workers(tmp_path):
+    assert _sync_table(tmp_path / "s.sqlite") == _sync_table(tmp_path / "w.sqlite", workers=2)
+
+
+@pytest.mark.ray
+def test_sh_and_asha_run_on_ray(tmp_path):
+    pytest.importorskip("ray")
+    assert _sync_table(tmp_path / "s.sqlite") == _sync_table(tmp_path / "r.sqlite", ray="local:2")
+    with Archive(tmp_path / "asha.sqlite") as a:
+        s = run_multifidelity(space(), quad(), a, strategy="dehb", fidelity="asha", schedule=TOY, brackets=1,
+                              objectives=("accuracy",), seed=3, ray="local:2", workers=2)
+        assert s["evaluations"] == len(a.budget_records()) > 9 and s["units"] <= TOY.bracket_units()
+        assert {r["rung"] for r in a.budget_records()} == {0, 1, 2}
