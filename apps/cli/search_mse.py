@@ -116,8 +116,9 @@ def run(args) -> int:
               f"{s['search_seconds']:.1f} s")
     else:
         bud = b["budget"]
-        print(f"best validation accuracy {b['fitness']:.4f} at rung {b['rung']} ({bud['epochs']} epochs x "
-              f"{bud['images']} images; {b['metrics'].get('synops', float('nan')):.3g} SynOps, hash {b['hash']}); "
+        print(f"best validation accuracy {b['fitness']:.4f} at rung {b['rung']} ({bud['epochs']} "
+              f"epoch{'s' if bud['epochs'] != 1 else ''} x {bud['images']} images; "
+              f"{b['metrics'].get('synops', float('nan')):.3g} SynOps, hash {b['hash']}); "
               f"{s['evaluations']} evaluations ({s['failed']} failed), {s['units']:.0f} budget units, "
               f"{s['search_seconds']:.1f} s")
     if "best_model" in s["results"]:
