@@ -480,21 +480,30 @@ def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> 
     import torch
 
     from neurosynth.rundir import RunDir
-    from neurosynth.training import evaluate, fit
+    from neurosynth.workflow import (
+        DEFAULT_VAL_FRACTION,
+        TrainConfig,
+        selection_record,
+        split_indices,
+        train_and_test,
+    )
 
     from .data import TensorLoader
     from .evaluator import build_seeded, loss_for, seeded
 
     loss = loss_for(spec)
     model = build_seeded(spec, cfg.seed)
-    train = TensorLoader(task.x_train, task.y_train, 64, True, cfg.seed)
+    # the epoch is chosen on validation samples carved from the training data; the test set is read once
+    fit_idx, val_idx, split = split_indices(task.y_train.tolist(), DEFAULT_VAL_FRACTION, cfg.seed)
+    fit_t, val_t = torch.as_tensor(fit_idx), torch.as_tensor(val_idx)
+    train = TensorLoader(task.x_train[:, fit_t], task.y_train[fit_t], 64, True, cfg.seed)
+    val = TensorLoader(task.x_train[:, val_t], task.y_train[val_t], 256, False, 0)
     test = TensorLoader(task.x_test, task.y_test, 256, False, 0)
-    t0 = time.perf_counter()
     with seeded(cfg.seed):
-        hist = fit(model, train, epochs=cfg.train_best, lr=cfg.train_lr, loss=loss, val_loader=test,
-                   progress=cfg.progress)
-    secs = time.perf_counter() - t0
-    ev = evaluate(model, test, loss=loss, record_rates=True)
+        outcome = train_and_test(model, train, val, test,
+                                 TrainConfig(epochs=cfg.train_best, lr=cfg.train_lr, loss=loss),
+                                 progress=cfg.progress, log=None)
+    ev, hist, secs = outcome.test, outcome.selection.history, outcome.train_seconds
     with RunDir.create(out, kind="train") as rd:
         if spec.get("target", "float") != "float":
             from .builder import lowered
@@ -505,7 +514,8 @@ def train_best(spec: dict, task, cfg: SearchConfig, out: Path, command=None) -> 
             rd.save_model(model, spec)
         metrics = {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_samples": ev["samples"],
                    "firing_rates": ev.get("firing_rates", {}), "train_seconds": secs, "epochs": cfg.train_best,
-                   "loss": loss, "history": hist, "params": int(sum(p.numel() for p in model.parameters()))}
+                   "loss": loss, "history": hist, "params": int(sum(p.numel() for p in model.parameters())),
+                   "split": split.to_dict(), **selection_record(outcome)}
         rd.write_json("metrics.json", metrics)
         _plot_history(hist, rd.plot_path("training"))
         rd.write_manifest(command, {"spec": spec, "dataset": cfg.dataset, "T": cfg.T, "epochs": cfg.train_best,
@@ -575,7 +585,7 @@ def _plot_history(hist: dict, path: Path | None = None):
 
     fig, ax = figure(figsize=(5, 3.5))
     ax.plot(hist["epoch"], hist["train_accuracy"], "o-", label="train")
-    ax.plot(hist["epoch"], hist["val_accuracy"], "s-", label="test")
+    ax.plot(hist["epoch"], hist["val_accuracy"], "s-", label="validation")
     ax.set_xlabel("epoch")
     from matplotlib.ticker import MaxNLocator
 
