@@ -13,20 +13,27 @@ Two cochleas, chosen by name (:data:`COCHLEAS`, ``--cochlea fast|lauscher``):
    resonance of the hydrodynamic model Lauscher uses (Sieroka et al. 2006: stiffness ``c0 exp(-alpha x) - a``,
    mass ``m``): ``f(x) = sqrt((c0 exp(-alpha x) - a) / m) / 2 pi`` (22.5 kHz at the base, 110 Hz at the apex);
    a unit's best frequency is ``bf_ratio`` (0.87) times that, where Lauscher's travelling wave peaks. SHD's order:
-   unit 0 is the base. Each place is a 4th-order gammatone (bandwidth ``bandwidth`` x 1.019 ERB, Glasberg & Moore
-   1990), applied in the frequency domain: for every channel the FFT bins within ``1 / (2 dt)`` of its centre,
-   times the gammatone's response, shifted to baseband: the complex envelope ``z(t)`` at the step ``dt``
-   (0.5 ms). ``|z|`` is the envelope, ``arg z`` the fine-structure phase; a gain tilt
-   ``(f / 1 kHz) ** -gain_tilt`` (0.2) raises the apex, as Lauscher's membrane does.
-3. **Inner hair cell.** The half-wave rectified, compressed (``|x|^compression``) output averaged over a cycle,
-   computed from the envelope directly (``k_p |z|^p``; exact for a narrow-band signal).
-4. **Synapse.** A depleting transmitter pool per channel (release ``gain * drive * q``, recovery
-   ``tau_recovery``): strong onsets, adaptation to steady sound.
+   unit 0 is the base. Each place is an asymmetric 4th-order gammatone, as Lauscher's membrane response (a long
+   tail below the best frequency, -10 dB near 0.47x; a steep edge above it, -10 dB near 1.15x): bandwidth
+   ``bandwidth`` (2) x 1.019 ERB (Glasberg & Moore 1990) below the best frequency, ``bandwidth_above`` (0.25)
+   times that above it. It is applied in the frequency domain: for every channel the FFT bins within
+   ``1 / (2 dt)`` of its centre (so the tail is cut 1 kHz below it), times the filter's response, shifted to
+   baseband: the complex envelope ``z(t)`` at the step ``dt`` (0.5 ms). ``|z|`` is the envelope, ``arg z`` the
+   fine-structure phase; a gain tilt ``(f / 1 kHz) ** -gain_tilt`` (0.8) raises the apex, as Lauscher's does.
+3. **Inner hair cell.** The half-wave rectified, compressed (``|x|^compression``, 0.7: Lauscher's hair cell is
+   nearly linear at speech levels, so quiet sounds drive it little) output averaged over a cycle, computed from
+   the envelope directly (``k_p |z|^p``; exact for a narrow-band signal).
+4. **Synapse.** A depleting transmitter pool ``q`` per channel (release ``release_gain * drive * q`` per second,
+   recovery ``tau_recovery``): at an onset the full pool is released, then ``q`` falls within ~10 ms to
+   ``1 / (1 + release_gain * drive * tau_recovery)``: Lauscher's onset and adaptation (its Meddis hair cell's
+   pool; onset / steady rate ~6-10 on tone bursts, docs/datasets.md).
 5. **Bushy cell.** A leaky integrate-and-fire unit per channel (``tau_m``, threshold 1) driven by the release;
    after a spike the membrane is reset below rest to ``-exp(refractory / tau_m)``, from where the leak alone
    takes ``refractory`` to climb back to -1 (a relative refractory period). A seeded Gaussian membrane noise per
-   step (``noise`` 0.03: a soft threshold, as Lauscher's 40 stochastic fibres give) and Poisson spontaneous
-   spikes (``spont_rate`` 1.2 per second and unit, Lauscher's floor).
+   step with std ``noise * sqrt(input)`` (``shot_noise``: the fluctuation of Lauscher's 40 stochastic fibres,
+   which grows with their rate and vanishes in silence: a graded rate-level function) and Poisson spontaneous
+   spikes (``spont_rate`` 1.2 per second and unit, Lauscher's floor). ``weight`` (8.5) sets the level: the
+   spikes per utterance match Lauscher's (docs/datasets.md).
 6. **Phase locking and spike times.** A spike fired in step ``k`` is placed on the carrier cycle it fell in:
    at the time where the channel's fine-structure phase ``2 pi f t + arg z`` is at its peak, plus a phase jitter
    drawn from a von Mises distribution whose concentration gives the vector strength
@@ -69,16 +76,19 @@ class CochleaConfig:
     bm_a: float = 3500.0
     bm_m: float = 0.05
     bf_ratio: float = 0.87  # a place's best frequency over its local resonance (Lauscher's travelling-wave peak)
-    bandwidth: float = 3.0  # gammatone bandwidth in units of 1.019 ERB (3: Lauscher's places are broad)
-    compression: float = 0.3  # hair-cell power law
-    gain_tilt: float = 0.2  # the envelope of a unit is scaled by (best frequency / 1 kHz) ** -gain_tilt
-    release_gain: float = 20.0  # transmitter release rate per unit of compressed drive (1/s)
+    bandwidth: float = 2.0  # gammatone bandwidth below the best frequency, in units of 1.019 ERB
+    bandwidth_above: float = 0.25  # the bandwidth above the best frequency over the one below (a travelling wave)
+    compression: float = 0.7  # hair-cell power law
+    gain_tilt: float = 0.8  # the envelope of a unit is scaled by (best frequency / 1 kHz) ** -gain_tilt
+    release_gain: float = 150.0  # transmitter release rate per unit of compressed drive (1/s)
     tau_recovery: float = 0.06  # transmitter pool recovery (s)
     release_max: float = 0.3  # at most this fraction of the pool is released per step
     tau_m: float = 2e-3  # bushy-cell membrane time constant (s)
-    weight: float = 4.0  # synaptic weight: a steady drive * pool above 1 / weight makes the unit fire
+    weight: float = 8.5  # synaptic weight: a steady drive * pool above 1 / weight makes the unit fire
     refractory: float = 1e-3  # refractory period (s)
-    noise: float = 0.03  # std of a seeded Gaussian membrane noise per step (0: deterministic firing steps)
+    noise: float = 0.3  # seeded Gaussian membrane noise per step, std noise * sqrt(input) (0: deterministic)
+    shot_noise: bool = True  # the noise's std scales with sqrt(input), as the fibres' shot noise (none in silence);
+    # False: a constant std noise (the model before 2026-12-07)
     spont_rate: float = 1.2  # spontaneous spikes per second and unit (Poisson; Lauscher's: ~1.2/s)
     vs_low: float = 0.93  # vector strength of the phase locking at low frequencies
     phase_cutoff: float = 3500.0  # frequency (Hz) where the vector strength has halved
@@ -210,6 +220,8 @@ class Cochlea:
             idx = np.clip(idx, 0, F - 1)
             f = idx * (c.fs / n_fft)
             b = 1.019 * c.bandwidth * erb(self.cf)[:, None]
+            if c.bandwidth_above != 1.0:  # a travelling wave: a long tail below the best frequency, a steep edge above
+                b = np.where(f > self.cf[:, None], b * c.bandwidth_above, b)
             h = (1.0 + 1j * (f - self.cf[:, None]) / b) ** -4  # 4th-order gammatone, 1 at the centre
             h[~valid] = 0
             hit = (idx, h.astype(np.complex64), centre * (c.fs / n_fft))
@@ -295,7 +307,12 @@ class Cochlea:
             rel *= w
             v += rel
             if noise is not None:
-                v += noise[t]
+                if c.shot_noise:
+                    np.sqrt(rel, out=rel)
+                    rel *= noise[t]
+                    v += rel
+                else:
+                    v += noise[t]
             fired = np.flatnonzero(v >= 1.0)
             if fired.size:
                 v[fired] = reset
