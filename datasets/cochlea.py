@@ -149,6 +149,67 @@ def erb_space(f_min: float, f_max: float, n: int) -> np.ndarray:
     return (10 ** (e / 21.4) - 1.0) / 0.00437
 
 
+#: the tone burst the cochleas are compared on (:func:`tone_burst`)
+TONE_BURST = {"silence_s": 0.05, "tone_s": 0.25, "after_s": 0.1, "ramp_s": 0.0025, "rms": 0.3}
+
+
+def tone_burst(f: float, fs: int = 48000) -> np.ndarray:
+    """A tone burst at ``f`` Hz: 50 ms silence, 250 ms tone (2.5 ms raised-cosine ramps), 100 ms silence, scaled
+    to RMS 0.3 (Lauscher's level). Encoded without the whole-file Hann window (``window=False``; Lauscher's
+    stages after it), so onset and adaptation are not blurred by it."""
+    b = TONE_BURST
+    t = np.arange(int(b["tone_s"] * fs)) / fs
+    tone = np.sin(2 * np.pi * f * t)
+    r = int(b["ramp_s"] * fs)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(r) / r)
+    tone[:r] *= ramp
+    tone[-r:] *= ramp[::-1]
+    x = np.concatenate([np.zeros(int(b["silence_s"] * fs)), tone, np.zeros(int(b["after_s"] * fs))])
+    return x * (b["rms"] / np.sqrt(np.mean(x ** 2)))
+
+
+def rate_profile(units, n_channels: int) -> np.ndarray:
+    """Spikes per unit (the rate profile over the channels) of one sample's ``units``, as float64."""
+    return np.bincount(np.asarray(units, np.int64), minlength=n_channels).astype(np.float64)
+
+
+def rate_profile_correlation(a, b, n_channels: int) -> dict:
+    """How well the rate profiles of two cochleas' spikes on the same utterances agree.
+
+    ``a`` and ``b`` are lists of ``units`` arrays, utterance ``i`` in both. Returns ``per_utterance`` (the Pearson
+    r of the spikes per unit, utterance by utterance, unsmoothed), ``mean_per_utterance`` and ``pooled`` (r of the
+    spikes per unit summed over all the utterances: the corpus's rate profile, the place map a classifier sees on
+    average). Per utterance the counts are small (a few spikes per unit at 100 units), so even Lauscher against
+    itself with other seeds stays near r = 0.8 there: report that ceiling beside it (docs/datasets.md)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"need the same utterances on both sides; got {len(a)} and {len(b)}")
+    pa = [rate_profile(u, n_channels) for u in a]
+    pb = [rate_profile(u, n_channels) for u in b]
+    per = [float(np.corrcoef(x, y)[0, 1]) for x, y in zip(pa, pb)]
+    pooled = float(np.corrcoef(np.sum(pa, axis=0), np.sum(pb, axis=0))[0, 1])
+    return {"per_utterance": per, "mean_per_utterance": float(np.mean(per)), "pooled": pooled}
+
+
+def onset_steady_rates(times, units, onset_s: float, *, unit=None, half_width: int = 5, onset_window: float = 0.01,
+                       steady=(0.15, 0.25)) -> dict:
+    """Onset and steady firing rate (spikes per second and unit) of the ``2 half_width + 1`` units around
+    ``unit`` (default: the one with the most spikes) for a sound starting at ``onset_s``: the onset rate is the
+    most spikes in any ``onset_window`` (10 ms) starting between 15 ms before and 40 ms after ``onset_s`` (each
+    cochlea has its own latency: Lauscher's frequency-domain membrane answers ~8 ms early), the steady rate the
+    spikes over ``steady`` seconds after ``onset_s``. Returns ``{"unit", "onset", "steady", "ratio"}``."""
+    t = np.asarray(times, np.float64)
+    u = np.asarray(units, np.int64)
+    if unit is None:
+        unit = int(np.bincount(u).argmax()) if u.size else 0
+    k = 2 * half_width + 1
+    ts = t[np.abs(u - unit) <= half_width]
+    starts = onset_s + np.arange(-0.015, 0.04 + 1e-9, 0.0005)
+    counts = np.searchsorted(np.sort(ts), starts + onset_window) - np.searchsorted(np.sort(ts), starts)
+    on = float(counts.max()) / onset_window / k if ts.size else 0.0
+    st = float(np.sum((ts >= onset_s + steady[0]) & (ts < onset_s + steady[1]))) / (steady[1] - steady[0]) / k
+    return {"unit": int(unit), "onset": on, "steady": st, "ratio": on / st if st > 0 else float("inf")}
+
+
 def vector_strength(times, f: float) -> float:
     """Vector strength of spike ``times`` (s) at frequency ``f`` (Goldberg & Brown 1969): 1 = all at one phase."""
     t = np.asarray(times, np.float64)

@@ -6,6 +6,7 @@ command. Sizes are tiny (32-64 channels, a few voices) so the whole file runs in
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -318,6 +319,27 @@ def test_spoken_digits_corrupt_cache_is_named_and_rebuilt_only_on_request(tiny_r
     generate(tmp_path, SpokenDigitsOptions(**{**TINY, "seed": 4}), progress=False, force=True)
     assert check(tmp_path, SpokenDigitsOptions(**{**TINY, "seed": 4}))[0]
     assert not check(tmp_path, SpokenDigitsOptions(**TINY))[0]
+
+
+def test_spoken_digits_made_by_an_earlier_cochlea_is_not_used(tiny_root, tmp_path):
+    """A dataset encoded by the cochlea with other parameters (an earlier version's) fails the check: a reader
+    names the rebuild command, an explicit generate rebuilds it."""
+    from neurosynth.datasets.spoken_digits import SpokenDigitsOptions, check, generate
+
+    shutil.copytree(tiny_root / "SpokenDigits", tmp_path / "SpokenDigits")
+    mp = tmp_path / "SpokenDigits" / "spoken_digits.json"
+    man = json.loads(mp.read_text())
+    assert check(tmp_path, SpokenDigitsOptions(**TINY))[0]
+    man["cochlea"] = {**man["cochlea"], "weight": 4.0, "release_gain": 20.0}  # the parameters before 2026-12-07
+    mp.write_text(json.dumps(man))
+    ok, reason = check(tmp_path, SpokenDigitsOptions(**TINY))
+    assert not ok and "cochlea with other parameters" in reason
+    with pytest.raises(DatasetNotFoundError, match="does not rebuild a dataset on its own.*--force"):
+        load("spoken_digits", tmp_path, "train", **TINY, progress=False)
+    generate(tmp_path, SpokenDigitsOptions(**TINY), progress=False)
+    assert check(tmp_path, SpokenDigitsOptions(**TINY))[0]
+    assert json.loads(mp.read_text())["files"] == json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json")
+                                                             .read_text())["files"]
 
 
 def test_spoken_digits_generate_is_atomic(tiny_root, tmp_path, monkeypatch):
