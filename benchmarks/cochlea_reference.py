@@ -42,6 +42,8 @@ def main(argv=None) -> int:
                         "Lauscher runs: rate profiles, spikes per utterance, tone bursts, vector strength; JSON to "
                         "--out (needs espeak-ng for the held-out utterances)")
     p.add_argument("--pack", action="store_true", help="with --heldout: only pack what WORKDIR holds into --out")
+    p.add_argument("--utts-only", action="store_true",
+                   help="with --heldout: only the first Lauscher runs, last utterance first (a third process)")
     p.add_argument("--again-only", action="store_true",
                    help="with --heldout: only the second Lauscher runs (seeds 1000 + index), last utterance first "
                         "(a second process beside the first one; both skip what is already in WORKDIR)")
@@ -151,6 +153,10 @@ def heldout(args) -> int:
         waves[k] = np.round(w / np.max(np.abs(w)) * 32767).astype(np.int16)
     if args.pack:
         return pack(work, args, utts, waves)
+    if args.utts_only:
+        for k in reversed(range(len(utts))):
+            run(f"utt_{k}", lambda k=k: coch(waves[k].astype(np.float64) / 32767, fs, seed=args.start + k))
+        return 0
     if args.again_only:
         for k in reversed(range(len(utts))):
             run(f"again_{k}", lambda k=k: coch(waves[k].astype(np.float64) / 32767, fs, seed=1000 + args.start + k))
@@ -180,8 +186,10 @@ def pack(work: str, args, utts, waves) -> int:
     from neurosynth.io import atomic_path
 
     out = {}
+    cpu = {}
     for name in sorted(os.listdir(work)):
         z = np.load(os.path.join(work, name))
+        cpu[name[:-4]] = round(float(z["cpu"]), 2)
         out[f"ticks_{name[:-4]}"] = np.round(z["times"] * 24000).astype(np.int32)
         out[f"units_{name[:-4]}"] = z["units"].astype(np.uint8 if args.channels <= 256 else np.uint16)
     meta = {"fs": 48000, "channels": args.channels, "tick_hz": 24000, "start": args.start, "n_utterances": len(utts),
@@ -190,7 +198,7 @@ def pack(work: str, args, utts, waves) -> int:
                             "lauscher_seed": args.start + k, "again_seed": 1000 + args.start + k,
                             "wave_sha256": hashlib.sha256(waves[k].tobytes()).hexdigest()}
                            for k, u in enumerate(utts)],
-            "espeak_ng": sd.espeak_version()}
+            "espeak_ng": sd.espeak_version(), "lauscher_cpu_s": cpu}
     out["meta"] = np.array(json.dumps(meta))
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as f:
@@ -319,6 +327,22 @@ def compare(ref: str, reseed_path: str, heldout_path: str, out_path=None) -> int
         res[name]["fit_set"]["time_course_r"] = float(np.mean([
             np.corrcoef(np.histogram(a, np.arange(0, 1.2, 0.02))[0], np.histogram(b, np.arange(0, 1.2, 0.02))[0])[0, 1]
             for (a, _), b in zip(fit, fit_l_times)]))
+    # speed, the method of bench_cochlea.py: CPU seconds per utterance (Lauscher's with its worker processes, as
+    # it ran in --heldout), the fast cochlea one utterance at a time, best of 3
+    cpu_l = [hmeta.get("lauscher_cpu_s", {}).get(f"utt_{k}") for k in have]
+    if have and all(c is not None for c in cpu_l):
+        coch = Cochlea(CochleaConfig(n_channels=C))
+        fast_cpu = []
+        for k, s in zip(have, ho_seeds):
+            best = float("inf")
+            for _ in range(3):
+                c0 = cpu_seconds()
+                coch(ho_waves[k], 48000, s)
+                best = min(best, cpu_seconds() - c0)
+            fast_cpu.append(best)
+        res["speed_100_channels"] = {"lauscher_cpu_s_per_utt": float(np.mean(cpu_l)),
+                                     "fast_cpu_s_per_utt": float(np.mean(fast_cpu)),
+                                     "ratio": float(np.mean(cpu_l) / np.mean(fast_cpu))}
     text = json.dumps(res, indent=1, default=float)
     print(text)
     if out_path:
