@@ -323,6 +323,8 @@ def compare(ref: str, reseed_path: str, heldout_path: str, out_path=None) -> int
                         "level": level([u for _, u in fit], fit_l)},
             "held_out": {**rate_profile_correlation([u for _, u in ho], ho_l, C),
                          "level": level([u for _, u in ho], ho_l)} if have else None,
+            "held_out_run_twice": rate_profile_correlation([ho[have.index(k)][1] for k in both],
+                                                           [runs[f"utt_{k}"][1] for k in both], C) if both else None,
             "vs_500hz": vector_strength(t5[u5 == best], 500.0), "vs_500hz_unit": best, "bursts": bursts}
         res[name]["fit_set"]["time_course_r"] = float(np.mean([
             np.corrcoef(np.histogram(a, np.arange(0, 1.2, 0.02))[0], np.histogram(b, np.arange(0, 1.2, 0.02))[0])[0, 1]

@@ -168,7 +168,8 @@ def test_held_out_utterances(heldout, heldout_waves):
                                        C)
     r = rate_profile_correlation([u for _, u in fast], lauscher, C)
     assert r["pooled"] >= 0.9, (r, ceiling)
-    assert r["mean_per_utterance"] >= ceiling["mean_per_utterance"] - 0.05, (r, ceiling)
+    on_pairs = np.mean([r["per_utterance"][have.index(k)] for k in pairs])  # the same utterances as the ceiling
+    assert on_pairs >= ceiling["mean_per_utterance"] - 0.05, (r, ceiling)
     total = sum(len(t) for t, _ in fast) / sum(len(u) for u in lauscher)
     assert 0.75 <= total <= 1.25, total
 
