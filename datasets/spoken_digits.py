@@ -381,6 +381,9 @@ def check(root, opts: SpokenDigitsOptions | None = None) -> tuple[bool, str]:
         return False, f"manifest format {man.get('format')} (this version writes {FORMAT})"
     if opts is not None and man.get("options") != opts.to_dict():
         return False, f"generated with other options ({man.get('options')})"
+    if opts is not None and man.get("cochlea") != opts.cochlea_config().to_dict():
+        return False, ("encoded by a cochlea with other parameters (an earlier version of neurosynth's "
+                       f"'{opts.cochlea}' cochlea)")
     for split, info in man.get("files", {}).items():
         p = file_path(root, split)
         if not p.is_file():

@@ -6,6 +6,7 @@ command. Sizes are tiny (32-64 channels, a few voices) so the whole file runs in
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -59,7 +60,7 @@ def test_tone_spikes_in_the_channels_tuned_to_it():
     centres = {}
     for f in (1000.0, 3000.0):
         t, u = coch(tone(f), FS, seed=0)
-        assert len(t) > 20
+        assert len(t) > 10  # Lauscher's level: ~100 spikes for a 1 kHz tone over 100 units
         best = int(np.argmin(np.abs(coch.cf - f)))
         centres[f] = np.median(u)
         assert abs(centres[f] - best) <= 4, (f, centres[f], best)
@@ -90,8 +91,15 @@ def test_phase_locking_and_sub_millisecond_times():
     t, u = coch(x, 48000, seed=0)
     best = np.bincount(u).argmax()
     assert vector_strength(t[u == best], 500.0) > 0.8
-    t4, u4 = coch(tone(6000, dur=0.4, fs=48000), 48000, seed=0)
-    assert vector_strength(t4[u4 == np.bincount(u4).argmax()], 6000.0) < 0.3
+    # a 6 kHz tone drives Lauscher's units and ours only weakly (a few spikes per unit, too few to measure a
+    # vector strength): a stronger synapse (more spikes; the spike-time stage is the same), no window and no
+    # spontaneous spikes, so every spike is the tone's
+    loud = Cochlea(n_channels=100, window=False, spont_rate=0.0, weight=20.0)
+    t4, u4 = loud(tone(6000, dur=0.4, fs=48000), 48000, seed=0)
+    b4 = np.bincount(u4).argmax()
+    near = np.abs(u4 - b4) <= 3  # the units around the best one: enough spikes to measure (a few per unit)
+    assert near.sum() >= 20
+    assert vector_strength(t4[near], 6000.0) < 0.4  # the model's 0.29 at 6 kHz (Lauscher's hair cells: < 0.4)
     frac = (t / coch.config.dt) % 1.0
     assert np.std(frac) > 0.2  # spread over the step, not all on its boundary
     # a unit's spikes stay at least the refractory period apart
@@ -311,6 +319,27 @@ def test_spoken_digits_corrupt_cache_is_named_and_rebuilt_only_on_request(tiny_r
     generate(tmp_path, SpokenDigitsOptions(**{**TINY, "seed": 4}), progress=False, force=True)
     assert check(tmp_path, SpokenDigitsOptions(**{**TINY, "seed": 4}))[0]
     assert not check(tmp_path, SpokenDigitsOptions(**TINY))[0]
+
+
+def test_spoken_digits_made_by_an_earlier_cochlea_is_not_used(tiny_root, tmp_path):
+    """A dataset encoded by the cochlea with other parameters (an earlier version's) fails the check: a reader
+    names the rebuild command, an explicit generate rebuilds it."""
+    from neurosynth.datasets.spoken_digits import SpokenDigitsOptions, check, generate
+
+    shutil.copytree(tiny_root / "SpokenDigits", tmp_path / "SpokenDigits")
+    mp = tmp_path / "SpokenDigits" / "spoken_digits.json"
+    man = json.loads(mp.read_text())
+    assert check(tmp_path, SpokenDigitsOptions(**TINY))[0]
+    man["cochlea"] = {**man["cochlea"], "weight": 4.0, "release_gain": 20.0}  # the parameters before 2026-12-07
+    mp.write_text(json.dumps(man))
+    ok, reason = check(tmp_path, SpokenDigitsOptions(**TINY))
+    assert not ok and "cochlea with other parameters" in reason
+    with pytest.raises(DatasetNotFoundError, match="does not rebuild a dataset on its own.*--force"):
+        load("spoken_digits", tmp_path, "train", **TINY, progress=False)
+    generate(tmp_path, SpokenDigitsOptions(**TINY), progress=False)
+    assert check(tmp_path, SpokenDigitsOptions(**TINY))[0]
+    assert json.loads(mp.read_text())["files"] == json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json")
+                                                             .read_text())["files"]
 
 
 def test_spoken_digits_generate_is_atomic(tiny_root, tmp_path, monkeypatch):
