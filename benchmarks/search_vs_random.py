@@ -1,0 +1,486 @@
+"""Paired evidence for issue 19: does the multi-fidelity search beat random sampling and the hand-designed network?
+
+Per dataset (``fashion_mnist``, ``spoken_digits``) and per seed, on the same data, five arms pick a network of the
+chain space (``snn_nas.mse.space.fashion_space`` / ``spoken_digits_space``, which contain the hand networks):
+
+* ``searched``  (a) the new search: multi-fidelity evolution (DEHB-like, Pareto promotion on validation accuracy
+  and SynOps) of ``snn_nas.engine`` on successive-halving rungs; the member of the final front with the best
+  validation accuracy;
+* ``random``    (b) random sampling at equal compute: random networks trained at the top rung's budget until the
+  arm has used the CPU time arm (a) used; the best on validation;
+* ``random_sh`` (c) random sampling + successive halving at the same rung schedule (compute recorded);
+* ``old_ga``    (d) the former MSE-NAS mode: GA on the training-free ``rdm`` fitness (population 8, 5 generations);
+* ``hand``      (e) the hand-designed default network (the CPU Fashion-MNIST recipe; ``examples/train_shd.py``'s
+  default recurrent LIF for spoken digits), a point of the same space.
+
+Every chosen network is retrained with the same standard budget (``final_epochs`` on the training subset, the
+seed's training seed) and tested once on the test set. Selection only ever reads the validation split.
+Compute = CPU seconds of the process and its children (``getrusage`` self + children) spent in an arm's search.
+
+Resumable: every finished arm and every final retrain is appended to ``RUN/rows.jsonl`` as it finishes; a re-run
+skips what is there (a killed run loses at most the arm in flight). After each row the summary is rewritten
+atomically to ``benchmarks/results/search_vs_random_<tag>.json``.
+
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/search_vs_random.py --dataset fashion_mnist --noise-floor
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/search_vs_random.py --dataset fashion_mnist --seeds 0-9
+    python benchmarks/search_vs_random.py --dataset fashion_mnist --summarise-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+# ---- the protocol of each dataset (every size stated; nothing here is tuned on test data) -----------------------
+PROTOCOLS = {
+    "fashion_mnist": {
+        "tag": "fmnist", "T": 2, "encoding": "direct (analog image repeated over T, the recipe's current input)",
+        "data_seed": 0, "train_images": 2000, "val_images": 500,
+        "test_images": 3000,  # a fixed random subset of the 10,000 test images (data_seed)
+        "final_epochs": 2, "lr": 2e-3, "batch_size": 128,
+        "unit_images": 200,  # one fidelity unit = 1 epoch on this many training images
+        "rungs_units": [1, 3, 9], "eta": 3, "brackets": 1, "n0": 9,
+        "ga": {"population": 8, "generations": 5, "fitness": "rdm", "batch": 64},
+        "synops_samples": 200,
+    },
+    "spoken_digits": {
+        "tag": "spoken_digits", "T": 20, "dt_s": 0.04, "groups": 140,
+        "encoding": "onset-aligned log(1+count), 20 bins of 40 ms x 140 groups of 5 channels",
+        "data_seed": 0, "train_images": "full train split", "val_images": "full valid split (voices unseen in train)",
+        "test_images": "full test split", "final_epochs": 2, "lr": 2e-3, "batch_size": 64,
+        "unit_images": 150, "rungs_units": [1, 3, 9], "eta": 3, "brackets": 1, "n0": 9,
+        "ga": {"population": 8, "generations": 5, "fitness": "rdm", "batch": 64},
+        "synops_samples": 200,
+    },
+}
+ARMS = ("searched", "random", "random_sh", "old_ga", "hand")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its waited-for children."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+# ---- data --------------------------------------------------------------------------------------------------
+class Data:
+    """Train / validation / test tensors ``[T, N, ...]`` of one dataset, fixed for every seed and arm."""
+
+    def __init__(self, dataset: str, proto: dict, data_root: str | None):
+        import torch
+
+        if dataset == "fashion_mnist":
+            from snn_nas.mse.data import load_task
+
+            n = proto["train_images"] + proto["val_images"]
+            task = load_task("fashion_mnist", data_root, T=proto["T"], conv=True, seed=proto["data_seed"], limit=n,
+                             test_limit=proto["test_images"], encoding="direct")
+            g = torch.Generator().manual_seed(proto["data_seed"])
+            perm = torch.randperm(task.x_train.shape[1], generator=g)
+            tr, va = perm[: proto["train_images"]], perm[proto["train_images"]:]
+            self.x_train, self.y_train = task.x_train[:, tr].contiguous(), task.y_train[tr].contiguous()
+            self.x_val, self.y_val = task.x_train[:, va].contiguous(), task.y_train[va].contiguous()
+            self.x_test, self.y_test = task.x_test, task.y_test
+            self.num_classes = 10
+        else:
+            from snn_nas.mse.data import spoken_digits_split
+
+            kw = {"T": proto["T"], "dt": proto["dt_s"], "groups": proto["groups"]}
+            self.x_train, self.y_train = spoken_digits_split(data_root, "train", **kw)
+            self.x_val, self.y_val = spoken_digits_split(data_root, "valid", **kw)
+            self.x_test, self.y_test = spoken_digits_split(data_root, "test", **kw)
+            self.num_classes = 20
+        self.input_shape = list(self.x_train.shape[2:])
+
+    def sizes(self) -> dict:
+        return {"train": int(self.x_train.shape[1]), "val": int(self.x_val.shape[1]), "test": int(self.x_test.shape[1])}
+
+
+def space_for(dataset: str, data: Data):
+    from snn_nas.mse.space import fashion_space, spoken_digits_space
+
+    if dataset == "fashion_mnist":
+        return fashion_space(data.input_shape, data.num_classes)
+    return spoken_digits_space(data.input_shape[0], data.num_classes)
+
+
+def hand_point(dataset: str, space) -> dict:
+    from snn_nas.mse.space import fashion_recipe_point, train_shd_point
+
+    return fashion_recipe_point(space) if dataset == "fashion_mnist" else train_shd_point(space)
+
+
+# ---- training at a budget ----------------------------------------------------------------------------------
+def train_at(spec: dict, seed: int, data: Data, proto: dict, *, epochs: int, images: int | None,
+             test: bool = False) -> dict:
+    """Train ``spec`` (weights, shuffling and the image subset from ``seed``) for ``epochs`` on the first ``images``
+    of a seeded permutation of the training set (all when None); validation accuracy, SynOps per sample (on the
+    first ``synops_samples`` validation samples), and, when ``test``, test accuracy."""
+    import torch
+
+    from neurosynth.training import evaluate, fit
+    from snn_nas.mse.data import TensorLoader
+    from snn_nas.mse.evaluator import build_seeded, count_synops, loss_for, seeded
+
+    c0 = cpu_seconds()
+    n = data.x_train.shape[1]
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))[: images or n]
+    x, y = data.x_train[:, idx], data.y_train[idx]
+    loss = loss_for(spec)
+    model = build_seeded(spec, seed)
+    with seeded(seed):
+        fit(model, TensorLoader(x, y, proto["batch_size"], True, seed), epochs=epochs, lr=proto["lr"], loss=loss,
+            progress=False)
+    model.eval()
+    out = {"params": int(sum(p.numel() for p in model.parameters()))}
+    with torch.no_grad():
+        out["val_accuracy"] = float(evaluate(model, TensorLoader(data.x_val, data.y_val, 500, False, 0),
+                                             loss=loss)["accuracy"])
+        out["synops"] = float(count_synops(model, data.x_val[:, : proto["synops_samples"]]))
+        if test:
+            out["test_accuracy"] = float(evaluate(model, TensorLoader(data.x_test, data.y_test, 500, False, 0),
+                                                  loss=loss)["accuracy"])
+    out["cpu_s"] = cpu_seconds() - c0
+    return out
+
+
+def candidate_seed(seed: int, spec: dict) -> int:
+    from snn_nas.engine import derive_seed, spec_hash
+
+    return int(derive_seed(seed, spec_hash(spec)))
+
+
+# ---- arms --------------------------------------------------------------------------------------------------
+def arm_random(space, data, proto, seed: int, cpu_budget: float, log) -> dict:
+    """(b) random networks at the top rung's budget until ``cpu_budget`` CPU seconds are used (the last one is
+    kept only if that brings the total closer to the budget); the best on validation."""
+    rng = np.random.default_rng([seed, 1])
+    top = proto["rungs_units"][-1]
+    c0 = cpu_seconds()
+    tried = []
+    while True:
+        spec = space.sample(rng)
+        before = cpu_seconds() - c0
+        r = train_at(spec, candidate_seed(seed, spec), data, proto, epochs=1, images=top * proto["unit_images"])
+        used = cpu_seconds() - c0
+        if tried and abs(used - cpu_budget) > abs(before - cpu_budget):
+            used = before  # this one overshoots more than stopping before it would have: not counted
+            break
+        tried.append({"spec": spec, **r})
+        log(f"  random: {len(tried)} trained, val {r['val_accuracy']:.3f}, {used:.0f}/{cpu_budget:.0f} CPU s")
+        if used >= cpu_budget:
+            break
+    best = max(tried, key=lambda t: t["val_accuracy"])
+    return {"spec": best["spec"], "val_accuracy": best["val_accuracy"], "cpu_s": used, "n_trained": len(tried),
+            "front": [{"val_accuracy": t["val_accuracy"], "synops": t["synops"]} for t in tried]}
+
+
+def arm_old_ga(space, data, proto, seed: int, log) -> dict:
+    """(d) the training-free MSE-NAS mode: GA on the ``rdm`` fitness of a fixed class-balanced training batch."""
+    from snn_nas.engine import Archive, Runner
+    from snn_nas.mse.evaluator import RDMFitnessEvaluator
+    from snn_nas.strategies import STRATEGIES
+
+    ga = proto["ga"]
+    c0 = cpu_seconds()
+    rng = np.random.default_rng([seed, 4])
+    per = max(1, ga["batch"] // data.num_classes)
+    y = data.y_train.numpy()
+    idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), per, replace=False)
+                                  for c in range(data.num_classes)]))
+    evaluator = RDMFitnessEvaluator(data.x_train[:, idx], data.y_train[idx], fitness=ga["fitness"], cost="params")
+    strategy = STRATEGIES.get("ga")(space, np.random.default_rng(seed))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Archive(Path(tmp) / "archive.sqlite")
+        Runner(space, strategy, evaluator, archive, generations=ga["generations"], population=ga["population"],
+               seed=seed, workers=0, progress=False).run()
+        best = archive.best(1)[0]
+        spec, n_ok = best["spec"], len(archive.records("ok"))
+    log(f"  old_ga: {n_ok} evaluated, best rdm {best['fitness']:.3f}")
+    return {"spec": spec, "fitness": float(best["fitness"]), "cpu_s": cpu_seconds() - c0, "n_evaluated": n_ok}
+
+
+def arm_engine(kind: str, space, data, proto, seed: int, log) -> dict:
+    """(a) ``kind="searched"`` / (c) ``kind="random_sh"``: the multi-fidelity engine of ``snn_nas.engine``."""
+    # benchmarks/engine_arms.py: the adapter to the engine's public API
+    from engine_arms import run_engine_arm
+
+    return run_engine_arm(kind, space, data, proto, seed, log, train_at=train_at, candidate_seed=candidate_seed,
+                          cpu_seconds=cpu_seconds)
+
+
+# ---- the run -------------------------------------------------------------------------------------------------
+class Rows:
+    """``RUN/rows.jsonl``: one JSON row per finished arm / final retrain / noise-floor training, keyed by ``key``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows: dict[str, dict] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by kill -9: measured again
+                    continue
+                self.rows[r["key"]] = r
+
+    def get(self, key: str):
+        return self.rows.get(key)
+
+    def add(self, row: dict) -> dict:
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+        self.rows[row["key"]] = row
+        return row
+
+
+def run_seed(dataset, proto, data, space, seed: int, rows: Rows, arms, log) -> None:
+    from snn_nas.engine import spec_hash
+
+    picks = {}
+    order = [a for a in ("searched", "random_sh", "random", "old_ga", "hand") if a in arms]
+    for arm in order:
+        key = f"arm/{seed}/{arm}"
+        r = rows.get(key)
+        if r is None:
+            log(f"seed {seed}: arm {arm}")
+            if arm == "hand":
+                c0 = cpu_seconds()
+                r = {"spec": hand_point(dataset, space), "cpu_s": cpu_seconds() - c0}
+            elif arm == "old_ga":
+                r = arm_old_ga(space, data, proto, seed, log)
+            elif arm == "random":
+                ref = rows.get(f"arm/{seed}/searched")
+                if ref is None:
+                    log(f"seed {seed}: random needs the searched arm's CPU time first; skipped")
+                    continue
+                r = arm_random(space, data, proto, seed, ref["cpu_s"], log)
+            else:
+                r = arm_engine(arm, space, data, proto, seed, log)
+            r = rows.add({"key": key, "seed": seed, "arm": arm, **r})
+        picks[arm] = r["spec"]
+    for arm, spec in picks.items():  # the standard retrain, one per distinct network of the seed
+        h = spec_hash(spec)
+        key = f"final/{seed}/{h}"
+        if rows.get(key) is None:
+            log(f"seed {seed}: final retrain of {arm} ({h})")
+            r = train_at(spec, seed, data, proto, epochs=proto["final_epochs"], images=None, test=True)
+            rows.add({"key": key, "seed": seed, "hash": h, "spec": spec, **r})
+            log(f"seed {seed}: {arm} test {r['test_accuracy']:.4f} val {r['val_accuracy']:.4f} "
+                f"({r['cpu_s']:.0f} CPU s)")
+
+
+def noise_floor(dataset, proto, data, space, rows: Rows, n_archs: int, seeds: list[int], log) -> None:
+    """Retrain a fixed set of networks (the hand network + ``n_archs - 1`` random ones, drawn with seed 12345) with
+    several training seeds at the standard final budget."""
+    from snn_nas.engine import spec_hash
+
+    rng = np.random.default_rng(12345)
+    specs = [hand_point(dataset, space)] + [space.sample(rng) for _ in range(n_archs - 1)]
+    for s in seeds:
+        for i, spec in enumerate(specs):
+            key = f"noise/{spec_hash(spec)}/{s}"
+            if rows.get(key) is None:
+                r = train_at(spec, s, data, proto, epochs=proto["final_epochs"], images=None, test=True)
+                rows.add({"key": key, "seed": s, "arch": i, "hash": spec_hash(spec), "spec": spec, **r})
+                log(f"noise floor: arch {i} seed {s}: test {r['test_accuracy']:.4f} ({r['cpu_s']:.0f} CPU s)")
+
+
+# ---- summary -------------------------------------------------------------------------------------------------
+def t_interval(d: list[float]) -> dict:
+    from scipy import stats
+
+    d = np.asarray(d, float)
+    n = len(d)
+    if n < 2:
+        return {"n": n, "mean": float(d.mean()) if n else None}
+    m, sd = float(d.mean()), float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return {"n": n, "mean": m, "sd": sd, "ci95": [m - half, m + half]}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Non-dominated (accuracy max, synops min) points, sorted by synops."""
+    front = []
+    for a, s in sorted(points, key=lambda p: (p[1], -p[0])):
+        if not front or a > front[-1][0]:
+            front.append((a, s))
+    return front
+
+
+def hypervolume(points: list[tuple[float, float]], ref_synops: float) -> float:
+    """Area dominated by ``points`` (accuracy up from 0, SynOps down from ``ref_synops``), normalised by
+    ``ref_synops`` (so an accuracy-1 point at 0 SynOps scores 1)."""
+    front = [(a, s) for a, s in pareto_front(points) if s <= ref_synops]
+    hv = 0.0
+    for i, (a, s) in enumerate(front):
+        nxt = front[i + 1][1] if i + 1 < len(front) else ref_synops
+        hv += a * (nxt - s)  # a holds from s until the next (more accurate, costlier) point
+    return hv / ref_synops
+
+
+def summarise(dataset, proto, rows: Rows, data_sizes: dict | None, ref_synops: float | None, extra: dict) -> dict:
+    from snn_nas.engine import spec_hash
+
+    seeds = sorted({r["seed"] for k, r in rows.rows.items() if k.startswith("arm/")})
+    per_seed = []
+    for s in seeds:
+        arms = {a: rows.get(f"arm/{s}/{a}") for a in ARMS}
+        if any(v is None for v in arms.values()):
+            continue
+        fin = {a: rows.get(f"final/{s}/{spec_hash(arms[a]['spec'])}") for a in ARMS}
+        if any(v is None for v in fin.values()):
+            continue
+        row = {"seed": s, **{a: fin[a]["test_accuracy"] for a in ARMS},
+               "hand_synops": fin["hand"]["synops"], "searched_synops": fin["searched"]["synops"],
+               "synops": {a: fin[a]["synops"] for a in ARMS}, "val": {a: fin[a]["val_accuracy"] for a in ARMS},
+               "params": {a: fin[a]["params"] for a in ARMS},
+               "cpu_s": {a: arms[a]["cpu_s"] for a in ("searched", "random", "random_sh")},
+               "cpu_s_old_ga": arms["old_ga"]["cpu_s"],
+               "fronts": {a: arms[a].get("front") for a in ("searched", "random_sh", "random")},
+               "specs": {a: arms[a]["spec"] for a in ARMS}}
+        per_seed.append(row)
+    noise = [r for k, r in rows.rows.items() if k.startswith("noise/")]
+    by_arch: dict[str, list[float]] = {}
+    for r in noise:
+        by_arch.setdefault(r["hash"], []).append(r["test_accuracy"])
+    sds = [float(np.std(v, ddof=1)) for v in by_arch.values() if len(v) >= 2]
+    pooled = float(math.sqrt(np.mean(np.square(sds)))) if sds else None
+    out = {"protocol": {**proto, "dataset": dataset, "sizes": data_sizes, "machine": platform.platform(),
+                        "cpu": platform.processor() or platform.machine(), "threads": 1, **extra},
+           "noise_floor_sd": pooled,
+           "noise_floor": {"per_arch": {h: {"test_accuracies": v, "mean": float(np.mean(v)),
+                                             "sd": float(np.std(v, ddof=1)) if len(v) > 1 else None}
+                                        for h, v in by_arch.items()}},
+           "seeds": per_seed}
+    if per_seed:
+        acc = {a: [r[a] for r in per_seed] for a in ARMS}
+        summ = {"mean": {a: float(np.mean(v)) for a, v in acc.items()},
+                "sd": {a: float(np.std(v, ddof=1)) if len(v) > 1 else None for a, v in acc.items()},
+                "paired_differences": {f"searched-{b}": t_interval([x - y for x, y in zip(acc["searched"], acc[b])])
+                                       for b in ARMS if b != "searched"},
+                "wins": {f"searched>{b}": int(sum(x > y for x, y in zip(acc["searched"], acc[b]))) for b in ARMS
+                         if b != "searched"},
+                "ties": {f"searched={b}": int(sum(x == y for x, y in zip(acc["searched"], acc[b]))) for b in ARMS
+                         if b != "searched"},
+                "mean_cpu_s": {a: float(np.mean([r["cpu_s"][a] for r in per_seed]))
+                               for a in ("searched", "random", "random_sh")},
+                "searched_synops_le_hand": int(sum(r["searched_synops"] <= r["hand_synops"] for r in per_seed))}
+        if ref_synops:
+            hv = {}
+            for a in ("searched", "random_sh", "random"):
+                vals = [hypervolume([(p["val_accuracy"], p["synops"]) for p in r["fronts"][a]], ref_synops)
+                        for r in per_seed if r["fronts"].get(a)]
+                hv[a] = {"mean": float(np.mean(vals)) if vals else None, "per_seed": vals}
+            summ["hypervolume_validation_fronts"] = {"reference": {"accuracy": 0.0, "synops": ref_synops}, **hv}
+            summ["hypervolume_final_networks"] = {
+                a: float(np.mean([hypervolume([(r[a], r["synops"][a])], ref_synops) for r in per_seed])) for a in ARMS}
+        out["summary"] = summ
+    return out
+
+
+def largest_synops(space, data, proto, n: int = 200) -> dict:
+    """The largest SynOps per sample of the space: the maximal network (every layer at its widest, largest kernel,
+    every hidden layer present) measured untrained on validation samples, and the largest of ``n`` random draws
+    (both reported; the reference point uses the larger)."""
+    import torch
+
+    from snn_nas.mse.evaluator import build_seeded, count_synops
+
+    c = space.cfg
+    nd = {"neuron": "lif", "beta": max(c.betas)}
+    big = space.make_spec(
+        [{"width": max(c.widths), "kernel": max(c.kernels), "pool": c.pools[0], **nd}
+         for _ in range(c.blocks[1] if c.conv else 0)],
+        [{"width": max(c.hidden_widths), "recurrent": c.recurrent[-1], **nd} for _ in range(c.hidden[1])],
+        c.readouts[0], max(c.readout_betas))
+    x = data.x_val[:, : min(100, proto["synops_samples"])]
+    with torch.no_grad():
+        s_big = count_synops(build_seeded(space.validate(big), 0).eval(), x)
+    return {"maximal_network": float(s_big), "reference": float(s_big)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", choices=sorted(PROTOCOLS), required=True)
+    p.add_argument("--data-root", default=None, help="fashion_mnist: the torchvision/Debian root (default: found); "
+                                                     "spoken_digits: the folder holding SpokenDigits/")
+    p.add_argument("--seeds", default="0-9", help="e.g. 0-9 or 0,1,2")
+    p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--noise-floor", action="store_true", help="retrain a fixed set of networks with several seeds")
+    p.add_argument("--noise-archs", type=int, default=3)
+    p.add_argument("--noise-seeds", default="100-103")
+    p.add_argument("--run", default=None, help="the resumable run folder (default runs/search_vs_random_<tag>)")
+    p.add_argument("--out", default=None, help="summary JSON (default benchmarks/results/search_vs_random_<tag>.json)")
+    p.add_argument("--summarise-only", action="store_true")
+    a = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    proto = dict(PROTOCOLS[a.dataset])
+    tag = proto["tag"]
+    run = Path(a.run or ROOT / "runs" / f"search_vs_random_{tag}")
+    out = Path(a.out or RESULTS / f"search_vs_random_{tag}.json")
+    rows = Rows(run / "rows.jsonl")
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    def rng_list(s: str) -> list[int]:
+        if "-" in s and "," not in s:
+            lo, hi = s.split("-")
+            return list(range(int(lo), int(hi) + 1))
+        return [int(v) for v in s.split(",") if v.strip()]
+
+    meta_path = run / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta and meta.get("protocol") != json.loads(json.dumps(proto)):
+        raise SystemExit(f"{run} holds rows measured under another protocol ({meta_path}); use another --run")
+    data = None if a.summarise_only and meta else Data(a.dataset, proto, a.data_root)
+    if data is not None:
+        space = space_for(a.dataset, data)
+        if "synops_reference" not in meta:
+            meta = {"protocol": proto, "sizes": data.sizes(), "synops_reference": largest_synops(space, data, proto),
+                    "space": space.describe(), "command": sys.argv}
+            meta_path.write_text(json.dumps(meta, indent=1))
+
+    def write_summary() -> None:
+        from neurosynth.io import write_json
+
+        extra = {"space": meta.get("space"), "synops_reference": meta.get("synops_reference"),
+                 "rows": str(run / "rows.jsonl")}
+        write_json(out, summarise(a.dataset, proto, rows, meta.get("sizes"),
+                                  (meta.get("synops_reference") or {}).get("reference"), extra))
+
+    if not a.summarise_only:
+        if a.noise_floor:
+            noise_floor(a.dataset, proto, data, space, rows, a.noise_archs, rng_list(a.noise_seeds), log)
+        else:
+            arms = [x.strip() for x in a.arms.split(",") if x.strip()]
+            for s in rng_list(a.seeds):
+                run_seed(a.dataset, proto, data, space, s, rows, arms, log)
+                write_summary()
+    write_summary()
+    log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
