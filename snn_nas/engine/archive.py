@@ -6,8 +6,19 @@ Tables
 JSON): ``spec`` (canonical JSON), ``fitness`` (NULL for NaN), ``objectives`` (JSON list), ``metrics``
 (JSON), ``status`` (``ok``/``failed``), ``error``, ``seconds``, ``generation``, ``seed``, ``created``.
 
+``budget_evaluations`` (multi-fidelity searches, :mod:`snn_nas.engine.fidelity`): one row per (architecture,
+budget), keyed by ``(hash, epochs, images)``: the same columns plus ``rung``, ``bracket`` and ``cpu_seconds``; the
+rowid is the order in which results arrived (a resumed asynchronous search replays it).
+
+``features``: training-free scores and cheap features of a candidate (``hash`` -> JSON), cached so that a prefilter
+or a predictor never scores an architecture twice, even across a resume.
+
 ``strategy_state``: the strategy's ``state_dict()`` (JSON) after every completed generation, plus a
-per-generation summary. ``meta``: run configuration (checked on resume).
+per-generation summary. ``meta``: run configuration (checked on resume) and ``archive_version``.
+
+**Versions.** :data:`ARCHIVE_VERSION` is 2 (the budget and feature tables). An archive written before versions
+existed (version 1) is migrated in place when opened: the new tables are added, nothing else changes, and the old
+code reads it as before. An archive of a newer version is refused with a message naming both versions.
 
 Every insert is its own committed transaction, so a ``kill -9`` loses at most the evaluations in flight.
 """
@@ -44,6 +55,30 @@ CREATE TABLE IF NOT EXISTS strategy_state (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS budget_evaluations (
+    hash TEXT NOT NULL,
+    epochs INTEGER NOT NULL,
+    images INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    fitness REAL,
+    objectives TEXT,
+    metrics TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    seconds REAL,
+    cpu_seconds REAL,
+    rung INTEGER,
+    bracket INTEGER,
+    seed INTEGER,
+    created REAL NOT NULL,
+    PRIMARY KEY (hash, epochs, images)
+);
+CREATE TABLE IF NOT EXISTS features (
+    hash TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    features TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS search_epochs (
     epoch INTEGER PRIMARY KEY,
     spec TEXT NOT NULL,
@@ -52,6 +87,9 @@ CREATE TABLE IF NOT EXISTS search_epochs (
     created REAL NOT NULL
 );
 """
+
+
+ARCHIVE_VERSION = 2  # 1: evaluations/strategy_state/meta/search_epochs; 2: + budget_evaluations, features
 
 
 def _nan_to_none(x):
@@ -70,7 +108,17 @@ class Archive:
         try:
             self._db = sqlite3.connect(str(self.path), timeout=30.0)
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            row = None
+            if self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+                row = self._db.execute("SELECT value FROM meta WHERE key='archive_version'").fetchone()
+            version = 1 if row is None else json.loads(row[0])
+            if not isinstance(version, int) or version > ARCHIVE_VERSION:
+                self._db.close()
+                raise ValueError(f"{self.path} is a search archive of version {version}, newer than this neurosynth "
+                                 f"reads (version {ARCHIVE_VERSION}); upgrade neurosynth or choose another output "
+                                 "directory")
+            self._db.executescript(_SCHEMA)  # creates what is missing: the migration from version 1
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('archive_version', ?)", (str(ARCHIVE_VERSION),))
             self._db.commit()
         except sqlite3.DatabaseError as e:
             if "disk is full" in str(e):
@@ -135,6 +183,68 @@ class Archive:
                 "objectives": None if obj is None else [math.inf if o is None else o for o in json.loads(obj)],
                 "metrics": json.loads(metrics), "status": status, "error": error, "seconds": seconds,
                 "generation": gen, "seed": seed, "created": created}
+
+    # ---- evaluations at a budget (multi-fidelity) ----------------------------------------------------
+    def add_at_budget(self, spec: dict, record: dict, budget, *, rung: int, bracket: int,
+                      seed: int | None = None) -> str:
+        """Insert the evaluation of ``spec`` at ``budget`` (a :class:`~snn_nas.engine.fidelity.Budget`); returns the
+        hash. An existing (hash, budget) is left as it is (first result wins)."""
+        h = spec_hash(spec)
+        obj = record.get("objectives")
+        self._db.execute(
+            "INSERT OR IGNORE INTO budget_evaluations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (h, int(budget.epochs), int(budget.images), canonical_json(spec), _nan_to_none(record.get("fitness")),
+             None if obj is None else json.dumps([_nan_to_none(o) for o in obj]),
+             json.dumps(record.get("metrics") or {}, sort_keys=True, default=_default),
+             record["status"], record.get("error"), record.get("seconds"), record.get("cpu_seconds"), int(rung),
+             int(bracket), None if seed is None else int(seed), time.time()),
+        )
+        self._db.commit()
+        return h
+
+    def get_at_budget(self, h: str, budget) -> dict | None:
+        """The record of hash ``h`` at ``budget``, or None."""
+        row = self._db.execute("SELECT rowid, * FROM budget_evaluations WHERE hash=? AND epochs=? AND images=?",
+                               (h, int(budget.epochs), int(budget.images))).fetchone()
+        return None if row is None else self._budget_row(row)
+
+    def budget_records(self, status: str | None = None, budget=None) -> list[dict]:
+        """Every evaluation at a budget in the order the results arrived (optionally only one status or one
+        budget). Each record also has ``budget`` (``{"epochs", "images"}``), ``rung``, ``bracket``, ``seq``."""
+        q, args = "SELECT rowid, * FROM budget_evaluations", []
+        where = []
+        if status:
+            where.append("status=?")
+            args.append(status)
+        if budget is not None:
+            where += ["epochs=?", "images=?"]
+            args += [int(budget.epochs), int(budget.images)]
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        return [self._budget_row(r) for r in self._db.execute(q + " ORDER BY rowid", args).fetchall()]
+
+    @staticmethod
+    def _budget_row(r) -> dict:
+        (seq, h, epochs, images, spec, fitness, obj, metrics, status, error, seconds, cpu, rung, bracket, seed,
+         created) = r
+        return {"hash": h, "spec": json.loads(spec), "fitness": math.nan if fitness is None else fitness,
+                "objectives": None if obj is None else [math.inf if o is None else o for o in json.loads(obj)],
+                "metrics": json.loads(metrics), "status": status, "error": error, "seconds": seconds,
+                "cpu_seconds": cpu, "budget": {"epochs": epochs, "images": images}, "rung": rung,
+                "bracket": bracket, "seed": seed, "created": created, "seq": seq}
+
+    # ---- cached training-free features ----------------------------------------------------------------
+    def set_features(self, spec: dict, features: dict) -> str:
+        h = spec_hash(spec)
+        self._db.execute("INSERT OR REPLACE INTO features VALUES (?,?,?,?)",
+                         (h, canonical_json(spec), json.dumps(features, sort_keys=True, default=_default),
+                          time.time()))
+        self._db.commit()
+        return h
+
+    def get_features(self, h: str) -> dict | None:
+        row = self._db.execute("SELECT features FROM features WHERE hash=?", (h,)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     # ---- strategy state -----------------------------------------------------------------------------
     def save_state(self, generation: int, state: dict, summary: dict | None = None) -> None:

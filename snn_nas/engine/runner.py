@@ -69,10 +69,10 @@ def _one_thread() -> None:
         torch.set_num_threads(1)
 
 
-def _worker_eval(spec: dict, seed: int) -> dict:
+def _worker_eval(spec: dict, seed: int, budget=None) -> dict:
     if _WORKER_INIT_ERROR is not None:
         return _failed(_WORKER_INIT_ERROR)
-    rec = evaluate_safely(_WORKER_EVALUATOR, spec, seed)
+    rec = evaluate_safely(_WORKER_EVALUATOR, spec, seed, budget)
     err = rec.get("error") or ""
     if rec["status"] == "failed" and ("unknown neuron" in err or "not registered" in err or "unknown layer" in err):
         rec["error"] = f"{err} (in a worker process: {WORKER_REGISTRATION_HINT})"
@@ -80,12 +80,23 @@ def _worker_eval(spec: dict, seed: int) -> dict:
 
 
 class _Serial:
+    """In this process. ``map_unordered`` for generations; ``submit``/``next_done`` (first in, first out) for the
+    multi-fidelity engine's job-at-a-time scheduling."""
+
     def __init__(self, evaluator):
         self.evaluator = evaluator
+        self._queue: list = []
 
     def map_unordered(self, tasks):
         for i, spec, seed in tasks:
             yield i, evaluate_safely(self.evaluator, spec, seed)
+
+    def submit(self, key, spec, seed, budget=None):
+        self._queue.append((key, spec, seed, budget))
+
+    def next_done(self):
+        key, spec, seed, budget = self._queue.pop(0)
+        return key, evaluate_safely(self.evaluator, spec, seed, budget)
 
     def close(self):
         pass
@@ -127,6 +138,33 @@ class _Pool:
         if broken:
             self.ex.shutdown(wait=False, cancel_futures=True)
             self._new()
+
+    def submit(self, key, spec, seed, budget=None):
+        if not hasattr(self, "_futs"):
+            self._futs = {}
+        self._futs[self.ex.submit(_worker_eval, spec, seed, budget)] = (key, spec, seed, budget)
+
+    def next_done(self):
+        """The next finished job ``(key, record)``; a dead worker process fails its job, the pool is rebuilt and
+        the other jobs of the dead pool are submitted again (they had not finished)."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        done, _ = wait(list(self._futs), return_when=FIRST_COMPLETED)
+        f = min(done, key=lambda d: self._futs[d][0])  # several finished together: a fixed order
+        key, spec, seed, budget = self._futs.pop(f)
+        try:
+            return key, f.result()
+        except BrokenProcessPool as e:
+            rest = list(self._futs.values())
+            self._futs = {}
+            self.ex.shutdown(wait=False, cancel_futures=True)
+            self._new()
+            for job in rest:
+                self.submit(*job)
+            return key, _failed(f"worker process died (out of memory or killed): {e}")
+        except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
+            return key, _failed(f"exception in worker: {type(e).__name__}: {e}")
 
     def close(self):
         self.ex.shutdown(wait=True, cancel_futures=True)
@@ -173,19 +211,42 @@ class _Ray:
                     rec = _failed(f"ray task failed: {type(e).__name__}: {e}")
                 yield refs[r], rec
 
+    def submit(self, key, spec, seed, budget=None):
+        if not hasattr(self, "_refs"):
+            self._refs = {}
+        self._refs[self.remote.remote(self.ev_ref, spec, seed, budget)] = key
+
+    def next_done(self):
+        done, _ = self.ray.wait(list(self._refs), num_returns=1)
+        r = done[0]
+        key = self._refs.pop(r)
+        try:
+            return key, self.ray.get(r)
+        except Exception as e:  # noqa: BLE001 - a crashed Ray worker
+            return key, _failed(f"ray task failed: {type(e).__name__}: {e}")
+
     def close(self):
         if self.started:
             self.ray.shutdown()
 
 
-def _ray_eval(evaluator, spec, seed):
+def _ray_eval(evaluator, spec, seed, budget=None):
     _one_thread()
-    return evaluate_safely(evaluator, spec, seed)
+    return evaluate_safely(evaluator, spec, seed, budget)
 
 
 def _failed(reason: str) -> dict:
     return {"status": "failed", "fitness": math.nan, "objectives": None, "metrics": {}, "error": reason,
-            "seconds": None}
+            "seconds": None, "cpu_seconds": None}
+
+
+def make_executor(evaluator: Evaluator, *, workers: int = 0, ray: str | None = None):
+    """The executor of a search: Ray tasks (``ray`` an address), ``workers`` spawned processes, or this process."""
+    if ray:
+        return _Ray(evaluator, ray)
+    if workers >= 1:
+        return _Pool(evaluator, workers)
+    return _Serial(evaluator)
 
 
 def _result_for_strategy(rec: dict) -> dict:
@@ -249,11 +310,7 @@ class Runner:
         return gen + 1
 
     def _executor(self):
-        if self.ray:
-            return _Ray(self.evaluator, self.ray)
-        if self.workers >= 1:
-            return _Pool(self.evaluator, self.workers)
-        return _Serial(self.evaluator)
+        return make_executor(self.evaluator, workers=self.workers, ray=self.ray)
 
     def run(self) -> dict:
         start = self._check_resume()

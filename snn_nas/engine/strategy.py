@@ -89,6 +89,7 @@ class Strategy(ABC):
     """Base class. Subclasses implement ``ask``/``tell`` and extend ``state_dict``/``load_state_dict``."""
 
     name = "strategy"
+    asynchronous = False  # True: may be told one result at a time in any order (asynchronous multi-fidelity, ASHA)
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, *, hof_size: int = 10, **options):
         if options:

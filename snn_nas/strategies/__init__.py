@@ -9,6 +9,8 @@ nsga2    :class:`.nsga2.NSGA2`                     :mod:`.nsga2` (pymoo)
 cmaes    :class:`.cma.CMAESStrategy`               :mod:`.cma` (pycma, over ``space.decode``)
 eg_cma   :class:`.cma.CMAESLogits`                 :mod:`.cma` (BioNAS-EG, over architecture logits)
 evo      :class:`.evo.EvoSearch`                   :mod:`.evo` (GP over spec trees, :mod:`.gp`, + CMA-ES)
+dehb     :class:`.dehb.DEHB`                       :mod:`.dehb` (mutants/crossovers of promoted candidates fill
+                                                   the lowest rung of a multi-fidelity search)
 ======== ========================================= ==================================================
 
 Every strategy subclasses :class:`snn_nas.engine.strategy.Strategy` (ask/tell, JSON ``state_dict``) and never
@@ -22,6 +24,7 @@ from neurosynth.registry import Registry
 from snn_nas.engine.strategy import Strategy
 
 from .cma import CMAESLogits, CMAESStrategy, ReplayCMA
+from .dehb import DEHB
 from .evo import EvoSearch
 from .genetic import GeneticAlgorithm
 from .gp import node_mutation, subtree_crossover, subtree_mutation
@@ -35,6 +38,7 @@ STRATEGIES.add("nsga2", NSGA2)
 STRATEGIES.add("cmaes", CMAESStrategy)
 STRATEGIES.add("eg_cma", CMAESLogits)
 STRATEGIES.add("evo", EvoSearch)
+STRATEGIES.add("dehb", DEHB)
 
-__all__ = ["STRATEGIES", "CMAESLogits", "CMAESStrategy", "EvoSearch", "GeneticAlgorithm", "NSGA2", "RandomSearch",
+__all__ = ["STRATEGIES", "CMAESLogits", "CMAESStrategy", "DEHB", "EvoSearch", "GeneticAlgorithm", "NSGA2", "RandomSearch",
            "ReplayCMA", "node_mutation", "subtree_crossover", "subtree_mutation"]

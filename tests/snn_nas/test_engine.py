@@ -92,7 +92,7 @@ def test_gridspace_validate_names_bad_field(genes, match):
 
 # ---- strategies --------------------------------------------------------------------------------------
 def test_registry_lists_strategies():
-    assert STRATEGIES.names() == ["cmaes", "eg_cma", "evo", "ga", "nsga2", "random"]
+    assert STRATEGIES.names() == ["cmaes", "dehb", "eg_cma", "evo", "ga", "nsga2", "random"]
     with pytest.raises(ValueError, match="registered strategys: .*ga"):
         STRATEGIES.get("nope")
     with pytest.raises(ValueError, match="unknown options"):
