@@ -49,8 +49,8 @@ PROTOCOLS = {
         "data_seed": 0, "train_images": 2000, "val_images": 500,
         "test_images": 3000,  # a fixed random subset of the 10,000 test images (data_seed)
         "final_epochs": 2, "lr": 2e-3, "batch_size": 128,
-        "unit_images": 200,  # one fidelity unit = 1 epoch on this many training images
-        "rungs_units": [1, 3, 9], "eta": 3, "brackets": 1, "n0": 9,
+        "unit_images": 150,  # one fidelity unit = 1 epoch on this many training images
+        "rungs_units": [1, 3, 9], "eta": 3, "brackets": 3, "n0": 9,
         "ga": {"population": 8, "generations": 5, "fitness": "rdm", "batch": 64},
         "synops_samples": 200,
     },
@@ -59,11 +59,12 @@ PROTOCOLS = {
         "encoding": "onset-aligned log(1+count), 20 bins of 40 ms x 140 groups of 5 channels",
         "data_seed": 0, "train_images": "full train split", "val_images": "full valid split (voices unseen in train)",
         "test_images": "full test split", "final_epochs": 2, "lr": 2e-3, "batch_size": 64,
-        "unit_images": 150, "rungs_units": [1, 3, 9], "eta": 3, "brackets": 1, "n0": 9,
+        "unit_images": 100, "rungs_units": [1, 3, 9], "eta": 3, "brackets": 3, "n0": 9,
         "ga": {"population": 8, "generations": 5, "fitness": "rdm", "batch": 64},
         "synops_samples": 200,
     },
 }
+SEARCH_KEYS = ("unit_images", "rungs_units", "eta", "brackets", "n0", "ga")  # may differ between arm rows
 ARMS = ("searched", "random", "random_sh", "old_ga", "hand")
 
 
@@ -166,13 +167,14 @@ def arm_random(space, data, proto, seed: int, cpu_budget: float, log) -> dict:
     """(b) random networks at the top rung's budget until ``cpu_budget`` CPU seconds are used (the last one is
     kept only if that brings the total closer to the budget); the best on validation."""
     rng = np.random.default_rng([seed, 1])
-    top = proto["rungs_units"][-1]
+    sched = schedule_for(proto, data.x_train.shape[1])
+    top = sched.budget(sched.s_max)  # the top rung's budget, as the engine arms train their finalists
     c0 = cpu_seconds()
     tried = []
     while True:
         spec = space.sample(rng)
         before = cpu_seconds() - c0
-        r = train_at(spec, candidate_seed(seed, spec), data, proto, epochs=1, images=top * proto["unit_images"])
+        r = train_at(spec, candidate_seed(seed, spec), data, proto, epochs=top.epochs, images=top.images)
         used = cpu_seconds() - c0
         if tried and abs(used - cpu_budget) > abs(before - cpu_budget):
             used = before  # this one overshoots more than stopping before it would have: not counted
@@ -213,13 +215,64 @@ def arm_old_ga(space, data, proto, seed: int, log) -> dict:
     return {"spec": spec, "fitness": float(best["fitness"]), "cpu_s": cpu_seconds() - c0, "n_evaluated": n_ok}
 
 
-def arm_engine(kind: str, space, data, proto, seed: int, log) -> dict:
-    """(a) ``kind="searched"`` / (c) ``kind="random_sh"``: the multi-fidelity engine of ``snn_nas.engine``."""
-    # benchmarks/engine_arms.py: the adapter to the engine's public API
-    from engine_arms import run_engine_arm
+class BudgetTrainer:
+    """The benchmark's budget-aware evaluator for the engine (``supports_budget``): :func:`train_at` at
+    ``Budget(epochs, images)``; fitness = validation accuracy; metrics ``synops``, ``params``. Arms (a), (b), (c)
+    and the final retrain all train through :func:`train_at`, so they differ only in how they choose."""
 
-    return run_engine_arm(kind, space, data, proto, seed, log, train_at=train_at, candidate_seed=candidate_seed,
-                          cpu_seconds=cpu_seconds)
+    name = "svr_train"
+    supports_budget = True
+
+    def __init__(self, data: Data, proto: dict):
+        self.data, self.proto = data, proto
+
+    def evaluate(self, spec: dict, seed: int, budget=None) -> dict:
+        epochs, images = (self.proto["final_epochs"], 0) if budget is None else (budget.epochs, budget.images)
+        r = train_at(spec, seed, self.data, self.proto, epochs=epochs, images=images or None)
+        return {"fitness": r["val_accuracy"], "synops": r["synops"], "params": r["params"]}
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+def schedule_for(proto: dict, n_train: int):
+    from snn_nas.multifidelity import RungSchedule
+
+    u = proto["rungs_units"]
+    return RungSchedule(min_budget=float(u[0]), max_budget=float(u[-1]), eta=int(proto["eta"]),
+                        unit_images=int(proto["unit_images"]), max_images=int(n_train), n0=int(proto["n0"]))
+
+
+def arm_engine(kind: str, space, data, proto, seed: int, log) -> dict:
+    """(a) ``kind="searched"``: DEHB-like evolution on successive-halving rungs with Pareto promotion on
+    (validation accuracy, SynOps); (c) ``kind="random_sh"``: random sampling on the same rungs. ``brackets``
+    brackets of the schedule; the pick is the member of the final (top-rung) front with the best validation
+    accuracy."""
+    import tempfile
+
+    from snn_nas.engine import Archive
+    from snn_nas.multifidelity import run_multifidelity
+
+    c0 = cpu_seconds()
+    sched = schedule_for(proto, data.x_train.shape[1])
+    with tempfile.TemporaryDirectory() as tmp, Archive(Path(tmp) / "archive.sqlite") as archive:
+        summ = run_multifidelity(space, BudgetTrainer(data, proto), archive,
+                                 strategy="dehb" if kind == "searched" else "random_sh",
+                                 fidelity="sh", schedule=sched, brackets=int(proto["brackets"]),
+                                 objectives=("accuracy", "synops"), seed=int(seed) + (0 if kind == "searched" else 7919))
+        recs = archive.budget_records()
+    top = [r for r in recs if r["status"] == "ok" and int(r["rung"]) == summ["best"]["rung"]]
+    front = [{"val_accuracy": float(f["fitness"]), "synops": float(f["synops"]), "hash": f["hash"]}
+             for f in summ["front"]]
+    best_in_front = max(summ["front"], key=lambda f: (f["fitness"], -f["synops"]))
+    spec = next(r["spec"] for r in top if r["hash"] == best_in_front["hash"])
+    log(f"  {kind}: {summ['evaluations']} evaluations, {len(top)} at the top rung, front {len(front)}, "
+        f"best val {best_in_front['fitness']:.3f}")
+    return {"spec": spec, "val_accuracy": float(best_in_front["fitness"]), "cpu_s": cpu_seconds() - c0,
+            "evaluation_cpu_s": float(summ["evaluation_cpu_seconds"]), "n_evaluations": int(summ["evaluations"]),
+            "units": float(summ["units"]), "front": front,
+            "top_rung": [{"val_accuracy": float(r["fitness"]), "synops": float(r["metrics"]["synops"])} for r in top],
+            "schedule": summ["schedule"]}
 
 
 # ---- the run -------------------------------------------------------------------------------------------------
@@ -272,7 +325,7 @@ def run_seed(dataset, proto, data, space, seed: int, rows: Rows, arms, log) -> N
                 r = arm_random(space, data, proto, seed, ref["cpu_s"], log)
             else:
                 r = arm_engine(arm, space, data, proto, seed, log)
-            r = rows.add({"key": key, "seed": seed, "arm": arm, **r})
+            r = rows.add({"key": key, "seed": seed, "arm": arm, "search": {k: proto[k] for k in SEARCH_KEYS}, **r})
         picks[arm] = r["spec"]
     for arm, spec in picks.items():  # the standard retrain, one per distinct network of the seed
         h = spec_hash(spec)
@@ -428,6 +481,7 @@ def main(argv=None) -> int:
     p.add_argument("--run", default=None, help="the resumable run folder (default runs/search_vs_random_<tag>)")
     p.add_argument("--out", default=None, help="summary JSON (default benchmarks/results/search_vs_random_<tag>.json)")
     p.add_argument("--summarise-only", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness end to end (needs --run, --out)")
     a = p.parse_args(argv)
 
     import torch
@@ -435,6 +489,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     proto = dict(PROTOCOLS[a.dataset])
+    if a.smoke:
+        if not (a.run and a.out):
+            p.error("--smoke needs --run and --out (it must not touch the real results)")
+        proto.update({"final_epochs": 1, "unit_images": 20, "brackets": 2, "synops_samples": 50,
+                      "ga": {**proto["ga"], "population": 4, "generations": 2}})
+        if a.dataset == "fashion_mnist":
+            proto.update({"train_images": 300, "val_images": 100, "test_images": 200})
     tag = proto["tag"]
     run = Path(a.run or ROOT / "runs" / f"search_vs_random_{tag}")
     out = Path(a.out or RESULTS / f"search_vs_random_{tag}.json")
@@ -451,7 +512,8 @@ def main(argv=None) -> int:
 
     meta_path = run / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    if meta and meta.get("protocol") != json.loads(json.dumps(proto)):
+    final_keys = [k for k in proto if k not in SEARCH_KEYS]  # the arms store their own search settings
+    if meta and any(meta.get("protocol", {}).get(k) != json.loads(json.dumps(proto[k])) for k in final_keys):
         raise SystemExit(f"{run} holds rows measured under another protocol ({meta_path}); use another --run")
     data = None if a.summarise_only and meta else Data(a.dataset, proto, a.data_root)
     if data is not None:
@@ -463,6 +525,8 @@ def main(argv=None) -> int:
 
     def write_summary() -> None:
         from neurosynth.io import write_json
+
+        rows.__init__(rows.path)  # re-read: other processes may work on other seeds of the same run
 
         extra = {"space": meta.get("space"), "synops_reference": meta.get("synops_reference"),
                  "rows": str(run / "rows.jsonl")}
