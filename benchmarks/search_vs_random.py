@@ -447,6 +447,49 @@ def summarise(dataset, proto, rows: Rows, data_sizes: dict | None, ref_synops: f
     return out
 
 
+def plot(summary: dict, path: Path, title: str) -> None:
+    """Per-seed test accuracy of every arm (paired by seed), and the final networks on (SynOps, accuracy) with the
+    validation fronts of the search arms."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurosynth.io import atomic_path
+
+    seeds = summary["seeds"]
+    if not seeds:
+        return
+    colors = {"searched": "C3", "random": "C0", "random_sh": "C2", "old_ga": "C7", "hand": "k"}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in seeds:
+        ax1.plot(range(len(ARMS)), [r[a] for a in ARMS], color="0.8", lw=0.8, zorder=1)
+    for j, a in enumerate(ARMS):
+        v = [r[a] for r in seeds]
+        ax1.scatter([j] * len(v), v, color=colors[a], s=18, zorder=2)
+        ax1.errorbar([j + 0.15], [np.mean(v)], yerr=[np.std(v, ddof=1) if len(v) > 1 else 0], fmt="D",
+                     color=colors[a], capsize=3)
+    ax1.set_xticks(range(len(ARMS)), ARMS)
+    ax1.set_ylabel("test accuracy (standard retrain)")
+    ax1.set_title(f"{title}: {len(seeds)} paired seeds")
+    for a in ARMS:
+        ax2.scatter([r["synops"][a] for r in seeds], [r[a] for r in seeds], color=colors[a], s=22, label=a,
+                    marker="*" if a == "hand" else "o")
+    for a in ("searched", "random_sh"):
+        for r in seeds:
+            f = sorted(r["fronts"].get(a) or [], key=lambda p: p["synops"])
+            if f:
+                ax2.plot([p["synops"] for p in f], [p["val_accuracy"] for p in f], color=colors[a], lw=0.6, alpha=0.4)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("SynOps per sample (trained network)")
+    ax2.set_ylabel("test accuracy; lines: top-rung validation fronts")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def largest_synops(space, data, proto, n: int = 200) -> dict:
     """The largest SynOps per sample of the space: the maximal network (every layer at its widest, largest kernel,
     every hidden layer present) measured untrained on validation samples, and the largest of ``n`` random draws
@@ -530,8 +573,10 @@ def main(argv=None) -> int:
 
         extra = {"space": meta.get("space"), "synops_reference": meta.get("synops_reference"),
                  "rows": str(run / "rows.jsonl")}
-        write_json(out, summarise(a.dataset, proto, rows, meta.get("sizes"),
-                                  (meta.get("synops_reference") or {}).get("reference"), extra))
+        summ = summarise(a.dataset, proto, rows, meta.get("sizes"),
+                         (meta.get("synops_reference") or {}).get("reference"), extra)
+        write_json(out, summ)
+        plot(summ, out.with_suffix(".png"), a.dataset)
 
     if not a.summarise_only:
         if a.noise_floor:
