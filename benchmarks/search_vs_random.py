@@ -574,7 +574,12 @@ def main(argv=None) -> int:
         rows.__init__(rows.path)  # re-read: other processes may work on other seeds of the same run
 
         extra = {"space": meta.get("space"), "synops_reference": meta.get("synops_reference"),
-                 "rows": str(run / "rows.jsonl")}
+                 "rows": str(run / "rows.jsonl"), "data_root": a.data_root}
+        man = Path(a.data_root or ".") / "SpokenDigits" / "spoken_digits.json"
+        if a.dataset == "spoken_digits" and man.exists():  # which files: their SHA-256 from the generator's manifest
+            m = json.loads(man.read_text())
+            extra["files_sha256"] = {k: v.get("sha256") for k, v in m.get("files", {}).items()}
+            extra["generator_options"] = m.get("options")
         summ = summarise(a.dataset, proto, rows, meta.get("sizes"),
                          (meta.get("synops_reference") or {}).get("reference"), extra)
         write_json(out, summ)
