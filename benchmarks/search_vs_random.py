@@ -304,6 +304,42 @@ class Rows:
         return row
 
 
+class SeedClaim:
+    """``RUN/claims/seed_S``: created exclusively (holding the pid) while a process works on seed ``S``; a claim whose
+    process is gone is stale and taken over. ``with SeedClaim(run, s) as ok:`` -- ``ok`` is False when another live
+    process holds it."""
+
+    def __init__(self, run: Path, seed: int):
+        self.path = run / "claims" / f"seed_{seed}"
+        self.ok = False
+
+    def __enter__(self) -> bool:
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text() or 0)
+                    os.kill(pid, 0)
+                    return False  # alive
+                except (ValueError, ProcessLookupError, FileNotFoundError):
+                    self.path.unlink(missing_ok=True)  # stale
+                    continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            self.ok = True
+            return True
+        return False
+
+    def __exit__(self, *exc) -> bool:
+        if self.ok:
+            self.path.unlink(missing_ok=True)
+        return False
+
+
 def run_seed(dataset, proto, data, space, seed: int, rows: Rows, arms, log) -> None:
     from snn_nas.engine import spec_hash
 
@@ -591,7 +627,11 @@ def main(argv=None) -> int:
         else:
             arms = [x.strip() for x in a.arms.split(",") if x.strip()]
             for s in rng_list(a.seeds):
-                run_seed(a.dataset, proto, data, space, s, rows, arms, log)
+                with SeedClaim(run, s) as claimed:  # several processes may share a run: one seed each at a time
+                    if not claimed:
+                        log(f"seed {s}: another process is on it; next")
+                        continue
+                    run_seed(a.dataset, proto, data, space, s, rows, arms, log)
                 write_summary()
     write_summary()
     log(f"wrote {out}")
