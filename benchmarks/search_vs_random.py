@@ -485,6 +485,41 @@ def summarise(dataset, proto, rows: Rows, data_sizes: dict | None, ref_synops: f
     return out
 
 
+def markdown(d: dict) -> str:
+    """The per-seed table and the summary lines of a summary JSON, as Markdown (for docs/msenas.md)."""
+    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
+    lines = ["| seed | searched | random | random + SH | old GA (rdm) | hand | searched / hand SynOps | CPU s: searched / "
+             "random / random + SH |", "|---|---|---|---|---|---|---|---|"]
+    for r in d["seeds"]:
+        c = r["cpu_s"]
+        lines.append(f"| {r['seed']} | {pct(r['searched'])} | {pct(r['random'])} | {pct(r['random_sh'])} | "
+                     f"{pct(r['old_ga'])} | {pct(r['hand'])} | {r['searched_synops']:,.0f} / {r['hand_synops']:,.0f} | "
+                     f"{c['searched']:.0f} / {c['random']:.0f} / {c['random_sh']:.0f} |")
+    s = d.get("summary")
+    if s:
+        lines.append("| mean ± sd | " + " | ".join(f"{pct(s['mean'][a])} ± {pct(s['sd'][a] or 0)}" for a in ARMS)
+                     + f" | | {s['mean_cpu_s']['searched']:.0f} / {s['mean_cpu_s']['random']:.0f} / "
+                       f"{s['mean_cpu_s']['random_sh']:.0f} |")
+        lines.append("")
+        for k, v in s["paired_differences"].items():
+            ci = v.get("ci95")
+            w = s["wins"][k.replace("-", ">")]
+            t = s["ties"][k.replace("-", "=")]
+            lines.append(f"- {k}: {pct(v['mean'])} points" + (f", 95% CI [{pct(ci[0])}, {pct(ci[1])}]" if ci else "")
+                         + f"; searched wins {w} of {v['n']} seeds ({t} ties)")
+        hv = s.get("hypervolume_validation_fronts")
+        if hv:
+            lines.append("- hypervolume of the top-rung validation fronts (reference: accuracy 0, "
+                         f"{hv['reference']['synops']:,.0f} SynOps): " + ", ".join(
+                             f"{a} {hv[a]['mean']:.4f}" for a in ("searched", "random_sh", "random") if hv[a]["mean"]))
+            lines.append("- hypervolume of the retrained networks (test accuracy): " + ", ".join(
+                f"{a} {v:.4f}" for a, v in s["hypervolume_final_networks"].items()))
+        lines.append(f"- searched network at no more SynOps than the hand network: {s['searched_synops_le_hand']} of "
+                     f"{len(d['seeds'])} seeds")
+    lines.append(f"- noise floor: pooled seed-to-seed sd of test accuracy {d['noise_floor_sd']}")
+    return "\n".join(lines)
+
+
 def plot(summary: dict, path: Path, title: str) -> None:
     """Per-seed test accuracy of every arm (paired by seed), and the final networks on (SynOps, accuracy) with the
     validation fronts of the search arms."""
@@ -528,25 +563,40 @@ def plot(summary: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def largest_synops(space, data, proto, n: int = 200) -> dict:
-    """The largest SynOps per sample of the space: the maximal network (every layer at its widest, largest kernel,
-    every hidden layer present) measured untrained on validation samples, and the largest of ``n`` random draws
-    (both reported; the reference point uses the larger)."""
+def largest_synops(space, data, proto) -> dict:
+    """The largest SynOps per sample of the space: its maximal network (every layer present, at its widest, with the
+    largest kernel, recurrent where the space allows) with every input element and every neuron active at every step
+    (the bound no network of the space can pass; the reference point of the hypervolume), and the same network's
+    measured SynOps, untrained, on validation samples (for scale)."""
     import torch
 
     from snn_nas.mse.evaluator import build_seeded, count_synops
 
     c = space.cfg
     nd = {"neuron": "lif", "beta": max(c.betas)}
-    big = space.make_spec(
+    big = space.validate(space.make_spec(
         [{"width": max(c.widths), "kernel": max(c.kernels), "pool": c.pools[0], **nd}
          for _ in range(c.blocks[1] if c.conv else 0)],
         [{"width": max(c.hidden_widths), "recurrent": c.recurrent[-1], **nd} for _ in range(c.hidden[1])],
-        c.readouts[0], max(c.readout_betas))
+        c.readouts[0], max(c.readout_betas)))
+    model = build_seeded(big, 0).eval()
     x = data.x_val[:, : min(100, proto["synops_samples"])]
+    dense = [0.0]
+
+    def hook(m, inp, out):
+        fan = (m.out_channels * m.kernel_size[0] * m.kernel_size[1] / m.groups if isinstance(m, torch.nn.Conv2d)
+               else m.out_features)
+        dense[0] += float(inp[0].numel()) * fan
+
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
-        s_big = count_synops(build_seeded(space.validate(big), 0).eval(), x)
-    return {"maximal_network": float(s_big), "reference": float(s_big)}
+        model(x)
+    for h in hs:
+        h.remove()
+    with torch.no_grad():
+        measured = count_synops(model, x)
+    return {"maximal_network_all_active": dense[0] / x.shape[1], "maximal_network_measured_untrained": float(measured),
+            "reference": dense[0] / x.shape[1]}
 
 
 def main(argv=None) -> int:
@@ -562,6 +612,7 @@ def main(argv=None) -> int:
     p.add_argument("--run", default=None, help="the resumable run folder (default runs/search_vs_random_<tag>)")
     p.add_argument("--out", default=None, help="summary JSON (default benchmarks/results/search_vs_random_<tag>.json)")
     p.add_argument("--summarise-only", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="print the per-seed and summary tables (docs)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness end to end (needs --run, --out)")
     a = p.parse_args(argv)
 
@@ -596,12 +647,13 @@ def main(argv=None) -> int:
     final_keys = [k for k in proto if k not in SEARCH_KEYS]  # the arms store their own search settings
     if meta and any(meta.get("protocol", {}).get(k) != json.loads(json.dumps(proto[k])) for k in final_keys):
         raise SystemExit(f"{run} holds rows measured under another protocol ({meta_path}); use another --run")
-    data = None if a.summarise_only and meta else Data(a.dataset, proto, a.data_root)
+    fresh = "maximal_network_all_active" in meta.get("synops_reference", {})
+    data = None if a.summarise_only and meta and fresh else Data(a.dataset, proto, a.data_root)
     if data is not None:
         space = space_for(a.dataset, data)
-        if "synops_reference" not in meta:
-            meta = {"protocol": proto, "sizes": data.sizes(), "synops_reference": largest_synops(space, data, proto),
-                    "space": space.describe(), "command": sys.argv}
+        if "synops_reference" not in meta or "maximal_network_all_active" not in meta["synops_reference"]:
+            meta = {"protocol": proto, "sizes": data.sizes(), "space": space.describe(), "command": sys.argv, **meta,
+                    "synops_reference": largest_synops(space, data, proto)}
             meta_path.write_text(json.dumps(meta, indent=1))
 
     def write_summary() -> None:
@@ -635,6 +687,8 @@ def main(argv=None) -> int:
                 write_summary()
     write_summary()
     log(f"wrote {out}")
+    if a.markdown:
+        print(markdown(json.loads(out.read_text())))
     return 0
 
 
