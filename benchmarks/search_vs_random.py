@@ -51,6 +51,8 @@ PROTOCOLS = {
         "final_epochs": 2, "lr": 2e-3, "batch_size": 128,
         "unit_images": 150,  # one fidelity unit = 1 epoch on this many training images
         "rungs_units": [1, 3, 9], "eta": 3, "brackets": 3, "n0": 9,
+        "search_batch_size": 32,  # search budgets train with batch 32: rung 0 (150 images) is 5 Adam steps, not 2
+        "promotion": ["accuracy"],  # v1 promoted by Pareto rank on (accuracy, SynOps): see docs/msenas.md
         "ga": {"population": 8, "generations": 5, "fitness": "rdm", "batch": 64},
         "synops_samples": 200,
     },
@@ -62,11 +64,12 @@ PROTOCOLS = {
         "final_epochs": 8,  # 2 epochs gave a seed-to-seed sd of ~4 points (noise floor, first try): too noisy
         "lr": 2e-3, "batch_size": 64,
         "unit_images": 300, "rungs_units": [1, 3, 9], "eta": 3, "brackets": 3, "n0": 9,
+        "search_batch_size": 32, "promotion": ["accuracy"],
         "ga": {"population": 8, "generations": 5, "fitness": "rdm", "batch": 64},
         "synops_samples": 200,
     },
 }
-SEARCH_KEYS = ("unit_images", "rungs_units", "eta", "brackets", "n0", "ga")  # may differ between arm rows
+SEARCH_KEYS = ("unit_images", "rungs_units", "eta", "brackets", "n0", "ga", "search_batch_size", "promotion")  # may differ between arm rows
 ARMS = ("searched", "random", "random_sh", "old_ga", "hand")
 
 
@@ -126,7 +129,7 @@ def hand_point(dataset: str, space) -> dict:
 
 # ---- training at a budget ----------------------------------------------------------------------------------
 def train_at(spec: dict, seed: int, data: Data, proto: dict, *, epochs: int, images: int | None,
-             test: bool = False) -> dict:
+             test: bool = False, batch_size: int | None = None) -> dict:
     """Train ``spec`` (weights, shuffling and the image subset from ``seed``) for ``epochs`` on the first ``images``
     of a seeded permutation of the training set (all when None); validation accuracy, SynOps per sample (on the
     first ``synops_samples`` validation samples), and, when ``test``, test accuracy."""
@@ -143,7 +146,7 @@ def train_at(spec: dict, seed: int, data: Data, proto: dict, *, epochs: int, ima
     loss = loss_for(spec)
     model = build_seeded(spec, seed)
     with seeded(seed):
-        fit(model, TensorLoader(x, y, proto["batch_size"], True, seed), epochs=epochs, lr=proto["lr"], loss=loss,
+        fit(model, TensorLoader(x, y, batch_size or proto["batch_size"], True, seed), epochs=epochs, lr=proto["lr"], loss=loss,
             progress=False)
     model.eval()
     out = {"params": int(sum(p.numel() for p in model.parameters()))}
@@ -176,7 +179,8 @@ def arm_random(space, data, proto, seed: int, cpu_budget: float, log) -> dict:
     while True:
         spec = space.sample(rng)
         before = cpu_seconds() - c0
-        r = train_at(spec, candidate_seed(seed, spec), data, proto, epochs=top.epochs, images=top.images)
+        r = train_at(spec, candidate_seed(seed, spec), data, proto, epochs=top.epochs, images=top.images,
+                     batch_size=proto["search_batch_size"])
         used = cpu_seconds() - c0
         if tried and abs(used - cpu_budget) > abs(before - cpu_budget):
             used = before  # this one overshoots more than stopping before it would have: not counted
@@ -230,7 +234,8 @@ class BudgetTrainer:
 
     def evaluate(self, spec: dict, seed: int, budget=None) -> dict:
         epochs, images = (self.proto["final_epochs"], 0) if budget is None else (budget.epochs, budget.images)
-        r = train_at(spec, seed, self.data, self.proto, epochs=epochs, images=images or None)
+        r = train_at(spec, seed, self.data, self.proto, epochs=epochs, images=images or None,
+                     batch_size=self.proto["search_batch_size"])
         return {"fitness": r["val_accuracy"], "synops": r["synops"], "params": r["params"]}
 
     def describe(self) -> dict:
@@ -261,13 +266,20 @@ def arm_engine(kind: str, space, data, proto, seed: int, log) -> dict:
         summ = run_multifidelity(space, BudgetTrainer(data, proto), archive,
                                  strategy="dehb" if kind == "searched" else "random_sh",
                                  fidelity="sh", schedule=sched, brackets=int(proto["brackets"]),
-                                 objectives=("accuracy", "synops"), seed=int(seed) + (0 if kind == "searched" else 7919))
+                                 objectives=tuple(proto["promotion"]), seed=int(seed) + (0 if kind == "searched" else 7919))
         recs = archive.budget_records()
-    top = [r for r in recs if r["status"] == "ok" and int(r["rung"]) == summ["best"]["rung"]]
-    front = [{"val_accuracy": float(f["fitness"]), "synops": float(f["synops"]), "hash": f["hash"]}
-             for f in summ["front"]]
-    best_in_front = max(summ["front"], key=lambda f: (f["fitness"], -f["synops"]))
-    spec = next(r["spec"] for r in top if r["hash"] == best_in_front["hash"])
+    top_rung = max(int(r["rung"]) for r in recs if r["status"] == "ok")
+    top = [r for r in recs if r["status"] == "ok" and int(r["rung"]) == top_rung]
+    # the (validation accuracy, SynOps) front of the top rung; "searched" = its member with the best accuracy
+    pts = sorted(top, key=lambda r: (float(r["metrics"]["synops"]), -float(r["fitness"])))
+    front, best_acc = [], -1.0
+    for r in pts:
+        if float(r["fitness"]) > best_acc:
+            front.append({"val_accuracy": float(r["fitness"]), "synops": float(r["metrics"]["synops"]), "hash": r["hash"]})
+            best_acc = float(r["fitness"])
+    pick = max(front, key=lambda f: (f["val_accuracy"], -f["synops"]))
+    best_in_front = {"fitness": pick["val_accuracy"]}
+    spec = next(r["spec"] for r in top if r["hash"] == pick["hash"])
     log(f"  {kind}: {summ['evaluations']} evaluations, {len(top)} at the top rung, front {len(front)}, "
         f"best val {best_in_front['fitness']:.3f}")
     return {"spec": spec, "val_accuracy": float(best_in_front["fitness"]), "cpu_s": cpu_seconds() - c0,
