@@ -48,7 +48,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--generations", type=int, default=5, help="evo: generations")
     p.add_argument("--population", type=int, default=8, help="evo: population size")
-    p.add_argument("--eval-epochs", type=int, default=2, help="evo: training epochs per evaluated genotype")
+    p.add_argument("--eval-epochs", type=int, default=2,
+                   help="evo: training epochs per evaluated genotype (--fidelity none)")
+    p.add_argument("--fidelity", choices=["none", "sh"], default="none",
+                   help="evo: none = every genotype trained --eval-epochs; sh = each generation is a successive-halving "
+                        "bracket: --population genotypes trained --min-budget epochs, the best 1/--eta (Pareto rank on "
+                        "search-validation accuracy and parameters) retrained with --eta times the epochs, up to "
+                        "--max-budget (the multi-fidelity engine, snn_nas.engine.fidelity). darts/eg train a "
+                        "weight-sharing supernet and have no per-candidate budget")
+    p.add_argument("--min-budget", type=int, default=1, metavar="EPOCHS", help="evo --fidelity sh: lowest rung")
+    p.add_argument("--max-budget", type=int, default=3, metavar="EPOCHS", help="evo --fidelity sh: top rung")
+    p.add_argument("--eta", type=int, default=3, help="evo --fidelity sh: promotion factor (>= 2)")
     p.add_argument("--cma-generations", type=int, default=2, help="eg: CMA-ES generations per epoch")
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     p.add_argument("--train-best", type=int, default=0, metavar="EPOCHS",
@@ -71,7 +81,9 @@ def run(args) -> int:
                           max_skip=args.max_skip, batch_size=args.batch_size, generations=args.generations,
                           population=args.population, eval_epochs=args.eval_epochs,
                           cma_generations=args.cma_generations, limit_train=args.limit_train,
-                          train_best=args.train_best, resume=args.resume, progress=not args.no_progress)
+                          train_best=args.train_best, resume=args.resume, progress=not args.no_progress,
+                          fidelity=args.fidelity, min_budget=args.min_budget, max_budget=args.max_budget,
+                          eta=args.eta)
     s = run_search(cfg, command=["neurosynth", *sys.argv[1:]] if sys.argv else None)
     out, report = Path(args.out), s["alpha"]
     print(f"genotype: {out / 'genotype.json'}")

@@ -21,9 +21,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..engine.evaluator import Evaluator
+
 MIN_ALPHA_STEPS = 50  # fewer DARTS architecture steps (Adam, lr 3e-2) leave alpha close to uniform
 BEST_MODEL = "best_model"  # the trained winner's run directory, the same name as `search mse --train-best`
 METHODS = ("darts", "eg", "evo")
+FIDELITIES = ("none", "sh")  # evo: every genotype trained eval_epochs (none), or successive halving in epochs
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,17 @@ class BioSearchConfig:
     batch_size: int = 64
     generations: int = 5  # evo
     population: int = 8  # evo
-    eval_epochs: int = 2  # evo: training epochs per evaluated genotype
+    eval_epochs: int = 2  # evo: training epochs per evaluated genotype (fidelity none)
     cma_generations: int = 2  # eg: CMA-ES generations per epoch
     limit_train: int | None = None
     train_best: int = 0  # > 0: train the derived genotype for this many epochs into out/best_model
     resume: bool = False  # evo: continue the search stored in out
     progress: bool = True
+    # evo through the multi-fidelity engine (snn_nas.engine.fidelity): successive halving in epochs
+    fidelity: str = "none"  # none | sh
+    min_budget: int = 1  # epochs of the lowest rung
+    max_budget: int = 3  # epochs of the top rung
+    eta: int = 3
 
     @property
     def search_layers(self) -> int:
@@ -100,6 +108,18 @@ def check_config(cfg: BioSearchConfig):
                         f"--epochs > {cfg.warmup} or a smaller --warmup (e.g. --warmup 0)")
     if cfg.arch_lr <= 0:
         raise UserError(f"--arch-lr must be > 0, got {cfg.arch_lr}")
+    if cfg.fidelity not in FIDELITIES:
+        raise UserError(f"unknown --fidelity {cfg.fidelity!r}; choose from {list(FIDELITIES)}")
+    if cfg.fidelity != "none":
+        if cfg.method != "evo":
+            raise UserError(f"--fidelity {cfg.fidelity} trains candidates at growing budgets: it drives --method evo; "
+                            f"{cfg.method} searches a weight-sharing supernet, which has no per-candidate budget")
+        from ..engine.fidelity import RungSchedule
+
+        try:
+            RungSchedule(min_budget=cfg.min_budget, max_budget=cfg.max_budget, eta=cfg.eta, by="epochs")
+        except ValueError as e:
+            raise UserError(f"invalid budget options: {e} (--min-budget, --max-budget, --eta)") from e
     return space
 
 
@@ -207,6 +227,8 @@ def _evo(cfg: BioSearchConfig, space, data, rd) -> dict:
     evaluator = BioNASEvaluator(cfg.dataset, epochs=cfg.eval_epochs, C=cfg.C, layers=cfg.search_layers,
                                 batch_size=cfg.batch_size, frame_rule=cfg.frame_rule, data_root=cfg.data_root,
                                 limit_train=cfg.limit_train, data=data)
+    if cfg.fidelity != "none":
+        return _evo_multifidelity(cfg, sp, strategy, evaluator, rd)
     try:
         archive = Archive(rd.file("archive.sqlite"))
         archive.get_meta("config")
@@ -231,6 +253,76 @@ def _evo(cfg: BioSearchConfig, space, data, rd) -> dict:
     return {"method": "evo", "genotype": best["spec"], "fitness": best["fitness"],
             "hall_of_fame": [{"fitness": f, "genotype": s} for f, s in strategy.hall_of_fame],
             "history": summary["history"], "evaluations": summary["evaluations"]}
+
+
+class EpochBudgetBioNAS(Evaluator):
+    """A :class:`~snn_nas.bionas.engine_space.BioNASEvaluator` at a budget in epochs (``Budget(epochs, 0)``): the
+    rung machinery of the multi-fidelity engine for ``--method evo --fidelity sh``. Fitness = accuracy on the
+    search-validation half of the training data, as without a budget."""
+
+    name = "bionas_epochs"
+    supports_budget = True
+
+    def __init__(self, base):
+        self.base = base
+
+    def evaluate(self, spec: dict, seed: int, budget=None) -> dict:
+        import copy
+
+        ev = copy.copy(self.base)
+        if budget is not None:
+            ev.epochs = int(budget.epochs)
+        return {**ev.evaluate(spec, seed), "epochs": int(ev.epochs)}
+
+    def describe(self) -> dict:
+        return {"name": self.name, "base": self.base.describe()}
+
+
+def _evo_multifidelity(cfg: BioSearchConfig, sp, strategy, evaluator, rd) -> dict:
+    """EvoSearch's generations as successive-halving brackets: ``population`` genotypes trained ``min_budget``
+    epochs, the best ``1/eta`` (Pareto rank on search-validation accuracy and parameters) promoted with ``eta`` times
+    the epochs, up to ``max_budget``; ``generations`` brackets; EvoSearch is told each bracket's genotypes with their
+    result at the highest rung they reached."""
+    from neurosynth.errors import UserError
+
+    from ..engine.fidelity import MultiFidelityRunner, RungSchedule
+
+    schedule = RungSchedule(min_budget=cfg.min_budget, max_budget=cfg.max_budget, eta=cfg.eta, by="epochs",
+                            n0=cfg.population)
+    with _open_archive(cfg, rd) as archive:
+        try:
+            summary = MultiFidelityRunner(
+                sp, strategy, EpochBudgetBioNAS(evaluator), archive, fidelity=cfg.fidelity,
+                schedule=schedule, brackets=cfg.generations, seed=cfg.seed, objectives=("accuracy", "params"),
+                resume=cfg.resume, progress=cfg.progress, config={"method": "evo"},
+                on_result=lambda _i: setattr(rd, "keep_on_error", True)).run()
+        except ValueError as e:
+            raise UserError(str(e)) from e
+    best = summary["best"]
+    if best is None:
+        raise UserError("every evaluation failed; see archive.sqlite for the errors")
+    return {"method": "evo", "fidelity": cfg.fidelity, "genotype": best["spec"], "fitness": best["fitness"],
+            "budget": best["budget"], "front": summary["front"], "rungs": summary["rungs"],
+            "hall_of_fame": [{"fitness": f, "genotype": s} for f, s in strategy.hall_of_fame],
+            "history": [], "evaluations": summary["evaluations"], "units": summary["units"]}
+
+
+def _open_archive(cfg: BioSearchConfig, rd):
+    from neurosynth.errors import UserError
+
+    from ..engine import Archive
+
+    try:
+        archive = Archive(rd.file("archive.sqlite"))
+        archive.get_meta("config")
+        return archive
+    except (ValueError, sqlite3.DatabaseError) as e:
+        from neurosynth.errors import disk_full_error
+
+        if disk_full_error(e) is not None:  # the disk, not the archive
+            raise disk_full_error(e) from e
+        raise UserError(f"{Path(cfg.out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
+                        f"{cfg.out} (or choose another --out) and search again without --resume") from e
 
 
 def train_best(cfg: BioSearchConfig, genotype: dict, data, out: Path, command=None) -> dict:

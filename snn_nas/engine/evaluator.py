@@ -99,7 +99,8 @@ class QuadraticEvaluator(Evaluator):
     at budget ``b`` is ``fitness + fidelity_noise / sqrt(b.presentations) * N(0,1; seed, b)`` -- a short
     "training" ranks candidates noisily, a long one almost exactly, as in successive halving's premise; the noise
     is drawn from ``(seed, presentations)``, so it differs between rungs and is reproducible.
-    ``budget=None`` is exact (no fidelity noise).
+    ``budget=None`` is exact (no fidelity noise). ``log_to``: a file to which every evaluation appends one line
+    ``<spec hash> <presentations or -> <pid>`` (tests count what was really evaluated, in any process).
     """
 
     name = "quadratic"
@@ -107,10 +108,10 @@ class QuadraticEvaluator(Evaluator):
 
     def __init__(self, target: dict, *, noise: float = 0.0, cost_gene: str | None = None,
                  fail_on: dict | None = None, nan_on: dict | None = None, sleep: float = 0.0,
-                 fidelity_noise: float = 0.0):
+                 fidelity_noise: float = 0.0, log_to: str | None = None):
         self.target, self.noise, self.cost_gene = dict(target), float(noise), cost_gene
         self.fail_on, self.nan_on, self.sleep = dict(fail_on or {}), dict(nan_on or {}), float(sleep)
-        self.fidelity_noise = float(fidelity_noise)
+        self.fidelity_noise, self.log_to = float(fidelity_noise), log_to
 
     def true_fitness(self, spec: dict) -> float:
         """The noiseless value (what an infinite budget would measure)."""
@@ -121,6 +122,13 @@ class QuadraticEvaluator(Evaluator):
         import numpy as np
 
         g = spec["genes"]
+        if self.log_to:
+            import os
+
+            from .space import spec_hash
+
+            with open(self.log_to, "a") as fh:
+                fh.write(f"{spec_hash(spec)} {'-' if budget is None else budget.presentations} {os.getpid()}\n")
         if self.sleep:
             time.sleep(self.sleep)
         for k, v in self.fail_on.items():

@@ -81,6 +81,7 @@ DEFAULT_FIDELITY = "none"  # the CLI's default (`search mse --fidelity`): today'
 DEFAULT_ETA = 3
 PREDICTOR_MIN = 8  # rung-0 results before the predictor ranks proposals
 PREDICTOR_POOL = 3  # proposals per rung-0 place when the predictor ranks them and no --prefilter is given
+MAX_REPEATED_PROPOSALS = 1000  # asha stops when this many proposals in a row were already evaluated (a tiny space)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -137,6 +138,8 @@ class RungSchedule:
     exactly ``max_budget`` and rung 0 is at least ``min_budget``). ``eta``: the promotion factor (the best ``1/eta``
     go up, with ``eta`` times the budget). ``n0``: candidates of a successive-halving bracket's rung 0 (default
     ``eta**s_max``). ``unit_images``/``max_images``: the units-to-budget mapping (:func:`units_to_budget`).
+    ``by="epochs"``: a unit is one epoch over the whole training split instead (``Budget(round(units), 0)``; the rung
+    budgets must then be whole numbers), for evaluators that cannot subset their data (BioNAS).
     """
 
     min_budget: float = 1.0
@@ -145,6 +148,7 @@ class RungSchedule:
     unit_images: int = 2000
     max_images: int | None = None
     n0: int | None = None
+    by: str = "images"
 
     def __post_init__(self):
         if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
@@ -159,6 +163,14 @@ class RungSchedule:
             raise ValueError(f"max_images must be >= 1 or None, got {self.max_images}")
         if self.n0 is not None and self.n0 < 1:
             raise ValueError(f"n0 must be >= 1, got {self.n0}")
+        if self.by not in ("images", "epochs"):
+            raise ValueError(f"by must be 'images' or 'epochs', got {self.by!r}")
+        if self.by == "epochs":
+            bad = [u for u in (self.rung_units(r) for r in range(self.n_rungs)) if abs(u - round(u)) > 1e-9]
+            if bad:
+                raise ValueError(f"with budgets in epochs every rung must be a whole number of epochs; the rungs of "
+                                 f"min_budget {self.min_budget}, max_budget {self.max_budget}, eta {self.eta} are "
+                                 f"{[self.rung_units(r) for r in range(self.n_rungs)]}")
 
     @property
     def s_max(self) -> int:
@@ -174,6 +186,8 @@ class RungSchedule:
         return self.max_budget / self.eta ** (self.s_max - rung)
 
     def budget(self, rung: int) -> Budget:
+        if self.by == "epochs":
+            return Budget(max(1, int(round(self.rung_units(rung)))), 0)
         return units_to_budget(self.rung_units(rung), self.unit_images, self.max_images)
 
     @property
@@ -557,7 +571,7 @@ class MultiFidelityRunner:
             if self.total_budget is not None and b > 0 and self._units + self._plan_units(plan) > self.total_budget + 1e-9:
                 break
             asked = self._propose(plan[0][0])
-            cands = asked
+            cands = list({spec_hash(x): x for x in asked}.values())  # a repeated proposal is one candidate
             best_of: dict[str, tuple[int, dict]] = {}
             for k, (_n, rung) in enumerate(plan):
                 results = self._evaluate_all(cands, rung, b)
@@ -609,6 +623,7 @@ class MultiFidelityRunner:
         return self._units + self.schedule.rung_units(rung) <= cap + 1e-9
 
     def _asha_next(self) -> _Job | None:
+        repeats = 0
         while True:
             job = self._asha_promotion()
             if job is None:
@@ -626,6 +641,10 @@ class MultiFidelityRunner:
             if known is not None:  # a duplicate proposal: its result is already known
                 self._n_cached += 1
                 self._asha_done(job, known)
+                repeats += 1
+                if repeats > MAX_REPEATED_PROPOSALS:
+                    log.info("asha: %d proposals in a row were already evaluated; the space looks exhausted", repeats)
+                    return None
 
     def _asha_done(self, job: _Job, rec: dict) -> None:
         self._asha_record(job.hash, job.spec, job.rung, rec)

@@ -82,10 +82,14 @@ def pareto_order(F) -> list[int]:
 
 
 def pareto_indices(F) -> list[int]:
-    """Indices of the non-dominated rows of ``F`` (all objectives minimised), in row order."""
+    """Indices of the non-dominated rows of ``F`` (all objectives minimised; rows with a non-finite objective
+    excluded), in row order. Plain numpy (the front of a report needs no pymoo); equal to the rows of
+    :func:`nondominated_rank` 0."""
     F = _matrix(F)
-    if len(F) == 0:
-        return []
-    rank = nondominated_rank(F)
-    finite = np.all(np.isfinite(F), axis=1)
-    return [i for i in range(len(F)) if rank[i] == 0 and finite[i]]
+    keep = []
+    finite = np.all(np.isfinite(F), axis=1) if len(F) else np.zeros(0, bool)
+    G = F[finite]
+    for i in np.flatnonzero(finite):
+        if not np.any(np.all(G <= F[i], axis=1) & np.any(G < F[i], axis=1)):
+            keep.append(int(i))
+    return keep

@@ -1,4 +1,5 @@
-"""MSE-NAS evaluators (they never search): the training-free RDM fitness and a short-training reference.
+"""MSE-NAS evaluators (they never search): the training-free RDM fitness, a short-training reference, and the
+budget-aware trainer of the multi-fidelity search (``mse_budget``: validation accuracy at ``Budget(epochs, images)``).
 
 Both build the candidate with weights initialised from the candidate seed only
 (``torch.random.fork_rng`` + ``manual_seed``: the caller's global RNG state is untouched), so serial,
@@ -124,6 +125,20 @@ class readout_input:  # noqa: N801 (a context manager used like a function)
 COSTS = ("params", "synops", "loihi_cores", "loihi_synapse_bytes")
 
 
+def target_metrics(spec: dict) -> dict:
+    """The target's resource estimate of a deployable candidate (Loihi 2 for loihi/nir): ``loihi_cores``,
+    ``loihi_neurons``, ``loihi_synapse_bytes``; ``{}`` on a target without a resource model."""
+    from .targets import get_target
+
+    tgt = get_target(spec.get("target", "float"))
+    if not (tgt.lowers and tgt.resources is not None):
+        return {}
+    from .builder import lowered
+
+    res = tgt.resources(lowered(spec))
+    return {"loihi_cores": res["cores"], "loihi_neurons": res["neurons"], "loihi_synapse_bytes": res["synapse_bytes"]}
+
+
 @EVALUATORS.register("mse_rdm")
 class RDMFitnessEvaluator(Evaluator):
     """Training-free fitness (``fitness`` in :data:`~snn_nas.mse.fitness.FITNESSES`) on a fixed batch.
@@ -185,16 +200,7 @@ class RDMFitnessEvaluator(Evaluator):
         seconds = time.perf_counter() - t0
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         f = scores[self.fitness]
-        metrics = {"params": int(params), "synops": synops}
-        from .targets import get_target
-
-        tgt = get_target(spec.get("target", "float"))
-        if tgt.lowers and tgt.resources is not None:  # the target's resource model (Loihi 2 estimate for loihi/nir)
-            from .builder import lowered
-
-            res = tgt.resources(lowered(spec))
-            metrics.update({"loihi_cores": res["cores"], "loihi_neurons": res["neurons"],
-                            "loihi_synapse_bytes": res["synapse_bytes"]})
+        metrics = {"params": int(params), "synops": synops, **target_metrics(spec)}
         missing = [c for c in self.costs if c not in metrics]
         if missing:
             raise ValueError(f"cost {missing} needs a Loihi/NIR candidate (space target loihi or nir)")
@@ -248,3 +254,128 @@ class TrainEvaluator(Evaluator):
                 "test_loss": float(ev["loss"]), "train_accuracy": float(hist["train_accuracy"][-1]),
                 "params": int(sum(p.numel() for p in model.parameters())),
                 "train_seconds": train_s, "epoch_seconds": train_s / self.epochs}
+
+
+def recalibrate_batchnorm(model, x: torch.Tensor, batch_size: int = 128) -> None:
+    """Recompute every batch-norm layer's running mean and variance as the exact average over ``x [T, N, ...]``
+    (forward passes in training mode without gradients, momentum ``None``); the model is left in eval mode. A model
+    without batch norm is only put in eval mode."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if bns and x.shape[1] > 0:
+        saved = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average: the exact mean over the batches
+        model.train()
+        with torch.no_grad():
+            for i in range(0, x.shape[1], batch_size):
+                model(x[:, i:i + batch_size])
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+    model.eval()
+
+
+def carve_validation(x: torch.Tensor, y: torch.Tensor, *, val_images: int, seed: int = 0):
+    """Split training tensors ``x [T, N, ...]``, ``y [N]`` into ``(x_train, y_train, x_val, y_val)``: a seeded,
+    class-stratified ``val_images`` samples for validation (selection during a search reads only these; the test
+    split is never touched), the rest for training."""
+    n = int(y.shape[0])
+    if not 1 <= val_images < n:
+        raise ValueError(f"val_images must lie in [1, {n - 1}] (the training split has {n} samples), got {val_images}")
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy = y.numpy()
+    classes = np.unique(yy)
+    per_class = {c: rng.permutation(np.flatnonzero(yy == c)) for c in classes}
+    take = {c: int(round(val_images * len(per_class[c]) / n)) for c in classes}
+    short = val_images - sum(take.values())
+    for c in sorted(classes, key=lambda c: -len(per_class[c]))[: abs(short)]:
+        take[c] += 1 if short > 0 else -1
+    val = np.sort(np.concatenate([per_class[c][: take[c]] for c in classes]))
+    train = np.setdiff1d(np.arange(n), val)
+    vi, ti = torch.as_tensor(val), torch.as_tensor(train)
+    return x[:, ti].contiguous(), y[ti].contiguous(), x[:, vi].contiguous(), y[vi].contiguous()
+
+
+@EVALUATORS.register("mse_budget")
+class BudgetTrainEvaluator(Evaluator):
+    """Train a candidate at a budget and score it on a validation split (the multi-fidelity search's evaluator).
+
+    ``evaluate(spec, seed, budget=Budget(epochs, images))`` builds the candidate from ``seed``, trains it with
+    :func:`neurosynth.training.fit` (Adam, ``lr``, batches of ``batch_size`` shuffled by ``seed``) for
+    ``budget.epochs`` epochs on the first ``budget.images`` samples of a fixed permutation of the training tensors
+    (drawn once from ``order_seed``, so the rungs' subsets are nested: a larger budget sees the smaller one's images
+    and more), and returns ``fitness`` = **validation accuracy** (``x_val``, ``y_val``: carved from the training data
+    by :meth:`from_task`; the test split is never read), ``val_loss``, ``train_accuracy``, ``params``, ``synops``
+    (synaptic operations per sample of the *trained* network on the first ``synops_samples`` validation samples), the
+    target's resource estimate (``loihi_*``, :func:`target_metrics`), ``objectives = [-accuracy, *costs]``,
+    ``epochs``, ``images`` and ``train_seconds``. ``budget=None`` is ``default_budget``.
+
+    Before validation, batch-norm statistics are recomputed on up to ``bn_samples`` images of the budget
+    (:func:`recalibrate_batchnorm`): after one short epoch the running averages (momentum 0.1) still hold mostly
+    their initial values, and every candidate of a low rung would score chance on validation in eval mode.
+    """
+
+    name = "mse_budget"
+    supports_budget = True
+
+    def __init__(self, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *,
+                 lr: float = 5e-3, batch_size: int = 64, loss: str | None = None, cost: str = "synops",
+                 default_budget=None, synops_samples: int = 256, order_seed: int = 0, bn_samples: int = 512):
+        if x_train.shape[1] != len(y_train) or x_val.shape[1] != len(y_val) or len(y_val) < 1:
+            raise ValueError("x_train/y_train and x_val/y_val must hold the same number of samples (>= 1)")
+        self.costs = [c.strip() for c in str(cost).split(",") if c.strip()]
+        if set(self.costs) - set(COSTS):
+            raise ValueError(f"cost must be one or more (comma-separated) of {list(COSTS)}; got {cost!r}")
+        from ..engine.fidelity import Budget
+
+        self.x_train, self.y_train, self.x_val, self.y_val = x_train, y_train, x_val, y_val
+        self.lr, self.batch_size, self.loss, self.cost = float(lr), int(batch_size), loss, cost
+        self.default_budget = default_budget or Budget(1, 0)
+        self.synops_samples, self.order_seed = int(synops_samples), int(order_seed)
+        self.bn_samples = int(bn_samples)
+        self.order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(self.order_seed))
+
+    @classmethod
+    def from_task(cls, task, *, val_images: int, split_seed: int = 0, **kw) -> BudgetTrainEvaluator:
+        """From a :class:`~snn_nas.mse.data.Task`: ``val_images`` training samples become the validation split
+        (:func:`carve_validation`); ``task.x_test`` is not used."""
+        xtr, ytr, xva, yva = carve_validation(task.x_train, task.y_train, val_images=val_images, seed=split_seed)
+        return cls(xtr, ytr, xva, yva, **kw)
+
+    def evaluate(self, spec: dict, seed: int, budget=None) -> dict:
+        from neurosynth.training import evaluate, fit
+
+        from .data import TensorLoader
+
+        b = budget or self.default_budget
+        n = len(self.y_train)
+        images = n if b.images == 0 else min(int(b.images), n)
+        idx = self.order[:images]
+        loss = self.loss or loss_for(spec)
+        model = build_seeded(spec, seed)
+        train = TensorLoader(self.x_train[:, idx], self.y_train[idx], self.batch_size, True, seed)
+        t0 = time.perf_counter()
+        with seeded(seed):
+            hist = fit(model, train, epochs=int(b.epochs), lr=self.lr, loss=loss, progress=False)
+        train_s = time.perf_counter() - t0
+        recalibrate_batchnorm(model, self.x_train[:, idx[: self.bn_samples]])
+        ev = evaluate(model, TensorLoader(self.x_val, self.y_val, 256, False, 0), loss=loss)
+        model.eval()
+        synops = count_synops(model, self.x_val[:, : self.synops_samples])
+        acc = float(ev["accuracy"])
+        metrics = {"params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)), "synops": synops,
+                   **target_metrics(spec)}
+        missing = [c for c in self.costs if c not in metrics]
+        if missing:
+            raise ValueError(f"cost {missing} needs a Loihi/NIR candidate (space target loihi or nir)")
+        return {"fitness": acc, "val_accuracy": acc, "val_loss": float(ev["loss"]),
+                "objectives": [-acc, *[float(metrics[c]) for c in self.costs]],
+                "train_accuracy": float(hist["train_accuracy"][-1]), **metrics, "epochs": int(b.epochs),
+                "images": int(images), "train_seconds": train_s}
+
+    def describe(self) -> dict:
+        return {"name": self.name, "train": int(len(self.y_train)), "val": int(len(self.y_val)), "lr": self.lr,
+                "batch_size": self.batch_size, "loss": self.loss, "cost": self.cost, "order_seed": self.order_seed,
+                "default_budget": self.default_budget.as_dict(), "synops_samples": self.synops_samples}

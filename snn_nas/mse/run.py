@@ -1,7 +1,9 @@
 """Orchestration of an MSE-NAS search (used by ``neurosynth search mse`` and the demo stage).
 
 :func:`run_search` loads the data, builds the space, strategy, evaluator and archive, runs the
-:class:`~snn_nas.engine.runner.Runner`, and writes into ``out``::
+:class:`~snn_nas.engine.runner.Runner` (``fidelity="none"``: the training-free RDM search) or the multi-fidelity
+engine (``fidelity="sh" | "hyperband" | "asha"``: candidates trained at growing budgets and selected on a validation
+split carved from the training data, :mod:`snn_nas.engine.fidelity`), and writes into ``out``::
 
     archive.sqlite        every evaluated architecture (+ strategy state per generation)
     best.json             the best spec (an ArchSpec: neurosynth.arch.build(best) rebuilds it)
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.pareto import pareto_indices
+
 
 @dataclass
 class SearchConfig:
@@ -38,10 +42,10 @@ class SearchConfig:
     limit: int | None = None
     population: int = 8
     generations: int = 5
-    strategy: str = "ga"
+    strategy: str | None = None  # None: "ga" for fidelity none, "dehb" for a multi-fidelity search
     fitness: str = "rdm"
     reference: str = "labels"  # labels | input | a run directory
-    cost: str = "params"
+    cost: str | None = None  # None: "params" for fidelity none, "synops" for a multi-fidelity search
     batch: int = 64
     seed: int = 0
     workers: int = 0
@@ -51,6 +55,18 @@ class SearchConfig:
     train_lr: float = 5e-3
     progress: bool = True
     space: dict = field(default_factory=dict)  # MSESpaceConfig overrides (JSON)
+    # ---- multi-fidelity search (snn_nas.engine.fidelity); fidelity "none" = the training-free RDM search ----
+    fidelity: str | None = None  # none | sh | hyperband | asha; None: snn_nas.engine.fidelity.DEFAULT_FIDELITY
+    min_budget: float = 1.0  # budget units of the lowest rung (1 unit = unit_images image presentations)
+    max_budget: float = 9.0  # budget units of the top rung
+    eta: int = 3  # promotion factor: the best 1/eta go up with eta x the budget
+    brackets: int = 1  # successive-halving / Hyperband brackets (asha: this many SH brackets' worth of units)
+    total_budget: float | None = None  # cap in units (None: brackets decide)
+    n0: int | None = None  # candidates of a bracket's first rung (None: eta ** s_max)
+    unit_images: int = 2000  # training images per budget unit (beyond the training split: more epochs)
+    val_images: int | None = None  # training images held out for validation (None: 10%, >= 2 per class)
+    prefilter: int | None = None  # ask N proposals per rung-0 place set, keep the best by the training-free --fitness
+    predictor: bool = False  # rank proposals by a gradient-boosted predictor of rung-0 accuracy
 
 
 def _user_error(msg: str):
@@ -59,9 +75,63 @@ def _user_error(msg: str):
     return UserError(msg)
 
 
+MF_STRATEGIES = {"sh": ("dehb", "random", "ga", "evo"), "hyperband": ("dehb", "random", "ga"),
+                 "asha": ("dehb", "random")}  # which strategies each multi-fidelity mode can drive
+POOL_STRATEGIES = ("dehb", "random", "ga")  # strategies that may propose more than they keep (--prefilter/--predictor)
+
+
+def resolve_defaults(cfg: SearchConfig) -> None:
+    """Fill the defaults: ``fidelity`` (the one constant :data:`snn_nas.engine.fidelity.DEFAULT_FIDELITY`), and the
+    options whose default depends on it (strategy, cost)."""
+    if cfg.fidelity is None:
+        from ..engine.fidelity import DEFAULT_FIDELITY
+
+        cfg.fidelity = DEFAULT_FIDELITY
+    if cfg.strategy is None:
+        cfg.strategy = "ga" if cfg.fidelity == "none" else "dehb"
+    if cfg.cost is None:
+        cfg.cost = "params" if cfg.fidelity == "none" else "synops"
+
+
+def check_fidelity(cfg: SearchConfig) -> None:
+    """The multi-fidelity options (:class:`~snn_nas.engine.fidelity.RungSchedule` and the flags); ``UserError``."""
+    from ..engine.fidelity import FIDELITIES, RungSchedule
+
+    if cfg.fidelity not in FIDELITIES:
+        raise _user_error(f"unknown --fidelity {cfg.fidelity!r}; choose from {list(FIDELITIES)}")
+    if cfg.fidelity == "none":
+        used = [f for f, v in (("--prefilter", cfg.prefilter), ("--predictor", cfg.predictor)) if v]
+        if used:
+            raise _user_error(f"{' and '.join(used)} rank the candidates of a multi-fidelity search; use them with "
+                              "--fidelity sh|hyperband|asha (--fidelity none is the training-free search)")
+        return
+    try:
+        RungSchedule(min_budget=float(cfg.min_budget), max_budget=float(cfg.max_budget), eta=cfg.eta,
+                     unit_images=cfg.unit_images, n0=cfg.n0)
+    except ValueError as e:
+        raise _user_error(f"invalid budget options: {e} (--min-budget, --max-budget, --eta, --unit-images, --n0)") from e
+    if cfg.brackets < 1:
+        raise _user_error(f"--brackets must be >= 1 (got {cfg.brackets})")
+    if cfg.total_budget is not None and not cfg.total_budget > 0:
+        raise _user_error(f"--total-budget must be > 0 units (got {cfg.total_budget})")
+    if cfg.prefilter is not None and cfg.prefilter < 1:
+        raise _user_error(f"--prefilter must be >= 1 (got {cfg.prefilter})")
+    if cfg.val_images is not None and cfg.val_images < 1:
+        raise _user_error(f"--val-images must be >= 1 (got {cfg.val_images})")
+    allowed = MF_STRATEGIES[cfg.fidelity]
+    if cfg.strategy not in allowed:
+        raise _user_error(f"--fidelity {cfg.fidelity} drives the strategies {list(allowed)}, not {cfg.strategy!r}")
+    if (cfg.prefilter or cfg.predictor) and cfg.strategy not in POOL_STRATEGIES:
+        raise _user_error(f"--prefilter/--predictor need a strategy that may propose more than it keeps "
+                          f"({list(POOL_STRATEGIES)}), not {cfg.strategy!r}")
+
+
 def check_config(cfg: SearchConfig) -> None:
     from ..strategies import STRATEGIES
     from .fitness import FITNESSES
+
+    resolve_defaults(cfg)
+    check_fidelity(cfg)
 
     if cfg.population < 1 or cfg.generations < 1:
         raise _user_error(f"--population and --generations must be >= 1 (got {cfg.population}, {cfg.generations})")
@@ -204,6 +274,8 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
         if cfg.fitness == "rdm" and cfg.reference == "labels" and cfg.batch < 2 * task.num_classes:
             raise _user_error(f"--batch {cfg.batch} is too small for the label RDM of {task.num_classes} classes: "
                               f"use --batch >= {2 * task.num_classes} so that every class has a same-class pair")
+        if cfg.fidelity != "none":
+            return _run_multifidelity(cfg, rd, task, space, command, t0)
         x, y = fitness_batch(task, cfg.batch, cfg.seed)
         ref_kw, ref_spec, ref_state = _reference(cfg)
         evaluator = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost=cfg.cost, fitness_kw=ref_kw,
@@ -259,6 +331,132 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
         finally:
             archive.close()
     return summary
+
+
+def _open_archive(cfg: SearchConfig, rd):
+    from ..engine import Archive
+
+    try:
+        archive = Archive(rd.path / "archive.sqlite")
+        archive.get_meta("config")
+        return archive
+    except (ValueError, sqlite3.DatabaseError) as e:
+        from neurosynth.errors import disk_full_error
+
+        if disk_full_error(e) is not None:  # the disk, not the archive
+            raise disk_full_error(e) from e
+        raise _user_error(f"{Path(cfg.out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
+                          f"{cfg.out} (or choose another --out) and search again without --resume") from e
+
+
+def default_val_images(n_train: int, num_classes: int) -> int:
+    """10% of the training split, at least 2 per class (and leaving at least as many for training)."""
+    return min(max(n_train // 10, 2 * num_classes), n_train // 2)
+
+
+def _run_multifidelity(cfg: SearchConfig, rd, task, space, command, t0: float) -> dict:
+    """``--fidelity sh|hyperband|asha``: candidates trained at growing budgets (``mse_budget``), selected on a
+    validation split carved from the training data; the test split is read only by ``--train-best``."""
+    from neurosynth.io import write_json
+
+    from ..engine.fidelity import RungSchedule
+    from ..multifidelity import run_multifidelity
+    from .data import Task, fitness_batch
+    from .evaluator import BudgetTrainEvaluator, RDMFitnessEvaluator
+
+    n_train = int(task.y_train.shape[0])
+    val_images = cfg.val_images if cfg.val_images is not None else default_val_images(n_train, task.num_classes)
+    if not 1 <= val_images < n_train:
+        raise _user_error(f"--val-images {val_images} must be below the {n_train} training samples")
+    try:
+        evaluator = BudgetTrainEvaluator.from_task(task, val_images=val_images, split_seed=cfg.seed, lr=cfg.train_lr,
+                                                   cost=cfg.cost)
+    except ValueError as e:
+        raise _user_error(str(e)) from e
+    n_search_train = int(evaluator.y_train.shape[0])
+    schedule = RungSchedule(min_budget=float(cfg.min_budget), max_budget=float(cfg.max_budget), eta=cfg.eta,
+                            unit_images=cfg.unit_images, max_images=n_search_train, n0=cfg.n0)
+    scorer = None
+    if cfg.prefilter or cfg.predictor:  # training-free scores on a batch of the search-training part only
+        part = Task(task.name, evaluator.x_train, evaluator.y_train, evaluator.x_val, evaluator.y_val, task.num_classes)
+        x, y = fitness_batch(part, cfg.batch, cfg.seed)
+        ref_kw, ref_spec, ref_state = _reference(cfg)
+        scorer = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost="params", fitness_kw=ref_kw,
+                                     reference_spec=ref_spec, reference_state=ref_state, fitness_T=cfg.fitness_T)
+    costs = [c.strip() for c in cfg.cost.split(",") if c.strip()]
+    archive = _open_archive(cfg, rd)
+    n_results = [0]
+
+    def on_result(info):
+        rd.keep_on_error = True
+        n_results[0] += 1
+        from neurosynth.rundir import kill_point
+
+        kill_point(f"search:result-{n_results[0]}")
+
+    try:
+        try:
+            summary = run_multifidelity(
+                space, evaluator, archive, strategy=cfg.strategy, fidelity=cfg.fidelity, schedule=schedule,
+                brackets=cfg.brackets, total_budget=cfg.total_budget, seed=cfg.seed, prefilter=cfg.prefilter,
+                scorer=scorer, predictor=cfg.predictor, objectives=("accuracy", *costs), workers=cfg.workers,
+                ray=cfg.ray, resume=cfg.resume, progress=cfg.progress, on_result=on_result,
+                config={"dataset": cfg.dataset, "T": cfg.T, "encoding": cfg.encoding, "limit": cfg.limit,
+                        "space_overrides": cfg.space, "dense": cfg.dense, "target": cfg.target, "lr": cfg.train_lr,
+                        "val_images": val_images, "fitness": cfg.fitness if scorer is not None else None,
+                        "batch": cfg.batch if scorer is not None else None})
+        except ValueError as e:
+            raise _user_error(str(e)) from e
+        summary["search_seconds"] = time.perf_counter() - t0
+        best = summary["best"]
+        if best is None:
+            raise _user_error(f"every candidate failed; see the 'error' column of {rd.path / 'archive.sqlite'} "
+                              "(kept for inspection; delete it or search again with other settings)")
+        records = archive.budget_records()
+        write_json(rd.file("best.json"), best["spec"])
+        top_ok = sorted((r for r in records if r["rung"] == best["rung"] and r["status"] == "ok"),
+                        key=lambda r: (-r["fitness"], r["seq"]))
+        write_json(rd.file("hall_of_fame.json"), [{"fitness": r["fitness"], "budget": r["budget"], "spec": r["spec"]}
+                                                  for r in top_ok[:10]])
+        plot_rungs(records, rd.plot_path("fitness"), schedule)
+        top = [r for r in records if r["rung"] == best["rung"]]
+        plot_pareto(top, rd.plot_path("pareto"), f"validation accuracy at rung {best['rung']}", costs)
+        results = {"best_fitness": best["fitness"], "best_hash": best["hash"], "best_metrics": best["metrics"],
+                   "best_budget": best["budget"], "evaluations": summary["evaluations"], "failed": summary["failed"],
+                   "units": summary["units"], "evaluation_cpu_seconds": summary["evaluation_cpu_seconds"],
+                   "search_seconds": summary["search_seconds"], "pareto_front": summary["front"],
+                   "val_images": val_images, "search_train_images": n_search_train}
+        if cfg.train_best > 0:
+            results["best_model"] = train_best(best["spec"], task, cfg, rd.path / BEST_MODEL, command)
+            results["best_model"]["dir"] = str(Path(cfg.out) / BEST_MODEL)
+        summary["results"] = results
+        summary["pareto_front"] = summary["front"]
+        write_json(rd.file("summary.json"), summary)
+        config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume", "progress", "workers", "ray")}
+        config.update({"space": space.describe(), "schedule": schedule.describe(), "evaluator": evaluator.describe(),
+                       "val_images": val_images})
+        rd.write_manifest(command, config, cfg.seed, results)
+    finally:
+        archive.close()
+    return summary
+
+
+def plot_rungs(records: list[dict], path: Path | None, schedule):
+    """Validation accuracy of every evaluation in the order the results arrived, one colour per rung."""
+    from neurosynth.plots import figure, finish
+
+    fig, ax = figure(figsize=(6, 4))
+    for r in range(schedule.n_rungs):
+        pts = [(i, rec["fitness"]) for i, rec in enumerate(records) if rec["rung"] == r and rec["status"] == "ok"]
+        if pts:
+            b = schedule.budget(r)
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, alpha=0.6,
+                       label=f"rung {r}: {b.epochs} x {b.images} images")
+    ax.set_xlabel("evaluation (order of arrival)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("multi-fidelity search")
+    ax.legend(fontsize=8)
+    return finish(fig, path)
 
 
 def _generation_done(rd, summary: dict) -> None:
@@ -339,16 +537,6 @@ def plot_fitness(records: list[dict], history: list[dict], path: Path | None, fi
     ax.set_title("MSE-NAS search")
     ax.legend(fontsize=8)
     return finish(fig, path)
-
-
-def pareto_indices(F: np.ndarray) -> list[int]:
-    """Indices of the non-dominated rows of ``F`` (all objectives minimised)."""
-    keep = []
-    for i in range(len(F)):
-        dominated = np.any(np.all(F <= F[i], axis=1) & np.any(F < F[i], axis=1))
-        if not dominated:
-            keep.append(i)
-    return keep
 
 
 def plot_pareto(records: list[dict], path: Path, fitness: str, cost: str | list[str]) -> list[dict]:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from snn_nas.engine.pareto import nondominated_rank
 from snn_nas.engine.space import SearchSpace, canonical_json, spec_hash
 from snn_nas.engine.strategy import Strategy, copy_spec, fitness_of, json_float
 
@@ -87,13 +88,10 @@ class NSGA2(Strategy):
     @property
     def pareto_front(self) -> list[tuple[list[float], dict]]:
         """Non-dominated members of the current population."""
-        from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
         if not self.population:
             return []
-        F = np.array([f for f, _ in self.population])
-        front = NonDominatedSorting().do(F, only_non_dominated_front=True)
-        return [self.population[i] for i in sorted(front)]
+        rank = nondominated_rank(np.array([f for f, _ in self.population]))
+        return [p for p, r in zip(self.population, rank) if r == 0]
 
     def state_dict(self) -> dict:
         d = super().state_dict()
