@@ -3,9 +3,10 @@
 Per dataset (``fashion_mnist``, ``spoken_digits``) and per seed, on the same data, five arms pick a network of the
 chain space (``snn_nas.mse.space.fashion_space`` / ``spoken_digits_space``, which contain the hand networks):
 
-* ``searched``  (a) the new search: multi-fidelity evolution (DEHB-like, Pareto promotion on validation accuracy
-  and SynOps) of ``snn_nas.engine`` on successive-halving rungs; the member of the final front with the best
-  validation accuracy;
+* ``searched``  (a) the new search: multi-fidelity evolution (DEHB-like) of ``snn_nas.engine`` on
+  successive-halving rungs, promotion by validation accuracy (``promotion``; v1 used Pareto rank on accuracy and
+  SynOps, see docs/msenas.md); the member of the top rung's (accuracy, SynOps) front with the best validation
+  accuracy;
 * ``random``    (b) random sampling at equal compute: random networks trained at the top rung's budget until the
   arm has used the CPU time arm (a) used; the best on validation;
 * ``random_sh`` (c) random sampling + successive halving at the same rung schedule (compute recorded);
