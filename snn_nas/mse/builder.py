@@ -32,7 +32,7 @@ from neurosynth.layers import apply_flat
 from neurosynth.neurons import build_neuron
 from neurosynth.utils import check_time_first
 
-from .spec import validate_spec
+from .spec import CHAIN_KIND, validate_chain_spec, validate_spec
 
 
 def _shape_after(spec: dict) -> list[tuple[int, int]]:
@@ -230,3 +230,83 @@ def lowered(spec: dict) -> dict:
 
 
 ARCH_KINDS.register("mse", overwrite=True)(build_mse)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The chain family ("kind": "chain"): the hand-written conv / recurrent networks as one family of the search
+# ---------------------------------------------------------------------------------------------------------
+def neuron_params(name: str, beta: float) -> dict:
+    """The ``params`` of a chain layer's neuron: its membrane decay ``beta`` and threshold 1 (each only when the
+    neuron has that parameter), as the recipes write them (``apps/recipes/csnn.py``: ``{"beta", "threshold"}``)."""
+    from neurosynth.neurons import NEURONS
+
+    defaults = NEURONS.get(name).defaults
+    return {k: v for k, v in (("beta", float(beta)), ("threshold", 1.0)) if k in defaults}
+
+
+def expand_chain(spec: dict) -> dict:
+    """The plain sequential ArchSpec of a chain spec (validated).
+
+    Per conv block ``conv2d(k x k, same padding, no bias under batch norm) -> batchnorm2d -> neuron -> 2x2
+    {max|avg}pool2d`` (no pool for ``"none"``); ``flatten``; per hidden layer ``linear -> neuron`` or, when
+    ``recurrent``, ``linear -> recurrent`` (``x[t] + W_rec s[t-1]`` into the neuron); then ``linear`` to the
+    classes and an ``li`` readout (``readout_beta``; train with ``mean_membrane_ce``) or a spiking LIF readout
+    (zero reset; ``rate_ce``). With the same fields this is exactly :func:`neurosynth.arch.csnn_spec` (the
+    Fashion-MNIST recipe's network is one chain spec: ``tests/snn_nas/test_chain_space.py``)."""
+    from neurosynth.arch import FORMAT
+
+    validate_chain_spec(spec)
+    shape = [int(v) for v in spec["input_shape"]]
+    bn = bool(spec.get("batchnorm", True))
+    sur = spec.get("surrogate", "atan")
+
+    def neuron(nd: dict) -> dict:
+        return {"type": "neuron", "neuron": nd["neuron"], "params": neuron_params(nd["neuron"], nd["beta"]),
+                "surrogate": sur}
+
+    layers: list[dict] = []
+    if len(shape) == 3:
+        c, h, w = shape
+        for b in spec["blocks"]:
+            k, ch = int(b["kernel"]), int(b["width"])
+            layers.append({"type": "conv2d", "in_channels": c, "out_channels": ch, "kernel_size": k,
+                           "padding": k // 2, "bias": not bn})
+            if bn:
+                layers.append({"type": "batchnorm2d", "num_features": ch})
+            layers.append(neuron(b))
+            if b["pool"] != "none":
+                layers.append({"type": f"{b['pool']}pool2d", "kernel_size": 2})
+                h, w = h // 2, w // 2
+            c = ch
+        layers.append({"type": "flatten"})
+        n = c * h * w
+    else:
+        n = shape[0]
+    for hd in spec["hidden"]:
+        layers.append({"type": "linear", "in_features": n, "out_features": int(hd["width"])})
+        if hd["recurrent"]:
+            nd = neuron(hd)
+            del nd["type"]
+            layers.append({"type": "recurrent", "size": int(hd["width"]), "bias": False, **nd})
+        else:
+            layers.append(neuron(hd))
+        n = int(hd["width"])
+    layers.append({"type": "linear", "in_features": n, "out_features": int(spec["num_classes"])})
+    rb = float(spec["readout_beta"])
+    if spec.get("readout", "li") == "li":
+        layers.append({"type": "neuron", "neuron": "li", "params": {"beta": rb}})
+    else:
+        layers.append({"type": "neuron", "neuron": "lif", "params": {"beta": rb, "threshold": 1.0}, "reset": "zero",
+                       "surrogate": sur})
+    return {"format": FORMAT, "kind": "sequential", "input_shape": [int(v) for v in spec["input_shape"]],
+            "layers": layers}
+
+
+def build_chain(spec: dict) -> nn.Module:
+    """ArchSpec builder for ``"kind": "chain"``: the sequential :class:`neurosynth.SNN` of :func:`expand_chain`."""
+    from neurosynth.arch import build
+
+    return build(expand_chain(spec))
+
+
+ARCH_KINDS.register(CHAIN_KIND, overwrite=True)(build_chain)

@@ -498,3 +498,321 @@ def _mutate_edges(motif: dict, rng: np.random.Generator) -> dict:
     return _repair_motif(m)
 
 
+
+
+# =========================================================================================================
+# The chain family: the networks users write by hand, as a search space
+# =========================================================================================================
+CHAIN_NEURONS = ("lif", "cubalif", "alif", "adlif")  # the spiking neurons a chain layer may use, when registered
+
+
+def chain_neurons() -> tuple[str, ...]:
+    """The chain family's neuron choices: LIF, CubaLIF, ALIF and adLIF, each only if registered (adLIF is added
+    by name, so the space offers it as soon as a ``@register_neuron("adlif")`` is imported)."""
+    from neurosynth.neurons import NEURONS
+
+    return tuple(n for n in CHAIN_NEURONS if n in NEURONS)
+
+
+@dataclass(frozen=True)
+class ChainSpaceConfig:
+    """The chain family as data (see :func:`snn_nas.mse.spec.validate_chain_spec` for the spec it samples).
+
+    ``blocks`` / ``hidden``: ``[min, max]`` numbers of conv blocks (image inputs only) and of dense hidden layers;
+    ``widths`` / ``kernels`` / ``pools``: a conv block's genes; ``hidden_widths`` / ``recurrent``: a dense
+    layer's; ``neurons`` and ``betas`` (membrane decays, ``exp(-dt/tau)``, snapped to the target's grid): every
+    spiking layer's; ``readouts`` / ``readout_betas``: the readout's. ``neurons=None``: :func:`chain_neurons`.
+    """
+
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    num_classes: int = 10
+    blocks: tuple[int, int] = (1, 3)
+    widths: tuple[int, ...] = (8, 16, 24, 32)
+    kernels: tuple[int, ...] = (3, 5)
+    pools: tuple[str, ...] = ("max", "avg")
+    hidden: tuple[int, int] = (0, 2)
+    hidden_widths: tuple[int, ...] = (64, 128, 256)
+    recurrent: tuple[bool, ...] = (False,)
+    neurons: tuple[str, ...] | None = None
+    betas: tuple[float, ...] = (0.5, 0.7, 0.9)
+    readouts: tuple[str, ...] = ("li",)
+    readout_betas: tuple[float, ...] = (0.5, 0.9)
+    batchnorm: bool = True
+    surrogate: str = "atan"
+    target: str = "float"
+    family: str = "chain"
+
+    @property
+    def conv(self) -> bool:
+        return len(self.input_shape) == 3
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ChainSpaceConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown chain space fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+class ChainSpace(SearchSpace):
+    """The chain family (``"kind": "chain"`` specs): conv -> BN -> spiking -> pool blocks, dense or recurrent
+    spiking layers, a readout; the family of ``apps/recipes/csnn.py`` and ``examples/train_shd.py``, so the
+    hand-designed networks are points of it (:func:`fashion_space`, :func:`spoken_digits_space`).
+
+    Operators: mutation changes one gene of one layer (width, kernel, pool, neuron, beta, recurrence), the readout,
+    or adds / removes a block or a hidden layer; crossover is one-point on the block list and on the hidden list.
+    Both end in :meth:`repair`, so every child is a member of the space."""
+
+    name = "chain"
+
+    def __init__(self, config: ChainSpaceConfig | dict | None = None):
+        if config is None:
+            config = ChainSpaceConfig()
+        if isinstance(config, dict):
+            config = ChainSpaceConfig.from_dict(config)
+        tgt = get_target(config.target)
+        if tgt.lowers:
+            raise ValueError(f"the chain family is a float family (batch norm, graded pooling, any neuron); target "
+                             f"{tgt.name!r} needs the 'mse' family, which is deployable by construction")
+        if config.neurons is None:
+            config = ChainSpaceConfig(**{**asdict(config), "neurons": chain_neurons()})
+        snap = [float(tgt.snap("beta", b)) for b in config.betas]
+        config = ChainSpaceConfig(**{**asdict(config), "betas": tuple(snap),
+                                     "readout_betas": tuple(float(tgt.snap("beta", b)) for b in config.readout_betas)})
+        self.cfg, self.target = config, tgt
+        self._check_config()
+
+    def _check_config(self) -> None:
+        c = self.cfg
+        if len(c.input_shape) not in (1, 3) or any(int(s) < 1 for s in c.input_shape):
+            raise ValueError(f"input_shape must be [features] or [C, H, W]; got {list(c.input_shape)}")
+        if c.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2; got {c.num_classes}")
+        lo, hi = c.blocks
+        if c.conv and not (1 <= lo <= hi):
+            raise ValueError(f"blocks must be [min, max] with 1 <= min <= max for an image input; got {list(c.blocks)}")
+        if not (0 <= c.hidden[0] <= c.hidden[1]):
+            raise ValueError(f"hidden must be [min, max] with 0 <= min <= max; got {list(c.hidden)}")
+        if not c.conv and c.hidden[1] < 1:
+            raise ValueError("a dense (1-D) input needs at least one hidden layer: set hidden to [1, n]")
+        known = set(spiking_neurons())
+        bad = [n for n in c.neurons if n not in known]
+        if not c.neurons or bad:
+            raise ValueError(f"neurons {bad or '[]'} are not registered spiking neurons; choose from {sorted(known)}")
+        for name, vals in (("widths", c.widths), ("hidden_widths", c.hidden_widths)):
+            if not vals or min(vals) < 1:
+                raise ValueError(f"{name} must be a non-empty list of positive ints; got {list(vals)}")
+        if c.conv and (not c.kernels or any(k < 1 or k % 2 == 0 for k in c.kernels)):
+            raise ValueError(f"kernels must be odd positive ints; got {list(c.kernels)}")
+        if c.conv and (not c.pools or set(c.pools) - {"max", "avg", "none"}):
+            raise ValueError(f"pools must be a non-empty subset of ['max', 'avg', 'none']; got {list(c.pools)}")
+        for name, vals in (("betas", c.betas), ("readout_betas", c.readout_betas)):
+            if not vals or not all(0.0 < b <= 1.0 for b in vals):
+                raise ValueError(f"{name} must be membrane decays in (0, 1]; got {list(vals)}")
+        if not c.recurrent or any(not isinstance(r, bool) for r in c.recurrent):
+            raise ValueError(f"recurrent must be a non-empty list of true/false; got {list(c.recurrent)}")
+        if not c.readouts or set(c.readouts) - {"li", "spiking"}:
+            raise ValueError(f"readouts must be a non-empty subset of ['li', 'spiking']; got {list(c.readouts)}")
+
+    def describe(self) -> dict:
+        return {"name": self.name, **self.cfg.to_dict()}
+
+    # ---- genes --------------------------------------------------------------------------------------
+    @staticmethod
+    def _pick(vals, rng: np.random.Generator):
+        v = vals[int(rng.integers(len(vals)))]
+        return v.item() if hasattr(v, "item") else v
+
+    def _block(self, rng: np.random.Generator) -> dict:
+        c, p = self.cfg, self._pick
+        return {"width": int(p(c.widths, rng)), "kernel": int(p(c.kernels, rng)), "pool": str(p(c.pools, rng)),
+                "neuron": str(p(c.neurons, rng)), "beta": float(p(c.betas, rng))}
+
+    def _hidden(self, rng: np.random.Generator) -> dict:
+        c, p = self.cfg, self._pick
+        return {"width": int(p(c.hidden_widths, rng)), "neuron": str(p(c.neurons, rng)),
+                "beta": float(p(c.betas, rng)), "recurrent": bool(p(c.recurrent, rng))}
+
+    def make_spec(self, blocks: list[dict], hidden: list[dict], readout: str = "li", readout_beta: float = 0.5) -> dict:
+        c = self.cfg
+        return {"format": FORMAT, "kind": "chain", "plugin": PLUGIN, "input_shape": [int(v) for v in c.input_shape],
+                "num_classes": int(c.num_classes), "blocks": blocks, "hidden": hidden, "readout": readout,
+                "readout_beta": float(readout_beta), "batchnorm": bool(c.batchnorm), "surrogate": c.surrogate}
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        c = self.cfg
+        nb = int(rng.integers(c.blocks[0], c.blocks[1] + 1)) if c.conv else 0
+        nh = int(rng.integers(max(c.hidden[0], 0 if c.conv else 1), c.hidden[1] + 1))
+        blocks = [self._block(rng) for _ in range(nb)]
+        hidden = [self._hidden(rng) for _ in range(nh)]
+        return self.repair(self.make_spec(blocks, hidden, str(self._pick(c.readouts, rng)),
+                                          float(self._pick(c.readout_betas, rng))))
+
+    # ---- validation ---------------------------------------------------------------------------------
+    def validate(self, spec: dict) -> dict:
+        """:func:`validate_chain_spec` plus membership of every gene in this space's choices."""
+        from .spec import validate_chain_spec
+
+        validate_chain_spec(spec)
+        c = self.cfg
+        if list(spec["input_shape"]) != list(c.input_shape):
+            raise ValueError(f"spec input_shape {spec['input_shape']} != space input_shape {list(c.input_shape)}")
+        if spec["num_classes"] != c.num_classes:
+            raise ValueError(f"spec num_classes {spec['num_classes']} != space num_classes {c.num_classes}")
+        nb, nh = len(spec["blocks"]), len(spec["hidden"])
+        if c.conv and not (c.blocks[0] <= nb <= c.blocks[1]):
+            raise ValueError(f"spec has {nb} conv blocks; the space allows {list(c.blocks)}")
+        if not (c.hidden[0] <= nh <= c.hidden[1]):
+            raise ValueError(f"spec has {nh} hidden layers; the space allows {list(c.hidden)}")
+        genes = [("blocks", b, {"width": c.widths, "kernel": c.kernels, "pool": c.pools, "neuron": c.neurons,
+                                "beta": c.betas}) for b in spec["blocks"]]
+        genes += [("hidden", h, {"width": c.hidden_widths, "neuron": c.neurons, "beta": c.betas,
+                                 "recurrent": c.recurrent}) for h in spec["hidden"]]
+        seen: dict[str, int] = {}
+        for where, layer, choices in genes:
+            i = seen[where] = seen.get(where, -1) + 1
+            for k, vals in choices.items():
+                if layer[k] not in vals:
+                    raise ValueError(f"spec.{where}[{i}].{k} = {layer[k]!r} is not one of the space's {list(vals)}")
+        if spec["readout"] not in c.readouts or spec["readout_beta"] not in c.readout_betas:
+            raise ValueError(f"spec readout {spec['readout']!r} / readout_beta {spec['readout_beta']} not in the space's "
+                             f"{list(c.readouts)} / {list(c.readout_betas)}")
+        if bool(spec.get("batchnorm", True)) != c.batchnorm or spec.get("surrogate", "atan") != c.surrogate:
+            raise ValueError(f"spec batchnorm/surrogate must be {c.batchnorm}/{c.surrogate!r} in this space")
+        return spec
+
+    # ---- evolutionary operators ---------------------------------------------------------------------
+    def mutate(self, spec: dict, rng: np.random.Generator) -> dict:
+        """One gene of one layer, the readout, or the depth (add / remove a conv block or a hidden layer)."""
+        s = _clone(spec)
+        c = self.cfg
+        blocks, hidden = s["blocks"], s["hidden"]
+        what = int(rng.integers(4))
+        if what == 0 and blocks:  # a conv block's gene
+            b = blocks[int(rng.integers(len(blocks)))]
+            key = ("width", "kernel", "pool", "neuron", "beta")[int(rng.integers(5))]
+            b[key] = self._block(rng)[key]
+        elif what <= 1 and hidden:  # a hidden layer's gene
+            h = hidden[int(rng.integers(len(hidden)))]
+            key = ("width", "neuron", "beta", "recurrent")[int(rng.integers(4))]
+            h[key] = self._hidden(rng)[key]
+        elif what == 2:  # depth
+            grow = rng.random() < 0.5
+            lst, lo, hi, new = ((blocks, c.blocks[0], c.blocks[1], self._block) if c.conv and rng.random() < 0.5
+                                else (hidden, max(c.hidden[0], 0 if c.conv else 1), c.hidden[1], self._hidden))
+            if (grow or len(lst) <= lo) and len(lst) < hi:
+                lst.insert(int(rng.integers(len(lst) + 1)), new(rng))
+            elif len(lst) > lo:
+                del lst[int(rng.integers(len(lst)))]
+        else:  # the readout
+            if len(c.readouts) > 1 and rng.random() < 0.5:
+                s["readout"] = str(self._pick(c.readouts, rng))
+            else:
+                s["readout_beta"] = float(self._pick(c.readout_betas, rng))
+        out = self.repair(s)
+        if canonical(out) == canonical(spec):  # a no-op draw (same value re-drawn): try once more, from the child
+            return self.repair(self.mutate(out, rng)) if rng.random() < 0.9 else out
+        return out
+
+    def crossover(self, a: dict, b: dict, rng: np.random.Generator) -> dict:
+        """One-point crossover of the block list and of the hidden list; the readout from either parent."""
+        def one_point(x: list, y: list) -> list:
+            i = int(rng.integers(0, len(x) + 1))
+            j = int(rng.integers(0, len(y) + 1))
+            return _clone(x[:i] + y[j:])
+
+        s = self.make_spec(one_point(a["blocks"], b["blocks"]), one_point(a["hidden"], b["hidden"]),
+                           *((a["readout"], a["readout_beta"]) if rng.random() < 0.5 else (b["readout"], b["readout_beta"])))
+        return self.repair(s, rng)
+
+    def repair(self, spec: dict, rng: np.random.Generator | None = None) -> dict:
+        """Bring the numbers of blocks / hidden layers into range (pad with the first choices or with random layers
+        when ``rng`` is given; drop from the end) and keep the feature map at least 1x1."""
+        s = _clone(spec)
+        c = self.cfg
+        fill_b = (lambda: self._block(rng)) if rng is not None else (lambda: self._block(np.random.default_rng(0)))
+        fill_h = (lambda: self._hidden(rng)) if rng is not None else (lambda: self._hidden(np.random.default_rng(0)))
+        if c.conv:
+            s["blocks"] = s["blocks"][: c.blocks[1]]
+            while len(s["blocks"]) < c.blocks[0]:
+                s["blocks"].append(fill_b())
+            side = min(c.input_shape[1:])
+            for b in s["blocks"]:  # keep the feature map >= 1x1: a pool that would empty it is dropped
+                if b["pool"] != "none" and side // 2 < 1:
+                    b["pool"] = "none"
+                side //= 1 if b["pool"] == "none" else 2
+        else:
+            s["blocks"] = []
+        lo = max(c.hidden[0], 0 if c.conv else 1)
+        s["hidden"] = s["hidden"][: c.hidden[1]]
+        while len(s["hidden"]) < lo:
+            s["hidden"].append(fill_h())
+        return s
+
+    def cost(self, spec: dict) -> float:
+        """Parameter count of the built network."""
+        from neurosynth.arch import build
+
+        return float(sum(p.numel() for p in build(spec).parameters() if p.requires_grad))
+
+
+def canonical(spec: dict) -> str:
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+# ---- the registry of space families: one entry per family, built from a JSON dict ---------------------------
+SPACE_FAMILIES = {"mse": (MSESpace, MSESpaceConfig), "chain": (ChainSpace, ChainSpaceConfig)}
+
+
+def make_space(config: dict | None = None) -> SearchSpace:
+    """The search space a JSON dict describes: ``{"family": "chain", ...}`` (:class:`ChainSpace`) or the MSE
+    motif space (``"family": "mse"`` or no ``family``; :class:`MSESpace`). Unknown fields raise ``ValueError``."""
+    d = dict(config or {})
+    fam = d.pop("family", "mse")
+    if fam not in SPACE_FAMILIES:
+        raise ValueError(f"space family must be one of {sorted(SPACE_FAMILIES)}; got {fam!r}")
+    cls, cfg_cls = SPACE_FAMILIES[fam]
+    return cls(cfg_cls.from_dict(d))
+
+
+# ---- presets: the spaces of the evidence benchmark ---------------------------------------------------------
+#: the Fashion-MNIST chain space: the CPU recipe (apps/recipes/csnn.py: conv16-BN-LIF-maxpool, conv32-BN-LIF-maxpool,
+#: FC 256 LIF, LI readout, beta 0.5, 3x3) is the point ``FASHION_RECIPE_POINT`` of it
+FASHION_SPACE = {"family": "chain", "blocks": [1, 3], "widths": [8, 16, 24, 32], "kernels": [3, 5],
+                 "pools": ["max", "avg"], "hidden": [0, 2], "hidden_widths": [64, 128, 256], "recurrent": [False],
+                 "betas": [0.5, 0.7, 0.9], "readouts": ["li"], "readout_betas": [0.5, 0.9]}
+#: the spoken-digits / SHD chain space: 1-2 dense layers, each recurrent or not, of any of the chain neurons, at
+#: membrane time constants of 5-50 steps (beta = exp(-1/tau): 0.8, 0.9, 0.95, 0.98), and the readout type;
+#: examples/train_shd.py's default network (Linear -> recurrent LIF 128, beta 0.95 -> Linear -> LI 0.95) is a point
+SPOKEN_DIGITS_SPACE = {"family": "chain", "blocks": [0, 0], "hidden": [1, 2], "hidden_widths": [64, 128, 256],
+                       "recurrent": [False, True], "betas": [0.8, 0.9, 0.95, 0.98], "readouts": ["li", "spiking"],
+                       "readout_betas": [0.9, 0.95]}
+
+
+def fashion_space(input_shape=(1, 28, 28), num_classes: int = 10, **overrides) -> ChainSpace:
+    """The Fashion-MNIST chain space (:data:`FASHION_SPACE`)."""
+    return make_space({**FASHION_SPACE, "input_shape": list(input_shape), "num_classes": num_classes, **overrides})
+
+
+def spoken_digits_space(n_in: int = 140, num_classes: int = 20, **overrides) -> ChainSpace:
+    """The spoken-digits / SHD chain space (:data:`SPOKEN_DIGITS_SPACE`) for ``n_in`` input channels."""
+    return make_space({**SPOKEN_DIGITS_SPACE, "input_shape": [int(n_in)], "num_classes": num_classes, **overrides})
+
+
+def fashion_recipe_point(space: ChainSpace) -> dict:
+    """The CPU Fashion-MNIST recipe's network (``apps/recipes/csnn.py``, preset ``cpu``) as a point of ``space``."""
+    lif = {"neuron": "lif", "beta": 0.5}
+    return space.validate(space.make_spec(
+        [{"width": 16, "kernel": 3, "pool": "max", **lif}, {"width": 32, "kernel": 3, "pool": "max", **lif}],
+        [{"width": 256, **lif, "recurrent": False}], "li", 0.5))
+
+
+def train_shd_point(space: ChainSpace, hidden: int = 128) -> dict:
+    """``examples/train_shd.py``'s default network (recurrent LIF, beta 0.95, LI readout 0.95) as a point."""
+    return space.validate(space.make_spec([], [{"width": hidden, "neuron": "lif", "beta": 0.95, "recurrent": True}],
+                                          "li", 0.95))
