@@ -40,9 +40,11 @@ def register(subparsers) -> argparse.ArgumentParser:
         "ranked by validation accuracy on --val-images held-out *training* images (Pareto rank with --cost); the best "
         "1/ETA of a rung go up to ETA x the budget. The test split is read only by --train-best. See docs/msenas.md")
     g.add_argument("--fidelity", default=None, choices=["none", "sh", "hyperband", "asha"],
-                   help="none: the training-free search (RDM --fitness, no training; the default, "
-                        "snn_nas.engine.fidelity.DEFAULT_FIDELITY); sh: successive halving; hyperband: Hyperband "
-                        "brackets; asha: asynchronous successive halving (promotes as soon as a worker is free)")
+                   help="sh: successive halving with DEHB-like evolution in the rungs (the default, "
+                        "snn_nas.engine.fidelity.DEFAULT_FIDELITY, chosen by the paired evidence in docs/msenas.md); "
+                        "hyperband: Hyperband brackets; asha: asynchronous successive halving (promotes as soon as a "
+                        "worker is free); none: the seed's training-free MSE-NAS search (RDM --fitness, no training; "
+                        "--population/--generations)")
     g.add_argument("--min-budget", type=float, default=1.0, metavar="UNITS", help="budget of the lowest rung")
     g.add_argument("--max-budget", type=float, default=9.0, metavar="UNITS", help="budget of the top rung")
     g.add_argument("--eta", type=int, default=3, help="promotion factor (>= 2)")
@@ -71,7 +73,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="samples in the fitness batch (default 64)")
     p.add_argument("--fitness-T", type=int, default=None,
                    help="score the fitness on the first N time steps only (default: all --T steps)")
-    p.add_argument("--space", default=None, help="JSON file with search-space overrides (MSESpaceConfig fields)")
+    p.add_argument("--space", default=None,
+                   help="JSON file with search-space overrides: MSESpaceConfig fields, or {\"family\": \"chain\", ...} "
+                        "for the conv-BN-spiking-pool / dense-recurrent family that holds the hand-designed networks "
+                        "(docs/msenas.md; float target)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--workers", type=int, default=0, help="evaluate in N local worker processes")

@@ -21,7 +21,8 @@ def search_config(ctx: dict):
 
     quick = bool(ctx.get("quick"))
     out = Path(ctx["out"]) / "search"
-    return SearchConfig(out=str(out), dataset="digits", T=DEMO_T, encoding="rate", target="loihi",
+    # the seed's MSE-NAS mode (training-free RDM fitness): seconds on 2 cores, so the demo stays quick
+    return SearchConfig(out=str(out), dataset="digits", T=DEMO_T, encoding="rate", target="loihi", fidelity="none",
                         population=4 if quick else 8, generations=2 if quick else 4, strategy="ga", fitness="rdm",
                         batch=32 if quick else 64, seed=int(ctx.get("seed", 0)),
                         resume=(out / "archive.sqlite").exists(), progress=True, train_best=0,

@@ -235,7 +235,7 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     from . import builder  # noqa: F401  (registers the "mse" ArchSpec kind)
     from .data import fitness_batch, load_task
     from .evaluator import RDMFitnessEvaluator
-    from .space import MSESpace, MSESpaceConfig
+    from .space import make_space
 
     if cfg.encoding is None:
         from .targets import TARGETS
@@ -255,7 +255,8 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
             raise _user_error(f"cannot load dataset {cfg.dataset!r}: {e}") from e
         try:
             base = {"input_shape": task.input_shape, "num_classes": task.num_classes, "target": cfg.target}
-            delayed = _synapse_delay(cfg.target)
+            family = cfg.space.get("family", "mse")
+            delayed = _synapse_delay(cfg.target) and family == "mse"
             if delayed:  # one step of delay per layer: keep >= 1/4 of the window for the output
                 base["max_layers"] = _max_layers(cfg.T)
                 need = _min_depth(cfg)
@@ -264,7 +265,8 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
                         f"--T {cfg.T} is too short for --target {cfg.target}: with one step of synaptic delay per layer "
                         f"it allows {base['max_layers']} spiking layers and the smallest network of the space has "
                         f"{need}; use --T >= {_min_T(need)} (or leave --T unset: {default_T(cfg)} for this target)")
-            space = MSESpace(MSESpaceConfig.from_dict({**base, **cfg.space}))
+            # {"family": "chain", ...}: the conv-BN-spiking-pool / dense-recurrent family that holds the hand networks
+            space = make_space({**base, **cfg.space})
         except (ValueError, TypeError) as e:
             raise _user_error(f"invalid search space: {e}") from e
         if delayed and cfg.fitness_T is not None and cfg.fitness_T < (space.cfg.max_layers or 0):

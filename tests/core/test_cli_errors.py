@@ -46,7 +46,7 @@ def test_train_mistakes_are_one_error_line_exit_2_and_leave_nothing(tmp_path, ca
 
 @pytest.mark.parametrize("argv", [
     ["train", "--epochs", "1", "--hidden", "4", "--T", "2", "--no-progress", "--out", "/proc/x"],
-    ["search", "mse", "--out", "/proc/x", "--population", "2", "--generations", "1", "--no-progress"],
+    ["search", "mse", "--fidelity", "none", "--out", "/proc/x", "--population", "2", "--generations", "1", "--no-progress"],
     ["export", "nir", "--model", "nowhere", "--out", "/proc/x"],
     ["export", "loihi", "--model", "nowhere", "--out", "/proc/x"],
 ])
@@ -68,7 +68,7 @@ def _model_run(path):
 def test_search_into_a_train_run_is_refused_and_energy_refuses_a_search_dir(tmp_path, capsys):
     run = _model_run(tmp_path / "trained")
     before = (run / "manifest.json").read_bytes()
-    rc, err = _run(capsys, "search", "mse", "--out", run, "--population", "2", "--generations", "1", "--no-progress")
+    rc, err = _run(capsys, "search", "mse", "--fidelity", "none", "--out", run, "--population", "2", "--generations", "1", "--no-progress")
     assert rc == 2 and "holds a `train` run; `search mse` will not overwrite it" in err
     assert (run / "manifest.json").read_bytes() == before
     with RunDir.create(tmp_path / "search", kind="search mse") as s:
@@ -81,7 +81,7 @@ def test_corrupt_archive_on_resume_is_one_error_line(tmp_path, capsys):
     out = tmp_path / "search"
     with RunDir.create(out, kind="search mse") as s:
         (s.path / "archive.sqlite").write_bytes(b"this is not an sqlite database" * 100)
-    rc, err = _run(capsys, "search", "mse", "--out", out, "--resume", "--population", "2", "--generations", "1",
+    rc, err = _run(capsys, "search", "mse", "--fidelity", "none", "--out", out, "--resume", "--population", "2", "--generations", "1",
                    "--batch", "20", "--no-progress")
     assert rc == 2 and "is not a usable search archive" in err and "\n" not in err, err
     assert sorted(os.listdir(tmp_path)) == ["search"]

@@ -363,7 +363,7 @@ def test_ctrl_c_leaves_no_lock_file(tmp_path, run_dir, capsys, monkeypatch):
 def test_a_damaged_strategy_state_names_the_archive(tmp_path, capsys):
     import sqlite3
 
-    search = ["search", "mse", "--population", "2", "--generations", "1", "--batch", "20", "--T", "2", "--seed", "3",
+    search = ["search", "mse", "--fidelity", "none", "--population", "2", "--generations", "1", "--batch", "20", "--T", "2", "--seed", "3",
               "--no-progress", "--out", str(tmp_path / "s")]
     assert main(search) == 0
     with sqlite3.connect(str(tmp_path / "s" / "archive.sqlite")) as db:
@@ -443,7 +443,7 @@ def test_a_full_disk_is_one_error_line_for_every_writer(tmp_path, full_disk):
         ["energy", "--model", str(run), "--samples", "2", "--no-progress", "--out", str(full_disk / "e.json")],
         ["export", "nir", "--model", str(run), "--out", str(full_disk / "n.nir")],
         ["export", "loihi", "--model", str(run), "--out", str(full_disk / "n.h5")],
-        ["search", "mse", "--population", "2", "--generations", "1", "--batch", "20", "--T", "2", "--no-progress",
+        ["search", "mse", "--fidelity", "none", "--population", "2", "--generations", "1", "--batch", "20", "--T", "2", "--no-progress",
          "--out", str(full_disk / "s")],
         ["data", "encode-audio", str(wav), str(wav), str(wav), "--out", str(full_disk / "a.h5"), "--no-progress"],
         ["data", "simulate-events", str(tmp_path / "frames.npy"), "--fps", "100", "--out", str(full_disk / "ev.npy")],

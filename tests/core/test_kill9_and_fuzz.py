@@ -134,7 +134,7 @@ def test_fuzz_corrupted_run_directories(tmp_path_factory, trained_run, damage):
                                      "kind": n, "complete": bool(n % 2)}))
     out = parent / "energy.json"
     for argv in (["energy", "--model", str(run), "--samples", "2", "--no-progress", "--out", str(out)],
-                 ["search", "mse", "--out", str(run), "--resume", "--population", "2", "--generations", "1",
+                 ["search", "mse", "--fidelity", "none", "--out", str(run), "--resume", "--population", "2", "--generations", "1",
                   "--no-progress"]):
         before = sorted(os.listdir(parent))
         rc = main(argv)
@@ -154,7 +154,7 @@ def _archive_table(path: Path):
 
 @pytest.mark.slow
 def test_search_mse_resume_after_kill_9_is_exact(tmp_path):
-    search = ["search", "mse", "--population", "3", "--generations", "3", "--batch", "20", "--T", "2", "--seed", "3",
+    search = ["search", "mse", "--fidelity", "none", "--population", "3", "--generations", "3", "--batch", "20", "--T", "2", "--seed", "3",
               "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), KILL_ENV: "search:generation-0"}
     killed = tmp_path / "killed"
@@ -183,7 +183,7 @@ def test_search_mse_resume_after_kill_9_is_exact(tmp_path):
 def test_fuzz_search_mse_numeric_options(tmp_path_factory, T, batch, limit, population, generations):
     parent = tmp_path_factory.mktemp("fuzzsearch")
     out = parent / "search"
-    argv = ["search", "mse", "--out", str(out), "--no-progress", "--T", T, "--batch", batch,
+    argv = ["search", "mse", "--fidelity", "none", "--out", str(out), "--no-progress", "--T", T, "--batch", batch,
             "--population", population, "--generations", generations]
     if limit is not None:
         argv += ["--limit", limit]

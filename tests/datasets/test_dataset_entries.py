@@ -73,7 +73,7 @@ def test_toy_dataset_trains_with_the_conv_recipe(toy, tmp_path, capsys):
 
 def test_toy_dataset_searched_by_mse(toy, tmp_path):
     out = tmp_path / "search"
-    assert main(["search", "mse", "--dataset", "toy", "--T", "2", "--population", "2", "--generations", "1",
+    assert main(["search", "mse", "--fidelity", "none", "--dataset", "toy", "--T", "2", "--population", "2", "--generations", "1",
                  "--fitness-batch", "12", "--out", str(out), "--no-progress"]) == 0
     best = json.loads((out / "best.json").read_text())
     assert best["input_shape"] == [1, 6, 6] and best["num_classes"] == 3

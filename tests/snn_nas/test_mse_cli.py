@@ -22,7 +22,7 @@ def test_search_mse_cli_writes_a_complete_run(tmp_path, space_file, capsys):
     from snn_nas.engine import Archive
 
     out = tmp_path / "s"
-    args = ["search", "mse", "--dataset", "digits", "--population", "3", "--generations", "2", "--fitness", "rdm",
+    args = ["search", "mse", "--fidelity", "none", "--dataset", "digits", "--population", "3", "--generations", "2", "--fitness", "rdm",
             "--seed", "3", "--out", str(out), "--space", str(space_file), "--batch", "20", "--T", "2",
             "--train-best", "1", "--limit", "200", "--no-progress"]
     assert main(args) == 0
@@ -54,9 +54,9 @@ def test_search_mse_cli_writes_a_complete_run(tmp_path, space_file, capsys):
 
 
 def test_search_mse_cli_rejects_bad_input(tmp_path, capsys):
-    assert main(["search", "mse", "--out", str(tmp_path / "x"), "--fitness", "nope"]) == 2
+    assert main(["search", "mse", "--fidelity", "none", "--out", str(tmp_path / "x"), "--fitness", "nope"]) == 2
     assert "unknown --fitness 'nope'" in capsys.readouterr().err
-    assert main(["search", "mse", "--out", str(tmp_path / "x"), "--strategy", "sa"]) == 2
+    assert main(["search", "mse", "--fidelity", "none", "--out", str(tmp_path / "x"), "--strategy", "sa"]) == 2
     assert "unknown --strategy 'sa'" in capsys.readouterr().err
 
 
@@ -77,13 +77,13 @@ def test_search_mse_target_loihi_works_with_its_default_T(tmp_path, capsys):
     assert default_T(SearchConfig(out="x", target="loihi")) == 8
     assert default_T(SearchConfig(out="x", target="float")) == 4
     out = tmp_path / "s"
-    assert main(["search", "mse", "--target", "loihi", "--dataset", "digits", "--population", "2",
+    assert main(["search", "mse", "--fidelity", "none", "--target", "loihi", "--dataset", "digits", "--population", "2",
                  "--generations", "1", "--batch", "20", "--limit", "100", "--out", str(out), "--no-progress"]) == 0
     assert json.loads((out / "manifest.json").read_text())["config"]["T"] == 8
 
 
 def test_search_mse_target_loihi_with_too_short_T_names_the_fix(tmp_path, capsys):
-    assert main(["search", "mse", "--target", "loihi", "--dataset", "digits", "--T", "4", "--population", "2",
+    assert main(["search", "mse", "--fidelity", "none", "--target", "loihi", "--dataset", "digits", "--T", "4", "--population", "2",
                  "--generations", "1", "--batch", "20", "--limit", "100", "--out", str(tmp_path / "s"),
                  "--no-progress"]) == 2
     err = capsys.readouterr().err

@@ -172,7 +172,7 @@ def test_cli_search_mse_target_loihi_writes_an_exportable_best_model(tmp_path):
     out = tmp_path / "s"
     space_file = tmp_path / "space.json"
     space_file.write_text(json.dumps({"widths": [4], "stem_widths": [4], "depth": [1, 1], "max_nodes": 1}))
-    r = subprocess.run([sys.executable, "-m", "neurosynth", "search", "mse", "--target", "loihi", "--population", "2",
+    r = subprocess.run([sys.executable, "-m", "neurosynth", "search", "mse", "--fidelity", "none", "--target", "loihi", "--population", "2",
                         "--generations", "1", "--fitness-batch", "20", "--fitness-T", "3", "--T", "4",
                         "--space", str(space_file), "--out", str(out), "--train-best", "1", "--no-progress"],
                        capture_output=True, text=True, timeout=300)
@@ -187,10 +187,10 @@ def test_cli_search_mse_target_loihi_writes_an_exportable_best_model(tmp_path):
     extract(model, tuple(spec["input_shape"]))
     man = json.loads((out / "best_model" / "manifest.json").read_text())
     assert man["config"]["encoding"] == "rate" and man["config"]["T"] == 4
-    bad = subprocess.run([sys.executable, "-m", "neurosynth", "search", "mse", "--target", "loihi", "--encoding",
+    bad = subprocess.run([sys.executable, "-m", "neurosynth", "search", "mse", "--fidelity", "none", "--target", "loihi", "--encoding",
                           "direct", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "spike" in bad.stderr
-    short = subprocess.run([sys.executable, "-m", "neurosynth", "search", "mse", "--target", "loihi", "--T", "8",
+    short = subprocess.run([sys.executable, "-m", "neurosynth", "search", "mse", "--fidelity", "none", "--target", "loihi", "--T", "8",
                             "--fitness-T", "2", "--out", str(tmp_path / "y")], capture_output=True, text=True,
                            timeout=300)
     assert short.returncode == 2 and "silent" in short.stderr
