@@ -237,11 +237,20 @@ ARCH_KINDS.register("mse", overwrite=True)(build_mse)
 # ---------------------------------------------------------------------------------------------------------
 def neuron_params(name: str, beta: float) -> dict:
     """The ``params`` of a chain layer's neuron: its membrane decay ``beta`` and threshold 1 (each only when the
-    neuron has that parameter), as the recipes write them (``apps/recipes/csnn.py``: ``{"beta", "threshold"}``)."""
+    neuron has that parameter), as the recipes write them (``apps/recipes/csnn.py``: ``{"beta", "threshold"}``).
+
+    The decay goes to the parameter the neuron names as its membrane decay (``NeuronModel.membrane_decay``: adLIF's
+    is ``alpha``) and is snapped into that parameter's range (adLIF: tau_u of 5-25 steps), so every point of the
+    space builds."""
     from neurosynth.neurons import NEURONS
 
-    defaults = NEURONS.get(name).defaults
-    return {k: v for k, v in (("beta", float(beta)), ("threshold", 1.0)) if k in defaults}
+    cls = NEURONS.get(name)
+    key = getattr(cls, "membrane_decay", "beta")
+    value = float(beta)
+    rng = cls().param_ranges.get(key)
+    if rng is not None:
+        value = min(max(value, float(rng[0])), float(rng[1]))
+    return {k: v for k, v in ((key, value), ("threshold", 1.0)) if k in cls.defaults}
 
 
 def expand_chain(spec: dict) -> dict:

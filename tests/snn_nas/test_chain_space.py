@@ -186,3 +186,23 @@ def test_onset_aligned_counts_golden():
     want[0, 0, 0] = np.log1p(2.0)  # t 0.100, 0.105 -> bin 0, channels 0 and 4 -> group 0
     want[1, 0, 139] = np.log1p(1.0)  # t 0.130 -> bin 1, channel 699 -> group 139; t 0.50 is past the window
     assert torch.allclose(x, want)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cubalif", "alif", "adlif"])
+@pytest.mark.parametrize("beta", [0.8, 0.98])
+def test_every_neuron_and_decay_of_the_space_builds(neuron, beta):
+    """The space's decays go to each neuron's membrane-decay parameter (adLIF: alpha, tau_u 5-25 steps), snapped into
+    its range: a point at the edge of the grid builds and runs instead of failing its evaluation."""
+    spec = {"format": "neurosynth.arch/2", "kind": "chain", "plugin": "snn_nas.mse.builder", "input_shape": [20],
+            "num_classes": 4, "blocks": [], "hidden": [{"width": 8, "neuron": neuron, "beta": beta, "recurrent": True}],
+            "readout": "li", "readout_beta": 0.9, "batchnorm": True, "surrogate": "atan"}
+    plain = expand_chain(spec)
+    layer = next(lay for lay in plain["layers"] if lay.get("neuron") == neuron or lay.get("type") == "recurrent")
+    params = layer.get("params") or layer.get("neuron_params") or {}
+    decay = NEURONS.get(neuron).membrane_decay if hasattr(NEURONS.get(neuron), "membrane_decay") else "beta"
+    if params:
+        lo, hi = NEURONS.get(neuron)().param_ranges[decay][:2]
+        assert lo <= params[decay] <= hi
+    out = build(plain)(torch.rand(5, 3, 20))
+    out = out[0] if isinstance(out, tuple) else out
+    assert out.shape[-1] == 4 and torch.isfinite(out).all()
