@@ -25,6 +25,12 @@ Variants (each timed in its own subprocess, then measured for memory in another 
 - ``custom_adaptive`` / ``custom_refractory``: generated kernels of two two-state custom neurons: an adaptive
   threshold written as hooks (``threshold_of = threshold + 0.2 a``, ``after_fire: a = 0.95 a + s``) and the
   tutorial's refractory LIF (``t_ref`` 2 steps).
+- ``ns_adlif`` / ``ns_adlif_python``: the 700-256-256-20 network with ``AdLIF`` layers (Bittar & Garner 2022;
+  per-neuron learnable alpha, beta, a, b as trained, defaults tau_u 10, tau_w 60, a 0.5, b 1, subtractive reset,
+  weights scaled 10x more, since adLIF scales its input by 1 - alpha): through the kernel generated from its
+  hooks (the default ``backend="auto"``) or the python loop over ``functional.adlif_step``; ``rec_adlif``: the
+  ``rec_*`` network with ``Recurrent(256, AdLIF)`` (RadLIF), which runs the python loop (no recurrent fast path for
+  adLIF). Compare with ``ns_fused`` (LIF, C++ kernel) and ``floor``.
 - ``shd_fused`` / ``shd_python`` (``--recurrent-shd``): the recurrent SHD model at the issue's size, built as
   ``examples/train_shd.py`` builds it: ``SNN(Linear(700, 1024), Recurrent(1024, LIF(beta 0.95)), Linear(1024, 20),
   LI(beta 0.95))``, B=256, T=100, loss cross-entropy of the max-over-time readout; fast path vs the python loop
@@ -87,7 +93,11 @@ VARIANTS = {
     "custom_refractory": "custom refractory LIF (hooks, 2 states), generated kernel",
     "custom_eager": "custom neuron (Python charge), eager reference loop",
     "custom_compiled": "custom neuron (Python charge), torch.compile(model)",
+    "ns_adlif": "neurosynth adLIF, kernel generated from its hooks",
+    "ns_adlif_python": "neurosynth adLIF python backend (autograd)",
+    "rec_adlif": "recurrent net 700-256(rec adLIF = RadLIF)-20: python loop",
 }
+ADLIF_VARIANTS = ("ns_adlif", "ns_adlif_python", "rec_adlif")
 SHD_VARIANTS = ("shd_fused", "shd_python")
 CUSTOM_VARIANTS = ("custom_generated", "custom_adaptive", "custom_refractory", "custom_eager", "custom_compiled")
 
@@ -227,6 +237,46 @@ def _build(variant: str, batch: int, steps: int):
 
         def forward():
             return out_lif(gemm(fc_out, rec(gemm(fc_in, x))))
+
+    elif variant in ADLIF_VARIANTS:
+        from neurosynth.layers import Recurrent
+        from neurosynth.neurons import AdLIF
+
+        backend = "python" if variant == "ns_adlif_python" else "auto"
+        sur = {"name": "atan", "alpha": 2.0}
+        with torch.no_grad():
+            for fc in fcs:
+                fc.weight.mul_(10.0)  # adLIF integrates (1 - alpha) x: about 10x the LIF drive for similar firing
+        if variant == "rec_adlif":
+            torch.manual_seed(0)
+            fc_in, fc_out = nn.Linear(SIZES[0], SIZES[1]), nn.Linear(SIZES[1], SIZES[-1])
+            rec = Recurrent(SIZES[1], AdLIF(shape=SIZES[1], surrogate=sur))
+            out_n = AdLIF(shape=SIZES[-1], surrogate=sur)
+            with torch.no_grad():
+                fc_in.weight.mul_(40.0)
+                fc_out.weight.mul_(40.0)
+                rec.rec.weight.mul_(5.0)
+            params = [*fc_in.parameters(), *rec.parameters(), *fc_out.parameters(), *out_n.parameters()]
+            info["fast_path"] = rec._fast_op(rec.neuron.initial_state(torch.zeros(B, SIZES[1]))) is not None
+
+            def forward():
+                return out_n(gemm(fc_out, rec(gemm(fc_in, x))))
+        else:
+            lifs = nn.ModuleList(AdLIF(shape=n, surrogate=sur, backend=backend) for n in SIZES[1:])
+            params = [*params, *lifs.parameters()]
+
+            def forward():
+                h = x
+                for fc, lif in zip(fcs, lifs):
+                    h = lif(gemm(fc, h))
+                return h
+
+        def paths():
+            from neurosynth._ops import custom
+
+            return custom.paths()
+
+        info["paths"] = paths
 
     elif variant in ("snntorch", "snntorch_hoisted"):
         import snntorch
@@ -493,7 +543,7 @@ def _run_worker(variant: str, args, measure: str) -> dict:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(args.threads)
     env.setdefault("PYTHONPATH", str(ROOT))
-    if args.cold_kernel_cache and variant in CUSTOM_VARIANTS:  # the kernel generated (and compiled) afresh
+    if args.cold_kernel_cache and variant in (*CUSTOM_VARIANTS, "ns_adlif", "rec_adlif"):  # the kernel generated (and compiled) afresh
         import tempfile
 
         env["NEUROSYNTH_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="ns-kernels-")
@@ -564,12 +614,13 @@ def _ratios_of(results: dict, key: str) -> dict:
         for ref in ("snntorch", "snntorch_hoisted", "spikingjelly", "ns_python", "ns_fused_torch"):
             if med(ref):
                 out[f"{ref}/ns_fused"] = med(ref) / fused
-        for v in ("custom_generated", "custom_adaptive", "custom_refractory"):
+        for v in ("custom_generated", "custom_adaptive", "custom_refractory", "ns_adlif", "ns_adlif_python"):
             if med(v):
                 out[f"{v}/ns_fused"] = med(v) / fused
     for slow, fast in (("ns_cubalif_python", "ns_cubalif"), ("ns_alif_python", "ns_alif"), ("rec_python", "rec_fused"),
                        ("shd_python", "shd_fused"), ("custom_eager", "custom_compiled"),
-                       ("custom_eager", "custom_generated")):
+                       ("custom_eager", "custom_generated"), ("ns_adlif_python", "ns_adlif"),
+                       ("rec_adlif", "rec_fused")):
         if med(slow) and med(fast):
             out[f"{slow}/{fast}"] = med(slow) / med(fast)
     return out

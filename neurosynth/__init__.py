@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "ALIF": "neurosynth.neurons", "IF": "neurosynth.neurons", "LI": "neurosynth.neurons",
+    "AdLIF": "neurosynth.neurons", "SEAdLIF": "neurosynth.neurons",
     "LIF": "neurosynth.neurons", "CubaLIF": "neurosynth.neurons", "NeuronModel": "neurosynth.neurons",
     "NEURONS": "neurosynth.neurons", "build_neuron": "neurosynth.neurons", "register_neuron": "neurosynth.neurons",
     "SURROGATES": "neurosynth.surrogate", "get_surrogate": "neurosynth.surrogate",

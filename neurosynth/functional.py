@@ -79,6 +79,47 @@ def alif_step(x: Tensor, v: Tensor, a: Tensor, beta: Tensor, threshold: Tensor, 
     return s, v, adapt_decay * a + s, h
 
 
+def adlif_charge(x: Tensor, u: Tensor, w: Tensor, s: Tensor, alpha: Tensor, beta: Tensor, a: Tensor, b: Tensor,
+                 threshold: Tensor, *, reset_mode: str = "subtract", detach_reset: bool = True):
+    r"""The sub-threshold part of one adLIF step (Bittar & Garner 2022, sparch's ``adLIFLayer``): ``(u_t, w_t)``
+    from the previous step's pre-reset membrane ``u``, adaptation ``w`` and spike ``s``:
+
+    .. math:: w_t = \beta w_{t-1} + a u_{t-1} + b s_{t-1},\qquad
+              u_t = \alpha\,\mathrm{reset}(u_{t-1}, s_{t-1}) + (1-\alpha)(x_t - w_t)
+
+    where ``reset`` is :math:`u - \vartheta s` (``subtract``, sparch), :math:`u(1-s)` (``zero``) or :math:`u`
+    (``none``); ``detach_reset`` stops the gradient through ``s`` inside the reset only (not in ``b s``)."""
+    w = beta * w + a * u + b * s
+    u = alpha * reset(u, s.detach() if detach_reset else s, threshold, reset_mode) + (1 - alpha) * (x - w)
+    return u, w
+
+
+def adlif_step(x: Tensor, u: Tensor, w: Tensor, s: Tensor, alpha: Tensor, beta: Tensor, a: Tensor, b: Tensor,
+               threshold: Tensor, *, reset_mode: str = "subtract", detach_reset: bool = True,
+               surrogate: Surrogate = _ATAN):
+    r"""One adLIF step: ``(s_t, u_t, w_t)`` with :func:`adlif_charge` and :math:`s_t = 1[u_t > \vartheta]`.
+
+    The state is the pre-reset membrane ``u`` (also the trace ``h``), the adaptation ``w`` and the last spike ``s``:
+    the reset is applied at the start of the next step, as in sparch (so ``u`` is also what the trace shows)."""
+    u, w = adlif_charge(x, u, w, s, alpha, beta, a, b, threshold, reset_mode=reset_mode, detach_reset=detach_reset)
+    return fire(u, threshold, surrogate), u, w
+
+
+def se_adlif_step(x: Tensor, u: Tensor, w: Tensor, alpha: Tensor, beta: Tensor, a: Tensor, b: Tensor, q: Tensor,
+                  threshold: Tensor, *, reset_mode: str = "zero", detach_reset: bool = True,
+                  surrogate: Surrogate = _ATAN):
+    r"""One SE-adLIF step (Baronig et al. 2025, symplectic Euler): ``(s_t, u_t, w_t, h_t)``:
+
+    .. math:: h_t = \alpha u_{t-1} + (1-\alpha)(x_t - w_{t-1}),\quad s_t = 1[h_t > \vartheta],\quad
+              u_t = \mathrm{reset}(h_t, s_t),\quad w_t = \beta w_{t-1} + (1-\beta)\,q\,(a u_t + b s_t)
+
+    (the adaptation reads the post-reset membrane; ``u`` in the state is post-reset, ``h`` the pre-reset trace)."""
+    h = alpha * u + (1 - alpha) * (x - w)
+    s = fire(h, threshold, surrogate)
+    u = reset(h, s.detach() if detach_reset else s, threshold, reset_mode)
+    return s, u, beta * w + (1 - beta) * q * (a * u + b * s), h
+
+
 def li_step(x: Tensor, v: Tensor, beta: Tensor) -> Tensor:
     """One leaky-integrator step (non-spiking readout): ``beta * v + x``."""
     return beta * v + x
@@ -147,5 +188,6 @@ def kernel_record() -> dict:
     return {"fused": selfcheck.paths(), "custom": custom.paths()}
 
 
-__all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "li_step", "lif", "cubalif", "alif",
+__all__ = ["fire", "reset", "lif_step", "cubalif_step", "alif_step", "adlif_charge", "adlif_step", "se_adlif_step",
+           "li_step", "lif", "cubalif", "alif",
            "recurrent", "custom", "kernel_record"]

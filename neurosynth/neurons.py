@@ -122,6 +122,9 @@ class NeuronModel(nn.Module):
     default_reset: ClassVar[str] = "subtract"
     spiking: ClassVar[bool] = True
     neuron_name: ClassVar[str] = "custom"
+    #: the parameter that is the membrane decay per step (what ``--beta`` of ``neurosynth train`` sets): ``beta`` for
+    #: LIF-like neurons, ``alpha`` for the adaptive LIF family, whose ``beta`` is the adaptation decay (the paper's)
+    membrane_decay: ClassVar[str] = "beta"
     Params: ClassVar[type]
     State: ClassVar[type]
 
@@ -534,3 +537,224 @@ class LI(NeuronModel):
 
     def charge(self, x, state, p):
         return state._replace(v=p.beta * state.v + x)
+
+
+# ----------------------------------------------------------------------------- adaptive LIF (adLIF, SE-adLIF)
+def _f32(value: float) -> float:
+    """``value`` rounded to float32 (the parameters' dtype), so a range bound built from a time constant admits
+    the parameter built from the same time constant."""
+    return float(torch.tensor(value, dtype=torch.float32))
+
+
+def _decay_range(tau_range: Any, what: str) -> tuple[float, float]:
+    """``(exp(-1/tau_lo), exp(-1/tau_hi))`` for a time-constant range in steps, checked."""
+    try:
+        lo, hi = (float(t) for t in tau_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be two time constants in steps (low, high); got {tau_range!r}") from None
+    if not (0 < lo <= hi < math.inf):
+        raise ValueError(f"{what} must satisfy 0 < low <= high < inf (time constants in steps); got {tau_range!r}")
+    return _f32(math.exp(-1.0 / lo)), _f32(math.exp(-1.0 / hi))
+
+
+class _AdaptiveLIF(NeuronModel):
+    """The shared part of :class:`AdLIF` and :class:`SEAdLIF`: time-constant parametrisation, the published
+    ranges (instance ``param_ranges``, applied by a clamp on every forward in :meth:`params` and by
+    ``clamp_params_`` after each optimiser step) and the default learnable set ``alpha, beta, a, b``."""
+
+    default_tau_u: ClassVar[float] = 10.0
+    default_tau_w: ClassVar[float] = 60.0
+    default_tau_u_range: ClassVar[tuple[float, float]] = (5.0, 25.0)
+    default_tau_w_range: ClassVar[tuple[float, float]] = (30.0, 120.0)
+    a_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    b_range: ClassVar[tuple[float, float]] = (0.0, 2.0)
+    default_learn: ClassVar[tuple[str, ...]] = ("alpha", "beta", "a", "b")
+    membrane_decay: ClassVar[str] = "alpha"
+    clamped: ClassVar[tuple[str, ...]] = ("alpha", "beta", "a", "b")
+
+    def __init__(self, *, alpha=None, beta=None, tau_u=None, tau_w=None, dt: float = 1.0,
+                 tau_u_range=None, tau_w_range=None, learn=None, **kw):
+        self.tau_u_range = tuple(float(t) for t in (tau_u_range or self.default_tau_u_range))
+        self.tau_w_range = tuple(float(t) for t in (tau_w_range or self.default_tau_w_range))
+        a_lo, a_hi = _decay_range(self.tau_u_range, "tau_u_range")
+        b_lo, b_hi = _decay_range(self.tau_w_range, "tau_w_range")
+        self.param_ranges = {**NeuronModel.param_ranges, "alpha": (a_lo, a_hi, False), "beta": (b_lo, b_hi, False),
+                             "a": (*self.a_range, False), "b": (*self.b_range, False), "q": (0.0, math.inf, False)}
+        if dt <= 0 or not math.isfinite(dt):
+            raise ValueError(f"dt must be positive and finite; got {dt}")
+        kw["alpha"] = self._decay("alpha", alpha, "tau_u", tau_u, self.default_tau_u, dt)
+        kw["beta"] = self._decay("beta", beta, "tau_w", tau_w, self.default_tau_w, dt)
+        has_flags = any(k.startswith("learn_") for k in kw)
+        if learn is None:
+            learn = () if has_flags else self.default_learn
+        super().__init__(learn=learn, **kw)
+
+    @staticmethod
+    def _decay(name: str, value, tau_name: str, tau, default_tau: float, dt: float):
+        if value is not None and tau is not None:
+            raise ValueError(f"give {name} (a decay per step) or {tau_name} (a time constant), not both")
+        if value is not None:
+            return value
+        tau = default_tau if tau is None else tau
+        t = _as_tensor(tau).double()
+        if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+            raise ValueError(f"{tau_name} must be positive and finite; got {_describe(t)}")
+        return torch.exp(-dt / t).float()
+
+    def _validate(self) -> None:
+        for name, tau_name, rng in (("alpha", "tau_u", self.tau_u_range), ("beta", "tau_w", self.tau_w_range)):
+            t = getattr(self, name).detach()
+            lo, hi, _ = self.param_ranges[name]
+            if bool(torch.isfinite(t).all()) and bool(((t < lo) | (t > hi)).any()):
+                raise ValueError(
+                    f"{type(self).__name__}: {name} must lie in [{lo:.6g}, {hi:.6g}] ({tau_name} from {rng[0]:g} to "
+                    f"{rng[1]:g} steps, {name} = exp(-dt/{tau_name})); got {_describe(t)}. Widen the range with "
+                    f"{tau_name}_range=(low, high)")
+        super()._validate()
+
+    @classmethod
+    def from_tau(cls, tau_u: float, tau_w: float | None = None, dt: float = 1.0, **kw) -> NeuronModel:
+        """Build from the membrane and adaptation time constants (same units as ``dt``):
+        ``alpha = exp(-dt/tau_u)``, ``beta = exp(-dt/tau_w)``."""
+        return cls(tau_u=tau_u, tau_w=tau_w, dt=dt, **kw)
+
+    def params(self) -> Any:
+        """The parameters, ``alpha``, ``beta``, ``a``, ``b`` clamped into their ranges (sparch clamps on every
+        forward; the gradient is zero for a parameter pushed beyond its bound)."""
+        vals = {k: getattr(self, k) for k in self.defaults}
+        for name in self.clamped:
+            lo, hi, _ = self.param_ranges[name]
+            vals[name] = vals[name].clamp(lo, hi)
+        return self.Params(**vals)
+
+    @torch.no_grad()
+    def init_uniform_(self, generator: torch.Generator) -> _AdaptiveLIF:
+        """sparch's initialisation: ``alpha``, ``beta``, ``a``, ``b`` drawn uniformly in their ranges, one value per
+        neuron (needs ``shape``), from ``generator``."""
+        if self.shape is None:
+            raise ValueError(f"{type(self).__name__}.init_uniform_ draws one value per neuron: build it with shape=N")
+        for name in self.clamped:
+            lo, hi, _ = self.param_ranges[name]
+            t = getattr(self, name)
+            u = torch.rand(t.shape, generator=generator, dtype=torch.float64, device="cpu")
+            t.copy_((lo + (hi - lo) * u).to(t.dtype))
+        return self
+
+    @classmethod
+    def uses_generic_dynamics(cls) -> bool:
+        # the hooks compose to exactly this class's dynamics (tests/core/test_adlif.py checks it)
+        return cls.dynamics is cls._own_dynamics() or cls.dynamics is NeuronModel.dynamics
+
+    @classmethod
+    def _own_dynamics(cls):
+        raise NotImplementedError
+
+    def _hooks_are_own(self) -> bool:
+        base = type(self)._hook_owner()
+        t = type(self)
+        return t.charge is base.charge and t.threshold_of is base.threshold_of and t.after_fire is base.after_fire
+
+    def config(self) -> dict:
+        cfg = super().config()
+        if self.tau_u_range != tuple(self.default_tau_u_range):
+            cfg["tau_u_range"] = list(self.tau_u_range)
+        if self.tau_w_range != tuple(self.default_tau_w_range):
+            cfg["tau_w_range"] = list(self.tau_w_range)
+        return cfg
+
+
+@register_neuron("adlif")
+class AdLIF(_AdaptiveLIF):
+    r"""Adaptive LIF (adLIF, Bittar & Garner 2022; the equations of sparch's ``adLIFLayer``), from a zero state:
+
+    .. math::
+        w_t &= \beta w_{t-1} + a u_{t-1} + b s_{t-1} \\
+        u_t &= \alpha (u_{t-1} - \vartheta s_{t-1}) + (1 - \alpha)(x_t - w_t) \\
+        s_t &= 1[u_t > \vartheta]
+
+    (``reset="subtract"``, sparch's; ``"zero"`` uses :math:`\alpha u_{t-1}(1 - s_{t-1})`). Per-neuron learnable
+    (by default) ``alpha = exp(-dt/tau_u)``, ``beta = exp(-dt/tau_w)``, ``a``, ``b``, clamped on every forward to
+    ``tau_u`` in [5, 25] steps, ``tau_w`` in [30, 120] steps (``tau_u_range`` / ``tau_w_range`` change them),
+    ``a`` in [-1, 1], ``b`` in [0, 2]. Build with ``AdLIF(tau_u=10, tau_w=60, shape=N)`` or ``alpha=, beta=``.
+
+    The state is ``(v, w, s)``: ``v`` is the paper's membrane ``u`` *before* the reset (the reset is applied at
+    the start of the next step, which needs the last spike ``s``), so the trace equals ``v``. Runs through a kernel
+    generated from the hooks (:func:`neurosynth.functional.custom`); the step is
+    :func:`neurosynth.functional.adlif_step`. Not deployable to Loihi 2 (no open Lava/netx model) nor NIR (no
+    adaptive primitive)."""
+
+    defaults = {"alpha": 0.9, "beta": 0.98, "a": 0.5, "b": 1.0, "threshold": 1.0}
+    state_vars = ("v", "w", "s")
+    default_reset = "subtract"
+
+    def __init__(self, alpha=None, beta=None, a=0.5, b=1.0, threshold=1.0, **kw):
+        super().__init__(alpha=alpha, beta=beta, a=a, b=b, threshold=threshold, **kw)
+        # the reset acts inside charge() (on the previous step's spike); the generic composition must not reset again
+        self._reset_fn = reset_none
+
+    @classmethod
+    def _own_dynamics(cls):
+        return AdLIF.dynamics
+
+    @classmethod
+    def _hook_owner(cls):
+        return AdLIF
+
+    def charge(self, x, state, p):
+        v, w = F.adlif_charge(x, state.v, state.w, state.s, p.alpha, p.beta, p.a, p.b, p.threshold,
+                              reset_mode=self.reset, detach_reset=self.detach_reset)
+        return state._replace(v=v, w=w)
+
+    def after_fire(self, s, state, p):
+        return state._replace(s=s)
+
+    def dynamics(self, x, state, p):
+        if not self._hooks_are_own():
+            return super().dynamics(x, state, p)
+        s, v, w = F.adlif_step(x, state.v, state.w, state.s, p.alpha, p.beta, p.a, p.b, p.threshold,
+                               reset_mode=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate)
+        return s, state._replace(v=v, w=w, s=s), v
+
+
+@register_neuron("se_adlif")
+class SEAdLIF(_AdaptiveLIF):
+    r"""SE-adLIF (Baronig et al. 2025): adLIF discretised with symplectic Euler, zero reset by default:
+
+    .. math::
+        h_t &= \alpha u_{t-1} + (1 - \alpha)(x_t - w_{t-1}),\quad s_t = 1[h_t > \vartheta],\quad
+        u_t = h_t (1 - s_t) \\
+        w_t &= \beta w_{t-1} + (1 - \beta)\, q\, (a u_t + b s_t)
+
+    Ranges (their SHD configuration): ``tau_u`` in [5, 25], ``tau_w`` in [60, 300] steps, ``a`` in [0, 1], ``b`` in
+    [0, 2]; ``q = 120`` (fixed unless learnt). State ``(v, w)``: ``v`` is ``u`` after the reset, the trace is ``h``."""
+
+    defaults = {"alpha": 0.9, "beta": 0.99, "a": 0.5, "b": 1.0, "q": 120.0, "threshold": 1.0}
+    state_vars = ("v", "w")
+    default_reset = "zero"
+    default_tau_w: ClassVar[float] = 150.0
+    default_tau_w_range: ClassVar[tuple[float, float]] = (60.0, 300.0)
+    a_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def __init__(self, alpha=None, beta=None, a=0.5, b=1.0, q=120.0, threshold=1.0, **kw):
+        super().__init__(alpha=alpha, beta=beta, a=a, b=b, q=q, threshold=threshold, **kw)
+
+    @classmethod
+    def _own_dynamics(cls):
+        return SEAdLIF.dynamics
+
+    @classmethod
+    def _hook_owner(cls):
+        return SEAdLIF
+
+    def charge(self, x, state, p):
+        return state._replace(v=p.alpha * state.v + (1 - p.alpha) * (x - state.w))
+
+    def after_fire(self, s, state, p):
+        return state._replace(w=p.beta * state.w + (1 - p.beta) * p.q * (p.a * state.v + p.b * s))
+
+    def dynamics(self, x, state, p):
+        if not self._hooks_are_own():
+            return super().dynamics(x, state, p)
+        s, v, w, h = F.se_adlif_step(x, state.v, state.w, p.alpha, p.beta, p.a, p.b, p.q, p.threshold,
+                                     reset_mode=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate)
+        return s, state._replace(v=v, w=w), h

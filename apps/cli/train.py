@@ -186,7 +186,7 @@ def check_train_config(cfg: dict) -> tuple[list[int], str]:
             raise UserError(f"--neuron {name!r} is not a registered neuron; choose one of {NEURONS.names()}")
         cls = NEURONS.get(name)
         beta, thr = cfg.get("beta", 0.9), cfg.get("threshold", 1.0)
-        if "beta" in cls.defaults and not (beta is not None and 0.0 <= beta <= 1.0):
+        if cls.membrane_decay in cls.defaults and not (beta is not None and 0.0 <= beta <= 1.0):
             raise UserError(f"--beta must lie in [0, 1] (the membrane decay per step, exp(-dt/tau)); got {beta}")
         if "threshold" in cls.defaults and not (thr is not None and math.isfinite(thr) and thr > 0):
             raise UserError(f"--threshold must be a positive finite number (e.g. 1.0); got {thr}")
@@ -264,6 +264,7 @@ def train_digits(cfg: dict) -> dict:
         from neurosynth.neurons import NEURONS
 
         cls = NEURONS.get(cfg.get("neuron", "lif"))
+        params = {cls.membrane_decay if k == "beta" else k: v for k, v in params.items()}  # adLIF's is alpha
         params = {k: v for k, v in params.items() if k in cls.defaults}
         spec = mlp_spec(64, hidden, 10, neuron=cfg.get("neuron", "lif"), readout=cfg.get("readout", "spiking"),
                         neuron_params=params, **kw)

@@ -122,6 +122,10 @@ class LoihiNet:
 
 
 # ----------------------------------------------------------------------------- extraction
+#: why the adaptive LIF family (adLIF, SE-adLIF) does not deploy (research/delays_adlif.md 4.3)
+_ADLIF_WHY = ("no open Lava process or netx neuron type has adLIF's adaptation current w coupled to the membrane "
+              "(Lava's LIF and ATRLIF do not; new neuron microcode needs Intel's closed lava-loihi extension); train "
+              "with --neuron cubalif --reset zero for Loihi")
 _REFUSE = {
     "MaxPool1d": "replace MaxPool with a strided convolution (Loihi/netx has no max-pooling)",
     "MaxPool2d": "replace MaxPool2d with a strided convolution (Loihi/netx has no max-pooling)",
@@ -130,6 +134,8 @@ _REFUSE = {
     "BatchNorm1d": "fold BatchNorm into the weights and retrain with QAT, or remove it",
     "BatchNorm2d": "fold BatchNorm into the weights and retrain with QAT, or remove it",
     "ALIF": "Loihi's LIF has a fixed threshold: retrain with LIF(reset='zero') or CubaLIF",
+    "AdLIF": _ADLIF_WHY,
+    "SEAdLIF": _ADLIF_WHY,
     "LI": "Loihi's output layer must spike: use a LIF(reset='zero') output read out by spike count",
     "Conv1d": "use Conv2d (Lava's Conv process is 2-D)",
 }

@@ -121,7 +121,7 @@ def _export_avgpool(m: nn.AvgPool2d, ctx: ExportContext):
 
 def _register_core_layers() -> None:
     from neurosynth.layers import Delay, Recurrent, SumPool2d
-    from neurosynth.neurons import ALIF, IF, LI, LIF, CubaLIF
+    from neurosynth.neurons import ALIF, IF, LI, LIF, AdLIF, CubaLIF, SEAdLIF
 
     @NIR_EXPORTERS.register(Delay)
     def _export_delay(m, ctx: ExportContext):
@@ -182,6 +182,12 @@ def _register_core_layers() -> None:
     @NIR_EXPORTERS.register(ALIF)
     def _export_alif(m, ctx: ExportContext):
         raise ValueError(f"layer {ctx.name}: ALIF (adaptive threshold) has no NIR primitive; use LIF or CubaLIF")
+
+    @NIR_EXPORTERS.register(AdLIF, SEAdLIF)
+    def _export_adlif(m, ctx: ExportContext):
+        raise ValueError(f"layer {ctx.name}: {type(m).__name__} (adaptive LIF, its adaptation current w coupled to the "
+                         "membrane) has no NIR primitive: NIR's neurons (LIF, CubaLIF, LI, IF) have no adaptation; "
+                         "train with --neuron cubalif (or lif) for NIR")
 
 
 def _recurrent_subgraph(m: nn.Module, ctx: ExportContext):
