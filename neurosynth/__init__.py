@@ -22,13 +22,13 @@ _LAZY = {
     "NEURONS": "neurosynth.neurons", "build_neuron": "neurosynth.neurons", "register_neuron": "neurosynth.neurons",
     "SURROGATES": "neurosynth.surrogate", "get_surrogate": "neurosynth.surrogate",
     "SNN": "neurosynth.layers", "Delay": "neurosynth.layers", "Recurrent": "neurosynth.layers",
-    "SumPool2d": "neurosynth.layers",
+    "SumPool2d": "neurosynth.layers", "DelayedLinear": "neurosynth.delays",
     "build": "neurosynth.arch", "to_spec": "neurosynth.arch", "mlp_spec": "neurosynth.arch",
     "fit": "neurosynth.training", "evaluate": "neurosynth.training",
     "Registry": "neurosynth.registry",
 }
 _SUBMODULES = {"encoding", "losses", "surrogate", "neurons", "layers", "arch", "training", "timeloop", "functional",
-               "rundir", "io", "utils", "registry", "errors", "plots"}
+               "rundir", "io", "utils", "registry", "errors", "plots", "delays"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

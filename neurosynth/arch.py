@@ -29,6 +29,7 @@ from typing import Any
 
 from torch import nn
 
+from .delays import SIGMA_FINAL, DelayedLinear
 from .layers import SNN, Delay, MeanOverTime, Recurrent, SumPool2d
 from .neurons import NeuronModel, build_neuron
 from .registry import Registry
@@ -147,6 +148,16 @@ def _relu(cfg):
 @layer_type("delay", Delay, lambda m: {"steps": m.steps})
 def _delay(cfg):
     return Delay(int(_fields(cfg, (), {"steps": 1})["steps"]))
+
+
+@layer_type("delayed_linear", DelayedLinear, lambda m: m.config())
+def _delayed_linear(cfg):
+    f = _fields(cfg, ("in_features", "out_features"),
+                {"max_delay": 25, "bias": False, "sigma_init": None, "sigma_final": SIGMA_FINAL,
+                 "anneal_fraction": 0.25})
+    return DelayedLinear(int(f["in_features"]), int(f["out_features"]), max_delay=int(f["max_delay"]),
+                         bias=bool(f["bias"]), sigma_init=None if f["sigma_init"] is None else float(f["sigma_init"]),
+                         sigma_final=float(f["sigma_final"]), anneal_fraction=float(f["anneal_fraction"]))
 
 
 @layer_type("mean_over_time", MeanOverTime, lambda m: {})

@@ -42,11 +42,13 @@ def clamp_params_(model) -> None:
     """Project every neuron's learnable parameters back into their valid range (``NeuronModel.clamp_params_``).
 
     ``fit`` calls it after each optimiser step; custom training loops should too (right after
-    ``optimizer.step()``), so that e.g. a learnable ``beta`` stays in [0, 1] and the saved run loads again."""
+    ``optimizer.step()``), so that e.g. a learnable ``beta`` stays in [0, 1] and the saved run loads again. Learnable
+    delays (:class:`neurosynth.delays.DelayedLinear`) are projected into ``[0, max_delay - 1]``."""
+    from .delays import DelayedLinear
     from .neurons import NeuronModel
 
     for m in model.modules():
-        if isinstance(m, NeuronModel):
+        if isinstance(m, (NeuronModel, DelayedLinear)):
             m.clamp_params_()
 
 
@@ -202,8 +204,11 @@ def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimiz
     sched = make_scheduler(scheduler, opt, epochs)
     hist = new_history()
     bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress, leave=False)
+    from .delays import start_epoch
+
     for epoch in bar:
         t0 = time.perf_counter()
+        start_epoch(model, epoch, epochs)  # anneal learnable delays (neurosynth.delays), once per epoch
         tr = train_epoch(model, train_loader, opt, loss_fn, device=device, amp=amp, reg=reg, grad_clip=grad_clip,
                          progress=progress, desc=f"epoch {epoch + 1}/{epochs}", where=f"epoch {epoch + 1}")
         if sched:

@@ -366,8 +366,11 @@ def train_select(model, train_loader: Iterable, val_loader: Iterable | None, con
     epochs = config.epochs
     bar = tqdm(range(start, epochs), desc="train", unit="epoch", disable=not progress, leave=False,
                initial=start, total=epochs)
+    from .delays import start_epoch
+
     for epoch in bar:
         t0 = time.perf_counter()
+        start_epoch(model, epoch, epochs)  # anneal learnable delays (neurosynth.delays); a pure function of the epoch
         tr = train_epoch(model, train_loader, opt, loss_fn, device=device, amp=config.amp, reg=config.reg,
                          grad_clip=config.grad_clip, progress=progress, desc=f"epoch {epoch + 1}/{epochs}",
                          where=f"epoch {epoch + 1}")

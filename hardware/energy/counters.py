@@ -205,10 +205,19 @@ def _count_neuron(name, m, x, y) -> LayerCounts:
                        spikes=int((y != 0).sum()), activations=y.numel())
 
 
+def _count_delayed_linear(name: str, m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LayerCounts:
+    """A :class:`~neurosynth.delays.DelayedLinear` in eval mode (one tap per synapse, the deployed form) does what a
+    Linear does: every input spike is delivered once through each non-zero synapse, only later (Loihi's
+    ``DelayDense`` accumulates it into the delay slot at once). Counted on the ``[T, B, in]`` input like a Linear."""
+    return _count_linear(name, m, x, y)
+
+
 def _register_core_rules() -> None:
+    from neurosynth.delays import DelayedLinear
     from neurosynth.layers import Recurrent
     from neurosynth.neurons import NeuronModel
 
+    COUNT_RULES.register(DelayedLinear)(_count_delayed_linear)
     COUNT_RULES.register(NeuronModel)(_count_neuron)
     # Recurrent calls its neuron's step() (no forward hook fires there) and its `rec` Linear (counted by the
     # Linear rule), so the parent counts the neuron updates and spikes

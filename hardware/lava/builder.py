@@ -15,8 +15,9 @@ Batches: a Lava network has one state and Lava's Python simulator costs millisec
   weights, ``Conv`` with ``groups * copies``), i.e. ``copies`` samples per step; Lava's ``Conv`` stores
   ``groups`` as int8, so ``groups * copies`` must stay <= 127 (:func:`_check_lava_limits` refuses more);
 - ``slots`` groups of samples one after the other, every stage a ``LIFReset``: slot ``k`` occupies steps
-  ``k P + 1 .. k P + T`` with ``P = T + L + 1`` (``L`` stages) and stage ``l`` resets at step
-  ``k P + T + l + 1``, when nothing of the previous slot is still in flight towards it, so every sample
+  ``k P + 1 .. k P + T`` with ``P = T + c_L + 1`` and stage ``l`` resets at step ``k P + T + c_l + 1``, where
+  ``c_l = sum_{m <= l} (1 + D_m)`` is the latency from the input to stage ``l`` (``D_m`` the largest per-synapse
+  delay of stage ``m``, 0 without delays, so ``c_l = l``), when nothing of the previous slot is still in flight towards it, so every sample
   starts from the zero state exactly as in the torch model (tests compare against single-sample runs).
   Networks with a recurrent (``dense_rec``) stage use one slot per run: such a layer can keep itself firing
   after its input stops, and ``LIFReset`` integrates its reset step's input (the layer's own last spikes).
@@ -161,8 +162,15 @@ def _abort(proc) -> None:
 
 def _synapse_process(layer: LoihiLayer, mode: str, in_shape_lava, recurrent: bool = False):
     from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
+    from lava.proc.dense.process import DelayDense, Dense
 
+    if layer.kind == "dense" and layer.delays is not None and not recurrent:
+        w = layer.weight.astype(np.float64) if mode == "float" else layer.int_weight()
+        kw = {} if mode == "float" else {"num_weight_bits": 8, "weight_exp": 0}
+        # Lava 0.10 DelayDense checks `delays.dtype == int`, which is int64 on Linux (int32 is refused), and takes
+        # max_delay (the buffer length - 1) as a Python int
+        return DelayDense(weights=w, delays=np.asarray(layer.delays, dtype=np.int64), max_delay=int(layer.max_delay),
+                          num_message_bits=0, name=f"delay_dense:{layer.name}", **kw)
     if layer.kind == "dense":
         if recurrent:
             w = layer.weight_rec.astype(np.float64) if mode == "float" else layer.int_weight_rec()
@@ -195,7 +203,7 @@ def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
     """Build the processes of ``net`` fed with ``data [num_steps, *input_shape]`` (torch order, binary).
 
     With ``reset_interval=P`` and ``window=T`` every stage is a ``LIFReset`` that clears stage ``l``
-    (1-based) at steps ``k P + T + l + 1`` (see the module docstring). ``sink``: how every stage's spikes are
+    (1-based) at steps ``k P + T + c_l + 1`` (see the module docstring). ``sink``: how every stage's spikes are
     recorded: ``"file"`` (default) a :class:`~.recorder.SpikeRecorder` per stage writing a memmap, read back in
     one piece; ``"ringbuffer"`` Lava's sink ``RingBuffer``, read with ``Var.get()``, which Lava 0.10 transfers
     one element per inter-process message (slow for big layers; kept for comparison, see
@@ -232,7 +240,7 @@ def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
         def Sink(shape, buffer, name):  # noqa: N802
             return RingBuffer(shape=shape, buffer=buffer)
     port, shape = source.s_out, tuple(net.input_shape)
-    stage = 0
+    stage = latency = 0
     for layer in net.layers:
         if layer.kind == "flatten":
             if len(shape) > 1:
@@ -240,12 +248,13 @@ def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
             shape = layer.out_shape
             continue
         stage += 1
+        latency += 1 + layer.max_delay
         if layer.kind == "dense" and len(shape) > 1:  # implicit flatten in torch order
             port = port.transpose(list(range(len(shape) - 1, -1, -1))).flatten()
         syn = _synapse_process(layer, mode, _lava_shape(shape))
         reset = None
         if reset_interval is not None:
-            reset = (reset_interval, (window + stage + 1) % reset_interval)
+            reset = (reset_interval, (window + latency + 1) % reset_interval)
         lif = _neuron_process(layer, mode, reset)
         port.connect(syn.s_in)
         syn.a_out.connect(lif.a_in)
@@ -264,6 +273,12 @@ def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
 
 
 CONV_INT8_MAX = 127  # Lava 0.10 Conv models store kernel_size/stride/padding/dilation/groups as int8 Vars
+
+
+def latency(net: LoihiNet) -> int:
+    """Steps from an input spike to the last stage's neurons at the longest: one per synapse plus its largest
+    per-synapse delay."""
+    return sum(1 + layer.max_delay for layer in net.stages)
 
 
 def _check_lava_limits(net: LoihiNet) -> None:
@@ -347,8 +362,9 @@ def replicate(net: LoihiNet, copies: int) -> LoihiNet:
     for layer in net.layers:
         if layer.kind == "dense":
             w_rec = _block_diag(layer.weight_rec, copies) if layer.recurrent else None
+            delays = _block_diag(layer.delays, copies) if layer.delays is not None else None  # 0 where no synapse
             layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape),
-                                  weight=_block_diag(layer.weight, copies), weight_rec=w_rec))
+                                  weight=_block_diag(layer.weight, copies), weight_rec=w_rec, delays=delays))
         elif layer.kind == "conv":
             layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape),
                                   weight=np.concatenate([layer.weight] * copies, 0), groups=layer.groups * copies))
@@ -412,7 +428,7 @@ def run_lava(model: nn.Module | LoihiNet, inputs, mode: str = "fixed", *, input_
         S = -(-nb // R)  # sequential slots in this run
         if nb < S * R:  # pad with silent samples
             xb = np.concatenate([xb, np.zeros((T, S * R - nb, *net.input_shape), dtype=xb.dtype)], 1)
-        P = T if S == 1 else T + L + 1
+        P = T if S == 1 else T + latency(net) + 1
         data = np.zeros((S * P, *big.input_shape), dtype=x.dtype)
         for k in range(S):
             group = xb[:, k * R:(k + 1) * R]  # [T, R, *in]

@@ -6,7 +6,8 @@
 written anywhere before this check passes.
 
 Supported torch modules (inside ``neurosynth.SNN`` / ``nn.Sequential``, nested or not):
-``nn.Linear``/``QLinear`` and ``nn.Conv2d``/``QConv2d`` without bias, ``nn.Flatten``, a one-step
+``nn.Linear``/``QLinear``, ``neurosynth.delays.DelayedLinear`` (learned per-synapse delays, rounded: netx
+``delay``, Lava ``DelayDense``) and ``nn.Conv2d``/``QConv2d`` without bias, ``nn.Flatten``, a one-step
 ``Delay`` after a synapse, ``LIF(reset='zero')`` / ``IF(reset='zero')`` / ``CubaLIF`` with shared
 (per-layer) parameters, ``Recurrent`` (``QRecurrent``) after a Linear synapse (one ``dense_rec`` stage:
 feed-forward + recurrent Dense into one LIF layer), and ``Dropout``/``Identity`` (no-ops at inference).
@@ -25,6 +26,11 @@ from ..targets import loihi_qat as qat
 
 class LoihiExportError(ValueError):
     """The model contains something Loihi 2 cannot run exactly; the message names the layer and the fix."""
+
+
+#: the largest synaptic delay we export: Loihi 2 stores 6 bits (0..63) and Lava's bit-accurate DelayDense refuses
+#: more than 63, but lava-dl netx and slayer clip to 62 (``research/delays_adlif.md`` 1.3), so 62 is what loads
+MAX_DELAY = 62
 
 
 @dataclass(frozen=True)
@@ -79,10 +85,18 @@ class LoihiLayer:
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     weight_rec: np.ndarray | None = None  # dense only: recurrent weight (N, N), netx ``dense_rec``
+    # dense only: per-synapse delays (N_out, N_in) int64 in 0..MAX_DELAY (netx ``delay``, Lava ``DelayDense``): a
+    # spike sent at t reaches the neuron at t + 1 + d (the synapse's one step plus d)
+    delays: np.ndarray | None = None
 
     @property
     def recurrent(self) -> bool:
         return self.weight_rec is not None
+
+    @property
+    def max_delay(self) -> int:
+        """The largest per-synapse delay (0 without delays)."""
+        return 0 if self.delays is None or self.delays.size == 0 else int(self.delays.max())
 
     def int_weight(self) -> np.ndarray:
         """The exported integer weight ``64 w`` (even, in [-256, 254]); see :func:`check_fixed`."""
@@ -212,6 +226,11 @@ def _recurrent_stage(name: str, m: nn.Module, pending: dict | None) -> LoihiLaye
         raise LoihiExportError(
             f"layer {name} (Recurrent) follows {what}; Loihi's recurrent layer (netx dense_rec) is a Dense synapse "
             "plus a recurrent Dense into one LIF layer: put a Linear/QLinear (then Delay(1)) before it")
+    if pending.get("delays") is not None:
+        raise LoihiExportError(
+            f"layer {name} (Recurrent) follows {pending['name']}, a synapse with learned delays; netx cannot load a "
+            "recurrent layer with delays (dense_rec + delay: lava-dl gives the recurrent synapse the feed-forward "
+            "delays and drops weight_exp, research/delays_adlif.md 2.3): use a plain Linear before a Recurrent layer")
     rec = m.rec
     if rec.bias is not None and bool((rec.bias != 0).any()):
         raise LoihiExportError(
@@ -235,9 +254,11 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
     the first layer's ``in_features``; a conv network needs it (``arch.json``'s ``input_shape``).
     """
     mods = [(n, m) for n, m in _leaves(model) if not isinstance(m, _SKIP)]
+    from neurosynth.delays import DelayedLinear
+
     if input_shape is None:
-        first = next((m for _, m in mods if isinstance(m, (nn.Linear, nn.Conv2d))), None)
-        if isinstance(first, nn.Linear):
+        first = next((m for _, m in mods if isinstance(m, (nn.Linear, nn.Conv2d, DelayedLinear))), None)
+        if isinstance(first, (nn.Linear, DelayedLinear)):
             input_shape = (first.in_features,)
         else:
             raise LoihiExportError("pass input_shape=(C, H, W) for a network that starts with a convolution")
@@ -249,7 +270,27 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
     pending = None  # synapse waiting for its neuron: dict
     for name, m in mods:
         cls = type(m).__name__
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
+        if isinstance(m, DelayedLinear):
+            if pending is not None:
+                raise LoihiExportError(
+                    f"layer {name} ({cls}) follows synapse {pending['name']} with no neuron in between; Loihi needs "
+                    "a LIF layer after every Dense/Conv (merge the two linear maps or insert a neuron)")
+            if m.bias is not None and bool((m.bias != 0).any()):
+                raise LoihiExportError(
+                    f"layer {name} ({cls}) has a bias; Loihi adds biases to the voltage, not the synaptic current, "
+                    "so it is not reproduced exactly with the synaptic delays: retrain with bias=False")
+            if len(shape) != 1 or shape[0] != m.in_features:
+                raise LoihiExportError(f"layer {name} ({cls}) expects {m.in_features} inputs but receives shape "
+                                       f"{shape}" + ("; insert nn.Flatten() before it" if len(shape) != 1 else ""))
+            d = m.hard_delays().cpu().numpy().astype(np.int64)
+            if d.size and int(d.max()) > MAX_DELAY:
+                raise LoihiExportError(
+                    f"layer {name} ({cls}): delays up to {int(d.max())} steps; Loihi 2 stores 6-bit delays and "
+                    f"lava-dl netx clips them to {MAX_DELAY}: retrain with max_delay <= {MAX_DELAY + 1}")
+            w = qat.effective_weight(m).detach().double().cpu().numpy()
+            pending = dict(kind="dense", name=name, in_shape=shape, out_shape=(m.out_features,), weight=w, delays=d,
+                           delay=0)
+        elif isinstance(m, (nn.Linear, nn.Conv2d)):
             if pending is not None:
                 raise LoihiExportError(
                     f"layer {name} ({cls}) follows synapse {pending['name']} with no neuron in between; Loihi needs "
@@ -325,6 +366,7 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
 def check_fixed(net: LoihiNet) -> None:
     """Refuse values that leave Loihi's integer ranges after quantisation (weights, thresholds, decays)."""
     for layer in net.stages:
+        check_delays(layer)
         mats = [("weights", layer.weight)]
         if layer.recurrent:
             mats.append(("recurrent weights", layer.weight_rec))
@@ -353,3 +395,30 @@ def check_fixed(net: LoihiNet) -> None:
             raise LoihiExportError(
                 f"layer {layer.name}: beta={p.beta} gives vDecay={p.v_decay}; Loihi's 12-bit voltage decay must be "
                 f"in 0..4095 (beta >= {1 / qat.DECAY_UNITY:.6f})")
+
+
+def check_delays(layer: LoihiLayer) -> None:
+    """Refuse per-synapse delays netx/Loihi cannot run: on a conv layer (netx ignores a conv ``delay``), on a
+    recurrent layer (netx's ``dense_rec`` + ``delay`` is broken), outside ``0..MAX_DELAY`` or not ``(N_out, N_in)``."""
+    d = layer.delays
+    if d is None:
+        return
+    if layer.kind == "conv":
+        raise LoihiExportError(
+            f"layer {layer.name}: synaptic delays on a convolution; lava-dl netx ignores the 'delay' of conv layers "
+            "(the code is commented out), so Loihi would run it without them: use delays on Linear layers only")
+    if layer.recurrent:
+        raise LoihiExportError(
+            f"layer {layer.name}: synaptic delays on a recurrent layer; netx's dense_rec + delay applies the "
+            "feed-forward delays to the recurrent synapse and drops weight_exp (research/delays_adlif.md 2.3): use "
+            "delays on feed-forward layers only")
+    n_in = int(np.prod(layer.in_shape))
+    if tuple(d.shape) != (layer.out_shape[0], n_in):
+        raise LoihiExportError(f"layer {layer.name}: delays of shape {tuple(d.shape)}; expected "
+                               f"({layer.out_shape[0]}, {n_in}), one per synapse")
+    if not np.issubdtype(d.dtype, np.integer):
+        raise LoihiExportError(f"layer {layer.name}: delays must be whole steps; got {d.dtype}")
+    if d.size and (int(d.min()) < 0 or int(d.max()) > MAX_DELAY):
+        raise LoihiExportError(
+            f"layer {layer.name}: delays span {int(d.min())}..{int(d.max())} steps; Loihi 2 runs 0..{MAX_DELAY} "
+            f"(6-bit delays; lava-dl netx clips to {MAX_DELAY}): retrain with max_delay <= {MAX_DELAY + 1}")

@@ -7,6 +7,9 @@ The layout is the one ``lava.lib.dl.netx.hdf5.Network`` reads (lava-dl ``netx/hd
     layer/<i>/shape       int: (N,) for input/dense, (C, H, W) for conv (netx reverses it to Lava's (W, H, C))
     layer/<i>/weight      int: dense (N_out, N_in); conv (C_out, C_in/groups, kH, kW)  (64 w, even, 8-bit)
     layer/<i>/weight_rec  int (N, N): dense_rec only, the recurrent weight (same grid)
+    layer/<i>/delay       int (N_out, N_in) in 0..62: dense only, per-synapse delays (netx builds Lava's
+                          ``DelayDense``: a spike sent at t arrives at t + 1 + d); refused on conv (netx ignores it)
+                          and dense_rec (netx's delayed recurrent block is broken), see ``ir.check_delays``
     layer/<i>/stride, padding, dilation   int (2,) as (y, x);  layer/<i>/groups  int   (conv only)
     layer/<i>/neuron/type    'CUBA' (variable-length string)
     layer/<i>/neuron/iDecay  int 1..4096   (Lava du = iDecay - 1)
@@ -32,7 +35,7 @@ import numpy as np
 
 from ...errors import MissingExtraError
 from ..targets import loihi_qat as qat
-from .ir import LoihiExportError, LoihiLayer, LoihiNet, NeuronParams, check_fixed
+from .ir import MAX_DELAY, LoihiExportError, LoihiLayer, LoihiNet, NeuronParams, check_fixed
 
 FORMAT = "neurosynth.netx/1"
 NETX_TYPES = ("input", "flatten", "dense", "dense_rec", "conv")
@@ -75,6 +78,8 @@ def write_netx(net: LoihiNet, path: str | os.PathLike) -> Path:
             g.create_dataset("weight", data=layer.int_weight().astype(np.int64))
             if layer.recurrent:
                 g.create_dataset("weight_rec", data=layer.int_weight_rec().astype(np.int64))
+            if layer.delays is not None:
+                g.create_dataset("delay", data=np.asarray(layer.delays, dtype=np.int64))
             if layer.kind == "dense":  # (also dense_rec)
                 g.create_dataset("inFeatures", data=int(np.prod(layer.in_shape)))
                 g.create_dataset("outFeatures", data=int(layer.out_shape[0]))
@@ -160,11 +165,42 @@ def validate_netx(path: str | os.PathLike) -> list[str]:
                             problems.append(f"layer/{k}/neuron: {key!r} missing")
                     if "type" in n and _str(n["type"]) not in ("CUBA", "LOIHI"):
                         problems.append(f"layer/{k}/neuron: type must be CUBA")
+                if "delay" in g:
+                    d = np.asarray(g["delay"][()])
+                    n_out = int(np.prod(g["shape"][()])) if "shape" in g else -1
+                    n_in = w.shape[1] if w is not None and w.ndim == 2 else -1
+                    if t != "dense":
+                        problems.append(f"layer/{k}: 'delay' on a {t} layer; netx runs per-synapse delays on "
+                                        f"dense layers only (it ignores conv delays; dense_rec + delay is broken)")
+                    elif not np.issubdtype(d.dtype, np.integer):
+                        problems.append(f"layer/{k}: delay must be integers; got {d.dtype}")
+                    elif full_delays(d, n_out, n_in) is None:
+                        problems.append(f"layer/{k}: delay {d.shape} must be ({n_out}, {n_in}), one per synapse "
+                                        f"(or a scalar, ({n_out},) per output or ({n_in},) per input, as netx reads)")
+                    elif d.size and (d.min() < 0 or d.max() > MAX_DELAY):
+                        problems.append(f"layer/{k}: delays outside 0..{MAX_DELAY}")
                 if t == "conv":
                     for key in ("stride", "padding", "dilation", "groups"):
                         if key not in g:
                             problems.append(f"layer/{k}: conv needs {key!r}")
     return problems
+
+
+def full_delays(d: np.ndarray, n_out: int, n_in: int) -> np.ndarray | None:
+    """A netx ``delay`` as the full ``(n_out, n_in)`` matrix, the way lava-dl's ``create_dense`` reads it: a scalar
+    (every synapse), a vector of ``n_out`` (per output neuron: slayer's axonal delays; checked first, so a square
+    layer's vector is per output), a vector of ``n_in`` (per input) or the matrix itself; ``None`` for any other
+    shape."""
+    d = np.asarray(d)
+    if d.ndim == 0:
+        return np.full((n_out, n_in), int(d), dtype=np.int64)
+    if d.ndim == 1 and d.size == n_out:
+        return np.repeat(d.reshape(-1, 1), n_in, axis=1).astype(np.int64)
+    if d.ndim == 1 and d.size == n_in:
+        return np.repeat(d.reshape(1, -1), n_out, axis=0).astype(np.int64)
+    if d.shape == (n_out, n_in):
+        return d.astype(np.int64)
+    return None
 
 
 def _pair(g, key: str) -> tuple[int, int]:
@@ -217,8 +253,9 @@ def read_netx(path: str | os.PathLike) -> LoihiNet:
                     w = w.reshape(out_shape[0], -1)
                 w_rec = g["weight_rec"][()].astype(np.float64) / qat.W_SCALE if t == "dense_rec" else None
                 in_shape = shape if len(shape) == 1 else (int(np.prod(shape)),)
+                delays = full_delays(g["delay"][()], w.shape[0], w.shape[1]) if "delay" in g else None
                 layers.append(LoihiLayer("dense", name, in_shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed,
-                                         weight_rec=w_rec))
+                                         weight_rec=w_rec, delays=delays))
             else:
                 layers.append(LoihiLayer("conv", name, shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed,
                                          stride=_pair(g, "stride"), padding=_pair(g, "padding"),

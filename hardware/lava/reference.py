@@ -5,7 +5,8 @@ Both modes reproduce Lava 0.10.0's process models step for step, including the o
 
 ``float`` (``PyLifModelFloat``, ``PyDenseModelFloat``), per step::
 
-    a_t = W s_{t-1}            (binary input spikes; a recurrent stage adds W_rec z_{t-1}, its own spikes)
+    a_t = W s_{t-1}            (binary input spikes; a recurrent stage adds W_rec z_{t-1}, its own spikes;
+                                with per-synapse delays D (DelayDense): a_t = sum_k (W [D == k]) s_{t-1-k})
     u_t = u_{t-1} (1 - du) + a_t           du = 1 - alpha
     v_t = v_{t-1} (1 - dv) + u_t           dv = 1 - beta
     s_t = v_t > vth;  v_t[s_t] = 0
@@ -55,8 +56,17 @@ def hw_dense_weights(w_int: np.ndarray) -> np.ndarray:
 
 
 def _synapse(layer: LoihiLayer, s: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
-    """Synaptic input of all steps at once: ``[T, B, *in] -> [T, B, *out]`` (no delay yet)."""
+    """Synaptic input of all steps at once: ``[T, B, *in] -> [T, B, *out]`` (per-synapse delays applied, the
+    synapse's one-step delay not yet)."""
     T, B = s.shape[:2]
+    if layer.kind == "dense" and layer.delays is not None:
+        x = s.reshape(T, B, -1).astype(dtype)
+        out = np.zeros((T, B, w.shape[0]), dtype=dtype)
+        for d in np.unique(layer.delays):  # Lava's DelayDense: the weights of delay d arrive d steps later
+            d = int(d)
+            if d < T:
+                out[d:] += x[:T - d] @ np.where(layer.delays == d, w, 0).T.astype(dtype)
+        return out
     if layer.kind == "dense":
         return s.reshape(T, B, -1).astype(dtype) @ w.T.astype(dtype)
     x = torch.from_numpy(s.reshape(T * B, *layer.in_shape).astype(np.float64))

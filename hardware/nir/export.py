@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurosynth.delays import DelayedLinear
 from neurosynth.registry import TypeRegistry
 
 from .common import DEFAULT_DT, DEFAULT_FORM, DISCRETISATION, NIR_FORMS, PRODUCER, NirForm, _nir, _pair, _tau
@@ -120,6 +121,7 @@ def _export_avgpool(m: nn.AvgPool2d, ctx: ExportContext):
 
 
 def _register_core_layers() -> None:
+    from neurosynth.delays import DelayedLinear
     from neurosynth.layers import Delay, Recurrent, SumPool2d
     from neurosynth.neurons import ALIF, IF, LI, LIF, AdLIF, CubaLIF, SEAdLIF
 
@@ -179,6 +181,10 @@ def _register_core_layers() -> None:
     def _export_recurrent(m, ctx: ExportContext):
         return _recurrent_subgraph(m, ctx)
 
+    @NIR_EXPORTERS.register(DelayedLinear)
+    def _export_delayed_linear(m, ctx: ExportContext):
+        return _delay_expansion(m, ctx)
+
     @NIR_EXPORTERS.register(ALIF)
     def _export_alif(m, ctx: ExportContext):
         raise ValueError(f"layer {ctx.name}: ALIF (adaptive threshold) has no NIR primitive; use LIF or CubaLIF")
@@ -216,6 +222,47 @@ def _recurrent_subgraph(m: nn.Module, ctx: ExportContext):
                "output": nir.Output(output_type={"output": np.array([n])})},
         edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
         metadata={"neurosynth_layer": "recurrent"})
+
+
+def _delay_expansion(m: nn.Module, ctx: ExportContext):
+    """A :class:`~neurosynth.delays.DelayedLinear` (its rounded, one-tap delays: the eval/export form) as a NIR
+    subgraph. NIR's ``Delay`` is element-wise (one delay per channel), so per-synapse delays are expanded: for each
+    delay value ``d`` in use, ``Delay(d dt)`` on the ``N_in`` inputs, then a ``Linear`` holding the weights of the
+    synapses with that delay; all branches sum into the output::
+
+        input -> delay_<d> -> w_<d> -> output      (d = 0: input -> w_0 -> output)
+
+    Delays are in seconds (``d * dt``), with ``dt`` and the steps ``d`` in the node metadata. The bias, if any, sits
+    on the first branch (an ``Affine``). No NIR reader other than :func:`~.importer.from_nir` executes ``Delay``
+    (``docs/nir_interop.md``)."""
+    nir = _nir()
+    n_in, n_out = int(m.in_features), int(m.out_features)
+    if tuple(ctx.input_shape) != (n_in,):
+        raise ValueError(f"layer {ctx.name} (DelayedLinear, {n_in} inputs) receives input of shape {ctx.input_shape}")
+    w = _np32(_weight(m))
+    d = m.hard_delays().cpu().numpy()
+    values = [int(v) for v in np.unique(d)]
+    width = len(str(max(values)))
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([n_in])}),
+                             "output": nir.Output(output_type={"output": np.array([n_out])})}
+    edges: list[tuple[str, str]] = []
+    for i, v in enumerate(values):
+        key = f"{v:0{width}d}"
+        wv = np.where(d == v, w, 0).astype(np.float32)
+        if i == 0 and m.bias is not None:
+            nodes[f"w_{key}"] = nir.Affine(weight=wv, bias=_np32(m.bias))
+        else:
+            nodes[f"w_{key}"] = nir.Linear(weight=wv)
+        if v == 0:
+            edges.append(("input", f"w_{key}"))
+        else:
+            nodes[f"delay_{key}"] = nir.Delay(delay=np.full((n_in,), v * ctx.dt, dtype=np.float64),
+                                              metadata={"dt": float(ctx.dt), "steps": v})
+            edges += [("input", f"delay_{key}"), (f"delay_{key}", f"w_{key}")]
+        edges.append((f"w_{key}", "output"))
+    meta = {"neurosynth_layer": "delayed_linear", "dt": float(ctx.dt), **m.config()}
+    meta = {k: v for k, v in meta.items() if v is not None}  # sigma_init=None: the default K/2
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
 # ----------------------------------------------------------------------------- the folded form (r = 1)
@@ -274,8 +321,8 @@ def _apply_form(named: list[tuple[str, Any]], form: NirForm) -> list[tuple[str, 
     if form.fold != "none":
         for i, (name, node) in enumerate(out):
             sub = isinstance(node, nir.NIRGraph)
-            neuron = node.nodes["lif"] if sub else node
-            gain = _neuron_gain(neuron)
+            neuron = node.nodes.get("lif") if sub else node  # a delay expansion subgraph has no neuron
+            gain = _neuron_gain(neuron) if neuron is not None else None
             if gain is None or not np.all(np.isfinite(gain)) or (
                     form.fold == "uniform" and not np.all(gain == gain.flat[0])):
                 continue  # beta = 1 (tau = inf) has no finite factor to fold: it keeps r = tau/dt
@@ -359,7 +406,7 @@ def _infer_input_shape(model: nn.Module, layers) -> tuple[int, ...]:
     if getattr(model, "nir_input_shape", None):
         return tuple(int(s) for s in model.nir_input_shape)
     for _, m in layers:
-        if isinstance(m, nn.Linear):
+        if isinstance(m, (nn.Linear, DelayedLinear)):
             return (m.in_features,)
         if getattr(m, "shape", None):
             return tuple(m.shape)
@@ -408,7 +455,9 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = N
                              f"{', '.join(NIR_EXPORTERS.names())}")
         node = exporter(m, ExportContext(shape, float(dt), allow_nonstandard_reset, name))
         is_neuron = getattr(m, "neuron_name", None) is not None and hasattr(m, "defaults")
-        if not is_neuron and not isinstance(node, nir.NIRGraph):  # neurons and recurrent layers keep the shape
+        if isinstance(m, DelayedLinear):  # a [T, B, N] layer: _out_shape cannot call it on one step
+            shape = (int(m.out_features),)
+        elif not is_neuron and not isinstance(node, nir.NIRGraph):  # neurons and recurrent layers keep the shape
             shape = _out_shape(m, shape)
         if node is SKIP:
             continue

@@ -297,6 +297,73 @@ def _import_recurrent(graph, ctx: ImportContext) -> nn.Module:
     return layer
 
 
+def _is_delay_expansion(graph) -> bool:
+    meta = _meta(graph)
+    return _meta_str(meta, "neurosynth_layer", "") == "delayed_linear" or (
+        any(type(v).__name__ == "Delay" for v in graph.nodes.values())
+        and all(type(v).__name__ in ("Input", "Output", "Delay", "Linear", "Affine") for v in graph.nodes.values()))
+
+
+def _import_delayed_linear(graph, ctx: ImportContext) -> nn.Module:
+    """The delay expansion :func:`~.export._delay_expansion` writes (``input [-> Delay(d dt)] -> Linear -> output``
+    per delay value, all branches summed) -> :class:`~neurosynth.delays.DelayedLinear` with those integer delays.
+    Refuses a graph in which one synapse has weights on two branches (that is not one delay per synapse)."""
+    from neurosynth.delays import DelayedLinear
+
+    kinds = {k: type(v).__name__ for k, v in graph.nodes.items()}
+    succ: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+    inputs = [k for k, v in kinds.items() if v == "Input"]
+    outputs = [k for k, v in kinds.items() if v == "Output"]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"node '{ctx.name}': a delay subgraph needs one Input and one Output; got {kinds}")
+    branches: list[tuple[int, object]] = []  # (steps, weight node)
+    for first in succ.get(inputs[0], []):
+        steps, node_name = 0, first
+        if kinds[first] == "Delay":
+            node = graph.nodes[first]
+            s = np.asarray(node.delay, dtype=np.float64) / _node_dt(node, ctx)
+            if s.size == 0 or not np.allclose(s, s.flat[0]) or abs(s.flat[0] - round(s.flat[0])) > 1e-6:
+                raise ValueError(f"node '{ctx.name}.{first}': a Delay of a delay subgraph must be one whole number of "
+                                 f"steps for every input; got delays/dt = {np.unique(s)[:4]}")
+            steps = int(round(s.flat[0]))
+            nxt = succ.get(first, [])
+            node_name = nxt[0] if len(nxt) == 1 else None
+        if node_name is None or kinds.get(node_name) not in _WEIGHT_NODES or succ.get(node_name) != outputs:
+            raise ValueError(f"node '{ctx.name}' is a subgraph that is not a delay expansion (branches input [-> "
+                             f"Delay] -> Linear/Affine -> output); got nodes {kinds} and edges {list(graph.edges)}")
+        branches.append((steps, graph.nodes[node_name]))
+    if not branches or len(graph.edges) != sum(2 + (s > 0) for s, _ in branches):
+        raise ValueError(f"node '{ctx.name}': unexpected edges {list(graph.edges)} in a delay subgraph")
+    ws = [np.asarray(n.weight, dtype=np.float32) for _, n in branches]
+    n_out, n_in = ws[0].shape
+    if any(w.shape != (n_out, n_in) for w in ws):
+        raise ValueError(f"node '{ctx.name}': the branches of a delay subgraph have different weight shapes")
+    used = np.stack([w != 0 for w in ws]).sum(0)
+    if int(used.max()) > 1:
+        i, j = (int(v) for v in np.argwhere(used > 1)[0])
+        raise ValueError(f"node '{ctx.name}': synapse ({i}, {j}) has weights on {int(used[i, j])} delay branches; "
+                         "a DelayedLinear has one delay per synapse")
+    weight = np.sum(ws, axis=0)
+    delays = np.zeros((n_out, n_in), dtype=np.int64)
+    for (steps, _), w in zip(branches, ws):
+        delays[w != 0] = steps
+    biases = [np.asarray(n.bias, dtype=np.float32) for _, n in branches if type(n).__name__ == "Affine"]
+    meta = _meta(graph)
+    K = int(np.asarray(meta.get("max_delay", int(delays.max()) + 1)))
+    if int(delays.max()) >= K:
+        raise ValueError(f"node '{ctx.name}': delays up to {int(delays.max())} steps exceed its max_delay {K}")
+    kw = {k: float(np.asarray(meta[k])) for k in ("sigma_init", "sigma_final", "anneal_fraction") if k in meta}
+    layer = DelayedLinear(n_in, n_out, max_delay=K, bias=bool(biases), **kw)
+    with torch.no_grad():
+        layer.weight.copy_(_f32(weight))
+        layer.delay.copy_(torch.as_tensor(delays, dtype=layer.delay.dtype))
+        if biases:
+            layer.bias.copy_(_f32(np.sum(biases, axis=0)))
+    return layer.eval()
+
+
 def _chain(graph) -> list[str]:
     """The node names of a feed-forward chain input -> ... -> output, or a ValueError."""
     succ: dict[str, list[str]] = {}
@@ -350,7 +417,11 @@ def from_nir(graph, *, dt: float | None = None) -> nn.Module:
             continue
         if kind == "Output":
             continue
-        if kind == "NIRGraph":
+        if kind == "NIRGraph" and _is_delay_expansion(node):
+            neuron = None
+            ctx = ImportContext(dt=base_dt, name=name)
+            layers.append(_import_delayed_linear(node, ctx))
+        elif kind == "NIRGraph":
             neuron = next((v for v in node.nodes.values() if type(v).__name__ in _NEURON_NODES), None)
             node_dt = _node_dt(neuron, ImportContext(base_dt, name)) if neuron is not None else base_dt
             ctx = ImportContext(dt=base_dt if dt is not None else node_dt, name=name)

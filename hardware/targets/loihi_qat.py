@@ -16,8 +16,8 @@ on their grids (:func:`loihi_mlp_spec` puts them there) computes in float exactl
 integer network computes up to the truncation of the decays, so it keeps its accuracy after export.
 
 The grids themselves are data of the Loihi target (:mod:`neurosynth.hardware.targets.loihi`, pure Python); this
-module adds what needs torch. The ArchSpec layer types ``"qlinear"``, ``"qconv2d"``, ``"qrecurrent"`` and
-``"qsumpool"`` are registered in ``neurosynth.arch.LAYERS`` when this module is imported; specs that use them name
+module adds what needs torch. The ArchSpec layer types ``"qlinear"``, ``"qconv2d"``, ``"qrecurrent"``,
+``"qsumpool"`` and ``"qdelayed_linear"`` (learnable per-synapse delays, :class:`QDelayedLinear`) are registered in ``neurosynth.arch.LAYERS`` when this module is imported; specs that use them name
 ``"target": "loihi"`` (``neurosynth.arch/2``; release 0.1.0 wrote ``"plugin": "neurosynth.hardware.lava.qat"``,
 which ``neurosynth.arch.upgrade`` maps). ``neurosynth.hardware.lava.qat`` is this module under its old name.
 """
@@ -92,6 +92,27 @@ class QConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+def _delayed_base():
+    from neurosynth.delays import DelayedLinear
+
+    return DelayedLinear
+
+
+class QDelayedLinear(_delayed_base()):
+    """:class:`neurosynth.delays.DelayedLinear` (learnable per-synapse delays) whose forward uses Loihi-quantised
+    weights (STE), without bias: trained so, its eval-mode model (rounded delays) is what the netx ``delay``
+    dataset and Lava's ``DelayDense`` run. ``max_delay <= 63`` (delays 0..62, what netx loads)."""
+
+    def __init__(self, in_features: int, out_features: int, max_delay: int = 25, bias: bool = False, **kw):
+        if int(max_delay) > 63:
+            raise ValueError(f"qdelayed_linear: max_delay {max_delay} gives delays up to {int(max_delay) - 1}; Loihi 2 "
+                             "runs delays 0..62 (lava-dl netx clips to 62): use max_delay <= 63")
+        super().__init__(in_features, out_features, max_delay=max_delay, bias=bias, **kw)
+
+    def effective_weight(self) -> torch.Tensor:
+        return quantize_weight(self.weight)
 
 
 def _recurrent_base():
@@ -216,6 +237,19 @@ def build_qrecurrent(cfg: dict) -> QRecurrent:
     return QRecurrent(size, build_neuron(name, **cfg))
 
 
+def build_qdelayed_linear(cfg: dict) -> QDelayedLinear:
+    """ArchSpec builder of ``{"type": "qdelayed_linear", "in_features", "out_features", "max_delay": 25, ...}``."""
+    from neurosynth.delays import SIGMA_FINAL
+
+    f = _check_fields(cfg, ("in_features", "out_features"),
+                      {"max_delay": 25, "bias": False, "sigma_init": None, "sigma_final": SIGMA_FINAL,
+                       "anneal_fraction": 0.25})
+    return QDelayedLinear(int(f["in_features"]), int(f["out_features"]), max_delay=int(f["max_delay"]),
+                          bias=bool(f["bias"]),
+                          sigma_init=None if f["sigma_init"] is None else float(f["sigma_init"]),
+                          sigma_final=float(f["sigma_final"]), anneal_fraction=float(f["anneal_fraction"]))
+
+
 def _sumpool_fields(m: SumPoolConv) -> dict:
     return {"channels": m.in_channels, "kernel_size": int(m.kernel_size[0]), "stride": int(m.stride[0]),
             "weight": m.pool_weight}
@@ -240,7 +274,9 @@ def register_layers() -> bool:
     for name, cls, build, fields in (("qlinear", QLinear, build_qlinear, _qlinear_fields),
                                      ("qconv2d", QConv2d, build_qconv2d, _qconv2d_fields),
                                      ("qrecurrent", QRecurrent, build_qrecurrent, _qrecurrent_fields),
-                                     ("qsumpool", SumPoolConv, build_sumpool, _sumpool_fields)):
+                                     ("qsumpool", SumPoolConv, build_sumpool, _sumpool_fields),
+                                     ("qdelayed_linear", QDelayedLinear, build_qdelayed_linear,
+                                      lambda m: m.config())):
         if name not in arch.LAYERS:
             arch.layer_type(name, cls, fields)(build)
     return True
@@ -267,8 +303,12 @@ def loihi_neuron_entry(*, beta: float = 0.9, alpha: float = 0.0, threshold: floa
 
 
 def loihi_mlp_spec(n_in: int, hidden: list[int], n_out: int, *, beta: float = 0.9, alpha: float = 0.0,
-                   threshold: float = 1.0, delay: bool = True, surrogate: str | dict = "atan") -> dict:
+                   threshold: float = 1.0, delay: bool = True, surrogate: str | dict = "atan",
+                   max_delay: int | None = None) -> dict:
     """ArchSpec of a Loihi-exact MLP: ``[qlinear -> delay(1) -> LIF/CubaLIF(reset='zero')] * L``.
+
+    ``max_delay=K`` makes every synapse a ``qdelayed_linear`` (:class:`QDelayedLinear`: learnable per-synapse
+    delays 0..K-1, ``K <= 63``), exported as netx ``delay`` / Lava ``DelayDense``.
 
     Every synapse is followed by a one-step :class:`neurosynth.layers.Delay` because Lava's ``Dense``
     delivers its output one step late; with it the trained model and the Lava network produce the same
@@ -281,13 +321,18 @@ def loihi_mlp_spec(n_in: int, hidden: list[int], n_out: int, *, beta: float = 0.
     neuron = loihi_neuron_entry(beta=beta, alpha=alpha, threshold=threshold, surrogate=surrogate)
     layers: list[dict[str, Any]] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
-        layers.append({"type": "qlinear", "in_features": a, "out_features": b, "bias": False})
+        if max_delay is None:
+            layers.append({"type": "qlinear", "in_features": a, "out_features": b, "bias": False})
+        else:
+            layers.append({"type": "qdelayed_linear", "in_features": a, "out_features": b, "bias": False,
+                           "max_delay": int(max_delay)})
         if delay:
             layers.append({"type": "delay", "steps": 1})
         layers.append({**neuron, "params": dict(neuron["params"]), "shape": [b]})
     return {"format": FORMAT, "kind": "sequential", "target": TARGET, "input_shape": [int(n_in)],
             "layers": layers, "meta": {"family": "loihi", "weight_grid": "even ints in [-256,254] / 64",
-                                       "delay_per_synapse": 1 if delay else 0}}
+                                       "delay_per_synapse": 1 if delay else 0,
+                                       **({} if max_delay is None else {"learned_delays_max": int(max_delay) - 1})}}
 
 
 def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: list[int], n_out: int, *,
