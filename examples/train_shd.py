@@ -47,31 +47,69 @@ import time
 from neurosynth.errors import UserError
 
 PROGRAM = "examples/train_shd.py"
+ARCHS = ("recurrent", "ff", "alif", "adlif", "delays")
+#: The documented defaults of each ``--dataset`` (``--loihi`` runs: the ``"<dataset>/loihi"`` entry on top). Every
+#: option left unset takes its value from here; the run's manifest records the resolved values. SHD keeps the
+#: classic setting (100 bins of 14 ms from t = 0, 700 channels). The spoken-digits recipe was chosen on the
+#: validation voices (``experiments/recipe_spoken_digits.py``, ``docs/examples.md``).
+RECIPES: dict[str, dict] = {
+    "shd": {"align": "none", "window_ms": 1400.0, "T": 100, "channels": 700, "arch": "recurrent", "hidden": 128,
+            "layers": 1, "epochs": 30, "lr": 2e-3, "readout": "max", "dropout": 0.0, "bn": False, "shift": 0,
+            "chan_shift": 0, "max_delay": 25},
+    "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 10.0, "channels": 140, "arch": "recurrent",
+                      "hidden": 256, "layers": 1, "epochs": 30, "lr": 2e-3, "readout": "mean", "dropout": 0.2,
+                      "bn": False, "shift": 2, "chan_shift": 3, "max_delay": 25},
+    "spoken_digits/loihi": {"hidden": 256},
+}
 
 
 def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, beta_out: float = 0.95,
-                arch: str = "recurrent", reset: str = "subtract", readout: str = "li"):
-    """``arch``: ``recurrent`` (recurrent LIF, the default), ``ff`` (feed-forward LIF hidden layer) or ``alif``
-    (recurrent adaptive-threshold LIF, Bellec et al. 2018; adaptation decay 0.98, scale 0.5). ``reset``: the
-    hidden neurons' reset, ``subtract`` or ``zero`` (NIR's reset: ``neurosynth export nir`` takes only that one).
-    ``readout``: ``li`` (membrane readout) or ``lif`` (spiking output neurons, zero reset: every node of the model
-    then has an snnTorch 1.0 importer)."""
+                arch: str = "recurrent", reset: str = "subtract", readout: str = "li", dropout: float = 0.0,
+                bn: bool = False, layers: int = 1, max_delay: int = 25, generator=None):
+    """``arch``: ``recurrent`` (recurrent LIF, the default), ``ff`` (feed-forward LIF hidden layer), ``alif``
+    (recurrent adaptive-threshold LIF, Bellec et al. 2018; adaptation decay 0.98, scale 0.5), ``adlif`` (recurrent
+    adLIF, Bittar & Garner's RadLIF: per-neuron learnable time constants and adaptation, drawn uniformly in the
+    published ranges from ``generator``) or ``delays`` (feed-forward LIF whose synapses have learnable delays of
+    0..``max_delay``-1 steps, Hammouamri et al. 2023). ``layers`` hidden layers of ``hidden`` neurons, each optionally
+    followed by BatchNorm (``bn``, on the synaptic current) and dropout. ``reset``: the hidden neurons' reset,
+    ``subtract`` or ``zero`` (NIR's reset: ``neurosynth export nir`` takes only that one). ``readout``: ``li``
+    (membrane readout) or ``lif`` (spiking output neurons, zero reset: every node of the model then has an snnTorch
+    1.0 importer)."""
     import torch.nn as nn
 
     from neurosynth.layers import SNN, Recurrent
-    from neurosynth.neurons import ALIF, LI, LIF
+    from neurosynth.neurons import ALIF, LI, LIF, build_neuron
 
-    if arch == "ff":
-        hidden_layer = LIF(beta=beta, threshold=1.0, reset=reset)
-    elif arch == "alif":
-        hidden_layer = Recurrent(hidden, ALIF(beta=beta, threshold=1.0, adapt_decay=0.98, adapt_scale=0.5,
-                                              reset=reset))
-    elif arch == "recurrent":
-        hidden_layer = Recurrent(hidden, LIF(beta=beta, threshold=1.0, reset=reset))
-    else:
-        raise ValueError(f"arch must be recurrent, ff or alif; got {arch!r}")
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
+    mods: list = []
+    n = n_in
+    for _ in range(layers):
+        if arch == "delays":
+            from neurosynth.delays import DelayedLinear
+
+            mods.append(DelayedLinear(n, hidden, max_delay=max_delay, generator=generator))
+        else:
+            mods.append(nn.Linear(n, hidden))
+        if bn:
+            mods.append(nn.BatchNorm1d(hidden))
+        if arch in ("ff", "delays"):
+            mods.append(LIF(beta=beta, threshold=1.0, reset=reset))
+        elif arch == "alif":
+            mods.append(Recurrent(hidden, ALIF(beta=beta, threshold=1.0, adapt_decay=0.98, adapt_scale=0.5,
+                                               reset=reset)))
+        elif arch == "adlif":
+            neuron = build_neuron("adlif", shape=hidden, reset=reset)
+            if generator is not None:
+                neuron.init_uniform_(generator)
+            mods.append(Recurrent(hidden, neuron))
+        else:
+            mods.append(Recurrent(hidden, LIF(beta=beta, threshold=1.0, reset=reset)))
+        if dropout:
+            mods.append(nn.Dropout(dropout))
+        n = hidden
     out = LI(beta=beta_out) if readout == "li" else LIF(beta=beta_out, threshold=1.0, reset="zero")
-    return SNN(nn.Linear(n_in, hidden), hidden_layer, nn.Linear(hidden, n_out), out)
+    return SNN(*mods, nn.Linear(n, n_out), out)
 
 
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
@@ -82,15 +120,18 @@ def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float
     return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold))
 
 
-def build_model_from(args, n_in: int = 700):
+def build_model_from(args, n_in: int = 700, generator=None):
     if getattr(args, "loihi", False):
         from neurosynth.hardware.targets.loihi_qat import scale_synapses
 
         return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha),
                               args.init_gain)
-    return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", "recurrent"),
+    return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", None) or "recurrent",
                        reset=getattr(args, "reset", "subtract"),
-                       readout="lif" if getattr(args, "readout", "max") == "count" else "li")
+                       readout="lif" if getattr(args, "readout", "max") == "count" else "li",
+                       dropout=getattr(args, "dropout", None) or 0.0, bn=bool(getattr(args, "bn", False)),
+                       layers=getattr(args, "layers", None) or 1, max_delay=getattr(args, "max_delay", None) or 25,
+                       generator=generator)
 
 
 def parse_args(argv=None):
@@ -103,16 +144,43 @@ def parse_args(argv=None):
                         "DATA_ROOT/SpokenDigits (`neurosynth data generate spoken_digits --data-root DATA_ROOT`; read "
                         "as generated, whatever its options, and generated with the defaults if missing)")
     p.add_argument("--download", action="store_true", help="download SHD into --data-root if missing")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--T", type=int, default=100, help="time steps spanning 1.4 s (default 100 = 14 ms bins)")
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the dataset's recipe)")
+    p.add_argument("--T", type=int, default=None,
+                   help="time steps spanning --window-ms (SHD default 100 = 14 ms bins over 1.4 s); sets the bin width "
+                        "unless --dt-ms is given")
+    p.add_argument("--dt-ms", type=float, default=None, help="bin width in ms (default: the recipe's, or window / T)")
+    p.add_argument("--window-ms", type=float, default=None,
+                   help="the span the network sees, in ms: from t = 0 (--align none) or from --pre-ms before the "
+                        "word's onset (--align onset)")
+    p.add_argument("--align", choices=["none", "onset"], default=None,
+                   help="none: bins from t = 0 (SHD's standard); onset: the window starts --pre-ms before the onset "
+                        "found on the population spike count (host-side preprocessing, the same for the Lava check)")
+    p.add_argument("--onset-frac", type=float, default=0.1,
+                   help="--align onset: the onset is the first bin whose 10 ms population count exceeds this "
+                        "fraction of the sample's peak")
+    p.add_argument("--pre-ms", type=float, default=30.0, help="--align onset: ms kept before the onset")
+    p.add_argument("--channels", type=int, default=None,
+                   help="input channels: the 700 cochlea channels summed in groups (140 = groups of 5)")
+    p.add_argument("--hidden", type=int, default=None, help="neurons per hidden layer")
+    p.add_argument("--layers", type=int, default=None, help="hidden layers")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--readout", choices=["max", "mean", "count"], default="max",
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--readout", choices=["max", "mean", "count"], default=None,
                    help="max / mean: over time of an LI membrane readout; count: spiking output neurons read out by "
                         "spike count (with --reset zero every node of the model then imports into snnTorch 1.0)")
-    p.add_argument("--arch", choices=["recurrent", "ff", "alif"], default="recurrent",
-                   help="hidden layer: recurrent LIF (default), feed-forward LIF, or recurrent adaptive LIF (ALIF)")
+    p.add_argument("--arch", choices=list(ARCHS), default=None,
+                   help="hidden layers: recurrent LIF, feed-forward LIF, recurrent adaptive-threshold LIF (alif), "
+                        "recurrent adLIF (adlif, Bittar & Garner) or feed-forward LIF with learnable synaptic delays "
+                        "(delays, Hammouamri et al.)")
+    p.add_argument("--max-delay", type=int, default=None, help="--arch delays: delays 0..K-1 steps")
+    p.add_argument("--dropout", type=float, default=None, help="dropout after each hidden layer")
+    p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="BatchNorm on each hidden layer's synaptic current")
+    p.add_argument("--shift", type=int, default=None,
+                   help="augmentation: shift each training sample by a random -N..N steps in time")
+    p.add_argument("--chan-shift", type=int, default=None,
+                   help="augmentation: shift each training sample by a random -N..N channels (voices differ in "
+                        "pitch and formants along the cochlea's tonotopic axis)")
     p.add_argument("--reset", choices=["subtract", "zero"], default="subtract",
                    help="hidden neurons' reset; zero is NIR's, so `neurosynth export nir` can hand the model to "
                         "snnTorch and other NIR tools (--loihi models always reset to zero)")
@@ -161,34 +229,37 @@ def main(argv=None) -> int:
     import torch
     from torch.utils.data import Subset
 
-    from neurosynth.datasets import load
     from neurosynth.utils import seed_all
 
     torch.set_num_threads(args.threads)
     g = seed_all(args.seed)
-    if args.benchmark:
-        return benchmark(args, build_model_from(args), (args.T, args.batch_size, 700), 20, 8156, g)
     if args.verify_run:
         return verify_run(args.verify_run, args.verify, argv, copies=args.copies)
+    inp = apply_recipe(args)
+    if args.benchmark:
+        return benchmark(args, build_model_from(args, args.channels, g), (inp.steps, args.batch_size, args.channels), 20,
+                         8156, g)
     if args.verify and not args.loihi:
         raise UserError("--verify needs --loihi")
+    from neurosynth.apps.recipes import audio
     from neurosynth.apps.recipes import examples as ex
 
     ex.check_options(args, argv, PROGRAM, default_out="runs/shd")
-    binning = {"binary": True} if args.loihi else {}  # Loihi's input layer takes binary spikes
-    train = load(args.dataset, args.data_root, "train", T=args.T, download=args.download, **binning)
-    test = load(args.dataset, args.data_root, "test", T=args.T, download=args.download, **binning)
+    train = audio.load_audio(args.dataset, args.data_root, "train", inp, download=args.download)
+    test = audio.load_audio(args.dataset, args.data_root, "test", inp, download=args.download)
     shipped = None
     if args.dataset == "spoken_digits" and args.val_fraction is None:  # its own validation voices
-        shipped = load(args.dataset, args.data_root, "valid", T=args.T, **binning)
-    n_in = int(train[0][0].shape[-1])  # 700 for SHD; spoken_digits may be generated with other --channels
+        shipped = audio.load_audio(args.dataset, args.data_root, "valid", inp)
+    n_in = int(train[0][0].shape[-1])  # --channels (spoken_digits generated with fewer channels: still 700-wide)
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
         if shipped is not None:
             shipped = Subset(shipped, range(min(args.limit, len(shipped))))
     fit, val, split = ex.split(args, train, shipped, "the dataset's valid split: voice variants held out by family "
                                                     "(datasets/spoken_digits.py)")
-    model = build_model_from(args, n_in)
+    if args.shift or args.chan_shift:  # drawn from the loader's generator: part of the checkpoint, so --resume is exact
+        fit = audio.Augment(fit, args.shift, args.chan_shift, g)
+    model = build_model_from(args, n_in, g)
     loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[args.readout]
     if args.loihi:
         loss = "rate_ce"  # Loihi's output neurons spike: read out by spike count
@@ -202,11 +273,34 @@ def main(argv=None) -> int:
                                               copies=args.copies)
             results["loihi"]["verify_seconds"] = time.perf_counter() - t1
 
-    title = ("SHD" if args.dataset == "shd" else "spoken_digits") + " recurrent LIF" + \
-        (" (Loihi-exact)" if args.loihi else "")
+    title = ("SHD" if args.dataset == "shd" else "spoken_digits") + \
+        (" recurrent LIF (Loihi-exact)" if args.loihi else f" {args.arch}")
     return ex.train_example(args, argv, program=PROGRAM, model=model, fit=fit, val=val, test=test, split=split,
-                            loss=loss, generator=g, config=ex.config_of(args, loss=loss), title=title,
-                            curves=_curves, after=verify)
+                            loss=loss, generator=g, config=ex.config_of(args, loss=loss, input=inp.to_dict()),
+                            title=title, curves=_curves, after=verify)
+
+
+def apply_recipe(args):
+    """Fill every option left unset from :data:`RECIPES` (``args`` is changed in place, so the manifest records the
+    values used) and return the :class:`~neurosynth.apps.recipes.audio.AudioInput` they describe."""
+    from neurosynth.apps.recipes.audio import AudioInput
+
+    recipe = dict(RECIPES[args.dataset])
+    if args.loihi:
+        recipe.update(RECIPES.get(f"{args.dataset}/loihi", {}))
+    for k, v in recipe.items():
+        if k not in ("T", "dt_ms") and getattr(args, k, None) is None:
+            setattr(args, k, v)
+    if args.dt_ms is None:
+        args.dt_ms = args.window_ms / args.T if args.T else recipe.get("dt_ms") or args.window_ms / recipe["T"]
+    try:
+        inp = AudioInput(dt_ms=float(args.dt_ms), window_ms=float(args.window_ms), channels=int(args.channels),
+                         align=args.align, onset_frac=float(args.onset_frac), pre_ms=float(args.pre_ms),
+                         binary=bool(args.loihi))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    args.T = inp.steps
+    return inp
 
 
 def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
@@ -214,7 +308,6 @@ def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
     import json
     from pathlib import Path
 
-    from neurosynth.datasets import load
     from neurosynth.hardware.lava.verify import verify_samples
     from neurosynth.io import write_json
     from neurosynth.rundir import load_run
@@ -224,7 +317,7 @@ def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
     cfg = json.loads((run / "manifest.json").read_text(encoding="utf-8")).get("config", {})
     if not cfg.get("loihi"):
         raise UserError(f"{run} was not trained with --loihi; only --loihi runs can be verified in Lava")
-    test = load(cfg.get("dataset", "shd"), cfg["data_root"], "test", T=int(cfg["T"]), binary=True)
+    test = test_inputs(cfg)
     t0 = time.perf_counter()
     res = verify_samples(model, test, n, run / "loihi.h5", (int(test[0][0].shape[-1]),), copies=copies)
     res["verify_seconds"] = time.perf_counter() - t0
@@ -232,6 +325,17 @@ def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
     write_json(run / "loihi_verify.json", {"command": " ".join(map(str, command)), "dataset": cfg.get("dataset", "shd"),
                                            "data_root": cfg["data_root"], "n_test": len(test), **res})
     return 0 if res.get("netx_file") else 1
+
+
+def test_inputs(cfg: dict):
+    """The test split as a ``--loihi`` run's manifest config says it was prepared (binary spikes)."""
+    from neurosynth.apps.recipes.audio import AudioInput, load_audio
+    from neurosynth.datasets import load
+
+    if cfg.get("input"):  # runs since the recipes of issue 21: binning, channels and onset alignment recorded
+        return load_audio(cfg.get("dataset", "shd"), cfg["data_root"], "test",
+                          AudioInput.from_dict(cfg["input"]).replace(binary=True))
+    return load(cfg.get("dataset", "shd"), cfg["data_root"], "test", T=int(cfg["T"]), binary=True)
 
 
 def benchmark(args, model, shape, n_classes, n_train, g) -> int:
