@@ -265,6 +265,8 @@ def main(argv=None) -> int:
         loss = "rate_ce"  # Loihi's output neurons spike: read out by spike count
 
     def verify(run, model, results):
+        if args.loihi:  # the integer network Lava runs bit for bit, on every test sample (numpy, no Lava needed)
+            results["loihi_fixed"] = fixed_point_accuracy(model, test, (n_in,))
         if args.loihi and args.verify:
             from neurosynth.hardware.lava.verify import verify_samples
 
@@ -325,6 +327,41 @@ def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
     write_json(run / "loihi_verify.json", {"command": " ".join(map(str, command)), "dataset": cfg.get("dataset", "shd"),
                                            "data_root": cfg["data_root"], "n_test": len(test), **res})
     return 0 if res.get("netx_file") else 1
+
+
+def fixed_point_accuracy(model, samples, input_shape, batch: int = 100) -> dict:
+    """Accuracy of the fixed-point network a ``--loihi`` model exports to (``neurosynth.hardware.lava.reference``'s
+    integer simulation, which ``--verify`` checks bit-exact against Lava) on every sample, read out as the Lava check
+    does (spike counts over the ``T`` steps after the network's lag)."""
+    import numpy as np
+    import torch
+
+    from neurosynth.hardware.lava.ir import check_fixed, extract
+    from neurosynth.hardware.lava.reference import simulate
+
+    model.eval()
+    net = extract(model, input_shape)
+    check_fixed(net)
+    lag = net.torch_shifts()[-1]
+    correct = agree = 0
+    t0 = time.process_time()
+    for s in range(0, len(samples), batch):
+        pairs = [samples[i] for i in range(s, min(s + batch, len(samples)))]
+        x = (torch.stack([torch.as_tensor(p[0]) for p in pairs], 1) > 0).float()  # [T, B, N] binary, as verify
+        y = np.array([int(p[1]) for p in pairs])
+        T = x.shape[0]
+        xp = np.concatenate([x.numpy(), np.zeros((lag, *x.shape[1:]), np.float32)]).astype(np.uint8)
+        out = simulate(net, xp, "fixed").output[lag:lag + T]
+        pred = out.sum(0).reshape(len(pairs), -1).argmax(-1)
+        with torch.no_grad():
+            tp = model(x).sum(0).argmax(-1).numpy()
+        correct += int((pred == y).sum())
+        agree += int((pred == tp).sum())
+    n = len(samples)
+    return {"accuracy": correct / n, "samples": n, "prediction_agreement_with_torch": agree / n,
+            "cpu_seconds": round(time.process_time() - t0, 1),
+            "how": "neurosynth.hardware.lava.reference.simulate(net, x, 'fixed') on the exported integer network "
+                   "(the network --verify runs in Lava and checks bit-exact)"}
 
 
 def test_inputs(cfg: dict):

@@ -205,3 +205,20 @@ def test_train_shd_spoken_digits_recipe_defaults():
     shd = mod.parse_args(["--data-root", "x"])
     inp = mod.apply_recipe(shd)  # SHD keeps the classic preprocessing: 100 bins of 14 ms from t = 0, 700 channels
     assert (shd.T, inp.dt_ms, inp.channels, inp.align) == (100, 14.0, 700, "none")
+
+
+def test_train_shd_loihi_reports_the_fixed_point_accuracy_on_every_test_sample(tmp_path):
+    """--loihi (no Lava needed): the integer network's accuracy on the whole test split, onset-aligned binary
+    input; it agrees with the torch model's predictions (the QAT model is the fixed-point network)."""
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=12, n_test=6, seed=1, max_events=200, informative=True)
+    out = tmp_path / "run"
+    argv = ["--data-root", str(tmp_path / "data"), "--loihi", "--epochs", "1", "--align", "onset", "--window-ms",
+            "300", "--dt-ms", "20", "--channels", "140", "--hidden", "8", "--batch-size", "4", "--val-fraction",
+            "0.25", "--out", str(out), "--no-progress"]
+    assert _module("train_shd").main(argv) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    fixed = m["loihi_fixed"]
+    assert fixed["samples"] == 6 and 0 <= fixed["accuracy"] <= 1
+    assert fixed["prediction_agreement_with_torch"] >= 5 / 6
+    assert json.loads((out / "manifest.json").read_text())["config"]["input"]["binary"] is True
