@@ -54,12 +54,13 @@ ARCHS = ("recurrent", "ff", "alif", "adlif", "delays")
 #: validation voices (``experiments/recipe_spoken_digits.py``, ``docs/examples.md``).
 RECIPES: dict[str, dict] = {
     "shd": {"align": "none", "window_ms": 1400.0, "T": 100, "channels": 700, "arch": "recurrent", "hidden": 128,
-            "layers": 1, "epochs": 30, "lr": 2e-3, "readout": "max", "dropout": 0.0, "bn": False, "shift": 0,
-            "chan_shift": 0, "max_delay": 25},
-    "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 10.0, "channels": 140, "arch": "recurrent",
-                      "hidden": 256, "layers": 1, "epochs": 30, "lr": 2e-3, "readout": "mean", "dropout": 0.2,
-                      "bn": False, "shift": 2, "chan_shift": 3, "max_delay": 25},
-    "spoken_digits/loihi": {"hidden": 256},
+            "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "max", "dropout": 0.0, "bn": False,
+            "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0},
+    "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 10.0, "channels": 140, "arch": "adlif",
+                      "hidden": 256, "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "mean",
+                      "dropout": 0.2, "bn": True, "shift": 2, "chan_shift": 0, "max_delay": 25, "alpha": 0.0},
+    # the Loihi-exact model (recurrent LIF/CubaLIF, 8-bit QAT, binary input) on the same onset-aligned input
+    "spoken_digits/loihi": {"lr": 5e-3, "batch_size": 32, "alpha": 0.5, "bn": False, "dropout": 0.0},
 }
 
 
@@ -163,7 +164,7 @@ def parse_args(argv=None):
                    help="input channels: the 700 cochlea channels summed in groups (140 = groups of 5)")
     p.add_argument("--hidden", type=int, default=None, help="neurons per hidden layer")
     p.add_argument("--layers", type=int, default=None, help="hidden layers")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--readout", choices=["max", "mean", "count"], default=None,
                    help="max / mean: over time of an LI membrane readout; count: spiking output neurons read out by "
@@ -193,7 +194,7 @@ def parse_args(argv=None):
     p.add_argument("--loihi", action="store_true",
                    help="train the Loihi-exact recurrent model (binary spikes, 8-bit QAT, zero reset, one-step "
                         "synaptic delays, spike-count readout); see the module docstring")
-    p.add_argument("--alpha", type=float, default=0.0, help="--loihi: current decay (0: LIF, > 0: CubaLIF)")
+    p.add_argument("--alpha", type=float, default=None, help="--loihi: current decay (0: LIF, > 0: CubaLIF)")
     p.add_argument("--beta", type=float, default=0.95, help="--loihi: membrane decay")
     p.add_argument("--init-gain", type=float, default=3.0,
                    help="--loihi: multiply the initial weights by this (8-bit rounding zeroes small initial weights; "
