@@ -83,7 +83,8 @@ def _delays():
 
 
 def build(arch: str, n_in: int, hidden: int, dropout: float, beta: float, beta_out: float, layers: int = 1,
-          alpha: float = 0.0, max_delay: int = 12, bn: bool = False):
+          alpha: float = 0.0, max_delay: int = 12, bn: bool = False,
+          seed: int = 0, init_gain: float = 3.0):
     import torch.nn as nn
 
     from neurosynth.layers import SNN, Recurrent
@@ -93,7 +94,7 @@ def build(arch: str, n_in: int, hidden: int, dropout: float, beta: float, beta_o
         from neurosynth.arch import build as build_spec
         from neurosynth.hardware.targets.loihi_qat import loihi_rsnn_spec, scale_synapses
 
-        return scale_synapses(build_spec(loihi_rsnn_spec(n_in, hidden, 20, beta=beta, alpha=alpha)), 3.0)
+        return scale_synapses(build_spec(loihi_rsnn_spec(n_in, hidden, 20, beta=beta, alpha=alpha)), init_gain)
     mods: list = []
     n = n_in
     for _ in range(layers):
@@ -113,6 +114,14 @@ def build(arch: str, n_in: int, hidden: int, dropout: float, beta: float, beta_o
             mods.append(LIF(beta=beta, threshold=1.0, shape=hidden, learn_beta=True))
         elif arch == "rec":
             mods.append(Recurrent(hidden, LIF(beta=beta, threshold=1.0, shape=hidden, learn_beta=True)))
+        elif arch in ("adlif", "radlif", "se_adlif", "rse_adlif"):
+            import torch
+
+            from neurosynth.neurons import build_neuron
+
+            neuron = build_neuron(arch.removeprefix("r") if arch.startswith("r") else arch, shape=hidden)
+            neuron.init_uniform_(torch.Generator().manual_seed(seed))
+            mods.append(Recurrent(hidden, neuron) if arch.startswith("r") else neuron)
         elif arch == "alif":
             mods.append(Recurrent(hidden, ALIF(beta=beta, threshold=1.0, adapt_decay=0.98, adapt_scale=0.5,
                                                shape=hidden)))
@@ -155,13 +164,15 @@ def main(argv=None) -> int:
     p.add_argument("--onset-frac", type=float, default=0.1)
     p.add_argument("--binary", action="store_true")
     p.add_argument("--log1p", action="store_true")
-    p.add_argument("--arch", default="rec", choices=["ff", "rec", "alif", "loihi", "delays"])
+    p.add_argument("--arch", default="rec", choices=["ff", "rec", "alif", "loihi", "delays", "adlif", "radlif", "se_adlif",
+                                                     "rse_adlif"])
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--beta", type=float, default=0.95)
     p.add_argument("--max-delay", type=int, default=12, help="delays: taps K (delays 0..K-1 steps)")
     p.add_argument("--bn", action="store_true", help="BatchNorm1d after each hidden Linear (not for Loihi)")
+    p.add_argument("--init-gain", type=float, default=3.0, help="loihi: initial weights x this")
     p.add_argument("--alpha", type=float, default=0.0, help="loihi: current decay (CubaLIF)")
     p.add_argument("--beta-out", type=float, default=0.95)
     p.add_argument("--readout", default="softmax_sum", choices=["softmax_sum", "max", "mean", "count"])
@@ -196,7 +207,7 @@ def main(argv=None) -> int:
     Xtr, Xva = prep(xtr), prep(xva)
     Ytr, Yva = torch.from_numpy(ytr), torch.from_numpy(yva)
     model = build(args.arch, Xtr.shape[-1], args.hidden, args.dropout, args.beta, args.beta_out, args.layers,
-                  args.alpha, args.max_delay, args.bn)
+                  args.alpha, args.max_delay, args.bn, args.seed, args.init_gain)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     log = Path(args.log)
