@@ -55,12 +55,14 @@ ARCHS = ("recurrent", "ff", "alif", "adlif", "delays")
 RECIPES: dict[str, dict] = {
     "shd": {"align": "none", "window_ms": 1400.0, "T": 100, "channels": 700, "arch": "recurrent", "hidden": 128,
             "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "max", "dropout": 0.0, "bn": False,
-            "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0},
+            "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0, "init_gain": 3.0},
     "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 10.0, "channels": 140, "arch": "adlif",
                       "hidden": 256, "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "mean",
-                      "dropout": 0.2, "bn": True, "shift": 2, "chan_shift": 0, "max_delay": 25, "alpha": 0.0},
+                      "dropout": 0.2, "bn": True, "shift": 2, "chan_shift": 0, "max_delay": 25, "alpha": 0.0,
+                      "init_gain": 3.0},
     # the Loihi-exact model (recurrent LIF/CubaLIF, 8-bit QAT, binary input) on the same onset-aligned input
-    "spoken_digits/loihi": {"lr": 5e-3, "batch_size": 32, "alpha": 0.5, "bn": False, "dropout": 0.0},
+    "spoken_digits/loihi": {"arch": "recurrent", "lr": 1e-3, "batch_size": 64, "alpha": 0.0, "init_gain": 1.0, "bn": False,
+                            "dropout": 0.0},
 }
 
 
@@ -196,9 +198,9 @@ def parse_args(argv=None):
                         "synaptic delays, spike-count readout); see the module docstring")
     p.add_argument("--alpha", type=float, default=None, help="--loihi: current decay (0: LIF, > 0: CubaLIF)")
     p.add_argument("--beta", type=float, default=0.95, help="--loihi: membrane decay")
-    p.add_argument("--init-gain", type=float, default=3.0,
+    p.add_argument("--init-gain", type=float, default=None,
                    help="--loihi: multiply the initial weights by this (8-bit rounding zeroes small initial weights; "
-                        "default 3.0)")
+                        "SHD default 3.0)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="--loihi: export loihi.h5 and verify it in Lava (float and fixed point) on N test samples")
     p.add_argument("--copies", type=int, default=None, metavar="R",
