@@ -222,3 +222,26 @@ def test_train_shd_loihi_reports_the_fixed_point_accuracy_on_every_test_sample(t
     assert fixed["samples"] == 6 and 0 <= fixed["accuracy"] <= 1
     assert fixed["prediction_agreement_with_torch"] >= 5 / 6
     assert json.loads((out / "manifest.json").read_text())["config"]["input"]["binary"] is True
+
+
+def test_train_shd_delays_arch_runs_and_reloads(tmp_path):
+    """--arch delays (learnable synaptic delays): the run's arch.json rebuilds the model, which reproduces the
+    test accuracy (eval mode: rounded one-tap delays)."""
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=8, n_test=4, seed=2, max_events=100)
+    out = tmp_path / "run"
+    argv = ["--data-root", str(tmp_path / "data"), "--epochs", "1", "--T", "10", "--channels", "140", "--arch",
+            "delays", "--max-delay", "4", "--layers", "2", "--hidden", "8", "--batch-size", "4", "--readout", "mean",
+            "--val-fraction", "0.25", "--out", str(out), "--no-progress"]
+    assert _module("train_shd").main(argv) == 0
+    spec = json.loads((out / "arch.json").read_text())
+    assert [layer["type"] for layer in spec["layers"]].count("delayed_linear") == 2
+
+    def loader():
+        from neurosynth.apps.recipes.audio import AudioInput, load_audio
+        from neurosynth.datasets import collate_time_first
+
+        ds = load_audio("shd", tmp_path / "data", "test", AudioInput(dt_ms=140.0, channels=140))
+        return torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate_time_first)
+
+    _check_run(out, 4, "mean_membrane_ce", loader)
