@@ -245,3 +245,21 @@ def test_train_shd_delays_arch_runs_and_reloads(tmp_path):
         return torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate_time_first)
 
     _check_run(out, 4, "mean_membrane_ce", loader)
+
+
+def test_energy_cli_reads_the_recorded_input_of_an_onset_aligned_run(tmp_path, capsys):
+    """`neurosynth energy --model RUN` rebuilds the run's input (onset-aligned, 140 channels, 15 steps) from the
+    manifest: the model's 140 inputs receive spikes (it would not run on 700-wide frames)."""
+    from neurosynth.apps.cli import main as cli
+
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "d", 8, 4, 3, max_events=150)
+    run = tmp_path / "run"
+    assert _module("train_shd").main(["--data-root", str(tmp_path / "d"), "--epochs", "1", "--align", "onset",
+                                      "--window-ms", "300", "--dt-ms", "20", "--channels", "140", "--hidden", "8",
+                                      "--batch-size", "4", "--val-fraction", "0.25", "--out", str(run),
+                                      "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli(["energy", "--model", str(run), "--no-progress"]) == 0
+    assert "T=15" in capsys.readouterr().out
+    assert json.loads((run / "energy.json").read_text())["counts"]["syn_ops"] > 0
