@@ -324,8 +324,14 @@ def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
         raise UserError(f"{run} was not trained with --loihi; only --loihi runs can be verified in Lava")
     test = test_inputs(cfg)
     t0 = time.perf_counter()
-    res = verify_samples(model, test, n, run / "loihi.h5", (int(test[0][0].shape[-1]),), copies=copies)
+    shape = (int(test[0][0].shape[-1]),)
+    res = verify_samples(model, test, n, run / "loihi.h5", shape, copies=copies)
     res["verify_seconds"] = time.perf_counter() - t0
+    # the integer reference on the same samples: equals Lava's fixed-point accuracy when the check is bit-exact
+    # (what makes the reference's accuracy on the whole test split, metrics.json "loihi_fixed", Lava's)
+    from torch.utils.data import Subset
+
+    res["reference_fixed_same_samples"] = fixed_point_accuracy(model, Subset(test, range(min(n, len(test)))), shape)
     command = [sys.executable, *sys.argv] if argv is None else ["examples/train_shd.py", *argv]
     write_json(run / "loihi_verify.json", {"command": " ".join(map(str, command)), "dataset": cfg.get("dataset", "shd"),
                                            "data_root": cfg["data_root"], "n_test": len(test), **res})
