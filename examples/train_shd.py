@@ -225,6 +225,7 @@ def parse_args(argv=None):
         p.error("--verify-run RUN_DIR needs --verify N")
     if not args.data_root and not args.benchmark and not args.verify_run:
         p.error("--data-root DIR is required (only --benchmark N and --verify-run RUN_DIR run without it)")
+    fill_recipe(args)
     return args
 
 
@@ -289,11 +290,9 @@ def main(argv=None) -> int:
                             title=title, curves=_curves, after=verify)
 
 
-def apply_recipe(args):
-    """Fill every option left unset from :data:`RECIPES` (``args`` is changed in place, so the manifest records the
-    values used) and return the :class:`~neurosynth.apps.recipes.audio.AudioInput` they describe."""
-    from neurosynth.apps.recipes.audio import AudioInput
-
+def fill_recipe(args) -> None:
+    """Fill every option left unset from :data:`RECIPES` (in place, so the manifest records the values used);
+    ``parse_args`` calls it. Idempotent."""
     recipe = dict(RECIPES[args.dataset])
     if args.loihi:
         recipe.update(RECIPES.get(f"{args.dataset}/loihi", {}))
@@ -302,6 +301,16 @@ def apply_recipe(args):
             setattr(args, k, v)
     if args.dt_ms is None:
         args.dt_ms = args.window_ms / args.T if args.T else recipe.get("dt_ms") or args.window_ms / recipe["T"]
+    if args.T is None:
+        args.T = max(1, int(round(args.window_ms / args.dt_ms)))
+
+
+def apply_recipe(args):
+    """:func:`fill_recipe`, then the :class:`~neurosynth.apps.recipes.audio.AudioInput` the options describe (a bad
+    value is a UserError); ``args.T`` becomes its number of steps."""
+    from neurosynth.apps.recipes.audio import AudioInput
+
+    fill_recipe(args)
     try:
         inp = AudioInput(dt_ms=float(args.dt_ms), window_ms=float(args.window_ms), channels=int(args.channels),
                          align=args.align, onset_frac=float(args.onset_frac), pre_ms=float(args.pre_ms),
