@@ -57,13 +57,13 @@ RECIPES: dict[str, dict] = {
             "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "max", "dropout": 0.0, "bn": False,
             "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0, "init_gain": 3.0,
             "loihi_loss": "rate_ce"},
-    "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 10.0, "channels": 140, "arch": "adlif",
-                      "hidden": 256, "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "mean",
+    "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 20.0, "channels": 140, "arch": "adlif",
+                      "hidden": 256, "layers": 2, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "mean",
                       "dropout": 0.2, "bn": True, "shift": 2, "chan_shift": 0, "max_delay": 25, "alpha": 0.0,
                       "init_gain": 3.0, "loihi_loss": "rate_ce"},
     # the Loihi-exact model (recurrent LIF/CubaLIF, 8-bit QAT, binary input) on the same onset-aligned input
-    "spoken_digits/loihi": {"arch": "recurrent", "loihi_loss": "count_mse", "lr": 1e-3, "batch_size": 64,
-                            "alpha": 0.0, "init_gain": 1.0, "bn": False, "dropout": 0.0},
+    "spoken_digits/loihi": {"arch": "recurrent", "layers": 1, "dt_ms": 10.0, "loihi_loss": "count_mse", "epochs": 20,
+                            "lr": 2e-3, "batch_size": 64, "alpha": 0.0, "init_gain": 3.0, "bn": False, "dropout": 0.0},
 }
 
 
