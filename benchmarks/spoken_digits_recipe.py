@@ -27,7 +27,7 @@ def _run(path) -> dict:
     man = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
     met = json.loads((p / "metrics.json").read_text(encoding="utf-8"))
     res = man.get("results", {})
-    data = {d.get("split"): d.get("sha256") for d in man.get("datasets", []) if isinstance(d, dict)}
+    data = {k.split("/")[-1]: v.get("sha256") for k, v in (man.get("datasets") or {}).items() if isinstance(v, dict)}
     out = {"run": str(p), "command": " ".join(man["command"]) if isinstance(man.get("command"), list)
            else man.get("command"), "seed": man.get("seed"), "test_accuracy": res["test_accuracy"],
            "val_accuracy": res.get("val_accuracy"), "chosen_epoch": res.get("chosen_epoch"),
@@ -37,7 +37,8 @@ def _run(path) -> dict:
            "model": {k: man["config"].get(k) for k in ("arch", "hidden", "layers", "bn", "dropout", "readout", "lr",
                                                        "batch_size", "shift", "chan_shift", "max_delay", "loihi",
                                                        "alpha", "beta", "init_gain")},
-           "dataset_sha256": data, "machine": man.get("hardware") or man.get("machine")}
+           "dataset_sha256": data, "machine": man.get("hardware") or man.get("machine"),
+           "git_commit": man.get("git_commit")}
     if "loihi_fixed" in met:
         out["loihi_fixed"] = met["loihi_fixed"]
     ver = p / "loihi_verify.json"
@@ -59,6 +60,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--float", nargs="+", required=True, help="run directories of the float recipe (first: seed 0)")
     p.add_argument("--loihi", nargs="+", required=True, help="run directories of the --loihi variant")
+    p.add_argument("--candidates", nargs="*", default=[],
+                   help="run directories of configurations that were trained to the end but lost on validation "
+                        "(recorded with their validation and test accuracies)")
+    p.add_argument("--cpu-seconds", default="{}",
+                   help='JSON {"RUN_DIR": seconds}: CPU time of a run\'s process measured outside it (the runs record '
+                        "wall time, which on a shared machine is not the cost)")
     p.add_argument("--baselines", default="benchmarks/results/spoken_digits_baselines.json")
     p.add_argument("--out", default="benchmarks/results/spoken_digits_recipe.json")
     args = p.parse_args(argv)
@@ -68,8 +75,13 @@ def main(argv=None) -> int:
     base = json.loads(Path(args.baselines).read_text(encoding="utf-8"))
     fl = [_run(r) for r in args.float]
     lo = [_run(r) for r in args.loihi]
+    cand = [_run(r) for r in args.candidates]
+    cpu = json.loads(args.cpu_seconds)
+    for r in fl + lo + cand:
+        if r["run"] in cpu:
+            r["training_cpu_seconds"] = cpu[r["run"]]
     sha = base["protocol"]["dataset"]["sha256"]
-    for r in fl + lo:
+    for r in fl + lo + cand:
         for split, h in r["dataset_sha256"].items():
             if split in sha and h and h != sha[split]:
                 raise UserError(f"{r['run']} was trained on other {split} files than the baselines ({h[:12]} vs "
@@ -91,7 +103,7 @@ def main(argv=None) -> int:
             "seeds": {"float": _spread(fl, lambda r: r["test_accuracy"]),
                       "loihi_fixed": _spread(lo, lambda r: r["loihi_fixed"]["accuracy"])} if len(fl) > 1 or len(lo) > 1
             else None,
-            "float_runs": fl[1:], "loihi_runs": lo[1:],
+            "float_runs": fl[1:], "loihi_runs": lo[1:], "candidates_not_chosen": cand,
             "baselines_command": base["protocol"].get("command"),
             "command": "python benchmarks/spoken_digits_recipe.py " + " ".join(
                 argv if argv is not None else __import__("sys").argv[1:]),
