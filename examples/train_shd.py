@@ -33,8 +33,8 @@ bit-exact vs the integer reference; accuracies side by side) and estimates the e
 (``neurosynth data generate spoken_digits --data-root DATA_ROOT``; SHD layout, test voices unseen in training) with
 its recipe as the defaults (``RECIPES``; chosen on the validation voices, ``docs/recipe_spoken_digits.md``): an
 onset-aligned 0.7 s window (host-side preprocessing, ``--align onset``), 20 ms bins of 140 channel groups, 2 x
-recurrent adLIF 256 with BatchNorm and dropout, +-2-step time shifts, 30 epochs (87.4% test on the default files;
-the GRU baseline 90.4%). With ``--loihi``: 10 ms binary bins, recurrent LIF 256, count-MSE loss, 20 epochs (47.5% in
+recurrent adLIF 256 with BatchNorm and dropout, +-2-step time shifts, 60 epochs (87.0% test on the default files;
+the GRU baseline 90.4%). With ``--loihi``: 10 ms binary bins, recurrent LIF 256, count-MSE loss, 40 epochs (61.1% in
 fixed point). ``--verify N --verify-run RUN_DIR`` runs only the Lava check, on a saved ``--loihi`` run (dataset,
 data root and input pipeline from its manifest), and writes ``RUN_DIR/loihi.h5`` and ``RUN_DIR/loihi_verify.json``:
 
@@ -63,11 +63,11 @@ RECIPES: dict[str, dict] = {
             "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0, "init_gain": 3.0,
             "loihi_loss": "rate_ce"},
     "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 20.0, "channels": 140, "arch": "adlif",
-                      "hidden": 256, "layers": 2, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "mean",
+                      "hidden": 256, "layers": 2, "epochs": 60, "lr": 2e-3, "batch_size": 64, "readout": "mean",
                       "dropout": 0.2, "bn": True, "shift": 2, "chan_shift": 0, "max_delay": 25, "alpha": 0.0,
                       "init_gain": 3.0, "loihi_loss": "rate_ce"},
     # the Loihi-exact model (recurrent LIF/CubaLIF, 8-bit QAT, binary input) on the same onset-aligned input
-    "spoken_digits/loihi": {"arch": "recurrent", "layers": 1, "dt_ms": 10.0, "loihi_loss": "count_mse", "epochs": 20,
+    "spoken_digits/loihi": {"arch": "recurrent", "layers": 1, "dt_ms": 10.0, "loihi_loss": "count_mse", "epochs": 40,
                             "lr": 2e-3, "batch_size": 64, "alpha": 0.0, "init_gain": 3.0, "bn": False, "dropout": 0.0},
 }
 
