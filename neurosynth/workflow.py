@@ -371,6 +371,7 @@ def train_select(model, train_loader: Iterable, val_loader: Iterable | None, con
     epochs = config.epochs
     bar = tqdm(range(start, epochs), desc="train", unit="epoch", disable=not progress, leave=False,
                initial=start, total=epochs)
+
     for epoch in bar:
         t0 = time.perf_counter()
         begin_epoch(model, epoch, epochs)

@@ -67,8 +67,14 @@ def _inputs(args, run_path, manifest: dict):
 
         from neurosynth.datasets import collate_time_first, load
 
-        test = load(entry.name, cfg["data_root"], "test", T=int(cfg.get("T", entry.default_T)),
-                    binary=bool(cfg.get("loihi")), **entry.offline)
+        if cfg.get("input"):  # the run recorded its input pipeline (binning, channels, onset alignment)
+            from neurosynth.apps.recipes.audio import AudioInput, load_audio
+
+            inp = AudioInput.from_dict(cfg["input"]).replace(binary=bool(cfg.get("loihi")))
+            test = load_audio(entry.name, cfg["data_root"], "test", inp, **entry.offline)
+        else:
+            test = load(entry.name, cfg["data_root"], "test", T=int(cfg.get("T", entry.default_T)),
+                        binary=bool(cfg.get("loihi")), **entry.offline)
         return (DataLoader(test, batch_size=64, collate_fn=collate_time_first),
                 f"SHD-layout test split in {cfg['data_root']}, T={cfg.get('T', 100)}")
     raise UserError(f"{run_path} does not say which dataset it was trained on (no digits config in manifest.json); "

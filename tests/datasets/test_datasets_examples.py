@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,159 @@ def test_train_dvs_gesture_example_on_nfashion(tmp_path, monkeypatch):
 
     _check_run(out, 3, "mean_membrane_ce", loader)
     assert json.loads((out / "manifest.json").read_text())["config"]["dataset"] == "nfashion_mnist"
+
+
+# ----------------------------------------------------------------------------- the audio recipes' input pipeline
+def test_onset_step_finds_the_word_not_the_first_spike():
+    from neurosynth.apps.recipes.audio import onset_step
+
+    pop = [1, 0, 1, 1, 0, 2, 30, 60, 100, 80, 1]  # spontaneous spikes from step 0, the word from step 6
+    assert onset_step(pop, 0.1, 1) == 6  # first count above 10 (10% of the peak 100)
+    assert onset_step(pop, 0.5, 1) == 7
+    assert onset_step(pop, 0.1, 2) == 5  # a 2-step moving sum: the window [5, 6] is the first above 0.1 * 180
+    assert onset_step([0, 0, 0], 0.1, 1) == 0  # silence: no shift
+    assert onset_step(pop, 0.0, 1) == 0  # frac 0: the first non-silent step (the first spike)
+
+
+def test_align_frames_cuts_the_window_from_before_the_onset_and_clips_after():
+    from neurosynth.apps.recipes.audio import AudioInput, align_frames
+
+    frames = np.zeros((50, 3), np.float32)
+    frames[:, 0] = 1  # background
+    frames[20:30, 1] = 7  # the word: steps 20..29
+    inp = AudioInput(dt_ms=10.0, window_ms=100.0, channels=3, align="onset", pre_ms=20.0, onset_frac=0.5)
+    x = align_frames(frames, inp)
+    assert x.shape == (10, 3)
+    np.testing.assert_array_equal(x, frames[18:28])  # 2 steps (20 ms) before the onset at step 20
+    late = np.zeros((25, 3), np.float32)
+    late[20:, 2] = 3.0
+    x = align_frames(late, inp)  # the window runs past the end: zero-padded, the counts kept
+    np.testing.assert_array_equal(x[:7, 2], [0, 0, 3, 3, 3, 3, 3])
+    assert not x[7:].any()
+    xb = align_frames(late, inp.replace(binary=True))  # binary after the alignment: the onset is found on counts
+    np.testing.assert_array_equal(xb, np.minimum(x, 1))
+    plain = AudioInput(dt_ms=10.0, window_ms=100.0, channels=3)  # align none: the first 10 steps
+    np.testing.assert_array_equal(align_frames(frames, plain), frames[:10])
+
+
+def test_shift_frames_moves_without_wrapping_and_round_trips_inside():
+    from neurosynth.apps.recipes.audio import shift_frames
+
+    x = torch.arange(1, 21, dtype=torch.float32).reshape(5, 4)
+    y = shift_frames(x, 2, -1)
+    assert torch.equal(y[2:, :3], x[:3, 1:]) and not y[:2].any() and not y[:, 3].any()
+    assert torch.equal(shift_frames(y, -2, 1)[:3, 1:], x[:3, 1:])  # what stayed inside comes back
+    assert not shift_frames(x, 5, 0).any() and torch.equal(shift_frames(x, 0, 0), x)
+
+
+@pytest.mark.parametrize("bad", [{"dt_ms": 0}, {"window_ms": 5.0, "dt_ms": 10.0}, {"channels": 701},
+                                 {"align": "peak"}, {"onset_frac": 1.0}, {"pre_ms": 2000.0}])
+def test_audio_input_refuses_bad_values(bad):
+    from neurosynth.apps.recipes.audio import AudioInput
+
+    with pytest.raises(ValueError):
+        AudioInput(**bad)
+
+
+def test_train_shd_recipe_options_onset_aligned_140_channels(tmp_path):
+    """The spoken-digits style pipeline on an SHD fixture: onset-aligned 140-channel input, augmentation, adLIF
+    with BN and dropout; the manifest records the input and the saved model reproduces the test accuracy on the
+    inputs rebuilt from it (what --verify-run and energy read)."""
+    from neurosynth.apps.recipes.audio import AudioInput, load_audio
+
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=12, n_test=4, seed=0, max_events=200)
+    out = tmp_path / "run"
+    mod = _module("train_shd")
+    argv = ["--data-root", str(tmp_path / "data"), "--epochs", "1", "--align", "onset", "--window-ms", "200",
+            "--dt-ms", "20", "--channels", "140", "--arch", "adlif", "--bn", "--dropout", "0.2", "--shift", "1",
+            "--chan-shift", "2", "--hidden", "8", "--batch-size", "4", "--readout", "mean", "--val-fraction", "0.25",
+            "--out", str(out), "--no-progress"]
+    assert mod.main(argv) == 0
+    cfg = json.loads((out / "manifest.json").read_text())["config"]
+    inp = AudioInput.from_dict(cfg["input"])
+    assert inp == AudioInput(dt_ms=20.0, window_ms=200.0, channels=140, align="onset")
+    assert cfg["T"] == 10 and cfg["arch"] == "adlif" and cfg["lr"] == mod.RECIPES["shd"]["lr"]  # unset: the recipe
+
+    def loader():
+        from neurosynth.datasets import collate_time_first
+
+        ds = load_audio("shd", tmp_path / "data", "test", inp)
+        assert tuple(ds[0][0].shape) == (10, 140)
+        return torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate_time_first)
+
+    _check_run(out, 4, "mean_membrane_ce", loader)
+
+
+def test_train_shd_spoken_digits_recipe_defaults():
+    """--dataset spoken_digits without options runs the documented recipe; explicit options win."""
+    mod = _module("train_shd")
+    args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits"])
+    inp = mod.apply_recipe(args)
+    rec = mod.RECIPES["spoken_digits"]
+    assert inp.align == "onset" and inp.channels == rec["channels"] and inp.dt_ms == rec["dt_ms"]
+    assert args.T == round(rec["window_ms"] / rec["dt_ms"]) and args.arch == rec["arch"]
+    args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--T", "35", "--arch", "ff"])
+    inp = mod.apply_recipe(args)
+    assert args.T == 35 and inp.dt_ms == rec["window_ms"] / 35 and args.arch == "ff"
+    shd = mod.parse_args(["--data-root", "x"])
+    inp = mod.apply_recipe(shd)  # SHD keeps the classic preprocessing: 100 bins of 14 ms from t = 0, 700 channels
+    assert (shd.T, inp.dt_ms, inp.channels, inp.align) == (100, 14.0, 700, "none")
+
+
+def test_train_shd_loihi_reports_the_fixed_point_accuracy_on_every_test_sample(tmp_path):
+    """--loihi (no Lava needed): the integer network's accuracy on the whole test split, onset-aligned binary
+    input; it agrees with the torch model's predictions (the QAT model is the fixed-point network)."""
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=12, n_test=6, seed=1, max_events=200, informative=True)
+    out = tmp_path / "run"
+    argv = ["--data-root", str(tmp_path / "data"), "--loihi", "--epochs", "1", "--align", "onset", "--window-ms",
+            "300", "--dt-ms", "20", "--channels", "140", "--hidden", "8", "--batch-size", "4", "--val-fraction",
+            "0.25", "--out", str(out), "--no-progress"]
+    assert _module("train_shd").main(argv) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    fixed = m["loihi_fixed"]
+    assert fixed["samples"] == 6 and 0 <= fixed["accuracy"] <= 1
+    assert fixed["prediction_agreement_with_torch"] >= 5 / 6
+    assert json.loads((out / "manifest.json").read_text())["config"]["input"]["binary"] is True
+
+
+def test_train_shd_delays_arch_runs_and_reloads(tmp_path):
+    """--arch delays (learnable synaptic delays): the run's arch.json rebuilds the model, which reproduces the
+    test accuracy (eval mode: rounded one-tap delays)."""
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=8, n_test=4, seed=2, max_events=100)
+    out = tmp_path / "run"
+    argv = ["--data-root", str(tmp_path / "data"), "--epochs", "1", "--T", "10", "--channels", "140", "--arch",
+            "delays", "--max-delay", "4", "--layers", "2", "--hidden", "8", "--batch-size", "4", "--readout", "mean",
+            "--val-fraction", "0.25", "--out", str(out), "--no-progress"]
+    assert _module("train_shd").main(argv) == 0
+    spec = json.loads((out / "arch.json").read_text())
+    assert [layer["type"] for layer in spec["layers"]].count("delayed_linear") == 2
+
+    def loader():
+        from neurosynth.apps.recipes.audio import AudioInput, load_audio
+        from neurosynth.datasets import collate_time_first
+
+        ds = load_audio("shd", tmp_path / "data", "test", AudioInput(dt_ms=140.0, channels=140))
+        return torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate_time_first)
+
+    _check_run(out, 4, "mean_membrane_ce", loader)
+
+
+def test_energy_cli_reads_the_recorded_input_of_an_onset_aligned_run(tmp_path, capsys):
+    """`neurosynth energy --model RUN` rebuilds the run's input (onset-aligned, 140 channels, 15 steps) from the
+    manifest: the model's 140 inputs receive spikes (it would not run on 700-wide frames)."""
+    from neurosynth.apps.cli import main as cli
+
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "d", 8, 4, 3, max_events=150)
+    run = tmp_path / "run"
+    assert _module("train_shd").main(["--data-root", str(tmp_path / "d"), "--epochs", "1", "--align", "onset",
+                                      "--window-ms", "300", "--dt-ms", "20", "--channels", "140", "--hidden", "8",
+                                      "--batch-size", "4", "--val-fraction", "0.25", "--out", str(run),
+                                      "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli(["energy", "--model", str(run), "--no-progress"]) == 0
+    assert "T=15" in capsys.readouterr().out
+    assert json.loads((run / "energy.json").read_text())["counts"]["syn_ops"] > 0

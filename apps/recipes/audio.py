@@ -1,0 +1,171 @@
+"""Host-side input pipeline of the audio recipes (``examples/train_shd.py``): binning, onset alignment and
+training-time augmentation for SHD-layout spike files (SHD, the generated spoken digits).
+
+An :class:`AudioInput` says how a sample's spikes become the ``[T, C]`` frames the network (and Lava) sees:
+
+* ``align="none"``: ``steps`` bins of ``dt_ms`` from t = 0 (SHD's standard preprocessing: 100 x 14 ms);
+* ``align="onset"``: the word's onset is found on the spike counts (the first ``dt_ms`` bin whose 10 ms moving
+  sum of the population count exceeds ``onset_frac`` of the sample's peak), and the window starts ``pre_ms`` before
+  it. The first *spike* is no onset: the cochlea's spontaneous activity fires from t = 0 on;
+* ``channels``: the 700 cochlea channels summed in groups (140 = groups of 5, as Hammouamri et al. and Bittar &
+  Garner do on SHD), through the dataset's ``spatial_factor`` binning;
+* ``binary``: counts clipped to 1 after the alignment (the Loihi model's input spikes).
+
+The same object, stored in a run's manifest (``config["input"]``), rebuilds the test inputs for the Lava check
+(``--verify-run``) and ``neurosynth energy``: :func:`load_audio`. :class:`Augment` shifts training samples in time
+and along the tonotopic axis (voices differ by pitch and formants), with an explicit generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+ALIGNS = ("none", "onset")
+#: the span binned before an onset-aligned window is cut out of it (longer than any generated utterance)
+SPAN_MS = 2500.0
+N_CHANNELS = 700
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """How spikes become frames (module docstring). Times in milliseconds."""
+
+    dt_ms: float = 14.0
+    window_ms: float = 1400.0
+    channels: int = N_CHANNELS
+    align: str = "none"
+    onset_frac: float = 0.1
+    pre_ms: float = 30.0
+    binary: bool = False
+
+    def __post_init__(self):
+        if not (self.dt_ms > 0 and math.isfinite(self.dt_ms)):
+            raise ValueError(f"dt_ms must be a positive bin width in ms; got {self.dt_ms}")
+        if not (self.window_ms >= self.dt_ms and math.isfinite(self.window_ms)):
+            raise ValueError(f"window_ms must be at least one bin ({self.dt_ms} ms); got {self.window_ms}")
+        if not 1 <= int(self.channels) <= N_CHANNELS:
+            raise ValueError(f"channels must be in 1..{N_CHANNELS}; got {self.channels}")
+        if self.align not in ALIGNS:
+            raise ValueError(f"align must be one of {ALIGNS}; got {self.align!r}")
+        if not 0 <= self.onset_frac < 1:
+            raise ValueError(f"onset_frac must be in [0, 1); got {self.onset_frac}")
+        if not (0 <= self.pre_ms < self.window_ms):
+            raise ValueError(f"pre_ms must be in [0, window_ms); got {self.pre_ms}")
+
+    @property
+    def steps(self) -> int:
+        """Time steps the network sees."""
+        return max(1, int(round(self.window_ms / self.dt_ms)))
+
+    @property
+    def spatial_factor(self) -> float:
+        return int(self.channels) / N_CHANNELS
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AudioInput:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **kw) -> AudioInput:
+        return dataclasses.replace(self, **kw)
+
+
+# ----------------------------------------------------------------------------- pure functions
+def onset_step(pop: np.ndarray, frac: float, smooth: int) -> int:
+    """Index of the first step at which the ``smooth``-step moving sum of the population count ``pop [T]`` exceeds
+    ``frac`` times its peak (the start of that sum's window); 0 for a silent sample."""
+    pop = np.asarray(pop, dtype=np.float64)
+    s = np.convolve(pop, np.ones(int(smooth)), mode="full")[: pop.size] if smooth > 1 else pop
+    peak = float(s.max()) if s.size else 0.0
+    if peak <= 0:
+        return 0
+    return max(int(np.argmax(s > frac * peak)) - (int(smooth) - 1), 0)
+
+
+def align_frames(frames: np.ndarray, inp: AudioInput) -> np.ndarray:
+    """Cut the window of ``inp`` out of frames ``[T_span, C]`` binned from t = 0 (zero-padded at the end)."""
+    frames = np.asarray(frames, dtype=np.float32)
+    steps = inp.steps
+    start = 0
+    if inp.align == "onset":
+        smooth = max(1, int(round(10.0 / inp.dt_ms)))
+        start = max(onset_step(frames.sum(axis=1), inp.onset_frac, smooth) - int(round(inp.pre_ms / inp.dt_ms)), 0)
+    out = np.zeros((steps, *frames.shape[1:]), dtype=np.float32)
+    part = frames[start:start + steps]
+    out[: part.shape[0]] = part
+    if inp.binary:
+        np.minimum(out, 1.0, out=out)
+    return out
+
+
+def shift_frames(x: torch.Tensor, dt: int, dc: int) -> torch.Tensor:
+    """``x [T, C]`` moved by ``dt`` steps in time and ``dc`` channels (zero fill, nothing wraps around)."""
+    out = torch.zeros_like(x)
+    T, C = x.shape
+    if abs(dt) >= T or abs(dc) >= C:
+        return out
+    src_t = slice(max(-dt, 0), T - max(dt, 0))
+    dst_t = slice(max(dt, 0), T - max(-dt, 0))
+    src_c = slice(max(-dc, 0), C - max(dc, 0))
+    dst_c = slice(max(dc, 0), C - max(-dc, 0))
+    out[dst_t, dst_c] = x[src_t, src_c]
+    return out
+
+
+# ----------------------------------------------------------------------------- datasets
+class Aligned(Dataset):
+    """``(x [steps, C], y)`` of a dataset binned from t = 0 over :data:`SPAN_MS`, cut by :func:`align_frames`
+    (computed once per sample and kept)."""
+
+    def __init__(self, source, inp: AudioInput):
+        self.source, self.inp = source, inp
+        self._memo: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int):
+        x, y = self.source[i][:2]
+        if i not in self._memo:
+            self._memo[i] = torch.from_numpy(align_frames(np.asarray(x), self.inp))
+        return self._memo[i], int(y)
+
+
+class Augment(Dataset):
+    """Training-time augmentation: every sample shifted by a uniform ``-shift..shift`` steps in time and
+    ``-chan_shift..chan_shift`` channels (:func:`shift_frames`), drawn from ``generator``."""
+
+    def __init__(self, source, shift: int, chan_shift: int, generator: torch.Generator):
+        self.source, self.shift, self.chan_shift, self.generator = source, int(shift), int(chan_shift), generator
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int):
+        x, y = self.source[i][:2]
+        dt = int(torch.randint(-self.shift, self.shift + 1, (1,), generator=self.generator)) if self.shift else 0
+        dc = (int(torch.randint(-self.chan_shift, self.chan_shift + 1, (1,), generator=self.generator))
+              if self.chan_shift else 0)
+        return (shift_frames(torch.as_tensor(x), dt, dc) if dt or dc else x), y
+
+
+def load_audio(dataset: str, root, split: str, inp: AudioInput, **load_kw):
+    """The ``split`` of an SHD-layout ``dataset`` as ``(x [inp.steps, C], y)`` samples prepared by ``inp``."""
+    from neurosynth.datasets import load
+
+    if inp.align == "none":
+        return load(dataset, root, split, T=inp.steps, dt=inp.dt_ms * 1000.0, origin="zero",
+                    spatial_factor=inp.spatial_factor, binary=inp.binary, **load_kw)
+    span = max(inp.steps, int(math.ceil(SPAN_MS / inp.dt_ms)))
+    src = load(dataset, root, split, T=span, dt=inp.dt_ms * 1000.0, origin="zero",
+               spatial_factor=inp.spatial_factor, **load_kw)
+    return Aligned(src, inp)

@@ -1,0 +1,121 @@
+"""Collect the spoken-digits recipe's results into ``benchmarks/results/spoken_digits_recipe.json`` (issue 21).
+
+Reads finished run directories of ``examples/train_shd.py --dataset spoken_digits`` (the float recipe and the
+``--loihi`` variant; optionally more seeds of each), the Lava check of the Loihi run (``loihi_verify.json``,
+``--verify N --verify-run RUN``) and the non-spiking baselines measured on the same files
+(``benchmarks/baselines_spoken_digits.py``), and writes::
+
+    {"test_accuracy", "loihi_fixed_accuracy", "baselines": {"logreg", "mlp", "gru"}, "test_samples",
+     "protocol": {dataset hash, sizes, epochs, seeds, commands, chosen epochs, training CPU time...}}
+
+(fractions). Refuses runs made on other files than the baselines (SHA-256 of the dataset files).
+
+    python benchmarks/spoken_digits_recipe.py --float runs/sd_recipe --loihi runs/sd_loihi \\
+        --baselines benchmarks/results/spoken_digits_baselines.json --out benchmarks/results/spoken_digits_recipe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def _run(path) -> dict:
+    p = Path(path)
+    man = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+    met = json.loads((p / "metrics.json").read_text(encoding="utf-8"))
+    res = man.get("results", {})
+    data = {k.split("/")[-1]: v.get("sha256") for k, v in (man.get("datasets") or {}).items() if isinstance(v, dict)}
+    out = {"run": str(p), "command": " ".join(man["command"]) if isinstance(man.get("command"), list)
+           else man.get("command"), "seed": man.get("seed"), "test_accuracy": res["test_accuracy"],
+           "val_accuracy": res.get("val_accuracy"), "chosen_epoch": res.get("chosen_epoch"),
+           "epochs": man["config"].get("epochs"), "n_train": res.get("n_train"), "n_val": res.get("n_val"),
+           "n_test": res.get("n_test"), "train_seconds": res.get("train_seconds"),
+           "seconds_per_epoch": res.get("seconds_per_epoch"), "input": man["config"].get("input"),
+           "model": {k: man["config"].get(k) for k in ("arch", "hidden", "layers", "bn", "dropout", "readout", "lr",
+                                                       "batch_size", "shift", "chan_shift", "max_delay", "loihi",
+                                                       "alpha", "beta", "init_gain")},
+           "dataset_sha256": data, "machine": man.get("hardware") or man.get("machine"),
+           "git_commit": man.get("git_commit")}
+    if "loihi_fixed" in met:
+        out["loihi_fixed"] = met["loihi_fixed"]
+    ver = p / "loihi_verify.json"
+    if ver.is_file():
+        v = json.loads(ver.read_text(encoding="utf-8"))
+        out["lava_check"] = {k: v.get(k) for k in ("command", "samples", "steps", "float_exact", "fixed_exact",
+                                                   "accuracy_torch", "accuracy_lava_float", "accuracy_lava_fixed",
+                                                   "passed", "verify_seconds", "energy")}
+    return out
+
+
+def _spread(runs: list[dict], key) -> dict:
+    vals = [key(r) for r in runs]
+    return {"values": vals, "mean": statistics.fmean(vals), "min": min(vals), "max": max(vals),
+            "stdev": statistics.stdev(vals) if len(vals) > 1 else 0.0, "seeds": [r["seed"] for r in runs]}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--float", nargs="+", required=True, help="run directories of the float recipe (first: seed 0)")
+    p.add_argument("--loihi", nargs="+", required=True, help="run directories of the --loihi variant")
+    p.add_argument("--candidates", nargs="*", default=[],
+                   help="run directories of configurations that were trained to the end but lost on validation "
+                        "(recorded with their validation and test accuracies)")
+    p.add_argument("--cpu-seconds", default="{}",
+                   help='JSON {"RUN_DIR": seconds}: CPU time of a run\'s process measured outside it (the runs record '
+                        "wall time, which on a shared machine is not the cost)")
+    p.add_argument("--baselines", default="benchmarks/results/spoken_digits_baselines.json")
+    p.add_argument("--out", default="benchmarks/results/spoken_digits_recipe.json")
+    args = p.parse_args(argv)
+    from neurosynth.errors import UserError
+    from neurosynth.io import atomic_write
+
+    base = json.loads(Path(args.baselines).read_text(encoding="utf-8"))
+    fl = [_run(r) for r in args.float]
+    lo = [_run(r) for r in args.loihi]
+    cand = [_run(r) for r in args.candidates]
+    cpu = json.loads(args.cpu_seconds)
+    for r in fl + lo + cand:
+        if r["run"] in cpu:
+            r["training_cpu_seconds"] = cpu[r["run"]]
+    sha = base["protocol"]["dataset"]["sha256"]
+    for r in fl + lo + cand:
+        for split, h in r["dataset_sha256"].items():
+            if split in sha and h and h != sha[split]:
+                raise UserError(f"{r['run']} was trained on other {split} files than the baselines ({h[:12]} vs "
+                                f"{sha[split][:12]})")
+    main_f, main_l = fl[0], lo[0]
+    res = {
+        "test_accuracy": main_f["test_accuracy"],
+        "loihi_fixed_accuracy": main_l["loihi_fixed"]["accuracy"],
+        "loihi_torch_accuracy": main_l["test_accuracy"],
+        "baselines": {k: base[k] for k in ("logreg", "mlp", "gru")},
+        "test_samples": main_f["n_test"],
+        "protocol": {
+            "dataset": {"sha256": sha, "options": base["protocol"]["dataset"]["options"],
+                        "splits": base["protocol"]["splits"]},
+            "selection": "every recipe choice (window, binning, channels, architecture, epochs, lr, augmentation) made "
+                         "on the validation voices (experiments/recipe_spoken_digits.py, docs/recipe_spoken_digits.md); "
+                         "the epoch with the best validation accuracy; test read once per final configuration",
+            "float": main_f, "loihi": main_l,
+            "seeds": {"float": _spread(fl, lambda r: r["test_accuracy"]),
+                      "loihi_fixed": _spread(lo, lambda r: r["loihi_fixed"]["accuracy"])} if len(fl) > 1 or len(lo) > 1
+            else None,
+            "float_runs": fl[1:], "loihi_runs": lo[1:], "candidates_not_chosen": cand,
+            "baselines_command": base["protocol"].get("command"),
+            "command": "python benchmarks/spoken_digits_recipe.py " + " ".join(
+                argv if argv is not None else __import__("sys").argv[1:]),
+        },
+    }
+    with atomic_write(args.out, "w") as f:
+        f.write(json.dumps(res, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in res.items() if k != "protocol"}))
+    return 0
+
+
+if __name__ == "__main__":
+    from neurosynth.errors import run_script
+
+    raise SystemExit(run_script(main))
