@@ -62,6 +62,38 @@ def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: in
     )
 
 
+# The nfashion_mnist recipe (experiments/recipe_nfashion.py trains it with a validation split; numbers in
+# benchmarks/results/nfashion_recipe.json and docs/datasets.md): ``snn`` is the float net (build_nfashion_model),
+# ``loihi`` the Loihi-exact pooled conv net on binary frames of the full 34x34 sensor (build_loihi_model),
+# ``cnn`` the non-spiking baseline of experiments/recipe_nfashion.py.
+NFASHION_RECIPE = {
+    "snn": {"T": 4, "channels": 16, "hidden": 128, "beta": 0.5, "dropout": 0.2, "batch_size": 64, "lr": 2e-3,
+            "epochs": 6},
+    "loihi": {"T": 4, "tail": 6, "channels": 8, "hidden": 128, "beta": 0.9, "init_gain": 4.0, "batch_size": 32,
+              "lr": 1e-3, "epochs": 5},
+    "cnn": {"T": 4, "channels": 16, "hidden": 128, "dropout": 0.2, "batch_size": 64, "lr": 2e-3, "epochs": 6},
+}
+
+
+def build_nfashion_model(channels: int = 32, hidden: int = 256, n_out: int = 10, beta: float = 0.5,
+                         dropout: float = 0.2, side: int = 34):
+    """The float recipe net for nfashion_mnist: [conv3x3 (no bias) -> BatchNorm2d -> LIF -> 2x2 max-pool] x 2
+    (``channels``, ``2*channels``), dropout, FC ``hidden`` LIF, ``n_out`` leaky integrators (mean membrane).
+    For deployment the BatchNorm folds into the convolution (scale and bias per channel)."""
+    import torch.nn as nn
+
+    from neurosynth.layers import SNN
+    from neurosynth.neurons import LI, LIF
+
+    c = int(channels)
+    return SNN(
+        nn.Conv2d(2, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), LIF(beta=beta), nn.MaxPool2d(2),
+        nn.Conv2d(c, 2 * c, 3, padding=1, bias=False), nn.BatchNorm2d(2 * c), LIF(beta=beta), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * c * (side // 2 // 2) ** 2, hidden), LIF(beta=beta),
+        nn.Linear(hidden, n_out), LI(beta=beta),
+    )
+
+
 def build_loihi_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: int = 11, beta: float = 0.9):
     from neurosynth.arch import build
     from neurosynth.hardware.targets.loihi_qat import loihi_pooled_conv_spec
@@ -138,8 +170,9 @@ def build_model_from(args):
 
         n_out = 10 if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist" else 11
         return scale_synapses(build_loihi_model(args.size, args.channels, args.hidden, n_out), args.init_gain)
-    if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist":  # 34x34 sensor, 10 classes
-        return build_model(34, args.channels, args.hidden, n_out=10)
+    if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist":  # 34x34 sensor, 10 classes: the recipe net
+        return build_nfashion_model(args.channels, args.hidden, n_out=10, beta=NFASHION_RECIPE["snn"]["beta"],
+                                    dropout=NFASHION_RECIPE["snn"]["dropout"])
     return build_model(args.size, args.channels, args.hidden)
 
 
