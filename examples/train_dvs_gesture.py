@@ -9,7 +9,10 @@ a fully connected LIF layer and 11 leaky-integrator readouts scored by their mea
     python examples/train_dvs_gesture.py --data-root ~/data --epochs 30 --T 16 --out runs/dvs_gesture
 
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
-``manifest.json`` and ``plots/training.png``.
+``manifest.json`` and ``plots/training.png``. The epoch is chosen on a validation split (``--val-fraction``, default
+0.1 of the training data, stratified by class, ``--split-seed``) and the test split is read
+once, at the end; a checkpoint is written every epoch, and ``--resume RUN_DIR`` finishes an interrupted run with
+the result of an uninterrupted one (``docs/training.md``).
 
 ``--loihi`` trains the network Loihi 2 runs exactly (``neurosynth.hardware.targets.loihi_qat.loihi_pooled_conv_spec``):
 binary event frames, two [QConv2d(3x3) -> Delay(1) -> LIF -> sum pooling -> Delay(1) -> LIF] blocks, where the
@@ -37,6 +40,8 @@ import sys
 import time
 
 from neurosynth.errors import UserError
+
+PROGRAM = "examples/train_dvs_gesture.py"
 
 
 def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: int = 11, beta: float = 0.9):
@@ -199,7 +204,8 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="use only the first N samples of each split")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/dvs_gesture")
+    p.add_argument("--out", default=None,
+                   help="run directory to write (default runs/dvs_gesture; --resume RUN_DIR names it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--loihi", action="store_true",
@@ -219,6 +225,9 @@ def parse_args(argv=None):
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (1077 samples)")
+    from neurosynth.apps.recipes.examples import add_options
+
+    add_options(p, shipped="dvs_gesture and nfashion_mnist ship none")
     args = p.parse_args(argv)
     if not args.data_root and not args.benchmark:
         p.error("--data-root DIR is required (only --benchmark N runs without data)")
@@ -231,11 +240,10 @@ def main(argv=None) -> int:
 
     check_device(args.device)  # before any data is read: one error line, as the CLI prints
     import torch
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
-    from neurosynth.datasets import collate_time_first, load
-    from neurosynth.rundir import RunDir, save_figure
-    from neurosynth.training import evaluate, fit
+    from neurosynth.apps.recipes import examples as ex
+    from neurosynth.datasets import load
     from neurosynth.utils import seed_all
 
     torch.set_num_threads(args.threads)
@@ -246,6 +254,8 @@ def main(argv=None) -> int:
         raise UserError("--verify needs --loihi")
     if args.verify_run and not args.verify:
         raise UserError("--verify-run RUN needs --loihi --verify N")
+    if not args.verify_run:
+        ex.check_options(args, argv, PROGRAM, default_out="runs/dvs_gesture")
     border = None
     if args.dataset == "nfashion_mnist":
         if args.loihi and args.size not in NFASHION_SIZES:
@@ -259,7 +269,6 @@ def main(argv=None) -> int:
                 border = border_fraction(test, len(test))
                 print(f"nfashion_mnist --size {args.size}: {100 * border:.2f} % of the test events lie on the cropped "
                       f"one-pixel border")
-            train, test = SensorCrop(train, args.size), SensorCrop(test, args.size)
     else:
         if args.size == 34:
             raise UserError("--size 34 is nfashion_mnist's sensor; dvs_gesture takes --size 16, 32, 64 or 128")
@@ -268,30 +277,21 @@ def main(argv=None) -> int:
             kw["binary"] = True  # Loihi's input layer takes binary spikes
         train = load("dvs_gesture", args.data_root, "train", **kw)
         test = load("dvs_gesture", args.data_root, "test", **kw)
-    if args.tail:
-        train, test = SilentTail(train, args.tail), SilentTail(test, args.tail)
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
+    fit, val, split = ex.split(args, train) if not args.verify_run else (train, None, None)
+    datasets = [fit, val, test]
+    if args.dataset == "nfashion_mnist" and args.loihi:  # binary frames of the chosen size
+        datasets = [d if d is None else SensorCrop(d, args.size) for d in datasets]
+    if args.tail:
+        datasets = [d if d is None else SilentTail(d, args.tail) for d in datasets]
+    fit, val, test = datasets
     if args.verify_run:
         return verify_run(args, test, border)
-    train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g,
-                              collate_fn=collate_time_first)
-    test_loader = DataLoader(test, batch_size=args.batch_size, collate_fn=collate_time_first)
-
     model = build_model_from(args)
     loss = "rate_ce" if args.loihi else "mean_membrane_ce"  # Loihi's output neurons spike: spike-count readout
-    t0 = time.perf_counter()
-    hist = fit(model, train_loader, epochs=args.epochs, lr=args.lr, loss=loss, val_loader=test_loader,
-               device=args.device, progress=not args.no_progress)
-    final = evaluate(model, test_loader, loss=loss, device=args.device)
-    seconds = time.perf_counter() - t0
 
-    with RunDir.create(args.out, kind="example") as run:
-        model.to("cpu")
-        run.save_model(model)
-        results = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
-                   "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
-                   "n_train": len(train), "n_test": len(test)}
+    def verify(run, model, results):
         if border is not None:
             results["cropped_border_event_fraction"] = border
         if args.loihi and args.verify:
@@ -299,14 +299,11 @@ def main(argv=None) -> int:
 
             results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5",
                                               (2, args.size, args.size))
-        run.write_json("metrics.json", {"history": hist, "test": final, **results})
-        save_figure(_curves(hist, f"{args.dataset} conv SNN" + (" (Loihi-exact)" if args.loihi else "")),
-                    run.plot_path("training"))
-        config = dict(vars(args)) | {"loss": loss}
-        run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_dvs_gesture.py", *argv],
-                           config, args.seed, results)
-        print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
-    return 0
+
+    title = f"{args.dataset} conv SNN" + (" (Loihi-exact)" if args.loihi else "")
+    return ex.train_example(args, argv, program=PROGRAM, model=model, fit=fit, val=val, test=test, split=split,
+                            loss=loss, generator=g, config=ex.config_of(args, loss=loss), title=title,
+                            curves=_curves, after=verify)
 
 
 def verify_run(args, test, border) -> int:
@@ -372,7 +369,7 @@ def _curves(hist, title):
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, key, label in ((a, "loss", "loss"), (b, "accuracy", "accuracy")):
         ax.plot(hist["epoch"], hist[f"train_{key}"], "o-", label="train")
-        ax.plot(hist["epoch"], hist[f"val_{key}"], "o-", label="test")
+        ax.plot(hist["epoch"], hist[f"val_{key}"], "o-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.legend()

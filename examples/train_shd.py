@@ -15,7 +15,10 @@ To hand the model to snnTorch or another NIR tool, train it with NIR's reset and
     neurosynth export nir --model runs/shd_nir --out shd.nir   # then snntorch.import_nir.import_from_nir
 
 Writes a run directory like ``neurosynth train``: ``arch.json``, ``model.pt``, ``metrics.json``,
-``manifest.json`` and ``plots/training.png``.
+``manifest.json`` and ``plots/training.png``. The epoch is chosen on a validation split (``--dataset spoken_digits``:
+its ``valid`` voices, unheard in training; SHD: ``--val-fraction``, default 0.1 of the training data, stratified by
+class, ``--split-seed``) and the test split is read once, at the end; a checkpoint is written every epoch, and
+``--resume RUN_DIR`` finishes an interrupted run with the result of an uninterrupted one (``docs/training.md``).
 
 ``--loihi`` trains the model Loihi 2 runs exactly (``neurosynth.hardware.targets.loihi_qat.loihi_rsnn_spec``): binary input
 spikes, QLinear (8-bit grid) -> Delay(1) -> QRecurrent (LIF, or CubaLIF with ``--alpha``; zero reset; 8-bit
@@ -42,6 +45,8 @@ import sys
 import time
 
 from neurosynth.errors import UserError
+
+PROGRAM = "examples/train_shd.py"
 
 
 def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, beta_out: float = 0.95,
@@ -114,7 +119,7 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="use only the first N samples of each split")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--out", default="runs/shd")
+    p.add_argument("--out", default=None, help="run directory to write (default runs/shd; --resume RUN_DIR names it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--loihi", action="store_true",
@@ -136,6 +141,10 @@ def parse_args(argv=None):
     p.add_argument("--benchmark", type=int, default=0, metavar="N",
                    help="no data needed: time N training batches on generated inputs of the real shapes and "
                         "extrapolate to one epoch of the real training set (8156 samples)")
+    from neurosynth.apps.recipes.examples import add_options
+
+    add_options(p, shipped="spoken_digits: its valid split, voices unheard in training, whereas a carved "
+                          "fraction shares the training voices; shd ships none")
     args = p.parse_args(argv)
     if args.verify_run and not args.verify:
         p.error("--verify-run RUN_DIR needs --verify N")
@@ -150,11 +159,9 @@ def main(argv=None) -> int:
 
     check_device(args.device)  # before any data is read: one error line, as the CLI prints
     import torch
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
-    from neurosynth.datasets import collate_time_first, load
-    from neurosynth.rundir import RunDir, save_figure
-    from neurosynth.training import evaluate, fit
+    from neurosynth.datasets import load
     from neurosynth.utils import seed_all
 
     torch.set_num_threads(args.threads)
@@ -165,32 +172,28 @@ def main(argv=None) -> int:
         return verify_run(args.verify_run, args.verify, argv, copies=args.copies)
     if args.verify and not args.loihi:
         raise UserError("--verify needs --loihi")
+    from neurosynth.apps.recipes import examples as ex
+
+    ex.check_options(args, argv, PROGRAM, default_out="runs/shd")
     binning = {"binary": True} if args.loihi else {}  # Loihi's input layer takes binary spikes
     train = load(args.dataset, args.data_root, "train", T=args.T, download=args.download, **binning)
     test = load(args.dataset, args.data_root, "test", T=args.T, download=args.download, **binning)
+    shipped = None
+    if args.dataset == "spoken_digits" and args.val_fraction is None:  # its own validation voices
+        shipped = load(args.dataset, args.data_root, "valid", T=args.T, **binning)
     n_in = int(train[0][0].shape[-1])  # 700 for SHD; spoken_digits may be generated with other --channels
     if args.limit:
         train, test = (Subset(d, range(min(args.limit, len(d)))) for d in (train, test))
-    train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g,
-                              collate_fn=collate_time_first)
-    test_loader = DataLoader(test, batch_size=args.batch_size, collate_fn=collate_time_first)
-
+        if shipped is not None:
+            shipped = Subset(shipped, range(min(args.limit, len(shipped))))
+    fit, val, split = ex.split(args, train, shipped, "the dataset's valid split: voice variants held out by family "
+                                                    "(datasets/spoken_digits.py)")
     model = build_model_from(args, n_in)
     loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[args.readout]
     if args.loihi:
         loss = "rate_ce"  # Loihi's output neurons spike: read out by spike count
-    t0 = time.perf_counter()
-    hist = fit(model, train_loader, epochs=args.epochs, lr=args.lr, loss=loss, val_loader=test_loader,
-               device=args.device, progress=not args.no_progress)
-    final = evaluate(model, test_loader, loss=loss, device=args.device)
-    seconds = time.perf_counter() - t0
 
-    with RunDir.create(args.out, kind="example") as run:
-        model.to("cpu")
-        run.save_model(model)
-        results = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
-                   "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
-                   "n_train": len(train), "n_test": len(test)}
+    def verify(run, model, results):
         if args.loihi and args.verify:
             from neurosynth.hardware.lava.verify import verify_samples
 
@@ -198,15 +201,12 @@ def main(argv=None) -> int:
             results["loihi"] = verify_samples(model, test, args.verify, run.path / "loihi.h5", (n_in,),
                                               copies=args.copies)
             results["loihi"]["verify_seconds"] = time.perf_counter() - t1
-        run.write_json("metrics.json", {"history": hist, "test": final, **results})
-        title = "SHD" if args.dataset == "shd" else "spoken_digits"
-        save_figure(_curves(hist, f"{title} recurrent LIF" + (" (Loihi-exact)" if args.loihi else "")),
-                    run.plot_path("training"))
-        config = {k: v for k, v in vars(args).items()} | {"loss": loss}
-        run.write_manifest([sys.executable, *sys.argv] if argv is None else ["examples/train_shd.py", *argv],
-                           config, args.seed, results)
-        print(f"test accuracy {final['accuracy']:.3f}; {results['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
-    return 0
+
+    title = ("SHD" if args.dataset == "shd" else "spoken_digits") + " recurrent LIF" + \
+        (" (Loihi-exact)" if args.loihi else "")
+    return ex.train_example(args, argv, program=PROGRAM, model=model, fit=fit, val=val, test=test, split=split,
+                            loss=loss, generator=g, config=ex.config_of(args, loss=loss), title=title,
+                            curves=_curves, after=verify)
 
 
 def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
@@ -273,12 +273,12 @@ def _curves(hist, title):
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     a.plot(hist["epoch"], hist["train_loss"], "o-", label="train")
-    a.plot(hist["epoch"], hist["val_loss"], "o-", label="test")
+    a.plot(hist["epoch"], hist["val_loss"], "o-", label="validation")
     a.set_xlabel("epoch")
     a.set_ylabel("loss")
     a.legend()
     b.plot(hist["epoch"], hist["train_accuracy"], "o-", label="train")
-    b.plot(hist["epoch"], hist["val_accuracy"], "o-", label="test")
+    b.plot(hist["epoch"], hist["val_accuracy"], "o-", label="validation")
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy")
     b.legend()

@@ -33,18 +33,18 @@ def finish(fig, path: str | Path | None = None):
 
 
 def plot_history(hist: dict, path: str | Path | None = None, title: str = ""):
-    """Loss and accuracy per epoch (train, and test when the history has it) from :func:`neurosynth.fit`."""
+    """Loss and accuracy per epoch (train, and validation when the history has it) from :func:`neurosynth.fit`."""
     from matplotlib.ticker import MaxNLocator
 
     fig, (a1, a2) = figure(1, 2, figsize=(9, 3.4))
     ep = hist["epoch"]
     a1.plot(ep, hist["train_loss"], "o-", ms=3, label="train")
     if any(v == v for v in hist.get("val_loss", [])):
-        a1.plot(ep, hist["val_loss"], "o-", ms=3, label="test")
+        a1.plot(ep, hist["val_loss"], "o-", ms=3, label="validation")
     a1.set_ylabel("loss")
     a2.plot(ep, hist["train_accuracy"], "o-", ms=3, label="train")
     if any(v == v for v in hist.get("val_accuracy", [])):
-        a2.plot(ep, hist["val_accuracy"], "o-", ms=3, label="test")
+        a2.plot(ep, hist["val_accuracy"], "o-", ms=3, label="validation")
     a2.set_ylabel("accuracy")
     a2.set_ylim(0, 1.02)
     for a in (a1, a2):

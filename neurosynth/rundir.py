@@ -116,7 +116,10 @@ def recorded_datasets() -> dict[str, dict]:
     return {k: dict(v) for k, v in _DATASETS.items()}
 
 
-def manifest(command: str | list[str] | None, config: dict, seed: int | None, results: dict | None = None) -> dict:
+def manifest(command: str | list[str] | None, config: dict, seed: int | None, results: dict | None = None,
+             **sections) -> dict:
+    """The manifest of a run. ``sections`` add named parts (a training run: ``split`` = how the validation split
+    was made, ``selection`` = the rule that chose the epoch and the chosen epoch); ``None`` values are left out."""
     if command is None:
         command = sys.argv
     if isinstance(command, (list, tuple)):
@@ -132,6 +135,7 @@ def manifest(command: str | list[str] | None, config: dict, seed: int | None, re
         "results": results or {},
         "kernels": _kernel_record(),
         "datasets": recorded_datasets(),
+        **{k: v for k, v in sections.items() if v is not None},
     }
 
 
@@ -305,6 +309,15 @@ def swap_in(partial: str | os.PathLike, out: str | os.PathLike) -> None:
     _fsync_dir(out.parent)
 
 
+def partial_path(out: str | os.PathLike) -> Path:
+    """Where :meth:`RunDir.create` stages the run ``out`` (``.<name>.partial`` beside it): an interrupted run
+    stays there for ``--resume``."""
+    out = Path(os.path.abspath(os.fspath(out)))
+    if out.is_symlink():
+        out = Path(os.path.realpath(out))
+    return out.parent / f".{out.name}.partial"
+
+
 def _writable_error(out: Path, e: OSError) -> UserError:
     from .errors import disk_full_error
 
@@ -368,7 +381,7 @@ class RunDir:
         except BaseException:
             _rmdirs(created)
             raise
-        partial = out.parent / f".{out.name}.partial"
+        partial = partial_path(out)
         run = None
         in_body = False
         ours = False  # whether a failure removes the partial: only one this call created (not a resumed one)
@@ -462,8 +475,9 @@ class RunDir:
         with atomic_path(self.path / "model.pt") as tmp:
             torch.save(state, tmp)
 
-    def write_manifest(self, command, config: dict, seed: int | None, results: dict | None = None) -> Path:
-        return self.write_json("manifest.json", manifest(command, config, seed, results))
+    def write_manifest(self, command, config: dict, seed: int | None, results: dict | None = None,
+                       **sections) -> Path:
+        return self.write_json("manifest.json", manifest(command, config, seed, results, **sections))
 
     def plot_path(self, name: str) -> Path:
         (self.path / "plots").mkdir(exist_ok=True)

@@ -113,12 +113,78 @@ def evaluate(model, loader: Iterable, loss="rate_ce", device="cpu", amp: str | N
     return res
 
 
+def make_scheduler(name: str | None, opt, epochs: int):
+    """``"cosine"``: cosine decay of the learning rate over ``epochs`` (stepped once per epoch); ``None``: none."""
+    if name is None:
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    raise ValueError(f"unknown scheduler {name!r}; choose 'cosine' or None")
+
+
+def train_epoch(model, loader: Iterable, opt, loss="rate_ce", *, device="cpu", amp: str | None = None,
+                reg: dict | None = None, grad_clip: float | None = None, progress: bool = False,
+                desc: str = "epoch", where: str = "training") -> dict:
+    """One pass of surrogate-gradient BPTT over ``loader`` with optimiser ``opt``: ``{"loss", "accuracy",
+    "samples"}`` (means over the samples, measured on the fly). The one training step of :func:`fit` and of
+    :func:`neurosynth.workflow.train_select`."""
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    loss_fn = get_loss(loss)
+    model.train()
+    tot, n, correct = 0.0, 0, 0
+    try:
+        total = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        total = None
+    # a bar within the epoch too: a long epoch (Fashion-MNIST, ~1 min) shows its batches, not minutes of nothing
+    batches = tqdm(loader, desc=desc, unit="batch", total=total, disable=not progress, leave=False, position=1,
+                   mininterval=1.0)
+    for batch in batches:
+        x, y = _unpack(batch)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        try:
+            with _autocast(device, amp):
+                out, rec = _forward(model, x, bool(reg))
+                out = out.float()
+                L = loss_fn(out, y)
+                if reg:
+                    L = L + firing_rate_regularizer(rec, **reg)
+        except ValueError as e:
+            if "NaN" in str(e) or " inf " in str(e):
+                raise nonfinite_error(model, x, where) from e
+            raise
+        if not torch.isfinite(L):
+            raise nonfinite_error(model, x, f"the loss became {float(L)} at {where}")
+        opt.zero_grad(set_to_none=True)
+        L.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        clamp_params_(model)  # keep learnable neuron parameters (beta, threshold, ...) in their valid range
+        tot += float(L.detach()) * y.shape[0]
+        correct += int((loss_fn.predict(out.detach()) == y).sum())
+        n += y.shape[0]
+    _check_nonempty(n, "fit: the train loader")
+    return {"loss": tot / n, "accuracy": correct / n, "samples": n}
+
+
+def new_history() -> dict[str, list]:
+    """The per-epoch history ``fit`` and the workflow return: lists indexed by epoch."""
+    return {"epoch": [], "train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "seconds": []}
+
+
 def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimizer: str = "adam",
         loss="rate_ce", val_loader: Iterable | None = None, device="cpu", progress: bool = True,
         reg: dict | None = None, amp: str | None = None, weight_decay: float = 0.0,
         scheduler: str | None = "cosine", on_epoch_end: Callable[[int, dict], None] | None = None,
         grad_clip: float | None = None) -> dict:
     """Train ``model`` with surrogate-gradient BPTT. Returns the history (lists per epoch).
+
+    The plain loop: the last epoch's weights stay in ``model``. To choose the epoch on a validation split,
+    checkpoint every epoch and report the test set once, use :func:`neurosynth.workflow.train_select` (what
+    ``neurosynth train`` and the examples run).
 
     Args:
         reg: firing-rate regulariser arguments (``{"target": 0.05, "weight": 1.0}``), applied to recorded layers.
@@ -133,52 +199,18 @@ def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimiz
     model.to(device)
     loss_fn = get_loss(loss)
     opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr, weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if scheduler == "cosine" else None
-    hist: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [],
-                             "seconds": []}
+    sched = make_scheduler(scheduler, opt, epochs)
+    hist = new_history()
     bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         t0 = time.perf_counter()
-        model.train()
-        tot, n, correct = 0.0, 0, 0
-        try:
-            total = len(train_loader)  # type: ignore[arg-type]
-        except TypeError:
-            total = None
-        # a bar within the epoch too: a long epoch (Fashion-MNIST, ~1 min) shows its batches, not minutes of nothing
-        batches = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", total=total,
-                       disable=not progress, leave=False, position=1, mininterval=1.0)
-        for batch in batches:
-            x, y = _unpack(batch)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            try:
-                with _autocast(device, amp):
-                    out, rec = _forward(model, x, bool(reg))
-                    out = out.float()
-                    L = loss_fn(out, y)
-                    if reg:
-                        L = L + firing_rate_regularizer(rec, **reg)
-            except ValueError as e:
-                if "NaN" in str(e) or " inf " in str(e):
-                    raise nonfinite_error(model, x, f"epoch {epoch + 1}") from e
-                raise
-            if not torch.isfinite(L):
-                raise nonfinite_error(model, x, f"the loss became {float(L)} at epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            L.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            clamp_params_(model)  # keep learnable neuron parameters (beta, threshold, ...) in their valid range
-            tot += float(L.detach()) * y.shape[0]
-            correct += int((loss_fn.predict(out.detach()) == y).sum())
-            n += y.shape[0]
-        _check_nonempty(n, "fit: the train loader")
+        tr = train_epoch(model, train_loader, opt, loss_fn, device=device, amp=amp, reg=reg, grad_clip=grad_clip,
+                         progress=progress, desc=f"epoch {epoch + 1}/{epochs}", where=f"epoch {epoch + 1}")
         if sched:
             sched.step()
         hist["epoch"].append(epoch + 1)
-        hist["train_loss"].append(tot / max(n, 1))
-        hist["train_accuracy"].append(correct / max(n, 1))
+        hist["train_loss"].append(tr["loss"])
+        hist["train_accuracy"].append(tr["accuracy"])
         if val_loader is not None:
             ev = evaluate(model, val_loader, loss_fn, device, amp)
             hist["val_loss"].append(ev["loss"])
@@ -194,4 +226,5 @@ def fit(model, train_loader: Iterable, *, epochs: int, lr: float = 1e-3, optimiz
     return hist
 
 
-__all__ = ["fit", "evaluate", "accuracy", "make_optimizer", "clamp_params_"]
+__all__ = ["fit", "evaluate", "accuracy", "make_optimizer", "make_scheduler", "train_epoch", "new_history",
+           "clamp_params_"]

@@ -29,7 +29,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--root", dest="root", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--download", action="store_true", help="download the dataset if missing (torchvision)")
     p.add_argument("--limit", type=int, default=None, help="csnn: train on the first N training images only")
-    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--out", default=None, help="run directory to write (required unless --resume)")
     p.add_argument("--method", default="surrogate", choices=["surrogate", "stdp"],
                    help="surrogate-gradient BPTT or unsupervised STDP (Diehl & Cook style)")
     p.add_argument("--epochs", type=int, default=None, help="default: 20 (surrogate), 3 (stdp), 8 (csnn cpu)")
@@ -52,12 +52,56 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--loihi", action="store_true",
                    help="train the Loihi-2-compatible family (CubaLIF, zero reset, per-layer delay, 8-bit QAT)")
     p.add_argument("--no-progress", action="store_true")
+    add_workflow_options(p)
     return p
+
+
+def add_workflow_options(p: argparse.ArgumentParser, shipped: str = "") -> None:
+    """The options of the training workflow (``neurosynth.workflow``), shared by ``train`` and the examples.
+    ``shipped``: what the --val-fraction help says about datasets with their own validation split."""
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                   help="hold out the fraction F of the training data (stratified by class, seeded by --split-seed) "
+                        "as the validation split the epoch is chosen on; the test split is read once, at the end. "
+                        "Default: the dataset's own validation split if it ships one" + (f" ({shipped})" if shipped
+                                                                                          else "") +
+                        ", else 0.1; an explicit F carves F of the training data even then. 0: no validation "
+                        "(needs --select last)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the validation split (independent of --seed: runs with other training seeds "
+                        "share the split)")
+    p.add_argument("--select", default="best_val", choices=["best_val", "last"],
+                   help="which epoch's weights are kept and tested: best_val = the highest validation accuracy "
+                        "(ties -> the earliest epoch), last = the last epoch (the rule with --val-fraction 0)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the interrupted run whose --out was RUN_DIR from its last finished epoch (a "
+                        "checkpoint is written every epoch); give the same options as the interrupted run. The "
+                        "result is identical to an uninterrupted run")
+
+
+def workflow_out(args, default: str | None = None) -> str:
+    """``--out`` (or ``--resume RUN_DIR``, which names it): the run directory; UserError if neither or both
+    differ."""
+    import os
+
+    from neurosynth.errors import UserError
+
+    resume = getattr(args, "resume", None)
+    if resume and args.out and os.path.abspath(args.out) != os.path.abspath(resume):
+        raise UserError(f"--resume {resume} continues the run in {resume}; --out {args.out} names another directory "
+                        "(drop --out, or pass the same one)")
+    out = resume or args.out or default
+    if not out:
+        raise UserError("--out DIR is required (the run directory to write), or --resume RUN_DIR")
+    return out
 
 
 def run(args) -> int:
     from neurosynth.datasets import DATASETS, entries
     from neurosynth.errors import UserError
+    from neurosynth.workflow import check_val_fraction
+
+    args.out = workflow_out(args)
+    check_val_fraction(args.val_fraction, args.select)
 
     if args.dataset not in DATASETS:  # named first: no talk of an --arch that was never passed
         raise UserError(f"--dataset {args.dataset!r} is not a registered dataset; `neurosynth train` takes "
@@ -70,8 +114,7 @@ def run(args) -> int:
         from neurosynth.apps.recipes.csnn import train_csnn
 
         result = train_csnn(vars(args))
-        print(f"test accuracy {result['test_accuracy']:.4f} after {result['epochs']} epochs "
-              f"({result['train_seconds']:.1f} s); run directory {args.out}")
+        print(_summary(result, args.out))
         return 0
     if args.dataset != MLP_DATASET:
         raise UserError(f"`neurosynth train --arch mlp` supports --dataset {MLP_DATASET}; for {args.dataset!r} use --arch csnn "
@@ -87,15 +130,24 @@ def run(args) -> int:
 
         from neurosynth.apps.recipes.stdp_digits import train_stdp_digits
 
+        if args.resume or args.val_fraction is not None or args.select != "best_val":
+            raise UserError("--method stdp learns without labels and has no epoch selection: --resume, "
+                            "--val-fraction and --select are for surrogate-gradient training")
         _positive("--epochs", args.epochs)
         _positive("--threads", args.threads)
         metrics = train_stdp_digits(Path(args.out), seed=args.seed, epochs=args.epochs, progress=not args.no_progress)
         print(f"STDP on digits: test accuracy {metrics.get('test_accuracy', float('nan')):.4f}; run directory {args.out}")
         return 0
     result = train_digits(vars(args))
-    print(f"test accuracy {result['test_accuracy']:.4f} after {args.epochs} epochs "
-          f"({result['train_seconds']:.1f} s); run directory {args.out}")
+    print(_summary(result, args.out))
     return 0
+
+
+def _summary(m: dict, out) -> str:
+    from neurosynth.workflow import describe
+
+    return (f"test accuracy {m['test_accuracy']:.4f} (read once; {describe(m)}); {m['train_seconds']:.1f} s of "
+            f"training; run directory {out}")
 
 
 def _positive(flag: str, value, kind=int) -> None:
@@ -167,17 +219,34 @@ def _check_memory(hidden: list[int], T: int, batch: int, n_in: int = 64, n_out: 
 
 
 def train_digits(cfg: dict) -> dict:
-    """Train on digits from a config dict (the CLI arguments) and write the run directory. Returns metrics."""
+    """Train on digits from a config dict (the CLI arguments) and write the run directory. Returns metrics.
+
+    The validation split is carved from the 1,347 training images (``val_fraction``, default 0.1, stratified,
+    ``split_seed``); the epoch is chosen on it and the 450 test images are read once (``neurosynth.workflow``)."""
 
     from neurosynth.arch import build, mlp_spec
-    from neurosynth.datasets.digits import digits_loaders
+    from neurosynth.datasets.digits import EncodedLoader, digits_loaders, load_digits_split
     from neurosynth.errors import UserError
-    from neurosynth.rundir import RunDir
+    from neurosynth.rundir import RunDir, record_dataset
     from neurosynth.utils import seed_all
+    from neurosynth.workflow import (
+        Split,
+        check_fresh,
+        check_resume_options,
+        check_val_fraction,
+        resume_checkpoint,
+        split_indices,
+    )
 
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v) and v is not None}
     hidden, _ = check_train_config(cfg)
+    check_val_fraction(cfg.get("val_fraction"), cfg.get("select", "best_val"))
     _check_memory(hidden, int(cfg.get("T", 20)), int(cfg.get("batch_size", 64)))
+    resume = bool(cfg.get("resume"))
+    if resume:
+        check_resume_options(resume_checkpoint(cfg["out"], "train"), _resume_config(cfg), cfg["out"])
+    else:
+        check_fresh(cfg["out"], "train")
     seed = int(cfg.get("seed", 0))
     seed_all(seed)
     if cfg.get("loihi"):
@@ -203,54 +272,73 @@ def train_digits(cfg: dict) -> dict:
         model = build(spec)
     except ValueError as e:
         raise UserError(f"invalid network settings: {e}") from e
-    train, test = digits_loaders(T=int(cfg.get("T", 20)), batch_size=int(cfg.get("batch_size", 64)), seed=seed,
-                                 encoder=cfg.get("encoder", "rate"),
-                                 pin_memory=str(cfg.get("device", "cpu")).startswith("cuda"))
-    with RunDir.create(cfg["out"], kind="train") as run_dir:
-        return _train_into(run_dir, cfg, model, spec, loss, train, test, seed)
+    T, bs, encoder = int(cfg.get("T", 20)), int(cfg.get("batch_size", 64)), cfg.get("encoder", "rate")
+    pin = str(cfg.get("device", "cpu")).startswith("cuda")
+    _, test = digits_loaders(T=T, batch_size=bs, seed=seed, encoder=encoder, pin_memory=pin)
+    xtr, ytr, xte, yte = load_digits_split()
+    record_dataset("digits", "train", sha256=_tensor_sha256(xtr, ytr), samples=len(ytr),
+                   source="sklearn load_digits, the project's stratified split (random_state=0)")
+    record_dataset("digits", "test", sha256=_tensor_sha256(xte, yte), samples=len(yte))
+    fraction = cfg.get("val_fraction")
+    if fraction == 0:
+        fit_idx, val = list(range(len(ytr))), None
+        split = Split("none", len(ytr), 0, 0.0, source="no validation split (--val-fraction 0)")
+    else:
+        from neurosynth.workflow import DEFAULT_VAL_FRACTION
+
+        fit_idx, val_idx, split = split_indices(ytr.tolist(), DEFAULT_VAL_FRACTION if fraction is None else fraction,
+                                                int(cfg.get("split_seed", 0)))
+        val = EncodedLoader(xtr[val_idx], ytr[val_idx], T, 256, False, seed + 2, encoder, pin_memory=pin, fixed=True)
+    train = EncodedLoader(xtr[fit_idx], ytr[fit_idx], T, bs, True, seed, encoder, pin_memory=pin)
+    with RunDir.create(cfg["out"], kind="train", resume=resume) as run_dir:
+        return _train_into(run_dir, cfg, model, spec, loss, train, val, test, seed, split, resume)
 
 
-def _train_into(run_dir, cfg, model, spec, loss, train, test, seed) -> dict:
+def _tensor_sha256(*tensors) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _resume_config(cfg: dict) -> dict:
+    """The options a resumed run must share with the interrupted one (the CLI's config)."""
+    return {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v) and v is not None}
+
+
+def _train_into(run_dir, cfg, model, spec, loss, train, val, test, seed, split, resume) -> dict:
     import sys
-    import time
 
     import torch
 
-    from neurosynth.errors import UserError
     from neurosynth.plots import plot_history, plot_raster
-    from neurosynth.training import evaluate, fit
+    from neurosynth.workflow import TrainConfig, results, selection_record, train_and_test
 
-    t0 = time.perf_counter()
-    try:
-        hist = fit(model, train, epochs=int(cfg.get("epochs", 20)), lr=float(cfg.get("lr", 2e-3)), loss=loss,
-                   val_loader=test, device=cfg.get("device", "cpu"), progress=not cfg.get("no_progress", False),
-                   amp=cfg.get("amp"))
-    except FloatingPointError as e:
-        raise UserError(str(e)) from e
-    train_seconds = time.perf_counter() - t0
-    model.cpu()
-    ev = evaluate(model, test, loss, record_rates=True)
-    metrics = {
-        "dataset": "digits (sklearn, 25% stratified test split)",
-        "test_accuracy": ev["accuracy"],
-        "test_loss": ev["loss"],
-        "test_samples": ev["samples"],
-        "train_accuracy": hist["train_accuracy"][-1],
-        "firing_rates": ev["firing_rates"],
-        "epochs": int(cfg.get("epochs", 20)),
-        "train_seconds": train_seconds,
-        "history": hist,
-    }
+    tc = TrainConfig(epochs=int(cfg.get("epochs", 20)), lr=float(cfg.get("lr", 2e-3)), loss=loss,
+                     device=str(cfg.get("device", "cpu")), amp=cfg.get("amp"))
+    command = cfg.get("_command") or sys.argv
+    outcome = train_and_test(model, train, val, test, tc, rule=str(cfg.get("select", "best_val")), run=run_dir,
+                             resume=resume, progress=not cfg.get("no_progress", False),
+                             extra={"config": _resume_config(cfg),
+                                    "command": " ".join(map(str, command)) if isinstance(command, list) else command})
+    ev = outcome.test
+    metrics = {"dataset": "digits (sklearn, 25% stratified test split; validation carved from the training images)",
+               **results(outcome, split), "firing_rates": ev["firing_rates"]}
+    hist = metrics["history"]
     run_dir.save_model(model, spec)
     run_dir.write_json("metrics.json", metrics)
     plot_history(hist, run_dir.plot_path("curves"), title=f"digits, T={cfg.get('T', 20)}")
     from neurosynth.losses import get_loss
 
-    x, y = next(iter(test))
+    x, y = next(iter(val if val is not None else train))  # never the test set: it is read once, for the report
     with torch.no_grad():
         out, rec = model(x[:, :1], record=True)
-    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", model=model, output=out,
+    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, a validation sample", model=model, output=out,
                 label=int(y[0]), prediction=int(get_loss(loss).predict(out)[0]))
-    run_dir.write_manifest(cfg.get("_command") or sys.argv, cfg, seed,
-                           {"test_accuracy": ev["accuracy"], "train_seconds": train_seconds})
+    run_dir.write_manifest(command, cfg, seed,
+                           {"test_accuracy": ev["accuracy"], "train_seconds": metrics["train_seconds"],
+                            "chosen_epoch": metrics["chosen_epoch"], "val_accuracy": metrics["val_accuracy"]},
+                           split=split.to_dict(), selection=selection_record(outcome))
     return metrics

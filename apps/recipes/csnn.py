@@ -83,9 +83,11 @@ def build_spec(cfg: dict, input_shape, n_out: int) -> dict:
 
 
 def load_data(cfg: dict):
-    """Train and test :class:`EncodedImages` ([C, H, W] images) and their batch loaders."""
+    """Train and test :class:`EncodedImages` ([C, H, W] images), each recorded with its SHA-256 in the manifest's
+    ``datasets``."""
     from neurosynth.datasets import DATASETS, entries, load
     from neurosynth.errors import UserError
+    from neurosynth.rundir import record_dataset
 
     name = cfg["dataset"]
     if name not in DATASETS or not DATASETS.get(name).is_image:
@@ -104,10 +106,43 @@ def load_data(cfg: dict):
     root = cfg.get("root")
     train = load(name, root, "train", **kw)
     test = load(name, root, "test", **{k: v for k, v in kw.items() if k != "limit"})
+    for split, ds in (("train", train), ("test", test)):
+        record_dataset(name, split, sha256=_sha256(ds.images, ds.targets), samples=len(ds),
+                       **({"limit": int(limit)} if limit and split == "train" else {}))
     bs = int(cfg["batch_size"])
     if bs < 1:
         raise UserError(f"--batch-size must be >= 1; got {bs}")
-    return train, test, train.batches(bs, shuffle=True, seed=int(cfg.get("seed", 0))), test.batches(1000, shuffle=False)
+    return train, test
+
+
+def _sha256(*tensors) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _subset(ds, idx: list[int], split: str):
+    """The images ``idx`` of an :class:`EncodedImages` as a new one (same encoding)."""
+    from neurosynth.datasets.static import EncodedImages
+
+    return EncodedImages(ds.name, split, ds.images[idx], ds.targets[idx], ds.classes, ds.T, ds.encoding, ds.seed,
+                         ds.encoder_kwargs)
+
+
+def split_data(cfg: dict, train):
+    """``(fit, val, Split)``: the validation split carved from the training images (``val_fraction``, default 0.1,
+    stratified by class, seeded by ``split_seed``); ``val_fraction=0``: no validation (``val`` is None)."""
+    from neurosynth.workflow import DEFAULT_VAL_FRACTION, Split, split_indices
+
+    fraction = cfg.get("val_fraction")
+    fraction = DEFAULT_VAL_FRACTION if fraction is None else float(fraction)
+    if fraction == 0:
+        return train, None, Split("none", len(train), 0, 0.0, source="no validation split (--val-fraction 0)")
+    fit, val, split = split_indices(train.labels(), fraction, int(cfg.get("split_seed") or 0))
+    return _subset(train, fit, "fit"), _subset(train, val, "val"), split
 
 
 def train_csnn(cfg: dict) -> dict:
@@ -119,8 +154,16 @@ def train_csnn(cfg: dict) -> dict:
     from neurosynth.errors import UserError
     from neurosynth.plots import plot_history, plot_raster
     from neurosynth.rundir import RunDir
-    from neurosynth.training import evaluate, fit
     from neurosynth.utils import seed_all
+    from neurosynth.workflow import (
+        TrainConfig,
+        check_fresh,
+        check_resume_options,
+        results,
+        resume_checkpoint,
+        selection_record,
+        train_and_test,
+    )
 
     cfg = resolve({k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v)})
     device = str(cfg.get("device") or "cpu")
@@ -132,45 +175,56 @@ def train_csnn(cfg: dict) -> dict:
     if not float(cfg["lr"]) > 0:
         raise UserError(f"--lr must be > 0; got {cfg['lr']}")
     torch.set_num_threads(max(1, int(cfg.get("threads") or 1)))
+    resume = bool(cfg.get("resume"))
+    if resume:
+        check_resume_options(resume_checkpoint(cfg["out"], "train"), _resume_config(cfg), cfg["out"])
+    else:
+        check_fresh(cfg["out"], "train")
     seed = int(cfg.get("seed", 0))
     seed_all(seed)
-    train, test, train_batches, test_batches = load_data(cfg)
+    train, test = load_data(cfg)
+    fit, val, split = split_data(cfg, train)
     spec = build_spec(cfg, train.images.shape[1:], train.n_classes)
     model = build(spec)
     loss = "mean_membrane_ce"
-    run_dir = RunDir(cfg["out"])
-    t0, c0 = time.perf_counter(), time.process_time()
-    hist = fit(model, train_batches, epochs=epochs, lr=float(cfg["lr"]), loss=loss, val_loader=test_batches,
-               device=device, progress=not cfg.get("no_progress", False), amp=cfg.get("amp"),
-               weight_decay=float(cfg.get("weight_decay", 0.0)))
-    train_seconds, train_cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    model.cpu()
-    ev = evaluate(model, test.batches(1000, shuffle=False), loss, record_rates=True)
-    metrics = {
-        "dataset": f"{cfg['dataset']} (train {len(train)}, test {len(test)})",
-        "recipe": cfg["recipe"],
-        "test_accuracy": ev["accuracy"],
-        "test_loss": ev["loss"],
-        "test_samples": ev["samples"],
-        "best_epoch_test_accuracy": max(hist["val_accuracy"]),
-        "train_accuracy": hist["train_accuracy"][-1],
-        "firing_rates": ev["firing_rates"],
-        "epochs": epochs,
-        "train_seconds": train_seconds,
-        "train_cpu_seconds": train_cpu_seconds,
-        "threads": torch.get_num_threads(),
-        "history": hist,
-    }
-    run_dir.save_model(model, spec)
-    run_dir.write_json("metrics.json", metrics)
-    plot_history(hist, run_dir.plot_path("curves"), title=f"{cfg['dataset']} conv SNN, T={cfg['T']}")
-    from neurosynth.losses import get_loss
+    bs = int(cfg["batch_size"])
+    fit_batches = fit.batches(bs, shuffle=True, seed=seed)
+    val_batches = None if val is None else val.batches(1000, shuffle=False)
+    tc = TrainConfig(epochs=epochs, lr=float(cfg["lr"]), loss=loss, device=device, amp=cfg.get("amp"),
+                     weight_decay=float(cfg.get("weight_decay", 0.0)))
+    command = cfg.get("_command") or sys.argv
+    command = " ".join(map(str, command)) if isinstance(command, (list, tuple)) else str(command)
+    with RunDir.create(cfg["out"], kind="train", resume=resume) as run_dir:
+        c0 = time.process_time()
+        outcome = train_and_test(model, fit_batches, val_batches, test.batches(1000, shuffle=False), tc,
+                                 rule=str(cfg.get("select") or "best_val"), run=run_dir, resume=resume,
+                                 progress=not cfg.get("no_progress", False),
+                                 extra={"config": _resume_config(cfg), "command": command})
+        ev = outcome.test
+        metrics = {
+            "dataset": f"{cfg['dataset']} (train {len(fit)}, validation {split.n_val}, test {len(test)})",
+            "recipe": cfg["recipe"],
+            **results(outcome, split),
+            "firing_rates": ev["firing_rates"],
+            "train_cpu_seconds": time.process_time() - c0,
+            "threads": torch.get_num_threads(),
+        }
+        run_dir.save_model(model, spec)
+        run_dir.write_json("metrics.json", metrics)
+        plot_history(metrics["history"], run_dir.plot_path("curves"), title=f"{cfg['dataset']} conv SNN, T={cfg['T']}")
+        from neurosynth.losses import get_loss
 
-    x, y = next(iter(test.batches(1, shuffle=False)))
-    with torch.no_grad():
-        out, rec = model(x, record=True)
-    plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, first test sample", output=out,
-                label=int(y[0]), prediction=int(get_loss(loss).predict(out)[0]))
-    run_dir.write_manifest(cfg.get("_command") or sys.argv, {**cfg, "out": str(Path(cfg["out"]))}, seed,
-                           {"test_accuracy": ev["accuracy"], "train_seconds": train_seconds})
+        x, y = next(iter((val if val is not None else fit).batches(1, shuffle=False)))  # never the test set
+        with torch.no_grad():
+            out, rec = model(x, record=True)
+        plot_raster(rec, run_dir.plot_path("raster"), title="spike raster, a validation sample", output=out,
+                    label=int(y[0]), prediction=int(get_loss(loss).predict(out)[0]))
+        run_dir.write_manifest(command, {**cfg, "out": str(Path(cfg["out"]))}, seed,
+                               {"test_accuracy": ev["accuracy"], "train_seconds": metrics["train_seconds"],
+                                "chosen_epoch": metrics["chosen_epoch"], "val_accuracy": metrics["val_accuracy"]},
+                               split=split.to_dict(), selection=selection_record(outcome))
     return metrics
+
+
+def _resume_config(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v) and v is not None}

@@ -68,7 +68,7 @@ def test_toy_dataset_trains_with_the_conv_recipe(toy, tmp_path, capsys):
     outs = [la["out_features"] for la in arch["layers"] if la["type"] == "linear"]
     assert outs[-1] == 3  # the class count came from the dataset
     m = json.loads((out / "metrics.json").read_text())
-    assert m["dataset"] == "toy (train 48, test 24)" and m["test_samples"] == 24
+    assert m["dataset"] == "toy (train 42, validation 6, test 24)" and m["test_samples"] == 24
 
 
 def test_toy_dataset_searched_by_mse(toy, tmp_path):

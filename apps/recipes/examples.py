@@ -1,0 +1,96 @@
+"""The plumbing the training examples share (``examples/train_shd.py``, ``examples/train_dvs_gesture.py``): their
+workflow options, the validation split, the loaders, :func:`neurosynth.workflow.train_and_test` (epoch chosen on
+validation, test read once, a checkpoint every epoch, ``--resume``) and the run directory. The examples keep
+their models, data options and extras (Lava verification, plots); this module keeps the loop out of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+KIND = "example"
+
+
+def add_options(p, shipped: str = "") -> None:
+    """``--val-fraction``, ``--split-seed``, ``--select``, ``--resume`` (as ``neurosynth train``)."""
+    from neurosynth.apps.cli.train import add_workflow_options
+
+    add_workflow_options(p, shipped)
+
+
+def config_of(args, **more) -> dict:
+    """The run's config (recorded in the manifest and the checkpoint; compared on ``--resume``)."""
+    return {k: v for k, v in vars(args).items() if not callable(v)} | more
+
+
+def check_options(args, argv, program: str, default_out: str | None = None) -> bool:
+    """Validate the workflow options before any data is read; with ``--resume`` set ``args.out`` to the run and
+    refuse options other than the interrupted run's (one ``error:`` line). Returns whether this run resumes."""
+    from neurosynth.apps.cli.train import workflow_out
+    from neurosynth.workflow import check_fresh, check_resume_options, check_val_fraction, resume_checkpoint
+
+    args.out = workflow_out(args, default_out)
+    check_val_fraction(args.val_fraction, args.select)
+    if not args.resume:
+        check_fresh(args.out, KIND)
+        return False
+    check_resume_options(resume_checkpoint(args.out, KIND), config_of(args), args.out)
+    return True
+
+
+def split(args, train, shipped=None, shipped_name: str = ""):
+    """``(fit, val, Split)`` of the training dataset (see :func:`neurosynth.workflow.validation_split`)."""
+    from neurosynth.workflow import validation_split
+
+    return validation_split(train, args.val_fraction, args.split_seed, shipped, shipped_name)
+
+
+def command(argv, program: str) -> list[str]:
+    return [sys.executable, *sys.argv] if argv is None else [program, *map(str, argv)]
+
+
+def train_example(args, argv, *, program: str, model, fit, val, test, split, loss: str, generator,
+                  config: dict, title: str, curves: Callable[[dict, str], Any],
+                  after: Callable[[Any, Any, dict], None] | None = None, results: dict | None = None) -> int:
+    """Train ``model`` on the datasets ``fit``/``val`` (epoch chosen on ``val``), test it once on ``test`` and write
+    the run directory ``args.out``: ``model.pt``, ``arch.json``, ``metrics.json`` (the test metrics under
+    ``"test"``, the chosen epoch, its validation accuracy, the split and the history), ``manifest.json`` (with
+    ``"split"`` and ``"selection"``) and ``plots/training.png``. ``after(run, model, results)`` adds to the run
+    before the metrics are written (the Lava check)."""
+    from torch.utils.data import DataLoader
+
+    from neurosynth.datasets import collate_time_first
+    from neurosynth.rundir import RunDir, save_figure
+    from neurosynth.workflow import TrainConfig, describe, selection_record, train_and_test
+    from neurosynth.workflow import results as workflow_results
+
+    bs = args.batch_size
+    train_loader = DataLoader(fit, batch_size=bs, shuffle=True, generator=generator, collate_fn=collate_time_first)
+    val_loader = None if val is None else DataLoader(val, batch_size=bs, collate_fn=collate_time_first)
+    test_loader = DataLoader(test, batch_size=bs, collate_fn=collate_time_first)
+    tc = TrainConfig(epochs=args.epochs, lr=args.lr, loss=loss, device=args.device)
+    cmd = command(argv, program)
+    resume = bool(args.resume)
+    with RunDir.create(args.out, kind=KIND, resume=resume) as run:
+        outcome = train_and_test(model, train_loader, val_loader, test_loader, tc, rule=args.select, run=run,
+                                 resume=resume, progress=not args.no_progress,
+                                 extra={"config": config_of(args), "command": " ".join(cmd)})
+        model.to("cpu")
+        run.save_model(model)
+        metrics = workflow_results(outcome, split)
+        hist = metrics["history"]
+        res = {"test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+               "chosen_epoch": metrics["chosen_epoch"], "val_accuracy": metrics["val_accuracy"],
+               "train_seconds": metrics["train_seconds"],
+               "seconds_per_epoch": sum(hist["seconds"]) / len(hist["seconds"]),
+               "n_train": split.n_fit, "n_val": split.n_val, "n_test": len(test), **(results or {})}
+        if after is not None:
+            after(run, model, res)
+        run.write_json("metrics.json", {**metrics, "test": outcome.test, **res})
+        save_figure(curves(hist, title), run.plot_path("training"))
+        run.write_manifest(cmd, config, args.seed, res, split=split.to_dict(), selection=selection_record(outcome))
+        print(f"test accuracy {metrics['test_accuracy']:.3f} (read once; {describe(metrics)}); "
+              f"{res['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
+    return 0
