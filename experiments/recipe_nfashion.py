@@ -32,7 +32,6 @@ import argparse
 import hashlib
 import importlib.util
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -62,6 +61,10 @@ def parse_args(argv=None):
     p.add_argument("--init-gain", type=float, default=None, help="loihi: initial weight gain (default 4)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0, help="seeds the validation split (as the examples')")
+    p.add_argument("--fixed-run", default=None, metavar="RUN",
+                   help="do not train: accuracy of the trained --loihi example run RUN in fixed point (the integer "
+                        "network Lava runs bit for bit) on every test sample; writes --out (JSON)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
@@ -106,19 +109,14 @@ def file_sha256(path: Path) -> str:
 
 
 def val_split(y, fraction: float, seed: int):
-    """Stratified: ``fraction`` of every class (seeded permutation) goes to validation."""
+    """The examples' split (``neurosynth.workflow.split_indices``: stratified, seeded), so the baselines are
+    selected on the same validation samples as ``examples/train_dvs_gesture.py --val-fraction F --split-seed S``."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    val = []
-    for k in range(int(y.max()) + 1):
-        idx = torch.nonzero(y == k).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        val.append(idx[: int(round(fraction * len(idx)))])
-    val = torch.sort(torch.cat(val)).values
-    mask = torch.ones(len(y), dtype=torch.bool)
-    mask[val] = False
-    return torch.nonzero(mask).flatten(), val
+    from neurosynth.workflow import split_indices
+
+    fit, val, split = split_indices(y.tolist(), fraction, seed)
+    return torch.as_tensor(fit), torch.as_tensor(val), split
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -204,10 +202,10 @@ def train(args) -> int:
     t_cpu0 = time.process_time()
     X, Y, src_train = frames(args.data_root, "train", n_train, r["T"])
     Xt, Yt, src_test = frames(args.data_root, "test", n_test, r["T"])
-    fit_idx, val_idx = val_split(Y, args.val_fraction, args.seed)
+    fit_idx, val_idx, split = val_split(Y, args.val_fraction, args.split_seed)
     data = {"train_file": src_train.name, "test_file": src_test.name, "train_sha256": file_sha256(src_train),
             "test_sha256": file_sha256(src_test), "n_fit": len(fit_idx), "n_val": len(val_idx), "n_test": len(Yt),
-            "val_rule": f"stratified {args.val_fraction} of every class of the training file, seed {args.seed}",
+            "split": split.to_dict(),
             "frames_cpu_seconds": round(time.process_time() - t_cpu0, 1)}
     if args.model == "logreg":
         return train_logreg(args, r, X, Y, Xt, Yt, fit_idx, val_idx, data, out)
@@ -308,6 +306,33 @@ def fixed_accuracy(model, Xt, Yt, tail: int) -> dict:
             "how": "neurosynth.hardware.lava.reference.simulate(net, x, 'fixed') on the exported integer network"}
 
 
+def fixed_run(args) -> int:
+    """``--fixed-run RUN``: the fixed-point accuracy of a trained ``examples/train_dvs_gesture.py --loihi --size 34``
+    run on the whole test file (its manifest gives T, tail and the data)."""
+    import torch
+
+    from neurosynth.rundir import load_run
+
+    torch.set_num_threads(args.threads)
+    run = Path(args.fixed_run)
+    model, spec, _ = load_run(run)
+    cfg = json.loads((run / "manifest.json").read_text())["config"]
+    if tuple(spec["input_shape"]) != (2, 34, 34):
+        raise SystemExit(f"error: {run} was trained on inputs {spec['input_shape']}; --fixed-run takes --size 34 runs")
+    n_test = int(str(cfg["n_samples"]).split(",")[-1])
+    Xt, Yt, src = frames(cfg["data_root"], "test", n_test, int(cfg["T"]))
+    c0 = time.process_time()
+    model.eval()
+    torch_acc = accuracy(model, "loihi", Xt, Yt, torch.arange(len(Yt)), 64, int(cfg["tail"]))
+    res = {"run": str(run), "test_file": src.name, "test_sha256": file_sha256(src), "T": cfg["T"], "tail": cfg["tail"],
+           "torch_accuracy": torch_acc, "fixed": fixed_accuracy(model, Xt, Yt, int(cfg["tail"])),
+           "cpu_seconds": None}
+    res["cpu_seconds"] = round(time.process_time() - c0, 1)
+    write_json(Path(args.out), res)
+    print(json.dumps(res), flush=True)
+    return 0
+
+
 def save_run(args, model, r, result, out: Path) -> None:
     from neurosynth.rundir import RunDir
 
@@ -361,6 +386,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.collect:
         return collect(args)
+    if args.fixed_run:
+        return fixed_run(args)
     return train(args)
 
 
