@@ -69,7 +69,8 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--collect", default=None, metavar="DIR",
-                   help="do not train: gather DIR/*/result.json into the JSON file --out")
+                   help="do not train: gather the runs under DIR into the JSON file --out (see collect)")
+    p.add_argument("--note", default=None, help="--collect: a JSON object added to the protocol")
     return p.parse_args(argv)
 
 
@@ -369,17 +370,60 @@ def train_logreg(args, r, X, Y, Xt, Yt, fit_idx, val_idx, data, out: Path) -> in
 
 
 def collect(args) -> int:
-    runs = {p.parent.name: json.loads(p.read_text()) for p in sorted(Path(args.collect).glob("*/result.json"))}
-    snn, loihi = runs.get("snn"), runs.get("loihi")
+    """``--collect DIR``: the recipe's result file from ``DIR/snn`` and ``DIR/loihi`` (example run directories),
+    ``DIR/loihi_fixed.json`` (``--fixed-run``), ``DIR/loihi/loihi_verify.json`` (the example's Lava check, if run)
+    and ``DIR/{cnn,logreg}/result.json`` (the baselines), plus ``DIR/cpu.log`` (CPU time sampled while they ran)."""
+    d = Path(args.collect)
+
+    def js(p):
+        p = d / p
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def example(name):
+        m, man = js(f"{name}/metrics.json"), js(f"{name}/manifest.json")
+        if m is None:
+            return None
+        keep = ("test_accuracy", "chosen_epoch", "val_accuracy", "train_seconds", "seconds_per_epoch", "n_train",
+                "n_val", "n_test")
+        h = m.get("history", {})
+        return {**{k: m.get(k) for k in keep}, "val_accuracy_per_epoch": h.get("val_accuracy"),
+                "train_accuracy_per_epoch": h.get("train_accuracy"), "command": " ".join(man["command"]),
+                "config": man["config"], "split": man.get("split"), "selection": man.get("selection")}
+
+    snn, loihi, fixed, verify = example("snn"), example("loihi"), js("loihi_fixed.json"), js("loihi/loihi_verify.json")
+    base = {k: js(f"{k}/result.json") for k in ("cnn", "logreg")}
+    cpu = cpu_seconds(d / "cpu.log")
     out = {"test_accuracy": snn and snn["test_accuracy"],
-           "loihi_fixed_accuracy": loihi and loihi["loihi_fixed_accuracy"]["accuracy"],
+           "loihi_fixed_accuracy": fixed and fixed["fixed"]["accuracy"],
            "loihi_torch_accuracy": loihi and loihi["test_accuracy"],
-           "baselines": {k: v["test_accuracy"] for k, v in runs.items() if k in ("cnn", "logreg")},
-           "test_samples": snn and snn["data"]["n_test"],
-           "protocol": {k: {kk: vv for kk, vv in v.items() if kk not in ("history",)} for k, v in runs.items()}}
+           "baselines": {k: v["test_accuracy"] for k, v in base.items() if v},
+           "test_samples": snn and snn["n_test"],
+           "protocol": {"snn": snn, "loihi": loihi, "loihi_fixed": fixed, "loihi_lava_check": verify and verify["loihi"],
+                        "baselines": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in base.items()
+                                      if v},
+                        "training_cpu_seconds": cpu, **(json.loads(args.note) if args.note else {})}}
     write_json(Path(args.out), out)
     print(json.dumps({k: v for k, v in out.items() if k != "protocol"}))
     return 0
+
+
+def cpu_seconds(log: Path) -> dict:
+    """The last CPU time sampled (``ps -o time``) for each run in ``log`` (runs/nf/monitor.sh)."""
+    import re
+
+    last: dict[str, float] = {}
+    if not log.exists():
+        return last
+    for line in log.read_text().splitlines():
+        m = re.match(r"\s*\d+\s+\S+\s+(?:(\d+)-)?(\d+):(\d+):(\d+)\s+(.*)", line)
+        if not m:
+            continue
+        d_, h, mi, se, cmd = m.groups()
+        secs = int(d_ or 0) * 86400 + int(h) * 3600 + int(mi) * 60 + int(se)
+        name = re.search(r"--out runs/nf/(\w+)", cmd)
+        if name:
+            last[name.group(1)] = secs
+    return last
 
 
 def main(argv=None) -> int:
