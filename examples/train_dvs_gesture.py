@@ -31,6 +31,33 @@ Lava float and Lava fixed point on 500 test samples):
 
     python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root runs/nfdata --n-samples 3000,500 \
         --loihi --size 16 --T 10 --tail 6 --channels 8 --hidden 64 --epochs 10 --verify 500 --out runs/nf16_tail
+
+**The nfashion_mnist recipe** (issue 21; :data:`NFASHION_RECIPE`; measured on this 2-core CPU, results and protocol
+in ``benchmarks/results/nfashion_recipe.json`` and docs/datasets.md). Data: the first 20,000 Fashion-MNIST training
+images (18,000 to fit, 2,000 carved for validation: 10 %, stratified, split seed 0) and the first 2,000 test images
+through the calibrated camera (format 3), T = 4 bins. Float net (:func:`build_nfashion_model`: conv16 -> BatchNorm
+-> LIF -> max-pool -> conv32 -> BatchNorm -> LIF -> max-pool -> FC 128 LIF -> 10 leaky integrators, event counts as
+input), epoch chosen on validation, test read once: **88.85 %** on the 2,000 test samples (epoch 6 of 6, validation
+89.20 %; a non-spiking CNN of the same size 88.75 %, logistic regression 87.15 %; ~5 CPU-minutes):
+
+    python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root DATA --n-samples 20000,2000 --T 4 \
+        --channels 16 --hidden 128 --batch-size 64 --lr 2e-3 --epochs 6 --val-fraction 0.1 --seed 0 --out runs/nf_snn
+
+Its deployable variant (the Loihi-exact pooled net above on the full 34x34 sensor, binary frames, 6 silent steps):
+torch 84.45 %, fixed point 84.40 % on the 2,000 test samples (Lava bit-exact on the 64 it ran), **4.45 points below
+the float net, not within the 2 of issue 21** (docs/datasets.md says what would close the gap):
+
+    python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root DATA --n-samples 20000,2000 --loihi \
+        --size 34 --T 4 --tail 6 --channels 8 --hidden 128 --batch-size 32 --lr 1e-3 --epochs 5 --val-fraction 0.1 \
+        --seed 0 --out runs/nf_loihi
+    python experiments/recipe_nfashion.py --fixed-run runs/nf_loihi --out fixed.json   # fixed point, every test sample
+    python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root DATA --n-samples 20000,2000 --loihi \
+        --size 34 --T 4 --tail 6 --verify 64 --verify-run runs/nf_loihi                # Lava, bit-exact check
+
+**Real DVS128 Gesture** (11 classes, 1,077 train / 264 test; needs the recording, ``--download``): the command at
+the top (``--T 16``, 32x32 frames; ``--loihi --size 16``) is **not measured here** (no recording on this machine).
+Published anchors for deeper networks (docs/datasets.md, "Published accuracy"): PLIF 97.57 % (T = 20), SEW-ResNet
+97.92 % (T = 16); expect this two-conv-layer net below them.
 """
 
 from __future__ import annotations

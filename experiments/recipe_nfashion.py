@@ -356,7 +356,7 @@ def train_logreg(args, r, X, Y, Xt, Yt, fit_idx, val_idx, data, out: Path) -> in
     F, Ft = (F - mu) / sd, (Ft - mu) / sd
     c0 = time.process_time()
     scores = {}
-    for C in (0.01, 0.1, 1.0):
+    for C in (0.001, 0.003, 0.01, 0.1, 1.0):
         m = LogisticRegression(C=C, max_iter=300).fit(F[fit_idx], Y[fit_idx].numpy())
         scores[C] = (float(m.score(F[val_idx], Y[val_idx].numpy())), m)
     C = max(scores, key=lambda c: (scores[c][0], -c))
@@ -387,7 +387,8 @@ def collect(args) -> int:
                 "n_val", "n_test")
         h = m.get("history", {})
         return {**{k: m.get(k) for k in keep}, "val_accuracy_per_epoch": h.get("val_accuracy"),
-                "train_accuracy_per_epoch": h.get("train_accuracy"), "command": " ".join(man["command"]),
+                "train_accuracy_per_epoch": h.get("train_accuracy"),
+                "command": man["command"] if isinstance(man["command"], str) else " ".join(man["command"]),
                 "config": man["config"], "split": man.get("split"), "selection": man.get("selection")}
 
     snn, loihi, fixed, verify = example("snn"), example("loihi"), js("loihi_fixed.json"), js("loihi/loihi_verify.json")
@@ -421,7 +422,7 @@ def cpu_seconds(log: Path) -> dict:
         d_, h, mi, se, cmd = m.groups()
         secs = int(d_ or 0) * 86400 + int(h) * 3600 + int(mi) * 60 + int(se)
         name = re.search(r"--out runs/nf/(\w+)", cmd)
-        if name:
+        if name and name.group(1) in ("snn", "loihi", "cnn", "logreg", "loihi_fixed"):
             last[name.group(1)] = secs
     return last
 
