@@ -59,6 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--tail", type=int, default=None, help="loihi: silent steps appended (default 6)")
     p.add_argument("--init-gain", type=float, default=None, help="loihi: initial weight gain (default 4)")
+    p.add_argument("--binary", action="store_true",
+                   help="snn/cnn: clip the frames to 0/1 as the Loihi net sees them (a diagnostic of the binarisation)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=0, help="seeds the validation split (as the examples')")
@@ -125,6 +127,7 @@ def val_split(y, fraction: float, seed: int):
 def recipe(args) -> dict:
     ex = example_module()
     r = dict(ex.NFASHION_RECIPE[args.model if args.model in ex.NFASHION_RECIPE else "snn"])
+    r["binary_frames"] = bool(args.binary) or args.model == "loihi"
     for k in ("T", "epochs", "batch_size", "lr", "channels", "hidden", "tail", "init_gain"):
         v = getattr(args, k)
         if v is not None:
@@ -149,9 +152,15 @@ def build(args, r):
                          nn.Linear(h, 10))
 
 
+BINARY = False  # --binary
+
+
 def inputs(model_kind: str, xb, tail: int = 0):
     """uint8 frames ``[B, T, 2, 34, 34]`` -> the model's input."""
     import torch
+
+    if BINARY:
+        xb = (xb > 0).to(xb.dtype)
 
     if model_kind == "cnn":
         return torch.log1p(xb.float().sum(1))
@@ -192,6 +201,9 @@ def write_json(path: Path, obj) -> None:
 
 def train(args) -> int:
     import torch
+
+    global BINARY
+    BINARY = bool(args.binary)
 
     from neurosynth.training import clamp_params_
 
