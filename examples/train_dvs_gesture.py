@@ -45,7 +45,8 @@ input), epoch chosen on validation, test read once: **88.85 %** on the 2,000 tes
 
 Its deployable variant (the Loihi-exact pooled net above on the full 34x34 sensor, binary frames, 6 silent steps):
 torch 84.45 %, fixed point 84.40 % on the 2,000 test samples (Lava bit-exact on the 64 it ran), **4.45 points below
-the float net, not within the 2 of issue 21** (docs/datasets.md says what would close the gap):
+the float net, not within the 2 of issue 21**; with ``--channels 16`` the same net reaches 86.55 % in fixed point
+(2.30 points below; trained by ``experiments/recipe_nfashion.py --model loihi --channels 16``, docs/datasets.md):
 
     python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root DATA --n-samples 20000,2000 --loihi \
         --size 34 --T 4 --tail 6 --channels 8 --hidden 128 --batch-size 32 --lr 1e-3 --epochs 5 --val-fraction 0.1 \
