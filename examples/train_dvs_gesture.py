@@ -31,6 +31,34 @@ Lava float and Lava fixed point on 500 test samples):
 
     python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root runs/nfdata --n-samples 3000,500 \
         --loihi --size 16 --T 10 --tail 6 --channels 8 --hidden 64 --epochs 10 --verify 500 --out runs/nf16_tail
+
+**The nfashion_mnist recipe** (issue 21; :data:`NFASHION_RECIPE`; measured on this 2-core CPU, results and protocol
+in ``benchmarks/results/nfashion_recipe.json`` and docs/datasets.md). Data: the first 20,000 Fashion-MNIST training
+images (18,000 to fit, 2,000 carved for validation: 10 %, stratified, split seed 0) and the first 2,000 test images
+through the calibrated camera (format 3), T = 4 bins. Float net (:func:`build_nfashion_model`: conv16 -> BatchNorm
+-> LIF -> max-pool -> conv32 -> BatchNorm -> LIF -> max-pool -> FC 128 LIF -> 10 leaky integrators, event counts as
+input), epoch chosen on validation, test read once: **88.85 %** on the 2,000 test samples (epoch 6 of 6, validation
+89.20 %; a non-spiking CNN of the same size 88.75 %, logistic regression 87.15 %; ~5 CPU-minutes):
+
+    python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root DATA --n-samples 20000,2000 --T 4 \
+        --channels 16 --hidden 128 --batch-size 64 --lr 2e-3 --epochs 6 --val-fraction 0.1 --seed 0 --out runs/nf_snn
+
+Its deployable variant (the Loihi-exact pooled net above on the full 34x34 sensor, binary frames, 6 silent steps):
+torch 84.45 %, fixed point 84.40 % on the 2,000 test samples (Lava bit-exact on the 64 it ran), **4.45 points below
+the float net, not within the 2 of issue 21**; with ``--channels 16`` the same net reaches 86.55 % in fixed point
+(2.30 points below; trained by ``experiments/recipe_nfashion.py --model loihi --channels 16``, docs/datasets.md):
+
+    python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root DATA --n-samples 20000,2000 --loihi \
+        --size 34 --T 4 --tail 6 --channels 8 --hidden 128 --batch-size 32 --lr 1e-3 --epochs 5 --val-fraction 0.1 \
+        --seed 0 --out runs/nf_loihi
+    python experiments/recipe_nfashion.py --fixed-run runs/nf_loihi --out fixed.json   # fixed point, every test sample
+    python examples/train_dvs_gesture.py --dataset nfashion_mnist --data-root DATA --n-samples 20000,2000 --loihi \
+        --size 34 --T 4 --tail 6 --verify 64 --verify-run runs/nf_loihi                # Lava, bit-exact check
+
+**Real DVS128 Gesture** (11 classes, 1,077 train / 264 test; needs the recording, ``--download``): the command at
+the top (``--T 16``, 32x32 frames; ``--loihi --size 16``) is **not measured here** (no recording on this machine).
+Published anchors for deeper networks (docs/datasets.md, "Published accuracy"): PLIF 97.57 % (T = 20), SEW-ResNet
+97.92 % (T = 16); expect this two-conv-layer net below them.
 """
 
 from __future__ import annotations
@@ -64,6 +92,38 @@ def build_model(size: int = 32, channels: int = 16, hidden: int = 128, n_out: in
         LIF(beta=beta),
         nn.Linear(hidden, n_out),
         LI(beta=beta),
+    )
+
+
+# The nfashion_mnist recipe (experiments/recipe_nfashion.py trains it with a validation split; numbers in
+# benchmarks/results/nfashion_recipe.json and docs/datasets.md): ``snn`` is the float net (build_nfashion_model),
+# ``loihi`` the Loihi-exact pooled conv net on binary frames of the full 34x34 sensor (build_loihi_model),
+# ``cnn`` the non-spiking baseline of experiments/recipe_nfashion.py.
+NFASHION_RECIPE = {
+    "snn": {"T": 4, "channels": 16, "hidden": 128, "beta": 0.5, "dropout": 0.2, "batch_size": 64, "lr": 2e-3,
+            "epochs": 6},
+    "loihi": {"T": 4, "tail": 6, "channels": 8, "hidden": 128, "beta": 0.9, "init_gain": 4.0, "batch_size": 32,
+              "lr": 1e-3, "epochs": 5},
+    "cnn": {"T": 4, "channels": 16, "hidden": 128, "dropout": 0.2, "batch_size": 64, "lr": 2e-3, "epochs": 6},
+}
+
+
+def build_nfashion_model(channels: int = 32, hidden: int = 256, n_out: int = 10, beta: float = 0.5,
+                         dropout: float = 0.2, side: int = 34):
+    """The float recipe net for nfashion_mnist: [conv3x3 (no bias) -> BatchNorm2d -> LIF -> 2x2 max-pool] x 2
+    (``channels``, ``2*channels``), dropout, FC ``hidden`` LIF, ``n_out`` leaky integrators (mean membrane).
+    For deployment the BatchNorm folds into the convolution (scale and bias per channel)."""
+    import torch.nn as nn
+
+    from neurosynth.layers import SNN
+    from neurosynth.neurons import LI, LIF
+
+    c = int(channels)
+    return SNN(
+        nn.Conv2d(2, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), LIF(beta=beta), nn.MaxPool2d(2),
+        nn.Conv2d(c, 2 * c, 3, padding=1, bias=False), nn.BatchNorm2d(2 * c), LIF(beta=beta), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * c * (side // 2 // 2) ** 2, hidden), LIF(beta=beta),
+        nn.Linear(hidden, n_out), LI(beta=beta),
     )
 
 
@@ -143,8 +203,9 @@ def build_model_from(args):
 
         n_out = 10 if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist" else 11
         return scale_synapses(build_loihi_model(args.size, args.channels, args.hidden, n_out), args.init_gain)
-    if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist":  # 34x34 sensor, 10 classes
-        return build_model(34, args.channels, args.hidden, n_out=10)
+    if getattr(args, "dataset", "dvs_gesture") == "nfashion_mnist":  # 34x34 sensor, 10 classes: the recipe net
+        return build_nfashion_model(args.channels, args.hidden, n_out=10, beta=NFASHION_RECIPE["snn"]["beta"],
+                                    dropout=NFASHION_RECIPE["snn"]["dropout"])
     return build_model(args.size, args.channels, args.hidden)
 
 
