@@ -29,8 +29,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                        f"{n}: {t.description}" for n, t in TARGETS.items()) + ". A target with an exporter allows "
                         "only candidates it can deploy; see docs/msenas.md")
     p.add_argument("--dense", action="store_true", help="flatten inputs and search dense networks (SHD-like)")
-    p.add_argument("--population", type=int, default=8, help="--fidelity none: candidates per generation")
-    p.add_argument("--generations", type=int, default=5, help="--fidelity none: generations")
+    p.add_argument("--population", type=int, default=None, help="--fidelity none: candidates per generation (default 8)")
+    p.add_argument("--generations", type=int, default=None, help="--fidelity none: generations (default 5)")
     p.add_argument("--strategy", default=None,
                    help="random | ga | nsga2 | evo (GP + CMA-ES, EvoSearch) | cmaes | dehb (mutants/crossovers of "
                         "promoted candidates fill the lowest rung). Default: ga with --fidelity none, dehb otherwise")
@@ -102,6 +102,16 @@ def run(args) -> int:
         space = read_json(args.space)
         if not isinstance(space, dict):
             raise UserError(f"--space {args.space} must hold a JSON object of MSESpaceConfig fields")
+    from snn_nas.engine.fidelity import DEFAULT_FIDELITY
+
+    if (args.fidelity or DEFAULT_FIDELITY) != "none":
+        ga = [f for f, v in (("--population", args.population), ("--generations", args.generations)) if v is not None]
+        if ga:
+            raise UserError(f"{' and '.join(ga)} size the training-free search (--fidelity none); the multi-fidelity "
+                            f"search (--fidelity {args.fidelity or DEFAULT_FIDELITY}, the default) is sized by --brackets, "
+                            "--n0 and --total-budget: add --fidelity none for the GA, or drop them")
+    args.population = 8 if args.population is None else args.population
+    args.generations = 5 if args.generations is None else args.generations
     seed_all(args.seed)
     cfg = SearchConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, T=args.T, encoding=args.encoding, dense=args.dense,
                        target=args.target, fitness_T=args.fitness_T,

@@ -56,6 +56,7 @@ def test_sh_search_trains_at_rung_budgets_and_selects_on_validation(tmp_path, sp
     (["--fidelity", "sh", "--prefilter", "0"], "--prefilter must be >= 1"),
     (["--fidelity", "none", "--prefilter", "20"], "use them with --fidelity sh|hyperband|asha"),
     (["--fidelity", "none", "--predictor"], "use them with --fidelity sh|hyperband|asha"),
+    (["--generations", "3"], "size the training-free search (--fidelity none)"),
     (["--fidelity", "asha", "--strategy", "ga"], "--fidelity asha drives the strategies ['dehb', 'random']"),
     (["--fidelity", "sh", "--strategy", "nsga2"], "--fidelity sh drives the strategies"),
     (["--fidelity", "sh", "--val-images", "5000"], "--val-images 5000 must be below the 1347 training samples"),
