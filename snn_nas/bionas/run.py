@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..engine.archive import open_search_archive
 from ..engine.evaluator import Evaluator
 
 MIN_ALPHA_STEPS = 50  # fewer DARTS architecture steps (Adam, lr 3e-2) leave alpha close to uniform
@@ -289,7 +290,7 @@ def _evo_multifidelity(cfg: BioSearchConfig, sp, strategy, evaluator, rd) -> dic
 
     schedule = RungSchedule(min_budget=cfg.min_budget, max_budget=cfg.max_budget, eta=cfg.eta, by="epochs",
                             n0=cfg.population)
-    with _open_archive(cfg, rd) as archive:
+    with open_search_archive(rd.path / "archive.sqlite", cfg.out) as archive:
         try:
             summary = MultiFidelityRunner(
                 sp, strategy, EpochBudgetBioNAS(evaluator), archive, fidelity=cfg.fidelity,
@@ -305,24 +306,6 @@ def _evo_multifidelity(cfg: BioSearchConfig, sp, strategy, evaluator, rd) -> dic
             "budget": best["budget"], "front": summary["front"], "rungs": summary["rungs"],
             "hall_of_fame": [{"fitness": f, "genotype": s} for f, s in strategy.hall_of_fame],
             "history": [], "evaluations": summary["evaluations"], "units": summary["units"]}
-
-
-def _open_archive(cfg: BioSearchConfig, rd):
-    from neurosynth.errors import UserError
-
-    from ..engine import Archive
-
-    try:
-        archive = Archive(rd.file("archive.sqlite"))
-        archive.get_meta("config")
-        return archive
-    except (ValueError, sqlite3.DatabaseError) as e:
-        from neurosynth.errors import disk_full_error
-
-        if disk_full_error(e) is not None:  # the disk, not the archive
-            raise disk_full_error(e) from e
-        raise UserError(f"{Path(cfg.out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
-                        f"{cfg.out} (or choose another --out) and search again without --resume") from e
 
 
 def train_best(cfg: BioSearchConfig, genotype: dict, data, out: Path, command=None) -> dict:

@@ -296,6 +296,22 @@ class Archive:
         return default if row is None else json.loads(row[0])
 
 
+def open_search_archive(path: str | Path, out: str | Path) -> Archive:
+    """Open the archive of a search written to ``out`` (``search mse`` and ``search bio``). A file that is not a
+    usable archive is a ``UserError`` naming the fix; a full disk is reported as such, not as a broken archive."""
+    from neurosynth.errors import UserError, disk_full_error
+
+    try:
+        archive = Archive(path)
+        archive.get_meta("config")
+        return archive
+    except (ValueError, sqlite3.DatabaseError) as e:
+        if disk_full_error(e) is not None:  # the disk, not the archive
+            raise disk_full_error(e) from e
+        raise UserError(f"{Path(out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
+                        f"{out} (or choose another --out) and search again without --resume") from e
+
+
 def _default(o):
     from neurosynth.io import _json_default
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.archive import open_search_archive
 from ..engine.pareto import pareto_indices
 
 
@@ -335,22 +336,6 @@ def run_search(cfg: SearchConfig, command: str | list[str] | None = None) -> dic
     return summary
 
 
-def _open_archive(cfg: SearchConfig, rd):
-    from ..engine import Archive
-
-    try:
-        archive = Archive(rd.path / "archive.sqlite")
-        archive.get_meta("config")
-        return archive
-    except (ValueError, sqlite3.DatabaseError) as e:
-        from neurosynth.errors import disk_full_error
-
-        if disk_full_error(e) is not None:  # the disk, not the archive
-            raise disk_full_error(e) from e
-        raise _user_error(f"{Path(cfg.out) / 'archive.sqlite'} is not a usable search archive ({e}); delete "
-                          f"{cfg.out} (or choose another --out) and search again without --resume") from e
-
-
 def default_val_images(n_train: int, num_classes: int) -> int:
     """10% of the training split, at least 2 per class (and leaving at least as many for training)."""
     return min(max(n_train // 10, 2 * num_classes), n_train // 2)
@@ -386,7 +371,7 @@ def _run_multifidelity(cfg: SearchConfig, rd, task, space, command, t0: float) -
         scorer = RDMFitnessEvaluator(x, y, fitness=cfg.fitness, cost="params", fitness_kw=ref_kw,
                                      reference_spec=ref_spec, reference_state=ref_state, fitness_T=cfg.fitness_T)
     costs = [c.strip() for c in cfg.cost.split(",") if c.strip()]
-    archive = _open_archive(cfg, rd)
+    archive = open_search_archive(rd.path / "archive.sqlite", cfg.out)
     n_results = [0]
 
     def on_result(info):
