@@ -54,8 +54,31 @@ def spiking_neurons() -> list[str]:
     return [n for n in NEURONS.names() if getattr(NEURONS.get(n), "spiking", True)]
 
 
+class _SpaceConfigJSON:
+    """What every space config shares: ``conv`` (an image input), and the JSON round trip that refuses unknown
+    fields (lists become tuples, so a config read from JSON equals the one written)."""
+
+    NAME = "space"
+
+    @property
+    def conv(self) -> bool:
+        return len(self.input_shape) == 3
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.NAME} fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
 @dataclass(frozen=True)
-class MSESpaceConfig:
+class MSESpaceConfig(_SpaceConfigJSON):
     """The search space as data. ``input_shape`` of rank 1 gives dense networks, rank 3 (C, H, W) conv ones.
 
     ``neurons=None`` means every registered spiking neuron at construction time (stored explicitly).
@@ -80,22 +103,7 @@ class MSESpaceConfig:
     max_layers: int | None = None  # deploy targets: at most this many spiking layers (stem + motif nodes + output)
     extra: dict = field(default_factory=dict)
 
-    @property
-    def conv(self) -> bool:
-        return len(self.input_shape) == 3
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MSESpaceConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown MSE space fields {sorted(unknown)}; known: {sorted(known)}")
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
-        return cls(**kw)
+    NAME = "MSE space"
 
 
 def _downsample_limit(cfg: MSESpaceConfig) -> int:
@@ -515,7 +523,7 @@ def chain_neurons() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class ChainSpaceConfig:
+class ChainSpaceConfig(_SpaceConfigJSON):
     """The chain family as data (see :func:`snn_nas.mse.spec.validate_chain_spec` for the spec it samples).
 
     ``blocks`` / ``hidden``: ``[min, max]`` numbers of conv blocks (image inputs only) and of dense hidden layers;
@@ -542,21 +550,7 @@ class ChainSpaceConfig:
     target: str = "float"
     family: str = "chain"
 
-    @property
-    def conv(self) -> bool:
-        return len(self.input_shape) == 3
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ChainSpaceConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown chain space fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+    NAME = "chain space"
 
 
 class ChainSpace(SearchSpace):
