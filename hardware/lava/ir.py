@@ -247,6 +247,19 @@ def _recurrent_stage(name: str, m: nn.Module, pending: dict | None) -> LoihiLaye
     return LoihiLayer(neuron=p, delayed=bool(delay), weight_rec=w_rec, **{**pending, "name": name})
 
 
+def _check_synapse(name: str, cls: str, m, pending: dict | None, bias_fix: str) -> None:
+    """A synapse (Dense/Conv/delayed Dense) must follow a neuron and carry no bias: Loihi adds a bias to the
+    voltage, not the synaptic current. ``bias_fix`` ends the bias message (what to retrain with)."""
+    if pending is not None:
+        raise LoihiExportError(
+            f"layer {name} ({cls}) follows synapse {pending['name']} with no neuron in between; Loihi needs "
+            "a LIF layer after every Dense/Conv (merge the two linear maps or insert a neuron)")
+    if m.bias is not None and bool((m.bias != 0).any()):
+        raise LoihiExportError(
+            f"layer {name} ({cls}) has a bias; Loihi adds biases to the voltage, not the synaptic current, "
+            f"so it is not reproduced exactly with the synaptic {bias_fix}")
+
+
 def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = None) -> LoihiNet:
     """Describe ``model`` as a :class:`LoihiNet`, refusing anything Loihi cannot run exactly.
 
@@ -271,14 +284,7 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
     for name, m in mods:
         cls = type(m).__name__
         if isinstance(m, DelayedLinear):
-            if pending is not None:
-                raise LoihiExportError(
-                    f"layer {name} ({cls}) follows synapse {pending['name']} with no neuron in between; Loihi needs "
-                    "a LIF layer after every Dense/Conv (merge the two linear maps or insert a neuron)")
-            if m.bias is not None and bool((m.bias != 0).any()):
-                raise LoihiExportError(
-                    f"layer {name} ({cls}) has a bias; Loihi adds biases to the voltage, not the synaptic current, "
-                    "so it is not reproduced exactly with the synaptic delays: retrain with bias=False")
+            _check_synapse(name, cls, m, pending, "delays: retrain with bias=False")
             if len(shape) != 1 or shape[0] != m.in_features:
                 raise LoihiExportError(f"layer {name} ({cls}) expects {m.in_features} inputs but receives shape "
                                        f"{shape}" + ("; insert nn.Flatten() before it" if len(shape) != 1 else ""))
@@ -291,14 +297,7 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
             pending = dict(kind="dense", name=name, in_shape=shape, out_shape=(m.out_features,), weight=w, delays=d,
                            delay=0)
         elif isinstance(m, (nn.Linear, nn.Conv2d)):
-            if pending is not None:
-                raise LoihiExportError(
-                    f"layer {name} ({cls}) follows synapse {pending['name']} with no neuron in between; Loihi needs "
-                    "a LIF layer after every Dense/Conv (merge the two linear maps or insert a neuron)")
-            if m.bias is not None and bool((m.bias != 0).any()):
-                raise LoihiExportError(
-                    f"layer {name} ({cls}) has a bias; Loihi adds biases to the voltage, not the synaptic current, "
-                    "so it is not reproduced exactly with the synaptic delay: retrain with bias=False (QLinear/QConv2d)")
+            _check_synapse(name, cls, m, pending, "delay: retrain with bias=False (QLinear/QConv2d)")
             w = qat.effective_weight(m).detach().double().cpu().numpy()
             if isinstance(m, nn.Linear):
                 n_in = int(np.prod(shape))
