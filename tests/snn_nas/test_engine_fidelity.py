@@ -371,8 +371,14 @@ def test_successive_halving_gives_the_same_archive_serially_and_on_two_workers(t
 def test_sh_and_asha_run_on_ray(tmp_path):
     pytest.importorskip("ray")
     assert _sync_table(tmp_path / "s.sqlite") == _sync_table(tmp_path / "r.sqlite", ray="local:2")
+    # Three brackets' worth of units: with two jobs in flight, extra rung-0 jobs run while a promotion waits, so
+    # one bracket's 27 units (exactly enough serially) need not leave room for the 9-unit rung-2 job. Reaching
+    # rung 2 needs 3 rung-1 results, which any completion order gets within ~36 units.
     with Archive(tmp_path / "asha.sqlite") as a:
-        s = run_multifidelity(space(), quad(), a, strategy="dehb", fidelity="asha", schedule=TOY, brackets=1,
+        s = run_multifidelity(space(), quad(), a, strategy="dehb", fidelity="asha", schedule=TOY, brackets=3,
                               objectives=("accuracy",), seed=3, ray="local:2", workers=2)
-        assert s["evaluations"] == len(a.budget_records()) > 9 and s["units"] <= TOY.bracket_units()
-        assert {r["rung"] for r in a.budget_records()} == {0, 1, 2}
+        records = a.budget_records()
+        assert s["evaluations"] == len(records) > 9 and s["units"] <= 3 * TOY.bracket_units()
+        assert {r["rung"] for r in records} == {0, 1, 2}
+        by_rung = {r: {x["hash"] for x in records if x["rung"] == r} for r in (0, 1, 2)}
+        assert by_rung[2] <= by_rung[1] <= by_rung[0]  # a candidate reaches rung r+1 only through rung r
