@@ -122,19 +122,19 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
 
 
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
-                      threshold: float = 1.0):
+                      threshold: float = 1.0, layers: int = 1):
     from neurosynth.arch import build
     from neurosynth.hardware.targets.loihi_qat import loihi_rsnn_spec
 
-    return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold))
+    return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold, layers=layers))
 
 
 def build_model_from(args, n_in: int = 700, generator=None):
     if getattr(args, "loihi", False):
         from neurosynth.hardware.targets.loihi_qat import scale_synapses
 
-        return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha),
-                              args.init_gain)
+        return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha,
+                                                layers=getattr(args, "layers", None) or 1), args.init_gain)
     return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", None) or "recurrent",
                        reset=getattr(args, "reset", "subtract"),
                        readout="lif" if getattr(args, "readout", "max") == "count" else "li",
@@ -171,7 +171,8 @@ def parse_args(argv=None):
     p.add_argument("--channels", type=int, default=None,
                    help="input channels: the 700 cochlea channels summed in groups (140 = groups of 5)")
     p.add_argument("--hidden", type=int, default=None, help="neurons per hidden layer")
-    p.add_argument("--layers", type=int, default=None, help="hidden layers")
+    p.add_argument("--layers", type=int, default=None,
+                   help="hidden layers (--loihi: recurrent LIF layers, each a netx dense_rec)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--readout", choices=["max", "mean", "count"], default=None,

@@ -365,27 +365,35 @@ def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: lis
 
 
 def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, alpha: float = 0.0,
-                    threshold: float = 1.0, beta_out: float | None = None, surrogate: str | dict = "atan") -> dict:
+                    threshold: float = 1.0, beta_out: float | None = None, surrogate: str | dict = "atan",
+                    layers: int = 1) -> dict:
     """ArchSpec of a Loihi-exact recurrent network (the SHD example's ``--loihi`` model)::
 
-        qlinear(n_in, hidden) -> delay(1) -> qrecurrent(hidden, LIF/CubaLIF zero reset)   # netx dense_rec
-        qlinear(hidden, n_out) -> delay(1) -> LIF(zero reset)                             # netx dense
+        [qlinear(n, hidden) -> delay(1) -> qrecurrent(hidden, LIF/CubaLIF zero reset)] * layers   # netx dense_rec
+        qlinear(hidden, n_out) -> delay(1) -> LIF(zero reset)                                     # netx dense
 
     The output layer spikes (read out by spike count, loss ``rate_ce``): Loihi has no leaky-integrator
-    readout that netx exports. Both feed-forward synapses carry Lava's one-step delay; the recurrent one's is
+    readout that netx exports. Every feed-forward synapse carries Lava's one-step delay; the recurrent one's is
     the ``s_{t-1}`` of :class:`QRecurrent`.
     """
     if min(n_in, hidden, n_out) <= 0:
         raise ValueError(f"layer sizes must be positive; got n_in={n_in}, hidden={hidden}, n_out={n_out}")
+    if int(layers) < 1:
+        raise ValueError(f"layers must be at least 1; got {layers}")
     hid = loihi_neuron_entry(beta=beta, alpha=alpha, threshold=threshold, surrogate=surrogate)
     out = loihi_neuron_entry(beta=beta if beta_out is None else beta_out, threshold=threshold, surrogate=surrogate)
     rec = {k: v for k, v in hid.items() if k != "type"}
-    layers = [{"type": "qlinear", "in_features": int(n_in), "out_features": int(hidden), "bias": False},
-              {"type": "delay", "steps": 1},
-              {"type": "qrecurrent", "size": int(hidden), **rec, "shape": [int(hidden)]},
-              {"type": "qlinear", "in_features": int(hidden), "out_features": int(n_out), "bias": False},
-              {"type": "delay", "steps": 1},
-              {**out, "shape": [int(n_out)]}]
+    spec_layers: list[dict[str, Any]] = []
+    n = int(n_in)
+    for _ in range(int(layers)):
+        spec_layers += [{"type": "qlinear", "in_features": n, "out_features": int(hidden), "bias": False},
+                        {"type": "delay", "steps": 1},
+                        {"type": "qrecurrent", "size": int(hidden), **rec, "params": dict(rec["params"]),
+                         "shape": [int(hidden)]}]
+        n = int(hidden)
+    layers = spec_layers + [{"type": "qlinear", "in_features": n, "out_features": int(n_out), "bias": False},
+                            {"type": "delay", "steps": 1},
+                            {**out, "shape": [int(n_out)]}]
     return {"format": FORMAT, "kind": "sequential", "target": TARGET, "input_shape": [int(n_in)],
             "layers": layers, "meta": {"family": "loihi", "delay_per_synapse": 1, "recurrent": "dense_rec"}}
 

@@ -45,10 +45,10 @@ def spikes(T, B, *shape, p=0.35, seed=1):
     return (torch.rand((T, B, *shape), generator=g) < p).float()
 
 
-def rsnn(n_in=20, hidden=16, n_out=5, *, alpha=0.3, seed=0, gain=6.0):
-    """A small Loihi-exact recurrent network (qlinear -> delay -> qrecurrent -> qlinear -> delay -> LIF)."""
+def rsnn(n_in=20, hidden=16, n_out=5, *, alpha=0.3, seed=0, gain=6.0, layers=1):
+    """A small Loihi-exact recurrent network ([qlinear -> delay -> qrecurrent] * layers -> qlinear -> delay -> LIF)."""
     torch.manual_seed(seed)
-    spec = qat.loihi_rsnn_spec(n_in, hidden, n_out, alpha=alpha, beta=0.9)
+    spec = qat.loihi_rsnn_spec(n_in, hidden, n_out, alpha=alpha, beta=0.9, layers=layers)
     m = build(spec)
     with torch.no_grad():
         for p in m.parameters():

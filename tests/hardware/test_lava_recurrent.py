@@ -75,12 +75,13 @@ def test_validate_flags_a_dense_rec_without_weight_rec(tmp_path):
     assert any("weight_rec" in p for p in validate_netx(path))
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.3])
-def test_recurrent_reference_equals_torch(alpha):
-    m, _ = rsnn(alpha=alpha)
+@pytest.mark.parametrize("alpha, layers", [(0.0, 1), (0.3, 1), (0.3, 2)])
+def test_recurrent_reference_equals_torch(alpha, layers):
+    m, _ = rsnn(alpha=alpha, layers=layers)
     x = spikes(20, 4, 20)
     ts = torch_layer_spikes(m, x)
     net = extract(m, (20,))
+    assert [s.recurrent for s in net.stages] == [True] * layers + [False]
     for mode in ("float", "fixed"):
         for a, b in zip(simulate(net, x, mode).spikes, ts):
             assert b.any() and not b.all()
@@ -129,10 +130,11 @@ def test_out_of_range_recurrent_weights_refused_before_writing(tmp_path):
 
 @pytest.mark.lava
 @needs_lava
-def test_recurrent_export_verifies_in_lava_float_and_fixed(tmp_path):
+@pytest.mark.parametrize("layers", [1, 2])
+def test_recurrent_export_verifies_in_lava_float_and_fixed(tmp_path, layers):
     from neurosynth.hardware.lava.verify import verify
 
-    m, _ = rsnn()
+    m, _ = rsnn(layers=layers)
     net = read_netx(write_netx(extract(m, (20,)), tmp_path / "rec.h5"))
     x = spikes(12, 4, 20)
     rep = verify(m, x, torch.tensor([0, 1, 2, 3]), net=net, copies=4)

@@ -41,7 +41,7 @@ def test_train_shd_loihi_exports_dense_rec_and_verifies(tmp_path):
     write_fake_shd(tmp_path / "data", n_train=8, n_test=6, seed=0, max_events=200, informative=True)
     out = tmp_path / "run"
     argv = ["--data-root", str(tmp_path / "data"), "--loihi", "--alpha", "0.25", "--epochs", "1", "--T", "12",
-            "--hidden", "12", "--batch-size", "4", "--verify", "6", "--out", str(out), "--no-progress"]
+            "--hidden", "12", "--layers", "2", "--batch-size", "4", "--verify", "6", "--out", str(out), "--no-progress"]
     assert _module("train_shd").main(argv) == 0
     res = json.loads((out / "metrics.json").read_text())["loihi"]
     assert res["passed"] and res["float_exact"] and res["fixed_exact"] and res["samples"] == 6
@@ -50,7 +50,7 @@ def test_train_shd_loihi_exports_dense_rec_and_verifies(tmp_path):
     assert (out / "loihi.h5").is_file()
     model, spec = _loaded(out)
     net = extract(model, tuple(spec["input_shape"]))
-    assert [s.recurrent for s in net.stages] == [True, False] and net.stages[0].neuron.alpha > 0
+    assert [s.recurrent for s in net.stages] == [True, True, False] and net.stages[0].neuron.alpha > 0
 
 
 def test_train_dvs_loihi_trains_the_pooled_loihi_model(tmp_path):
