@@ -61,11 +61,11 @@ RECIPES: dict[str, dict] = {
     "shd": {"align": "none", "window_ms": 1400.0, "T": 100, "channels": 700, "arch": "recurrent", "hidden": 128,
             "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "max", "dropout": 0.0, "bn": False,
             "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0, "init_gain": 3.0,
-            "loihi_loss": "rate_ce"},
+            "loihi_loss": "rate_ce", "levels": 1},
     "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 20.0, "channels": 140, "arch": "adlif",
                       "hidden": 256, "layers": 2, "epochs": 60, "lr": 2e-3, "batch_size": 64, "readout": "mean",
                       "dropout": 0.2, "bn": True, "shift": 2, "chan_shift": 0, "max_delay": 25, "alpha": 0.0,
-                      "init_gain": 3.0, "loihi_loss": "rate_ce"},
+                      "init_gain": 3.0, "loihi_loss": "rate_ce", "levels": 1},
     # the Loihi-exact model (recurrent LIF/CubaLIF, 8-bit QAT, binary input) on the same onset-aligned input
     "spoken_digits/loihi": {"arch": "recurrent", "layers": 1, "dt_ms": 10.0, "loihi_loss": "count_mse", "epochs": 40,
                             "lr": 2e-3, "batch_size": 64, "alpha": 0.0, "init_gain": 3.0, "bn": False, "dropout": 0.0},
@@ -207,6 +207,10 @@ def parse_args(argv=None):
     p.add_argument("--loihi-loss", choices=["rate_ce", "count_mse"], default=None,
                    help="--loihi: the loss on the output spike counts: rate_ce (cross-entropy, counts as logits) or "
                         "count_mse (MSE to 0.8 T spikes for the label, 0.1 T for the others; steadier when T is long)")
+    p.add_argument("--levels", type=int, default=None, metavar="K",
+                   help="--loihi: each bin's spike count as K binary input lines, line k firing when the count is "
+                        "at least k (a thermometer code; 1 clips the count to one spike). Host-side, like the "
+                        "binning: Loihi still receives binary spikes, K x --channels input lines")
     p.add_argument("--beta", type=float, default=0.95, help="--loihi: membrane decay")
     p.add_argument("--init-gain", type=float, default=None,
                    help="--loihi: multiply the initial weights by this (8-bit rounding zeroes small initial weights; "
@@ -317,12 +321,18 @@ def apply_recipe(args):
     from neurosynth.apps.recipes.audio import AudioInput
 
     fill_recipe(args)
+    if not args.loihi and int(args.levels) != 1:
+        raise UserError(f"--levels {args.levels} codes the Loihi model's binary input; it needs --loihi (the float "
+                        f"models read the counts themselves)")
     try:
         inp = AudioInput(dt_ms=float(args.dt_ms), window_ms=float(args.window_ms), channels=int(args.channels),
                          align=args.align, onset_frac=float(args.onset_frac), pre_ms=float(args.pre_ms),
-                         binary=bool(args.loihi))
+                         binary=bool(args.loihi), levels=int(args.levels) if args.loihi else 1)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if inp.levels > 1 and args.chan_shift:
+        raise UserError(f"--chan-shift {args.chan_shift} moves channels of the counts, but --levels {inp.levels} codes "
+                        f"them as level-major binary lines, which a channel shift would mix; use --chan-shift 0")
     args.T = inp.steps
     return inp
 

@@ -9,7 +9,10 @@ An :class:`AudioInput` says how a sample's spikes become the ``[T, C]`` frames t
   it. The first *spike* is no onset: the cochlea's spontaneous activity fires from t = 0 on;
 * ``channels``: the 700 cochlea channels summed in groups (140 = groups of 5, as Hammouamri et al. and Bittar &
   Garner do on SHD), through the dataset's ``spatial_factor`` binning;
-* ``binary``: counts clipped to 1 after the alignment (the Loihi model's input spikes).
+* ``binary``: counts clipped to 1 after the alignment (the Loihi model's input spikes);
+* ``levels`` (with ``binary``): each bin's count coded by ``levels`` binary lines instead, line ``k`` (1-based)
+  firing when the count is at least ``k`` (a thermometer code: binary spikes that keep counts up to ``levels``).
+  The frames are ``[T, levels * channels]``, level-major: block ``k - 1`` holds line ``k`` of every channel.
 
 The same object, stored in a run's manifest (``config["input"]``), rebuilds the test inputs for the Lava check
 (``--verify-run``) and ``neurosynth energy``: :func:`load_audio`. :class:`Augment` shifts training samples in time
@@ -43,8 +46,14 @@ class AudioInput:
     onset_frac: float = 0.1
     pre_ms: float = 30.0
     binary: bool = False
+    levels: int = 1
 
     def __post_init__(self):
+        if not (isinstance(self.levels, int) and not isinstance(self.levels, bool) and 1 <= self.levels <= 16):
+            raise ValueError(f"levels must be an integer in 1..16; got {self.levels!r}")
+        if self.levels > 1 and not self.binary:
+            raise ValueError(f"levels={self.levels} codes counts as binary lines; it needs binary input "
+                             f"(the Loihi model's)")
         if not (self.dt_ms > 0 and math.isfinite(self.dt_ms)):
             raise ValueError(f"dt_ms must be a positive bin width in ms; got {self.dt_ms}")
         if not (self.window_ms >= self.dt_ms and math.isfinite(self.window_ms)):
@@ -62,6 +71,11 @@ class AudioInput:
     def steps(self) -> int:
         """Time steps the network sees."""
         return max(1, int(round(self.window_ms / self.dt_ms)))
+
+    @property
+    def width(self) -> int:
+        """Input lines per time step: ``levels * channels``."""
+        return int(self.levels) * int(self.channels)
 
     @property
     def spatial_factor(self) -> float:
@@ -102,9 +116,18 @@ def align_frames(frames: np.ndarray, inp: AudioInput) -> np.ndarray:
     out = np.zeros((steps, *frames.shape[1:]), dtype=np.float32)
     part = frames[start:start + steps]
     out[: part.shape[0]] = part
+    if inp.binary and inp.levels > 1:
+        return thermometer(out, inp.levels)
     if inp.binary:
         np.minimum(out, 1.0, out=out)
     return out
+
+
+def thermometer(counts: np.ndarray, levels: int) -> np.ndarray:
+    """Counts ``[..., C]`` as ``levels`` binary lines per channel, ``[..., levels * C]`` level-major: line ``k``
+    (block ``k - 1``) is 1 where the count is at least ``k``. Summing the blocks gives ``min(count, levels)``."""
+    counts = np.asarray(counts)
+    return np.concatenate([(counts >= k) for k in range(1, int(levels) + 1)], axis=-1).astype(np.float32)
 
 
 def shift_frames(x: torch.Tensor, dt: int, dc: int) -> torch.Tensor:

@@ -142,6 +142,21 @@ def test_align_frames_cuts_the_window_from_before_the_onset_and_clips_after():
     np.testing.assert_array_equal(align_frames(frames, plain), frames[:10])
 
 
+def test_thermometer_levels_keep_counts_as_binary_lines():
+    from neurosynth.apps.recipes.audio import AudioInput, align_frames, thermometer
+
+    counts = np.array([[0, 1, 2, 5]], np.float32)
+    np.testing.assert_array_equal(thermometer(counts, 3), [[0, 1, 1, 1,  0, 0, 1, 1,  0, 0, 0, 1]])
+    frames = np.zeros((12, 4), np.float32)
+    frames[2:6] = [0, 1, 2, 5]
+    inp = AudioInput(dt_ms=10.0, window_ms=80.0, channels=4, binary=True, levels=3)
+    x = align_frames(frames, inp)
+    assert x.shape == (8, 12) == (inp.steps, inp.width) and set(np.unique(x)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(x.reshape(8, 3, 4).sum(1), np.minimum(frames[:8], 3))  # the blocks sum to the count
+    np.testing.assert_array_equal(align_frames(frames, inp.replace(levels=1)), np.minimum(frames[:8], 1))
+    assert AudioInput.from_dict(inp.to_dict()) == inp and AudioInput.from_dict({"channels": 4}).levels == 1
+
+
 def test_shift_frames_moves_without_wrapping_and_round_trips_inside():
     from neurosynth.apps.recipes.audio import shift_frames
 
@@ -153,7 +168,8 @@ def test_shift_frames_moves_without_wrapping_and_round_trips_inside():
 
 
 @pytest.mark.parametrize("bad", [{"dt_ms": 0}, {"window_ms": 5.0, "dt_ms": 10.0}, {"channels": 701},
-                                 {"align": "peak"}, {"onset_frac": 1.0}, {"pre_ms": 2000.0}])
+                                 {"align": "peak"}, {"onset_frac": 1.0}, {"pre_ms": 2000.0}, {"levels": 0},
+                                 {"levels": 3}, {"levels": 2.0, "binary": True}])
 def test_audio_input_refuses_bad_values(bad):
     from neurosynth.apps.recipes.audio import AudioInput
 
@@ -205,6 +221,20 @@ def test_train_shd_spoken_digits_recipe_defaults():
     shd = mod.parse_args(["--data-root", "x"])
     inp = mod.apply_recipe(shd)  # SHD keeps the classic preprocessing: 100 bins of 14 ms from t = 0, 700 channels
     assert (shd.T, inp.dt_ms, inp.channels, inp.align) == (100, 14.0, 700, "none")
+
+
+def test_train_shd_levels_are_loihi_input_lines_and_refuse_a_channel_shift():
+    from neurosynth.errors import UserError
+
+    mod = _module("train_shd")
+    inp = mod.apply_recipe(mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi", "--levels", "3"]))
+    assert inp.binary and inp.levels == 3 and inp.width == 3 * inp.channels
+    assert mod.apply_recipe(mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits"])).levels == 1  # float
+    args = mod.parse_args(["--data-root", "x", "--loihi", "--levels", "3", "--chan-shift", "1"])
+    with pytest.raises(UserError, match="--chan-shift 1 .* --levels 3"):
+        mod.apply_recipe(args)
+    with pytest.raises(UserError, match="--levels 2 .* needs --loihi"):
+        mod.apply_recipe(mod.parse_args(["--data-root", "x", "--levels", "2"]))
 
 
 def test_train_shd_loihi_reports_the_fixed_point_accuracy_on_every_test_sample(tmp_path):

@@ -50,7 +50,8 @@ def test_train_shd_loihi_on_spoken_digits_verifies_and_energy_reads_it(tmp_path,
     assert man["files"]["test"]["samples"] == 20
     out = tmp_path / "run"
     argv = ["--data-root", str(tmp_path / "data"), "--dataset", "spoken_digits", "--loihi", "--epochs", "1",
-            "--T", "10", "--hidden", "8", "--batch-size", "10", "--verify", "4", "--out", str(out), "--no-progress"]
+            "--T", "10", "--hidden", "8", "--levels", "2", "--batch-size", "10", "--verify", "4", "--out", str(out),
+            "--no-progress"]
     assert _train_shd().main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_train"] == 20 and metrics["n_test"] == 20
@@ -60,7 +61,9 @@ def test_train_shd_loihi_on_spoken_digits_verifies_and_energy_reads_it(tmp_path,
     assert res["energy"]["T"] == 10 and res["energy"]["syn_ops"] > 0  # the cochlea's spikes reached the network
     assert (out / "loihi.h5").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["config"]["dataset"] == "spoken_digits"
+    assert manifest["config"]["dataset"] == "spoken_digits" and manifest["config"]["input"]["levels"] == 2
+    channels = manifest["config"]["input"]["channels"]
+    assert json.loads((out / "arch.json").read_text())["input_shape"] == [2 * channels]  # two lines per channel
     # the Lava check alone, on the saved run (what a long --verify on real data runs after the training)
     (out / "loihi.h5").unlink()
     assert _train_shd().main(["--verify", "3", "--verify-run", str(out)]) == 0
