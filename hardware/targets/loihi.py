@@ -27,7 +27,10 @@ no batch norm, downsampling by a strided convolution, a spiking readout.
 Per layer (a layer is never packed into a core together with another layer: the simple placement Lava's compiler
 uses per process): ``neurons = prod(out_shape)``; ``synapses = neurons x fan_in`` (dense storage, an upper bound:
 Loihi 2's weight sharing for convolutions would need less); ``synapse_bits = 8 x synapses``;
-``cores = max(ceil(neurons / 8192), ceil(synapse_bits / (128 KB x 8)))``. The 128 KB is the whole core's SRAM, so
+``cores = max(ceil(neurons / 8192), ceil(synapse_bits / (128 KB x 8)))``. A recurrent layer (``qrecurrent``, netx
+``dense_rec``) adds its ``neurons x neurons`` recurrent synapses to the feed-forward ones; a sum-pooling layer
+(``qsumpool``, a depthwise convolution) has a fan-in of ``kernel_size**2``; a synapse with a learned delay
+(``qdelayed_linear``, Lava ``DelayDense``) stores 6 more bits for its delay (0..62 steps). The 128 KB is the whole core's SRAM, so
 the core count is a *lower* bound for the synaptic memory term. An estimate for comparing candidates, not a
 compiler result.
 
@@ -87,27 +90,42 @@ LOIHI2_SOURCES = (
 )
 _CONV = ("conv2d", "qconv2d")
 _LINEAR = ("linear", "qlinear")
+#: bits of a synaptic delay of Lava's DelayDense (delays 0..62 steps, netx clips to [0, 62])
+LOIHI2_DELAY_BITS = 6
 
 
 def loihi2_resources(seq_spec: dict) -> dict:
     """Loihi 2 resource estimate of a lowered (sequential) spec: neurons, synapses, synaptic memory, cores, chips."""
     per_layer = []
-    pending = None
+    pending, bits_per_synapse = None, LOIHI2_WEIGHT_BITS
+
+    def add(n: int, syn: int) -> None:
+        bits = syn * bits_per_synapse
+        cores = max(math.ceil(n / LOIHI2_NEURONS_PER_CORE), math.ceil(bits / (LOIHI2_SRAM_BYTES_PER_CORE * 8)), 1)
+        per_layer.append({"neurons": n, "synapses": syn, "synapse_bytes": math.ceil(bits / 8), "cores": cores})
+
     for layer in seq_spec["layers"]:
         ty = layer["type"]
         if ty in _CONV:
             k = layer["kernel_size"]
             kh, kw = (k, k) if isinstance(k, int) else k
-            pending = layer["in_channels"] * kh * kw // int(layer.get("groups", 1))
+            pending, bits_per_synapse = layer["in_channels"] * kh * kw // int(layer.get("groups", 1)), LOIHI2_WEIGHT_BITS
+        elif ty == "qsumpool":  # depthwise: one input channel per output channel
+            k = layer["kernel_size"]
+            kh, kw = (k, k) if isinstance(k, int) else k
+            pending, bits_per_synapse = kh * kw, LOIHI2_WEIGHT_BITS
         elif ty in _LINEAR:
-            pending = int(layer["in_features"])
+            pending, bits_per_synapse = int(layer["in_features"]), LOIHI2_WEIGHT_BITS
+        elif ty == "qdelayed_linear":
+            pending, bits_per_synapse = int(layer["in_features"]), LOIHI2_WEIGHT_BITS + LOIHI2_DELAY_BITS
+        elif ty == "qrecurrent":  # the neurons and their recurrent synapses (netx dense_rec) in one layer
+            n = int(layer["size"])
+            add(n, n * (pending or 0) + n * n)  # the recurrent weights are 8-bit, like the feed-forward ones here
+            pending, bits_per_synapse = None, LOIHI2_WEIGHT_BITS
         elif ty == "neuron":
             n = math.prod(layer["shape"])
-            syn = n * (pending or 0)
-            bits = syn * LOIHI2_WEIGHT_BITS
-            cores = max(math.ceil(n / LOIHI2_NEURONS_PER_CORE), math.ceil(bits / (LOIHI2_SRAM_BYTES_PER_CORE * 8)), 1)
-            per_layer.append({"neurons": n, "synapses": syn, "synapse_bytes": bits // 8, "cores": cores})
-            pending = None
+            add(n, n * (pending or 0))
+            pending, bits_per_synapse = None, LOIHI2_WEIGHT_BITS
     tot = {k: sum(layer[k] for layer in per_layer) for k in ("neurons", "synapses", "synapse_bytes", "cores")}
     tot["chips"] = max(math.ceil(tot["cores"] / LOIHI2_CORES_PER_CHIP), 1)
     tot["fits_one_chip"] = (tot["cores"] <= LOIHI2_CORES_PER_CHIP and tot["neurons"] <= LOIHI2_NEURONS_PER_CHIP

@@ -130,6 +130,21 @@ def test_loihi2_resource_estimate_golden():
     assert r["fits_one_chip"]
 
 
+def test_loihi2_resource_estimate_counts_recurrent_pooling_and_delayed_synapses():
+    from neurosynth.hardware.targets.loihi_qat import loihi_mlp_spec, loihi_pooled_conv_spec, loihi_rsnn_spec
+
+    r = loihi2_resources(loihi_rsnn_spec(140, 256, 20, layers=2))
+    assert r["neurons"] == 256 + 256 + 20  # the recurrent layers' neurons are counted
+    assert r["synapses"] == (140 * 256 + 256 * 256) + (256 * 256 + 256 * 256) + 256 * 20
+    assert [layer["synapses"] for layer in r["layers"]] == [140 * 256 + 256 * 256, 2 * 256 * 256, 256 * 20]
+    pooled = loihi2_resources(loihi_pooled_conv_spec((2, 8, 8), [4], 12, 5))
+    # conv 2->4 (3x3) on 8x8, the 2x2 sum pooling (depthwise: fan-in 4) on 4x4, FC 64->12, FC 12->5
+    assert [layer["synapses"] for layer in pooled["layers"]] == [4 * 64 * 18, 4 * 16 * 4, 12 * 64, 5 * 12]
+    delayed = loihi2_resources(loihi_mlp_spec(10, [8], 3, max_delay=5))
+    assert delayed["synapses"] == 10 * 8 + 8 * 3
+    assert delayed["synapse_bytes"] == -(-(10 * 8 + 8 * 3) * 14 // 8)  # 8-bit weight + 6-bit delay per synapse
+
+
 def _task():
     g = torch.Generator().manual_seed(0)
     y = torch.arange(40) % 4
