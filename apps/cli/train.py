@@ -51,6 +51,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--amp", default=None, choices=[None, "bf16"], help="bfloat16 autocast")
     p.add_argument("--loihi", action="store_true",
                    help="train the Loihi-2-compatible family (CubaLIF, zero reset, per-layer delay, 8-bit QAT)")
+    p.add_argument("--max-delay", type=int, default=None, metavar="K",
+                   help="--loihi: learnable synaptic delays of 0..K-1 steps on every synapse (K <= 63; exported as "
+                        "netx delays, Lava DelayDense; docs/delays.md)")
     p.add_argument("--no-progress", action="store_true")
     add_workflow_options(p)
     return p
@@ -180,6 +183,13 @@ def check_train_config(cfg: dict) -> tuple[list[int], str]:
         raise UserError(f"--hidden must be comma-separated integers, e.g. 128 or 256,128; got {raw!r}") from e
     if not hidden or any(h < 1 for h in hidden):
         raise UserError(f"--hidden sizes must be integers >= 1 (e.g. --hidden 128 or 256,128); got {raw!r}")
+    if cfg.get("max_delay") is not None:
+        if not cfg.get("loihi"):
+            raise UserError("--max-delay adds learnable synaptic delays to the --loihi MLP; add --loihi (float "
+                            "networks with delays: examples/train_shd.py --arch delays --max-delay K)")
+        if not 2 <= int(cfg["max_delay"]) <= 63:
+            raise UserError(f"--max-delay must be in 2..63 (delays 0..K-1 steps; netx stores at most 62); "
+                            f"got {cfg['max_delay']}")
     if not cfg.get("loihi"):
         name = str(cfg.get("neuron", "lif"))
         if name not in NEURONS:
@@ -254,7 +264,8 @@ def train_digits(cfg: dict) -> dict:
             from neurosynth.hardware.targets.loihi_qat import loihi_mlp_spec
         except ImportError as e:
             raise UserError(f"--loihi needs neurosynth.hardware.lava ({e})") from e
-        spec = loihi_mlp_spec(64, hidden, 10)
+        max_delay = cfg.get("max_delay")
+        spec = loihi_mlp_spec(64, hidden, 10, max_delay=None if max_delay is None else int(max_delay))
         loss = "rate_ce"
     else:
         params = {"beta": cfg.get("beta", 0.9), "threshold": cfg.get("threshold", 1.0)}

@@ -244,3 +244,32 @@ def test_read_netx_expands_scalar_and_vector_delays_as_netx_does(tmp_path):
     back = read_netx(path)
     np.testing.assert_array_equal(back.stages[0].delays, np.repeat((np.arange(16) % 4)[:, None], 20, axis=1))
     np.testing.assert_array_equal(back.stages[1].delays, np.full((6, 16), 2))
+
+
+def test_train_loihi_max_delay_trains_and_exports_the_delayed_mlp(tmp_path, capsys):
+    """``neurosynth train --loihi --max-delay K``: every synapse a qdelayed_linear with delays 0..K-1, reloaded as
+    trained, and extracted for Lava with its per-synapse delays (what ``export loihi`` writes as netx ``delay``)."""
+    from neurosynth.hardware.targets.loihi_qat import QDelayedLinear
+    from neurosynth.io import read_json
+    from neurosynth.rundir import load_run
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--loihi", "--max-delay", "4", "--epochs", "1", "--T", "6",
+                 "--hidden", "12", "--out", str(out), "--no-progress"]) == 0
+    arch = read_json(out / "arch.json")
+    assert [entry["type"] for entry in arch["layers"] if entry["type"].startswith("q")] == ["qdelayed_linear"] * 2
+    assert read_json(out / "manifest.json")["config"]["max_delay"] == 4
+    model, _, _ = load_run(out)
+    layers = [m for m in model.modules() if isinstance(m, QDelayedLinear)]
+    assert len(layers) == 2 and all(m.max_delay == 4 for m in layers)
+    net = extract(model, (64,))
+    assert all(s.delays is not None and 0 <= s.delays.min() and s.delays.max() <= 3 for s in net.stages)
+    x = spikes(10, 3, 64)
+    for a, b in zip(simulate(net, x, "float").spikes, torch_layer_spikes(model, x)):
+        np.testing.assert_array_equal(a, b)
+    capsys.readouterr()
+    for argv, msg in ((["--max-delay", "4"], "add --loihi"), (["--loihi", "--max-delay", "64"], "2..63")):
+        assert main(["train", *argv, "--epochs", "1", "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and msg in err[0]
+    assert not (tmp_path / "bad").exists()
