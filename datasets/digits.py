@@ -102,16 +102,23 @@ def digits_loaders(T: int = 20, batch_size: int = 64, seed: int = 0, encoder: st
 
 
 def digits_split_loaders(T: int = 20, batch_size: int = 64, seed: int = 0, encoder: str = "rate",
-                         image: bool = False, val_fraction: float = 0.1, split_seed: int = 0):
+                         image: bool = False, val_fraction: float = 0.1, split_seed: int = 0,
+                         pin_memory: bool = False):
     """Train, validation and test loaders for digits and the validation :class:`~neurosynth.workflow.Split`:
-    the validation images are carved from the 1,347 training images (stratified, ``split_seed``; as
-    ``neurosynth train`` does), so an epoch can be chosen without reading the test images
-    (:func:`neurosynth.workflow.train_and_test`)."""
-    from neurosynth.workflow import split_indices
+    the validation images are carved from the 1,347 training images (stratified, ``split_seed``), so an epoch
+    can be chosen without reading the test images (:func:`neurosynth.workflow.train_and_test`). What
+    ``neurosynth train`` and the digits examples train on. ``val_fraction=0``: no validation split (``val`` is
+    ``None``, every training image is fitted)."""
+    from neurosynth.workflow import Split, split_indices
 
     xtr, ytr, xte, yte = load_digits_split(image=image)
-    fit_idx, val_idx, split = split_indices(ytr.tolist(), val_fraction, split_seed)
-    train = EncodedLoader(xtr[fit_idx], ytr[fit_idx], T, batch_size, True, seed, encoder)
-    val = EncodedLoader(xtr[val_idx], ytr[val_idx], T, 256, False, seed + 2, encoder, fixed=True)
-    test = EncodedLoader(xte, yte, T, 256, False, seed + 1, encoder, fixed=True)
+    if val_fraction == 0:
+        fit_idx, val = list(range(len(ytr))), None
+        split = Split("none", len(ytr), 0, 0.0, source="no validation split (--val-fraction 0)")
+    else:
+        fit_idx, val_idx, split = split_indices(ytr.tolist(), val_fraction, split_seed)
+        val = EncodedLoader(xtr[val_idx], ytr[val_idx], T, 256, False, seed + 2, encoder, pin_memory=pin_memory,
+                            fixed=True)
+    train = EncodedLoader(xtr[fit_idx], ytr[fit_idx], T, batch_size, True, seed, encoder, pin_memory=pin_memory)
+    test = EncodedLoader(xte, yte, T, 256, False, seed + 1, encoder, pin_memory=pin_memory, fixed=True)
     return train, val, test, split

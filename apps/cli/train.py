@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-# the MLP recipe (train_digits, STDP) trains on digits' own loaders (digits_loaders); every other dataset goes to the
+# the MLP recipe (train_digits, STDP) trains on digits' own loaders (digits_split_loaders); every other dataset goes to the
 # conv recipe, which asks the dataset entry (apps/recipes/csnn.py)
 MLP_DATASET = "digits"
 
@@ -235,17 +235,16 @@ def train_digits(cfg: dict) -> dict:
     ``split_seed``); the epoch is chosen on it and the 450 test images are read once (``neurosynth.workflow``)."""
 
     from neurosynth.arch import build, mlp_spec
-    from neurosynth.datasets.digits import EncodedLoader, digits_loaders, load_digits_split
+    from neurosynth.datasets.digits import digits_split_loaders, load_digits_split
     from neurosynth.errors import UserError
     from neurosynth.rundir import RunDir, record_dataset
     from neurosynth.utils import seed_all
     from neurosynth.workflow import (
-        Split,
+        DEFAULT_VAL_FRACTION,
         check_fresh,
         check_resume_options,
         check_val_fraction,
         resume_checkpoint,
-        split_indices,
     )
 
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and not callable(v) and v is not None}
@@ -286,22 +285,14 @@ def train_digits(cfg: dict) -> dict:
         raise UserError(f"invalid network settings: {e}") from e
     T, bs, encoder = int(cfg.get("T", 20)), int(cfg.get("batch_size", 64)), cfg.get("encoder", "rate")
     pin = str(cfg.get("device", "cpu")).startswith("cuda")
-    _, test = digits_loaders(T=T, batch_size=bs, seed=seed, encoder=encoder, pin_memory=pin)
     xtr, ytr, xte, yte = load_digits_split()
     record_dataset("digits", "train", sha256=_tensor_sha256(xtr, ytr), samples=len(ytr),
                    source="sklearn load_digits, the project's stratified split (random_state=0)")
     record_dataset("digits", "test", sha256=_tensor_sha256(xte, yte), samples=len(yte))
     fraction = cfg.get("val_fraction")
-    if fraction == 0:
-        fit_idx, val = list(range(len(ytr))), None
-        split = Split("none", len(ytr), 0, 0.0, source="no validation split (--val-fraction 0)")
-    else:
-        from neurosynth.workflow import DEFAULT_VAL_FRACTION
-
-        fit_idx, val_idx, split = split_indices(ytr.tolist(), DEFAULT_VAL_FRACTION if fraction is None else fraction,
-                                                int(cfg.get("split_seed", 0)))
-        val = EncodedLoader(xtr[val_idx], ytr[val_idx], T, 256, False, seed + 2, encoder, pin_memory=pin, fixed=True)
-    train = EncodedLoader(xtr[fit_idx], ytr[fit_idx], T, bs, True, seed, encoder, pin_memory=pin)
+    train, val, test, split = digits_split_loaders(
+        T=T, batch_size=bs, seed=seed, encoder=encoder, pin_memory=pin, split_seed=int(cfg.get("split_seed", 0)),
+        val_fraction=DEFAULT_VAL_FRACTION if fraction is None else fraction)
     with RunDir.create(cfg["out"], kind="train", resume=resume) as run_dir:
         return _train_into(run_dir, cfg, model, spec, loss, train, val, test, seed, split, resume)
 

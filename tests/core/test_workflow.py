@@ -193,15 +193,15 @@ def test_train_records_split_selection_and_dataset_hash(tmp_path, monkeypatch, c
     from neurosynth.datasets import digits
 
     reads = []
-    real = digits.digits_loaders
+    real = digits.digits_split_loaders
 
     def counted(*a, **k):
-        train, test = real(*a, **k)
+        train, val, test, split = real(*a, **k)
         c = Counting(test)
         reads.append(c)
-        return train, c
+        return train, val, c, split
 
-    monkeypatch.setattr(digits, "digits_loaders", counted)
+    monkeypatch.setattr(digits, "digits_split_loaders", counted)
     out = tmp_path / "run"
     assert main([*TRAIN, "--out", str(out)]) == 0
     assert reads[0].reads == 1
