@@ -230,10 +230,11 @@ class DelayedLinear(nn.Module):
 
 def start_epoch(model: nn.Module, epoch: int, epochs: int) -> None:
     """Anneal every :class:`DelayedLinear` in ``model`` for ``epoch`` (0-based) of ``epochs``; call it once at the
-    start of every epoch (``neurosynth.training.fit`` does)."""
-    for m in model.modules():
-        if isinstance(m, DelayedLinear):
-            m.start_epoch(epoch, epochs)
+    start of every epoch (``neurosynth.training.fit`` and the workflow do). The same as
+    :func:`neurosynth.training.begin_epoch`, which tells every module with a ``start_epoch`` hook."""
+    from .training import begin_epoch
+
+    begin_epoch(model, epoch, epochs)
 
 
 __all__ = ["DelayedLinear", "SigmaSchedule", "delay_kernel", "delayed_linear", "delayed_linear_reference",

@@ -39,17 +39,16 @@ def _forward(model, x, want_records: bool):
 
 
 def clamp_params_(model) -> None:
-    """Project every neuron's learnable parameters back into their valid range (``NeuronModel.clamp_params_``).
+    """Project every module's learnable parameters back into their valid range: modules with a ``clamp_params_()``
+    method (every neuron, ``NeuronModel.clamp_params_``; learnable delays, :class:`neurosynth.delays.DelayedLinear`,
+    into ``[0, max_delay - 1]``; a custom layer defines its own).
 
     ``fit`` calls it after each optimiser step; custom training loops should too (right after
-    ``optimizer.step()``), so that e.g. a learnable ``beta`` stays in [0, 1] and the saved run loads again. Learnable
-    delays (:class:`neurosynth.delays.DelayedLinear`) are projected into ``[0, max_delay - 1]``."""
-    from .delays import DelayedLinear
-    from .neurons import NeuronModel
-
+    ``optimizer.step()``), so that e.g. a learnable ``beta`` stays in [0, 1] and the saved run loads again."""
     for m in model.modules():
-        if isinstance(m, (NeuronModel, DelayedLinear)):
-            m.clamp_params_()
+        fn = getattr(m, "clamp_params_", None)
+        if callable(fn):
+            fn()
 
 
 def begin_epoch(model, epoch: int, epochs: int) -> None:

@@ -352,6 +352,22 @@ def test_conv_recipe_carves_validation_and_resumes_bitwise(tmp_path, monkeypatch
     assert len(man["datasets"]["fashion_mnist/test"]["sha256"]) == 64
 
 
+def test_fit_projects_every_module_with_a_clamp_params_hook_after_each_step():
+    """``training.clamp_params_`` calls any module's ``clamp_params_()`` (neurons, delays, a custom layer)."""
+    import neurosynth as ns
+    from neurosynth.training import fit
+
+    class Bounded(torch.nn.Linear):
+        def clamp_params_(self):
+            with torch.no_grad():
+                self.weight.clamp_(-0.01, 0.01)
+
+    torch.manual_seed(0)
+    m = ns.SNN(Bounded(6, 3), ns.LI(beta=0.8))
+    fit(m, _task(), epochs=1, lr=0.5, loss="mean_membrane_ce", progress=False)
+    assert float(m[0].weight.abs().max()) <= 0.01 and float(m[0].weight.abs().max()) > 0
+
+
 def test_modules_hear_the_epoch_start_in_fit_and_in_the_workflow_also_after_resume(tmp_path, monkeypatch):
     """A module with ``start_epoch(epoch, epochs)`` (learnable delays anneal their taps so) is told every epoch."""
     import neurosynth as ns
