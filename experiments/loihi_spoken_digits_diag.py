@@ -82,6 +82,7 @@ def main(argv=None) -> int:
     from torch.utils.data import DataLoader
 
     from neurosynth.apps.recipes import audio
+    from neurosynth.datasets import collate_time_first
     from neurosynth.hardware.targets.loihi_qat import scale_synapses
     from neurosynth.losses import CountMSE, MeanMembraneCE
     from neurosynth.training import fit
@@ -98,11 +99,8 @@ def main(argv=None) -> int:
     train = audio.Augment(audio.load_audio("spoken_digits", a.data_root, "train", inp), 2, 0, g)
     valid = audio.load_audio("spoken_digits", a.data_root, "valid", inp)
 
-    def collate(batch):
-        return torch.stack([s[0] for s in batch], 1), torch.tensor([int(s[1]) for s in batch])
-
-    tl = DataLoader(train, batch_size=64, shuffle=True, generator=g, collate_fn=collate)
-    vl = DataLoader(valid, batch_size=200, collate_fn=collate)
+    tl = DataLoader(train, batch_size=64, shuffle=True, generator=g, collate_fn=collate_time_first)
+    vl = DataLoader(valid, batch_size=200, collate_fn=collate_time_first)
     n_in = inp.width
     if a.model == "float":
         model = build_model(a.hidden, n_in=n_in, arch="recurrent", reset="zero", readout=a.readout, layers=a.layers)
