@@ -104,18 +104,11 @@ def lauscher_unwindowed(x, fs: int, channels: int, seed: int):
     from lauscher.helpers import CommandLineArguments
     from lauscher.transformations import BasilarMembrane, BushyCell, HairCell
 
+    from neurosynth.datasets.cochlea import seeded_lauscher
+
     CommandLineArguments().num_concurrent_jobs = 1
-    state = np.random.get_state()
-    np.random.seed(int(seed) % 2**32)
-    try:
-        sp = (MonoAudioWave(np.array(x, np.float64), fs).transform(BasilarMembrane(channels=channels))
-              .transform(HairCell()).transform(BushyCell()))
-    finally:
-        np.random.set_state(state)
-    t = np.asarray(sp.spike_times, np.float64)
-    u = np.asarray(sp.spike_labels, np.float64).astype(np.int64)
-    o = np.argsort(t, kind="stable")
-    return t[o], u[o]
+    return seeded_lauscher(lambda: MonoAudioWave(np.array(x, np.float64), fs).transform(
+        BasilarMembrane(channels=channels)).transform(HairCell()).transform(BushyCell()), seed)
 
 
 def heldout(args) -> int:

@@ -466,6 +466,21 @@ class LauscherConfig:
         return dataclasses.asdict(self)
 
 
+def seeded_lauscher(run, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``run()`` (a Lauscher pipeline returning its spike train) with NumPy's global generator seeded by ``seed`` and
+    restored afterwards (Lauscher draws from it); ``(times, units)`` sorted by time (stable)."""
+    state = np.random.get_state()
+    np.random.seed(int(seed) % 2**32)
+    try:
+        spikes = run()
+    finally:
+        np.random.set_state(state)
+    t = np.asarray(spikes.spike_times, np.float64)
+    u = np.asarray(spikes.spike_labels, np.float64).astype(np.int64)
+    order = np.argsort(t, kind="stable")
+    return t[order], u[order]
+
+
 def require_lauscher():
     try:
         import lauscher  # noqa: F401
@@ -499,16 +514,7 @@ class LauscherCochlea:
         c = self.config
         x = Cochlea(CochleaConfig(n_channels=c.n_channels, fs=c.fs, window=False)).prepare(wave, fs)
         CommandLineArguments().num_concurrent_jobs = c.jobs
-        state = np.random.get_state()
-        np.random.seed(int(seed) % 2**32)
-        try:
-            spikes = MonoAudioWave(x, c.fs).transform(Wave2Spike(num_channels=c.n_channels))
-        finally:
-            np.random.set_state(state)
-        t = np.asarray(spikes.spike_times, np.float64)
-        u = np.asarray(spikes.spike_labels, np.float64).astype(np.int64)
-        order = np.argsort(t, kind="stable")
-        return t[order], u[order]
+        return seeded_lauscher(lambda: MonoAudioWave(x, c.fs).transform(Wave2Spike(num_channels=c.n_channels)), seed)
 
     def encode_batch(self, waves, seeds) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self(w, fs, s) for (w, fs), s in zip(waves, seeds)]
