@@ -62,7 +62,6 @@ def main(argv=None) -> int:
 
     from neurosynth.datasets import spoken_digits as sd
     from neurosynth.datasets.cochlea import LauscherCochlea
-    from neurosynth.io import atomic_path
 
     fs = 48000
     variants = sd.espeak_variants()
@@ -88,12 +87,24 @@ def main(argv=None) -> int:
     meta = {"fs": fs, "channels": args.channels, "n_utterances": len(waves), "tones_hz": args.tones,
             "utterances": [{"text": u.text, "voice": u.voice, "seed": u.seed} for u in utts],
             "cpu_s": cpu, "audio_s": [len(w) / fs for w in waves + tones], "espeak_ng": sd.espeak_version()}
-    out["meta"] = np.array(json.dumps(meta))
-    with atomic_path(args.out) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **out)
-    print(json.dumps({k: v for k, v in meta.items() if k != "utterances"}))
+    write_reference(args.out, out, meta)
     return 0
+
+
+def write_reference(path, arrays: dict, meta: dict | None = None) -> None:
+    """Write ``arrays`` (and ``meta`` as the JSON string ``"meta"``, then printed without its utterance list) to
+    the compressed ``.npz`` ``path``, atomically."""
+    import numpy as np
+
+    from neurosynth.io import atomic_path
+
+    if meta is not None:
+        arrays = {**arrays, "meta": np.array(json.dumps(meta))}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    if meta is not None:
+        print(json.dumps({k: v for k, v in meta.items() if k != "utterances"}))
 
 
 def lauscher_unwindowed(x, fs: int, channels: int, seed: int):
@@ -176,7 +187,6 @@ def pack(work: str, args, utts, waves) -> int:
 
     from neurosynth.datasets import spoken_digits as sd
     from neurosynth.datasets.cochlea import TONE_BURST
-    from neurosynth.io import atomic_path
 
     out = {}
     cpu = {}
@@ -192,11 +202,7 @@ def pack(work: str, args, utts, waves) -> int:
                             "wave_sha256": hashlib.sha256(waves[k].tobytes()).hexdigest()}
                            for k, u in enumerate(utts)],
             "espeak_ng": sd.espeak_version(), "lauscher_cpu_s": cpu}
-    out["meta"] = np.array(json.dumps(meta))
-    with atomic_path(args.out) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **out)
-    print(json.dumps({k: v for k, v in meta.items() if k != "utterances"}))
+    write_reference(args.out, out, meta)
     return 0
 
 
@@ -352,7 +358,6 @@ def reseed(ref: str, out_path: str) -> int:
     import numpy as np
 
     from neurosynth.datasets.cochlea import LauscherCochlea
-    from neurosynth.io import atomic_path
 
     z = np.load(ref)
     meta = json.loads(str(z["meta"]))
@@ -363,9 +368,7 @@ def reseed(ref: str, out_path: str) -> int:
         t, u = coch(w, meta["fs"], seed=1000 + i)
         out[f"times_{i}"], out[f"units_{i}"] = t, u.astype(np.uint16)
         print(f"sample {i}: {len(out[f'times_{i}'])} spikes", flush=True)
-    with atomic_path(out_path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **out)
+    write_reference(out_path, out)
     return 0
 
 
