@@ -76,6 +76,13 @@ class _SpaceConfigJSON:
             raise ValueError(f"unknown {cls.NAME} fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
+    def check_input(self) -> None:
+        """Refuse an input shape other than ``[features]`` / ``[C, H, W]`` of positive ints, or fewer than 2 classes."""
+        if len(self.input_shape) not in (1, 3) or any(int(s) < 1 for s in self.input_shape):
+            raise ValueError(f"input_shape must be [features] or [C, H, W] of positive ints; got {list(self.input_shape)}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2; got {self.num_classes}")
+
 
 @dataclass(frozen=True)
 class MSESpaceConfig(_SpaceConfigJSON):
@@ -143,10 +150,7 @@ class MSESpace(SearchSpace):
     # ------------------------------------------------------------------------------------------------
     def _check_config(self) -> None:
         c = self.cfg
-        if len(c.input_shape) not in (1, 3) or any(int(s) < 1 for s in c.input_shape):
-            raise ValueError(f"input_shape must be [features] or [C, H, W] of positive ints; got {list(c.input_shape)}")
-        if c.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2; got {c.num_classes}")
+        c.check_input()
         known = set(spiking_neurons())
         bad = [n for n in c.neurons if n not in known]
         if not c.neurons or bad:
@@ -583,10 +587,7 @@ class ChainSpace(SearchSpace):
 
     def _check_config(self) -> None:
         c = self.cfg
-        if len(c.input_shape) not in (1, 3) or any(int(s) < 1 for s in c.input_shape):
-            raise ValueError(f"input_shape must be [features] or [C, H, W]; got {list(c.input_shape)}")
-        if c.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2; got {c.num_classes}")
+        c.check_input()
         lo, hi = c.blocks
         if c.conv and not (1 <= lo <= hi):
             raise ValueError(f"blocks must be [min, max] with 1 <= min <= max for an image input; got {list(c.blocks)}")
