@@ -94,38 +94,39 @@ _LINEAR = ("linear", "qlinear")
 LOIHI2_DELAY_BITS = 6
 
 
+def _kernel_area(k) -> int:
+    kh, kw = (k, k) if isinstance(k, int) else k
+    return int(kh) * int(kw)
+
+
 def loihi2_resources(seq_spec: dict) -> dict:
     """Loihi 2 resource estimate of a lowered (sequential) spec: neurons, synapses, synaptic memory, cores, chips."""
     per_layer = []
-    pending, bits_per_synapse = None, LOIHI2_WEIGHT_BITS
+    fan_in, bits = 0, LOIHI2_WEIGHT_BITS  # of the synapse layer waiting for its neurons
 
     def add(n: int, syn: int) -> None:
-        bits = syn * bits_per_synapse
-        cores = max(math.ceil(n / LOIHI2_NEURONS_PER_CORE), math.ceil(bits / (LOIHI2_SRAM_BYTES_PER_CORE * 8)), 1)
-        per_layer.append({"neurons": n, "synapses": syn, "synapse_bytes": math.ceil(bits / 8), "cores": cores})
+        b = syn * bits
+        cores = max(math.ceil(n / LOIHI2_NEURONS_PER_CORE), math.ceil(b / (LOIHI2_SRAM_BYTES_PER_CORE * 8)), 1)
+        per_layer.append({"neurons": n, "synapses": syn, "synapse_bytes": math.ceil(b / 8), "cores": cores})
 
     for layer in seq_spec["layers"]:
         ty = layer["type"]
         if ty in _CONV:
-            k = layer["kernel_size"]
-            kh, kw = (k, k) if isinstance(k, int) else k
-            pending, bits_per_synapse = layer["in_channels"] * kh * kw // int(layer.get("groups", 1)), LOIHI2_WEIGHT_BITS
+            fan_in = layer["in_channels"] * _kernel_area(layer["kernel_size"]) // int(layer.get("groups", 1))
         elif ty == "qsumpool":  # depthwise: one input channel per output channel
-            k = layer["kernel_size"]
-            kh, kw = (k, k) if isinstance(k, int) else k
-            pending, bits_per_synapse = kh * kw, LOIHI2_WEIGHT_BITS
+            fan_in = _kernel_area(layer["kernel_size"])
         elif ty in _LINEAR:
-            pending, bits_per_synapse = int(layer["in_features"]), LOIHI2_WEIGHT_BITS
+            fan_in = int(layer["in_features"])
         elif ty == "qdelayed_linear":
-            pending, bits_per_synapse = int(layer["in_features"]), LOIHI2_WEIGHT_BITS + LOIHI2_DELAY_BITS
-        elif ty == "qrecurrent":  # the neurons and their recurrent synapses (netx dense_rec) in one layer
+            fan_in, bits = int(layer["in_features"]), LOIHI2_WEIGHT_BITS + LOIHI2_DELAY_BITS
+        elif ty == "qrecurrent":  # the neurons and their 8-bit recurrent synapses (netx dense_rec) in one layer
             n = int(layer["size"])
-            add(n, n * (pending or 0) + n * n)  # the recurrent weights are 8-bit, like the feed-forward ones here
-            pending, bits_per_synapse = None, LOIHI2_WEIGHT_BITS
+            add(n, n * fan_in + n * n)
+            fan_in, bits = 0, LOIHI2_WEIGHT_BITS
         elif ty == "neuron":
             n = math.prod(layer["shape"])
-            add(n, n * (pending or 0))
-            pending, bits_per_synapse = None, LOIHI2_WEIGHT_BITS
+            add(n, n * fan_in)
+            fan_in, bits = 0, LOIHI2_WEIGHT_BITS
     tot = {k: sum(layer[k] for layer in per_layer) for k in ("neurons", "synapses", "synapse_bytes", "cores")}
     tot["chips"] = max(math.ceil(tot["cores"] / LOIHI2_CORES_PER_CHIP), 1)
     tot["fits_one_chip"] = (tot["cores"] <= LOIHI2_CORES_PER_CHIP and tot["neurons"] <= LOIHI2_NEURONS_PER_CHIP
