@@ -62,11 +62,11 @@ RECIPES: dict[str, dict] = {
     "shd": {"align": "none", "window_ms": 1400.0, "T": 100, "channels": 700, "arch": "recurrent", "hidden": 128,
             "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "max", "dropout": 0.0, "bn": False,
             "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0, "init_gain": 3.0,
-            "loihi_loss": "rate_ce", "levels": 1},
+            "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes"},
     "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 20.0, "channels": 140, "arch": "adlif",
                       "hidden": 512, "layers": 2, "epochs": 60, "lr": 2e-3, "batch_size": 64, "readout": "mean",
                       "dropout": 0.3, "bn": True, "shift": 2, "chan_shift": 0, "max_delay": 25, "alpha": 0.0,
-                      "init_gain": 3.0, "loihi_loss": "rate_ce", "levels": 1},
+                      "init_gain": 3.0, "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes"},
     # the Loihi-exact model (2 x recurrent LIF 256, 8-bit QAT) on the same onset-aligned window, binary 10 ms bins of
     # all 700 cochlea channels (chosen on validation over 140 groups, binary or as 4 thermometer levels, and 1 layer)
     "spoken_digits/loihi": {"arch": "recurrent", "layers": 2, "channels": 700, "dt_ms": 10.0, "loihi_loss": "count_mse",
@@ -125,11 +125,12 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
 
 
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
-                      threshold: float = 1.0, layers: int = 1):
+                      threshold: float = 1.0, layers: int = 1, readout: str = "spikes"):
     from neurosynth.arch import build
     from neurosynth.hardware.targets.loihi_qat import loihi_rsnn_spec
 
-    return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold, layers=layers))
+    return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold, layers=layers,
+                                 readout=readout))
 
 
 def build_model_from(args, n_in: int = 700, generator=None):
@@ -137,7 +138,9 @@ def build_model_from(args, n_in: int = 700, generator=None):
         from neurosynth.hardware.targets.loihi_qat import scale_synapses
 
         return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha,
-                                                layers=getattr(args, "layers", None) or 1), args.init_gain)
+                                                layers=getattr(args, "layers", None) or 1,
+                                                readout=getattr(args, "loihi_readout", None) or "spikes"),
+                              args.init_gain)
     return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", None) or "recurrent",
                        reset=getattr(args, "reset", "subtract"),
                        readout="lif" if getattr(args, "readout", "max") == "count" else "li",
@@ -210,6 +213,10 @@ def parse_args(argv=None):
     p.add_argument("--loihi-loss", choices=["rate_ce", "count_mse"], default=None,
                    help="--loihi: the loss on the output spike counts: rate_ce (cross-entropy, counts as logits) or "
                         "count_mse (MSE to 0.8 T spikes for the label, 0.1 T for the others; steadier when T is long)")
+    p.add_argument("--loihi-readout", choices=["spikes", "voltage"], default=None,
+                   help="--loihi: spikes (output LIF neurons read out by spike count, --loihi-loss) or voltage (a "
+                        "non-leaky integrator output layer scored by its membrane after the last step, loss "
+                        "final_membrane_ce; on Loihi, neurons that never fire and whose v is read at the end)")
     p.add_argument("--levels", type=int, default=None, metavar="K",
                    help="--loihi: each bin's spike count as K binary input lines, line k firing when the count is "
                         "at least k (a thermometer code; 1 clips the count to one spike). Host-side, like the "
@@ -282,8 +289,8 @@ def main(argv=None) -> int:
         fit = audio.Augment(fit, args.shift, args.chan_shift, g)
     model = build_model_from(args, n_in, g)
     loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[args.readout]
-    if args.loihi:  # Loihi's output neurons spike: read out by spike count (cross-entropy on counts, or count MSE)
-        loss = args.loihi_loss
+    if args.loihi:  # spiking outputs: spike counts (cross-entropy on counts, or count MSE); voltage: the last membrane
+        loss = loihi_loss(args)
 
     def verify(run, model, results):
         if args.loihi:  # the integer network Lava runs bit for bit, on every test sample (numpy, no Lava needed)
@@ -301,6 +308,14 @@ def main(argv=None) -> int:
     return ex.train_example(args, argv, program=PROGRAM, model=model, fit=fit, val=val, test=test, split=split,
                             loss=loss, generator=g, config=ex.config_of(args, loss=loss, input=inp.to_dict()),
                             title=title, curves=_curves, after=verify)
+
+
+def loihi_loss(args) -> str:
+    """The loss of a ``--loihi`` model: ``--loihi-loss`` on spike counts, or ``final_membrane_ce`` for the voltage
+    readout."""
+    if (getattr(args, "loihi_readout", None) or "spikes") == "voltage":
+        return "final_membrane_ce"
+    return getattr(args, "loihi_loss", None) or "rate_ce"
 
 
 def fill_recipe(args) -> None:
@@ -324,6 +339,9 @@ def apply_recipe(args):
     from neurosynth.apps.recipes.audio import AudioInput
 
     fill_recipe(args)
+    if not args.loihi and args.loihi_readout == "voltage":
+        raise UserError("--loihi-readout voltage is the Loihi model's output layer; it needs --loihi (the float models "
+                        "choose theirs with --readout)")
     if not args.loihi and int(args.levels) != 1:
         raise UserError(f"--levels {args.levels} codes the Loihi model's binary input; it needs --loihi (the float "
                         f"models read the counts themselves)")
@@ -373,7 +391,8 @@ def verify_run(run_dir, n: int, argv=None, copies: int | None = None) -> int:
 def fixed_point_accuracy(model, samples, input_shape, batch: int = 100) -> dict:
     """Accuracy of the fixed-point network a ``--loihi`` model exports to (``neurosynth.hardware.lava.reference``'s
     integer simulation, which ``--verify`` checks bit-exact against Lava) on every sample, read out as the Lava check
-    does (spike counts over the ``T`` steps after the network's lag)."""
+    does (spike counts over the ``T`` steps after the network's lag, or a voltage readout's ``v`` after the last
+    step)."""
     import numpy as np
     import torch
 
@@ -392,10 +411,10 @@ def fixed_point_accuracy(model, samples, input_shape, batch: int = 100) -> dict:
         y = np.array([int(p[1]) for p in pairs])
         T = x.shape[0]
         xp = np.concatenate([x.numpy(), np.zeros((lag, *x.shape[1:]), np.float32)]).astype(np.uint8)
-        out = simulate(net, xp, "fixed").output[lag:lag + T]
-        pred = out.sum(0).reshape(len(pairs), -1).argmax(-1)
+        pred = simulate(net, xp, "fixed").predictions(lag, T)  # spike counts, or a voltage readout's final v
         with torch.no_grad():
-            tp = model(x).sum(0).argmax(-1).numpy()
+            out = model(x)
+            tp = (out[-1] if net.voltage_readout else out.sum(0)).argmax(-1).numpy()
         correct += int((pred == y).sum())
         agree += int((pred == tp).sum())
     n = len(samples)
@@ -433,7 +452,7 @@ def benchmark(args, model, shape, n_classes, n_train, g) -> int:
 
     loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[getattr(args, "readout", "mean")]
     if getattr(args, "loihi", False):
-        loss = getattr(args, "loihi_loss", None) or "rate_ce"
+        loss = loihi_loss(args)
     fit(model, batches(1), epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)
     data = batches(args.benchmark)
     hist = fit(model, data, epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)

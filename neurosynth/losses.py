@@ -2,7 +2,7 @@
 
 Each loss is a registered value object with ``__call__(out, target) -> loss`` and ``predict(out) -> class``.
 Spiking readouts use spike counts; an ``LI`` readout outputs membranes (use ``max_membrane_ce`` or
-``mean_membrane_ce``).
+``mean_membrane_ce``; ``final_membrane_ce`` scores the last step's membrane, what a Loihi voltage readout reads).
 """
 
 from __future__ import annotations
@@ -81,6 +81,22 @@ class MeanMembraneCE:
 
     def predict(self, out):
         return out.mean(0).argmax(-1)
+
+
+@LOSSES.register("final_membrane_ce")
+@dataclass(frozen=True)
+class FinalMembraneCE:
+    """Cross-entropy on a readout's membrane at the last step, divided by the number of steps ``T``: with a
+    non-leaky integrator (``LI(beta=1)``) that is the mean synaptic input over the window. The score a Loihi
+    voltage readout gives (the output neurons' ``v`` read once, after the last step); dividing by ``T`` only
+    scales the logits, the prediction is the argmax of the last membrane."""
+
+    def __call__(self, out, target):
+        _check_out(out, target)
+        return F.cross_entropy(out[-1] / out.shape[0], target)
+
+    def predict(self, out):
+        return out[-1].argmax(-1)
 
 
 def get_loss(name_or_obj):

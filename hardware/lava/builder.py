@@ -75,6 +75,9 @@ class LavaGraph:
     sinks: list = field(default_factory=list)
     recurrent: list = field(default_factory=list)  # the recurrent Dense of every dense_rec stage
     record_dir: str | None = None  # sink="file": the folder of the recorders' memmaps (removed by run())
+    #: after :meth:`run`, for a voltage readout (``net.voltage_readout``): the last stage's ``v`` after the last step,
+    #: torch order (read from the LIF process before Lava stops)
+    final_v: np.ndarray | None = None
 
     def run(self) -> list[np.ndarray]:
         """Run ``num_steps`` steps; return per stage the spikes ``[num_steps, *out_shape]`` (torch order)."""
@@ -96,6 +99,8 @@ class LavaGraph:
                          run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode], exception_proc_model_map=models))
                 if self.record_dir is None:  # Lava's RingBuffer sink: Var.get() moves one element per message
                     out = [_from_lava_order(np.asarray(s.data.get())) > 0 for s in self.sinks]
+                if self.net.voltage_readout:  # the readout's membrane, while the runtime still holds it
+                    self.final_v = _from_lava_order(np.asarray(self.neurons[-1].v.get(), dtype=np.float64))
             except BaseException:
                 # Lava's stop() after a failed run waits forever for the dead process model (lava-nc 0.10):
                 # terminate the OS processes instead and re-raise
@@ -326,6 +331,8 @@ def to_lava(model: nn.Module | LoihiNet, inputs=None, *, mode: str = "fixed", in
 @dataclass(frozen=True)
 class LavaResult:
     spikes: tuple[np.ndarray, ...]  # per stage [T, B, *out_shape] bool, aligned with the torch time axis
+    #: a voltage readout's membrane after the last step ``[B, *out_shape]`` (None for a spiking readout)
+    v_out: np.ndarray | None = None
 
     @property
     def output(self) -> np.ndarray:
@@ -335,8 +342,14 @@ class LavaResult:
         """Output spike counts ``[B, n_out]``."""
         return self.output.sum(0).reshape(self.output.shape[1], -1)
 
-    def predictions(self) -> np.ndarray:
-        return self.counts().argmax(-1)
+    def scores(self, start: int = 0, steps: int | None = None) -> np.ndarray:
+        """Class scores ``[B, n_out]``: spike counts over ``start .. start + steps``, or the voltage readout's ``v``."""
+        from .reference import output_scores
+
+        return output_scores(self.output, self.v_out, self.v_out is not None, start, steps)
+
+    def predictions(self, start: int = 0, steps: int | None = None) -> np.ndarray:
+        return self.scores(start, steps).argmax(-1)
 
 
 def _block_diag(w: np.ndarray, copies: int) -> np.ndarray:
@@ -399,6 +412,8 @@ def run_lava(model: nn.Module | LoihiNet, inputs, mode: str = "fixed", *, input_
     :meth:`LoihiNet.torch_shifts`). Every sample starts from the zero state. Batching: each Lava run holds
     ``copies`` replicas of the network side by side (:func:`replicate`; default :func:`auto_copies`) and
     plays ``slots`` groups of samples one after the other, separated by ``LIFReset`` resets (module docstring).
+    For a voltage readout (:attr:`LoihiNet.voltage_readout`) the result also holds the last stage's ``v`` after
+    the last step (:attr:`LavaResult.v_out`; one sample per copy and run).
     """
     net = _as_net(model, input_shape, mode)
     x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
@@ -407,16 +422,18 @@ def run_lava(model: nn.Module | LoihiNet, inputs, mode: str = "fixed", *, input_
     if not np.isin(x, (0, 1)).all():
         raise ValueError("Loihi inputs must be binary spikes (0/1); encode the data first (e.g. rate coding)")
     T, B = x.shape[:2]
-    if any(layer.recurrent for layer in net.stages):
+    if any(layer.recurrent for layer in net.stages) or net.voltage_readout:
         # a recurrent layer can keep itself firing after its input stops, and LIFReset integrates the input of
         # its reset step (here: its own spikes of the step before), so samples cannot share a run one after
-        # the other: every run holds one sample per copy, from a freshly built network
+        # the other: every run holds one sample per copy, from a freshly built network. A voltage readout is
+        # read once, after the run's last step: also one sample per copy
         slots = 1
     R = copies or auto_copies(net, B)
     big = replicate(net, R)
     L = len(net.stages)
     per_run = R * max(1, slots)
     per_stage: list[list[np.ndarray]] = [[] for _ in range(L)]
+    v_out: list[np.ndarray] = []
     starts = range(0, B, per_run)
     if progress:
         from tqdm import tqdm
@@ -438,4 +455,7 @@ def run_lava(model: nn.Module | LoihiNet, inputs, mode: str = "fixed", *, input_
             s = s.reshape(S, P, R, *layer.out_shape)[:, :T]  # [S, T, R, ...]
             s = np.moveaxis(s, 1, 0).reshape(T, S * R, *layer.out_shape)[:, :nb]
             per_stage[i].append(s)
-    return LavaResult(spikes=tuple(np.concatenate(p, axis=1) for p in per_stage))
+        if net.voltage_readout:  # copy r owns outputs r*N .. (r+1)*N - 1 (replicate)
+            v_out.append(graph.final_v.reshape(R, *net.output_shape)[:nb])
+    return LavaResult(spikes=tuple(np.concatenate(p, axis=1) for p in per_stage),
+                      v_out=np.concatenate(v_out, axis=0) if net.voltage_readout else None)

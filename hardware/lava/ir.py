@@ -11,10 +11,19 @@ Supported torch modules (inside ``neurosynth.SNN`` / ``nn.Sequential``, nested o
 ``Delay`` after a synapse, ``LIF(reset='zero')`` / ``IF(reset='zero')`` / ``CubaLIF`` with shared
 (per-layer) parameters, ``Recurrent`` (``QRecurrent``) after a Linear synapse (one ``dense_rec`` stage:
 feed-forward + recurrent Dense into one LIF layer), and ``Dropout``/``Identity`` (no-ops at inference).
+
+A leaky integrator ``LI(beta)`` as the *last* layer is a **voltage readout**: Lava's LIF with ``du = 1`` computes
+``v_t = v_{t-1} (1 - dv) + a_t``, which is ``LI``'s ``v_t = beta v_{t-1} + x_t``; its neurons get an infinite
+threshold in float and ``vThMant = 131071`` (the 17-bit maximum) in fixed point, and the network's score is their
+``v`` after the last step (:attr:`NeuronParams.voltage`). Fixed point keeps ``v`` in 24 bits: a membrane that
+saturates (``|v| >= 2^23 - 64``, i.e. about 2048 in float units) is clipped, and one above ``131071 << 6`` fires
+and resets to zero; the integer reference reproduces both, the float torch model neither (a trained readout
+stays far below: the check reports any such step as a fixed-vs-torch difference, never silently).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +48,13 @@ class NeuronParams:
 
     alpha: float  # current decay factor (0: no current state, i.e. plain LIF)
     beta: float  # voltage decay factor
-    threshold: float
+    threshold: float  # math.inf: a voltage readout (see LoihiLayer.voltage)
+
+    @property
+    def voltage(self) -> bool:
+        """A voltage readout: neurons that do not fire (float: threshold infinite; fixed point: ``vThMant`` at its
+        17-bit maximum) and are read by their membrane ``v`` after the last step."""
+        return math.isinf(self.threshold)
 
     @property
     def i_decay(self) -> int:
@@ -51,7 +66,7 @@ class NeuronParams:
 
     @property
     def vth_mant(self) -> int:
-        return qat.threshold_mant(self.threshold)
+        return qat.VTH_MAX if self.voltage else qat.threshold_mant(self.threshold)
 
     # Lava LIF process arguments
     def lava_float(self) -> dict:
@@ -126,6 +141,12 @@ class LoihiNet:
     def output_shape(self) -> tuple[int, ...]:
         return self.stages[-1].out_shape
 
+    @property
+    def voltage_readout(self) -> bool:
+        """Whether the network is scored by its last stage's membrane after the last step (an ``LI`` readout),
+        not by spike counts."""
+        return self.stages[-1].neuron.voltage
+
     def torch_shifts(self) -> list[int]:
         """Per stage: how many steps the Lava spikes lag the torch spikes (delays torch lacks, cumulative)."""
         out, lag = [], 0
@@ -150,7 +171,6 @@ _REFUSE = {
     "ALIF": "Loihi's LIF has a fixed threshold: retrain with LIF(reset='zero') or CubaLIF",
     "AdLIF": _ADLIF_WHY,
     "SEAdLIF": _ADLIF_WHY,
-    "LI": "Loihi's output layer must spike: use a LIF(reset='zero') output read out by spike count",
     "Conv1d": "use Conv2d (Lava's Conv process is 2-D)",
 }
 _SKIP = (nn.Dropout, nn.Dropout2d, nn.Identity)
@@ -187,6 +207,11 @@ def _neuron_params(m: nn.Module, name: str) -> NeuronParams:
     cls = type(m).__name__
     if cls in _REFUSE:
         raise LoihiExportError(f"layer {name} ({cls}) cannot run on Loihi: {_REFUSE[cls]}")
+    if isinstance(m, N.LI):  # a voltage readout (extract checks that it is the last layer)
+        beta = _scalar(m.beta, "beta", name)
+        if not 0.0 < beta <= 1.0:
+            raise LoihiExportError(f"layer {name} (LI readout): beta must lie in (0, 1] on Loihi; got {beta}")
+        return NeuronParams(alpha=0.0, beta=beta, threshold=math.inf)
     if not isinstance(m, (N.LIF, N.CubaLIF)):
         raise LoihiExportError(
             f"layer {name} ({cls}) cannot run on Loihi: only LIF/IF (reset='zero') and CubaLIF map onto Lava's LIF; "
@@ -241,6 +266,9 @@ def _recurrent_stage(name: str, m: nn.Module, pending: dict | None) -> LoihiLaye
         raise LoihiExportError(f"layer {name} (Recurrent, size {size}) receives {pending['out_shape']} from "
                                f"synapse {pending['name']}")
     p = _neuron_params(m.neuron, f"{name}.neuron")
+    if p.voltage:
+        raise LoihiExportError(f"layer {name} (Recurrent of LI): a leaky integrator does not spike, so it has nothing "
+                               "to feed back; Loihi runs LI only as the last, feed-forward voltage readout")
     w_rec = qat.effective_weight(rec).detach().double().cpu().numpy()
     pending = dict(pending)
     delay = pending.pop("delay")
@@ -281,8 +309,14 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
     from neurosynth.neurons import NeuronModel
 
     pending = None  # synapse waiting for its neuron: dict
+    readout = None  # the name of a voltage readout (LI) layer: nothing may follow it
     for name, m in mods:
         cls = type(m).__name__
+        if readout is not None:
+            raise LoihiExportError(
+                f"layer {name} ({cls}) follows {readout}, a leaky-integrator (LI) layer; Loihi runs LI only as the "
+                "network's voltage readout, its last layer (it does not spike): end the model with it or use "
+                "LIF(reset='zero')")
         if isinstance(m, DelayedLinear):
             _check_synapse(name, cls, m, pending, "delays: retrain with bias=False")
             if len(shape) != 1 or shape[0] != m.in_features:
@@ -349,14 +383,16 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
             layers.append(LoihiLayer(neuron=p, delayed=bool(delay), **pending))
             shape = pending["out_shape"]
             pending = None
+            if p.voltage:
+                readout = name
         else:
             hint = _REFUSE.get(cls, "supported layers are Linear/QLinear, Conv2d/QConv2d, Flatten, Delay(1), "
-                                    "LIF/IF(reset='zero'), CubaLIF, Dropout")
+                                    "LIF/IF(reset='zero'), CubaLIF, Dropout, LI (last layer: voltage readout)")
             raise LoihiExportError(f"layer {name} ({cls}) cannot run on Loihi: {hint}")
     if pending is not None:
         raise LoihiExportError(
             f"the model ends with synapse {pending['name']} without a neuron; end with a spiking LIF(reset='zero') "
-            "layer read out by spike count")
+            "layer read out by spike count or an LI voltage readout")
     if not any(layer.kind != "flatten" for layer in layers):
         raise LoihiExportError("the model has no Linear/Conv + neuron layer to export")
     return LoihiNet(input_shape=tuple(int(s) for s in input_shape), layers=tuple(layers))
@@ -382,6 +418,8 @@ def check_fixed(net: LoihiNet) -> None:
                     f"layer {layer.name}: all {what} are <= 0 and some equal -4.0 (-256); Loihi stores an "
                     "all-inhibitory matrix in [-255, 0]: retrain (QAT) or clip them to >= -3.97")
         p = layer.neuron
+        if p.voltage and layer is not net.stages[-1]:
+            raise LoihiExportError(f"layer {layer.name}: a voltage readout (infinite threshold) must be the last layer")
         if not 1 <= p.vth_mant <= qat.VTH_MAX:
             raise LoihiExportError(
                 f"layer {layer.name}: threshold {p.threshold} gives vThMant={p.vth_mant}, outside 1..{qat.VTH_MAX} "

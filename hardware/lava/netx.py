@@ -18,7 +18,10 @@ The layout is the one ``lava.lib.dl.netx.hdf5.Network`` reads (lava-dl ``netx/hd
     layer/<i>/neuron/refDelay = 1, gradedSpike = False   (written by slayer, ignored by netx)
 
 Layer 0 is an ``input`` layer without a neuron (netx then only records the input shape). NeuroSynth
-adds file attributes (ignored by netx) naming the format version and the torch delay convention.
+adds file attributes (ignored by netx) naming the format version, the torch delay convention and the
+``readout``: ``spikes`` (output spike counts) or ``voltage`` (the last layer's neurons have ``vThMant = 131071``,
+never fire in a trained network, and are read by their ``v`` after the last step: with lava-dl, probe or ``get()``
+the last block's ``neuron.v``).
 
 ``dense_rec`` (lava-dl >= PR #324) becomes netx's ``RecurrentDense`` block: ``Dense(weight)`` and
 ``Dense(weight_rec)`` (fed by the layer's own spikes) into one LIF. lava-dl gives *both* synapses the network's
@@ -28,7 +31,9 @@ and verify (``Network(net_config=path)`` with the default ``input_message_bits=0
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +70,9 @@ def write_netx(net: LoihiNet, path: str | os.PathLike) -> Path:
         f.attrs["input_shape"] = np.asarray(net.input_shape, dtype=np.int64)
         f.attrs["torch_delayed"] = np.asarray([int(s.delayed) for s in net.stages], dtype=np.int64)
         f.attrs["layer_names"] = np.asarray([s.name for s in net.layers], dtype=h5py.string_dtype())
+        # how the network is read out: 'spikes' (output spike counts) or 'voltage' (the last layer's v after the last
+        # step; its neurons carry vThMant = 131071 and never fire in float)
+        f.attrs["readout"] = "voltage" if net.voltage_readout else "spikes"
         root = f.create_group("layer")
         g = root.create_group("0")
         _type(g, "input")
@@ -216,6 +224,10 @@ def read_netx(path: str | os.PathLike) -> LoihiNet:
         raise LoihiExportError(f"{path} is not a netx file NeuroSynth can run: " + "; ".join(problems))
     with h5py.File(path, "r") as f:
         delayed = list(f.attrs.get("torch_delayed", []))
+        readout = f.attrs.get("readout", "spikes")
+        readout = readout.decode() if isinstance(readout, bytes) else str(readout)
+        if readout not in ("spikes", "voltage"):
+            raise LoihiExportError(f"{path}: readout attribute {readout!r} is neither 'spikes' nor 'voltage'")
         names = [str(n.decode() if isinstance(n, bytes) else n) for n in f.attrs.get("layer_names", [])]
         keys = sorted(f["layer"].keys(), key=int)
         layers: list[LoihiLayer] = []
@@ -263,4 +275,10 @@ def read_netx(path: str | os.PathLike) -> LoihiNet:
                                          groups=int(np.atleast_1d(g["groups"][()])[0])))
             shape = out_shape
             stage += 1
+    if readout == "voltage":  # the last stage is read by its membrane: an infinite threshold (NeuronParams.voltage)
+        last = max(i for i, layer in enumerate(layers) if layer.kind != "flatten")
+        if layers[last].neuron.vth_mant != qat.VTH_MAX:
+            raise LoihiExportError(f"{path}: a voltage readout needs vThMant = {qat.VTH_MAX} on its last layer; got "
+                                   f"{layers[last].neuron.vth_mant}")
+        layers[last] = replace(layers[last], neuron=replace(layers[last].neuron, threshold=math.inf))
     return LoihiNet(input_shape=tuple(input_shape), layers=tuple(layers))

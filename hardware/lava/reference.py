@@ -18,8 +18,12 @@ Both modes reproduce Lava 0.10.0's process models step for step, including the o
     v_t = clip24( sgn(v) (|v (4096 - vDecay)| >> 12) + u_t )
     s_t = v_t > (vThMant << 6);  v_t[s_t] = 0
 
+A voltage readout (the last stage of an ``LI`` network, :attr:`~.ir.NeuronParams.voltage`) runs the same
+equations with an infinite threshold (float) or ``vThMant = 131071`` (fixed); its score is ``v`` after the last
+step (:meth:`RefResult.scores`).
+
 Inputs are binary spike trains ``[T, B, *input_shape]`` (torch order). The result lists, per
-dense/conv stage, the spikes ``[T, B, *out_shape]`` (bool) and the final-step ``v`` and ``u``.
+dense/conv stage, the spikes ``[T, B, *out_shape]`` (bool) and the final-step ``v``.
 """
 
 from __future__ import annotations
@@ -39,10 +43,31 @@ UV_MAX = 1 << 23  # 24-bit state
 class RefResult:
     spikes: tuple[np.ndarray, ...]  # per stage [T, B, *out_shape] bool
     v: tuple[np.ndarray, ...]  # per stage, membrane after the last step [B, *out_shape]
+    voltage_readout: bool = False  # score by the last stage's final v, not by its spike counts
 
     @property
     def output(self) -> np.ndarray:
         return self.spikes[-1]
+
+    def scores(self, start: int = 0, steps: int | None = None) -> np.ndarray:
+        """Class scores ``[B, n_out]``: the output spike counts over steps ``start .. start + steps`` (all by
+        default), or, for a voltage readout, the last stage's ``v`` after the last simulated step."""
+        return output_scores(self.spikes[-1], self.v[-1], self.voltage_readout, start, steps)
+
+    def predictions(self, start: int = 0, steps: int | None = None) -> np.ndarray:
+        return self.scores(start, steps).argmax(-1)
+
+
+def output_scores(spikes: np.ndarray, v_final: np.ndarray | None, voltage: bool, start: int = 0,
+                  steps: int | None = None) -> np.ndarray:
+    """The class scores of a network's last stage ``[B, n_out]``: spike counts over ``spikes[start:start+steps]``
+    (``[T, B, ...]``), or ``v_final`` (``[B, ...]``) for a voltage readout. Shared by the reference and the Lava
+    runs, so both read a network out the same way."""
+    if voltage:
+        return np.asarray(v_final).reshape(np.asarray(v_final).shape[0], -1)
+    end = None if steps is None else start + steps
+    out = spikes[start:end]
+    return out.sum(0).reshape(out.shape[1], -1)
 
 
 def hw_dense_weights(w_int: np.ndarray) -> np.ndarray:
@@ -146,7 +171,7 @@ def simulate(net: LoihiNet, x, mode: str = "fixed") -> RefResult:
         spikes.append(out)
         vs.append(v)
         s = out
-    return RefResult(spikes=tuple(spikes), v=tuple(vs))
+    return RefResult(spikes=tuple(spikes), v=tuple(vs), voltage_readout=net.voltage_readout)
 
 
 def torch_layer_spikes(model: torch.nn.Module, x: torch.Tensor, dtype=torch.float64) -> list[np.ndarray]:
@@ -170,3 +195,14 @@ def torch_layer_spikes(model: torch.nn.Module, x: torch.Tensor, dtype=torch.floa
         for h in hooks:
             h.remove()
     return outs
+
+
+def torch_final_membrane(model: torch.nn.Module, x: torch.Tensor, dtype=torch.float64) -> np.ndarray:
+    """The output of a torch model with a voltage (``LI``) readout after the last step, ``[B, n_out]``, evaluated
+    in ``dtype`` on a copy (float64: what Lava's float models compute)."""
+    import copy
+
+    m = copy.deepcopy(model).to(dtype).eval()
+    with torch.no_grad():
+        out = m(x.to(dtype))
+    return out[-1].detach().cpu().numpy().reshape(out.shape[1], -1)

@@ -8,6 +8,12 @@
   (:func:`~.reference.simulate`) bit for bit, layer by layer.
 - **accuracy** (with labels): spike-count argmax of the float torch model, of Lava float and of Lava
   fixed point on the same spike trains.
+
+A **voltage readout** (an ``LI`` last layer, :attr:`~.ir.LoihiNet.voltage_readout`) never fires: its Lava spikes
+must all be zero, and its membrane after the last step is compared instead, with the torch model's final
+membrane in float (``float_readout_max_abs_diff``, at most ``1e-9`` relative: Lava computes ``v (1 - dv)`` where
+torch computes ``beta v``, identical for the non-leaky ``beta = 1``) and with the integer reference bit for bit in
+fixed point; the accuracies are the argmax of those membranes.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from torch import nn
 
 from .builder import run_lava
 from .ir import LoihiNet, check_fixed, extract
-from .reference import simulate, torch_layer_spikes
+from .reference import simulate, torch_final_membrane, torch_layer_spikes
 
 
 def _pad(x: np.ndarray, extra: int) -> np.ndarray:
@@ -50,15 +56,22 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
     names = [s.name for s in model_net.stages]
     report: dict[str, Any] = {"samples": int(B), "steps": int(T), "layers": names, "lava_lag_steps": shifts}
     torch_spikes = torch_layer_spikes(model, torch.from_numpy(x).float())
+    voltage = model_net.voltage_readout
+    torch_v = None
+    if voltage:  # the LI readout's hook saw membranes: it never fires; its score is the final membrane (float64)
+        torch_spikes[-1] = np.zeros_like(torch_spikes[-1])
+        torch_v = torch_final_membrane(model, torch.from_numpy(x).float())
+        report["readout"] = "voltage"
     y = None if labels is None else np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
 
-    def acc(out: np.ndarray) -> float:
-        return float((out.sum(0).reshape(B, -1).argmax(-1) == y).mean())
+    def acc(res, start: int) -> float:
+        return float((res.predictions(start, T) == y).mean())
 
     if y is not None:
         with torch.no_grad():
             out = model.eval()(torch.from_numpy(x).float())
-        report["accuracy_torch"] = float((out.sum(0).argmax(-1).cpu().numpy() == y).mean())
+        score = out[-1] if voltage else out.sum(0)
+        report["accuracy_torch"] = float((score.argmax(-1).cpu().numpy() == y).mean())
     seconds: dict[str, float] = {}
     report["lava_seconds"] = seconds
     if "float" in modes:
@@ -69,8 +82,12 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
         report["float_mismatches"] = dict(zip(names, mism))
         report["float_exact"] = all(m == 0 for m in mism)
         report["float_spikes"] = dict(zip(names, [int(ts.sum()) for ts in torch_spikes]))
+        if voltage:
+            diff = float(np.abs(lava.v_out - torch_v).max()) if B else 0.0
+            report["float_readout_max_abs_diff"] = diff
+            report["float_exact"] = report["float_exact"] and diff <= 1e-9 * max(1.0, float(np.abs(torch_v).max()))
         if y is not None:
-            report["accuracy_lava_float"] = acc(lava.output[shifts[-1]:shifts[-1] + T])
+            report["accuracy_lava_float"] = acc(lava, shifts[-1])
     if "fixed" in modes:
         ref = simulate(net, xp, "fixed")
         t0 = time.perf_counter()
@@ -79,10 +96,14 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
         mism = [int((a != b).sum()) for a, b in zip(lava.spikes, ref.spikes)]
         report["fixed_mismatches"] = dict(zip(names, mism))
         report["fixed_exact"] = all(m == 0 for m in mism)
+        if voltage:  # the readout's integer membrane, bit for bit
+            bad = int((lava.v_out.astype(np.int64) != ref.v[-1].astype(np.int64)).sum())
+            report["fixed_readout_mismatches"] = bad
+            report["fixed_exact"] = report["fixed_exact"] and bad == 0
         agree = [float((lx[s:s + T] == ts).mean()) for lx, ts, s in zip(lava.spikes, torch_spikes, shifts)]
         report["fixed_vs_torch_spike_agreement"] = dict(zip(names, agree))
         if y is not None:
-            report["accuracy_lava_fixed"] = acc(lava.output[shifts[-1]:shifts[-1] + T])
+            report["accuracy_lava_fixed"] = acc(lava, shifts[-1])
     if y is not None and "accuracy_lava_fixed" in report:
         report["accuracy_gap_pp"] = 100.0 * (report["accuracy_torch"] - report["accuracy_lava_fixed"])
     report["passed"] = bool(report.get("float_exact", True) and report.get("fixed_exact", True))
@@ -158,7 +179,8 @@ def verify_samples(model: nn.Module, samples, n: int, path, input_shape, *, copi
     rep = export_verified(model, path, x, y, input_shape=input_shape, copies=copies, progress=progress)
     with torch.no_grad():
         energy = compare(count_ops(model, x))
-    keys = ("samples", "steps", "float_exact", "fixed_exact", "float_mismatches", "fixed_mismatches",
+    keys = ("samples", "steps", "readout", "float_exact", "fixed_exact", "float_mismatches", "fixed_mismatches",
+            "float_readout_max_abs_diff", "fixed_readout_mismatches",
             "fixed_vs_torch_spike_agreement", "accuracy_torch", "accuracy_lava_float", "accuracy_lava_fixed", "passed",
             "lava_seconds")
     out = {k: rep[k] for k in keys if k in rep}

@@ -282,6 +282,15 @@ def register_layers() -> bool:
     return True
 
 
+def voltage_readout_entry(beta: float = 1.0) -> dict:
+    """The ArchSpec entry of a Loihi voltage readout: a leaky integrator ``LI(beta)`` (``beta = 1``: no leak, the
+    membrane sums its input) with ``beta`` snapped to Loihi's 12-bit decay grid. Loihi runs it as LIF neurons with
+    ``vThMant`` at its maximum and reads their ``v`` after the last step."""
+    if not 0.0 < beta <= 1.0:
+        raise ValueError(f"the readout's beta must lie in (0, 1] (decay = 4096*(1-beta)); got {beta}")
+    return {"type": "neuron", "neuron": "li", "params": {"beta": snap_beta(beta)}}
+
+
 def loihi_neuron_entry(*, beta: float = 0.9, alpha: float = 0.0, threshold: float = 1.0,
                        surrogate: str | dict = "atan") -> dict:
     """The ArchSpec neuron entry of a Loihi-exact layer: zero reset, parameters snapped to Loihi's grids.
@@ -366,22 +375,30 @@ def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: lis
 
 def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, alpha: float = 0.0,
                     threshold: float = 1.0, beta_out: float | None = None, surrogate: str | dict = "atan",
-                    layers: int = 1) -> dict:
+                    layers: int = 1, readout: str = "spikes") -> dict:
     """ArchSpec of a Loihi-exact recurrent network (the SHD example's ``--loihi`` model)::
 
         [qlinear(n, hidden) -> delay(1) -> qrecurrent(hidden, LIF/CubaLIF zero reset)] * layers   # netx dense_rec
-        qlinear(hidden, n_out) -> delay(1) -> LIF(zero reset)                                     # netx dense
+        qlinear(hidden, n_out) -> delay(1) -> LIF(zero reset)  or  LI(beta=1)                     # netx dense
 
-    The output layer spikes (read out by spike count, loss ``rate_ce``): Loihi has no leaky-integrator
-    readout that netx exports. Every feed-forward synapse carries Lava's one-step delay; the recurrent one's is
-    the ``s_{t-1}`` of :class:`QRecurrent`.
+    ``readout='spikes'``: the output layer spikes (read out by spike count, loss ``rate_ce`` or ``count_mse``).
+    ``readout='voltage'``: the output layer is a non-leaky integrator (``LI(beta=1)``, ``beta_out`` makes it leak),
+    scored by its membrane after the last step (loss ``final_membrane_ce``); Loihi runs it as LIF neurons that
+    never reach their threshold (``vThMant`` at its 17-bit maximum) whose ``v`` is read once at the end (see
+    :mod:`neurosynth.hardware.lava.ir`). Every feed-forward synapse carries Lava's one-step delay; the recurrent
+    one's is the ``s_{t-1}`` of :class:`QRecurrent`.
     """
     if min(n_in, hidden, n_out) <= 0:
         raise ValueError(f"layer sizes must be positive; got n_in={n_in}, hidden={hidden}, n_out={n_out}")
     if int(layers) < 1:
         raise ValueError(f"layers must be at least 1; got {layers}")
+    if readout not in ("spikes", "voltage"):
+        raise ValueError(f"readout must be 'spikes' or 'voltage'; got {readout!r}")
     hid = loihi_neuron_entry(beta=beta, alpha=alpha, threshold=threshold, surrogate=surrogate)
-    out = loihi_neuron_entry(beta=beta if beta_out is None else beta_out, threshold=threshold, surrogate=surrogate)
+    if readout == "voltage":
+        out = voltage_readout_entry(1.0 if beta_out is None else beta_out)
+    else:
+        out = loihi_neuron_entry(beta=beta if beta_out is None else beta_out, threshold=threshold, surrogate=surrogate)
     rec = {k: v for k, v in hid.items() if k != "type"}
     spec_layers: list[dict[str, Any]] = []
     n = int(n_in)

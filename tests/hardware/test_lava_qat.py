@@ -75,7 +75,9 @@ def _snn(*mods):
 @pytest.mark.parametrize("model, match", [
     (lambda: _snn(nn.Linear(4, 3, bias=False), LIF(reset="subtract")), "retrain with reset='zero'"),
     (lambda: _snn(nn.Linear(4, 3, bias=False), ALIF(reset="zero")), "ALIF"),
-    (lambda: _snn(nn.Linear(4, 3, bias=False), LI()), "output layer must spike"),
+    # LI is Loihi's voltage readout: the last layer only (tests/hardware/test_lava_voltage_readout.py)
+    (lambda: _snn(nn.Linear(4, 3, bias=False), LI(), nn.Linear(3, 2, bias=False), LIF(reset="zero")),
+     "LI only as the network's voltage readout"),
     (lambda: _snn(nn.Linear(4, 3), LIF(reset="zero")), "bias=False"),
     (lambda: _snn(nn.Linear(4, 3, bias=False), Delay(2), LIF(reset="zero")), "Delay\\(1\\)"),
     (lambda: _snn(nn.Linear(4, 3, bias=False), LIF(reset="zero"), nn.Linear(3, 2, bias=False)), "ends with synapse"),
