@@ -111,3 +111,34 @@ def test_lavadl_372_graded_input_gives_the_recurrent_synapse_graded_message_bits
     net = netx_hdf5.Network(net_config=str(path), input_message_bits=8)
     block = next(b for b in net.layers if hasattr(b, "synapse_rec"))
     assert int(block.synapse_rec.proc_params["num_message_bits"]) == 8
+
+
+def test_lavadl_netx_reads_our_voltage_readout_bit_exact(netx_hdf5, tmp_path):
+    """A voltage readout (LI last layer) loads as an ordinary CUBA block whose neurons never fire; its ``v`` after
+    the last step is the integer reference's."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    import torch
+    from lava.proc.io.source import RingBuffer
+
+    from neurosynth.arch import build
+    from neurosynth.hardware.lava import qat
+
+    m = build(qat.loihi_rsnn_spec(20, 16, 5, alpha=0.3, beta=0.9, layers=2, readout="voltage"))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(6.0)
+    net = extract(m.eval(), (20,))
+    path = write_netx(net, tmp_path / "v.h5")
+    x = spikes(16, 1, 20)[:, 0].numpy()
+    lnet = netx_hdf5.Network(net_config=str(path))
+    src = RingBuffer(data=x.T.astype(np.int32))
+    src.s_out.connect(lnet.inp)
+    try:
+        lnet.run(condition=RunSteps(num_steps=x.shape[0]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        v = np.asarray(lnet.layers[-1].neuron.v.get()).astype(np.int64)
+    finally:
+        lnet.stop()
+    ref = simulate(net, x[:, None], "fixed")
+    assert ref.spikes[-2].any() and not ref.output.any() and np.abs(ref.v[-1]).max() > 0
+    np.testing.assert_array_equal(v, ref.v[-1][0])
