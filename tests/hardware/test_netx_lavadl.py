@@ -116,9 +116,9 @@ def test_lavadl_372_graded_input_gives_the_recurrent_synapse_graded_message_bits
 def test_lavadl_netx_reads_our_voltage_readout_bit_exact(netx_hdf5, tmp_path):
     """A voltage readout (LI last layer) loads as an ordinary CUBA block whose neurons never fire; its ``v`` after
     the last step is the integer reference's."""
+    import torch
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    import torch
     from lava.proc.io.source import RingBuffer
 
     from neurosynth.arch import build
