@@ -125,12 +125,12 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
 
 
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
-                      threshold: float = 1.0, layers: int = 1, readout: str = "spikes"):
+                      threshold: float = 1.0, layers: int = 1, readout: str = "spikes", bias: bool = False):
     from neurosynth.arch import build
     from neurosynth.hardware.targets.loihi_qat import loihi_rsnn_spec
 
     return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold, layers=layers,
-                                 readout=readout))
+                                 readout=readout, bias=bias))
 
 
 def build_model_from(args, n_in: int = 700, generator=None):
@@ -139,7 +139,8 @@ def build_model_from(args, n_in: int = 700, generator=None):
 
         return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha,
                                                 layers=getattr(args, "layers", None) or 1,
-                                                readout=getattr(args, "loihi_readout", None) or "spikes"),
+                                                readout=getattr(args, "loihi_readout", None) or "spikes",
+                                                bias=bool(getattr(args, "loihi_bias", False))),
                               args.init_gain)
     return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", None) or "recurrent",
                        reset=getattr(args, "reset", "subtract"),
@@ -217,6 +218,9 @@ def parse_args(argv=None):
                    help="--loihi: spikes (output LIF neurons read out by spike count, --loihi-loss) or voltage (a "
                         "non-leaky integrator output layer scored by its membrane after the last step, loss "
                         "final_membrane_ce; on Loihi, neurons that never fire and whose v is read at the end)")
+    p.add_argument("--loihi-bias", action="store_true",
+                   help="--loihi: a learnable bias per hidden neuron (Loihi's neuron bias, netx 'bias', 1/64 grid); "
+                        "needs --alpha 0")
     p.add_argument("--levels", type=int, default=None, metavar="K",
                    help="--loihi: each bin's spike count as K binary input lines, line k firing when the count is "
                         "at least k (a thermometer code; 1 clips the count to one spike). Host-side, like the "

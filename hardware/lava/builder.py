@@ -197,10 +197,17 @@ def _neuron_process(layer: LoihiLayer, mode: str, reset: tuple[int, int] | None)
     p = layer.neuron
     kw = p.lava_float() if mode == "float" else p.lava_fixed()
     shape = _lava_shape(layer.out_shape)
+    # the neuron bias (qat.QBias): Lava's float LIF adds bias_mant itself, the bit-accurate one bias_mant << bias_exp
+    if layer.bias is None:
+        bias = {"bias_mant": 0, "bias_exp": 0}
+    elif mode == "float":
+        bias = {"bias_mant": _to_lava_order(layer.bias.astype(np.float64)), "bias_exp": 0}
+    else:
+        bias = {"bias_mant": _to_lava_order(layer.int_bias()).astype(np.int32), "bias_exp": 6}
     if reset is None:
-        return LIF(shape=shape, bias_mant=0, bias_exp=0, name=f"lif:{layer.name}", **kw)
-    return LIFReset(shape=shape, bias_mant=0, bias_exp=0, reset_interval=reset[0], reset_offset=reset[1],
-                    name=f"lif:{layer.name}", **kw)
+        return LIF(shape=shape, name=f"lif:{layer.name}", **bias, **kw)
+    return LIFReset(shape=shape, reset_interval=reset[0], reset_offset=reset[1], name=f"lif:{layer.name}", **bias,
+                    **kw)
 
 
 def build_graph(net: LoihiNet, data: np.ndarray, mode: str = "fixed", *,
@@ -376,8 +383,10 @@ def replicate(net: LoihiNet, copies: int) -> LoihiNet:
         if layer.kind == "dense":
             w_rec = _block_diag(layer.weight_rec, copies) if layer.recurrent else None
             delays = _block_diag(layer.delays, copies) if layer.delays is not None else None  # 0 where no synapse
+            bias = np.tile(layer.bias, copies) if layer.bias is not None else None
             layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape),
-                                  weight=_block_diag(layer.weight, copies), weight_rec=w_rec, delays=delays))
+                                  weight=_block_diag(layer.weight, copies), weight_rec=w_rec, delays=delays,
+                                  bias=bias))
         elif layer.kind == "conv":
             layers.append(replace(layer, in_shape=rep(layer.in_shape), out_shape=rep(layer.out_shape),
                                   weight=np.concatenate([layer.weight] * copies, 0), groups=layer.groups * copies))
@@ -422,11 +431,12 @@ def run_lava(model: nn.Module | LoihiNet, inputs, mode: str = "fixed", *, input_
     if not np.isin(x, (0, 1)).all():
         raise ValueError("Loihi inputs must be binary spikes (0/1); encode the data first (e.g. rate coding)")
     T, B = x.shape[:2]
-    if any(layer.recurrent for layer in net.stages) or net.voltage_readout:
+    if any(layer.recurrent or layer.bias is not None for layer in net.stages) or net.voltage_readout:
         # a recurrent layer can keep itself firing after its input stops, and LIFReset integrates the input of
         # its reset step (here: its own spikes of the step before), so samples cannot share a run one after
         # the other: every run holds one sample per copy, from a freshly built network. A voltage readout is
-        # read once, after the run's last step: also one sample per copy
+        # read once, after the run's last step, and a biased layer integrates its bias between slots: also one
+        # sample per copy
         slots = 1
     R = copies or auto_copies(net, B)
     big = replicate(net, R)

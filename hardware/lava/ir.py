@@ -10,7 +10,8 @@ Supported torch modules (inside ``neurosynth.SNN`` / ``nn.Sequential``, nested o
 ``delay``, Lava ``DelayDense``) and ``nn.Conv2d``/``QConv2d`` without bias, ``nn.Flatten``, a one-step
 ``Delay`` after a synapse, ``LIF(reset='zero')`` / ``IF(reset='zero')`` / ``CubaLIF`` with shared
 (per-layer) parameters, ``Recurrent`` (``QRecurrent``) after a Linear synapse (one ``dense_rec`` stage:
-feed-forward + recurrent Dense into one LIF layer), and ``Dropout``/``Identity`` (no-ops at inference).
+feed-forward + recurrent Dense into one LIF layer), ``QBias`` after a dense synapse's ``Delay(1)`` (Loihi's
+per-neuron bias; plain LIF only), and ``Dropout``/``Identity`` (no-ops at inference).
 
 A leaky integrator ``LI(beta)`` as the *last* layer is a **voltage readout**: Lava's LIF with ``du = 1`` computes
 ``v_t = v_{t-1} (1 - dv) + a_t``, which is ``LI``'s ``v_t = beta v_{t-1} + x_t``; its neurons get an infinite
@@ -103,6 +104,13 @@ class LoihiLayer:
     # dense only: per-synapse delays (N_out, N_in) int64 in 0..MAX_DELAY (netx ``delay``, Lava ``DelayDense``): a
     # spike sent at t reaches the neuron at t + 1 + d (the synapse's one step plus d)
     delays: np.ndarray | None = None
+    # dense only: per-neuron bias (N,) float64 on the 1/64 grid (qat.QBias; Lava ``bias_mant`` with netx's
+    # ``bias_exp = 6``, added to v every step); plain LIF (alpha = 0) or LI readout only
+    bias: np.ndarray | None = None
+
+    def int_bias(self) -> np.ndarray:
+        """The exported bias mantissas ``round(64 b)`` (netx ``bias``; Lava adds ``bias_mant << 6`` to ``v``)."""
+        return np.round(self.bias * qat.BIAS_SCALE).astype(np.int64)
 
     @property
     def recurrent(self) -> bool:
@@ -272,7 +280,16 @@ def _recurrent_stage(name: str, m: nn.Module, pending: dict | None) -> LoihiLaye
     w_rec = qat.effective_weight(rec).detach().double().cpu().numpy()
     pending = dict(pending)
     delay = pending.pop("delay")
+    _check_bias_neuron(name, p, pending)
     return LoihiLayer(neuron=p, delayed=bool(delay), weight_rec=w_rec, **{**pending, "name": name})
+
+
+def _check_bias_neuron(name: str, p: NeuronParams, pending: dict) -> None:
+    if pending.get("bias") is not None and p.alpha != 0.0:
+        raise LoihiExportError(
+            f"layer {name}: a bias before a CubaLIF (alpha={p.alpha}); Loihi adds its neuron bias to the membrane, "
+            "which equals the trained bias on the input current only for a plain LIF: retrain with alpha=0 or "
+            "without the bias")
 
 
 def _check_synapse(name: str, cls: str, m, pending: dict | None, bias_fix: str) -> None:
@@ -359,6 +376,21 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
                 raise LoihiExportError(
                     f"layer {name}: {pending['delay']} steps of delay after synapse {pending['name']}; Lava's Dense/Conv "
                     "delay by exactly one step: use Delay(1)")
+        elif isinstance(m, qat.QBias):
+            if pending is None or pending["kind"] != "dense" or pending.get("delays") is not None:
+                what = "no synapse" if pending is None else f"synapse {pending['name']} ({pending['kind']})"
+                raise LoihiExportError(
+                    f"layer {name} (QBias) follows {what}; Loihi's neuron bias is exported after a dense synapse "
+                    "and its Delay(1): Linear/QLinear -> Delay(1) -> QBias -> LIF/Recurrent")
+            if pending["delay"] != 1:
+                raise LoihiExportError(
+                    f"layer {name} (QBias) comes before the Delay(1) of synapse {pending['name']}; Loihi adds its "
+                    "bias from the first step on, so the bias must follow the delay: Linear -> Delay(1) -> QBias")
+            if pending.get("bias") is not None:
+                raise LoihiExportError(f"layer {name} (QBias): synapse {pending['name']} already has a bias")
+            if (m.features,) != tuple(pending["out_shape"]):
+                raise LoihiExportError(f"layer {name} (QBias, {m.features} features) receives {pending['out_shape']}")
+            pending["bias"] = m.effective_bias().detach().double().cpu().numpy()
         elif isinstance(m, nn.Flatten):
             if pending is not None:
                 raise LoihiExportError(f"layer {name} (Flatten) sits between synapse {pending['name']} and its neuron")
@@ -380,6 +412,7 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
             if shp is not None and tuple(shp) != tuple(pending["out_shape"]):
                 raise LoihiExportError(f"layer {name}: neuron shape {tuple(shp)} != synapse output {pending['out_shape']}")
             delay = pending.pop("delay")
+            _check_bias_neuron(name, p, pending)
             layers.append(LoihiLayer(neuron=p, delayed=bool(delay), **pending))
             shape = pending["out_shape"]
             pending = None
@@ -417,6 +450,16 @@ def check_fixed(net: LoihiNet) -> None:
                 raise LoihiExportError(
                     f"layer {layer.name}: all {what} are <= 0 and some equal -4.0 (-256); Loihi stores an "
                     "all-inhibitory matrix in [-255, 0]: retrain (QAT) or clip them to >= -3.97")
+        if layer.bias is not None:
+            b = layer.int_bias()
+            if tuple(b.shape) != tuple(layer.out_shape) or layer.kind != "dense":
+                raise LoihiExportError(f"layer {layer.name}: bias of shape {tuple(b.shape)}; expected one per neuron "
+                                       f"{tuple(layer.out_shape)} on a dense layer")
+            if b.size and (int(b.min()) < qat.BIAS_MANT_MIN or int(b.max()) > qat.BIAS_MANT_MAX):
+                raise LoihiExportError(
+                    f"layer {layer.name}: bias spans [{layer.bias.min():.4g}, {layer.bias.max():.4g}]; Loihi's 13-bit "
+                    f"bias mantissa (x 64) holds [{qat.BIAS_MANT_MIN / 64}, {qat.BIAS_MANT_MAX / 64}]: retrain with "
+                    "qat.QBias, which clamps it")
         p = layer.neuron
         if p.voltage and layer is not net.stages[-1]:
             raise LoihiExportError(f"layer {layer.name}: a voltage readout (infinite threshold) must be the last layer")

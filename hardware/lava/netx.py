@@ -10,6 +10,8 @@ The layout is the one ``lava.lib.dl.netx.hdf5.Network`` reads (lava-dl ``netx/hd
     layer/<i>/delay       int (N_out, N_in) in 0..62: dense only, per-synapse delays (netx builds Lava's
                           ``DelayDense``: a spike sent at t arrives at t + 1 + d); refused on conv (netx ignores it)
                           and dense_rec (netx's delayed recurrent block is broken), see ``ir.check_delays``
+    layer/<i>/bias        int (N,): dense/dense_rec only, per-neuron bias mantissas 64 b (netx: Lava bias_mant with
+                          bias_exp 6, added to v every step; from qat.QBias, plain LIF only)
     layer/<i>/stride, padding, dilation   int (2,) as (y, x);  layer/<i>/groups  int   (conv only)
     layer/<i>/neuron/type    'CUBA' (variable-length string)
     layer/<i>/neuron/iDecay  int 1..4096   (Lava du = iDecay - 1)
@@ -88,6 +90,8 @@ def write_netx(net: LoihiNet, path: str | os.PathLike) -> Path:
                 g.create_dataset("weight_rec", data=layer.int_weight_rec().astype(np.int64))
             if layer.delays is not None:
                 g.create_dataset("delay", data=np.asarray(layer.delays, dtype=np.int64))
+            if layer.bias is not None:  # netx: the neuron's bias_mant (bias_exp 6), one per neuron
+                g.create_dataset("bias", data=layer.int_bias())
             if layer.kind == "dense":  # (also dense_rec)
                 g.create_dataset("inFeatures", data=int(np.prod(layer.in_shape)))
                 g.create_dataset("outFeatures", data=int(layer.out_shape[0]))
@@ -266,8 +270,11 @@ def read_netx(path: str | os.PathLike) -> LoihiNet:
                 w_rec = g["weight_rec"][()].astype(np.float64) / qat.W_SCALE if t == "dense_rec" else None
                 in_shape = shape if len(shape) == 1 else (int(np.prod(shape)),)
                 delays = full_delays(g["delay"][()], w.shape[0], w.shape[1]) if "delay" in g else None
+                bias = None
+                if "bias" in g:  # a scalar or one per neuron (what netx broadcasts), mantissas of 64 b
+                    bias = np.broadcast_to(np.asarray(g["bias"][()], dtype=np.float64), out_shape) / qat.BIAS_SCALE
                 layers.append(LoihiLayer("dense", name, in_shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed,
-                                         weight_rec=w_rec, delays=delays))
+                                         weight_rec=w_rec, delays=delays, bias=None if bias is None else bias.copy()))
             else:
                 layers.append(LoihiLayer("conv", name, shape, out_shape, weight=w, neuron=neuron, delayed=is_delayed,
                                          stride=_pair(g, "stride"), padding=_pair(g, "padding"),

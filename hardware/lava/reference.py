@@ -8,14 +8,14 @@ Both modes reproduce Lava 0.10.0's process models step for step, including the o
     a_t = W s_{t-1}            (binary input spikes; a recurrent stage adds W_rec z_{t-1}, its own spikes;
                                 with per-synapse delays D (DelayDense): a_t = sum_k (W [D == k]) s_{t-1-k})
     u_t = u_{t-1} (1 - du) + a_t           du = 1 - alpha
-    v_t = v_{t-1} (1 - dv) + u_t           dv = 1 - beta
+    v_t = v_{t-1} (1 - dv) + u_t + b       dv = 1 - beta; b the layer's bias (QBias), 0 without
     s_t = v_t > vth;  v_t[s_t] = 0
 
 ``fixed`` (``PyLifModelBitAcc``, ``PyDenseModelBitAcc``, ``PyConvModelFixed``), integers::
 
     a_t = W_int s_{t-1} (+ W_rec_int z_{t-1})               W_int = 64 w (even, 8-bit)
     u_t = wrap24( sgn(u) (|u (4096 - iDecay)| >> 12) + (a_t << 6) )
-    v_t = clip24( sgn(v) (|v (4096 - vDecay)| >> 12) + u_t )
+    v_t = clip24( sgn(v) (|v (4096 - vDecay)| >> 12) + u_t + (bias_mant << 6) )    bias_mant = 64 b
     s_t = v_t > (vThMant << 6);  v_t[s_t] = 0
 
 A voltage readout (the last stage of an ``LI`` network, :attr:`~.ir.NeuronParams.voltage`) runs the same
@@ -138,10 +138,11 @@ def simulate(net: LoihiNet, x, mode: str = "fixed") -> RefResult:
             v = np.zeros(a.shape[1:])
             out = np.zeros(a.shape, dtype=bool)
             st = np.zeros(a.shape[1:], dtype=bool)
+            bias = 0.0 if layer.bias is None else layer.bias
             for t in range(a.shape[0]):
                 a_t = a[t] + st @ layer.weight_rec.T if layer.recurrent else a[t]
                 u = u * ku + a_t
-                v = v * kv + u + 0.0
+                v = v * kv + u + bias
                 st = v > vth
                 v[st] = 0
                 out[t] = st
@@ -159,12 +160,13 @@ def simulate(net: LoihiNet, x, mode: str = "fixed") -> RefResult:
             out = np.zeros(a.shape, dtype=bool)
             st = np.zeros(a.shape[1:], dtype=bool)
             w_rec = hw_dense_weights(layer.int_weight_rec()).T if layer.recurrent else None
+            bias = 0 if layer.bias is None else layer.int_bias() << 6  # Lava: bias_mant << bias_exp (netx: 6)
             for t in range(a.shape[0]):
                 a_t = a[t] + st.astype(np.int64) @ w_rec if layer.recurrent else a[t]
                 u = _trunc_decay(u, di) + (a_t << 6)
                 u = np.where(u > UV_MAX, u - 2 * UV_MAX, u)
                 u = np.where(u <= -UV_MAX, u + 2 * UV_MAX, u)
-                v = np.clip(_trunc_decay(v, dv) + u, -(UV_MAX - 1), UV_MAX - 1)
+                v = np.clip(_trunc_decay(v, dv) + u + bias, -(UV_MAX - 1), UV_MAX - 1)
                 st = v > vth
                 v[st] = 0
                 out[t] = st

@@ -94,6 +94,48 @@ class QConv2d(nn.Conv2d):
         return self._conv_forward(x, self.effective_weight(), self.bias)
 
 
+#: Loihi's neuron bias as lava-dl netx loads it: ``bias_mant`` (signed 13 bit) shifted by ``bias_exp = 6``, added to
+#: the membrane every step; in float units (``v_int / 4096``) the bias is ``bias_mant / 64``
+BIAS_SCALE = 64
+BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095
+
+
+def bias_grid_ints(b: torch.Tensor) -> torch.Tensor:
+    """Integer bias mantissas ``round(64 b)``, *without* clamping (to check the range)."""
+    return torch.round(b * BIAS_SCALE)
+
+
+def quantize_bias(b: torch.Tensor) -> torch.Tensor:
+    """Snap float biases to Loihi's bias grid (``k / 64``, ``k`` in ``[-4096, 4095]``) with a straight-through
+    estimator."""
+    q = torch.clamp(bias_grid_ints(b.detach()), BIAS_MANT_MIN, BIAS_MANT_MAX) / BIAS_SCALE
+    return b + (q - b).detach()
+
+
+class QBias(nn.Module):
+    """A learnable per-neuron bias on Loihi's grid (STE), added to the synaptic input *after* the synapse's
+    one-step :class:`~neurosynth.layers.Delay`, so it reaches the neurons from the first step on, as Loihi's neuron
+    bias does (Lava adds ``bias_mant << bias_exp`` to ``v`` every step). With a plain LIF (``alpha = 0``: Lava's
+    ``u`` is the step's synaptic input) a bias on the input is exactly a bias on the membrane; a CubaLIF would feed
+    it through its current, which Loihi does not, so the export refuses that. Input ``[T, B, N]``."""
+
+    def __init__(self, features: int, init: float = 0.0):
+        super().__init__()
+        if int(features) <= 0:
+            raise ValueError(f"features must be positive; got {features}")
+        self.features = int(features)
+        self.bias = nn.Parameter(torch.full((self.features,), float(init)))
+
+    def effective_bias(self) -> torch.Tensor:
+        return quantize_bias(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.effective_bias()
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}"
+
+
 def _delayed_base():
     from neurosynth.delays import DelayedLinear
 
@@ -262,6 +304,12 @@ def build_sumpool(cfg: dict) -> SumPoolConv:
                        float(f["weight"]))
 
 
+def build_qbias(cfg: dict) -> QBias:
+    """ArchSpec builder of ``{"type": "qbias", "features", "init": 0.0}``."""
+    f = _check_fields(cfg, ("features",), {"init": 0.0})
+    return QBias(int(f["features"]), float(f["init"]))
+
+
 def register_layers() -> bool:
     """Register ``qlinear``/``qconv2d`` in ``neurosynth.arch.LAYERS`` (and their inverse for ``to_spec``).
 
@@ -275,6 +323,7 @@ def register_layers() -> bool:
                                      ("qconv2d", QConv2d, build_qconv2d, _qconv2d_fields),
                                      ("qrecurrent", QRecurrent, build_qrecurrent, _qrecurrent_fields),
                                      ("qsumpool", SumPoolConv, build_sumpool, _sumpool_fields),
+                                     ("qbias", QBias, build_qbias, lambda m: {"features": m.features}),
                                      ("qdelayed_linear", QDelayedLinear, build_qdelayed_linear,
                                       lambda m: m.config())):
         if name not in arch.LAYERS:
@@ -375,7 +424,7 @@ def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: lis
 
 def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, alpha: float = 0.0,
                     threshold: float = 1.0, beta_out: float | None = None, surrogate: str | dict = "atan",
-                    layers: int = 1, readout: str = "spikes") -> dict:
+                    layers: int = 1, readout: str = "spikes", bias: bool = False) -> dict:
     """ArchSpec of a Loihi-exact recurrent network (the SHD example's ``--loihi`` model)::
 
         [qlinear(n, hidden) -> delay(1) -> qrecurrent(hidden, LIF/CubaLIF zero reset)] * layers   # netx dense_rec
@@ -386,8 +435,12 @@ def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, a
     scored by its membrane after the last step (loss ``final_membrane_ce``); Loihi runs it as LIF neurons that
     never reach their threshold (``vThMant`` at its 17-bit maximum) whose ``v`` is read once at the end (see
     :mod:`neurosynth.hardware.lava.ir`). Every feed-forward synapse carries Lava's one-step delay; the recurrent
-    one's is the ``s_{t-1}`` of :class:`QRecurrent`.
+    one's is the ``s_{t-1}`` of :class:`QRecurrent`. ``bias=True`` puts a learnable per-neuron :class:`QBias`
+    (``qbias``, Loihi's neuron bias, netx ``bias``) after each hidden layer's delay; it needs ``alpha = 0``.
     """
+    if bias and alpha != 0.0:
+        raise ValueError("bias=True needs alpha=0: Loihi adds its neuron bias to the membrane, which equals a bias on "
+                         "the input only for a plain LIF")
     if min(n_in, hidden, n_out) <= 0:
         raise ValueError(f"layer sizes must be positive; got n_in={n_in}, hidden={hidden}, n_out={n_out}")
     if int(layers) < 1:
@@ -404,9 +457,11 @@ def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, a
     n = int(n_in)
     for _ in range(int(layers)):
         spec_layers += [{"type": "qlinear", "in_features": n, "out_features": int(hidden), "bias": False},
-                        {"type": "delay", "steps": 1},
-                        {"type": "qrecurrent", "size": int(hidden), **rec, "params": dict(rec["params"]),
-                         "shape": [int(hidden)]}]
+                        {"type": "delay", "steps": 1}]
+        if bias:
+            spec_layers.append({"type": "qbias", "features": int(hidden)})
+        spec_layers.append({"type": "qrecurrent", "size": int(hidden), **rec, "params": dict(rec["params"]),
+                            "shape": [int(hidden)]})
         n = int(hidden)
     layers = spec_layers + [{"type": "qlinear", "in_features": n, "out_features": int(n_out), "bias": False},
                             {"type": "delay", "steps": 1},

@@ -142,3 +142,26 @@ def test_lavadl_netx_reads_our_voltage_readout_bit_exact(netx_hdf5, tmp_path):
     ref = simulate(net, x[:, None], "fixed")
     assert ref.spikes[-2].any() and not ref.output.any() and np.abs(ref.v[-1]).max() > 0
     np.testing.assert_array_equal(v, ref.v[-1][0])
+
+
+def test_lavadl_netx_runs_our_neuron_biases_bit_exact(netx_hdf5, tmp_path):
+    """netx's ``bias`` is the neuron's ``bias_mant`` with ``bias_exp = 6``: our QBias layers (64 b) run as trained."""
+    import torch
+
+    from neurosynth.arch import build
+    from neurosynth.hardware.lava import qat
+
+    torch.manual_seed(0)
+    m = build(qat.loihi_rsnn_spec(20, 16, 5, beta=0.9, layers=2, bias=True))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=g)) if name.endswith("bias") else p.mul_(6.0)
+    net = extract(m.eval(), (20,))
+    assert all(s.bias is not None for s in net.stages[:2])
+    path = write_netx(net, tmp_path / "b.h5")
+    x = spikes(16, 1, 20)[:, 0].numpy()
+    out = _run_netx(netx_hdf5, path, x, _recurrent_synapses_binary)
+    ref = simulate(net, x[:, None], "fixed").output[:, 0]
+    assert ref.any()
+    np.testing.assert_array_equal(out.reshape(ref.shape), ref)
