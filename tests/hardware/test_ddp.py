@@ -59,3 +59,13 @@ def test_torchrun_two_gloo_processes_match_single_process(tmp_path):
     assert moved > 1e-2  # 6 SGD steps really changed the weights
     for k in single:
         torch.testing.assert_close(ddp[k], single[k], rtol=1e-5, atol=1e-5)
+
+
+def test_single_process_digits_run_says_its_test_score_is_the_last_epoch(tmp_path, capsys):
+    """No validation split in the DDP app: it tests the model of the last epoch, once, and its metrics say so."""
+    import json
+
+    assert main(["--out", str(tmp_path / "run"), "--epochs", "1", "--hidden", "16", "--T", "5", "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["selection_rule"] == "last" and metrics["chosen_epoch"] == 1 and 0 <= metrics["test_accuracy"] <= 1
+    assert "(the last epoch, read once)" in capsys.readouterr().out
