@@ -1,0 +1,41 @@
+"""``benchmarks/spoken_digits_energy.py``: the GRU's MAC count and the energy ratio from the recorded results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("spoken_digits_energy", ROOT / "benchmarks" / "spoken_digits_energy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gru_macs_and_ratio_from_the_recorded_results():
+    mod = _bench()
+    assert mod.gru_macs(2, 3, 4, 5) == 2 * 3 * 3 * (4 + 3) + 3 * 5
+    recipe = {"loihi_fixed_accuracy": 0.7, "protocol": {"loihi": {
+        "run": "r", "command": "c", "lava_check": {"samples": 10, "energy": {
+            "T": 70, "syn_ops": 1e6, "neuron_updates": 1e4, "loihi_nj": 4600.0}}}}}
+    baselines = {"gru": 0.9, "protocol": {"models": {"gru": {"hidden": 10}}}}
+    doc = mod.compare(recipe, baselines, gru_T=10, gru_inputs=90, classes=20)
+    macs = 10 * 3 * 10 * 100 + 10 * 20
+    assert doc["gru"]["macs"] == macs
+    assert doc["gru"]["energy_j_cmos45_fp32"] == pytest.approx(macs * 4.6e-12)
+    assert doc["gru"]["snn_over_cmos45_fp32"] == pytest.approx(4.6e-6 / (macs * 4.6e-12))
+
+
+def test_recorded_comparison_matches_the_recorded_inputs():
+    mod = _bench()
+    res = ROOT / "benchmarks" / "results"
+    doc = mod.compare(json.loads((res / "spoken_digits_recipe.json").read_text()),
+                      json.loads((res / "spoken_digits_baselines.json").read_text()))
+    saved = json.loads((res / "spoken_digits_energy.json").read_text())
+    assert saved["gru"]["macs"] == doc["gru"]["macs"] and saved["snn_loihi"]["energy_j"] == doc["snn_loihi"]["energy_j"]
