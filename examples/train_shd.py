@@ -22,8 +22,11 @@ class, ``--split-seed``) and the test split is read once, at the end; a checkpoi
 
 ``--loihi`` trains the model Loihi 2 runs exactly (``neurosynth.hardware.targets.loihi_qat.loihi_rsnn_spec``): binary input
 spikes, QLinear (8-bit grid) -> Delay(1) -> QRecurrent (LIF, or CubaLIF with ``--alpha``; zero reset; 8-bit
-recurrent weights; one-step recurrent delay) -> QLinear -> Delay(1) -> spiking LIF output read out by spike count.
-Every synapse carries Lava's one-step delay. ``--verify N`` then writes ``loihi.h5`` (netx, ``dense_rec``) into
+recurrent weights; one-step recurrent delay) -> QLinear -> Delay(1) -> spiking LIF output read out by spike count,
+or with ``--loihi-readout voltage`` a non-leaky integrator output scored by its membrane after the last step (Loihi:
+neurons that never fire, their ``v`` read once; loss ``final_membrane_ce``). ``--loihi-bias`` adds a learnable
+per-neuron bias to each hidden layer (Loihi's neuron bias, netx ``bias``; plain LIF only). Every synapse carries
+Lava's one-step delay. ``--verify N`` then writes ``loihi.h5`` (netx, ``dense_rec``) into
 the run directory and checks N test samples in Lava's simulator (float spike-exact vs torch, fixed point
 bit-exact vs the integer reference; accuracies side by side) and estimates the energy per inference at ``--T``:
 
