@@ -209,6 +209,10 @@ def _run(args) -> int:
               f"(mismatches {rep.get('float_mismatches')})")
         print(f"fixed: Lava == integer reference bit for bit: {rep.get('fixed_exact')}  "
               f"(mismatches {rep.get('fixed_mismatches')})")
+        if rep.get("readout") == "voltage":
+            print(f"voltage readout (v after the last step): float |Lava - torch| <= "
+                  f"{rep.get('float_readout_max_abs_diff', float('nan')):.3g}, fixed mismatches "
+                  f"{rep.get('fixed_readout_mismatches')}")
         if "accuracy_torch" in rep:
             print(f"accuracy on {rep['samples']} samples: torch {rep['accuracy_torch']:.4f}  "
                   f"Lava float {rep.get('accuracy_lava_float', float('nan')):.4f}  "
