@@ -18,9 +18,7 @@ Strategies never train.
 
 from __future__ import annotations
 
-import base64
 import math
-import pickle
 
 import numpy as np
 
@@ -148,24 +146,34 @@ class CMAESStrategy(Strategy):
 
 class CMAESLogits(Strategy):
     """Persistent CMA-ES (pycma) on a :class:`LogitSpace`: ``ask(n)`` draws ``n`` points (``n`` defaults to the
-    population size), ``tell`` updates mean, covariance and step size from their ranks."""
+    population size), ``tell`` updates mean, covariance and step size from their ranks.
+
+    Its state is JSON, as :class:`ReplayCMA`'s: the start (``x0``, ``sigma0``, ``popsize``) and the log of what
+    changed pycma's state (each ``ask`` with the RNG state before it, each ``tell``'s values, each
+    :meth:`cap_sigma`), rebuilt on load by replaying the log, so loading never unpickles (never executes code)."""
 
     name = "eg_cma"
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, *, x0=None, sigma0: float = 0.5,
                  popsize: int | None = None, hof_size: int = 10):
         super().__init__(space, rng, hof_size=hof_size)
-        import cma
-
         x0 = np.zeros(space.dim) if x0 is None else np.asarray(x0, dtype=np.float64)
         if x0.shape != (space.dim,):
             raise ValueError(f"x0 has shape {x0.shape}; the space has dim {space.dim}")
+        self._start = {"x0": [float(v) for v in x0], "sigma0": float(sigma0),
+                       "popsize": None if not popsize else int(popsize)}
+        self.es = self._new_es()
+        self._pending: list[np.ndarray] = []
+        self._log: list[dict] = []  # {"ask": n, "rng": state} | {"tell": [values]} | {"cap": sigma}
+
+    def _new_es(self):
+        import cma
+
         opts = {"seed": np.nan, "randn": self._randn, "verbose": -9, "verb_log": 0, "verb_disp": 0, "tolx": 0,
                 "tolfun": 0, "tolfunhist": 0, "tolstagnation": 10**9}
-        if popsize:
-            opts["popsize"] = int(popsize)
-        self.es = cma.CMAEvolutionStrategy(x0, float(sigma0), opts)
-        self._pending: list[np.ndarray] = []
+        if self._start["popsize"]:
+            opts["popsize"] = self._start["popsize"]
+        return cma.CMAEvolutionStrategy(np.asarray(self._start["x0"], dtype=np.float64), self._start["sigma0"], opts)
 
     def _randn(self, *shape):
         return self.rng.standard_normal(shape)
@@ -186,11 +194,21 @@ class CMAESLogits(Strategy):
         """Cap the step size (EG-NAS schedule ``sigma_t <= max(1/(t+1), sigma_min)``)."""
         if self.es.sigma > cap:
             self.es.sigma = float(cap)
+            self._log.append({"cap": float(cap)})
+
+    def _ask(self, n: int | None) -> list[np.ndarray]:
+        self._log.append({"ask": None if n is None else int(n), "rng": self.rng.bit_generator.state})
+        X = self.es.ask(number=n)
+        self._pending = [np.asarray(x, dtype=np.float64) for x in X]
+        return self._pending
+
+    def _tell(self, X: list[np.ndarray], values: list[float]) -> None:
+        self.es.tell(X, values)
+        self._log.append({"tell": [float(v) for v in values]})
+        self._pending = []
 
     def ask(self, n: int | None = None) -> list[dict]:
-        X = self.es.ask(number=int(n) if n else None)
-        self._pending = [np.asarray(x, dtype=np.float64) for x in X]
-        return [{"z": x.tolist()} for x in self._pending]
+        return [{"z": x.tolist()} for x in self._ask(int(n) if n else None)]
 
     def tell(self, specs: list[dict], results: list[dict]) -> None:
         super().tell(specs, results)
@@ -198,20 +216,29 @@ class CMAESLogits(Strategy):
         # failed candidates (fitness -inf) get the worst finite value so CMA ranks them last
         f = [-fitness_of(r) for r in results]
         worst = max([v for v in f if np.isfinite(v)], default=0.0)
-        self.es.tell(X, [v if np.isfinite(v) else worst + 1.0 for v in f])
-        self._pending = []
+        self._tell(X, [v if np.isfinite(v) else worst + 1.0 for v in f])
 
     def state_dict(self) -> dict:
-        """JSON state: the RNG, hall of fame and the pickled CMA-ES (base64; its sampler is re-attached)."""
-        randn = self.es.opts["randn"]
-        self.es.opts["randn"] = None  # a bound method of this strategy: not part of the CMA state
-        try:
-            es = pickle.dumps(self.es)
-        finally:
-            self.es.opts["randn"] = randn
-        return {**super().state_dict(), "es": base64.b64encode(es).decode("ascii")}
+        """JSON state: the RNG, hall of fame, the CMA-ES start and its ask/tell/cap log (no pickle)."""
+        return {**super().state_dict(), "cma_start": dict(self._start), "cma_log": [dict(e) for e in self._log]}
 
     def load_state_dict(self, d: dict) -> None:
         super().load_state_dict(d)
-        self.es = pickle.loads(base64.b64decode(d["es"]))
-        self.es.opts["randn"] = self._randn
+        if "cma_log" not in d:
+            raise ValueError("this eg_cma state has no 'cma_log' (a checkpoint written before the CMA state became "
+                             "JSON, which loading would have to unpickle): start the search afresh")
+        saved = self.rng.bit_generator.state
+        self._start = dict(d["cma_start"])
+        self.es = self._new_es()
+        self._log = []
+        X: list[np.ndarray] = []
+        for event in d["cma_log"]:  # replay: the same RNG states give the same points and the same CMA state
+            if "cap" in event:
+                self.cap_sigma(float(event["cap"]))
+            elif "ask" in event:
+                self.rng.bit_generator.state = event["rng"]
+                X = self._ask(event["ask"])
+            else:
+                self._tell(X, [float(v) for v in event["tell"]])
+        self.rng.bit_generator.state = saved
+        # a log that ends with an ask (a checkpoint between ask and tell) leaves those points pending, as they were

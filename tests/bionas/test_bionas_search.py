@@ -99,3 +99,31 @@ def test_eg_cma_is_an_engine_strategy_with_resumable_state():
     a.tell(sa, [{"fitness": math.nan}] + [{"fitness": -f(s["z"])} for s in sa[1:]])  # a failure ranks last
     assert sa[0] not in [s for _, s in a.hof.items()]
     assert a.hof.items()[0][0] >= max(-f(s["z"]) for s in sa[1:])
+
+
+def test_eg_cma_state_is_plain_json_replayed_on_load_including_sigma_caps():
+    """Loading a search checkpoint never unpickles: the CMA state is its start and an ask/tell/cap log."""
+    from snn_nas.bionas.engine_space import LogitSpace
+    from snn_nas.strategies.cma import CMAESLogits
+
+    f = lambda z: float(np.sum((np.asarray(z) - 0.5) ** 2))  # noqa: E731
+    sp = LogitSpace(5)
+    a = CMAESLogits(sp, np.random.default_rng(7), sigma0=0.8, popsize=5)
+    for t in range(4):
+        a.cap_sigma(max(1.0 / (t + 1), 0.1))
+        specs = a.ask()
+        a.tell(specs, [{"fitness": -f(s["z"])} for s in specs])
+    pending = a.ask(3)  # a checkpoint between ask and tell
+    text = json.dumps(a.state_dict())
+    assert '"es"' not in text and "cma_log" in text
+    b = CMAESLogits(sp, np.random.default_rng(99), sigma0=0.1, popsize=9)
+    b.load_state_dict(json.loads(text))
+    assert b.sigma == a.sigma and np.array_equal(b.mean, a.mean) and b.popsize == 5
+    values = [{"fitness": -f(s["z"])} for s in pending]
+    a.tell(pending, values)
+    b.tell(pending, values)
+    assert a.ask() == b.ask()
+    old = {**a.state_dict(), "es": "gASV..."}
+    del old["cma_log"]
+    with pytest.raises(ValueError, match="start the search afresh"):
+        b.load_state_dict(old)
