@@ -72,7 +72,8 @@ RECIPES: dict[str, dict] = {
                       "init_gain": 3.0, "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes"},
     # the Loihi-exact model (2 x recurrent LIF 256, 8-bit QAT) on the same onset-aligned window, binary 10 ms bins of
     # all 700 cochlea channels (chosen on validation over 140 groups, binary or as 4 thermometer levels, and 1 layer)
-    "spoken_digits/loihi": {"arch": "recurrent", "layers": 2, "channels": 700, "dt_ms": 10.0, "loihi_loss": "count_mse",
+    "spoken_digits/loihi": {"arch": "recurrent", "hidden": 256, "layers": 2, "channels": 700, "dt_ms": 10.0,
+                            "loihi_loss": "count_mse",
                             "epochs": 80, "lr": 2e-3, "batch_size": 64, "alpha": 0.0, "init_gain": 3.0, "bn": False,
                             "dropout": 0.0, "levels": 1},
 }

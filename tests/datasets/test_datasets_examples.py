@@ -223,6 +223,19 @@ def test_train_shd_spoken_digits_recipe_defaults():
     assert (shd.T, inp.dt_ms, inp.channels, inp.align) == (100, 14.0, 700, "none")
 
 
+def test_train_shd_loihi_recipe_names_its_own_network_not_the_float_recipes():
+    """The Loihi recipe fixes every option that shapes its network and training, so a change of the float recipe
+    (its hidden size went from 256 to 512) cannot silently change the documented --loihi network."""
+    mod = _module("train_shd")
+    loihi = mod.RECIPES["spoken_digits/loihi"]
+    shaping = {"arch", "hidden", "layers", "channels", "dt_ms", "epochs", "lr", "batch_size", "dropout", "bn",
+               "alpha", "init_gain", "loihi_loss", "levels"}
+    assert shaping <= set(loihi), sorted(shaping - set(loihi))
+    args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi"])
+    mod.apply_recipe(args)
+    assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (256, 2, 700, 0.0, False)
+
+
 def test_train_shd_levels_are_loihi_input_lines_and_refuse_a_channel_shift():
     from neurosynth.errors import UserError
 
