@@ -14,10 +14,13 @@ KIND = "example"
 
 
 def add_options(p, shipped: str = "") -> None:
-    """``--val-fraction``, ``--split-seed``, ``--select``, ``--resume`` (as ``neurosynth train``)."""
+    """``--val-fraction``, ``--split-seed``, ``--select``, ``--resume`` (as ``neurosynth train``) and ``--grad-clip``."""
     from neurosynth.apps.cli.train import add_workflow_options
 
     add_workflow_options(p, shipped)
+    p.add_argument("--grad-clip", type=float, default=None, metavar="MAX_NORM",
+                   help="clip the gradients' global L2 norm to MAX_NORM before every optimiser step (default: no "
+                        "clipping)")
 
 
 def config_of(args, **more) -> dict:
@@ -33,6 +36,11 @@ def check_options(args, argv, program: str, default_out: str | None = None) -> b
 
     args.out = workflow_out(args, default_out)
     check_val_fraction(args.val_fraction, args.select)
+    clip = getattr(args, "grad_clip", None)
+    if clip is not None and not (clip > 0 and clip < float("inf")):
+        from neurosynth.errors import UserError
+
+        raise UserError(f"--grad-clip {clip}: the largest gradient norm must be a positive number, e.g. --grad-clip 1")
     if not args.resume:
         check_fresh(args.out, KIND)
         return False
@@ -70,7 +78,8 @@ def train_example(args, argv, *, program: str, model, fit, val, test, split, los
     train_loader = DataLoader(fit, batch_size=bs, shuffle=True, generator=generator, collate_fn=collate_time_first)
     val_loader = None if val is None else DataLoader(val, batch_size=bs, collate_fn=collate_time_first)
     test_loader = DataLoader(test, batch_size=bs, collate_fn=collate_time_first)
-    tc = TrainConfig(epochs=args.epochs, lr=args.lr, loss=loss, device=args.device)
+    tc = TrainConfig(epochs=args.epochs, lr=args.lr, loss=loss, device=args.device,
+                     grad_clip=getattr(args, "grad_clip", None))
     cmd = command(argv, program)
     resume = bool(args.resume)
     with RunDir.create(args.out, kind=KIND, resume=resume) as run:

@@ -236,6 +236,25 @@ def test_train_shd_loihi_recipe_names_its_own_network_not_the_float_recipes():
     assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (256, 2, 700, 0.0, False)
 
 
+def test_train_shd_grad_clip_clips_and_is_refused_when_not_positive(tmp_path, capsys, monkeypatch):
+    from neurosynth.errors import run_script
+
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=12, n_test=4, seed=0, max_events=200)
+    mod = _module("train_shd")
+    base = ["--data-root", str(tmp_path / "data"), "--epochs", "1", "--T", "8", "--hidden", "8", "--batch-size", "4",
+            "--val-fraction", "0.25", "--no-progress"]
+    assert run_script(mod.main, [*base, "--grad-clip", "0", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --grad-clip 0.0") and not (tmp_path / "bad").exists()
+    norms = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, n, *a, **k: norms.append(n) or real(p, n, *a, **k))
+    assert mod.main([*base, "--grad-clip", "0.5", "--out", str(tmp_path / "run")]) == 0
+    assert norms and set(norms) == {0.5}  # every step of the epoch was clipped at 0.5
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["grad_clip"] == 0.5
+
+
 def test_train_shd_levels_are_loihi_input_lines_and_refuse_a_channel_shift():
     from neurosynth.errors import UserError
 
