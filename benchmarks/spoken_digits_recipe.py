@@ -50,6 +50,23 @@ def _run(path) -> dict:
     return out
 
 
+def check_same_recipe(name: str, runs: list[dict]) -> None:
+    """The seeds of one recipe must train the same network on the same input for the same epochs (they differ only
+    in ``seed``); otherwise a UserError names the first difference. (The Loihi recipe's seed 2 of an earlier session
+    was trained with another hidden size after a recipe default changed under it; this check stops such a mix.)"""
+    from neurosynth.errors import UserError
+
+    first = runs[0]
+    for r in runs[1:]:
+        for key in ("model", "input", "epochs"):
+            a, b = first.get(key), r.get(key)
+            if a != b:
+                diff = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)} \
+                    if isinstance(a, dict) and isinstance(b, dict) else (a, b)
+                raise UserError(f"{name}: {r['run']} differs from {first['run']} in {key} {diff}; the seeds of one "
+                                "recipe must differ only in --seed")
+
+
 def _spread(runs: list[dict], key) -> dict:
     vals = [key(r) for r in runs]
     return {"values": vals, "mean": statistics.fmean(vals), "min": min(vals), "max": max(vals),
@@ -86,6 +103,8 @@ def main(argv=None) -> int:
             if split in sha and h and h != sha[split]:
                 raise UserError(f"{r['run']} was trained on other {split} files than the baselines ({h[:12]} vs "
                                 f"{sha[split][:12]})")
+    for name, runs in (("--float", fl), ("--loihi", lo)):
+        check_same_recipe(name, runs)
     main_f, main_l = fl[0], lo[0]
     res = {
         "test_accuracy": main_f["test_accuracy"],
