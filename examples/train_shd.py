@@ -65,11 +65,12 @@ RECIPES: dict[str, dict] = {
     "shd": {"align": "none", "window_ms": 1400.0, "T": 100, "channels": 700, "arch": "recurrent", "hidden": 128,
             "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "max", "dropout": 0.0, "bn": False,
             "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0, "init_gain": 3.0,
-            "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes"},
+            "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes", "loihi_bias": False},
     "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 20.0, "channels": 140, "arch": "adlif",
                       "hidden": 512, "layers": 2, "epochs": 60, "lr": 2e-3, "batch_size": 64, "readout": "mean",
                       "dropout": 0.3, "bn": True, "shift": 2, "chan_shift": 0, "max_delay": 25, "alpha": 0.0,
-                      "init_gain": 3.0, "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes"},
+                      "init_gain": 3.0, "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes",
+                      "loihi_bias": False},
     # the Loihi-exact model (2 x recurrent LIF 256, 8-bit QAT) on the same onset-aligned window, binary 10 ms bins of
     # all 700 cochlea channels (chosen on validation over 140 groups, binary or as 4 thermometer levels, and 1 layer)
     "spoken_digits/loihi": {"arch": "recurrent", "hidden": 256, "layers": 2, "channels": 700, "dt_ms": 10.0,
@@ -222,9 +223,9 @@ def parse_args(argv=None):
                    help="--loihi: spikes (output LIF neurons read out by spike count, --loihi-loss) or voltage (a "
                         "non-leaky integrator output layer scored by its membrane after the last step, loss "
                         "final_membrane_ce; on Loihi, neurons that never fire and whose v is read at the end)")
-    p.add_argument("--loihi-bias", action="store_true",
+    p.add_argument("--loihi-bias", action=argparse.BooleanOptionalAction, default=None,
                    help="--loihi: a learnable bias per hidden neuron (Loihi's neuron bias, netx 'bias', 1/64 grid); "
-                        "needs --alpha 0")
+                        "needs --alpha 0 (default: the recipe's)")
     p.add_argument("--levels", type=int, default=None, metavar="K",
                    help="--loihi: each bin's spike count as K binary input lines, line k firing when the count is "
                         "at least k (a thermometer code; 1 clips the count to one spike). Host-side, like the "
@@ -350,6 +351,9 @@ def apply_recipe(args):
     if not args.loihi and args.loihi_readout == "voltage":
         raise UserError("--loihi-readout voltage is the Loihi model's output layer; it needs --loihi (the float models "
                         "choose theirs with --readout)")
+    if args.loihi and args.loihi_bias and float(args.alpha) != 0.0:
+        raise UserError(f"--loihi-bias needs --alpha 0: Loihi adds its neuron bias to the membrane, which equals the "
+                        f"trained bias on the input only for a plain LIF (got --alpha {args.alpha}); use --no-loihi-bias")
     if not args.loihi and int(args.levels) != 1:
         raise UserError(f"--levels {args.levels} codes the Loihi model's binary input; it needs --loihi (the float "
                         f"models read the counts themselves)")

@@ -236,6 +236,18 @@ def test_train_shd_loihi_recipe_names_its_own_network_not_the_float_recipes():
     assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (256, 2, 700, 0.0, False)
 
 
+def test_train_shd_loihi_bias_needs_a_plain_lif():
+    from neurosynth.errors import UserError
+
+    mod = _module("train_shd")
+    args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi", "--loihi-bias", "--alpha", "0.5"])
+    with pytest.raises(UserError, match="--loihi-bias needs --alpha 0"):
+        mod.apply_recipe(args)
+    args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi", "--no-loihi-bias"])
+    mod.apply_recipe(args)
+    assert args.loihi_bias is False
+
+
 def test_train_shd_grad_clip_clips_and_is_refused_when_not_positive(tmp_path, capsys, monkeypatch):
     from neurosynth.errors import run_script
 
