@@ -85,6 +85,8 @@ def main(argv=None) -> int:
                         "wall time, which on a shared machine is not the cost)")
     p.add_argument("--baselines", default="benchmarks/results/spoken_digits_baselines.json")
     p.add_argument("--out", default="benchmarks/results/spoken_digits_recipe.json")
+    p.add_argument("--extra", default=None, metavar="FILE.json",
+                   help="a JSON object merged into 'protocol' (how this session chose, corrections, the machine)")
     args = p.parse_args(argv)
     from neurosynth.errors import UserError
     from neurosynth.io import atomic_write
@@ -128,6 +130,17 @@ def main(argv=None) -> int:
                 argv if argv is not None else __import__("sys").argv[1:]),
         },
     }
+    seeds = res["protocol"]["seeds"]
+    if seeds:  # the goals, on the means over the seeds
+        f_mean, l_mean = seeds["float"]["mean"], seeds["loihi_fixed"]["mean"]
+        res["protocol"]["goal"] = {"float_mean": round(f_mean, 4), "loihi_fixed_mean": round(l_mean, 4),
+                                   "float_ge_0.90": f_mean >= 0.90, "float_above_gru": f_mean > base["gru"],
+                                   "loihi_within_2_points": f_mean - l_mean <= 0.02}
+    if args.extra:
+        extra = json.loads(Path(args.extra).read_text(encoding="utf-8"))
+        if not isinstance(extra, dict):
+            raise UserError(f"--extra {args.extra} must hold a JSON object")
+        res["protocol"].update(extra)
     with atomic_write(args.out, "w") as f:
         f.write(json.dumps(res, indent=1) + "\n")
     print(json.dumps({k: v for k, v in res.items() if k != "protocol"}))

@@ -36,9 +36,10 @@ bit-exact vs the integer reference; accuracies side by side) and estimates the e
 (``neurosynth data generate spoken_digits --data-root DATA_ROOT``; SHD layout, test voices unseen in training) with
 its recipe as the defaults (``RECIPES``; chosen on the validation voices, ``docs/recipe_spoken_digits.md``): an
 onset-aligned 0.7 s window (host-side preprocessing, ``--align onset``), 20 ms bins of 140 channel groups, 2 x
-recurrent adLIF 512 with BatchNorm and dropout 0.3, +-2-step time shifts, 60 epochs (87.8% test on the default
-files, mean of 3 seeds; the GRU baseline 90.4%). With ``--loihi``: binary 10 ms bins of the 700 cochlea channels,
-2 x recurrent LIF 256, count-MSE loss, 80 epochs (66.7% in fixed point, mean of 3 seeds; 55.0-74.8%). ``--loihi --levels K`` codes each bin's count as K binary
+recurrent adLIF 512 with BatchNorm and dropout 0.3, +-2-step time shifts and +-2-channel shifts, 60 epochs (90.6% test
+on the default files, mean of 3 seeds; the GRU baseline 90.4%). With ``--loihi``: binary 10 ms bins of the 700 cochlea
+channels, 2 x recurrent LIF 256 with a neuron bias, count-MSE loss, gradients clipped at norm 1, 80 epochs (77.9% in
+fixed point, mean of 3 seeds; 76.2-79.2%). ``--loihi --levels K`` codes each bin's count as K binary
 lines (a thermometer code). ``--verify N --verify-run RUN_DIR`` runs only the Lava check, on a saved ``--loihi`` run (dataset,
 data root and input pipeline from its manifest), and writes ``RUN_DIR/loihi.h5`` and ``RUN_DIR/loihi_verify.json``:
 
