@@ -235,7 +235,7 @@ def test_train_shd_loihi_recipe_names_its_own_network_not_the_float_recipes():
     args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi"])
     mod.apply_recipe(args)
     assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (256, 2, 700, 0.0, False)
-    assert (args.loihi_bias, args.grad_clip, args.chan_shift, args.loihi_readout) == (True, 1.0, 0, "spikes")
+    assert (args.loihi_bias, args.grad_clip, args.chan_shift, args.loihi_readout) == (True, 1.0, 2, "spikes")
     floats = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits"])
     mod.apply_recipe(floats)
     assert (floats.chan_shift, floats.grad_clip, floats.loihi_bias) == (2, None, False)
