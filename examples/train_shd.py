@@ -337,6 +337,9 @@ def fill_recipe(args) -> None:
     recipe = dict(RECIPES[args.dataset])
     if args.loihi:
         recipe.update(RECIPES.get(f"{args.dataset}/loihi", {}))
+    levels = args.levels if args.levels is not None else recipe.get("levels", 1)
+    if getattr(args, "chan_shift", None) is None and int(levels) > 1:
+        args.chan_shift = 0  # thermometer lines are level-major: the recipe's channel shifts would mix them
     for k, v in recipe.items():
         if k not in ("T", "dt_ms") and getattr(args, k, None) is None:
             setattr(args, k, v)

@@ -276,8 +276,10 @@ def test_train_shd_levels_are_loihi_input_lines_and_refuse_a_channel_shift():
     from neurosynth.errors import UserError
 
     mod = _module("train_shd")
-    inp = mod.apply_recipe(mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi", "--levels", "3"]))
+    args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi", "--levels", "3"])
+    inp = mod.apply_recipe(args)
     assert inp.binary and inp.levels == 3 and inp.width == 3 * inp.channels
+    assert args.chan_shift == 0  # the recipe's channel shifts give way to the thermometer code
     assert mod.apply_recipe(mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits"])).levels == 1  # float
     args = mod.parse_args(["--data-root", "x", "--loihi", "--levels", "3", "--chan-shift", "1"])
     with pytest.raises(UserError, match="--chan-shift 1 .* --levels 3"):
