@@ -39,7 +39,7 @@ onset-aligned 0.7 s window (host-side preprocessing, ``--align onset``), 20 ms b
 recurrent adLIF 512 with BatchNorm and dropout 0.3, +-2-step time shifts and +-2-channel shifts, 60 epochs (90.6% test
 on the default files, mean of 3 seeds; the GRU baseline 90.4%). With ``--loihi``: binary 10 ms bins of the 700 cochlea
 channels, 2 x recurrent LIF 256 with a neuron bias, count-MSE loss, +-2-channel shifts, gradients clipped at norm 1,
-80 epochs (86.15% in fixed point, mean of seeds 0 and 1: 85.5 / 86.8%). ``--loihi --levels K`` codes each bin's count as K binary
+80 epochs (82.2% in fixed point, mean of 3 seeds: 85.5 / 86.8 / 74.2%). ``--loihi --levels K`` codes each bin's count as K binary
 lines (a thermometer code). ``--verify N --verify-run RUN_DIR`` runs only the Lava check, on a saved ``--loihi`` run (dataset,
 data root and input pipeline from its manifest), and writes ``RUN_DIR/loihi.h5`` and ``RUN_DIR/loihi_verify.json``:
 
