@@ -416,7 +416,7 @@ def fixed_point_accuracy(model, samples, input_shape, batch: int = 100) -> dict:
     import torch
 
     from neurosynth.hardware.lava.ir import check_fixed, extract
-    from neurosynth.hardware.lava.reference import simulate
+    from neurosynth.hardware.lava.reference import simulate, torch_predictions
 
     model.eval()
     net = extract(model, input_shape)
@@ -433,7 +433,7 @@ def fixed_point_accuracy(model, samples, input_shape, batch: int = 100) -> dict:
         pred = simulate(net, xp, "fixed").predictions(lag, T)  # spike counts, or a voltage readout's final v
         with torch.no_grad():
             out = model(x)
-            tp = (out[-1] if net.voltage_readout else out.sum(0)).argmax(-1).numpy()
+            tp = torch_predictions(out, net.voltage_readout)
         correct += int((pred == y).sum())
         agree += int((pred == tp).sum())
     n = len(samples)

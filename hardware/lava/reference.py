@@ -199,6 +199,13 @@ def torch_layer_spikes(model: torch.nn.Module, x: torch.Tensor, dtype=torch.floa
     return outs
 
 
+def torch_predictions(out: torch.Tensor, voltage: bool) -> np.ndarray:
+    """A torch model's class predictions read out as Loihi reads the network (:func:`output_scores`): the argmax of
+    the output spike counts over time, or, for a voltage readout, of the last step's membrane. ``out [T, B, n]``."""
+    score = out[-1] if voltage else out.sum(0)
+    return score.argmax(-1).detach().cpu().numpy()
+
+
 def torch_final_membrane(model: torch.nn.Module, x: torch.Tensor, dtype=torch.float64) -> np.ndarray:
     """The output of a torch model with a voltage (``LI``) readout after the last step, ``[B, n_out]``, evaluated
     in ``dtype`` on a copy (float64: what Lava's float models compute)."""

@@ -27,7 +27,7 @@ from torch import nn
 
 from .builder import run_lava
 from .ir import LoihiNet, check_fixed, extract
-from .reference import simulate, torch_final_membrane, torch_layer_spikes
+from .reference import simulate, torch_final_membrane, torch_layer_spikes, torch_predictions
 
 
 def _pad(x: np.ndarray, extra: int) -> np.ndarray:
@@ -70,8 +70,7 @@ def verify(model: nn.Module, inputs, labels=None, *, input_shape=None, net: Loih
     if y is not None:
         with torch.no_grad():
             out = model.eval()(torch.from_numpy(x).float())
-        score = out[-1] if voltage else out.sum(0)
-        report["accuracy_torch"] = float((score.argmax(-1).cpu().numpy() == y).mean())
+        report["accuracy_torch"] = float((torch_predictions(out, voltage) == y).mean())
     seconds: dict[str, float] = {}
     report["lava_seconds"] = seconds
     if "float" in modes:
