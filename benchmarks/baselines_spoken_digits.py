@@ -7,13 +7,19 @@ voice) and fits, on the training split only, choosing hyper-parameters and epoch
   first to the last spike x 70 groups of 10 units);
 - ``mlp``: a one-hidden-layer MLP (256 ReLU units) on the same features;
 - ``gru``: a GRU(128) on onset-aligned log counts in 40 bins of 20 ms x 140 groups of 5 units (0.8 s from the
-  first spike), dropout 0.2, +-2-bin time-shift augmentation, Adam; the epoch with the best validation accuracy.
+  first spike), dropout 0.2, +-2-bin time-shift augmentation, Adam; the epoch with the best validation accuracy;
+- ``gru_chan_shift``: the same GRU also trained with the SNN recipe's channel shifts (every sample moved by a
+  uniform -K..K groups, zero-filled; ``--gru-chan-shift K``, default 2), so that the SNN's augmentation is not
+  counted as the spiking model's edge.
 
-Writes ``{"logreg": ACC, "mlp": ACC, "gru": ACC, "protocol": {...}}`` (test accuracies as fractions; the
-protocol holds the features, the selection, the split sizes, the files' SHA-256, per-family test accuracy, and
-the CPU seconds) atomically to ``--out``.
+The GRUs are trained once per ``--seeds`` seed (same seeds, same data, same budget); their value is the mean test
+accuracy over the seeds, each seed's figures are in the protocol.
 
-    OMP_NUM_THREADS=1 nice python benchmarks/baselines_spoken_digits.py --data-root DATA \\
+Writes ``{"logreg": ACC, "mlp": ACC, "gru": ACC, "gru_chan_shift": ACC, "protocol": {...}}`` (test accuracies as
+fractions; the protocol holds the features, the selection, the split sizes, the files' SHA-256, per-family test
+accuracy, and the CPU seconds) atomically to ``--out``.
+
+    OMP_NUM_THREADS=1 nice python benchmarks/baselines_spoken_digits.py --data-root DATA --seeds 0 1 2 \\
         --out benchmarks/results/spoken_digits_baselines.json
 """
 
@@ -88,7 +94,19 @@ def fit_sklearn(kind, Xtr, ytr, Xva, yva, Xte, yte, seed):
     return float((pred == yte).mean()), {"selected": h, "grid": grid, "valid_acc": va}, pred
 
 
-def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128):
+def shift_channels(x, shifts):
+    """``x [B, T, C]`` with sample ``b`` moved by ``shifts[b]`` channels (zero-filled)."""
+    import torch
+
+    out = torch.zeros_like(x)
+    C = x.shape[2]
+    for b, dc in enumerate(shifts):
+        dc = int(dc)
+        out[b, :, max(dc, 0):C - max(-dc, 0)] = x[b, :, max(-dc, 0):C - max(dc, 0)]
+    return out
+
+
+def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128, chan_shift=0):
     import torch
 
     torch.manual_seed(seed)
@@ -124,6 +142,8 @@ def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128):
             idx = perm[s:s + 64]
             shift = int(torch.randint(-2, 3, (1,), generator=gen))
             xb = torch.roll(Xtr_t[idx], shifts=shift, dims=1)
+            if chan_shift:
+                xb = shift_channels(xb, torch.randint(-chan_shift, chan_shift + 1, (len(idx),), generator=gen))
             loss = torch.nn.functional.cross_entropy(net(xb), ytr_t[idx])
             opt.zero_grad()
             loss.backward()
@@ -135,7 +155,7 @@ def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128):
     net.load_state_dict(best[2])
     pred = predict(Xte_t)
     return float((pred == yte).mean()), {"epochs": epochs, "selected_epoch": best[1], "valid_acc": best[0],
-                                         "valid_history": history, "hidden": hidden}, pred
+                                         "valid_history": history, "hidden": hidden, "chan_shift": chan_shift}, pred
 
 
 def per_family(pred, y, speakers, man, variants):
@@ -154,7 +174,11 @@ def main(argv=None) -> int:
     p.add_argument("--data-root", required=True, help="the folder holding SpokenDigits/ (as given to data generate)")
     p.add_argument("--out", default="benchmarks/results/spoken_digits_baselines.json")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="train the GRUs once per seed and report the mean (default: --seed alone)")
     p.add_argument("--gru-epochs", type=int, default=30)
+    p.add_argument("--gru-chan-shift", type=int, default=2, metavar="K",
+                   help="also train gru_chan_shift: the GRU with +-K-group channel shifts (0: skip it)")
     args = p.parse_args(argv)
     import torch
 
@@ -162,6 +186,9 @@ def main(argv=None) -> int:
     from neurosynth.errors import UserError
     from neurosynth.io import atomic_write
 
+    if args.gru_chan_shift < 0 or args.gru_epochs < 1:
+        raise UserError(f"--gru-chan-shift must be >= 0 and --gru-epochs >= 1 (got {args.gru_chan_shift} and "
+                        f"{args.gru_epochs})")
     ok, reason = check(args.data_root)
     if not ok:
         raise UserError(f"no complete spoken_digits under {args.data_root} ({reason}); generate it with: "
@@ -189,20 +216,36 @@ def main(argv=None) -> int:
     proto["features"]["logreg/mlp"] = ("onset-aligned, length-normalised log1p spike counts: 8 time bins from the "
                                        "first to the last spike x 70 groups of 10 units; standardised")
     seq = {s: sequence_features(d[0], d[1], ch) for s, d in data.items()}
-    acc, info, pred = fit_gru(seq["train"], y["train"], seq["valid"], y["valid"], seq["test"], y["test"], args.seed,
-                              args.gru_epochs)
-    res["gru"] = round(acc, 4)
-    info["test_by_family"] = per_family(pred, y["test"], data["test"][3], man, variants)
-    proto["models"]["gru"] = info
+    seeds = args.seeds if args.seeds else [args.seed]
+    for name, cs in (("gru", 0), ("gru_chan_shift", args.gru_chan_shift)):
+        if name == "gru_chan_shift" and not cs:
+            continue
+        runs = []
+        for seed in seeds:
+            acc, info, pred = fit_gru(seq["train"], y["train"], seq["valid"], y["valid"], seq["test"], y["test"], seed,
+                                      args.gru_epochs, chan_shift=cs)
+            info.update(seed=seed, test_acc=round(acc, 4),
+                        test_by_family=per_family(pred, y["test"], data["test"][3], man, variants))
+            runs.append(info)
+        accs = [r["test_acc"] for r in runs]
+        res[name] = round(float(np.mean(accs)), 4)
+        proto["models"][name] = {**runs[0], "seeds": seeds, "per_seed": runs,
+                                 "test_mean": res[name], "test_sd": round(float(np.std(accs, ddof=1)), 4)
+                                 if len(accs) > 1 else None}
     proto["features"]["gru"] = ("onset-aligned log1p counts, 40 bins of 20 ms (0.8 s) x 140 groups of 5 units; "
                                 "GRU(128), mean over time, dropout 0.2, +-2-bin time-shift augmentation, Adam 2e-3, "
-                                "batch 64; the epoch with the best validation accuracy")
+                                "batch 64; the epoch with the best validation accuracy; mean test accuracy over the "
+                                "seeds")
+    if args.gru_chan_shift:
+        proto["features"]["gru_chan_shift"] = (f"as gru, and every training sample moved by a uniform "
+                                               f"-{args.gru_chan_shift}..{args.gru_chan_shift} channel groups "
+                                               f"(zero-filled), the SNN recipe's channel shifts")
     proto.update({
         "selection": "hyper-parameters and epochs chosen on the validation split (unseen voices); test used once",
         "splits": {s: {"samples": int(len(y[s])), "voices": len(man["voices"][s])} for s in y},
         "dataset": {"options": man["options"], "espeak_ng": man["espeak_ng"],
                     "sha256": {s: f["sha256"] for s, f in man["files"].items()}},
-        "seed": args.seed, "cpu_seconds": round(time.process_time() - c0, 1),
+        "seed": args.seed, "seeds": seeds, "cpu_seconds": round(time.process_time() - c0, 1),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores (shared), torch threads 1",
         "command": "python benchmarks/baselines_spoken_digits.py " + " ".join(argv if argv is not None else
                                                                               __import__("sys").argv[1:]),

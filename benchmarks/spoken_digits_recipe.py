@@ -5,7 +5,7 @@ Reads finished run directories of ``examples/train_shd.py --dataset spoken_digit
 ``--verify N --verify-run RUN``) and the non-spiking baselines measured on the same files
 (``benchmarks/baselines_spoken_digits.py``), and writes::
 
-    {"test_accuracy", "loihi_fixed_accuracy", "baselines": {"logreg", "mlp", "gru"}, "test_samples",
+    {"test_accuracy", "loihi_fixed_accuracy", "baselines": {"logreg", "mlp", "gru", ...}, "test_samples",
      "protocol": {dataset hash, sizes, epochs, seeds, commands, chosen epochs, training CPU time...}}
 
 (fractions). Refuses runs made on other files than the baselines (SHA-256 of the dataset files).
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         "test_accuracy": main_f["test_accuracy"],
         "loihi_fixed_accuracy": main_l["loihi_fixed"]["accuracy"],
         "loihi_torch_accuracy": main_l["test_accuracy"],
-        "baselines": {k: base[k] for k in ("logreg", "mlp", "gru")},
+        "baselines": {k: v for k, v in base.items() if k != "protocol"},
         "test_samples": main_f["n_test"],
         "protocol": {
             "dataset": {"sha256": sha, "options": base["protocol"]["dataset"]["options"],
@@ -135,6 +135,8 @@ def main(argv=None) -> int:
         f_mean, l_mean = seeds["float"]["mean"], seeds["loihi_fixed"]["mean"]
         res["protocol"]["goal"] = {"float_mean": round(f_mean, 4), "loihi_fixed_mean": round(l_mean, 4),
                                    "float_ge_0.90": f_mean >= 0.90, "float_above_gru": f_mean > base["gru"],
+                                   "best_baseline": max(res["baselines"], key=res["baselines"].get),
+                                   "float_above_best_baseline": f_mean > max(res["baselines"].values()),
                                    "loihi_within_2_points": f_mean - l_mean <= 0.02}
     if args.extra:
         extra = json.loads(Path(args.extra).read_text(encoding="utf-8"))

@@ -658,14 +658,31 @@ def test_baselines_script_writes_the_protocol(tiny_root, tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "b.json"
-    assert mod.main(["--data-root", str(tiny_root), "--out", str(out), "--gru-epochs", "2"]) == 0
+    assert mod.main(["--data-root", str(tiny_root), "--out", str(out), "--gru-epochs", "2", "--seeds", "0", "1"]) == 0
     res = json.loads(out.read_text())
-    assert set(res) == {"logreg", "mlp", "gru", "protocol"}
-    assert all(0.0 <= res[k] <= 1.0 for k in ("logreg", "mlp", "gru"))
+    assert set(res) == {"logreg", "mlp", "gru", "gru_chan_shift", "protocol"}
+    assert all(0.0 <= res[k] <= 1.0 for k in ("logreg", "mlp", "gru", "gru_chan_shift"))
+    for name in ("gru", "gru_chan_shift"):  # the value is the mean over the seeds, each seed recorded
+        runs = res["protocol"]["models"][name]["per_seed"]
+        assert [r["seed"] for r in runs] == [0, 1]
+        assert res[name] == round(sum(r["test_acc"] for r in runs) / 2, 4)
+    assert res["protocol"]["models"]["gru_chan_shift"]["chan_shift"] == 2
+    assert res["protocol"]["models"]["gru"]["chan_shift"] == 0
     man = json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
     assert res["protocol"]["dataset"]["sha256"] == {s: f["sha256"] for s, f in man["files"].items()}
     assert res["protocol"]["splits"]["test"]["samples"] == 20
     assert res["protocol"]["models"]["gru"]["selected_epoch"] in (1, 2)
+    # the channel shift moves each sample by its own amount and fills with zeros
+    import torch
+
+    x = torch.arange(2 * 1 * 5, dtype=torch.float32).reshape(2, 1, 5) + 1
+    got = mod.shift_channels(x, [2, -1])
+    assert got[0, 0].tolist() == [0, 0, 1, 2, 3] and got[1, 0].tolist() == [7, 8, 9, 10, 0]
+    from neurosynth.errors import run_script
+
+    assert run_script(mod.main, ["--data-root", str(tiny_root), "--out", str(tmp_path / "c.json"),
+                                 "--gru-chan-shift", "-1"]) == 2
+    assert not (tmp_path / "c.json").exists()
     # features: onset-aligned, so a sample shifted in time gives the same summary
     t, u = np.array([0.1, 0.23, 0.5]), np.array([3, 40, 600])
     np.testing.assert_array_equal(mod.summary_features([t], [u]), mod.summary_features([t + 0.3], [u]))
