@@ -1,22 +1,25 @@
 """Energy per inference: a trained recurrent SNN (Loihi cost model) vs a GRU of similar accuracy on the same
 features (45 nm FP32 MAC cost model), on spoken_digits or SHD.
 
-The SNN is a run directory of ``examples/train_shd.py`` (its ``--T`` is read from the manifest). The GRU
-(``nn.GRU(700, H)`` -> last state -> ``Linear(H, 20)``) is trained here on the same binned spike counts, at the
-SNN's ``T`` and, with ``--gru-T``, at a coarser binning of the same spikes. Both are priced with the per-operation
-costs of ``neurosynth.hardware.energy`` (arithmetic only, see ``docs/hardware_nir_energy.md``):
+The SNN is a run directory of ``examples/train_shd.py``; its inputs are prepared as its manifest records (window,
+binning, channels, onset alignment; binary spikes for ``--loihi`` runs). The GRU (``nn.GRU(C, H)`` on log counts
+-> last state -> ``Linear(H, 20)``) is trained here on the same inputs of the training split, at the SNN's ``T``
+and, with ``--gru-T``, at a coarser binning of the same window; its epoch is chosen on the validation split
+(spoken_digits: its ``valid`` voices; other datasets: a seeded tenth of the training data) and its test accuracy
+read once. Both are priced with the per-operation costs of ``neurosynth.hardware.energy`` (arithmetic only, see
+``docs/hardware_nir_energy.md``):
 
 - SNN on Loihi: every input spike costs fan-out synaptic ops (a bin holding c spikes of a channel costs c x 128 for
-  a 700 -> 128 layer: the inputs are spike counts, which ``count_ops`` would otherwise call MACs), plus the
+  a C -> 128 layer: binned inputs are spike counts, which ``count_ops`` would otherwise call MACs), plus the
   spike-triggered ops of the recurrent and readout layers (``count_ops``), at 23.6 pJ, plus every neuron update
   (T x neurons) at 81 pJ.
-- GRU: 3 H (700 + H) MACs per time step (dense: what a GPU executes), plus H x 20 for the readout, at 4.6 pJ
+- GRU: 3 H (C + H) MACs per time step (dense: what a GPU executes), plus H x 20 for the readout, at 4.6 pJ
   (FP32) and 0.23 pJ (INT8). Gate nonlinearities and element-wise products are not counted (they would add).
 
 It also writes ``inputs.pt`` (the test inputs at the SNN's T) so that ``neurosynth energy --model RUN --inputs
 OUT/inputs.pt`` prints the package's standard report for the same SNN:
 
-    python examples/audio_energy.py --data-root DATA/SpokenDigits --snn runs/sd_rec --out runs/sd_energy
+    python examples/audio_energy.py --snn runs/sd_rec --out runs/sd_energy
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def parse_args(argv=None):
     from neurosynth.apps.cli import ScriptHelpFormatter
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=ScriptHelpFormatter)
-    p.add_argument("--data-root", required=True, help="folder holding SHD/shd_{train,test}.h5 (e.g. DATA/SpokenDigits)")
+    p.add_argument("--data-root", default=None,
+                   help="the folder holding the run's dataset, if it moved (default: the run's --data-root)")
     p.add_argument("--snn", required=True, metavar="RUN_DIR", help="run directory of examples/train_shd.py")
     p.add_argument("--gru-hidden", type=int, default=64)
     p.add_argument("--gru-T", type=int, nargs="*", default=[], help="extra (coarser) binnings to train the GRU at")
@@ -52,7 +56,7 @@ def gru_model(hidden: int, n_in: int = 700, n_out: int = 20):
             self.gru = nn.GRU(n_in, hidden)
             self.out = nn.Linear(hidden, n_out)
 
-        def forward(self, x):  # x [T, B, 700] -> logits [B, 20]
+        def forward(self, x):  # x [T, B, C] -> logits [B, 20]
             _, h = self.gru(torch.log1p(x))
             return self.out(h[-1])
 
@@ -63,7 +67,11 @@ def gru_macs(T: int, hidden: int, n_in: int = 700, n_out: int = 20) -> int:
     return T * 3 * hidden * (n_in + hidden) + hidden * n_out
 
 
-def train_gru(train, test, T, args):
+def train_gru(train, valid, test, T, args, n_in: int = 700, n_out: int = 20):
+    """The GRU trained for ``args.epochs`` on ``train``; the epoch with the best accuracy on ``valid`` is kept and
+    its ``test`` accuracy read once."""
+    import copy
+
     import torch
     from torch.utils.data import DataLoader
 
@@ -71,13 +79,13 @@ def train_gru(train, test, T, args):
     from neurosynth.utils import seed_all
 
     g = seed_all(args.seed)
-    model = gru_model(args.gru_hidden)
+    model = gru_model(args.gru_hidden, n_in, n_out)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     tl = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g, collate_fn=collate_time_first)
-    vl = DataLoader(test, batch_size=256, collate_fn=collate_time_first)
-    best = 0.0
+    vl = DataLoader(valid, batch_size=256, collate_fn=collate_time_first)
+    best, history = (-1.0, 0, None), []
     t0 = time.perf_counter()
-    for _epoch in range(args.epochs):
+    for epoch in range(args.epochs):
         model.train()
         for x, y, _ in tl:
             opt.zero_grad()
@@ -85,10 +93,17 @@ def train_gru(train, test, T, args):
             loss.backward()
             opt.step()
         acc = accuracy(model, vl)
-        best = max(best, acc)
-    return {"T": T, "hidden": args.gru_hidden, "test_accuracy": acc, "best_epoch_accuracy": best,
-            "epochs": args.epochs, "train_seconds": time.perf_counter() - t0,
-            "macs_per_inference": gru_macs(T, args.gru_hidden)}
+        history.append(round(acc, 4))
+        if acc > best[0]:
+            best = (acc, epoch + 1, copy.deepcopy(model.state_dict()))
+    seconds = time.perf_counter() - t0
+    model.load_state_dict(best[2])
+    test_acc = accuracy(model, DataLoader(test, batch_size=256, collate_fn=collate_time_first))
+    return {"T": T, "hidden": args.gru_hidden, "inputs": n_in, "test_accuracy": test_acc,
+            "chosen_epoch": best[1], "val_accuracy": best[0], "val_history": history,
+            "selection_rule": "the epoch with the best validation accuracy; test read once",
+            "epochs": args.epochs, "train_seconds": seconds, "macs_per_inference": gru_macs(T, args.gru_hidden, n_in,
+                                                                                             n_out)}
 
 
 def accuracy(model, loader) -> float:
@@ -131,46 +146,72 @@ def snn_loihi(model, x, y, loss: str = "max_membrane_ce") -> dict:
                                "neuron_updates": counts.neuron_updates * lo.e_neuron_update_pj * 1e-12}}
 
 
+def validation_split(cfg: dict, data_root, train, steps: int, seed: int):
+    """spoken_digits: its ``valid`` voices; other datasets: a seeded tenth of ``train`` (the rest is returned as the
+    training set). Returns ``(train, valid, description)``."""
+    import torch
+    from torch.utils.data import Subset
+
+    from neurosynth.apps.recipes.audio import load_run_split
+
+    if cfg.get("dataset") == "spoken_digits":
+        return train, load_run_split(cfg, "valid", data_root=data_root, steps=steps), "the dataset's valid voices"
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    k = max(1, len(train) // 10)
+    return Subset(train, perm[k:]), Subset(train, perm[:k]), f"a random tenth of the training split (seed {seed})"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from pathlib import Path
 
     import torch
 
-    from neurosynth.datasets import collate_time_first, load
+    from neurosynth.apps.recipes.audio import load_run_split
+    from neurosynth.datasets import collate_time_first
+    from neurosynth.errors import UserError
     from neurosynth.hardware.energy import get_cost_model
     from neurosynth.io import read_json, write_json
     from neurosynth.rundir import load_run
 
+    if not (Path(args.snn) / "manifest.json").is_file():
+        raise UserError(f"{args.snn} is not a run directory of examples/train_shd.py (no manifest.json); pass "
+                        f"--snn RUN_DIR of a finished run")
+    if args.epochs < 1 or args.gru_hidden < 1 or any(t < 1 for t in args.gru_T):
+        raise UserError("--epochs, --gru-hidden and every --gru-T must be positive integers")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    man = read_json(Path(args.snn) / "manifest.json")
-    T = int(man["config"]["T"])
+    cfg = read_json(Path(args.snn) / "manifest.json")["config"]
     model, _, _ = load_run(args.snn)
     model.eval()
-    test = load("shd", args.data_root, "test", T=T)
+    test = load_run_split(cfg, "test", data_root=args.data_root)
     x, y, _ = collate_time_first([test[i] for i in range(len(test))])
+    T, n_in = int(x.shape[0]), int(x.shape[-1])
+    n_out = int(model(x[:, :1]).shape[-1])
     torch.save({"x": x}, out / "inputs.pt")
-    snn = snn_loihi(model, x, y, man["config"].get("loss", "max_membrane_ce"))
-    print(f"SNN (T={T}): accuracy {snn['test_accuracy']:.3f}, {snn['synaptic_ops']:,.0f} synaptic ops, "
+    snn = snn_loihi(model, x, y, cfg.get("loss", "max_membrane_ce"))
+    print(f"SNN (T={T}, {n_in} inputs): accuracy {snn['test_accuracy']:.3f}, {snn['synaptic_ops']:,.0f} synaptic ops, "
           f"{snn['neuron_updates']:,.0f} neuron updates -> {snn['energy_j'] * 1e6:.2f} uJ on Loihi")
     grus = []
-    train = load("shd", args.data_root, "train", T=T)
     for gT in [T, *args.gru_T]:
-        tr = train if gT == T else load("shd", args.data_root, "train", T=gT)
-        te = test if gT == T else load("shd", args.data_root, "test", T=gT)
-        r = train_gru(tr, te, gT, args)
+        train = load_run_split(cfg, "train", data_root=args.data_root, steps=gT)
+        train, valid, val_desc = validation_split(cfg, args.data_root, train, gT, args.seed)
+        te = test if gT == T else load_run_split(cfg, "test", data_root=args.data_root, steps=gT)
+        r = train_gru(train, valid, te, gT, args, n_in, n_out)
+        r["validation"] = val_desc
         for cm in ("cmos45_fp32", "cmos45_int8"):
             r[f"energy_j_{cm}"] = r["macs_per_inference"] * get_cost_model(cm).e_mac_pj * 1e-12
         r["fp32_over_snn_loihi"] = r["energy_j_cmos45_fp32"] / snn["energy_j"]
         r["int8_over_snn_loihi"] = r["energy_j_cmos45_int8"] / snn["energy_j"]
         grus.append(r)
-        print(f"GRU (T={gT}, H={args.gru_hidden}): accuracy {r['test_accuracy']:.3f}, "
-              f"{r['macs_per_inference']:,} MACs -> {r['energy_j_cmos45_fp32'] * 1e6:.2f} uJ FP32 "
-              f"({r['fp32_over_snn_loihi']:.2f}x the SNN on Loihi), {r['energy_j_cmos45_int8'] * 1e6:.3f} uJ INT8 "
-              f"({r['int8_over_snn_loihi']:.2f}x)")
-    doc = {"snn_run": str(args.snn), "data_root": str(args.data_root), "snn": snn, "gru": grus,
+        print(f"GRU (T={gT}, H={args.gru_hidden}): accuracy {r['test_accuracy']:.3f} (epoch {r['chosen_epoch']} "
+              f"chosen on {val_desc}), {r['macs_per_inference']:,} MACs -> {r['energy_j_cmos45_fp32'] * 1e6:.2f} uJ "
+              f"FP32 ({r['fp32_over_snn_loihi']:.2f}x the SNN on Loihi), {r['energy_j_cmos45_int8'] * 1e6:.3f} uJ "
+              f"INT8 ({r['int8_over_snn_loihi']:.2f}x)")
+    doc = {"snn_run": str(args.snn), "dataset": cfg.get("dataset", "shd"),
+           "data_root": str(args.data_root or cfg["data_root"]), "snn_input": cfg.get("input") or {"T": cfg.get("T")},
+           "snn": snn, "gru": grus,
            "cost_models": {c: get_cost_model(c).to_dict() for c in ("loihi", "cmos45_fp32", "cmos45_int8")},
            "command": [sys.executable, *sys.argv] if argv is None else ["examples/audio_energy.py", *argv]}
     write_json(out / "energy_comparison.json", doc)
@@ -180,4 +221,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from neurosynth.errors import run_script
+
+    sys.exit(run_script(main))

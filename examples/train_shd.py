@@ -445,13 +445,9 @@ def fixed_point_accuracy(model, samples, input_shape, batch: int = 100) -> dict:
 
 def test_inputs(cfg: dict):
     """The test split as a ``--loihi`` run's manifest config says it was prepared (binary spikes)."""
-    from neurosynth.apps.recipes.audio import AudioInput, load_audio
-    from neurosynth.datasets import load
+    from neurosynth.apps.recipes.audio import load_run_split
 
-    if cfg.get("input"):  # runs since the recipes of issue 21: binning, channels and onset alignment recorded
-        return load_audio(cfg.get("dataset", "shd"), cfg["data_root"], "test",
-                          AudioInput.from_dict(cfg["input"]).replace(binary=True))
-    return load(cfg.get("dataset", "shd"), cfg["data_root"], "test", T=int(cfg["T"]), binary=True)
+    return load_run_split(cfg, "test", binary=True)
 
 
 def benchmark(args, model, shape, n_classes, n_train, g) -> int:

@@ -192,3 +192,24 @@ def load_audio(dataset: str, root, split: str, inp: AudioInput, **load_kw):
     src = load(dataset, root, split, T=span, dt=inp.dt_ms * 1000.0, origin="zero",
                spatial_factor=inp.spatial_factor, **load_kw)
     return Aligned(src, inp)
+
+
+def load_run_split(cfg: dict, split: str, *, data_root=None, steps: int | None = None, binary: bool | None = None):
+    """The ``split`` of the dataset an ``examples/train_shd.py`` run was trained on, prepared as the run's manifest
+    ``config`` records: its :class:`AudioInput` (runs since issue 21: window, binning, channels, onset alignment),
+    or ``T`` bins from t = 0 for older runs. ``steps``: the same window cut into that many bins instead;
+    ``binary``: spikes instead of counts (default: as the run saw them; ``--loihi`` runs see binary spikes);
+    ``data_root``: another folder holding the same dataset."""
+    from neurosynth.datasets import load
+
+    dataset, root = cfg.get("dataset", "shd"), data_root or cfg["data_root"]
+    binary = bool(cfg.get("loihi")) if binary is None else bool(binary)
+    if cfg.get("input"):
+        inp = AudioInput.from_dict(cfg["input"])
+        if steps:
+            inp = inp.replace(dt_ms=inp.window_ms / int(steps))
+        if binary and not inp.binary:
+            inp = inp.replace(binary=True)
+        return load_audio(dataset, root, split, inp)
+    return load(dataset, root, split, T=int(steps or cfg["T"]), binary=binary)
+

@@ -206,6 +206,24 @@ def test_train_shd_recipe_options_onset_aligned_140_channels(tmp_path):
 
     _check_run(out, 4, "mean_membrane_ce", loader)
 
+    # examples/audio_energy.py prices this SNN on the inputs its manifest records (onset-aligned 140 groups): its
+    # accuracy there is the run's test accuracy; the GRU sees the same 140 inputs and its epoch is chosen on
+    # validation, never on test
+    from neurosynth.errors import run_script
+
+    energy = _module("audio_energy")
+    eout = tmp_path / "energy"
+    assert energy.main(["--snn", str(out), "--epochs", "2", "--gru-hidden", "4", "--gru-T", "5", "--out",
+                        str(eout)]) == 0
+    doc = json.loads((eout / "energy_comparison.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert doc["snn"]["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"]) and doc["snn"]["T"] == 10
+    assert [g["T"] for g in doc["gru"]] == [10, 5] and all(g["inputs"] == 140 for g in doc["gru"])
+    assert all(g["chosen_epoch"] in (1, 2) and len(g["val_history"]) == 2 for g in doc["gru"])
+    assert doc["gru"][0]["macs_per_inference"] == 10 * 3 * 4 * (140 + 4) + 4 * 20
+    assert torch.load(eout / "inputs.pt")["x"].shape[:1] == (10,)
+    assert run_script(energy.main, ["--snn", str(tmp_path / "nothing"), "--out", str(tmp_path / "e2")]) == 2
+
 
 def test_train_shd_spoken_digits_recipe_defaults():
     """--dataset spoken_digits without options runs the documented recipe; explicit options win."""
