@@ -46,7 +46,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def gru_model(hidden: int, n_in: int = 700, n_out: int = 20):
+def gru_model(hidden: int, n_in: int = 700, n_out: int = 20, log_inputs: bool = True):
     import torch
     from torch import nn
 
@@ -57,7 +57,7 @@ def gru_model(hidden: int, n_in: int = 700, n_out: int = 20):
             self.out = nn.Linear(hidden, n_out)
 
         def forward(self, x):  # x [T, B, C] -> logits [B, 20]
-            _, h = self.gru(torch.log1p(x))
+            _, h = self.gru(torch.log1p(x) if log_inputs else x)  # a --log-input run's inputs are logs already
             return self.out(h[-1])
 
     return GRUClassifier()
@@ -67,7 +67,7 @@ def gru_macs(T: int, hidden: int, n_in: int = 700, n_out: int = 20) -> int:
     return T * 3 * hidden * (n_in + hidden) + hidden * n_out
 
 
-def train_gru(train, valid, test, T, args, n_in: int = 700, n_out: int = 20):
+def train_gru(train, valid, test, T, args, n_in: int = 700, n_out: int = 20, log_inputs: bool = True):
     """The GRU trained for ``args.epochs`` on ``train``; the epoch with the best accuracy on ``valid`` is kept and
     its ``test`` accuracy read once."""
     import copy
@@ -79,7 +79,7 @@ def train_gru(train, valid, test, T, args, n_in: int = 700, n_out: int = 20):
     from neurosynth.utils import seed_all
 
     g = seed_all(args.seed)
-    model = gru_model(args.gru_hidden, n_in, n_out)
+    model = gru_model(args.gru_hidden, n_in, n_out, log_inputs)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     tl = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=g, collate_fn=collate_time_first)
     vl = DataLoader(valid, batch_size=256, collate_fn=collate_time_first)
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
         train = load_run_split(cfg, "train", data_root=args.data_root, steps=gT)
         train, valid, val_desc = validation_split(cfg, args.data_root, train, gT, args.seed)
         te = test if gT == T else load_run_split(cfg, "test", data_root=args.data_root, steps=gT)
-        r = train_gru(train, valid, te, gT, args, n_in, n_out)
+        r = train_gru(train, valid, te, gT, args, n_in, n_out, not (cfg.get("input") or {}).get("log1p"))
         r["validation"] = val_desc
         for cm in ("cmos45_fp32", "cmos45_int8"):
             r[f"energy_j_{cm}"] = r["macs_per_inference"] * get_cost_model(cm).e_mac_pj * 1e-12

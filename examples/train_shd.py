@@ -66,12 +66,13 @@ RECIPES: dict[str, dict] = {
     "shd": {"align": "none", "window_ms": 1400.0, "T": 100, "channels": 700, "arch": "recurrent", "hidden": 128,
             "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "max", "dropout": 0.0, "bn": False,
             "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0, "init_gain": 3.0,
-            "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes", "loihi_bias": False},
+            "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes", "loihi_bias": False,
+            "log_input": False},
     "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 20.0, "channels": 140, "arch": "adlif",
                       "hidden": 512, "layers": 2, "epochs": 60, "lr": 2e-3, "batch_size": 64, "readout": "mean",
                       "dropout": 0.3, "bn": True, "shift": 2, "chan_shift": 2, "max_delay": 25, "alpha": 0.0,
                       "init_gain": 3.0, "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes",
-                      "loihi_bias": False},
+                      "loihi_bias": False, "log_input": False},
     # the Loihi-exact model (2 x recurrent LIF 256 with a neuron bias, 8-bit QAT) on the same onset-aligned window,
     # binary 10 ms bins of all 700 cochlea channels, +-2-channel shifts, gradients clipped at norm 1 (chosen on
     # validation over 140 groups, binary or as 4 thermometer levels, 1 layer, no clipping, no bias, no channel shifts
@@ -80,7 +81,7 @@ RECIPES: dict[str, dict] = {
                             "loihi_loss": "count_mse", "loihi_readout": "spikes", "loihi_bias": True,
                             "grad_clip": 1.0, "shift": 2, "chan_shift": 2,
                             "epochs": 80, "lr": 2e-3, "batch_size": 64, "alpha": 0.0, "init_gain": 3.0, "bn": False,
-                            "dropout": 0.0, "levels": 1},
+                            "dropout": 0.0, "levels": 1, "log_input": False},
 }
 
 
@@ -207,6 +208,9 @@ def parse_args(argv=None):
     p.add_argument("--chan-shift", type=int, default=None,
                    help="augmentation: shift each training sample by a random -N..N channels (voices differ in "
                         "pitch and formants along the cochlea's tonotopic axis)")
+    p.add_argument("--log-input", action=argparse.BooleanOptionalAction, default=None,
+                   help="float models: feed log(1 + count) of each bin instead of the count (host-side, recorded in "
+                        "the manifest's input); the --loihi model's input is binary")
     p.add_argument("--reset", choices=["subtract", "zero"], default="subtract",
                    help="hidden neurons' reset; zero is NIR's, so `neurosynth export nir` can hand the model to "
                         "snnTorch and other NIR tools (--loihi models always reset to zero)")
@@ -361,13 +365,17 @@ def apply_recipe(args):
     if args.loihi and args.loihi_bias and float(args.alpha) != 0.0:
         raise UserError(f"--loihi-bias needs --alpha 0: Loihi adds its neuron bias to the membrane, which equals the "
                         f"trained bias on the input only for a plain LIF (got --alpha {args.alpha}); use --no-loihi-bias")
+    if args.loihi and args.log_input:
+        raise UserError("--log-input compresses spike counts for the float models; the --loihi model's input is "
+                        "binary spikes: use --no-log-input")
     if not args.loihi and int(args.levels) != 1:
         raise UserError(f"--levels {args.levels} codes the Loihi model's binary input; it needs --loihi (the float "
                         f"models read the counts themselves)")
     try:
         inp = AudioInput(dt_ms=float(args.dt_ms), window_ms=float(args.window_ms), channels=int(args.channels),
                          align=args.align, onset_frac=float(args.onset_frac), pre_ms=float(args.pre_ms),
-                         binary=bool(args.loihi), levels=int(args.levels) if args.loihi else 1)
+                         binary=bool(args.loihi), levels=int(args.levels) if args.loihi else 1,
+                         log1p=bool(args.log_input))
     except ValueError as e:
         raise UserError(str(e)) from None
     if inp.levels > 1 and args.chan_shift:

@@ -12,7 +12,9 @@ An :class:`AudioInput` says how a sample's spikes become the ``[T, C]`` frames t
 * ``binary``: counts clipped to 1 after the alignment (the Loihi model's input spikes);
 * ``levels`` (with ``binary``): each bin's count coded by ``levels`` binary lines instead, line ``k`` (1-based)
   firing when the count is at least ``k`` (a thermometer code: binary spikes that keep counts up to ``levels``).
-  The frames are ``[T, levels * channels]``, level-major: block ``k - 1`` holds line ``k`` of every channel.
+  The frames are ``[T, levels * channels]``, level-major: block ``k - 1`` holds line ``k`` of every channel;
+* ``log1p`` (counts only): each bin's count ``c`` becomes ``log(1 + c)`` (a grouped 20 ms bin holds up to ~30
+  spikes, the median non-empty one 2), the compression the GRU baseline's inputs get.
 
 The same object, stored in a run's manifest (``config["input"]``), rebuilds the test inputs for the Lava check
 (``--verify-run``) and ``neurosynth energy``: :func:`load_audio`. :class:`Augment` shifts training samples in time
@@ -47,8 +49,12 @@ class AudioInput:
     pre_ms: float = 30.0
     binary: bool = False
     levels: int = 1
+    log1p: bool = False
 
     def __post_init__(self):
+        if self.log1p and self.binary:
+            raise ValueError("log1p compresses spike counts; binary input has none (the Loihi model's input is "
+                             "binary: leave log1p off)")
         if not (isinstance(self.levels, int) and not isinstance(self.levels, bool) and 1 <= self.levels <= 16):
             raise ValueError(f"levels must be an integer in 1..16; got {self.levels!r}")
         if self.levels > 1 and not self.binary:
@@ -186,12 +192,27 @@ def load_audio(dataset: str, root, split: str, inp: AudioInput, **load_kw):
     from neurosynth.datasets import load
 
     if inp.align == "none":
-        return load(dataset, root, split, T=inp.steps, dt=inp.dt_ms * 1000.0, origin="zero",
-                    spatial_factor=inp.spatial_factor, binary=inp.binary, **load_kw)
-    span = max(inp.steps, int(math.ceil(SPAN_MS / inp.dt_ms)))
-    src = load(dataset, root, split, T=span, dt=inp.dt_ms * 1000.0, origin="zero",
-               spatial_factor=inp.spatial_factor, **load_kw)
-    return Aligned(src, inp)
+        ds = load(dataset, root, split, T=inp.steps, dt=inp.dt_ms * 1000.0, origin="zero",
+                  spatial_factor=inp.spatial_factor, binary=inp.binary, **load_kw)
+    else:
+        span = max(inp.steps, int(math.ceil(SPAN_MS / inp.dt_ms)))
+        ds = Aligned(load(dataset, root, split, T=span, dt=inp.dt_ms * 1000.0, origin="zero",
+                          spatial_factor=inp.spatial_factor, **load_kw), inp)
+    return Log1p(ds) if inp.log1p else ds
+
+
+class Log1p(Dataset):
+    """``(log(1 + x), y)`` of a dataset of spike-count frames."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int):
+        x, y = self.source[i][:2]
+        return torch.log1p(torch.as_tensor(x, dtype=torch.float32)), y
 
 
 def load_run_split(cfg: dict, split: str, *, data_root=None, steps: int | None = None, binary: bool | None = None):
@@ -209,7 +230,7 @@ def load_run_split(cfg: dict, split: str, *, data_root=None, steps: int | None =
         if steps:
             inp = inp.replace(dt_ms=inp.window_ms / int(steps))
         if binary and not inp.binary:
-            inp = inp.replace(binary=True)
+            inp = inp.replace(binary=True, log1p=False)
         return load_audio(dataset, root, split, inp)
     return load(dataset, root, split, T=int(steps or cfg["T"]), binary=binary)
 

@@ -225,6 +225,37 @@ def test_train_shd_recipe_options_onset_aligned_140_channels(tmp_path):
     assert run_script(energy.main, ["--snn", str(tmp_path / "nothing"), "--out", str(tmp_path / "e2")]) == 2
 
 
+def test_log_input_compresses_the_counts_and_is_recorded(tmp_path):
+    """--log-input: the float model sees log(1 + count) of the same frames (training, validation, test, and what the
+    manifest rebuilds); refused with --loihi, whose input is binary."""
+    from neurosynth.apps.recipes.audio import AudioInput, load_audio, load_run_split
+    from neurosynth.errors import run_script
+
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=8, n_test=4, seed=0, max_events=2000)
+    inp = AudioInput(dt_ms=20.0, window_ms=200.0, channels=140, align="onset")
+    counts = load_audio("shd", tmp_path / "data", "test", inp)
+    logs = load_audio("shd", tmp_path / "data", "test", inp.replace(log1p=True))
+    assert max(float(counts[i][0].max()) for i in range(len(counts))) > 1  # bins holding several spikes
+    for i in range(len(counts)):
+        torch.testing.assert_close(logs[i][0], torch.log1p(torch.as_tensor(counts[i][0], dtype=torch.float32)))
+        assert logs[i][1] == counts[i][1]
+    with pytest.raises(ValueError, match="binary input has none"):
+        AudioInput(binary=True, log1p=True)
+    mod = _module("train_shd")
+    out = tmp_path / "run"
+    argv = ["--data-root", str(tmp_path / "data"), "--epochs", "1", "--align", "onset", "--window-ms", "200",
+            "--dt-ms", "20", "--channels", "140", "--hidden", "8", "--batch-size", "4", "--val-fraction", "0.25",
+            "--log-input", "--out", str(out), "--no-progress"]
+    assert mod.main(argv) == 0
+    cfg = json.loads((out / "manifest.json").read_text())["config"]
+    assert cfg["input"]["log1p"] is True and cfg["log_input"] is True
+    torch.testing.assert_close(load_run_split(cfg, "test")[0][0], logs[0][0])
+    assert load_run_split(cfg, "test", binary=True)[0][0].max() == 1  # the Lava check's binary spikes
+    assert run_script(mod.main, [*argv[:-3], "--loihi", "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+    assert not (tmp_path / "r2").exists()
+
+
 def test_train_shd_spoken_digits_recipe_defaults():
     """--dataset spoken_digits without options runs the documented recipe; explicit options win."""
     mod = _module("train_shd")
