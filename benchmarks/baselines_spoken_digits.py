@@ -10,7 +10,9 @@ voice) and fits, on the training split only, choosing hyper-parameters and epoch
   first spike), dropout 0.2, +-2-bin time-shift augmentation, Adam; the epoch with the best validation accuracy;
 - ``gru_chan_shift``: the same GRU also trained with the SNN recipe's channel shifts (every sample moved by a
   uniform -K..K groups, zero-filled; ``--gru-chan-shift K``, default 2), so that the SNN's augmentation is not
-  counted as the spiking model's edge.
+  counted as the spiking model's edge;
+- ``gru_chan_shift_stretch`` (with ``--gru-time-stretch S``): that GRU also trained on samples played at random
+  speeds, the SNN's ``--time-stretch``.
 
 The GRUs are trained once per ``--seeds`` seed (same seeds, same data, same budget); their value is the mean test
 accuracy over the seeds, each seed's figures are in the protocol.
@@ -106,7 +108,7 @@ def shift_channels(x, shifts):
     return out
 
 
-def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128, chan_shift=0):
+def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128, chan_shift=0, stretch=0.0):
     import torch
 
     torch.manual_seed(seed)
@@ -142,6 +144,12 @@ def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128, chan_shift=0
             idx = perm[s:s + 64]
             shift = int(torch.randint(-2, 3, (1,), generator=gen))
             xb = torch.roll(Xtr_t[idx], shifts=shift, dims=1)
+            if stretch:  # each sample played at a log-uniform speed in [1/(1+s), 1+s] (the SNN's --time-stretch)
+                from neurosynth.apps.recipes.audio import stretch_frames
+
+                u = torch.rand(len(idx), generator=gen, dtype=torch.float64)
+                xb = torch.stack([stretch_frames(xb[b], (1.0 + stretch) ** (2.0 * float(u[b]) - 1.0))
+                                  for b in range(len(idx))])
             if chan_shift:
                 xb = shift_channels(xb, torch.randint(-chan_shift, chan_shift + 1, (len(idx),), generator=gen))
             loss = torch.nn.functional.cross_entropy(net(xb), ytr_t[idx])
@@ -155,7 +163,8 @@ def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128, chan_shift=0
     net.load_state_dict(best[2])
     pred = predict(Xte_t)
     return float((pred == yte).mean()), {"epochs": epochs, "selected_epoch": best[1], "valid_acc": best[0],
-                                         "valid_history": history, "hidden": hidden, "chan_shift": chan_shift}, pred
+                                         "valid_history": history, "hidden": hidden, "chan_shift": chan_shift,
+                                         "time_stretch": stretch}, pred
 
 
 def per_family(pred, y, speakers, man, variants):
@@ -177,6 +186,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="train the GRUs once per seed and report the mean (default: --seed alone)")
     p.add_argument("--gru-epochs", type=int, default=30)
+    p.add_argument("--gru-time-stretch", type=float, default=0.0, metavar="S",
+                   help="also train gru_chan_shift_stretch: gru_chan_shift with samples played at log-uniform speeds "
+                        "in [1/(1+S), 1+S] (default 0: skip it)")
     p.add_argument("--gru-chan-shift", type=int, default=2, metavar="K",
                    help="also train gru_chan_shift: the GRU with +-K-group channel shifts (0: skip it)")
     args = p.parse_args(argv)
@@ -186,9 +198,9 @@ def main(argv=None) -> int:
     from neurosynth.errors import UserError
     from neurosynth.io import atomic_write
 
-    if args.gru_chan_shift < 0 or args.gru_epochs < 1:
-        raise UserError(f"--gru-chan-shift must be >= 0 and --gru-epochs >= 1 (got {args.gru_chan_shift} and "
-                        f"{args.gru_epochs})")
+    if args.gru_chan_shift < 0 or args.gru_epochs < 1 or not 0 <= args.gru_time_stretch < 10:
+        raise UserError(f"--gru-chan-shift must be >= 0, --gru-epochs >= 1 and --gru-time-stretch in [0, 10) (got "
+                        f"{args.gru_chan_shift}, {args.gru_epochs} and {args.gru_time_stretch})")
     ok, reason = check(args.data_root)
     if not ok:
         raise UserError(f"no complete spoken_digits under {args.data_root} ({reason}); generate it with: "
@@ -217,13 +229,16 @@ def main(argv=None) -> int:
                                        "first to the last spike x 70 groups of 10 units; standardised")
     seq = {s: sequence_features(d[0], d[1], ch) for s, d in data.items()}
     seeds = args.seeds if args.seeds else [args.seed]
-    for name, cs in (("gru", 0), ("gru_chan_shift", args.gru_chan_shift)):
+    models = [("gru", 0, 0.0), ("gru_chan_shift", args.gru_chan_shift, 0.0)]
+    if args.gru_time_stretch:
+        models.append(("gru_chan_shift_stretch", args.gru_chan_shift, args.gru_time_stretch))
+    for name, cs, st in models:
         if name == "gru_chan_shift" and not cs:
             continue
         runs = []
         for seed in seeds:
             acc, info, pred = fit_gru(seq["train"], y["train"], seq["valid"], y["valid"], seq["test"], y["test"], seed,
-                                      args.gru_epochs, chan_shift=cs)
+                                      args.gru_epochs, chan_shift=cs, stretch=st)
             info.update(seed=seed, test_acc=round(acc, 4),
                         test_by_family=per_family(pred, y["test"], data["test"][3], man, variants))
             runs.append(info)
@@ -236,6 +251,10 @@ def main(argv=None) -> int:
                                 "GRU(128), mean over time, dropout 0.2, +-2-bin time-shift augmentation, Adam 2e-3, "
                                 "batch 64; the epoch with the best validation accuracy; mean test accuracy over the "
                                 "seeds")
+    if args.gru_time_stretch:
+        proto["features"]["gru_chan_shift_stretch"] = (f"as gru_chan_shift, and every training sample played at a "
+                                                       f"log-uniform speed in [1/(1+S), 1+S], S = "
+                                                       f"{args.gru_time_stretch} (the SNN's --time-stretch)")
     if args.gru_chan_shift:
         proto["features"]["gru_chan_shift"] = (f"as gru, and every training sample moved by a uniform "
                                                f"-{args.gru_chan_shift}..{args.gru_chan_shift} channel groups "

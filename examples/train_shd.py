@@ -67,12 +67,12 @@ RECIPES: dict[str, dict] = {
             "layers": 1, "epochs": 30, "lr": 2e-3, "batch_size": 64, "readout": "max", "dropout": 0.0, "bn": False,
             "shift": 0, "chan_shift": 0, "max_delay": 25, "alpha": 0.0, "init_gain": 3.0,
             "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes", "loihi_bias": False,
-            "log_input": False},
+            "log_input": False, "time_stretch": 0.0},
     "spoken_digits": {"align": "onset", "window_ms": 700.0, "dt_ms": 20.0, "channels": 140, "arch": "adlif",
                       "hidden": 512, "layers": 2, "epochs": 60, "lr": 2e-3, "batch_size": 64, "readout": "mean",
                       "dropout": 0.3, "bn": True, "shift": 2, "chan_shift": 2, "max_delay": 25, "alpha": 0.0,
                       "init_gain": 3.0, "loihi_loss": "rate_ce", "levels": 1, "loihi_readout": "spikes",
-                      "loihi_bias": False, "log_input": False},
+                      "loihi_bias": False, "log_input": True, "time_stretch": 0.0},
     # the Loihi-exact model (2 x recurrent LIF 256 with a neuron bias, 8-bit QAT) on the same onset-aligned window,
     # binary 10 ms bins of all 700 cochlea channels, +-2-channel shifts, gradients clipped at norm 1 (chosen on
     # validation over 140 groups, binary or as 4 thermometer levels, 1 layer, no clipping, no bias, no channel shifts
@@ -81,7 +81,7 @@ RECIPES: dict[str, dict] = {
                             "loihi_loss": "count_mse", "loihi_readout": "spikes", "loihi_bias": True,
                             "grad_clip": 1.0, "shift": 2, "chan_shift": 2,
                             "epochs": 80, "lr": 2e-3, "batch_size": 64, "alpha": 0.0, "init_gain": 3.0, "bn": False,
-                            "dropout": 0.0, "levels": 1, "log_input": False},
+                            "dropout": 0.0, "levels": 1, "log_input": False, "time_stretch": 0.0},
 }
 
 
@@ -208,6 +208,9 @@ def parse_args(argv=None):
     p.add_argument("--chan-shift", type=int, default=None,
                    help="augmentation: shift each training sample by a random -N..N channels (voices differ in "
                         "pitch and formants along the cochlea's tonotopic axis)")
+    p.add_argument("--time-stretch", type=float, default=None, metavar="S",
+                   help="augmentation: play each training sample at a random speed in [1/(1+S), 1+S] (log-uniform; "
+                        "speakers differ in speaking rate); 0: off")
     p.add_argument("--log-input", action=argparse.BooleanOptionalAction, default=None,
                    help="float models: feed log(1 + count) of each bin instead of the count (host-side, recorded in "
                         "the manifest's input); the --loihi model's input is binary")
@@ -302,8 +305,9 @@ def main(argv=None) -> int:
             shipped = Subset(shipped, range(min(args.limit, len(shipped))))
     fit, val, split = ex.split(args, train, shipped, "the dataset's valid split: voice variants held out by family "
                                                     "(datasets/spoken_digits.py)")
-    if args.shift or args.chan_shift:  # drawn from the loader's generator: part of the checkpoint, so --resume is exact
-        fit = audio.Augment(fit, args.shift, args.chan_shift, g)
+    if args.shift or args.chan_shift or args.time_stretch:  # drawn from the loader's generator: part of the
+        # checkpoint, so --resume is exact
+        fit = audio.Augment(fit, args.shift, args.chan_shift, g, stretch=args.time_stretch)
     model = build_model_from(args, n_in, g)
     loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[args.readout]
     if args.loihi:  # spiking outputs: spike counts (cross-entropy on counts, or count MSE); voltage: the last membrane
@@ -365,6 +369,9 @@ def apply_recipe(args):
     if args.loihi and args.loihi_bias and float(args.alpha) != 0.0:
         raise UserError(f"--loihi-bias needs --alpha 0: Loihi adds its neuron bias to the membrane, which equals the "
                         f"trained bias on the input only for a plain LIF (got --alpha {args.alpha}); use --no-loihi-bias")
+    if not (float(args.time_stretch) >= 0 and float(args.time_stretch) < 10):
+        raise UserError(f"--time-stretch S plays samples at speeds in [1/(1+S), 1+S]: S must be in [0, 10); got "
+                        f"{args.time_stretch}")
     if args.loihi and args.log_input:
         raise UserError("--log-input compresses spike counts for the float models; the --loihi model's input is "
                         "binary spikes: use --no-log-input")

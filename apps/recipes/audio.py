@@ -136,6 +136,18 @@ def thermometer(counts: np.ndarray, levels: int) -> np.ndarray:
     return np.concatenate([(counts >= k) for k in range(1, int(levels) + 1)], axis=-1).astype(np.float32)
 
 
+def stretch_frames(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x [T, C]`` played ``factor`` times slower (> 1) or faster (< 1) from its first step: output step ``t`` is
+    input step ``floor(t / factor)`` (nearest earlier frame; per-bin counts keep their size, so a slower speaker's
+    word lasts longer at the same firing rates), zero where that falls past the end."""
+    T = x.shape[0]
+    src = torch.floor(torch.arange(T, dtype=torch.float64) / float(factor)).long()
+    out = torch.zeros_like(x)
+    keep = src < T
+    out[keep] = x[src[keep]]
+    return out
+
+
 def shift_frames(x: torch.Tensor, dt: int, dc: int) -> torch.Tensor:
     """``x [T, C]`` moved by ``dt`` steps in time and ``dc`` channels (zero fill, nothing wraps around)."""
     out = torch.zeros_like(x)
@@ -171,16 +183,24 @@ class Aligned(Dataset):
 
 class Augment(Dataset):
     """Training-time augmentation: every sample shifted by a uniform ``-shift..shift`` steps in time and
-    ``-chan_shift..chan_shift`` channels (:func:`shift_frames`), drawn from ``generator``."""
+    ``-chan_shift..chan_shift`` channels (:func:`shift_frames`) and, with ``stretch`` s > 0, first played at a speed
+    drawn log-uniformly in ``[1 / (1 + s), 1 + s]`` (:func:`stretch_frames`; speakers differ in speaking rate), all
+    drawn from ``generator``."""
 
-    def __init__(self, source, shift: int, chan_shift: int, generator: torch.Generator):
+    def __init__(self, source, shift: int, chan_shift: int, generator: torch.Generator, stretch: float = 0.0):
         self.source, self.shift, self.chan_shift, self.generator = source, int(shift), int(chan_shift), generator
+        if not (float(stretch) >= 0 and math.isfinite(float(stretch))):
+            raise ValueError(f"stretch must be a finite number >= 0; got {stretch}")
+        self.stretch = float(stretch)
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, i: int):
         x, y = self.source[i][:2]
+        if self.stretch:
+            u = float(torch.rand((), generator=self.generator, dtype=torch.float64))
+            x = stretch_frames(torch.as_tensor(x), (1.0 + self.stretch) ** (2.0 * u - 1.0))
         dt = int(torch.randint(-self.shift, self.shift + 1, (1,), generator=self.generator)) if self.shift else 0
         dc = (int(torch.randint(-self.chan_shift, self.chan_shift + 1, (1,), generator=self.generator))
               if self.chan_shift else 0)

@@ -668,6 +668,13 @@ def test_baselines_script_writes_the_protocol(tiny_root, tmp_path):
         assert res[name] == round(sum(r["test_acc"] for r in runs) / 2, 4)
     assert res["protocol"]["models"]["gru_chan_shift"]["chan_shift"] == 2
     assert res["protocol"]["models"]["gru"]["chan_shift"] == 0
+    out3 = tmp_path / "s.json"  # --gru-time-stretch adds the GRU trained with the SNN's speed changes too
+    assert mod.main(["--data-root", str(tiny_root), "--out", str(out3), "--gru-epochs", "1", "--gru-time-stretch",
+                     "0.25"]) == 0
+    res3 = json.loads(out3.read_text())
+    assert res3["protocol"]["models"]["gru_chan_shift_stretch"]["time_stretch"] == 0.25
+    assert set(res3) == {"logreg", "mlp", "gru", "gru_chan_shift", "gru_chan_shift_stretch", "protocol"}
+    assert 0.0 <= res3["gru_chan_shift_stretch"] <= 1.0
     man = json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
     assert res["protocol"]["dataset"]["sha256"] == {s: f["sha256"] for s, f in man["files"].items()}
     assert res["protocol"]["splits"]["test"]["samples"] == 20

@@ -157,6 +157,29 @@ def test_thermometer_levels_keep_counts_as_binary_lines():
     assert AudioInput.from_dict(inp.to_dict()) == inp and AudioInput.from_dict({"channels": 4}).levels == 1
 
 
+def test_stretch_frames_plays_slower_or_faster_and_augment_draws_the_speed():
+    from neurosynth.apps.recipes.audio import Augment, stretch_frames
+    from neurosynth.errors import run_script
+
+    x = torch.arange(1, 7, dtype=torch.float32)[:, None].repeat(1, 2)  # steps 1..6 on 2 channels
+    assert stretch_frames(x, 2.0)[:, 0].tolist() == [1, 1, 2, 2, 3, 3]  # half speed: every frame twice
+    assert stretch_frames(x, 0.5)[:, 0].tolist() == [1, 3, 5, 0, 0, 0]  # double speed: every other frame, then zeros
+    assert torch.equal(stretch_frames(x, 1.0), x)
+    # Augment: speeds log-uniform in [1/(1+s), 1+s], from the explicit generator (same seed, same samples)
+    a = Augment([(x, 3)] * 200, 0, 0, torch.Generator().manual_seed(0), stretch=0.25)
+    b = Augment([(x, 3)] * 200, 0, 0, torch.Generator().manual_seed(0), stretch=0.25)
+    got = [a[i][0] for i in range(200)]
+    assert all(torch.equal(g, b[i][0]) for i, g in enumerate(got))
+    lengths = [int((g[:, 0] > 0).sum()) for g in got]  # a faster copy ends early; a slower one keeps all 6 steps
+    assert min(lengths) == 5 and max(lengths) == 6
+    slow = sum(int(g[1, 0] == 1) for g in got)  # step 1 repeats step 0 only when played slower
+    assert 60 < slow < 140
+    with pytest.raises(ValueError, match="stretch"):
+        Augment([(x, 3)], 0, 0, torch.Generator(), stretch=-0.1)
+    mod = _module("train_shd")
+    assert run_script(mod.main, ["--data-root", "x", "--dataset", "spoken_digits", "--time-stretch", "-1"]) == 2
+
+
 def test_shift_frames_moves_without_wrapping_and_round_trips_inside():
     from neurosynth.apps.recipes.audio import shift_frames
 
@@ -264,6 +287,7 @@ def test_train_shd_spoken_digits_recipe_defaults():
     rec = mod.RECIPES["spoken_digits"]
     assert inp.align == "onset" and inp.channels == rec["channels"] and inp.dt_ms == rec["dt_ms"]
     assert args.T == round(rec["window_ms"] / rec["dt_ms"]) and args.arch == rec["arch"]
+    assert inp.log1p and not inp.binary  # log(1 + count) inputs, chosen on validation
     args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--T", "35", "--arch", "ff"])
     inp = mod.apply_recipe(args)
     assert args.T == 35 and inp.dt_ms == rec["window_ms"] / 35 and args.arch == "ff"
@@ -279,10 +303,10 @@ def test_train_shd_loihi_recipe_names_its_own_network_not_the_float_recipes():
     loihi = mod.RECIPES["spoken_digits/loihi"]
     shaping = {"arch", "hidden", "layers", "channels", "dt_ms", "epochs", "lr", "batch_size", "dropout", "bn",
                "alpha", "init_gain", "loihi_loss", "levels", "loihi_readout", "loihi_bias", "grad_clip", "shift",
-               "chan_shift"}
+               "chan_shift", "log_input"}
     assert shaping <= set(loihi), sorted(shaping - set(loihi))
     args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi"])
-    mod.apply_recipe(args)
+    assert not mod.apply_recipe(args).log1p and args.log_input is False  # binary spikes, not the float's logs
     assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (256, 2, 700, 0.0, False)
     assert (args.loihi_bias, args.grad_clip, args.chan_shift, args.loihi_readout) == (True, 1.0, 2, "spikes")
     floats = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits"])
