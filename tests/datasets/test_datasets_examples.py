@@ -287,7 +287,7 @@ def test_train_shd_spoken_digits_recipe_defaults():
     rec = mod.RECIPES["spoken_digits"]
     assert inp.align == "onset" and inp.channels == rec["channels"] and inp.dt_ms == rec["dt_ms"]
     assert args.T == round(rec["window_ms"] / rec["dt_ms"]) and args.arch == rec["arch"]
-    assert inp.log1p and not inp.binary  # log(1 + count) inputs, chosen on validation
+    assert inp.log1p and not inp.binary and args.time_stretch == 0.25  # log counts, speed changes: chosen on validation
     args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--T", "35", "--arch", "ff"])
     inp = mod.apply_recipe(args)
     assert args.T == 35 and inp.dt_ms == rec["window_ms"] / 35 and args.arch == "ff"
@@ -303,15 +303,16 @@ def test_train_shd_loihi_recipe_names_its_own_network_not_the_float_recipes():
     loihi = mod.RECIPES["spoken_digits/loihi"]
     shaping = {"arch", "hidden", "layers", "channels", "dt_ms", "epochs", "lr", "batch_size", "dropout", "bn",
                "alpha", "init_gain", "loihi_loss", "levels", "loihi_readout", "loihi_bias", "grad_clip", "shift",
-               "chan_shift", "log_input"}
+               "chan_shift", "log_input", "time_stretch"}
     assert shaping <= set(loihi), sorted(shaping - set(loihi))
     args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi"])
     assert not mod.apply_recipe(args).log1p and args.log_input is False  # binary spikes, not the float's logs
-    assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (256, 2, 700, 0.0, False)
+    assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (512, 2, 700, 0.0, False)
     assert (args.loihi_bias, args.grad_clip, args.chan_shift, args.loihi_readout) == (True, 1.0, 2, "spikes")
     floats = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits"])
     mod.apply_recipe(floats)
     assert (floats.chan_shift, floats.grad_clip, floats.loihi_bias) == (2, None, False)
+    assert args.time_stretch == 0.0  # the Loihi recipe was chosen without speed changes
 
 
 def test_train_shd_loihi_bias_needs_a_plain_lif():
