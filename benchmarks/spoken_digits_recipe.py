@@ -21,6 +21,18 @@ import json
 import statistics
 from pathlib import Path
 
+#: the value an option had before the run manifests recorded it (runs made before the option existed)
+OPTION_DEFAULTS = {"time_stretch": 0.0, "grad_clip": None, "loihi_bias": False}
+
+
+def _input(d: dict | None) -> dict | None:
+    """A recorded input pipeline with the fields added since (``log1p``) at their defaults."""
+    if d is None:
+        return None
+    from neurosynth.apps.recipes.audio import AudioInput
+
+    return AudioInput.from_dict(d).to_dict()
+
 
 def _run(path) -> dict:
     p = Path(path)
@@ -33,10 +45,10 @@ def _run(path) -> dict:
            "val_accuracy": res.get("val_accuracy"), "chosen_epoch": res.get("chosen_epoch"),
            "epochs": man["config"].get("epochs"), "n_train": res.get("n_train"), "n_val": res.get("n_val"),
            "n_test": res.get("n_test"), "train_seconds": res.get("train_seconds"),
-           "seconds_per_epoch": res.get("seconds_per_epoch"), "input": man["config"].get("input"),
-           "model": {k: man["config"].get(k) for k in ("arch", "hidden", "layers", "bn", "dropout", "readout", "lr",
-                                                       "batch_size", "shift", "chan_shift", "max_delay", "loihi",
-                                                       "alpha", "beta", "init_gain")},
+           "seconds_per_epoch": res.get("seconds_per_epoch"), "input": _input(man["config"].get("input")),
+           "model": {k: man["config"].get(k, OPTION_DEFAULTS.get(k)) for k in (
+               "arch", "hidden", "layers", "bn", "dropout", "readout", "lr", "batch_size", "shift", "chan_shift",
+               "time_stretch", "max_delay", "loihi", "alpha", "beta", "init_gain", "grad_clip", "loihi_bias")},
            "dataset_sha256": data, "machine": man.get("hardware") or man.get("machine"),
            "git_commit": man.get("git_commit")}
     if "loihi_fixed" in met:

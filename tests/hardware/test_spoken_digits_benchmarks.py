@@ -58,3 +58,18 @@ def test_seeds_of_one_recipe_must_share_network_input_and_epochs():
         check("--float", [_run("a"), _run("b", dt=20.0)])
     with pytest.raises(UserError, match=r"in epochs \(80, 60\)"):
         check("--float", [_run("a"), _run("b", epochs=60)])
+
+
+def test_runs_recorded_before_an_option_existed_compare_at_its_default():
+    """A run whose manifest predates the ``log1p`` input field or the ``time_stretch`` option reads as their
+    defaults, so it is the same recipe as a newer run at those defaults, and not the same as one that used them."""
+    mod = _bench("spoken_digits_recipe")
+    old = {"dt_ms": 10.0, "window_ms": 700.0, "channels": 700, "align": "onset", "binary": True, "levels": 1}
+    assert mod._input(old)["log1p"] is False and mod._input(None) is None
+    a = {**_run("a"), "input": mod._input(old)}
+    b = {**_run("b"), "input": mod._input({**old, "log1p": False})}
+    mod.check_same_recipe("--loihi", [a, b])
+    c = {**_run("c"), "input": mod._input({**old, "binary": False, "log1p": True})}
+    with pytest.raises(UserError, match="log1p"):
+        mod.check_same_recipe("--loihi", [a, c])
+
