@@ -43,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/audio_energy")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an earlier run in --out")
     return p.parse_args(argv)
 
 
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
     from neurosynth.datasets import collate_time_first
     from neurosynth.errors import UserError
     from neurosynth.hardware.energy import get_cost_model
-    from neurosynth.io import read_json, write_json
+    from neurosynth.io import atomic_write, read_json, write_json
     from neurosynth.rundir import load_run
 
     if not (Path(args.snn) / "manifest.json").is_file():
@@ -179,8 +180,11 @@ def main(argv=None) -> int:
                         f"--snn RUN_DIR of a finished run")
     if args.epochs < 1 or args.gru_hidden < 1 or any(t < 1 for t in args.gru_T):
         raise UserError("--epochs, --gru-hidden and every --gru-T must be positive integers")
-    torch.set_num_threads(1)
     out = Path(args.out)
+    mine = [out / "energy_comparison.json", out / "inputs.pt"]
+    if not args.force and any(f.exists() for f in mine):
+        raise UserError(f"{out} already holds an energy comparison; pass --force to overwrite it, or another --out")
+    torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     cfg = read_json(Path(args.snn) / "manifest.json")["config"]
     model, _, _ = load_run(args.snn)
@@ -189,7 +193,8 @@ def main(argv=None) -> int:
     x, y, _ = collate_time_first([test[i] for i in range(len(test))])
     T, n_in = int(x.shape[0]), int(x.shape[-1])
     n_out = int(model(x[:, :1]).shape[-1])
-    torch.save({"x": x}, out / "inputs.pt")
+    with atomic_write(out / "inputs.pt", "wb", encoding=None) as f:
+        torch.save({"x": x}, f)
     snn = snn_loihi(model, x, y, cfg.get("loss", "max_membrane_ce"))
     print(f"SNN (T={T}, {n_in} inputs): accuracy {snn['test_accuracy']:.3f}, {snn['synaptic_ops']:,.0f} synaptic ops, "
           f"{snn['neuron_updates']:,.0f} neuron updates -> {snn['energy_j'] * 1e6:.2f} uJ on Loihi")

@@ -246,6 +246,11 @@ def test_train_shd_recipe_options_onset_aligned_140_channels(tmp_path):
     assert doc["gru"][0]["macs_per_inference"] == 10 * 3 * 4 * (140 + 4) + 4 * 20
     assert torch.load(eout / "inputs.pt")["x"].shape[:1] == (10,)
     assert run_script(energy.main, ["--snn", str(tmp_path / "nothing"), "--out", str(tmp_path / "e2")]) == 2
+    before = (eout / "energy_comparison.json").read_bytes()  # an earlier comparison is kept unless --force
+    assert run_script(energy.main, ["--snn", str(out), "--epochs", "1", "--gru-hidden", "4", "--out", str(eout)]) == 2
+    assert (eout / "energy_comparison.json").read_bytes() == before
+    assert energy.main(["--snn", str(out), "--epochs", "1", "--gru-hidden", "4", "--out", str(eout), "--force"]) == 0
+    assert json.loads((eout / "energy_comparison.json").read_text())["gru"][0]["epochs"] == 1
 
 
 def test_log_input_compresses_the_counts_and_is_recorded(tmp_path):
