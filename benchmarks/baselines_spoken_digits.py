@@ -97,15 +97,12 @@ def fit_sklearn(kind, Xtr, ytr, Xva, yva, Xte, yte, seed):
 
 
 def shift_channels(x, shifts):
-    """``x [B, T, C]`` with sample ``b`` moved by ``shifts[b]`` channels (zero-filled)."""
+    """``x [B, T, C]`` with sample ``b`` moved by ``shifts[b]`` channels (zero-filled; the SNN's ``shift_frames``)."""
     import torch
 
-    out = torch.zeros_like(x)
-    C = x.shape[2]
-    for b, dc in enumerate(shifts):
-        dc = int(dc)
-        out[b, :, max(dc, 0):C - max(-dc, 0)] = x[b, :, max(-dc, 0):C - max(dc, 0)]
-    return out
+    from neurosynth.apps.recipes.audio import shift_frames
+
+    return torch.stack([shift_frames(x[b], 0, int(dc)) for b, dc in enumerate(shifts)])
 
 
 def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128, chan_shift=0, stretch=0.0):
@@ -145,11 +142,10 @@ def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128, chan_shift=0
             shift = int(torch.randint(-2, 3, (1,), generator=gen))
             xb = torch.roll(Xtr_t[idx], shifts=shift, dims=1)
             if stretch:  # each sample played at a log-uniform speed in [1/(1+s), 1+s] (the SNN's --time-stretch)
-                from neurosynth.apps.recipes.audio import stretch_frames
+                from neurosynth.apps.recipes.audio import stretch_frames, stretch_speed
 
                 u = torch.rand(len(idx), generator=gen, dtype=torch.float64)
-                xb = torch.stack([stretch_frames(xb[b], (1.0 + stretch) ** (2.0 * float(u[b]) - 1.0))
-                                  for b in range(len(idx))])
+                xb = torch.stack([stretch_frames(xb[b], stretch_speed(stretch, u[b])) for b in range(len(idx))])
             if chan_shift:
                 xb = shift_channels(xb, torch.randint(-chan_shift, chan_shift + 1, (len(idx),), generator=gen))
             loss = torch.nn.functional.cross_entropy(net(xb), ytr_t[idx])
@@ -229,12 +225,12 @@ def main(argv=None) -> int:
                                        "first to the last spike x 70 groups of 10 units; standardised")
     seq = {s: sequence_features(d[0], d[1], ch) for s, d in data.items()}
     seeds = args.seeds if args.seeds else [args.seed]
-    models = [("gru", 0, 0.0), ("gru_chan_shift", args.gru_chan_shift, 0.0)]
+    models = [("gru", 0, 0.0)]
+    if args.gru_chan_shift:
+        models.append(("gru_chan_shift", args.gru_chan_shift, 0.0))
     if args.gru_time_stretch:
         models.append(("gru_chan_shift_stretch", args.gru_chan_shift, args.gru_time_stretch))
     for name, cs, st in models:
-        if name == "gru_chan_shift" and not cs:
-            continue
         runs = []
         for seed in seeds:
             acc, info, pred = fit_gru(seq["train"], y["train"], seq["valid"], y["valid"], seq["test"], y["test"], seed,

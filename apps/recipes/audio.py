@@ -148,6 +148,12 @@ def stretch_frames(x: torch.Tensor, factor: float) -> torch.Tensor:
     return out
 
 
+def stretch_speed(stretch: float, u: float) -> float:
+    """The playback speed factor for a uniform draw ``u`` in [0, 1): log-uniform in ``[1 / (1 + stretch),
+    1 + stretch]``."""
+    return (1.0 + float(stretch)) ** (2.0 * float(u) - 1.0)
+
+
 def shift_frames(x: torch.Tensor, dt: int, dc: int) -> torch.Tensor:
     """``x [T, C]`` moved by ``dt`` steps in time and ``dc`` channels (zero fill, nothing wraps around)."""
     out = torch.zeros_like(x)
@@ -200,7 +206,7 @@ class Augment(Dataset):
         x, y = self.source[i][:2]
         if self.stretch:
             u = float(torch.rand((), generator=self.generator, dtype=torch.float64))
-            x = stretch_frames(torch.as_tensor(x), (1.0 + self.stretch) ** (2.0 * u - 1.0))
+            x = stretch_frames(torch.as_tensor(x), stretch_speed(self.stretch, u))
         dt = int(torch.randint(-self.shift, self.shift + 1, (1,), generator=self.generator)) if self.shift else 0
         dc = (int(torch.randint(-self.chan_shift, self.chan_shift + 1, (1,), generator=self.generator))
               if self.chan_shift else 0)
@@ -235,16 +241,16 @@ class Log1p(Dataset):
         return torch.log1p(torch.as_tensor(x, dtype=torch.float32)), y
 
 
-def load_run_split(cfg: dict, split: str, *, data_root=None, steps: int | None = None, binary: bool | None = None):
+def load_run_split(cfg: dict, split: str, *, data_root=None, steps: int | None = None, binary: bool = False):
     """The ``split`` of the dataset an ``examples/train_shd.py`` run was trained on, prepared as the run's manifest
     ``config`` records: its :class:`AudioInput` (runs since issue 21: window, binning, channels, onset alignment),
-    or ``T`` bins from t = 0 for older runs. ``steps``: the same window cut into that many bins instead;
-    ``binary``: spikes instead of counts (default: as the run saw them; ``--loihi`` runs see binary spikes);
-    ``data_root``: another folder holding the same dataset."""
+    or ``T`` bins from t = 0 for older runs (binary for ``--loihi`` runs). ``steps``: the same window cut into that
+    many bins instead; ``binary``: clip to binary spikes even if the run saw counts; ``data_root``: another folder
+    holding the same dataset."""
     from neurosynth.datasets import load
 
     dataset, root = cfg.get("dataset", "shd"), data_root or cfg["data_root"]
-    binary = bool(cfg.get("loihi")) if binary is None else bool(binary)
+    binary = bool(binary) or bool(cfg.get("loihi"))
     if cfg.get("input"):
         inp = AudioInput.from_dict(cfg["input"])
         if steps:
