@@ -136,12 +136,13 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
 
 
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
-                      threshold: float = 1.0, layers: int = 1, readout: str = "spikes", bias: bool = False):
+                      threshold: float = 1.0, layers: int = 1, readout: str = "spikes", bias: bool = False,
+                      dropout: float = 0.0):
     from neurosynth.arch import build
     from neurosynth.hardware.targets.loihi_qat import loihi_rsnn_spec
 
     return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold, layers=layers,
-                                 readout=readout, bias=bias))
+                                 readout=readout, bias=bias, dropout=dropout))
 
 
 def build_model_from(args, n_in: int = 700, generator=None):
@@ -151,7 +152,8 @@ def build_model_from(args, n_in: int = 700, generator=None):
         return scale_synapses(build_loihi_model(args.hidden, n_in=n_in, beta=args.beta, alpha=args.alpha,
                                                 layers=getattr(args, "layers", None) or 1,
                                                 readout=getattr(args, "loihi_readout", None) or "spikes",
-                                                bias=bool(getattr(args, "loihi_bias", False))),
+                                                bias=bool(getattr(args, "loihi_bias", False)),
+                                                dropout=getattr(args, "dropout", None) or 0.0),
                               args.init_gain)
     return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", None) or "recurrent",
                        reset=getattr(args, "reset", "subtract"),
@@ -373,6 +375,9 @@ def apply_recipe(args):
     if not (float(args.time_stretch) >= 0 and float(args.time_stretch) < 10):
         raise UserError(f"--time-stretch S plays samples at speeds in [1/(1+S), 1+S]: S must be in [0, 10); got "
                         f"{args.time_stretch}")
+    if not 0.0 <= float(args.dropout) < 1.0:
+        raise UserError(f"--dropout is the probability of dropping a hidden neuron's output while training: it must "
+                        f"be in [0, 1); got {args.dropout}")
     if args.loihi and args.log_input:
         raise UserError("--log-input compresses spike counts for the float models; the --loihi model's input is "
                         "binary spikes: use --no-log-input")

@@ -20,7 +20,8 @@ class MissingExtraError(UserError, ImportError):
 
 def run_script(main, *args, **kwargs) -> int:
     """Run an example script's ``main`` the way the CLI runs a command: a :class:`UserError` becomes one
-    ``error: ...`` line on stderr and exit status 2 (no traceback), Ctrl-C exit status 130.
+    ``error: ...`` line on stderr and exit status 2 (no traceback), and so does a path the user gave that cannot be
+    written or a full disk (:func:`path_error`); Ctrl-C exit status 130.
 
     Use as ``sys.exit(run_script(main))`` under ``if __name__ == "__main__":``."""
     import sys
@@ -33,7 +34,35 @@ def run_script(main, *args, **kwargs) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        user = path_error(e)
+        if user is None:
+            raise
+        print(f"error: {user}", file=sys.stderr)
+        return 2
     return rc if isinstance(rc, int) else 0
+
+
+#: ``OSError`` numbers that say a path the user named cannot be used as given (not a bug of ours)
+_PATH_ERRNOS = ("EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG")
+
+
+def path_error(e: BaseException) -> UserError | None:
+    """The one :class:`UserError` to print for an exception a user can fix by choosing another path or freeing space:
+    a full disk (:func:`disk_full_error`), or an ``OSError`` naming a file that cannot be created or opened as asked
+    (permission denied, a read-only file system, a file where a folder should be, ...). None for anything else (a
+    missing input file is the reader's to report; an ``OSError`` without a file name is not the user's)."""
+    import errno
+
+    full = disk_full_error(e)
+    if full is not None:
+        return full
+    codes = {getattr(errno, name) for name in _PATH_ERRNOS if hasattr(errno, name)}
+    if isinstance(e, OSError) and e.errno in codes and e.filename:
+        reason = e.strerror or type(e).__name__
+        return UserError(f"cannot use {e.filename}: {reason}; choose a path you can write to (e.g. another --out) "
+                         "and run the command again")
+    return None
 
 
 _DISK_FULL = ("no space left on device", "database or disk is full", "disk quota exceeded", "errno = 28",

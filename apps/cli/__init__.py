@@ -171,13 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # a full disk is the user's to fix: one error line, not a traceback
-        from neurosynth.errors import disk_full_error
+    except Exception as e:  # a full disk or an unwritable path is the user's to fix: one error line, no traceback
+        from neurosynth.errors import path_error
 
-        full = disk_full_error(e)
-        if full is None:
+        user = path_error(e)
+        if user is None:
             raise
-        print(f"error: {full}", file=sys.stderr)
+        print(f"error: {user}", file=sys.stderr)
         return 2
 
 

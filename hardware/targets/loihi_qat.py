@@ -424,7 +424,7 @@ def loihi_conv_spec(input_shape: tuple[int, int, int] | list[int], channels: lis
 
 def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, alpha: float = 0.0,
                     threshold: float = 1.0, beta_out: float | None = None, surrogate: str | dict = "atan",
-                    layers: int = 1, readout: str = "spikes", bias: bool = False) -> dict:
+                    layers: int = 1, readout: str = "spikes", bias: bool = False, dropout: float = 0.0) -> dict:
     """ArchSpec of a Loihi-exact recurrent network (the SHD example's ``--loihi`` model)::
 
         [qlinear(n, hidden) -> delay(1) -> qrecurrent(hidden, LIF/CubaLIF zero reset)] * layers   # netx dense_rec
@@ -437,7 +437,12 @@ def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, a
     :mod:`neurosynth.hardware.lava.ir`). Every feed-forward synapse carries Lava's one-step delay; the recurrent
     one's is the ``s_{t-1}`` of :class:`QRecurrent`. ``bias=True`` puts a learnable per-neuron :class:`QBias`
     (``qbias``, Loihi's neuron bias, netx ``bias``) after each hidden layer's delay; it needs ``alpha = 0``.
+    ``dropout > 0`` drops each hidden layer's output spikes with that probability while training (a ``dropout``
+    entry after each ``qrecurrent``); it is the identity in eval mode and the export skips it, so the deployed
+    network is the same with or without it.
     """
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1); got {dropout}")
     if bias and alpha != 0.0:
         raise ValueError("bias=True needs alpha=0: Loihi adds its neuron bias to the membrane, which equals a bias on "
                          "the input only for a plain LIF")
@@ -462,6 +467,8 @@ def loihi_rsnn_spec(n_in: int, hidden: int, n_out: int, *, beta: float = 0.95, a
             spec_layers.append({"type": "qbias", "features": int(hidden)})
         spec_layers.append({"type": "qrecurrent", "size": int(hidden), **rec, "params": dict(rec["params"]),
                             "shape": [int(hidden)]})
+        if dropout > 0:
+            spec_layers.append({"type": "dropout", "p": float(dropout)})
         n = int(hidden)
     layers = spec_layers + [{"type": "qlinear", "in_features": n, "out_features": int(n_out), "bias": False},
                             {"type": "delay", "steps": 1},

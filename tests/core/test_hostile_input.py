@@ -226,6 +226,37 @@ def test_disk_full_is_one_error_line_leaving_the_previous_file(tmp_path, run_dir
     assert sorted(os.listdir(tmp_path)) == ["e.json", "run"]
 
 
+def test_example_scripts_turn_an_unusable_out_path_into_one_error_line(tmp_path, capsys):
+    """``run_script`` (every example script's entry) maps what the CLI maps: a path that cannot be created or written
+    (a file where a folder should be, a read-only or unwritable place) and a full disk are one ``error:`` line and exit
+    2; a missing input file and an OSError naming no file stay the code's own (a traceback)."""
+    from neurosynth.errors import path_error, run_script
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+
+    def writes_into_a_file():
+        (blocker / "out").mkdir(parents=True)
+
+    assert run_script(writes_into_a_file) == 2
+    line = _error(capsys)
+    assert str(blocker) in line and "choose a path you can write to" in line
+    for code in (errno.EACCES, errno.EROFS, errno.EPERM):
+        assert "cannot use /x/y" in str(path_error(PermissionError(code, os.strerror(code), "/x/y")))
+    assert "the disk is full" in str(path_error(OSError(errno.ENOSPC, "No space left on device", "/x")))
+    assert path_error(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None  # the readers name inputs
+    assert path_error(OSError(errno.EACCES, "Permission denied")) is None  # no file named: not the user's path
+    assert path_error(ValueError("bug")) is None
+
+    def bug():
+        raise ValueError("a bug stays a traceback")
+
+    with pytest.raises(ValueError, match="stays a traceback"):
+        run_script(bug)
+    assert main(["train", "--dataset", "digits", "--epochs", "1", "--out", str(blocker / "run")]) == 2
+    assert str(blocker) in _error(capsys)
+
+
 # ---------------------------------------------------------------- a run's method is part of its kind
 @pytest.mark.parametrize("marker_kind", ["search bio evo", "search bio"])  # "search bio": written before 22
 def test_search_bio_darts_never_replaces_an_evo_search(tmp_path, capsys, marker_kind):

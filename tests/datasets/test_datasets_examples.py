@@ -246,6 +246,8 @@ def test_train_shd_recipe_options_onset_aligned_140_channels(tmp_path):
     assert doc["gru"][0]["macs_per_inference"] == 10 * 3 * 4 * (140 + 4) + 4 * 20
     assert torch.load(eout / "inputs.pt")["x"].shape[:1] == (10,)
     assert run_script(energy.main, ["--snn", str(tmp_path / "nothing"), "--out", str(tmp_path / "e2")]) == 2
+    (tmp_path / "a_file").write_text("x")  # an --out that cannot be a folder: one error line, not a traceback
+    assert run_script(energy.main, ["--snn", str(out), "--out", str(tmp_path / "a_file" / "e")]) == 2
     before = (eout / "energy_comparison.json").read_bytes()  # an earlier comparison is kept unless --force
     assert run_script(energy.main, ["--snn", str(out), "--epochs", "1", "--gru-hidden", "4", "--out", str(eout)]) == 2
     assert (eout / "energy_comparison.json").read_bytes() == before
@@ -382,6 +384,51 @@ def test_train_shd_loihi_reports_the_fixed_point_accuracy_on_every_test_sample(t
     assert fixed["samples"] == 6 and 0 <= fixed["accuracy"] <= 1
     assert fixed["prediction_agreement_with_torch"] >= 5 / 6
     assert json.loads((out / "manifest.json").read_text())["config"]["input"]["binary"] is True
+
+
+def test_train_shd_loihi_dropout_trains_with_it_and_deploys_without_it(tmp_path, capsys):
+    """--loihi --dropout p: a dropout entry after each recurrent layer (it was silently ignored before), active while
+    training only: the eval model equals the same weights without the dropouts, the Lava export skips them (the same
+    netx stages) and the integer network agrees with torch. A probability outside [0, 1) is one error line."""
+    from neurosynth.errors import run_script
+    from neurosynth.hardware.lava.ir import extract
+    from neurosynth.hardware.targets.loihi_qat import loihi_rsnn_spec
+    from neurosynth.rundir import load_run
+
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=12, n_test=6, seed=1, max_events=200, informative=True)
+    mod = _module("train_shd")
+    out = tmp_path / "run"
+    argv = ["--data-root", str(tmp_path / "data"), "--loihi", "--epochs", "1", "--align", "onset", "--window-ms",
+            "300", "--dt-ms", "20", "--channels", "140", "--hidden", "8", "--layers", "2", "--batch-size", "4",
+            "--val-fraction", "0.25", "--no-progress"]
+    assert mod.main([*argv, "--dropout", "0.5", "--out", str(out)]) == 0
+    types = [entry["type"] for entry in json.loads((out / "arch.json").read_text())["layers"]]
+    assert [types[i + 1] for i, t in enumerate(types) if t == "qrecurrent"] == ["dropout", "dropout"]
+    assert json.loads((out / "manifest.json").read_text())["config"]["dropout"] == 0.5
+    assert json.loads((out / "metrics.json").read_text())["loihi_fixed"]["prediction_agreement_with_torch"] >= 5 / 6
+    model, _, _ = load_run(out)
+    from neurosynth.arch import build
+
+    plain = build(loihi_rsnn_spec(140, 8, 20, layers=2))  # the same network without the dropout entries
+    plain.load_state_dict(dict(zip(plain.state_dict(), model.state_dict().values())))  # same tensors, in order
+    x = (torch.rand(15, 3, 140, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    model.eval(), plain.eval()
+    assert torch.equal(model(x), plain(x))
+    model.train()
+    torch.manual_seed(0)  # dropout's draws
+    assert not torch.equal(model(x), plain(x))  # dropout acts while training
+    a, b = extract(model.eval(), (140,)), extract(plain, (140,))
+    assert [s.kind for s in a.stages] == [s.kind for s in b.stages]
+    for sa, sb in zip(a.stages, b.stages):
+        np.testing.assert_array_equal(sa.int_weight(), sb.int_weight())
+    for bad in ("1", "-0.1"):
+        assert run_script(mod.main, [*argv, "--dropout", bad, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --dropout is the probability") and bad in err[0]
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="dropout must be in"):
+        loihi_rsnn_spec(4, 4, 2, dropout=1.0)
 
 
 def test_train_shd_delays_arch_runs_and_reloads(tmp_path):
