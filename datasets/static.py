@@ -150,31 +150,68 @@ def load_digits(root=None, split: str = "train", *, T: int | None = 20, encoding
                          encoder_kwargs)
 
 
-def _offline_cifar(name: str):
-    import torchvision.datasets as tvd
+#: the only globals a CIFAR batch file may name: numpy's array reconstruction (the ``data`` array) and the codec
+#: Python 3 uses to pickle bytes at protocol 2. Anything else would run code from a data file.
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
-    base = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
 
-    def _check_integrity(self):  # presence is checked (with a helpful error) before; content errors below
-        return True
+def read_cifar_batch(path) -> dict:
+    """One CIFAR "python version" batch or meta file (a pickled dict of an uint8 array, lists and strings), read
+    without running code: an unpickler that refuses every global but numpy's array reconstruction. torchvision's
+    CIFAR classes call ``pickle.load`` on the files, which would run whatever a doctored file asks for."""
+    import pickle
 
-    def _load_meta(self):
-        import pickle
+    class _DataOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) in _CIFAR_GLOBALS:
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"the file asks to run {module}.{name}; a CIFAR batch holds only an array, "
+                                         "lists and strings, and loading never executes code")
 
-        path = Path(self.root) / self.base_folder / self.meta["filename"]
-        with open(path, "rb") as f:
-            data = pickle.load(f, encoding="latin1")
-        self.classes = data[self.meta["key"]]
-        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+    with open(path, "rb") as f:
+        data = _DataOnly(f, encoding="latin1").load()
+    if not isinstance(data, dict):
+        raise pickle.UnpicklingError(f"expected a dict of arrays and lists, found {type(data).__name__}")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in data.items()}
 
-    return type(base.__name__, (base,), {"_check_integrity": _check_integrity, "_load_meta": _load_meta})
+
+def _read_cifar(name: str, folder: Path, files: list[str], meta_file: str, meta_key: str):
+    """(images uint8 [N, 32, 32, 3], labels, class names) from the batch files; a damaged file is a
+    :class:`CorruptFileError` naming it."""
+    label_key = "labels" if name == "cifar10" else "fine_labels"
+    arrays, labels = [], []
+    for fname in [*files, meta_file]:
+        path = folder / fname
+        try:
+            batch = read_cifar_batch(path)
+            if fname == meta_file:
+                classes = [str(c) for c in batch[meta_key]]
+                continue
+            data = batch["data"]
+            if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+                raise ValueError(f"'data' is {type(data).__name__} {getattr(data, 'dtype', '')} "
+                                 f"{getattr(data, 'shape', '')}; expected uint8 [N, 3072]")
+            ys = [int(v) for v in batch[label_key]]
+            if len(ys) != len(data):
+                raise ValueError(f"{len(data)} images but {len(ys)} labels")
+        except Exception as e:
+            raise CorruptFileError(
+                f"dataset '{name}': could not read {path} ({type(e).__name__}: {e}); it is truncated, corrupt or "
+                f"not a CIFAR batch: delete {folder} and download again ({CIFAR_URLS[name]})"
+            ) from e
+        arrays.append(data)
+        labels += ys
+    images = np.concatenate(arrays).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, labels, classes
 
 
 def load_cifar(name: str, root, split: str = "train", *, T: int | None = None, encoding: str = "direct",
                seed: int = 0, flatten: bool = False, limit: int | None = None, download: bool = False, cache=None,
                **encoder_kwargs) -> EncodedImages:
-    """CIFAR-10/100 through torchvision; ``[3, 32, 32]`` images in [0, 1] (or ``[T, 3, 32, 32]``; ``flatten``:
-    ``[3072]``). ``limit``: keep only the first ``limit`` images."""
+    """CIFAR-10/100 (torchvision downloads them; :func:`read_cifar_batch` reads them without running code);
+    ``[3, 32, 32]`` images in [0, 1] (or ``[T, 3, 32, 32]``; ``flatten``: ``[3072]``). ``limit``: keep only the
+    first ``limit`` images."""
     try:
         import torchvision.datasets as tvd
     except ImportError as e:  # pragma: no cover
@@ -188,8 +225,10 @@ def load_cifar(name: str, root, split: str = "train", *, T: int | None = None, e
     folder = Path(root) / base.base_folder
     files = [f for f, _ in (base.train_list if split == "train" else base.test_list)] + [base.meta["filename"]]
     missing = [f for f in files if not (folder / f).is_file()]
-    if missing and download:
-        base(str(root), train=split == "train", download=True)
+    if missing and download:  # the archive only (checked against its MD5): torchvision's class would unpickle it
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(base.url, str(root), filename=base.filename, md5=base.tgz_md5)
         missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         raise DatasetNotFoundError(
@@ -197,19 +236,9 @@ def load_cifar(name: str, root, split: str = "train", *, T: int | None = None, e
             f"(missing: {', '.join(missing)}). Get it with neurosynth.datasets.load('{name}', '{root}', "
             f"'{split}', download=True) or download {CIFAR_URLS[name]} and extract it into {root}."
         )
-    try:
-        ds = _offline_cifar(name)(str(root), train=split == "train")
-    except Exception as e:  # torchvision unpickles; anything wrong in a batch file lands here
-        raise CorruptFileError(
-            f"dataset '{name}': could not read the batch files in {folder} ({type(e).__name__}: {e}); they are "
-            f"truncated or corrupt: delete {folder} and download again ({CIFAR_URLS[name]})"
-        ) from e
-    data = np.asarray(ds.data)
-    if data.dtype != np.uint8 or data.ndim != 4 or data.shape[1:] != (32, 32, 3):
-        raise CorruptFileError(f"dataset '{name}': images in {folder} have dtype {data.dtype} and shape "
-                               f"{data.shape}; expected uint8 [N, 32, 32, 3]")
+    data, targets, classes = _read_cifar(name, folder, files[:-1], base.meta["filename"], base.meta["key"])
     images = torch.from_numpy(data[:limit]).permute(0, 3, 1, 2).to(torch.float32) / 255.0
-    labels = torch.as_tensor(ds.targets, dtype=torch.int64)[:limit]
+    labels = torch.as_tensor(targets, dtype=torch.int64)[:limit]
     if flatten:
         images = images.reshape(len(images), -1)
-    return EncodedImages(name, split, images, labels, list(ds.classes), T, encoding, seed, encoder_kwargs)
+    return EncodedImages(name, split, images, labels, classes, T, encoding, seed, encoder_kwargs)

@@ -226,7 +226,7 @@ def test_nmnist_through_tonic(tmp_path):
     assert len(load("nmnist", tmp_path, "test", first_saccade_only=True, cache=False)) == 12
 
 
-def test_cifar_through_torchvision(tmp_path):
+def test_cifar_batches_load_as_written(tmp_path):
     meta = write_fake_cifar(tmp_path, n_train=7, n_test=3, seed=4)
     ds = load("cifar10", tmp_path, "train")
     assert len(ds) == 7 and ds.n_classes == 10
@@ -239,6 +239,40 @@ def test_cifar_through_torchvision(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"\x80\x04garbage")
     with pytest.raises(CorruptFileError, match="cifar-10-batches-py"):
         load("cifar10", tmp_path, "test")
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a doctored batch file could do to a reader that trusts pickle."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("victim", ["data_batch_2", "batches.meta"])
+def test_cifar_files_are_read_without_running_code(tmp_path, victim):
+    """A batch or meta file that asks the unpickler to call a function is refused as corrupt, naming the file, and
+    the function never runs; the data arrays themselves (numpy's reconstruction) still load."""
+    import pickle
+
+    write_fake_cifar(tmp_path, n_train=7, n_test=3, seed=4)
+    marker = tmp_path / "ran"
+    path = tmp_path / "cifar-10-batches-py" / victim
+    with open(path, "wb") as f:
+        pickle.dump({"data": _RunsCode(marker), "labels": [0], "label_names": _RunsCode(marker)}, f)
+    with pytest.raises(CorruptFileError, match=f"{victim}.*asks to run posix.system"):
+        load("cifar10", tmp_path, "train")
+    assert not marker.exists()
+    if victim == "batches.meta":  # every split reads the class names
+        with pytest.raises(CorruptFileError, match="batches.meta"):
+            load("cifar10", tmp_path, "test")
+    else:  # the other split's files are untouched
+        assert len(load("cifar10", tmp_path, "test")) == 3
+    assert not marker.exists()
 
 
 def test_cifar100_layout(tmp_path):
