@@ -278,7 +278,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     g = seed_all(args.seed)
     if args.benchmark:
-        return benchmark(args, build_model_from(args), (args.T, args.batch_size, 2, args.size, args.size), 11, 1077, g)
+        loss = "max_membrane_ce" if getattr(args, "readout", "mean") == "max" else "mean_membrane_ce"
+        return ex.benchmark(args, build_model_from(args), (args.T, args.batch_size, 2, args.size, args.size), 11, 1077,
+                            g, loss)
     if args.verify and not args.loihi:
         raise UserError("--verify needs --loihi")
     if args.verify_run and not args.verify:
@@ -332,7 +334,7 @@ def main(argv=None) -> int:
     title = f"{args.dataset} conv SNN" + (" (Loihi-exact)" if args.loihi else "")
     return ex.train_example(args, argv, program=PROGRAM, model=model, fit=fit, val=val, test=test, split=split,
                             loss=loss, generator=g, config=ex.config_of(args, loss=loss), title=title,
-                            curves=_curves, after=verify)
+                            after=verify)
 
 
 def verify_run(args, test, border) -> int:
@@ -358,52 +360,6 @@ def verify_run(args, test, border) -> int:
         json.dump({"argv": sys.argv, "loihi": res}, f, indent=1)
     print(f"wrote {run / 'loihi_verify.json'}")
     return 0
-
-
-def benchmark(args, model, shape, n_classes, n_train, g) -> int:
-    """Time ``args.benchmark`` training batches (after one warm-up batch) with ``fit`` on Bernoulli(0.05)
-    inputs; print seconds per batch and the extrapolated seconds per epoch as JSON."""
-    import json
-    import math
-    import platform
-
-    import torch
-
-    from neurosynth.training import fit
-
-    def batches(n):
-        return [((torch.rand(shape, generator=g) < 0.05).float(), torch.randint(0, n_classes, (shape[1],), generator=g))
-                for _ in range(n)]
-
-    loss = "max_membrane_ce" if getattr(args, "readout", "mean") == "max" else "mean_membrane_ce"
-    fit(model, batches(1), epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)
-    data = batches(args.benchmark)
-    hist = fit(model, data, epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)
-    per_batch = hist["seconds"][0] / args.benchmark
-    n_batches = math.ceil(n_train / shape[1])
-    print(json.dumps({"input_shape_per_batch": list(shape), "batches_timed": args.benchmark,
-                      "seconds_per_batch": round(per_batch, 4), "batches_per_epoch": n_batches,
-                      "extrapolated_seconds_per_epoch": round(per_batch * n_batches, 1),
-                      "threads": torch.get_num_threads(), "device": str(args.device),
-                      "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}))
-    return 0
-
-
-def _curves(hist, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, key, label in ((a, "loss", "loss"), (b, "accuracy", "accuracy")):
-        ax.plot(hist["epoch"], hist[f"train_{key}"], "o-", label="train")
-        ax.plot(hist["epoch"], hist[f"val_{key}"], "o-", label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.legend()
-    fig.suptitle(title)
-    return fig
 
 
 if __name__ == "__main__":

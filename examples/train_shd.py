@@ -59,6 +59,8 @@ from neurosynth.errors import UserError
 
 PROGRAM = "examples/train_shd.py"
 ARCHS = ("recurrent", "ff", "alif", "adlif", "delays")
+#: the float models' loss for each ``--readout``
+READOUT_LOSS = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}
 #: The documented defaults of each ``--dataset`` (``--loihi`` runs: the ``"<dataset>/loihi"`` entry on top). Every
 #: option left unset takes its value from here; the run's manifest records the resolved values. SHD keeps the
 #: classic setting (100 bins of 14 ms from t = 0, 700 channels). The spoken-digits recipe was chosen on the
@@ -288,8 +290,11 @@ def main(argv=None) -> int:
         return verify_run(args.verify_run, args.verify, argv, copies=args.copies)
     inp = apply_recipe(args)
     if args.benchmark:
+        from neurosynth.apps.recipes.examples import benchmark
+
+        loss = loihi_loss(args) if args.loihi else READOUT_LOSS[args.readout]
         return benchmark(args, build_model_from(args, args.channels, g), (inp.steps, args.batch_size, args.channels), 20,
-                         8156, g)
+                         8156, g, loss)
     if args.verify and not args.loihi:
         raise UserError("--verify needs --loihi")
     from neurosynth.apps.recipes import audio
@@ -312,7 +317,7 @@ def main(argv=None) -> int:
         # checkpoint, so --resume is exact
         fit = audio.Augment(fit, args.shift, args.chan_shift, g, stretch=args.time_stretch)
     model = build_model_from(args, n_in, g)
-    loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[args.readout]
+    loss = READOUT_LOSS[args.readout]
     if args.loihi:  # spiking outputs: spike counts (cross-entropy on counts, or count MSE); voltage: the last membrane
         loss = loihi_loss(args)
 
@@ -331,7 +336,7 @@ def main(argv=None) -> int:
         (" recurrent LIF (Loihi-exact)" if args.loihi else f" {args.arch}")
     return ex.train_example(args, argv, program=PROGRAM, model=model, fit=fit, val=val, test=test, split=split,
                             loss=loss, generator=g, config=ex.config_of(args, loss=loss, input=inp.to_dict()),
-                            title=title, curves=_curves, after=verify)
+                            title=title, after=verify)
 
 
 def loihi_loss(args) -> str:
@@ -469,58 +474,6 @@ def test_inputs(cfg: dict):
     from neurosynth.apps.recipes.audio import load_run_split
 
     return load_run_split(cfg, "test", binary=True)
-
-
-def benchmark(args, model, shape, n_classes, n_train, g) -> int:
-    """Time ``args.benchmark`` training batches (after one warm-up batch) with ``fit`` on Bernoulli(0.05)
-    inputs; print seconds per batch and the extrapolated seconds per epoch as JSON."""
-    import json
-    import math
-    import platform
-
-    import torch
-
-    from neurosynth.training import fit
-
-    def batches(n):
-        return [((torch.rand(shape, generator=g) < 0.05).float(), torch.randint(0, n_classes, (shape[1],), generator=g))
-                for _ in range(n)]
-
-    loss = {"max": "max_membrane_ce", "mean": "mean_membrane_ce", "count": "rate_ce"}[getattr(args, "readout", "mean")]
-    if getattr(args, "loihi", False):
-        loss = loihi_loss(args)
-    fit(model, batches(1), epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)
-    data = batches(args.benchmark)
-    hist = fit(model, data, epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)
-    per_batch = hist["seconds"][0] / args.benchmark
-    n_batches = math.ceil(n_train / shape[1])
-    print(json.dumps({"input_shape_per_batch": list(shape), "batches_timed": args.benchmark,
-                      "seconds_per_batch": round(per_batch, 4), "batches_per_epoch": n_batches,
-                      "extrapolated_seconds_per_epoch": round(per_batch * n_batches, 1),
-                      "threads": torch.get_num_threads(), "device": str(args.device),
-                      "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}))
-    return 0
-
-
-def _curves(hist, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a.plot(hist["epoch"], hist["train_loss"], "o-", label="train")
-    a.plot(hist["epoch"], hist["val_loss"], "o-", label="validation")
-    a.set_xlabel("epoch")
-    a.set_ylabel("loss")
-    a.legend()
-    b.plot(hist["epoch"], hist["train_accuracy"], "o-", label="train")
-    b.plot(hist["epoch"], hist["val_accuracy"], "o-", label="validation")
-    b.set_xlabel("epoch")
-    b.set_ylabel("accuracy")
-    b.legend()
-    fig.suptitle(title)
-    return fig
 
 
 if __name__ == "__main__":

@@ -60,13 +60,14 @@ def command(argv, program: str) -> list[str]:
 
 
 def train_example(args, argv, *, program: str, model, fit, val, test, split, loss: str, generator,
-                  config: dict, title: str, curves: Callable[[dict, str], Any],
+                  config: dict, title: str, curves: Callable[[dict, str], Any] | None = None,
                   after: Callable[[Any, Any, dict], None] | None = None, results: dict | None = None) -> int:
     """Train ``model`` on the datasets ``fit``/``val`` (epoch chosen on ``val``), test it once on ``test`` and write
     the run directory ``args.out``: ``model.pt``, ``arch.json``, ``metrics.json`` (the test metrics under
     ``"test"``, the chosen epoch, its validation accuracy, the split and the history), ``manifest.json`` (with
     ``"split"`` and ``"selection"``) and ``plots/training.png``. ``after(run, model, results)`` adds to the run
-    before the metrics are written (the Lava check)."""
+    before the metrics are written (the Lava check). ``curves(history, title)`` draws the plot (default:
+    :func:`training_curves`)."""
     from torch.utils.data import DataLoader
 
     from neurosynth.datasets import collate_time_first
@@ -98,8 +99,55 @@ def train_example(args, argv, *, program: str, model, fit, val, test, split, los
         if after is not None:
             after(run, model, res)
         run.write_json("metrics.json", {**metrics, "test": outcome.test, **res})
-        save_figure(curves(hist, title), run.plot_path("training"))
+        save_figure((curves or training_curves)(hist, title), run.plot_path("training"))
         run.write_manifest(cmd, config, args.seed, res, split=split.to_dict(), selection=selection_record(outcome))
         print(f"test accuracy {metrics['test_accuracy']:.3f} (read once; {describe(metrics)}); "
               f"{res['seconds_per_epoch']:.1f} s/epoch; run dir {run.final}")
+    return 0
+
+
+def training_curves(hist: dict, title: str):
+    """Loss and accuracy per epoch, training and validation side by side: an example run's ``plots/training.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key in ((a, "loss"), (b, "accuracy")):
+        ax.plot(hist["epoch"], hist[f"train_{key}"], "o-", label="train")
+        ax.plot(hist["epoch"], hist[f"val_{key}"], "o-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+    fig.suptitle(title)
+    return fig
+
+
+def benchmark(args, model, shape, n_classes: int, n_train: int, generator, loss: str) -> int:
+    """An example's ``--benchmark N``: time ``N`` training batches of ``shape`` (time first) after one warm-up batch,
+    with ``fit`` and ``loss`` on Bernoulli(0.05) inputs; print the seconds per batch and the extrapolated seconds per
+    epoch of ``n_train`` samples as JSON."""
+    import json
+    import math
+    import platform
+
+    import torch
+
+    from neurosynth.training import fit
+
+    def batches(n):
+        return [((torch.rand(shape, generator=generator) < 0.05).float(),
+                 torch.randint(0, n_classes, (shape[1],), generator=generator)) for _ in range(n)]
+
+    fit(model, batches(1), epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)
+    data = batches(args.benchmark)
+    hist = fit(model, data, epochs=1, lr=args.lr, loss=loss, device=args.device, progress=False, scheduler=None)
+    per_batch = hist["seconds"][0] / args.benchmark
+    n_batches = math.ceil(n_train / shape[1])
+    print(json.dumps({"input_shape_per_batch": list(shape), "batches_timed": args.benchmark,
+                      "seconds_per_batch": round(per_batch, 4), "batches_per_epoch": n_batches,
+                      "extrapolated_seconds_per_epoch": round(per_batch * n_batches, 1),
+                      "threads": torch.get_num_threads(), "device": str(args.device),
+                      "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}))
     return 0
