@@ -163,17 +163,6 @@ def fit_gru(Xtr, ytr, Xva, yva, Xte, yte, seed, epochs, hidden=128, chan_shift=0
                                          "time_stretch": stretch}, pred
 
 
-def per_family(pred, y, speakers, man, variants):
-    fam = man.get("families", {}).get("test", {})
-    out = {}
-    for f in sorted(set(fam.values())):
-        ids = {variants.index(v) for v, ff in fam.items() if ff == f}
-        m = np.isin(speakers, list(ids))
-        if m.any():
-            out[f] = {"acc": round(float((pred[m] == y[m]).mean()), 4), "n": int(m.sum())}
-    return out
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-root", required=True, help="the folder holding SpokenDigits/ (as given to data generate)")
@@ -203,12 +192,9 @@ def main(argv=None) -> int:
                         f"neurosynth data generate spoken_digits --root {args.data_root}")
     torch.set_num_threads(1)
     man = _read_manifest(args.data_root)
-    import h5py
+    from neurosynth.datasets.spoken_digits import accuracy_by_family, sample_families
 
-    from neurosynth.datasets.spoken_digits import file_path
-
-    with h5py.File(file_path(args.data_root, "test"), "r") as f:
-        variants = [v.decode() for v in f["extra/meta_info/voice"]]
+    test_families = sample_families(args.data_root, "test")
     data = {s: load_split(args.data_root, s) for s in ("train", "valid", "test")}
     ch = int(man["cochlea"]["n_channels"])
     res, proto = {}, {"features": {}, "models": {}}
@@ -219,7 +205,7 @@ def main(argv=None) -> int:
         acc, info, pred = fit_sklearn(kind, feats["train"], y["train"], feats["valid"], y["valid"], feats["test"],
                                       y["test"], args.seed)
         res[kind] = round(acc, 4)
-        info["test_by_family"] = per_family(pred, y["test"], data["test"][3], man, variants)
+        info["test_by_family"] = accuracy_by_family(pred, y["test"], test_families)
         proto["models"][kind] = info
     proto["features"]["logreg/mlp"] = ("onset-aligned, length-normalised log1p spike counts: 8 time bins from the "
                                        "first to the last spike x 70 groups of 10 units; standardised")
@@ -236,7 +222,7 @@ def main(argv=None) -> int:
             acc, info, pred = fit_gru(seq["train"], y["train"], seq["valid"], y["valid"], seq["test"], y["test"], seed,
                                       args.gru_epochs, chan_shift=cs, stretch=st)
             info.update(seed=seed, test_acc=round(acc, 4),
-                        test_by_family=per_family(pred, y["test"], data["test"][3], man, variants))
+                        test_by_family=accuracy_by_family(pred, y["test"], test_families))
             runs.append(info)
         accs = [r["test_acc"] for r in runs]
         res[name] = round(float(np.mean(accs)), 4)

@@ -8,7 +8,10 @@ Reads finished run directories of ``examples/train_shd.py --dataset spoken_digit
     {"test_accuracy", "loihi_fixed_accuracy", "baselines": {"logreg", "mlp", "gru", ...}, "test_samples",
      "protocol": {dataset hash, sizes, epochs, seeds, commands, chosen epochs, training CPU time...}}
 
-(fractions). Refuses runs made on other files than the baselines (SHA-256 of the dataset files).
+(fractions). Refuses runs made on other files than the baselines (SHA-256 of the dataset files). ``--by-family``
+adds the test accuracy per voice family (breathy, female, Klatt, male, ...) of every recipe seed, rebuilt from the
+saved models on the test inputs each run's manifest describes (refused unless it reproduces the run's recorded test
+accuracy), next to the baselines' (``protocol.by_family``): where the spiking nets lose.
 
     python benchmarks/spoken_digits_recipe.py --float runs/sd_recipe --loihi runs/sd_loihi \\
         --baselines benchmarks/results/spoken_digits_baselines.json --out benchmarks/results/spoken_digits_recipe.json
@@ -62,6 +65,47 @@ def _run(path) -> dict:
     return out
 
 
+def family_accuracy(run_dir, data_root=None) -> dict:
+    """``{family: {"acc", "n"}}`` of a saved run on its test split (torch predictions, read out by the run's loss;
+    for a ``--loihi`` run they agree with the fixed-point network on 99.7-100% of the samples), and ``"all"``: the
+    overall accuracy, which must equal the run's recorded test accuracy (else a UserError)."""
+    import numpy as np
+    import torch
+
+    from neurosynth.apps.recipes.audio import load_run_split
+    from neurosynth.datasets.spoken_digits import accuracy_by_family, sample_families
+    from neurosynth.errors import UserError
+    from neurosynth.losses import get_loss
+    from neurosynth.rundir import load_run
+
+    p = Path(run_dir)
+    man = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+    cfg = man["config"]
+    root = data_root or cfg["data_root"]
+    model, _, _ = load_run(p)
+    model.eval()
+    test = load_run_split(cfg, "test", data_root=root)
+    xs, ys = zip(*(test[i][:2] for i in range(len(test))))
+    x, y = torch.stack([torch.as_tensor(v) for v in xs], 1), np.asarray(ys)
+    with torch.no_grad():
+        out = torch.cat([model(x[:, i:i + 100]) for i in range(0, x.shape[1], 100)], 1)
+    pred = get_loss(cfg["loss"]).predict(out).numpy()
+    acc = float((pred == y).mean())
+    recorded = man.get("results", {}).get("test_accuracy")
+    if recorded is not None and abs(acc - recorded) > 1e-9:
+        raise UserError(f"{p}: its model gives {acc:.4f} on the rebuilt test inputs, the run recorded {recorded:.4f}; "
+                        f"the data under {root} or the run's files changed")
+    return {"all": round(acc, 4), **accuracy_by_family(pred, y, sample_families(root, "test"))}
+
+
+def mean_by_family(per_seed: list[dict]) -> dict:
+    """The mean over seeds of each family's accuracy (``per_seed``: ``{family: {"acc", "n"}}`` each)."""
+    import statistics
+
+    fams = sorted({f for d in per_seed for f in d if f != "all"})
+    return {f: round(statistics.fmean(d[f]["acc"] for d in per_seed if f in d), 4) for f in fams}
+
+
 def check_same_recipe(name: str, runs: list[dict]) -> None:
     """The seeds of one recipe must train the same network on the same input for the same epochs (they differ only
     in ``seed``); otherwise a UserError names the first difference. (The Loihi recipe's seed 2 of an earlier session
@@ -97,6 +141,10 @@ def main(argv=None) -> int:
                         "wall time, which on a shared machine is not the cost)")
     p.add_argument("--baselines", default="benchmarks/results/spoken_digits_baselines.json")
     p.add_argument("--out", default="benchmarks/results/spoken_digits_recipe.json")
+    p.add_argument("--by-family", action="store_true",
+                   help="add each recipe seed's test accuracy per voice family (rebuilt from the saved models)")
+    p.add_argument("--data-root", default=None,
+                   help="--by-family: the folder holding SpokenDigits/ (default: each run's own)")
     p.add_argument("--extra", default=None, metavar="FILE.json",
                    help="a JSON object merged into 'protocol' (how this session chose, corrections, the machine)")
     args = p.parse_args(argv)
@@ -150,6 +198,17 @@ def main(argv=None) -> int:
                                    "best_baseline": max(res["baselines"], key=res["baselines"].get),
                                    "float_above_best_baseline": f_mean > max(res["baselines"].values()),
                                    "loihi_within_2_points": f_mean - l_mean <= 0.02}
+    if args.by_family:
+        fam = {"float": [family_accuracy(r["run"], args.data_root) for r in fl],
+               "loihi_torch": [family_accuracy(r["run"], args.data_root) for r in lo]}
+        models = base["protocol"].get("models", {})
+        res["protocol"]["by_family"] = {
+            "note": "test accuracy per voice family, mean over the seeds; the SNNs' rebuilt from the saved models "
+                    "(torch predictions), the baselines' as their script recorded them",
+            **{k: mean_by_family(v) for k, v in fam.items()},
+            **{k: mean_by_family([s["test_by_family"] for s in m.get("per_seed", [m]) if "test_by_family" in s])
+               for k, m in models.items() if any("test_by_family" in s for s in m.get("per_seed", [m]))},
+            "per_seed": fam}
     if args.extra:
         extra = json.loads(Path(args.extra).read_text(encoding="utf-8"))
         if not isinstance(extra, dict):

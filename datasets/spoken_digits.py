@@ -372,6 +372,31 @@ def _read_manifest(root) -> dict | None:
         return None
 
 
+def sample_families(root, split: str) -> list[str | None]:
+    """The voice family of every sample of a generated ``split``, in file order (``extra/speaker`` indexes the
+    file's ``extra/meta_info/voice`` list; the families are the manifest's); ``None`` where the manifest names no
+    family for the voice."""
+    import h5py
+
+    fams = ((_read_manifest(root) or {}).get("families") or {}).get(split, {})
+    with h5py.File(file_path(root, split), "r") as f:
+        voices = [v.decode() if isinstance(v, bytes) else str(v) for v in f["extra/meta_info/voice"][()]]
+        speakers = np.asarray(f["extra/speaker"][()], dtype=np.int64)
+    return [fams.get(voices[s]) if 0 <= s < len(voices) else None for s in speakers]
+
+
+def accuracy_by_family(pred, y, families: list[str | None]) -> dict[str, dict]:
+    """``{family: {"acc", "n"}}`` of predictions ``pred`` against labels ``y`` (same order as ``families``, e.g.
+    :func:`sample_families`), families in sorted order; samples without a family are left out."""
+    pred, y = np.asarray(pred), np.asarray(y)
+    if not len(pred) == len(y) == len(families):
+        raise ValueError(f"pred, y and families must have one entry per sample; got {len(pred)}, {len(y)}, "
+                         f"{len(families)}")
+    fam = np.asarray([f if f is not None else "" for f in families])
+    return {f: {"acc": round(float((pred[fam == f] == y[fam == f]).mean()), 4), "n": int((fam == f).sum())}
+            for f in sorted(set(fam.tolist()) - {""})}
+
+
 def check(root, opts: SpokenDigitsOptions | None = None) -> tuple[bool, str]:
     """Whether ``root`` holds a complete spoken_digits cache (for ``opts`` when given): ``(ok, reason)``."""
     man = _read_manifest(root)

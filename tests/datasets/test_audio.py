@@ -274,6 +274,28 @@ def test_spoken_digits_layout_split_and_loading(tiny_root):
     assert tuple(x.shape) == (100, 700) and x.sum() > 0 and y == te["labels"][0]
 
 
+def test_sample_families_follow_the_speaker_ids_and_accuracy_splits_by_them(tiny_root):
+    """Each test sample's voice family is the manifest's family of the voice its speaker id names in the file; the
+    per-family accuracies weighted by their counts give the overall accuracy."""
+    from neurosynth.datasets.spoken_digits import accuracy_by_family, file_path, sample_families
+
+    man = json.loads((tiny_root / "SpokenDigits" / "spoken_digits.json").read_text())
+    te = read_shd_h5(file_path(tiny_root, "test"))
+    fams = sample_families(tiny_root, "test")
+    with h5py.File(file_path(tiny_root, "test"), "r") as f:
+        voices = [v.decode() for v in f["extra/meta_info/voice"][()]]
+    assert len(fams) == len(te["labels"]) == 20
+    assert fams == [man["families"]["test"][voices[s]] for s in te["speaker"]]
+    y = np.asarray(te["labels"])
+    pred = np.where(np.arange(20) % 3 == 0, (y + 1) % 20, y)  # every third one wrong
+    by = accuracy_by_family(pred, y, fams)
+    assert sum(d["n"] for d in by.values()) == 20 and list(by) == sorted(set(fams))
+    assert sum(d["acc"] * d["n"] for d in by.values()) == pytest.approx((pred == y).sum(), abs=1e-3)
+    assert accuracy_by_family(pred, y, [None] * 20) == {}
+    with pytest.raises(ValueError, match="one entry per sample"):
+        accuracy_by_family(pred, y, fams[:5])
+
+
 def test_spoken_digits_same_seed_same_hash(tiny_root, tmp_path):
     from neurosynth.datasets.spoken_digits import SpokenDigitsOptions, generate
 

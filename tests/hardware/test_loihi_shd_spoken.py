@@ -75,6 +75,13 @@ def test_train_shd_loihi_on_spoken_digits_verifies_and_energy_reads_it(tmp_path,
     # the energy CLI reads the same spoken_digits test split back (and never generates one)
     assert cli(["energy", "--model", str(out), "--no-progress"]) == 0
     assert "T=10" in capsys.readouterr().out
+    # the recipe collector's per-family accuracies, rebuilt from the saved model, reproduce the recorded test accuracy
+    spec = importlib.util.spec_from_file_location("_sdr", EXAMPLES.parent / "benchmarks" / "spoken_digits_recipe.py")
+    sdr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sdr)
+    fam = sdr.family_accuracy(out)
+    assert fam["all"] == round(metrics["test_accuracy"], 4) and sum(v["n"] for k, v in fam.items() if k != "all") == 20
+    assert sdr.mean_by_family([fam, fam]) == {k: v["acc"] for k, v in fam.items() if k != "all"}
 
 
 def test_verify_run_needs_verify_n_and_a_loihi_run(tmp_path, capsys):
