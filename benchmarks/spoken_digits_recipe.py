@@ -106,6 +106,20 @@ def mean_by_family(per_seed: list[dict]) -> dict:
     return {f: round(statistics.fmean(d[f]["acc"] for d in per_seed if f in d), 4) for f in fams}
 
 
+def paired(float_runs: list[dict], baseline: dict) -> dict | None:
+    """The float recipe against a baseline seed by seed (``baseline["per_seed"]``, each with ``seed`` and
+    ``test_acc``): the differences in points, wins / ties / losses (a tie: equal to 0.1 point, one test sample in
+    1,000) and the mean difference. None when the baseline has no per-seed results for these seeds."""
+    by_seed = {p.get("seed"): p.get("test_acc") for p in baseline.get("per_seed", [])}
+    diffs = [round(100 * (r["test_accuracy"] - by_seed[r["seed"]]), 2) for r in float_runs
+             if by_seed.get(r["seed"]) is not None]
+    if not diffs or len(diffs) != len(float_runs):
+        return None
+    return {"seeds": [r["seed"] for r in float_runs], "diff_points": diffs,
+            "mean_diff_points": round(sum(diffs) / len(diffs), 2), "wins": sum(d >= 0.1 for d in diffs),
+            "ties": sum(abs(d) < 0.1 for d in diffs), "losses": sum(d <= -0.1 for d in diffs)}
+
+
 def check_same_recipe(name: str, runs: list[dict]) -> None:
     """The seeds of one recipe must train the same network on the same input for the same epochs (they differ only
     in ``seed``); otherwise a UserError names the first difference. (The Loihi recipe's seed 2 of an earlier session
@@ -198,6 +212,9 @@ def main(argv=None) -> int:
                                    "best_baseline": max(res["baselines"], key=res["baselines"].get),
                                    "float_above_best_baseline": f_mean > max(res["baselines"].values()),
                                    "loihi_within_2_points": f_mean - l_mean <= 0.02}
+        models = base["protocol"].get("models", {})
+        pairs = {k: paired(fl, m) for k, m in models.items() if isinstance(m, dict)}
+        res["protocol"]["goal"]["paired_by_seed"] = {k: v for k, v in pairs.items() if v is not None}
     if args.by_family:
         fam = {"float": [family_accuracy(r["run"], args.data_root) for r in fl],
                "loihi_torch": [family_accuracy(r["run"], args.data_root) for r in lo]}

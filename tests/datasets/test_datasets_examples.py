@@ -295,6 +295,7 @@ def test_train_shd_spoken_digits_recipe_defaults():
     assert inp.align == "onset" and inp.channels == rec["channels"] and inp.dt_ms == rec["dt_ms"]
     assert args.T == round(rec["window_ms"] / rec["dt_ms"]) and args.arch == rec["arch"]
     assert inp.log1p and not inp.binary and args.time_stretch == 0.25  # log counts, speed changes: chosen on validation
+    assert args.hidden == 768 and args.dropout == 0.3  # 768 wide: chosen on validation over 512 (and dropout 0.5)
     args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--T", "35", "--arch", "ff"])
     inp = mod.apply_recipe(args)
     assert args.T == 35 and inp.dt_ms == rec["window_ms"] / 35 and args.arch == "ff"

@@ -73,3 +73,16 @@ def test_runs_recorded_before_an_option_existed_compare_at_its_default():
     with pytest.raises(UserError, match="log1p"):
         mod.check_same_recipe("--loihi", [a, c])
 
+
+
+def test_paired_comparison_counts_wins_ties_and_losses_by_seed():
+    """The goal block compares the float recipe with each baseline seed by seed: a difference under 0.1 point (one
+    test sample in 1,000) is a tie, not a win, so a mean 0.03 points above a baseline reads as what it is."""
+    paired = _bench("spoken_digits_recipe").paired
+    runs = [{"seed": s, "test_accuracy": a} for s, a in ((0, 0.929), (1, 0.923), (2, 0.929))]
+    base = {"per_seed": [{"seed": s, "test_acc": a} for s, a in ((0, 0.929), (1, 0.920), (2, 0.931))]}
+    got = paired(runs, base)
+    assert got["diff_points"] == [0.0, 0.3, -0.2] and (got["wins"], got["ties"], got["losses"]) == (1, 1, 1)
+    assert got["mean_diff_points"] == pytest.approx(0.03, abs=1e-9)
+    assert paired(runs, {"per_seed": base["per_seed"][:2]}) is None  # seed 2 missing: no paired comparison
+    assert paired(runs, {}) is None
