@@ -205,6 +205,7 @@ def main(argv=None) -> int:
         },
     }
     seeds = res["protocol"]["seeds"]
+    models = base["protocol"].get("models", {})  # the baselines' per-model protocol (per-seed results, families)
     if seeds:  # the issue's goals, on the means over the seeds
         f_mean, l_mean = seeds["float"]["mean"], seeds["loihi_fixed"]["mean"]
         res["protocol"]["goal"] = {"float_mean": round(f_mean, 4), "loihi_fixed_mean": round(l_mean, 4),
@@ -212,13 +213,11 @@ def main(argv=None) -> int:
                                    "best_baseline": max(res["baselines"], key=res["baselines"].get),
                                    "float_above_best_baseline": f_mean > max(res["baselines"].values()),
                                    "loihi_within_2_points": f_mean - l_mean <= 0.02}
-        models = base["protocol"].get("models", {})
         pairs = {k: paired(fl, m) for k, m in models.items() if isinstance(m, dict)}
         res["protocol"]["goal"]["paired_by_seed"] = {k: v for k, v in pairs.items() if v is not None}
     if args.by_family:
         fam = {"float": [family_accuracy(r["run"], args.data_root) for r in fl],
                "loihi_torch": [family_accuracy(r["run"], args.data_root) for r in lo]}
-        models = base["protocol"].get("models", {})
         res["protocol"]["by_family"] = {
             "note": "test accuracy per voice family, mean over the seeds; the SNNs' rebuilt from the saved models "
                     "(torch predictions), the baselines' as their script recorded them",
