@@ -180,30 +180,31 @@ def _read_cifar(name: str, folder: Path, files: list[str], meta_file: str, meta_
     """(images uint8 [N, 32, 32, 3], labels, class names) from the batch files; a damaged file is a
     :class:`CorruptFileError` naming it."""
     label_key = "labels" if name == "cifar10" else "fine_labels"
-    arrays, labels = [], []
-    for fname in [*files, meta_file]:
+
+    def read(fname: str, parse):
         path = folder / fname
         try:
-            batch = read_cifar_batch(path)
-            if fname == meta_file:
-                classes = [str(c) for c in batch[meta_key]]
-                continue
-            data = batch["data"]
-            if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-                raise ValueError(f"'data' is {type(data).__name__} {getattr(data, 'dtype', '')} "
-                                 f"{getattr(data, 'shape', '')}; expected uint8 [N, 3072]")
-            ys = [int(v) for v in batch[label_key]]
-            if len(ys) != len(data):
-                raise ValueError(f"{len(data)} images but {len(ys)} labels")
+            return parse(read_cifar_batch(path))
         except Exception as e:
             raise CorruptFileError(
                 f"dataset '{name}': could not read {path} ({type(e).__name__}: {e}); it is truncated, corrupt or "
                 f"not a CIFAR batch: delete {folder} and download again ({CIFAR_URLS[name]})"
             ) from e
-        arrays.append(data)
-        labels += ys
-    images = np.concatenate(arrays).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, labels, classes
+
+    def batch(d: dict):
+        data = d["data"]
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            raise ValueError(f"'data' is {type(data).__name__} {getattr(data, 'dtype', '')} "
+                             f"{getattr(data, 'shape', '')}; expected uint8 [N, 3072]")
+        ys = [int(v) for v in d[label_key]]
+        if len(ys) != len(data):
+            raise ValueError(f"{len(data)} images but {len(ys)} labels")
+        return data, ys
+
+    batches = [read(f, batch) for f in files]
+    classes = read(meta_file, lambda d: [str(c) for c in d[meta_key]])
+    images = np.concatenate([data for data, _ in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, [y for _, ys in batches for y in ys], classes
 
 
 def load_cifar(name: str, root, split: str = "train", *, T: int | None = None, encoding: str = "direct",
