@@ -154,31 +154,20 @@ def _group_usage(p: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from neurosynth.errors import UserError
+    from neurosynth.errors import run_script
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
-    try:
-        load_plugins(getattr(args, "plugin", None))
-        apply_threads(getattr(args, "threads", None))
-        return int(args._run(args) or 0)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # a full disk or an unwritable path is the user's to fix: one error line, no traceback
-        from neurosynth.errors import path_error
+    return run_script(_dispatch, args)  # a user's mistake (bad input, unusable path, full disk): one error line
 
-        user = path_error(e)
-        if user is None:
-            raise
-        print(f"error: {user}", file=sys.stderr)
-        return 2
+
+def _dispatch(args) -> int:
+    load_plugins(getattr(args, "plugin", None))
+    apply_threads(getattr(args, "threads", None))
+    return int(args._run(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
