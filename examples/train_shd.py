@@ -26,7 +26,10 @@ recurrent weights; one-step recurrent delay) -> QLinear -> Delay(1) -> spiking L
 or with ``--loihi-readout voltage`` a non-leaky integrator output scored by its membrane after the last step (Loihi:
 neurons that never fire, their ``v`` read once; loss ``final_membrane_ce``). ``--loihi-bias`` adds a learnable
 per-neuron bias to each hidden layer (Loihi's neuron bias, netx ``bias``; plain LIF only). Every synapse carries
-Lava's one-step delay. ``--verify N`` then writes ``loihi.h5`` (netx, ``dense_rec``) into
+Lava's one-step delay. ``--loihi --arch ff`` makes the hidden layers feed-forward LIF (``loihi_mlp_spec``, netx
+``dense``), and ``--loihi --arch delays`` feed-forward LIF whose synapses also learn a delay of 0..``--max-delay``-1
+steps each (``QDelayedLinear``; netx ``delay``, Lava's ``DelayDense``; K <= 63); adLIF and ALIF have no Loihi
+counterpart and are refused. ``--verify N`` then writes ``loihi.h5`` (netx ``dense_rec``, or ``dense``) into
 the run directory and checks N test samples in Lava's simulator (float spike-exact vs torch, fixed point
 bit-exact vs the integer reference; accuracies side by side) and estimates the energy per inference at ``--T``:
 
@@ -138,14 +141,28 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
     return SNN(*mods, nn.Linear(n, n_out), out)
 
 
+#: the ``--arch`` values a ``--loihi`` model can take: recurrent LIF (netx ``dense_rec``), feed-forward LIF, and
+#: feed-forward LIF with learned per-synapse delays (netx ``delay``, Lava ``DelayDense``; recurrent layers cannot
+#: carry delays in netx). adLIF / ALIF have no Lava process (``../shared/research/delays_adlif.md``).
+LOIHI_ARCHS = ("recurrent", "ff", "delays")
+LOIHI_TITLE = {"recurrent": "recurrent LIF", "ff": "feed-forward LIF", "delays": "LIF with learned delays"}
+
+
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
                       threshold: float = 1.0, layers: int = 1, readout: str = "spikes", bias: bool = False,
-                      dropout: float = 0.0):
+                      dropout: float = 0.0, arch: str = "recurrent", max_delay: int = 25):
     from neurosynth.arch import build
-    from neurosynth.hardware.targets.loihi_qat import loihi_rsnn_spec
+    from neurosynth.hardware.targets.loihi_qat import loihi_mlp_spec, loihi_rsnn_spec
 
-    return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold, layers=layers,
-                                 readout=readout, bias=bias, dropout=dropout))
+    if arch == "recurrent":
+        return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold, layers=layers,
+                                     readout=readout, bias=bias, dropout=dropout))
+    if arch not in LOIHI_ARCHS:
+        raise UserError(f"--arch {arch} has no Loihi 2 counterpart (no Lava process or netx neuron has adLIF's or "
+                        f"ALIF's adaptation): with --loihi use --arch {', '.join(LOIHI_ARCHS)}")
+    return build(loihi_mlp_spec(n_in, [hidden] * int(layers), n_out, beta=beta, alpha=alpha, threshold=threshold,
+                                max_delay=int(max_delay) if arch == "delays" else None, readout=readout, bias=bias,
+                                dropout=dropout))
 
 
 def build_model_from(args, n_in: int = 700, generator=None):
@@ -156,7 +173,9 @@ def build_model_from(args, n_in: int = 700, generator=None):
                                                 layers=getattr(args, "layers", None) or 1,
                                                 readout=getattr(args, "loihi_readout", None) or "spikes",
                                                 bias=bool(getattr(args, "loihi_bias", False)),
-                                                dropout=getattr(args, "dropout", None) or 0.0),
+                                                dropout=getattr(args, "dropout", None) or 0.0,
+                                                arch=getattr(args, "arch", None) or "recurrent",
+                                                max_delay=getattr(args, "max_delay", None) or 25),
                               args.init_gain)
     return build_model(args.hidden, n_in=n_in, arch=getattr(args, "arch", None) or "recurrent",
                        reset=getattr(args, "reset", "subtract"),
@@ -204,8 +223,10 @@ def parse_args(argv=None):
     p.add_argument("--arch", choices=list(ARCHS), default=None,
                    help="hidden layers: recurrent LIF, feed-forward LIF, recurrent adaptive-threshold LIF (alif), "
                         "recurrent adLIF (adlif, Bittar & Garner) or feed-forward LIF with learnable synaptic delays "
-                        "(delays, Hammouamri et al.)")
-    p.add_argument("--max-delay", type=int, default=None, help="--arch delays: delays 0..K-1 steps")
+                        "(delays, Hammouamri et al.). With --loihi: recurrent (default), ff or delays (Lava's "
+                        "DelayDense); adLIF and ALIF have no Loihi counterpart")
+    p.add_argument("--max-delay", type=int, default=None,
+                   help="--arch delays: delays 0..K-1 steps (--loihi: K <= 63, Loihi 2's 6-bit delays as netx loads them)")
     p.add_argument("--dropout", type=float, default=None, help="dropout after each hidden layer")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, default=None,
                    help="BatchNorm on each hidden layer's synaptic current")
@@ -334,7 +355,7 @@ def main(argv=None) -> int:
             results["loihi"]["verify_seconds"] = time.perf_counter() - t1
 
     title = ("SHD" if args.dataset == "shd" else "spoken_digits") + \
-        (" recurrent LIF (Loihi-exact)" if args.loihi else f" {args.arch}")
+        (f" {LOIHI_TITLE[args.arch]} (Loihi-exact)" if args.loihi else f" {args.arch}")
     return ex.train_example(args, argv, program=PROGRAM, model=model, fit=fit, val=val, test=test, split=split,
                             loss=loss, generator=g, config=ex.config_of(args, loss=loss, input=inp.to_dict()),
                             title=title, after=verify)
@@ -384,6 +405,13 @@ def apply_recipe(args):
     if not 0.0 <= float(args.dropout) < 1.0:
         raise UserError(f"--dropout is the probability of dropping a hidden neuron's output while training: it must "
                         f"be in [0, 1); got {args.dropout}")
+    if args.loihi and args.arch not in LOIHI_ARCHS:
+        raise UserError(f"--arch {args.arch} has no Loihi 2 counterpart (no Lava process or netx neuron has adLIF's or "
+                        f"ALIF's adaptation): with --loihi use --arch {', '.join(LOIHI_ARCHS)}")
+    if args.arch == "delays" and not 1 <= int(args.max_delay) <= (63 if args.loihi else 10_000):
+        raise UserError(f"--max-delay K gives learned delays of 0..K-1 steps: K must be in 1.."
+                        f"{63 if args.loihi else 10_000}{' (Loihi 2 stores 6-bit delays; netx clips to 62)' if args.loihi else ''}; "
+                        f"got {args.max_delay}")
     if args.loihi and args.log_input:
         raise UserError("--log-input compresses spike counts for the float models; the --loihi model's input is "
                         "binary spikes: use --no-log-input")

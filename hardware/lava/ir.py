@@ -377,7 +377,7 @@ def extract(model: nn.Module, input_shape: tuple[int, ...] | list[int] | None = 
                     f"layer {name}: {pending['delay']} steps of delay after synapse {pending['name']}; Lava's Dense/Conv "
                     "delay by exactly one step: use Delay(1)")
         elif isinstance(m, qat.QBias):
-            if pending is None or pending["kind"] != "dense" or pending.get("delays") is not None:
+            if pending is None or pending["kind"] != "dense":
                 what = "no synapse" if pending is None else f"synapse {pending['name']} ({pending['kind']})"
                 raise LoihiExportError(
                     f"layer {name} (QBias) follows {what}; Loihi's neuron bias is exported after a dense synapse "

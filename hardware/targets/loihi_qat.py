@@ -362,7 +362,8 @@ def loihi_neuron_entry(*, beta: float = 0.9, alpha: float = 0.0, threshold: floa
 
 def loihi_mlp_spec(n_in: int, hidden: list[int], n_out: int, *, beta: float = 0.9, alpha: float = 0.0,
                    threshold: float = 1.0, delay: bool = True, surrogate: str | dict = "atan",
-                   max_delay: int | None = None) -> dict:
+                   max_delay: int | None = None, bias: bool = False, dropout: float = 0.0,
+                   readout: str = "spikes", beta_out: float | None = None) -> dict:
     """ArchSpec of a Loihi-exact MLP: ``[qlinear -> delay(1) -> LIF/CubaLIF(reset='zero')] * L``.
 
     ``max_delay=K`` makes every synapse a ``qdelayed_linear`` (:class:`QDelayedLinear`: learnable per-synapse
@@ -370,15 +371,33 @@ def loihi_mlp_spec(n_in: int, hidden: list[int], n_out: int, *, beta: float = 0.
 
     Every synapse is followed by a one-step :class:`neurosynth.layers.Delay` because Lava's ``Dense``
     delivers its output one step late; with it the trained model and the Lava network produce the same
-    spikes at the same time steps. Inputs are binary spike trains ``[T, B, n_in]``; the output layer
-    spikes (read out by spike count, e.g. loss ``rate_ce``).
+    spikes at the same time steps. Inputs are binary spike trains ``[T, B, n_in]``. ``readout='spikes'``: the
+    output layer spikes (read out by spike count, loss ``rate_ce`` or ``count_mse``); ``'voltage'``: a non-leaky
+    integrator scored by its last membrane (as in :func:`loihi_rsnn_spec`). ``bias=True`` puts a learnable
+    per-neuron :class:`QBias` (Loihi's neuron bias, netx ``bias``) after each hidden layer's one-step delay (needs
+    ``alpha = 0`` and ``delay=True``); ``dropout > 0`` drops each hidden layer's output spikes while training (the
+    export skips it).
     """
     sizes = [int(n_in), *[int(h) for h in hidden], int(n_out)]
     if any(s <= 0 for s in sizes):
         raise ValueError(f"layer sizes must be positive; got n_in={n_in}, hidden={hidden}, n_out={n_out}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+    if bias and (alpha != 0.0 or not delay):
+        raise ValueError("bias=True needs alpha=0 and delay=True: Loihi adds its neuron bias to the membrane from the "
+                         "first step, which equals a trained bias only for a plain LIF after the synapse's delay")
+    if readout not in ("spikes", "voltage"):
+        raise ValueError(f"readout must be 'spikes' or 'voltage'; got {readout!r}")
     neuron = loihi_neuron_entry(beta=beta, alpha=alpha, threshold=threshold, surrogate=surrogate)
+    if readout == "voltage":
+        out = voltage_readout_entry(1.0 if beta_out is None else beta_out)
+    elif beta_out is not None:
+        out = loihi_neuron_entry(beta=beta_out, alpha=alpha, threshold=threshold, surrogate=surrogate)
+    else:
+        out = neuron
     layers: list[dict[str, Any]] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        hidden_layer = i < len(sizes) - 2
         if max_delay is None:
             layers.append({"type": "qlinear", "in_features": a, "out_features": b, "bias": False})
         else:
@@ -386,7 +405,12 @@ def loihi_mlp_spec(n_in: int, hidden: list[int], n_out: int, *, beta: float = 0.
                            "max_delay": int(max_delay)})
         if delay:
             layers.append({"type": "delay", "steps": 1})
-        layers.append({**neuron, "params": dict(neuron["params"]), "shape": [b]})
+        if bias and hidden_layer:
+            layers.append({"type": "qbias", "features": b})
+        cell = neuron if hidden_layer else out
+        layers.append({**cell, "params": dict(cell["params"]), "shape": [b]})
+        if dropout > 0 and hidden_layer:
+            layers.append({"type": "dropout", "p": float(dropout)})
     return {"format": FORMAT, "kind": "sequential", "target": TARGET, "input_shape": [int(n_in)],
             "layers": layers, "meta": {"family": "loihi", "weight_grid": "even ints in [-256,254] / 64",
                                        "delay_per_synapse": 1 if delay else 0,
@@ -522,12 +546,12 @@ def loihi_pooled_conv_spec(input_shape: tuple[int, int, int] | list[int], channe
 
 
 def scale_synapses(model: nn.Module, gain: float) -> nn.Module:
-    """Multiply the (trainable) weights of every QLinear/QConv2d/QRecurrent synapse by ``gain`` (not the fixed
-    sum-pooling convolutions): a larger initialisation keeps spikes flowing through deep Loihi networks, whose
-    8-bit grid rounds PyTorch's default small initial weights mostly to 0. Returns ``model``."""
+    """Multiply the (trainable) weights of every QLinear/QConv2d/QRecurrent/QDelayedLinear synapse by ``gain`` (not
+    the fixed sum-pooling convolutions): a larger initialisation keeps spikes flowing through deep Loihi networks,
+    whose 8-bit grid rounds PyTorch's default small initial weights mostly to 0. Returns ``model``."""
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, (QLinear, QConv2d)) and not isinstance(m, SumPoolConv):
+            if isinstance(m, (QLinear, QConv2d, QDelayedLinear)) and not isinstance(m, SumPoolConv):
                 m.weight.mul_(float(gain))
     return model
 

@@ -387,6 +387,42 @@ def test_train_shd_loihi_reports_the_fixed_point_accuracy_on_every_test_sample(t
     assert json.loads((out / "manifest.json").read_text())["config"]["input"]["binary"] is True
 
 
+def test_train_shd_loihi_learned_delays_train_the_deployable_feed_forward_net(tmp_path, capsys):
+    """--loihi --arch delays: feed-forward LIF layers whose synapses learn per-synapse delays (netx ``delay``), each
+    with the recipe's neuron bias; the integer network agrees with torch. --arch ff: the same without delays.
+    adLIF (no Loihi process) and delays beyond Loihi's 6 bits are one error line each, before any data is read."""
+    from neurosynth.errors import run_script
+    from neurosynth.hardware.lava.ir import extract
+    from neurosynth.rundir import load_run
+
+    torch.set_num_threads(1)
+    write_fake_shd(tmp_path / "data", n_train=12, n_test=6, seed=1, max_events=200, informative=True)
+    mod = _module("train_shd")
+    argv = ["--data-root", str(tmp_path / "data"), "--loihi", "--loihi-bias", "--epochs", "1", "--align", "onset",
+            "--window-ms", "300", "--dt-ms", "20", "--channels", "140", "--hidden", "8", "--layers", "2",
+            "--batch-size", "4", "--val-fraction", "0.25", "--no-progress"]
+    out = tmp_path / "delays"
+    assert mod.main([*argv, "--arch", "delays", "--max-delay", "4", "--out", str(out)]) == 0
+    types = [entry["type"] for entry in json.loads((out / "arch.json").read_text())["layers"]]
+    assert types == ["qdelayed_linear", "delay", "qbias", "neuron"] * 2 + ["qdelayed_linear", "delay", "neuron"]
+    assert json.loads((out / "metrics.json").read_text())["loihi_fixed"]["prediction_agreement_with_torch"] >= 5 / 6
+    net = extract(load_run(out)[0].eval(), (140,))
+    assert [s.max_delay for s in net.stages] == [3, 3, 3] and [s.bias is not None for s in net.stages] == [1, 1, 0]
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert config["arch"] == "delays" and config["max_delay"] == 4 and config["loihi_bias"] is True
+    assert mod.main([*argv, "--arch", "ff", "--out", str(tmp_path / "ff")]) == 0
+    types = [entry["type"] for entry in json.loads((tmp_path / "ff" / "arch.json").read_text())["layers"]]
+    assert types == ["qlinear", "delay", "qbias", "neuron"] * 2 + ["qlinear", "delay", "neuron"]
+    for extra, msg in ((["--arch", "adlif"], "error: --arch adlif has no Loihi 2 counterpart"),
+                       (["--arch", "delays", "--max-delay", "64"], "error: --max-delay K gives learned delays of 0..K-1 "
+                                                                   "steps: K must be in 1..63")):
+        capsys.readouterr()
+        assert run_script(mod.main, [*argv, *extra, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(msg), err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_train_shd_loihi_dropout_trains_with_it_and_deploys_without_it(tmp_path, capsys):
     """--loihi --dropout p: a dropout entry after each recurrent layer (it was silently ignored before), active while
     training only: the eval model equals the same weights without the dropouts, the Lava export skips them (the same

@@ -216,6 +216,60 @@ def test_loihi_family_with_learned_delays():
         qat.QDelayedLinear(4, 2, max_delay=64)
 
 
+def _biased_delay_net(seed=0):
+    """``loihi_mlp_spec(max_delay=5, bias=True)``: 20-16-6, delayed synapses, a neuron bias on the hidden layer (a
+    mix of signs on Loihi's 1/64 grid, some strong enough to fire a neuron on its own), dropout (training only)."""
+    from neurosynth.arch import build
+    from neurosynth.hardware.targets import loihi_qat as qat
+
+    torch.manual_seed(seed)
+    spec = qat.loihi_mlp_spec(20, [16], 6, beta=0.875, max_delay=5, bias=True, dropout=0.25)
+    assert [e["type"] for e in spec["layers"]] == ["qdelayed_linear", "delay", "qbias", "neuron", "dropout",
+                                                   "qdelayed_linear", "delay", "neuron"]
+    net = qat.scale_synapses(build(spec), 6.0)  # the delayed synapses are scaled too (they were skipped before)
+    with torch.no_grad():
+        net[2].bias.copy_(torch.linspace(-0.3, 0.4, 16))
+    return net.eval()
+
+
+def test_loihi_delays_with_a_neuron_bias_export_it_per_neuron():
+    """The bias after a delayed synapse is Loihi's neuron bias (netx ``bias`` next to ``delay``): the integer
+    reference agrees with torch on nearly every spike, and the bias changes them (it is not dropped)."""
+    from neurosynth.hardware.targets import loihi_qat as qat
+
+    net = _biased_delay_net()
+    ln = extract(net)
+    assert ln.stages[0].max_delay == 4 and ln.stages[0].bias is not None and ln.stages[1].bias is None
+    np.testing.assert_array_equal(ln.stages[0].int_bias(), np.round(qat.quantize_bias(net[2].bias).detach().numpy()
+                                                                     * 64).astype(np.int64))
+    x = spikes(30, 4, 20)
+    ref = simulate(ln, x.numpy(), "fixed")
+    for r, t in zip(ref.spikes, torch_layer_spikes(net, x)):
+        assert t.sum() > 20 and (r == t).mean() > 0.98
+    unbiased = simulate(replace(ln, layers=tuple(replace(layer, bias=None) for layer in ln.layers)), x.numpy(), "fixed")
+    assert not np.array_equal(unbiased.spikes[0], ref.spikes[0])
+    with pytest.raises(ValueError, match="bias=True needs alpha=0"):
+        qat.loihi_mlp_spec(20, [16], 6, alpha=0.5, max_delay=5, bias=True)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        qat.loihi_mlp_spec(20, [16], 6, dropout=1.0)
+    out = qat.loihi_mlp_spec(20, [16], 6, max_delay=5, readout="voltage")["layers"][-1]
+    assert out["neuron"] == "li" and out["params"]["beta"] == 1.0  # a voltage readout, as the recurrent spec's
+
+
+@needs_lava
+@pytest.mark.lava
+def test_lava_runs_learned_delays_with_a_neuron_bias_exactly(tmp_path):
+    """Lava's DelayDense feeding LIF neurons with a bias (bias_mant << 6): float spike-exact against torch,
+    fixed point bit-exact against the integer reference."""
+    from neurosynth.hardware.lava.verify import export_verified
+
+    rep = export_verified(_biased_delay_net(), tmp_path / "net.h5", spikes(24, 3, 20), torch.arange(3) % 6)
+    assert rep["float_exact"] and rep["fixed_exact"], rep
+    assert all(v > 20 for v in rep["float_spikes"].values())
+    with h5py.File(tmp_path / "net.h5") as f:
+        assert f["layer/0/type"][()] == b"input" and {"delay", "bias"} <= set(f["layer/1"].keys())
+
+
 def test_op_counts_treat_a_delayed_synapse_like_a_linear():
     """Energy: each input spike crosses each non-zero synapse once, delayed or not."""
     from neurosynth.hardware.energy import count_ops
