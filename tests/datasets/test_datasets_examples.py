@@ -295,7 +295,7 @@ def test_train_shd_spoken_digits_recipe_defaults():
     assert inp.align == "onset" and inp.channels == rec["channels"] and inp.dt_ms == rec["dt_ms"]
     assert args.T == round(rec["window_ms"] / rec["dt_ms"]) and args.arch == rec["arch"]
     assert inp.log1p and not inp.binary and args.time_stretch == 0.25  # log counts, speed changes: chosen on validation
-    assert args.hidden == 768 and args.dropout == 0.3  # 768 wide: chosen on validation over 512 (and dropout 0.5)
+    assert args.hidden == 1024 and args.dropout == 0.3  # 1024 wide: chosen on validation over 768, 512, dropout 0.5
     args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--T", "35", "--arch", "ff"])
     inp = mod.apply_recipe(args)
     assert args.T == 35 and inp.dt_ms == rec["window_ms"] / 35 and args.arch == "ff"
@@ -311,11 +311,12 @@ def test_train_shd_loihi_recipe_names_its_own_network_not_the_float_recipes():
     loihi = mod.RECIPES["spoken_digits/loihi"]
     shaping = {"arch", "hidden", "layers", "channels", "dt_ms", "epochs", "lr", "batch_size", "dropout", "bn",
                "alpha", "init_gain", "loihi_loss", "levels", "loihi_readout", "loihi_bias", "grad_clip", "shift",
-               "chan_shift", "log_input", "time_stretch"}
+               "chan_shift", "log_input", "time_stretch", "max_delay"}
     assert shaping <= set(loihi), sorted(shaping - set(loihi))
     args = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits", "--loihi"])
     assert not mod.apply_recipe(args).log1p and args.log_input is False  # binary spikes, not the float's logs
-    assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (512, 2, 700, 0.0, False)
+    assert (args.hidden, args.layers, args.channels, args.dropout, args.bn) == (256, 2, 700, 0.0, False)
+    assert (args.arch, args.max_delay) == ("delays", 12)  # learned delays: chosen on validation over recurrent LIF
     assert (args.loihi_bias, args.grad_clip, args.chan_shift, args.loihi_readout) == (True, 1.0, 2, "spikes")
     floats = mod.parse_args(["--data-root", "x", "--dataset", "spoken_digits"])
     mod.apply_recipe(floats)

@@ -35,6 +35,20 @@ def test_gru_macs_and_ratio_from_the_recorded_results():
     assert doc["gru"]["snn_over_cmos45_fp32"] == pytest.approx(4.6e-6 / (macs * 4.6e-12))
 
 
+def test_float_snn_macs_count_input_recurrent_and_readout_weights():
+    mod = _bench()
+    assert mod.float_snn_macs(2, 4, 3, 2, 5, recurrent=True) == 2 * (4 * 3 + 3 * 3 + 2 * 3 * 3 + 3 * 5)
+    assert mod.float_snn_macs(2, 4, 3, 2, 5, recurrent=False) == 2 * (4 * 3 + 3 * 3 + 3 * 5)
+    recipe = {"test_accuracy": 0.9, "protocol": {"float": {
+        "run": "f", "model": {"arch": "adlif", "hidden": 8, "layers": 2},
+        "input": {"window_ms": 700.0, "dt_ms": 20.0, "channels": 140}}}}
+    f = mod.float_snn(recipe)
+    assert f["T"] == 35 and f["macs"] == 35 * (140 * 8 + 8 * 8 + 2 * 8 * 8 + 8 * 20)
+    assert f["energy_j_cmos45_fp32"] == pytest.approx(f["macs"] * 4.6e-12)
+    recipe["protocol"]["float"]["model"]["arch"] = "delays"  # K taps per synapse: not priced by this formula
+    assert mod.float_snn(recipe) is None
+
+
 def test_recorded_comparison_matches_the_recorded_inputs():
     mod = _bench()
     res = ROOT / "benchmarks" / "results"
@@ -42,6 +56,7 @@ def test_recorded_comparison_matches_the_recorded_inputs():
                       json.loads((res / "spoken_digits_baselines.json").read_text()))
     saved = json.loads((res / "spoken_digits_energy.json").read_text())
     assert saved["gru"]["macs"] == doc["gru"]["macs"] and saved["snn_loihi"]["energy_j"] == doc["snn_loihi"]["energy_j"]
+    assert saved["float_snn"]["macs"] == doc["float_snn"]["macs"]
 
 
 def _run(name, hidden=256, dt=10.0, epochs=80):
