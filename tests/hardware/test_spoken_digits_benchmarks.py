@@ -101,3 +101,12 @@ def test_paired_comparison_counts_wins_ties_and_losses_by_seed():
     assert got["mean_diff_points"] == pytest.approx(0.03, abs=1e-9)
     assert paired(runs, {"per_seed": base["per_seed"][:2]}) is None  # seed 2 missing: no paired comparison
     assert paired(runs, {}) is None
+
+
+def test_loihi_gap_is_float_minus_fixed_point_seed_by_seed():
+    gap = _bench("spoken_digits_recipe").loihi_gap
+    fl = [{"seed": s, "test_accuracy": a} for s, a in ((0, 0.923), (1, 0.922), (2, 0.928))]
+    lo = [{"seed": s, "loihi_fixed": {"accuracy": a}} for s, a in ((0, 0.904), (1, 0.899), (2, 0.887))]
+    assert gap(fl, lo) == {"seeds": [0, 1, 2], "float_minus_loihi_fixed_points": [1.9, 2.3, 4.1], "mean_points": 2.77,
+                           "seeds_within_2_points": 1}
+    assert gap(fl, lo[:2]) is None  # seed 2 has no Loihi run: no per-seed gap
