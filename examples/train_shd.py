@@ -147,8 +147,15 @@ def build_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.9
 #: the ``--arch`` values a ``--loihi`` model can take: recurrent LIF (netx ``dense_rec``), feed-forward LIF, and
 #: feed-forward LIF with learned per-synapse delays (netx ``delay``, Lava ``DelayDense``; recurrent layers cannot
 #: carry delays in netx). adLIF / ALIF have no Lava process (``../shared/research/delays_adlif.md``).
-LOIHI_ARCHS = ("recurrent", "ff", "delays")
 LOIHI_TITLE = {"recurrent": "recurrent LIF", "ff": "feed-forward LIF", "delays": "LIF with learned delays"}
+LOIHI_ARCHS = tuple(LOIHI_TITLE)
+
+
+def check_loihi_arch(arch: str) -> None:
+    """A UserError unless ``--arch`` has a Loihi 2 counterpart (:data:`LOIHI_ARCHS`)."""
+    if arch not in LOIHI_ARCHS:
+        raise UserError(f"--arch {arch} has no Loihi 2 counterpart (no Lava process or netx neuron has adLIF's or "
+                        f"ALIF's adaptation): with --loihi use --arch {', '.join(LOIHI_ARCHS)}")
 
 
 def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float = 0.95, alpha: float = 0.0,
@@ -160,9 +167,7 @@ def build_loihi_model(hidden: int, n_in: int = 700, n_out: int = 20, beta: float
     if arch == "recurrent":
         return build(loihi_rsnn_spec(n_in, hidden, n_out, beta=beta, alpha=alpha, threshold=threshold, layers=layers,
                                      readout=readout, bias=bias, dropout=dropout))
-    if arch not in LOIHI_ARCHS:
-        raise UserError(f"--arch {arch} has no Loihi 2 counterpart (no Lava process or netx neuron has adLIF's or "
-                        f"ALIF's adaptation): with --loihi use --arch {', '.join(LOIHI_ARCHS)}")
+    check_loihi_arch(arch)
     return build(loihi_mlp_spec(n_in, [hidden] * int(layers), n_out, beta=beta, alpha=alpha, threshold=threshold,
                                 max_delay=int(max_delay) if arch == "delays" else None, readout=readout, bias=bias,
                                 dropout=dropout))
@@ -226,8 +231,9 @@ def parse_args(argv=None):
     p.add_argument("--arch", choices=list(ARCHS), default=None,
                    help="hidden layers: recurrent LIF, feed-forward LIF, recurrent adaptive-threshold LIF (alif), "
                         "recurrent adLIF (adlif, Bittar & Garner) or feed-forward LIF with learnable synaptic delays "
-                        "(delays, Hammouamri et al.). With --loihi: recurrent (default), ff or delays (Lava's "
-                        "DelayDense); adLIF and ALIF have no Loihi counterpart")
+                        "(delays, Hammouamri et al.). With --loihi: recurrent, ff or delays (Lava's DelayDense; the "
+                        "spoken_digits Loihi recipe's default, recurrent for shd); adLIF and ALIF have no Loihi "
+                        "counterpart")
     p.add_argument("--max-delay", type=int, default=None,
                    help="--arch delays: delays 0..K-1 steps (--loihi: K <= 63, Loihi 2's 6-bit delays as netx loads them)")
     p.add_argument("--dropout", type=float, default=None, help="dropout after each hidden layer")
@@ -408,13 +414,15 @@ def apply_recipe(args):
     if not 0.0 <= float(args.dropout) < 1.0:
         raise UserError(f"--dropout is the probability of dropping a hidden neuron's output while training: it must "
                         f"be in [0, 1); got {args.dropout}")
-    if args.loihi and args.arch not in LOIHI_ARCHS:
-        raise UserError(f"--arch {args.arch} has no Loihi 2 counterpart (no Lava process or netx neuron has adLIF's or "
-                        f"ALIF's adaptation): with --loihi use --arch {', '.join(LOIHI_ARCHS)}")
-    if args.arch == "delays" and not 1 <= int(args.max_delay) <= (63 if args.loihi else 10_000):
-        raise UserError(f"--max-delay K gives learned delays of 0..K-1 steps: K must be in 1.."
-                        f"{63 if args.loihi else 10_000}{' (Loihi 2 stores 6-bit delays; netx clips to 62)' if args.loihi else ''}; "
-                        f"got {args.max_delay}")
+    if args.loihi:
+        check_loihi_arch(args.arch)
+    if args.arch == "delays":
+        from neurosynth.hardware.targets.loihi_qat import MAX_DELAY_TAPS
+
+        most, why = (MAX_DELAY_TAPS, " (Loihi 2 stores 6-bit delays; netx clips to 62)") if args.loihi else (10_000, "")
+        if not 1 <= int(args.max_delay) <= most:
+            raise UserError(f"--max-delay K gives learned delays of 0..K-1 steps: K must be in 1..{most}{why}; "
+                            f"got {args.max_delay}")
     if args.loihi and args.log_input:
         raise UserError("--log-input compresses spike counts for the float models; the --loihi model's input is "
                         "binary spikes: use --no-log-input")

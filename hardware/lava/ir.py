@@ -40,7 +40,7 @@ class LoihiExportError(ValueError):
 
 #: the largest synaptic delay we export: Loihi 2 stores 6 bits (0..63) and Lava's bit-accurate DelayDense refuses
 #: more than 63, but lava-dl netx and slayer clip to 62 (``research/delays_adlif.md`` 1.3), so 62 is what loads
-MAX_DELAY = 62
+MAX_DELAY = qat.MAX_DELAY_TAPS - 1
 
 
 @dataclass(frozen=True)

@@ -142,13 +142,18 @@ def _delayed_base():
     return DelayedLinear
 
 
+#: the most delay taps ``K`` (delays 0..K-1) a Loihi synapse takes: Loihi 2 stores 6-bit delays and lava-dl netx
+#: clips them to 62
+MAX_DELAY_TAPS = 63
+
+
 class QDelayedLinear(_delayed_base()):
     """:class:`neurosynth.delays.DelayedLinear` (learnable per-synapse delays) whose forward uses Loihi-quantised
     weights (STE), without bias: trained so, its eval-mode model (rounded delays) is what the netx ``delay``
     dataset and Lava's ``DelayDense`` run. ``max_delay <= 63`` (delays 0..62, what netx loads)."""
 
     def __init__(self, in_features: int, out_features: int, max_delay: int = 25, bias: bool = False, **kw):
-        if int(max_delay) > 63:
+        if int(max_delay) > MAX_DELAY_TAPS:
             raise ValueError(f"qdelayed_linear: max_delay {max_delay} gives delays up to {int(max_delay) - 1}; Loihi 2 "
                              "runs delays 0..62 (lava-dl netx clips to 62): use max_delay <= 63")
         super().__init__(in_features, out_features, max_delay=max_delay, bias=bias, **kw)
