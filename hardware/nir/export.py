@@ -122,6 +122,7 @@ def _export_avgpool(m: nn.AvgPool2d, ctx: ExportContext):
 
 def _register_core_layers() -> None:
     from neurosynth.delays import DelayedLinear
+    from neurosynth.hardware.targets.loihi_qat import QBias
     from neurosynth.layers import Delay, Recurrent, SumPool2d
     from neurosynth.neurons import ALIF, IF, LI, LIF, AdLIF, CubaLIF, SEAdLIF
 
@@ -185,6 +186,10 @@ def _register_core_layers() -> None:
     def _export_delayed_linear(m, ctx: ExportContext):
         return _delay_expansion(m, ctx)
 
+    @NIR_EXPORTERS.register(QBias)
+    def _export_neuron_bias(m, ctx: ExportContext):
+        return _neuron_bias(m, ctx)
+
     @NIR_EXPORTERS.register(ALIF)
     def _export_alif(m, ctx: ExportContext):
         raise ValueError(f"layer {ctx.name}: ALIF (adaptive threshold) has no NIR primitive; use LIF or CubaLIF")
@@ -194,6 +199,22 @@ def _register_core_layers() -> None:
         raise ValueError(f"layer {ctx.name}: {type(m).__name__} (adaptive LIF, its adaptation current w coupled to the "
                          "membrane) has no NIR primitive: NIR's neurons (LIF, CubaLIF, LI, IF) have no adaptation; "
                          "train with --neuron cubalif (or lif) for NIR")
+
+
+def _neuron_bias(m: nn.Module, ctx: ExportContext):
+    """A per-neuron bias layer (the Loihi neuron bias ``QBias``: ``x + b`` on its grid) as an ``Affine`` with the
+    identity matrix and the bias it computes with. NIR has no bias-only node; every reader runs an ``Affine``, and
+    ``I x + b`` is ``x + b`` exactly in float arithmetic. The bias is not a neuron's ``v_leak``: a LIF's ``v_leak``
+    is scaled by ``dt/tau`` and readers discretise it differently, while this form is the model's own arithmetic
+    (``metadata["neurosynth_layer"] = "neuron_bias"``)."""
+    nir = _nir()
+    n = int(m.features)
+    if tuple(ctx.input_shape) != (n,):
+        raise ValueError(f"layer {ctx.name} ({type(m).__name__}, {n} neurons) receives input of shape "
+                         f"{ctx.input_shape}")
+    with torch.no_grad():
+        b = m.effective_bias()
+    return nir.Affine(weight=np.eye(n, dtype=np.float32), bias=_np32(b), metadata={"neurosynth_layer": "neuron_bias"})
 
 
 def _recurrent_subgraph(m: nn.Module, ctx: ExportContext):

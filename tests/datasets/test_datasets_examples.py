@@ -411,6 +411,10 @@ def test_train_shd_loihi_learned_delays_train_the_deployable_feed_forward_net(tm
     assert [s.max_delay for s in net.stages] == [3, 3, 3] and [s.bias is not None for s in net.stages] == [1, 1, 0]
     config = json.loads((out / "manifest.json").read_text())["config"]
     assert config["arch"] == "delays" and config["max_delay"] == 4 and config["loihi_bias"] is True
+    # the same run goes to NIR (delays expanded, each bias an identity Affine), verified identical by the CLI
+    from neurosynth.apps.cli import main as cli
+    assert cli(["export", "nir", "--model", str(out), "--out", str(tmp_path / "net.nir"), "--verify", "3"]) == 0
+    assert json.loads((tmp_path / "net.nir.manifest.json").read_text())["results"]["verify"]["identical"] is True
     assert mod.main([*argv, "--arch", "ff", "--out", str(tmp_path / "ff")]) == 0
     types = [entry["type"] for entry in json.loads((tmp_path / "ff" / "arch.json").read_text())["layers"]]
     assert types == ["qlinear", "delay", "qbias", "neuron"] * 2 + ["qlinear", "delay", "neuron"]

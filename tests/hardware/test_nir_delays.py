@@ -89,3 +89,37 @@ def test_loihi_family_with_delays_round_trips():
     back = from_nir(to_nir(net)).eval()
     x = _x()
     torch.testing.assert_close(back(x), net(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["delays", "recurrent"])
+def test_loihi_neuron_bias_is_an_identity_affine_and_round_trips(tmp_path, kind):
+    """The Loihi neuron bias (``QBias``, in the spoken-digits Loihi recipe's net) exports as an ``Affine`` with the
+    identity matrix and the grid bias it computes with; in every form the file reads back into a network with the
+    same outputs, and the bias matters (zeroing it in the file changes them)."""
+    from neurosynth.arch import build
+    from neurosynth.hardware.targets import loihi_qat as qat
+
+    torch.manual_seed(0)
+    spec = (qat.loihi_mlp_spec(12, [8], 4, max_delay=4, bias=True, readout="voltage") if kind == "delays" else
+            qat.loihi_rsnn_spec(12, 8, 4, bias=True, readout="voltage", layers=2))
+    net = build(spec).eval()
+    biases = [m for m in net if isinstance(m, qat.QBias)]
+    with torch.no_grad():
+        for m in biases:
+            m.bias.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(2))
+    x = _x()
+    for form in ("portable", "snntorch", "norse"):
+        graph = read_nir(write_nir(to_nir(net, form=form), tmp_path / f"{kind}_{form}.nir"))
+        affines = [v for v in graph.nodes.values() if v.metadata.get("neurosynth_layer") == "neuron_bias"]
+        assert len(affines) == len(biases)
+        if form == "snntorch":  # unfolded: the identity and the effective (grid) bias themselves
+            for node, m in zip(affines, biases):
+                np.testing.assert_array_equal(node.weight, np.eye(8, dtype=np.float32))
+                np.testing.assert_array_equal(node.bias, m.effective_bias().detach().numpy())
+                assert np.all(node.bias * 64 == np.round(node.bias * 64))
+        torch.testing.assert_close(from_nir(graph).eval()(x), net(x), rtol=0, atol=0)
+    graph = to_nir(net, form="snntorch")
+    for node in graph.nodes.values():
+        if node.metadata.get("neurosynth_layer") == "neuron_bias":
+            node.bias[:] = 0.0
+    assert not torch.equal(from_nir(graph).eval()(x), net(x))
