@@ -65,6 +65,36 @@ def _run(path) -> dict:
     return out
 
 
+#: the protocol keys this script writes; the others came from ``--extra`` files
+OWN_KEYS = ("dataset", "selection", "float", "loihi", "seeds", "float_runs", "loihi_runs", "candidates_not_chosen",
+            "baselines_command", "command", "goal", "by_family")
+
+
+def run_exists(path) -> bool:
+    return Path(path).is_dir()
+
+
+def recorded_runs(path) -> tuple[dict, dict, dict]:
+    """What an earlier results file recorded: ``({run dir: its entry}, {run dir: its per-family accuracies},
+    {protocol key: value} of the keys that came from ``--extra``)``. Run directories are not kept (they hold
+    models and checkpoints); this lets a later session rebuild the file from the runs it still has plus the
+    entries of those it has not."""
+    from neurosynth.errors import UserError
+
+    try:
+        prot = json.loads(Path(path).read_text(encoding="utf-8"))["protocol"]
+        fl = [prot["float"], *prot.get("float_runs", [])]
+        lo = [prot["loihi"], *prot.get("loihi_runs", [])]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--recorded {path}: not a results file of this script ({e})") from e
+    runs = {r["run"]: r for r in fl + lo + list(prot.get("candidates_not_chosen", []))}
+    per_seed = (prot.get("by_family") or {}).get("per_seed") or {}
+    families = {}
+    for rs, key in ((fl, "float"), (lo, "loihi_torch")):
+        families.update({r["run"]: fam for r, fam in zip(rs, per_seed.get(key, []))})
+    return runs, families, {k: v for k, v in prot.items() if k not in OWN_KEYS}
+
+
 def family_accuracy(run_dir, data_root=None) -> dict:
     """``{family: {"acc", "n"}}`` of a saved run on its test split (torch predictions, read out by the run's loss;
     for a ``--loihi`` run they agree with the fixed-point network on 99.7-100% of the samples), and ``"all"``: the
@@ -172,14 +202,32 @@ def main(argv=None) -> int:
                    help="--by-family: the folder holding SpokenDigits/ (default: each run's own)")
     p.add_argument("--extra", default=None, metavar="FILE.json",
                    help="a JSON object merged into 'protocol' (how this session chose, corrections, the machine)")
+    p.add_argument("--recorded", default=None, metavar="RESULTS.json",
+                   help="an earlier results file of this script: a named run directory that no longer exists is "
+                        "taken from its entry there (marked 'recorded_in'), with its per-family accuracies; that "
+                        "file's --extra keys are kept (a new --extra adds to them)")
     args = p.parse_args(argv)
     from neurosynth.errors import UserError
     from neurosynth.io import atomic_write
 
     base = json.loads(Path(args.baselines).read_text(encoding="utf-8"))
-    fl = [_run(r) for r in args.float]
-    lo = [_run(r) for r in args.loihi]
-    cand = [_run(r) for r in args.candidates]
+    rec_runs, rec_families, rec_extra = recorded_runs(args.recorded) if args.recorded else ({}, {}, {})
+
+    def load(r: str) -> dict:
+        if r in rec_runs and not run_exists(r):
+            return {**rec_runs[r], "recorded_in": args.recorded}
+        return _run(r)
+
+    def families(r: dict) -> dict:
+        if "recorded_in" in r:
+            if r["run"] not in rec_families:
+                raise UserError(f"--by-family: {args.recorded} records no per-family accuracies of {r['run']}")
+            return rec_families[r["run"]]
+        return family_accuracy(r["run"], args.data_root)
+
+    fl = [load(r) for r in args.float]
+    lo = [load(r) for r in args.loihi]
+    cand = [load(r) for r in args.candidates]
     cpu = json.loads(args.cpu_seconds)
     for r in fl + lo + cand:
         if r["run"] in cpu:
@@ -229,8 +277,7 @@ def main(argv=None) -> int:
         if (gap := loihi_gap(fl, lo)) is not None:
             res["protocol"]["goal"]["loihi_gap_by_seed"] = gap
     if args.by_family:
-        fam = {"float": [family_accuracy(r["run"], args.data_root) for r in fl],
-               "loihi_torch": [family_accuracy(r["run"], args.data_root) for r in lo]}
+        fam = {"float": [families(r) for r in fl], "loihi_torch": [families(r) for r in lo]}
         res["protocol"]["by_family"] = {
             "note": "test accuracy per voice family, mean over the seeds; the SNNs' rebuilt from the saved models "
                     "(torch predictions), the baselines' as their script recorded them",
@@ -238,6 +285,7 @@ def main(argv=None) -> int:
             **{k: mean_by_family([s["test_by_family"] for s in m.get("per_seed", [m]) if "test_by_family" in s])
                for k, m in models.items() if any("test_by_family" in s for s in m.get("per_seed", [m]))},
             "per_seed": fam}
+    res["protocol"].update(rec_extra)
     if args.extra:
         extra = json.loads(Path(args.extra).read_text(encoding="utf-8"))
         if not isinstance(extra, dict):

@@ -110,3 +110,44 @@ def test_loihi_gap_is_float_minus_fixed_point_seed_by_seed():
     assert gap(fl, lo) == {"seeds": [0, 1, 2], "float_minus_loihi_fixed_points": [1.9, 2.3, 4.1], "mean_points": 2.77,
                            "seeds_within_2_points": 1}
     assert gap(fl, lo[:2]) is None  # seed 2 has no Loihi run: no per-seed gap
+
+
+def _drop_option(argv: list[str], name: str) -> list[str]:
+    if name not in argv:
+        return argv
+    i = argv.index(name)
+    return argv[:i] + argv[i + 2:]
+
+
+def test_results_file_rebuilds_from_its_own_records(tmp_path, monkeypatch):
+    """Run directories are not kept, so the recorded command is rerun with ``--recorded`` (the committed file):
+    every run it names comes from its entry there, per-family accuracies and the --extra keys included, and the
+    rebuilt file equals the committed one but for the command and the 'recorded_in' marks."""
+    import shlex
+
+    mod = _bench("spoken_digits_recipe")
+    path = ROOT / "benchmarks" / "results" / "spoken_digits_recipe.json"
+    saved = json.loads(path.read_text())
+    argv = shlex.split(saved["protocol"]["command"])[2:]
+    monkeypatch.setattr(mod, "run_exists", lambda path: False)  # as on a machine without the runs
+    argv = _drop_option(_drop_option(_drop_option(argv, "--extra"), "--recorded"), "--out")
+    out = tmp_path / "rebuilt.json"
+    assert mod.main([*argv, "--recorded", str(path), "--out", str(out)]) == 0
+    rebuilt = json.loads(out.read_text())
+
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k != "recorded_in"}
+        return [strip(v) for v in o] if isinstance(o, list) else o
+
+    assert rebuilt["protocol"]["float"]["recorded_in"] == str(path)
+    assert rebuilt["protocol"].pop("command") != saved["protocol"].pop("command")
+    assert strip(rebuilt) == strip(saved)
+
+
+def test_recorded_refuses_a_file_that_is_not_a_results_file(tmp_path):
+    mod = _bench("spoken_digits_recipe")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"protocol": {}}')
+    with pytest.raises(UserError, match="--recorded .*not a results file"):
+        mod.recorded_runs(bad)
