@@ -73,8 +73,8 @@ def attack_params(name: str, eps: float | None = None, override: dict | None = N
             if ok and kind is int:
                 ok = float(value).is_integer()
         if not ok:
-            raise ValueError(f"{name}.{key} must be {'true/false' if kind is bool else kind.__name__ + ' (finite)'}; "
-                             f"got {value!r}")
+            wanted = {bool: "true or false", str: "a string", int: "a whole number"}.get(kind, "a finite number")
+            raise ValueError(f"{name}.{key} takes {wanted} (default {base[key]!r}); got {value!r}")
         params[key] = int(value) if kind is int else value
     for key, value in params.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not value > 0:

@@ -358,8 +358,9 @@ def test_huge_verification_steps_are_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("param, message", [
-    ("fgsm.eps=abc", "takes a number"),
-    ("fgsm.eps=nan", "takes a number"),
+    ("fgsm.eps=abc", "fgsm.eps takes a finite number (default"),
+    ("fgsm.eps=nan", "fgsm.eps takes a finite number (default"),
+    ("pgd.steps=2.5", "pgd.steps takes a whole number (default"),
     ("fgsm.eps=NaN", "finite number"),
     ("pgd.steps=Infinity", "finite number"),
 ])
