@@ -10,7 +10,14 @@ forward and the backward of ``y.square().mean()``:
 - ``delayed_conv1d``: the layer as shipped (one causal ``conv1d`` over time, ``neurosynth.delays.delayed_linear``);
 - ``delayed_matmul_shift``: one GEMM ``x @ kernel -> [T, B, K, N_out]`` then the sum of the K time-shifted slices;
 - ``delayed_unfold``: im2col by hand (``[T*B, N_in*K]`` windows) then one GEMM;
-- ``delayed_eval``: the layer in eval mode (rounded one-tap delays), forward only (no grad).
+- ``delayed_eval``: the layer in eval mode (rounded one-tap delays), forward only (no grad);
+- ``delayed_conv1d_subnormal``: as ``delayed_conv1d`` but with the kernel's subnormal entries kept (the layer before
+  ``delay_kernel`` set them to zero). While sigma anneals, a few percent of ``w g`` fall below float32's smallest
+  normal number (``subnormal_fraction``), and the CPU's convolution runs them in microcode. The spoken-digits
+  delays recipe's sizes at the mid-anneal sigma::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_delays.py --T 70 --batch 64 --n-in 700 --K 12 --sigma 0.61 \
+        --repeat 5 --json benchmarks/results/bench_delays_subnormal_cpu.json
 
 Each variant: 3 warm-up iterations, then ``--repeat`` timed ones; the median wall time and the median CPU time of
 the process are reported (the machine is shared, so CPU time is the steadier figure). Run::
@@ -105,6 +112,15 @@ def main(argv=None) -> int:
             apply(x, k).square().mean().backward()
         return run
 
+    def subnormal_kernel():  # the kernel before subnormal entries were zeroed
+        from neurosynth.delays import gaussian_taps
+
+        return layer.weight.unsqueeze(-1) * gaussian_taps(layer.delay, layer.sigma, layer.max_delay)
+
+    def conv_subnormal():
+        layer.zero_grad(set_to_none=True)
+        delayed_linear(x, subnormal_kernel()).square().mean().backward()
+
     def linear():
         lin.zero_grad(set_to_none=True)
         lin(x.reshape(-1, args.n_in)).reshape(args.T, args.batch, -1).square().mean().backward()
@@ -122,7 +138,11 @@ def main(argv=None) -> int:
 
     variants = {"linear": linear, "delayed_conv1d": fwd_bwd(delayed_linear),
                 "delayed_matmul_shift": fwd_bwd(_matmul_shift), "delayed_unfold": fwd_bwd(_unfold),
-                "delayed_eval": evaluate}
+                "delayed_eval": evaluate, "delayed_conv1d_subnormal": conv_subnormal}
+    with torch.no_grad():
+        raw = subnormal_kernel()
+        subnormal = float(((raw != 0) & (raw.abs() < torch.finfo(raw.dtype).tiny)).float().mean())
+    torch.testing.assert_close(delayed_linear(x, raw), ref, rtol=0, atol=1e-30)  # the same layer, numerically
     results = {}
     for name, fn in variants.items():
         results[name] = _time(fn, args.repeat)
@@ -133,7 +153,9 @@ def main(argv=None) -> int:
     out = {"benchmark": "bench_delays", "sizes": {k: getattr(args, k) for k in ("T", "batch", "n_in", "n_out", "K")},
            "sigma": args.sigma, "seed": args.seed, "input": "Bernoulli(0.1) spikes",
            "timed": "forward + backward of y.square().mean(), kernel built inside (delayed_eval: forward only)",
-           "results": results, "cpu_ratio_vs_linear": ratios, "machine": _machine(),
+           "results": results, "cpu_ratio_vs_linear": ratios, "subnormal_fraction": subnormal,
+           "subnormal_slowdown": results["delayed_conv1d_subnormal"]["cpu_median_ms"]
+           / results["delayed_conv1d"]["cpu_median_ms"], "machine": _machine(),
            "command": "OMP_NUM_THREADS=1 python benchmarks/bench_delays.py " + " ".join(argv or [])}
     if args.json:
         from neurosynth.io import atomic_write

@@ -72,8 +72,15 @@ def gaussian_taps(delays: torch.Tensor, sigma: float | torch.Tensor, max_delay: 
 
 def delay_kernel(weight: torch.Tensor, delays: torch.Tensor, sigma: float | torch.Tensor,
                  max_delay: int) -> torch.Tensor:
-    """The ``[N_out, N_in, K]`` kernel ``w_ij g_ijk``; tap ``k`` is delay ``k`` (sum over ``k`` = ``w``)."""
-    return weight.unsqueeze(-1) * gaussian_taps(delays, sigma, max_delay)
+    """The ``[N_out, N_in, K]`` kernel ``w_ij g_ijk``; tap ``k`` is delay ``k`` (sum over ``k`` = ``w``).
+
+    Subnormal entries (``|w g| <`` the dtype's smallest normal number, about 1e-38 in float32: a tap far from its
+    Gaussian's centre times a weight) are set to zero. They add nothing a float sum keeps, but a CPU computes with
+    them in microcode: with 3% of the kernel subnormal, which happens while sigma anneals, a training step of the
+    spoken-digits delays net took 5-6 s instead of 0.8 s (``benchmarks/bench_delays.py``,
+    ``delayed_conv1d_subnormal``)."""
+    kernel = weight.unsqueeze(-1) * gaussian_taps(delays, sigma, max_delay)
+    return kernel.masked_fill(kernel.abs() < torch.finfo(kernel.dtype).tiny, 0.0)
 
 
 def delayed_linear(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None = None,

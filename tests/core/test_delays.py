@@ -39,6 +39,25 @@ def test_kernel_sums_to_the_weight(sigma):
     torch.testing.assert_close(taps.argmax(-1), torch.round(m.delay).long().clamp(0, 24))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_has_no_subnormal_entries_and_keeps_the_rest(dtype):
+    """Far from its centre a Gaussian tap times a weight falls below the dtype's smallest normal number; such
+    entries are zero in the kernel (the CPU's convolution computes with subnormals in microcode, several times
+    slower), every other entry is the product itself, and the gradient still reaches weights and positions."""
+    tiny = torch.finfo(dtype).tiny
+    w = torch.tensor([[1.0, 0.02, -3e-3]], dtype=dtype, requires_grad=True)
+    d = torch.tensor([[0.3, 4.0, 2.6]], dtype=dtype, requires_grad=True)
+    sigma = 0.61 if dtype == torch.float32 else 0.2
+    raw = w.detach().unsqueeze(-1) * gaussian_taps(d.detach(), sigma, 12)
+    sub = (raw != 0) & (raw.abs() < tiny)
+    assert bool(sub.any())  # the case exists at these values
+    k = delay_kernel(w, d, sigma, 12)
+    assert not bool(((k != 0) & (k.abs() < tiny)).any())
+    assert torch.equal(k.detach()[~sub], raw[~sub]) and bool((k.detach()[sub] == 0).all())
+    (k * torch.arange(12, dtype=dtype)).sum().backward()
+    assert bool((w.grad != 0).all()) and bool((d.grad != 0).all())
+
+
 def test_golden_values_of_the_hard_delays():
     """y[t] = x0[t] - 2 x1[t - 2] (+0.5 bias), written out by hand."""
     m = DelayedLinear(2, 1, max_delay=3, bias=True, generator=torch.Generator().manual_seed(0))
