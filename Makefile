@@ -53,7 +53,7 @@ test: $(STAMP) sysdeps
 	$(BIN)/python tools/lint_imports.py
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# the whole suite takes ~7.5 min on 2 idle cores, slow-marked tests included; `make test-fast` skips those
+# the whole suite takes 8-12 min on 2 idle cores (AMD EPYC, Intel Xeon), slow-marked tests included; `make test-fast` skips those
 test-fast: PYTEST_ARGS := -m "not slow"
 test-fast: test
 
