@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from neurosynth.delays import DelayedLinear, delay_kernel, delayed_linear
+from neurosynth.delays import DelayedLinear, delay_kernel, delayed_linear, gaussian_taps
 
 
 def _matmul_shift(x, kernel):
@@ -113,8 +113,6 @@ def main(argv=None) -> int:
         return run
 
     def subnormal_kernel():  # the kernel before subnormal entries were zeroed
-        from neurosynth.delays import gaussian_taps
-
         return layer.weight.unsqueeze(-1) * gaussian_taps(layer.delay, layer.sigma, layer.max_delay)
 
     def conv_subnormal():

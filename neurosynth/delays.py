@@ -76,8 +76,8 @@ def delay_kernel(weight: torch.Tensor, delays: torch.Tensor, sigma: float | torc
 
     Subnormal entries (``|w g| <`` the dtype's smallest normal number, about 1e-38 in float32: a tap far from its
     Gaussian's centre times a weight) are set to zero. They add nothing a float sum keeps, but a CPU computes with
-    them in microcode: with 3% of the kernel subnormal, which happens while sigma anneals, a training step of the
-    spoken-digits delays net took 5-6 s instead of 0.8 s (``benchmarks/bench_delays.py``,
+    them in microcode: with 3.7% of the kernel subnormal, which happens while sigma anneals, the spoken-digits delays
+    recipe's first layer ran 3.45x slower on an Intel Xeon (``benchmarks/bench_delays.py``,
     ``delayed_conv1d_subnormal``)."""
     kernel = weight.unsqueeze(-1) * gaussian_taps(delays, sigma, max_delay)
     return kernel.masked_fill(kernel.abs() < torch.finfo(kernel.dtype).tiny, 0.0)
